@@ -1,0 +1,13 @@
+//! Database migrations, run at start and by `biblio migrate`.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_catalogue;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_create_catalogue::Migration)]
+    }
+}

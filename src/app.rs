@@ -1,0 +1,93 @@
+//! Building and running the service: connect and migrate the database, load
+//! the token key, build the schema and router, bind the listener.
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::db::Db;
+use crate::graphql::{build_schema, Services};
+use crate::http::{router, AppState};
+use crate::seed;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    db: Db,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> Result<Self, BoxError> {
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        if config.demo_data_when_empty && seed::is_empty(&db).await? {
+            let report = seed::run(&db, &seed::Plan::demo(), false).await?;
+            tracing::info!("the database was empty: seeded a demo data set");
+            report.log();
+        }
+        let tokens = Tokens::load(&db, config.token_ttl).await?;
+        let services = Arc::new(Services {
+            db: db.clone(),
+            tokens,
+            loan_period: config.loan_period,
+            loader_delay: config.loader_delay,
+        });
+        let schema = build_schema(services.clone(), config.limits);
+        let router = router(AppState {
+            schema,
+            services,
+            body_limit: config.body_limit,
+        });
+        let listener = TcpListener::bind(config.bind).await?;
+        Ok(Self { listener, router, db })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The database handle, for tests that count statements.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(address = %self.local_addr(), "listening; GraphiQL at /graphql");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

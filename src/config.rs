@@ -1,0 +1,20 @@
+//! The service's settings, resolved from flags and environment by `cli`.
+use crate::graphql::Limits;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    /// Not used yet: the shared cache tier arrives with the cache work.
+    pub redis_url: String,
+    pub limits: Limits,
+    pub body_limit: usize,
+    pub loan_period: chrono::Duration,
+    pub token_ttl: Duration,
+    pub loader_delay: Duration,
+    /// Seed a small demo data set when the database is empty, so a newcomer
+    /// sees data at once.
+    pub demo_data_when_empty: bool,
+}

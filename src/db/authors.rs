@@ -1,0 +1,65 @@
+//! Authors: pages and writes. Lookups by id go through the generic loader.
+use super::{fetch_page, now, Db};
+use crate::domain::{Page, PageRequest};
+use crate::error::{Error, Result};
+use entity::author;
+use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, ModelTrait, QueryOrder, Set};
+use uuid::Uuid;
+
+pub async fn page(db: &Db, request: PageRequest) -> Result<Page<author::Model>> {
+    let select = author::Entity::find()
+        .order_by_asc(author::Column::Name)
+        .order_by_asc(author::Column::Id);
+    Ok(fetch_page(db, select, request).await?)
+}
+
+pub async fn create(db: &Db, name: String, bio: Option<String>) -> Result<author::Model> {
+    let now = now();
+    Ok(author::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        bio: Set(bio),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db.conn())
+    .await?)
+}
+
+/// `None` leaves a field as it is; `bio: Some(None)` clears the bio.
+pub async fn update(
+    db: &Db,
+    id: Uuid,
+    name: Option<String>,
+    bio: Option<Option<String>>,
+) -> Result<author::Model> {
+    let changes = author::ActiveModel {
+        id: ActiveValue::Unchanged(id),
+        name: name.map_or(ActiveValue::NotSet, Set),
+        bio: bio.map_or(ActiveValue::NotSet, Set),
+        updated_at: Set(now()),
+        ..Default::default()
+    };
+    changes.update(db.conn()).await.map_err(|err| match err {
+        sea_orm::DbErr::RecordNotUpdated => Error::not_found("author not found"),
+        err => err.into(),
+    })
+}
+
+/// Refused with CONFLICT while the author has books; the foreign key makes
+/// that hold even against a book created concurrently.
+pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
+    let author = author::Entity::find_by_id(id)
+        .one(db.conn())
+        .await?
+        .ok_or_else(|| Error::not_found("author not found"))?;
+    match author.delete(db.conn()).await {
+        Ok(_) => Ok(()),
+        Err(err) => match err.sql_err() {
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Err(Error::conflict("the author still has books"))
+            }
+            _ => Err(err.into()),
+        },
+    }
+}

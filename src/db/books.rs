@@ -1,0 +1,256 @@
+//! Books: lookups, filtered and searched pages, and catalogue writes.
+use super::{fetch_page, now, Db};
+use crate::domain::{Isbn, Money, Page, PageRequest, SearchText};
+use crate::error::{Error, Result};
+use entity::{author, book, category};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, NullOrdering, Order, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    RelationTrait, Select, Set,
+};
+use uuid::Uuid;
+
+/// The `books` filter, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Filter {
+    pub author_id: Option<Uuid>,
+    pub category_id: Option<Uuid>,
+    pub min_price: Option<Money>,
+    pub max_price: Option<Money>,
+    pub published_from: Option<i32>,
+    pub published_to: Option<i32>,
+    pub available: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortOrder {
+    TitleAsc,
+    TitleDesc,
+    PriceAsc,
+    PriceDesc,
+    PublishedDesc,
+    Newest,
+}
+
+/// Every order ends on the primary key, so pages never overlap or skip.
+fn ordered(select: Select<book::Entity>, order: SortOrder) -> Select<book::Entity> {
+    use book::Column::*;
+    match order {
+        SortOrder::TitleAsc => select.order_by_asc(Title).order_by_asc(Id),
+        SortOrder::TitleDesc => select.order_by_desc(Title).order_by_desc(Id),
+        SortOrder::PriceAsc => select.order_by_asc(PriceCents).order_by_asc(Id),
+        SortOrder::PriceDesc => select.order_by_desc(PriceCents).order_by_desc(Id),
+        SortOrder::PublishedDesc => select
+            .order_by_with_nulls(PublishedYear, Order::Desc, NullOrdering::Last)
+            .order_by_asc(Title)
+            .order_by_asc(Id),
+        SortOrder::Newest => select.order_by_desc(CreatedAt).order_by_desc(Id),
+    }
+}
+
+pub async fn page(db: &Db, filter: &Filter, order: SortOrder, request: PageRequest) -> Result<Page<book::Model>> {
+    use book::Column::*;
+    let mut select = book::Entity::find();
+    if let Some(id) = filter.author_id {
+        select = select.filter(AuthorId.eq(id));
+    }
+    if let Some(id) = filter.category_id {
+        select = select.filter(CategoryId.eq(id));
+    }
+    if let Some(min) = filter.min_price {
+        select = select.filter(PriceCents.gte(min.cents()));
+    }
+    if let Some(max) = filter.max_price {
+        select = select.filter(PriceCents.lte(max.cents()));
+    }
+    if let Some(year) = filter.published_from {
+        select = select.filter(PublishedYear.gte(year));
+    }
+    if let Some(year) = filter.published_to {
+        select = select.filter(PublishedYear.lte(year));
+    }
+    match filter.available {
+        Some(true) => select = select.filter(CopiesAvailable.gt(0)),
+        Some(false) => select = select.filter(CopiesAvailable.lte(0)),
+        None => {}
+    }
+    Ok(fetch_page(db, ordered(select, order), request).await?)
+}
+
+pub async fn by_author(db: &Db, author_id: Uuid, request: PageRequest) -> Result<Page<book::Model>> {
+    let select = book::Entity::find().filter(book::Column::AuthorId.eq(author_id));
+    Ok(fetch_page(db, ordered(select, SortOrder::TitleAsc), request).await?)
+}
+
+/// Books whose title or author's name contains `text`, case-insensitively.
+pub async fn search(db: &Db, text: &SearchText, request: PageRequest) -> Result<Page<book::Model>> {
+    let pattern = text.like_pattern();
+    let contains = |column: SimpleExpr| {
+        Expr::expr(Func::lower(column)).like(LikeExpr::new(pattern.clone()).escape('\\'))
+    };
+    let select = book::Entity::find()
+        .join(sea_orm::JoinType::InnerJoin, book::Relation::Author.def())
+        .filter(
+            Condition::any()
+                .add(contains(Expr::col((book::Entity, book::Column::Title)).into()))
+                .add(contains(Expr::col((author::Entity, author::Column::Name)).into())),
+        );
+    Ok(fetch_page(db, ordered(select, SortOrder::TitleAsc), request).await?)
+}
+
+/// A new book's fields, validated.
+pub struct NewBook {
+    pub title: String,
+    pub isbn: Isbn,
+    pub price: Money,
+    pub published_year: Option<i32>,
+    pub copies_total: i32,
+    pub author_id: Uuid,
+    pub category_id: Uuid,
+}
+
+pub async fn create(db: &Db, new: NewBook) -> Result<book::Model> {
+    let now = now();
+    let isbn = new.isbn.clone();
+    let (author_id, category_id) = (new.author_id, new.category_id);
+    let inserted = book::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        title: Set(new.title),
+        isbn: Set(new.isbn.into_inner()),
+        price_cents: Set(new.price.cents()),
+        published_year: Set(new.published_year),
+        copies_total: Set(new.copies_total),
+        copies_available: Set(new.copies_total),
+        author_id: Set(new.author_id),
+        category_id: Set(new.category_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db.conn())
+    .await;
+    match inserted {
+        Ok(book) => Ok(book),
+        Err(err) => Err(write_error(db, err, Some(&isbn), Some(author_id), Some(category_id)).await),
+    }
+}
+
+/// The fields of `updateBook`; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct BookChanges {
+    pub title: Option<String>,
+    pub isbn: Option<Isbn>,
+    pub price: Option<Money>,
+    /// `Some(None)` clears the year.
+    pub published_year: Option<Option<i32>>,
+    pub copies_total: Option<i32>,
+    pub author_id: Option<Uuid>,
+    pub category_id: Option<Uuid>,
+}
+
+/// One UPDATE statement: a change of `copies_total` moves `copies_available`
+/// by the same amount, and the row is only updated if that leaves no negative
+/// availability, so the check cannot race a concurrent borrow.
+pub async fn update(db: &Db, id: Uuid, changes: BookChanges) -> Result<book::Model> {
+    use book::Column::*;
+    let mut update = book::Entity::update_many()
+        .col_expr(UpdatedAt, Expr::value(now()))
+        .filter(Id.eq(id));
+    if let Some(title) = &changes.title {
+        update = update.col_expr(Title, Expr::value(title.clone()));
+    }
+    if let Some(isbn) = &changes.isbn {
+        update = update.col_expr(Isbn, Expr::value(isbn.as_str()));
+    }
+    if let Some(price) = changes.price {
+        update = update.col_expr(PriceCents, Expr::value(price.cents()));
+    }
+    if let Some(year) = changes.published_year {
+        update = update.col_expr(PublishedYear, Expr::value(year));
+    }
+    if let Some(author_id) = changes.author_id {
+        update = update.col_expr(AuthorId, Expr::value(author_id));
+    }
+    if let Some(category_id) = changes.category_id {
+        update = update.col_expr(CategoryId, Expr::value(category_id));
+    }
+    if let Some(total) = changes.copies_total {
+        let available_after = Expr::col(CopiesAvailable)
+            .add(Expr::value(total))
+            .sub(Expr::col(CopiesTotal));
+        update = update
+            .col_expr(CopiesAvailable, available_after.clone())
+            .col_expr(CopiesTotal, Expr::value(total))
+            .filter(Expr::expr(available_after).gte(0));
+    }
+    let result = update.exec(db.conn()).await;
+    let rows = match result {
+        Ok(result) => result.rows_affected,
+        Err(err) => {
+            let isbn = changes.isbn.as_ref();
+            return Err(write_error(db, err, isbn, changes.author_id, changes.category_id).await);
+        }
+    };
+    let book = book::Entity::find_by_id(id).one(db.conn()).await?;
+    match (rows, book) {
+        (0, None) | (_, None) => Err(Error::not_found("book not found")),
+        (0, Some(book)) => Err(Error::conflict(format!(
+            "copiesTotal cannot go below the {} copies on loan",
+            book.copies_total - book.copies_available
+        ))),
+        (_, Some(book)) => Ok(book),
+    }
+}
+
+/// Deletes a book that has no copy on loan, with its (returned) borrow history.
+pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
+    use book::Column::*;
+    let result = book::Entity::delete_many()
+        .filter(Id.eq(id))
+        .filter(Expr::col(CopiesAvailable).eq(Expr::col(CopiesTotal)))
+        .exec(db.conn())
+        .await?;
+    if result.rows_affected == 1 {
+        return Ok(());
+    }
+    match book::Entity::find_by_id(id).one(db.conn()).await? {
+        None => Err(Error::not_found("book not found")),
+        Some(_) => Err(Error::conflict("the book has copies on loan")),
+    }
+}
+
+/// Turns a failed book write into what the client should see: a duplicate
+/// ISBN is CONFLICT, a missing author or category NOT_FOUND.
+async fn write_error(
+    db: &Db,
+    err: sea_orm::DbErr,
+    isbn: Option<&Isbn>,
+    author_id: Option<Uuid>,
+    category_id: Option<Uuid>,
+) -> Error {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+            match isbn {
+                Some(isbn) => Error::conflict(format!("a book with isbn {} already exists", isbn.as_str())),
+                None => Error::conflict("a book with this isbn already exists"),
+            }
+        }
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+            if let Some(id) = author_id {
+                match author::Entity::find_by_id(id).one(db.conn()).await {
+                    Ok(None) => return Error::not_found("author not found"),
+                    Err(err) => return err.into(),
+                    Ok(Some(_)) => {}
+                }
+            }
+            if let Some(id) = category_id {
+                match category::Entity::find_by_id(id).one(db.conn()).await {
+                    Ok(None) => return Error::not_found("category not found"),
+                    Err(err) => return err.into(),
+                    Ok(Some(_)) => {}
+                }
+            }
+            Error::internal(err)
+        }
+        _ => err.into(),
+    }
+}

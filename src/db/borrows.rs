@@ -1,0 +1,129 @@
+//! Borrow records: a member's history, lending and returning.
+use super::{fetch_page, now, Db};
+use crate::domain::{Page, PageRequest};
+use crate::error::{Error, Result};
+use entity::{book, borrow_record};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    All,
+    Active,
+    Returned,
+    /// Active and past its due date.
+    Overdue,
+}
+
+/// A user's borrows, newest first.
+pub async fn page_for_user(
+    db: &Db,
+    user_id: Uuid,
+    status: Status,
+    request: PageRequest,
+) -> Result<Page<borrow_record::Model>> {
+    use borrow_record::Column::*;
+    let mut select = borrow_record::Entity::find().filter(UserId.eq(user_id));
+    select = match status {
+        Status::All => select,
+        Status::Active => select.filter(ReturnedAt.is_null()),
+        Status::Returned => select.filter(ReturnedAt.is_not_null()),
+        Status::Overdue => select.filter(ReturnedAt.is_null()).filter(DueAt.lt(now())),
+    };
+    let select = select.order_by_desc(BorrowedAt).order_by_desc(Id);
+    Ok(fetch_page(db, select, request).await?)
+}
+
+pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<borrow_record::Model>> {
+    Ok(borrow_record::Entity::find_by_id(id).one(db.conn()).await?)
+}
+
+/// Lends a copy of `book_id` to `user_id` for `loan_period`.
+///
+/// The transaction's first statement takes a copy only if one is free, so two
+/// requests for the last copy cannot both succeed: the second waits for the
+/// first's lock and then finds none left.
+pub async fn borrow(
+    db: &Db,
+    user_id: Uuid,
+    book_id: Uuid,
+    loan_period: chrono::Duration,
+) -> Result<borrow_record::Model> {
+    let now = now();
+    let txn = db.conn().begin().await?;
+    let taken = book::Entity::update_many()
+        .col_expr(
+            book::Column::CopiesAvailable,
+            Expr::col(book::Column::CopiesAvailable).sub(1),
+        )
+        .col_expr(book::Column::UpdatedAt, Expr::value(now))
+        .filter(book::Column::Id.eq(book_id))
+        .filter(book::Column::CopiesAvailable.gt(0))
+        .exec(&txn)
+        .await?;
+    if taken.rows_affected == 0 {
+        txn.rollback().await?;
+        return match book::Entity::find_by_id(book_id).one(db.conn()).await? {
+            None => Err(Error::not_found("book not found")),
+            Some(_) => Err(Error::conflict("no copy of this book is free")),
+        };
+    }
+    let record = borrow_record::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        book_id: Set(book_id),
+        borrowed_at: Set(now),
+        due_at: Set(now + loan_period),
+        returned_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await;
+    match record {
+        Ok(record) => {
+            txn.commit().await?;
+            Ok(record)
+        }
+        Err(err) => {
+            txn.rollback().await?;
+            Err(Error::conflict_on_unique(err, "you already have this book on loan"))
+        }
+    }
+}
+
+/// Marks `record` returned and frees its copy, in one transaction that opens
+/// by claiming the record, so a record is returned at most once.
+pub async fn give_back(db: &Db, record: &borrow_record::Model) -> Result<borrow_record::Model> {
+    let now = now();
+    let txn = db.conn().begin().await?;
+    let claimed = borrow_record::Entity::update_many()
+        .col_expr(borrow_record::Column::ReturnedAt, Expr::value(Some(now)))
+        .col_expr(borrow_record::Column::UpdatedAt, Expr::value(now))
+        .filter(borrow_record::Column::Id.eq(record.id))
+        .filter(borrow_record::Column::ReturnedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected == 0 {
+        txn.rollback().await?;
+        return Err(Error::conflict("this book has already been returned"));
+    }
+    book::Entity::update_many()
+        .col_expr(
+            book::Column::CopiesAvailable,
+            Expr::col(book::Column::CopiesAvailable).add(1),
+        )
+        .col_expr(book::Column::UpdatedAt, Expr::value(now))
+        .filter(book::Column::Id.eq(record.book_id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(borrow_record::Model {
+        returned_at: Some(now),
+        updated_at: now,
+        ..record.clone()
+    })
+}

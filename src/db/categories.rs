@@ -1,0 +1,62 @@
+//! Categories: the full list and writes. Names are unique.
+use super::{now, Db};
+use crate::error::{Error, Result};
+use entity::category;
+use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, ModelTrait, QueryOrder, Set};
+use uuid::Uuid;
+
+pub async fn all(db: &Db) -> Result<Vec<category::Model>> {
+    Ok(category::Entity::find()
+        .order_by_asc(category::Column::Name)
+        .all(db.conn())
+        .await?)
+}
+
+fn duplicate_name(name: &str) -> String {
+    format!("a category named {name:?} already exists")
+}
+
+pub async fn create(db: &Db, name: String) -> Result<category::Model> {
+    let now = now();
+    let message = duplicate_name(&name);
+    category::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db.conn())
+    .await
+    .map_err(|err| Error::conflict_on_unique(err, message))
+}
+
+pub async fn update(db: &Db, id: Uuid, name: Option<String>) -> Result<category::Model> {
+    let message = name.as_deref().map(duplicate_name).unwrap_or_default();
+    let changes = category::ActiveModel {
+        id: ActiveValue::Unchanged(id),
+        name: name.map_or(ActiveValue::NotSet, Set),
+        updated_at: Set(now()),
+        ..Default::default()
+    };
+    changes.update(db.conn()).await.map_err(|err| match err {
+        sea_orm::DbErr::RecordNotUpdated => Error::not_found("category not found"),
+        err => Error::conflict_on_unique(err, message),
+    })
+}
+
+/// Refused with CONFLICT while books are in the category.
+pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
+    let category = category::Entity::find_by_id(id)
+        .one(db.conn())
+        .await?
+        .ok_or_else(|| Error::not_found("category not found"))?;
+    match category.delete(db.conn()).await {
+        Ok(_) => Ok(()),
+        Err(err) => match err.sql_err() {
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Err(Error::conflict("the category still has books"))
+            }
+            _ => Err(err.into()),
+        },
+    }
+}

@@ -1,0 +1,31 @@
+//! Users: sign-up and sign-in lookups.
+use super::{now, Db};
+use crate::domain::Email;
+use crate::error::{Error, Result};
+use entity::user::{self, Role};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+/// Inserts a user whose password is already hashed; a taken e-mail is CONFLICT.
+pub async fn create(db: &Db, email: &Email, name: String, password_hash: String, role: Role) -> Result<user::Model> {
+    let now = now();
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.as_str().to_owned()),
+        name: Set(name),
+        password_hash: Set(password_hash),
+        role: Set(role),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db.conn())
+    .await
+    .map_err(|err| Error::conflict_on_unique(err, "a user with this email already exists"))
+}
+
+pub async fn by_email(db: &Db, email: &Email) -> Result<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(db.conn())
+        .await?)
+}

@@ -1,0 +1,69 @@
+use crate::error::{Error, Result};
+use rust_decimal::Decimal;
+
+/// A non-negative amount with at most two decimal places, held in cents so
+/// that it is exact on every database backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(i64);
+
+/// Large enough for any book, small enough that sums of many never overflow.
+const MAX_CENTS: i64 = 100_000_000_00;
+
+impl Money {
+    pub fn parse(amount: Decimal, field: &str) -> Result<Self> {
+        if amount.is_sign_negative() && !amount.is_zero() {
+            return Err(Error::bad_input(format!("{field} must not be negative")));
+        }
+        let normalized = amount.normalize();
+        if normalized.scale() > 2 {
+            return Err(Error::bad_input(format!(
+                "{field} has more than two decimal places"
+            )));
+        }
+        let cents = (normalized * Decimal::ONE_HUNDRED)
+            .try_into()
+            .ok()
+            .filter(|cents| *cents <= MAX_CENTS)
+            .ok_or_else(|| Error::bad_input(format!("{field} is too large")))?;
+        Ok(Self(cents))
+    }
+
+    pub fn from_cents(cents: i64) -> Self {
+        Self(cents)
+    }
+
+    pub fn cents(self) -> i64 {
+        self.0
+    }
+
+    /// Always with two decimal places: "12.50".
+    pub fn to_decimal(self) -> Decimal {
+        Decimal::new(self.0, 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn amounts_round_trip_through_cents() {
+        assert_eq!(Money::parse(dec("12.5"), "price").unwrap().cents(), 1250);
+        assert_eq!(Money::parse(dec("12.500"), "price").unwrap().cents(), 1250);
+        assert_eq!(Money::parse(dec("0"), "price").unwrap().cents(), 0);
+        assert_eq!(Money::from_cents(1250).to_decimal().to_string(), "12.50");
+    }
+
+    #[test]
+    fn negative_fractional_cents_and_huge_amounts_are_rejected() {
+        for bad in ["-0.01", "1.005", "100000000000"] {
+            let err = Money::parse(dec(bad), "price").unwrap_err();
+            assert_eq!(err.code(), "BAD_USER_INPUT", "{bad}");
+        }
+    }
+}

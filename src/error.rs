@@ -1,0 +1,135 @@
+//! The one error type of the service. Each variant is what a client sees:
+//! its `extensions.code` and a message written for them. Internal causes are
+//! logged where they are converted and never sent.
+use async_graphql::ErrorExtensions;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or breaks a rule of the API (`BAD_USER_INPUT`).
+    #[error("{0}")]
+    BadUserInput(String),
+    /// A mutation names something that does not exist (`NOT_FOUND`).
+    #[error("{0}")]
+    NotFound(String),
+    /// Sign-in is needed, or the credentials or token are wrong (`UNAUTHENTICATED`).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Signed in, but not allowed to do this (`FORBIDDEN`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The write clashes with the current state: a duplicate, a book with no
+    /// free copy, an author who still has books (`CONFLICT`).
+    #[error("{0}")]
+    Conflict(String),
+    /// Anything else; the client sees only "internal error" (`INTERNAL`).
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::BadUserInput(message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(message.into())
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(message.into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::Unauthenticated(message.into())
+    }
+
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    /// The `extensions.code` a client sees.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::Conflict(_) => "CONFLICT",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Maps a unique-constraint violation to `CONFLICT` with `message`, any
+    /// other database error to `INTERNAL`. For writes where a concurrent
+    /// insert can beat the check made before it.
+    pub fn conflict_on_unique(err: sea_orm::DbErr, message: impl Into<String>) -> Self {
+        match err.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::Conflict(message.into()),
+            _ => Self::from(err),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<sea_orm::TransactionError<Error>> for Error {
+    fn from(err: sea_orm::TransactionError<Error>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(err) => err.into(),
+            sea_orm::TransactionError::Transaction(err) => err,
+        }
+    }
+}
+
+/// Errors of async-graphql's own machinery reached from a resolver (a missing
+/// context value, say) are bugs, not client mistakes.
+impl From<async_graphql::Error> for Error {
+    fn from(err: async_graphql::Error) -> Self {
+        Self::internal(err.message)
+    }
+}
+
+impl From<Error> for async_graphql::Error {
+    fn from(err: Error) -> Self {
+        if let Error::Internal(cause) = &err {
+            tracing::error!(error = %cause, source = ?cause.source(), "internal error");
+        }
+        let code = err.code();
+        async_graphql::Error::new(err.to_string()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+/// DataLoader errors must be `Clone`; this is the cloneable form of an
+/// internal error, logged once when the batch fails.
+#[derive(Debug, Clone)]
+pub struct LoadError(pub std::sync::Arc<sea_orm::DbErr>);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<sea_orm::DbErr> for LoadError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self(std::sync::Arc::new(err))
+    }
+}
+
+impl From<LoadError> for Error {
+    fn from(err: LoadError) -> Self {
+        Self::internal(err)
+    }
+}

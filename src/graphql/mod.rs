@@ -1,0 +1,51 @@
+//! The GraphQL layer: the schema's types and resolvers. Resolvers validate
+//! their arguments into domain values, read entities through the request's
+//! [`loaders::Loaders`] and call `db` for pages, aggregates and writes.
+mod extension;
+pub mod loaders;
+mod mutation;
+mod query;
+mod schema;
+mod types;
+
+pub use schema::{build_schema, sdl, Limits, Scope, Services, BiblioSchema};
+
+use crate::auth::Viewer;
+use crate::error::{Error, Result};
+use async_graphql::Context;
+use entity::user::{self, Role};
+
+/// The process-wide services a resolver needs.
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> Result<&'a Services> {
+    Ok(ctx.data::<std::sync::Arc<Services>>()?.as_ref())
+}
+
+/// The current request's viewer and loaders.
+pub(crate) fn scope<'a>(ctx: &Context<'a>) -> Result<&'a Scope> {
+    Ok(ctx.data::<Scope>()?)
+}
+
+/// The signed-in user, or UNAUTHENTICATED.
+pub(crate) async fn current_user(ctx: &Context<'_>) -> Result<user::Model> {
+    let scope = scope(ctx)?;
+    let id = scope.viewer.require_user()?;
+    scope
+        .loaders
+        .users
+        .load_one(id)
+        .await?
+        .ok_or_else(|| Error::unauthenticated("the signed-in user no longer exists"))
+}
+
+/// The signed-in user if they are a librarian; FORBIDDEN for members.
+pub(crate) async fn require_librarian(ctx: &Context<'_>) -> Result<user::Model> {
+    let user = current_user(ctx).await?;
+    if user.role != Role::Librarian {
+        return Err(Error::forbidden("only librarians may change the catalogue"));
+    }
+    Ok(user)
+}
+
+pub(crate) fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
+    Ok(scope(ctx)?.viewer)
+}

@@ -1,0 +1,47 @@
+use crate::auth;
+use crate::db;
+use crate::domain::{required_text, Email, Password};
+use crate::error::{Error, Result};
+use crate::graphql::services;
+use crate::graphql::types::{AuthPayload, RegisterInput, User, MAX_NAME_CHARS};
+use async_graphql::{Context, Object};
+use entity::user::Role;
+
+#[derive(Default)]
+pub struct AccountMutation;
+
+#[Object]
+impl AccountMutation {
+    /// Creates a member account and signs it in.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        let services = services(ctx)?;
+        let email = Email::parse(&input.email)?;
+        let name = required_text(&input.name, "name", MAX_NAME_CHARS)?;
+        let password = Password::parse(&input.password)?;
+        let hash = auth::hash_password(password).await?;
+        let user = db::users::create(&services.db, &email, name, hash, Role::Member).await?;
+        Ok(AuthPayload {
+            token: services.tokens.issue(user.id),
+            user: User(user),
+        })
+    }
+
+    /// Signs in. A wrong password and an unknown e-mail get the same answer.
+    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+        let services = services(ctx)?;
+        let refused = || Error::unauthenticated("invalid email or password");
+        let user = match Email::parse(&email) {
+            Ok(email) => db::users::by_email(&services.db, &email).await?,
+            Err(_) => None,
+        };
+        let hash = user.as_ref().map(|user| user.password_hash.clone());
+        if !auth::verify_password(password, hash).await? {
+            return Err(refused());
+        }
+        let user = user.ok_or_else(refused)?;
+        Ok(AuthPayload {
+            token: services.tokens.issue(user.id),
+            user: User(user),
+        })
+    }
+}

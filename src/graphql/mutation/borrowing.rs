@@ -1,0 +1,40 @@
+use crate::db;
+use crate::domain::parse_id;
+use crate::error::{Error, Result};
+use crate::graphql::types::BorrowRecord;
+use crate::graphql::{current_user, scope, services};
+use async_graphql::{Context, Object, ID};
+use entity::user::Role;
+
+#[derive(Default)]
+pub struct BorrowingMutation;
+
+#[Object]
+impl BorrowingMutation {
+    /// Lends a copy to the signed-in user. CONFLICT when no copy is free or
+    /// they already have this book on loan.
+    async fn borrow_book(&self, ctx: &Context<'_>, book_id: ID) -> Result<BorrowRecord> {
+        let user = current_user(ctx).await?;
+        let book_id = parse_id(&book_id, "bookId")?;
+        let services = services(ctx)?;
+        let record = db::borrows::borrow(&services.db, user.id, book_id, services.loan_period).await?;
+        Ok(BorrowRecord(record))
+    }
+
+    /// Returns a borrowed copy; only the borrower or a librarian may.
+    async fn return_book(&self, ctx: &Context<'_>, borrow_id: ID) -> Result<BorrowRecord> {
+        let user = current_user(ctx).await?;
+        let borrow_id = parse_id(&borrow_id, "borrowId")?;
+        let record = scope(ctx)?
+            .loaders
+            .borrows
+            .load_one(borrow_id)
+            .await?
+            .ok_or_else(|| Error::not_found("borrow record not found"))?;
+        if record.user_id != user.id && user.role != Role::Librarian {
+            return Err(Error::forbidden("only the borrower or a librarian may return this book"));
+        }
+        let returned = db::borrows::give_back(&services(ctx)?.db, &record).await?;
+        Ok(BorrowRecord(returned))
+    }
+}

@@ -1,0 +1,37 @@
+use crate::auth::Viewer;
+use crate::db;
+use crate::domain::PageRequest;
+use crate::error::Result;
+use crate::graphql::types::{BorrowRecord, BorrowStatus, Paged, User};
+use crate::graphql::{current_user, services, viewer};
+use async_graphql::{Context, Object};
+
+#[derive(Default)]
+pub struct AccountQuery;
+
+#[Object]
+impl AccountQuery {
+    /// The signed-in user; null when anonymous.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        if viewer(ctx)? == Viewer::Anonymous {
+            return Ok(None);
+        }
+        Ok(Some(User(current_user(ctx).await?)))
+    }
+
+    /// The signed-in user's borrows, newest first.
+    #[graphql(complexity = "page_size.clamp(1, 100) as usize * child_complexity")]
+    async fn my_borrows(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(BorrowStatus::All)")] status: Option<BorrowStatus>,
+        #[graphql(default = 1)] page: i32,
+        #[graphql(default = 20)] page_size: i32,
+    ) -> Result<Paged<BorrowRecord>> {
+        let user_id = viewer(ctx)?.require_user()?;
+        let request = PageRequest::parse(page, page_size)?;
+        let status = status.unwrap_or_default().into();
+        let borrows = db::borrows::page_for_user(&services(ctx)?.db, user_id, status, request).await?;
+        Ok(Paged::new(borrows.map(BorrowRecord)))
+    }
+}

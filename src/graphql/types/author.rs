@@ -1,0 +1,43 @@
+use super::{id, Book, Paged};
+use crate::db;
+use crate::domain::PageRequest;
+use crate::error::Result;
+use crate::graphql::{scope, services};
+use async_graphql::{Context, Object, ID};
+use entity::author;
+
+pub struct Author(pub author::Model);
+
+#[Object]
+impl Author {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn bio(&self) -> Option<&str> {
+        self.0.bio.as_deref()
+    }
+
+    /// Number of books by this author in the catalogue.
+    async fn book_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let count = scope(ctx)?.loaders.books_per_author.load_one(self.0.id).await?;
+        Ok(count.unwrap_or(0) as i32)
+    }
+
+    /// This author's books, by title.
+    #[graphql(complexity = "page_size.clamp(1, 100) as usize * child_complexity")]
+    async fn books(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 1)] page: i32,
+        #[graphql(default = 20)] page_size: i32,
+    ) -> Result<Paged<Book>> {
+        let request = PageRequest::parse(page, page_size)?;
+        let books = db::books::by_author(&services(ctx)?.db, self.0.id, request).await?;
+        Ok(Paged::new(books.map(Book)))
+    }
+}

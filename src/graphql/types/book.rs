@@ -1,0 +1,102 @@
+use super::{id, Author, Category};
+use crate::db::books::SortOrder;
+use crate::domain::Money;
+use crate::error::{Error, Result};
+use crate::graphql::scope;
+use async_graphql::{Context, Enum, Object, ID};
+use chrono::{DateTime, Utc};
+use entity::book;
+use rust_decimal::Decimal;
+
+/// A title in the catalogue, with its copies.
+pub struct Book(pub book::Model);
+
+#[Object]
+impl Book {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    /// ISBN-13, as 13 digits.
+    async fn isbn(&self) -> &str {
+        &self.0.isbn
+    }
+
+    /// Price with two decimal places, e.g. "12.50".
+    async fn price(&self) -> Decimal {
+        Money::from_cents(self.0.price_cents).to_decimal()
+    }
+
+    async fn published_year(&self) -> Option<i32> {
+        self.0.published_year
+    }
+
+    /// Copies the library owns.
+    async fn copies_total(&self) -> i32 {
+        self.0.copies_total
+    }
+
+    /// Copies on the shelf now: owned minus on loan.
+    async fn copies_available(&self) -> i32 {
+        self.0.copies_available
+    }
+
+    async fn author(&self, ctx: &Context<'_>) -> Result<Author> {
+        scope(ctx)?
+            .loaders
+            .authors
+            .load_one(self.0.author_id)
+            .await?
+            .map(Author)
+            .ok_or_else(|| Error::internal(format!("author {} of a book is missing", self.0.author_id)))
+    }
+
+    async fn category(&self, ctx: &Context<'_>) -> Result<Category> {
+        scope(ctx)?
+            .loaders
+            .categories
+            .load_one(self.0.category_id)
+            .await?
+            .map(Category)
+            .ok_or_else(|| Error::internal(format!("category {} of a book is missing", self.0.category_id)))
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// How `books` orders its results. Ties are broken by id, so pages are stable.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BookOrder {
+    #[default]
+    TitleAsc,
+    TitleDesc,
+    PriceAsc,
+    PriceDesc,
+    /// Most recently published first; books without a year last.
+    PublishedDesc,
+    /// Most recently added to the catalogue first.
+    Newest,
+}
+
+impl From<BookOrder> for SortOrder {
+    fn from(order: BookOrder) -> Self {
+        match order {
+            BookOrder::TitleAsc => Self::TitleAsc,
+            BookOrder::TitleDesc => Self::TitleDesc,
+            BookOrder::PriceAsc => Self::PriceAsc,
+            BookOrder::PriceDesc => Self::PriceDesc,
+            BookOrder::PublishedDesc => Self::PublishedDesc,
+            BookOrder::Newest => Self::Newest,
+        }
+    }
+}

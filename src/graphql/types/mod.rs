@@ -1,0 +1,26 @@
+//! The schema's object, input and enum types. Objects wrap entity models and
+//! resolve their relations through the request's loaders.
+mod author;
+mod book;
+mod borrow;
+mod category;
+mod inputs;
+mod page;
+mod statistics;
+mod user;
+
+pub use author::Author;
+pub use book::{Book, BookOrder};
+pub use borrow::{BorrowRecord, BorrowStatus};
+pub use category::Category;
+pub use inputs::*;
+pub use page::Paged;
+pub use statistics::LibraryStatistics;
+pub use user::{AuthPayload, User};
+
+use async_graphql::ID;
+use uuid::Uuid;
+
+pub(crate) fn id(uuid: Uuid) -> ID {
+    ID(uuid.to_string())
+}

@@ -1,0 +1,257 @@
+//! The GraphQL endpoint, following the GraphQL-over-HTTP specification:
+//! - `POST /graphql` with an `application/json` body; `GET /graphql` with
+//!   `query`, `operationName` and `variables` in the URL, for queries only
+//!   (a mutation over GET is 405, so GET stays safe to cache and prefetch);
+//! - the response is `application/graphql-response+json` unless the client
+//!   accepts only `application/json`. With the former, a request error
+//!   (unparsable, invalid, over a limit) is 400 with no `data`; with the
+//!   latter, every well-formed request gets 200, as the spec asks;
+//! - a browser asking for HTML at `GET /graphql` gets GraphiQL.
+use super::AppState;
+use crate::auth::Viewer;
+use crate::graphql::Scope;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::Variables;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl MediaType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
+            Self::Json => JSON,
+        }
+    }
+
+    /// The first type in `Accept` that we can produce. No header, or a
+    /// wildcard, means the specification's default, graphql-response+json.
+    fn negotiate(headers: &HeaderMap) -> Option<Self> {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return Some(Self::GraphqlResponseJson);
+        };
+        accept.split(',').find_map(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let refused = parts.any(|param| param.replace(' ', "") == "q=0");
+            match media.as_str() {
+                _ if refused => None,
+                GRAPHQL_RESPONSE_JSON | "application/*" | "*/*" => Some(Self::GraphqlResponseJson),
+                JSON => Some(Self::Json),
+                _ => None,
+            }
+        })
+    }
+}
+
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// An error found before GraphQL execution (bad HTTP usage), in the
+/// response format the client negotiated.
+fn http_error(status: StatusCode, media: MediaType, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] });
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media.as_str()));
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    if uri.query().is_none() && accepts_html(&headers) {
+        return Html(include_str!("graphiql.html")).into_response();
+    }
+    let Some(media) = MediaType::negotiate(&headers) else {
+        return http_error(StatusCode::NOT_ACCEPTABLE, MediaType::Json, "cannot produce any type in Accept");
+    };
+    let params = match Query::<GetParams>::try_from_uri(&uri) {
+        Ok(Query(params)) => params,
+        Err(_) => return http_error(StatusCode::BAD_REQUEST, media, "malformed query string"),
+    };
+    let Some(query) = params.query else {
+        return http_error(StatusCode::BAD_REQUEST, media, "the query parameter is required");
+    };
+    if is_mutation(&query, params.operation_name.as_deref()) {
+        let mut response = http_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            "mutations must be sent with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let mut request = async_graphql::Request::new(query);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables {
+        match serde_json::from_str(&variables) {
+            Ok(variables) => request = request.variables(Variables::from_json(variables)),
+            Err(_) => return http_error(StatusCode::BAD_REQUEST, media, "variables must be a JSON object"),
+        }
+    }
+    execute(&state, &headers, request, media).await
+}
+
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let Some(media) = MediaType::negotiate(&headers) else {
+        return http_error(StatusCode::NOT_ACCEPTABLE, MediaType::Json, "cannot produce any type in Accept");
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(JSON));
+    if !is_json {
+        return http_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            "the request body must be application/json",
+        );
+    }
+    let declared_too_large = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|length| length > state.body_limit);
+    let too_large = || {
+        http_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            media,
+            &format!("the request body is larger than {} bytes", state.body_limit),
+        )
+    };
+    if declared_too_large {
+        return too_large();
+    }
+    // Reading stops at the limit; a client still connected can only fail
+    // here by sending more than it.
+    let Ok(bytes) = axum::body::to_bytes(body, state.body_limit).await else {
+        return too_large();
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(_) => {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                "the body must be a JSON object with a query string",
+            )
+        }
+    };
+    execute(&state, &headers, request, media).await
+}
+
+/// Whether the operation that would run is a mutation. An unparsable
+/// document is not: execution reports its syntax error.
+fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    match &document.operations {
+        DocumentOperations::Single(operation) => operation.node.ty == OperationType::Mutation,
+        DocumentOperations::Multiple(operations) => operation_name
+            .and_then(|name| operations.get(name))
+            .is_some_and(|operation| operation.node.ty == OperationType::Mutation),
+    }
+}
+
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    media: MediaType,
+) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
+    let request = request.data(Scope::new(&state.services, viewer));
+    let response = state.schema.execute(request).await;
+
+    // A request error: nothing executed, so there is no `data` to send.
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty());
+    let body = if request_error {
+        serde_json::to_vec(&json!({ "errors": response.errors }))
+    } else {
+        serde_json::to_vec(&response)
+    };
+    let status = if request_error && media == MediaType::GraphqlResponseJson {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    match body {
+        Ok(body) => {
+            let mut http = (status, body).into_response();
+            http.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(media.as_str()));
+            http
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "could not serialize a GraphQL response");
+            http_error(StatusCode::INTERNAL_SERVER_ERROR, media, "internal error")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn accept_negotiation_follows_the_first_producible_type() {
+        assert_eq!(MediaType::negotiate(&HeaderMap::new()), Some(MediaType::GraphqlResponseJson));
+        assert_eq!(MediaType::negotiate(&accept("application/json")), Some(MediaType::Json));
+        assert_eq!(
+            MediaType::negotiate(&accept("application/graphql-response+json, application/json;q=0.9")),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(MediaType::negotiate(&accept("*/*")), Some(MediaType::GraphqlResponseJson));
+        assert_eq!(MediaType::negotiate(&accept("text/plain")), None);
+        assert_eq!(MediaType::negotiate(&accept("application/json;q=0")), None);
+    }
+
+    #[test]
+    fn only_a_selected_mutation_counts_as_one() {
+        assert!(is_mutation("mutation { deleteBook(id: \"x\") }", None));
+        assert!(!is_mutation("{ books { totalCount } }", None));
+        let both = "query A { me { id } } mutation B { deleteBook(id: \"x\") }";
+        assert!(is_mutation(both, Some("B")));
+        assert!(!is_mutation(both, Some("A")));
+        assert!(!is_mutation("not graphql", None));
+    }
+}

@@ -1,0 +1,25 @@
+//! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL, and health.
+mod graphql;
+mod health;
+
+use crate::graphql::{BiblioSchema, Services};
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: BiblioSchema,
+    pub services: Arc<Services>,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub body_limit: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .with_state(state)
+}

@@ -1,0 +1,24 @@
+//! biblio: a GraphQL service for a library's catalogue.
+//!
+//! A request's path through the crate, top to bottom:
+//! - [`http`]: axum routes; GraphQL over HTTP, GraphiQL, health checks.
+//! - [`graphql`]: the schema; resolvers validate input into [`domain`]
+//!   values and read entities through request-scoped DataLoaders
+//!   ([`graphql::loaders`]).
+//! - [`db`]: every SQL statement, one module per table, on SQLite or
+//!   PostgreSQL via sea-orm.
+//!
+//! Around them: [`auth`] (passwords, tokens, the viewer), [`error`] (the one
+//! error type and its `extensions.code`), [`app`] (build and run),
+//! [`cli`] and [`config`], [`seed`] (demo data), [`telemetry`].
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod seed;
+pub mod telemetry;
