@@ -43,7 +43,11 @@ impl Application {
             body_limit: config.body_limit,
         });
         let listener = TcpListener::bind(config.bind).await?;
-        Ok(Self { listener, router, db })
+        Ok(Self {
+            listener,
+            router,
+            db,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -34,7 +34,9 @@ pub struct Tokens {
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("Tokens")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,7 +55,10 @@ impl Tokens {
         .await?;
         let key = (0..hex.len())
             .step_by(2)
-            .filter_map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+            .filter_map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            })
             .collect();
         Ok(Self::new(key, ttl))
     }
@@ -120,7 +125,9 @@ impl Viewer {
         match self {
             Self::User(id) => Ok(id),
             Self::Anonymous => Err(Error::unauthenticated("sign in to do this")),
-            Self::InvalidToken => Err(Error::unauthenticated("the access token is invalid or expired")),
+            Self::InvalidToken => Err(Error::unauthenticated(
+                "the access token is invalid or expired",
+            )),
         }
     }
 }
@@ -190,8 +197,14 @@ mod tests {
         let token = tokens(60).issue(user);
         let mut tampered = token.clone().into_bytes();
         tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
-        assert_eq!(tokens(60).verify(std::str::from_utf8(&tampered).unwrap()), None);
-        assert_eq!(Tokens::new(b"other".to_vec(), Duration::from_secs(60)).verify(&token), None);
+        assert_eq!(
+            tokens(60).verify(std::str::from_utf8(&tampered).unwrap()),
+            None
+        );
+        assert_eq!(
+            Tokens::new(b"other".to_vec(), Duration::from_secs(60)).verify(&token),
+            None
+        );
         let expired = Tokens::new(b"test key".to_vec(), Duration::ZERO);
         let old = expired.issue(user);
         std::thread::sleep(Duration::from_millis(1100));
@@ -204,16 +217,28 @@ mod tests {
         let tokens = tokens(60);
         let user = Uuid::now_v7();
         let header = format!("Bearer {}", tokens.issue(user));
-        assert_eq!(Viewer::from_authorization(Some(&header), &tokens), Viewer::User(user));
+        assert_eq!(
+            Viewer::from_authorization(Some(&header), &tokens),
+            Viewer::User(user)
+        );
         assert_eq!(Viewer::from_authorization(None, &tokens), Viewer::Anonymous);
-        assert_eq!(Viewer::from_authorization(Some("Basic abc"), &tokens), Viewer::InvalidToken);
+        assert_eq!(
+            Viewer::from_authorization(Some("Basic abc"), &tokens),
+            Viewer::InvalidToken
+        );
     }
 
     #[tokio::test]
     async fn passwords_verify_and_unknown_users_never_match() {
-        let hash = hash_password(Password::parse("correct horse").unwrap()).await.unwrap();
-        assert!(verify_password("correct horse".into(), Some(hash.clone())).await.unwrap());
-        assert!(!verify_password("wrong horse!".into(), Some(hash)).await.unwrap());
+        let hash = hash_password(Password::parse("correct horse").unwrap())
+            .await
+            .unwrap();
+        assert!(verify_password("correct horse".into(), Some(hash.clone()))
+            .await
+            .unwrap());
+        assert!(!verify_password("wrong horse!".into(), Some(hash))
+            .await
+            .unwrap());
         assert!(!verify_password("correct horse".into(), None).await.unwrap());
     }
 }

@@ -7,10 +7,19 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "biblio", version, about = "A cache-backed GraphQL service for a library's catalogue")]
+#[command(
+    name = "biblio",
+    version,
+    about = "A cache-backed GraphQL service for a library's catalogue"
+)]
 pub struct Cli {
     /// Database to use: sqlite://FILE?mode=rwc or postgres://...
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://biblio.db?mode=rwc", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://biblio.db?mode=rwc",
+        global = true
+    )]
     pub database_url: String,
 
     #[command(subcommand)]

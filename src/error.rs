@@ -76,6 +76,20 @@ impl Error {
     }
 }
 
+/// Whether `err` is a foreign-key violation. sea-orm recognizes most; SQLite
+/// reports a delete of a still-referenced row as code 1811
+/// (SQLITE_CONSTRAINT_TRIGGER), which it does not.
+pub fn is_foreign_key_violation(err: &sea_orm::DbErr) -> bool {
+    if let Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) = err.sql_err() {
+        return true;
+    }
+    matches!(
+        err,
+        sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db)))
+            if db.code().as_deref() == Some("1811")
+    )
+}
+
 impl From<sea_orm::DbErr> for Error {
     fn from(err: sea_orm::DbErr) -> Self {
         Self::internal(err)

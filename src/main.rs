@@ -18,7 +18,10 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<(), BoxError> {
-    match cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())) {
+    match cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
+    {
         Command::Serve(args) => {
             let config = args.into_config(cli.database_url);
             let app = Application::build(&config).await?;
@@ -68,7 +71,11 @@ async fn seed(database_url: &str, args: SeedArgs) -> Result<(), BoxError> {
         report.active_borrows,
         started.elapsed()
     );
-    println!("librarian: {} / {}", seed::LIBRARIAN_EMAIL, seed::LIBRARIAN_PASSWORD);
+    println!(
+        "librarian: {} / {}",
+        seed::LIBRARIAN_EMAIL,
+        seed::LIBRARIAN_PASSWORD
+    );
     println!(
         "members:   member1@biblio.test .. member{}@biblio.test / {}",
         plan.members,

@@ -9,7 +9,9 @@ use crate::db::Db;
 use crate::domain::{Isbn, Password};
 use entity::user::Role;
 use entity::{author, book, borrow_record, category, user};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, Set, TransactionTrait,
+};
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -96,33 +98,114 @@ impl Rng {
 }
 
 const CATEGORIES: &[&str] = &[
-    "Art", "Biography", "Children", "Classics", "Cooking", "Fantasy", "History", "Mystery",
-    "Philosophy", "Poetry", "Romance", "Science", "Science Fiction", "Technology", "Travel",
+    "Art",
+    "Biography",
+    "Children",
+    "Classics",
+    "Cooking",
+    "Fantasy",
+    "History",
+    "Mystery",
+    "Philosophy",
+    "Poetry",
+    "Romance",
+    "Science",
+    "Science Fiction",
+    "Technology",
+    "Travel",
 ];
 const FIRST_NAMES: &[&str] = &[
-    "Ada", "Alan", "Anna", "Boris", "Chidi", "Clara", "Dmitri", "Elena", "Emil", "Fatima",
-    "Grace", "Hiro", "Ines", "Jonas", "Kofi", "Lena", "Marta", "Nadia", "Omar", "Paula",
-    "Quentin", "Rosa", "Sven", "Tariq", "Ursula", "Vera", "Wen", "Yusuf", "Zofia", "Mei",
+    "Ada", "Alan", "Anna", "Boris", "Chidi", "Clara", "Dmitri", "Elena", "Emil", "Fatima", "Grace",
+    "Hiro", "Ines", "Jonas", "Kofi", "Lena", "Marta", "Nadia", "Omar", "Paula", "Quentin", "Rosa",
+    "Sven", "Tariq", "Ursula", "Vera", "Wen", "Yusuf", "Zofia", "Mei",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Abe", "Bauer", "Castillo", "Dubois", "Eriksen", "Fischer", "Garcia", "Hughes", "Ivanova",
-    "Jensen", "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Quinn",
-    "Rossi", "Silva", "Tanaka", "Umarov", "Varga", "Weber", "Xu", "Yilmaz", "Zhang",
-    "Novak", "Haddad", "Mensah", "Kaur",
+    "Abe",
+    "Bauer",
+    "Castillo",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ivanova",
+    "Jensen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quinn",
+    "Rossi",
+    "Silva",
+    "Tanaka",
+    "Umarov",
+    "Varga",
+    "Weber",
+    "Xu",
+    "Yilmaz",
+    "Zhang",
+    "Novak",
+    "Haddad",
+    "Mensah",
+    "Kaur",
 ];
 const ADJECTIVES: &[&str] = &[
-    "Silent", "Broken", "Golden", "Hidden", "Last", "Lost", "Crimson", "Distant", "Quiet",
-    "Endless", "Northern", "Forgotten", "Burning", "Winter", "Secret", "Paper", "Glass",
-    "Iron", "Wandering", "Electric",
+    "Silent",
+    "Broken",
+    "Golden",
+    "Hidden",
+    "Last",
+    "Lost",
+    "Crimson",
+    "Distant",
+    "Quiet",
+    "Endless",
+    "Northern",
+    "Forgotten",
+    "Burning",
+    "Winter",
+    "Secret",
+    "Paper",
+    "Glass",
+    "Iron",
+    "Wandering",
+    "Electric",
 ];
 const NOUNS: &[&str] = &[
-    "River", "Garden", "Library", "Kingdom", "Machine", "Harbor", "Mountain", "Orchard",
-    "Lighthouse", "Archive", "Empire", "Circle", "Voyage", "Atlas", "Theorem", "Letters",
-    "Island", "Forest", "City", "Clock",
+    "River",
+    "Garden",
+    "Library",
+    "Kingdom",
+    "Machine",
+    "Harbor",
+    "Mountain",
+    "Orchard",
+    "Lighthouse",
+    "Archive",
+    "Empire",
+    "Circle",
+    "Voyage",
+    "Atlas",
+    "Theorem",
+    "Letters",
+    "Island",
+    "Forest",
+    "City",
+    "Clock",
 ];
 const PLACES: &[&str] = &[
-    "the North", "Lisbon", "the Sea", "Kyoto", "the Stars", "Prague", "the Desert", "Lagos",
-    "Tomorrow", "Yesterday",
+    "the North",
+    "Lisbon",
+    "the Sea",
+    "Kyoto",
+    "the Stars",
+    "Prague",
+    "the Desert",
+    "Lagos",
+    "Tomorrow",
+    "Yesterday",
 ];
 
 /// Inserts in chunks small enough for every backend's parameter limit.
@@ -135,7 +218,9 @@ where
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<A> = rows.by_ref().take(1000).collect();
-        <A::Entity as EntityTrait>::insert_many(chunk).exec_without_returning(conn).await?;
+        <A::Entity as EntityTrait>::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(())
 }
@@ -144,7 +229,7 @@ pub async fn run(db: &Db, plan: &Plan, reset: bool) -> Result<Report, BoxError> 
     if plan.authors == 0 && plan.books > 0 {
         return Err("books need at least one author".into());
     }
-    if plan.members == 0 && plan.borrows > 0 || plan.books == 0 && plan.borrows > 0 {
+    if plan.borrows > 0 && (plan.members == 0 || plan.books == 0) {
         return Err("borrows need at least one member and one book".into());
     }
     if !reset && !is_empty(db).await? {
@@ -178,12 +263,16 @@ pub async fn run(db: &Db, plan: &Plan, reset: bool) -> Result<Report, BoxError> 
             let name = if i < FIRST_NAMES.len() * LAST_NAMES.len() {
                 format!("{first} {last}")
             } else {
-                format!("{first} {last} {}", i / (FIRST_NAMES.len() * LAST_NAMES.len()) + 1)
+                format!(
+                    "{first} {last} {}",
+                    i / (FIRST_NAMES.len() * LAST_NAMES.len()) + 1
+                )
             };
             let created = at(100 + i as i64);
             author::ActiveModel {
                 id: Set(rng.uuid_at(created)),
-                bio: Set((rng.below(3) > 0).then(|| format!("{name} writes about {}.", rng.pick(NOUNS).to_lowercase()))),
+                bio: Set((rng.below(3) > 0)
+                    .then(|| format!("{name} writes about {}.", rng.pick(NOUNS).to_lowercase()))),
                 name: Set(name),
                 created_at: Set(created),
                 updated_at: Set(created),
@@ -198,7 +287,12 @@ pub async fn run(db: &Db, plan: &Plan, reset: bool) -> Result<Report, BoxError> 
             let title = match rng.below(3) {
                 0 => format!("The {} {}", rng.pick(ADJECTIVES), rng.pick(NOUNS)),
                 1 => format!("{} of {}", rng.pick(NOUNS), rng.pick(PLACES)),
-                _ => format!("A {} {} in {}", rng.pick(ADJECTIVES), rng.pick(NOUNS), rng.pick(PLACES)),
+                _ => format!(
+                    "A {} {} in {}",
+                    rng.pick(ADJECTIVES),
+                    rng.pick(NOUNS),
+                    rng.pick(PLACES)
+                ),
             };
             let copies = 1 + rng.below(5) as i32;
             copies_available.push(copies);
@@ -238,7 +332,11 @@ pub async fn run(db: &Db, plan: &Plan, reset: bool) -> Result<Report, BoxError> 
         users.push(user::ActiveModel {
             id: Set(rng.uuid_at(created)),
             email: Set(format!("member{n}@biblio.test")),
-            name: Set(format!("{} {}", rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES))),
+            name: Set(format!(
+                "{} {}",
+                rng.pick(FIRST_NAMES),
+                rng.pick(LAST_NAMES)
+            )),
             password_hash: Set(member_hash.clone()),
             role: Set(Role::Member),
             created_at: Set(created),
@@ -259,10 +357,16 @@ pub async fn run(db: &Db, plan: &Plan, reset: bool) -> Result<Report, BoxError> 
             let (borrowed_at, returned_at) = if wants_active && can_be_active {
                 copies_available[book] -= 1;
                 active.insert((member, book));
-                (day - chrono::Duration::hours(1 + rng.below(30 * 24) as i64), None)
+                (
+                    day - chrono::Duration::hours(1 + rng.below(30 * 24) as i64),
+                    None,
+                )
             } else {
                 let borrowed = year_ago + chrono::Duration::hours(rng.below(330 * 24) as i64);
-                (borrowed, Some(borrowed + chrono::Duration::hours(1 + rng.below(20 * 24) as i64)))
+                (
+                    borrowed,
+                    Some(borrowed + chrono::Duration::hours(1 + rng.below(20 * 24) as i64)),
+                )
             };
             borrow_record::ActiveModel {
                 id: Set(rng.uuid_at(borrowed_at)),

@@ -166,11 +166,19 @@ impl MigrationTrait for Migration {
             .await?;
         // Author.books, Author.bookCount and the authorId filter.
         manager
-            .create_index(index(Books::Table, "idx_books_author", &["author_id", "title"]))
+            .create_index(index(
+                Books::Table,
+                "idx_books_author",
+                &["author_id", "title"],
+            ))
             .await?;
         // Category.bookCount and the categoryId filter.
         manager
-            .create_index(index(Books::Table, "idx_books_category", &["category_id", "title"]))
+            .create_index(index(
+                Books::Table,
+                "idx_books_category",
+                &["category_id", "title"],
+            ))
             .await?;
         // The orders of `books`: TITLE_*, PRICE_*, PUBLISHED_DESC, NEWEST.
         for (name, columns) in [
@@ -282,7 +290,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Settings::Table)
-                    .col(ColumnDef::new(Settings::Key).string().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Settings::Key)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Settings::Value).text().not_null())
                     .to_owned(),
             )

@@ -1,7 +1,7 @@
 //! Authors: pages and writes. Lookups by id go through the generic loader.
 use super::{fetch_page, now, Db};
 use crate::domain::{Page, PageRequest};
-use crate::error::{Error, Result};
+use crate::error::{is_foreign_key_violation, Error, Result};
 use entity::author;
 use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, ModelTrait, QueryOrder, Set};
 use uuid::Uuid;
@@ -55,11 +55,9 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
         .ok_or_else(|| Error::not_found("author not found"))?;
     match author.delete(db.conn()).await {
         Ok(_) => Ok(()),
-        Err(err) => match err.sql_err() {
-            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
-                Err(Error::conflict("the author still has books"))
-            }
-            _ => Err(err.into()),
-        },
+        Err(err) if is_foreign_key_violation(&err) => {
+            Err(Error::conflict("the author still has books"))
+        }
+        Err(err) => Err(err.into()),
     }
 }

@@ -48,7 +48,12 @@ fn ordered(select: Select<book::Entity>, order: SortOrder) -> Select<book::Entit
     }
 }
 
-pub async fn page(db: &Db, filter: &Filter, order: SortOrder, request: PageRequest) -> Result<Page<book::Model>> {
+pub async fn page(
+    db: &Db,
+    filter: &Filter,
+    order: SortOrder,
+    request: PageRequest,
+) -> Result<Page<book::Model>> {
     use book::Column::*;
     let mut select = book::Entity::find();
     if let Some(id) = filter.author_id {
@@ -77,7 +82,11 @@ pub async fn page(db: &Db, filter: &Filter, order: SortOrder, request: PageReque
     Ok(fetch_page(db, ordered(select, order), request).await?)
 }
 
-pub async fn by_author(db: &Db, author_id: Uuid, request: PageRequest) -> Result<Page<book::Model>> {
+pub async fn by_author(
+    db: &Db,
+    author_id: Uuid,
+    request: PageRequest,
+) -> Result<Page<book::Model>> {
     let select = book::Entity::find().filter(book::Column::AuthorId.eq(author_id));
     Ok(fetch_page(db, ordered(select, SortOrder::TitleAsc), request).await?)
 }
@@ -92,8 +101,12 @@ pub async fn search(db: &Db, text: &SearchText, request: PageRequest) -> Result<
         .join(sea_orm::JoinType::InnerJoin, book::Relation::Author.def())
         .filter(
             Condition::any()
-                .add(contains(Expr::col((book::Entity, book::Column::Title)).into()))
-                .add(contains(Expr::col((author::Entity, author::Column::Name)).into())),
+                .add(contains(
+                    Expr::col((book::Entity, book::Column::Title)).into(),
+                ))
+                .add(contains(
+                    Expr::col((author::Entity, author::Column::Name)).into(),
+                )),
         );
     Ok(fetch_page(db, ordered(select, SortOrder::TitleAsc), request).await?)
 }
@@ -130,7 +143,9 @@ pub async fn create(db: &Db, new: NewBook) -> Result<book::Model> {
     .await;
     match inserted {
         Ok(book) => Ok(book),
-        Err(err) => Err(write_error(db, err, Some(&isbn), Some(author_id), Some(category_id)).await),
+        Err(err) => {
+            Err(write_error(db, err, Some(&isbn), Some(author_id), Some(category_id)).await)
+        }
     }
 }
 
@@ -228,12 +243,12 @@ async fn write_error(
     category_id: Option<Uuid>,
 ) -> Error {
     match err.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-            match isbn {
-                Some(isbn) => Error::conflict(format!("a book with isbn {} already exists", isbn.as_str())),
-                None => Error::conflict("a book with this isbn already exists"),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => match isbn {
+            Some(isbn) => {
+                Error::conflict(format!("a book with isbn {} already exists", isbn.as_str()))
             }
-        }
+            None => Error::conflict("a book with this isbn already exists"),
+        },
         Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
             if let Some(id) = author_id {
                 match author::Entity::find_by_id(id).one(db.conn()).await {

@@ -90,7 +90,10 @@ pub async fn borrow(
         }
         Err(err) => {
             txn.rollback().await?;
-            Err(Error::conflict_on_unique(err, "you already have this book on loan"))
+            Err(Error::conflict_on_unique(
+                err,
+                "you already have this book on loan",
+            ))
         }
     }
 }

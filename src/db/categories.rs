@@ -1,6 +1,6 @@
 //! Categories: the full list and writes. Names are unique.
 use super::{now, Db};
-use crate::error::{Error, Result};
+use crate::error::{is_foreign_key_violation, Error, Result};
 use entity::category;
 use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, ModelTrait, QueryOrder, Set};
 use uuid::Uuid;
@@ -52,11 +52,9 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
         .ok_or_else(|| Error::not_found("category not found"))?;
     match category.delete(db.conn()).await {
         Ok(_) => Ok(()),
-        Err(err) => match err.sql_err() {
-            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
-                Err(Error::conflict("the category still has books"))
-            }
-            _ => Err(err.into()),
-        },
+        Err(err) if is_foreign_key_violation(&err) => {
+            Err(Error::conflict("the category still has books"))
+        }
+        Err(err) => Err(err.into()),
     }
 }

@@ -91,7 +91,10 @@ impl Db {
         }
         let row = self
             .conn
-            .query_one(Statement::from_string(DbBackend::Sqlite, "PRAGMA journal_mode"))
+            .query_one(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA journal_mode",
+            ))
             .await?;
         row.map(|row| row.try_get_by_index::<String>(0)).transpose()
     }

@@ -18,7 +18,11 @@ pub async fn get_or_init(
         key: Set(key.to_owned()),
         value: Set(generate()),
     })
-    .on_conflict(OnConflict::column(setting::Column::Key).do_nothing().to_owned())
+    .on_conflict(
+        OnConflict::column(setting::Column::Key)
+            .do_nothing()
+            .to_owned(),
+    )
     .do_nothing()
     .exec(db.conn())
     .await;

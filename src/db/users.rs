@@ -7,7 +7,13 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 /// Inserts a user whose password is already hashed; a taken e-mail is CONFLICT.
-pub async fn create(db: &Db, email: &Email, name: String, password_hash: String, role: Role) -> Result<user::Model> {
+pub async fn create(
+    db: &Db,
+    email: &Email,
+    name: String,
+    password_hash: String,
+    role: Role,
+) -> Result<user::Model> {
     let now = now();
     user::ActiveModel {
         id: Set(Uuid::now_v7()),

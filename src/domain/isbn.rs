@@ -8,10 +8,7 @@ impl Isbn {
     /// Accepts the digits with optional hyphens or spaces between them
     /// ("978-0-306-40615-7"); stores the bare digits.
     pub fn parse(input: &str) -> Result<Self> {
-        let digits: String = input
-            .chars()
-            .filter(|c| *c != '-' && *c != ' ')
-            .collect();
+        let digits: String = input.chars().filter(|c| *c != '-' && *c != ' ').collect();
         if digits.len() != 13 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Error::bad_input(format!(
                 "isbn {input:?} is not an ISBN-13: expected 13 digits"
@@ -62,19 +59,38 @@ mod tests {
 
     #[test]
     fn valid_isbns_parse_with_or_without_hyphens() {
-        assert_eq!(Isbn::parse("9780306406157").unwrap().as_str(), "9780306406157");
-        assert_eq!(Isbn::parse("978-0-306-40615-7").unwrap().as_str(), "9780306406157");
-        assert_eq!(Isbn::parse("979-10-90636-07-1").unwrap().as_str(), "9791090636071");
+        assert_eq!(
+            Isbn::parse("9780306406157").unwrap().as_str(),
+            "9780306406157"
+        );
+        assert_eq!(
+            Isbn::parse("978-0-306-40615-7").unwrap().as_str(),
+            "9780306406157"
+        );
+        assert_eq!(
+            Isbn::parse("979-10-90636-07-1").unwrap().as_str(),
+            "9791090636071"
+        );
     }
 
     #[test]
     fn a_wrong_check_digit_is_rejected() {
-        assert_eq!(Isbn::parse("9780306406158").unwrap_err().code(), "BAD_USER_INPUT");
+        assert_eq!(
+            Isbn::parse("9780306406158").unwrap_err().code(),
+            "BAD_USER_INPUT"
+        );
     }
 
     #[test]
     fn wrong_lengths_letters_and_prefixes_are_rejected() {
-        for bad in ["", "978030640615", "97803064061577", "97803064O6157", "0306406152", "1230306406157"] {
+        for bad in [
+            "",
+            "978030640615",
+            "97803064061577",
+            "97803064O6157",
+            "0306406152",
+            "1230306406157",
+        ] {
             assert!(Isbn::parse(bad).is_err(), "{bad} was accepted");
         }
     }

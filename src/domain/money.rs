@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 pub struct Money(i64);
 
 /// Large enough for any book, small enough that sums of many never overflow.
-const MAX_CENTS: i64 = 100_000_000_00;
+const MAX_CENTS: i64 = 10_000_000_000;
 
 impl Money {
     pub fn parse(amount: Decimal, field: &str) -> Result<Self> {

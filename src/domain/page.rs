@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn out_of_range_pages_and_sizes_are_bad_input() {
         for (page, size) in [(0, 20), (-1, 20), (1, 0), (1, 101), (1, -5)] {
-            assert_eq!(PageRequest::parse(page, size).unwrap_err().code(), "BAD_USER_INPUT");
+            assert_eq!(
+                PageRequest::parse(page, size).unwrap_err().code(),
+                "BAD_USER_INPUT"
+            );
         }
         assert_eq!(PageRequest::parse(3, 100).unwrap().offset(), 200);
     }

@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_collapsed_and_case_folded() {
-        assert_eq!(SearchText::parse("  The   Hobbit\t").unwrap().as_str(), "the hobbit");
+        assert_eq!(
+            SearchText::parse("  The   Hobbit\t").unwrap().as_str(),
+            "the hobbit"
+        );
     }
 
     #[test]
@@ -60,6 +63,9 @@ mod tests {
 
     #[test]
     fn like_metacharacters_are_escaped() {
-        assert_eq!(SearchText::parse("50%_off").unwrap().like_pattern(), r"%50\%\_off%");
+        assert_eq!(
+            SearchText::parse("50%_off").unwrap().like_pattern(),
+            r"%50\%\_off%"
+        );
     }
 }

@@ -108,9 +108,18 @@ impl Loaders {
             E: KeyedById,
             E::Model: Clone + Send + Sync + 'static,
         {
-            loader(ById { db: db.clone(), kind: PhantomData }, delay)
+            loader(
+                ById {
+                    db: db.clone(),
+                    kind: PhantomData,
+                },
+                delay,
+            )
         }
-        let counts = |group_by| BookCounts { db: db.clone(), group_by };
+        let counts = |group_by| BookCounts {
+            db: db.clone(),
+            group_by,
+        };
         Self {
             books: by_id(db, delay),
             authors: by_id(db, delay),

@@ -8,7 +8,7 @@ mod query;
 mod schema;
 mod types;
 
-pub use schema::{build_schema, sdl, Limits, Scope, Services, BiblioSchema};
+pub use schema::{build_schema, sdl, BiblioSchema, Limits, Scope, Services};
 
 use crate::auth::Viewer;
 use crate::error::{Error, Result};

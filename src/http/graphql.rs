@@ -66,11 +66,13 @@ fn accepts_html(headers: &HeaderMap) -> bool {
 /// An error found before GraphQL execution (bad HTTP usage), in the
 /// response format the client negotiated.
 fn http_error(status: StatusCode, media: MediaType, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] });
+    let body =
+        json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] });
     let mut response = (status, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media.as_str()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.as_str()),
+    );
     response
 }
 
@@ -87,14 +89,22 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
         return Html(include_str!("graphiql.html")).into_response();
     }
     let Some(media) = MediaType::negotiate(&headers) else {
-        return http_error(StatusCode::NOT_ACCEPTABLE, MediaType::Json, "cannot produce any type in Accept");
+        return http_error(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            "cannot produce any type in Accept",
+        );
     };
     let params = match Query::<GetParams>::try_from_uri(&uri) {
         Ok(Query(params)) => params,
         Err(_) => return http_error(StatusCode::BAD_REQUEST, media, "malformed query string"),
     };
     let Some(query) = params.query else {
-        return http_error(StatusCode::BAD_REQUEST, media, "the query parameter is required");
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            "the query parameter is required",
+        );
     };
     if is_mutation(&query, params.operation_name.as_deref()) {
         let mut response = http_error(
@@ -114,7 +124,13 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
     if let Some(variables) = params.variables {
         match serde_json::from_str(&variables) {
             Ok(variables) => request = request.variables(Variables::from_json(variables)),
-            Err(_) => return http_error(StatusCode::BAD_REQUEST, media, "variables must be a JSON object"),
+            Err(_) => {
+                return http_error(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    "variables must be a JSON object",
+                )
+            }
         }
     }
     execute(&state, &headers, request, media).await
@@ -122,7 +138,11 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
 
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let Some(media) = MediaType::negotiate(&headers) else {
-        return http_error(StatusCode::NOT_ACCEPTABLE, MediaType::Json, "cannot produce any type in Accept");
+        return http_error(
+            StatusCode::NOT_ACCEPTABLE,
+            MediaType::Json,
+            "cannot produce any type in Accept",
+        );
     };
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -189,7 +209,9 @@ async fn execute(
     request: async_graphql::Request,
     media: MediaType,
 ) -> Response {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
     let request = request.data(Scope::new(&state.services, viewer));
     let response = state.schema.execute(request).await;
@@ -211,8 +233,10 @@ async fn execute(
     match body {
         Ok(body) => {
             let mut http = (status, body).into_response();
-            http.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(media.as_str()));
+            http.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(media.as_str()),
+            );
             http
         }
         Err(err) => {
@@ -234,13 +258,24 @@ mod tests {
 
     #[test]
     fn accept_negotiation_follows_the_first_producible_type() {
-        assert_eq!(MediaType::negotiate(&HeaderMap::new()), Some(MediaType::GraphqlResponseJson));
-        assert_eq!(MediaType::negotiate(&accept("application/json")), Some(MediaType::Json));
         assert_eq!(
-            MediaType::negotiate(&accept("application/graphql-response+json, application/json;q=0.9")),
+            MediaType::negotiate(&HeaderMap::new()),
             Some(MediaType::GraphqlResponseJson)
         );
-        assert_eq!(MediaType::negotiate(&accept("*/*")), Some(MediaType::GraphqlResponseJson));
+        assert_eq!(
+            MediaType::negotiate(&accept("application/json")),
+            Some(MediaType::Json)
+        );
+        assert_eq!(
+            MediaType::negotiate(&accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            MediaType::negotiate(&accept("*/*")),
+            Some(MediaType::GraphqlResponseJson)
+        );
         assert_eq!(MediaType::negotiate(&accept("text/plain")), None);
         assert_eq!(MediaType::negotiate(&accept("application/json;q=0")), None);
     }

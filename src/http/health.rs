@@ -12,19 +12,24 @@ pub async fn live() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database = match tokio::time::timeout(Duration::from_secs(2), state.services.db.ping()).await {
-        Ok(Ok(())) => json!({ "status": "up" }),
-        Ok(Err(err)) => {
-            tracing::warn!(error = %err, "readiness: database unreachable");
-            json!({ "status": "down", "error": "database unreachable" })
-        }
-        Err(_) => {
-            tracing::warn!("readiness: database ping timed out");
-            json!({ "status": "down", "error": "database ping timed out" })
-        }
-    };
+    let database =
+        match tokio::time::timeout(Duration::from_secs(2), state.services.db.ping()).await {
+            Ok(Ok(())) => json!({ "status": "up" }),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness: database unreachable");
+                json!({ "status": "down", "error": "database unreachable" })
+            }
+            Err(_) => {
+                tracing::warn!("readiness: database ping timed out");
+                json!({ "status": "down", "error": "database ping timed out" })
+            }
+        };
     let ready = database["status"] == "up";
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "checks": { "database": database },

@@ -27,7 +27,12 @@ impl AccountMutation {
     }
 
     /// Signs in. A wrong password and an unknown e-mail get the same answer.
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<AuthPayload> {
         let services = services(ctx)?;
         let refused = || Error::unauthenticated("invalid email or password");
         let user = match Email::parse(&email) {

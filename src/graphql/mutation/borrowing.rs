@@ -17,7 +17,8 @@ impl BorrowingMutation {
         let user = current_user(ctx).await?;
         let book_id = parse_id(&book_id, "bookId")?;
         let services = services(ctx)?;
-        let record = db::borrows::borrow(&services.db, user.id, book_id, services.loan_period).await?;
+        let record =
+            db::borrows::borrow(&services.db, user.id, book_id, services.loan_period).await?;
         Ok(BorrowRecord(record))
     }
 
@@ -32,7 +33,9 @@ impl BorrowingMutation {
             .await?
             .ok_or_else(|| Error::not_found("borrow record not found"))?;
         if record.user_id != user.id && user.role != Role::Librarian {
-            return Err(Error::forbidden("only the borrower or a librarian may return this book"));
+            return Err(Error::forbidden(
+                "only the borrower or a librarian may return this book",
+            ));
         }
         let returned = db::borrows::give_back(&services(ctx)?.db, &record).await?;
         Ok(BorrowRecord(returned))

@@ -31,7 +31,8 @@ impl AccountQuery {
         let user_id = viewer(ctx)?.require_user()?;
         let request = PageRequest::parse(page, page_size)?;
         let status = status.unwrap_or_default().into();
-        let borrows = db::borrows::page_for_user(&services(ctx)?.db, user_id, status, request).await?;
+        let borrows =
+            db::borrows::page_for_user(&services(ctx)?.db, user_id, status, request).await?;
         Ok(Paged::new(borrows.map(BorrowRecord)))
     }
 }

@@ -72,7 +72,12 @@ impl CatalogueQuery {
     /// The category with this id, or null.
     async fn category(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Category>> {
         let id = parse_id(&id, "id")?;
-        Ok(scope(ctx)?.loaders.categories.load_one(id).await?.map(Category))
+        Ok(scope(ctx)?
+            .loaders
+            .categories
+            .load_one(id)
+            .await?
+            .map(Category))
     }
 
     /// Every category, by name.
@@ -83,6 +88,8 @@ impl CatalogueQuery {
 
     /// Library-wide totals.
     async fn statistics(&self, ctx: &Context<'_>) -> Result<LibraryStatistics> {
-        Ok(LibraryStatistics(db::statistics::totals(&services(ctx)?.db).await?))
+        Ok(LibraryStatistics(
+            db::statistics::totals(&services(ctx)?.db).await?,
+        ))
     }
 }

@@ -24,7 +24,11 @@ impl Author {
 
     /// Number of books by this author in the catalogue.
     async fn book_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = scope(ctx)?.loaders.books_per_author.load_one(self.0.id).await?;
+        let count = scope(ctx)?
+            .loaders
+            .books_per_author
+            .load_one(self.0.id)
+            .await?;
         Ok(count.unwrap_or(0) as i32)
     }
 

@@ -52,7 +52,9 @@ impl Book {
             .load_one(self.0.author_id)
             .await?
             .map(Author)
-            .ok_or_else(|| Error::internal(format!("author {} of a book is missing", self.0.author_id)))
+            .ok_or_else(|| {
+                Error::internal(format!("author {} of a book is missing", self.0.author_id))
+            })
     }
 
     async fn category(&self, ctx: &Context<'_>) -> Result<Category> {
@@ -62,7 +64,12 @@ impl Book {
             .load_one(self.0.category_id)
             .await?
             .map(Category)
-            .ok_or_else(|| Error::internal(format!("category {} of a book is missing", self.0.category_id)))
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "category {} of a book is missing",
+                    self.0.category_id
+                ))
+            })
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -22,7 +22,9 @@ impl BorrowRecord {
             .load_one(self.0.book_id)
             .await?
             .map(Book)
-            .ok_or_else(|| Error::internal(format!("book {} of a borrow is missing", self.0.book_id)))
+            .ok_or_else(|| {
+                Error::internal(format!("book {} of a borrow is missing", self.0.book_id))
+            })
     }
 
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
@@ -32,7 +34,9 @@ impl BorrowRecord {
             .load_one(self.0.user_id)
             .await?
             .map(User)
-            .ok_or_else(|| Error::internal(format!("user {} of a borrow is missing", self.0.user_id)))
+            .ok_or_else(|| {
+                Error::internal(format!("user {} of a borrow is missing", self.0.user_id))
+            })
     }
 
     async fn borrowed_at(&self) -> DateTime<Utc> {

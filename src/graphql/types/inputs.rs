@@ -88,14 +88,18 @@ pub struct BookFilter {
 fn published_year(year: i32) -> Result<i32> {
     let max = chrono::Datelike::year(&chrono::Utc::now()) + 1;
     if !(0..=max).contains(&year) {
-        return Err(Error::bad_input(format!("publishedYear must be between 0 and {max}")));
+        return Err(Error::bad_input(format!(
+            "publishedYear must be between 0 and {max}"
+        )));
     }
     Ok(year)
 }
 
 fn copies(copies: i32) -> Result<i32> {
     if !(0..=MAX_COPIES).contains(&copies) {
-        return Err(Error::bad_input(format!("copiesTotal must be between 0 and {MAX_COPIES}")));
+        return Err(Error::bad_input(format!(
+            "copiesTotal must be between 0 and {MAX_COPIES}"
+        )));
     }
     Ok(copies)
 }
@@ -146,15 +150,24 @@ impl UpdateBookInput {
                 .map(|title| required_text(&title, "title", MAX_TITLE_CHARS))
                 .transpose()?,
             isbn: self.isbn.as_deref().map(Isbn::parse).transpose()?,
-            price: self.price.map(|price| Money::parse(price, "price")).transpose()?,
+            price: self
+                .price
+                .map(|price| Money::parse(price, "price"))
+                .transpose()?,
             published_year: match self.published_year {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
                 MaybeUndefined::Value(year) => Some(Some(published_year(year)?)),
             },
             copies_total: self.copies_total.map(copies).transpose()?,
-            author_id: self.author_id.map(|id| parse_id(&id, "authorId")).transpose()?,
-            category_id: self.category_id.map(|id| parse_id(&id, "categoryId")).transpose()?,
+            author_id: self
+                .author_id
+                .map(|id| parse_id(&id, "authorId"))
+                .transpose()?,
+            category_id: self
+                .category_id
+                .map(|id| parse_id(&id, "categoryId"))
+                .transpose()?,
         })
     }
 }
@@ -162,10 +175,22 @@ impl UpdateBookInput {
 impl BookFilter {
     pub fn validate(self) -> Result<Filter> {
         let filter = Filter {
-            author_id: self.author_id.map(|id| parse_id(&id, "authorId")).transpose()?,
-            category_id: self.category_id.map(|id| parse_id(&id, "categoryId")).transpose()?,
-            min_price: self.min_price.map(|p| Money::parse(p, "minPrice")).transpose()?,
-            max_price: self.max_price.map(|p| Money::parse(p, "maxPrice")).transpose()?,
+            author_id: self
+                .author_id
+                .map(|id| parse_id(&id, "authorId"))
+                .transpose()?,
+            category_id: self
+                .category_id
+                .map(|id| parse_id(&id, "categoryId"))
+                .transpose()?,
+            min_price: self
+                .min_price
+                .map(|p| Money::parse(p, "minPrice"))
+                .transpose()?,
+            max_price: self
+                .max_price
+                .map(|p| Money::parse(p, "maxPrice"))
+                .transpose()?,
             published_from: self.published_from,
             published_to: self.published_to,
             available: self.available,

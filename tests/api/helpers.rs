@@ -1,0 +1,317 @@
+use biblio::app::Application;
+use biblio::config::Config;
+use biblio::db::Db;
+use biblio::graphql::Limits;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// The database a test owns, removed when the test ends.
+enum TestDatabase {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    async fn create() -> (Self, String) {
+        let backend = std::env::var("BIBLIO_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into());
+        match backend.as_str() {
+            "sqlite" => {
+                let path = std::env::temp_dir().join(format!("biblio-test-{}.db", Uuid::now_v7()));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                (Self::Sqlite(path), url)
+            }
+            "postgres" => {
+                let admin_url = std::env::var("BIBLIO_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+                let name = format!("biblio_test_{}", Uuid::now_v7().simple());
+                let admin = Db::connect(&admin_url).await.unwrap_or_else(|err| {
+                    panic!(
+                        "cannot reach PostgreSQL at {admin_url} ({err}). Install and start it \
+                         (Debian: apt-get install postgresql && pg_ctlcluster 15 main start) or \
+                         set BIBLIO_TEST_POSTGRES_URL"
+                    )
+                });
+                execute(&admin, &format!("CREATE DATABASE \"{name}\"")).await;
+                let url = match admin_url.rsplit_once('/') {
+                    Some((server, _)) => format!("{server}/{name}"),
+                    None => panic!("BIBLIO_TEST_POSTGRES_URL must end in /DATABASE"),
+                };
+                (Self::Postgres { admin_url, name }, url)
+            }
+            other => panic!("BIBLIO_TEST_DATABASE must be sqlite or postgres, not {other:?}"),
+        }
+    }
+}
+
+async fn execute(db: &Db, sql: &str) {
+    use sea_orm::ConnectionTrait;
+    db.conn()
+        .execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match self {
+            Self::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Self::Postgres { admin_url, name } => {
+                // Drop runs inside the test's runtime, which cannot be blocked
+                // on; a thread with a runtime of its own can.
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a runtime");
+                    runtime.block_on(async {
+                        if let Ok(admin) = Db::connect(&admin_url).await {
+                            execute(
+                                &admin,
+                                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                            )
+                            .await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    /// The service's own database handle: tests read its statement count.
+    pub db: Db,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    _database: TestDatabase,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub fn test_config(database_url: String) -> Config {
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        redis_url: "redis://127.0.0.1:6379".into(),
+        limits: Limits {
+            max_depth: 10,
+            max_complexity: 5000,
+        },
+        body_limit: 1024 * 1024,
+        loan_period: chrono::Duration::days(14),
+        token_ttl: Duration::from_secs(3600),
+        loader_delay: Duration::from_millis(1),
+        demo_data_when_empty: false,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let (database, url) = TestDatabase::create().await;
+    let mut config = test_config(url);
+    configure(&mut config);
+    let app = Application::build(&config).await.expect("the app builds");
+    let address = format!("http://{}", app.local_addr());
+    let db = app.db().clone();
+    let (shutdown, stopped) = oneshot::channel();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        db,
+        client: reqwest::Client::new(),
+        shutdown: Some(shutdown),
+        _database: database,
+    }
+}
+
+impl TestApp {
+    pub fn graphql_url(&self) -> String {
+        format!("{}/graphql", self.address)
+    }
+
+    /// POSTs a GraphQL request, optionally with a bearer token; returns the
+    /// HTTP status and the JSON body.
+    pub async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.graphql_url())
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the request is sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// Runs a query that must succeed; returns `data`.
+    pub async fn data(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(token, query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Runs a request that must fail; returns the first error's code.
+    pub async fn error_code(&self, token: Option<&str>, query: &str, variables: Value) -> String {
+        let (_, body) = self.post(token, query, variables).await;
+        let code = &body["errors"][0]["extensions"]["code"];
+        assert!(code.is_string(), "expected an error with a code: {body}");
+        code.as_str().unwrap().to_owned()
+    }
+
+    /// Registers a member and returns their token.
+    pub async fn member(&self, email: &str) -> String {
+        let data = self
+            .data(
+                None,
+                "mutation($input: RegisterInput!) { register(input: $input) { token } }",
+                json!({ "input": { "email": email, "name": "Test Member", "password": "member-password" } }),
+            )
+            .await;
+        data["register"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a librarian (as `biblio user add` does) and returns their token.
+    pub async fn librarian(&self) -> String {
+        let email = format!("librarian-{}@biblio.test", Uuid::now_v7().simple());
+        let parsed = biblio::domain::Email::parse(&email).unwrap();
+        let password = biblio::domain::Password::parse("librarian-password").unwrap();
+        let hash = biblio::auth::hash_password(password).await.unwrap();
+        biblio::db::users::create(
+            &self.db,
+            &parsed,
+            "Librarian".into(),
+            hash,
+            entity::user::Role::Librarian,
+        )
+        .await
+        .unwrap();
+        let data = self
+            .data(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({ "e": email, "p": "librarian-password" }),
+            )
+            .await;
+        data["login"]["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_author(&self, token: &str, name: &str) -> String {
+        let data = self
+            .data(
+                Some(token),
+                "mutation($name: String!) { createAuthor(input: { name: $name }) { id } }",
+                json!({ "name": name }),
+            )
+            .await;
+        data["createAuthor"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_category(&self, token: &str, name: &str) -> String {
+        let data = self
+            .data(
+                Some(token),
+                "mutation($name: String!) { createCategory(input: { name: $name }) { id } }",
+                json!({ "name": name }),
+            )
+            .await;
+        data["createCategory"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a book; `n` picks a distinct valid ISBN.
+    pub async fn create_book(
+        &self,
+        token: &str,
+        title: &str,
+        n: u64,
+        author: &str,
+        category: &str,
+        copies: i32,
+    ) -> String {
+        let data = self
+            .data(
+                Some(token),
+                "mutation($input: CreateBookInput!) { createBook(input: $input) { id } }",
+                json!({ "input": {
+                    "title": title, "isbn": isbn(n), "price": "10.00", "copiesTotal": copies,
+                    "authorId": author, "categoryId": category,
+                } }),
+            )
+            .await;
+        data["createBook"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Statements the service has executed so far.
+    pub fn statements(&self) -> u64 {
+        self.db.statements_executed()
+    }
+}
+
+/// A valid ISBN-13, distinct for each `n`.
+pub fn isbn(n: u64) -> String {
+    biblio::domain::Isbn::with_check_digit(978_000_000_000 + n).into_inner()
+}
+
+/// A librarian, and a small catalogue: `books` books over two authors and
+/// two categories. Returns (librarian token, author ids, category ids, book ids).
+pub struct Catalogue {
+    pub librarian: String,
+    pub authors: Vec<String>,
+    pub categories: Vec<String>,
+    pub books: Vec<String>,
+}
+
+pub async fn catalogue(app: &TestApp, books: usize) -> Catalogue {
+    let librarian = app.librarian().await;
+    let authors = vec![
+        app.create_author(&librarian, "Ursula K. Le Guin").await,
+        app.create_author(&librarian, "Stanisław Lem").await,
+    ];
+    let categories = vec![
+        app.create_category(&librarian, "Science Fiction").await,
+        app.create_category(&librarian, "Philosophy").await,
+    ];
+    let mut ids = Vec::new();
+    for i in 0..books {
+        let title = format!("Book {i:03}");
+        ids.push(
+            app.create_book(
+                &librarian,
+                &title,
+                i as u64,
+                &authors[i % 2],
+                &categories[(i / 2) % 2],
+                2,
+            )
+            .await,
+        );
+    }
+    Catalogue {
+        librarian,
+        authors,
+        categories,
+        books: ids,
+    }
+}

@@ -1,0 +1,204 @@
+use crate::helpers::spawn_app;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn post_answers_graphql_response_json_by_default_and_json_when_asked() {
+    let app = spawn_app().await;
+    let body = json!({ "query": "{ categories { name } }" });
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/graphql-response+json"
+    );
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .header("accept", "application/json")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "data": { "categories": [] } })
+    );
+}
+
+#[tokio::test]
+async fn request_errors_are_400_with_graphql_response_json_and_200_with_json() {
+    let app = spawn_app().await;
+    for query in ["{ books {", "{ noSuchField }"] {
+        let body = json!({ "query": query });
+        let response = app
+            .client
+            .post(app.graphql_url())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let json: Value = response.json().await.unwrap();
+        assert!(
+            json.get("data").is_none(),
+            "a request error has no data: {json}"
+        );
+        assert_eq!(json["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        let response = app
+            .client
+            .post(app.graphql_url())
+            .header("accept", "application/json")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_bodies_and_wrong_content_types_are_refused() {
+    let app = spawn_app().await;
+    let post = |content_type: &'static str, body: &'static str| {
+        app.client
+            .post(app.graphql_url())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post("application/json", "{not json")
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        post("application/json", "[1, 2]").await.unwrap().status(),
+        400
+    );
+    assert_eq!(
+        post("text/plain", "{ categories { name } }")
+            .await
+            .unwrap()
+            .status(),
+        415
+    );
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .header("accept", "text/plain")
+        .json(&json!({ "query": "{ categories { name } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 406);
+}
+
+#[tokio::test]
+async fn get_runs_queries_and_refuses_mutations() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.graphql_url())
+        .query(&[
+            (
+                "query",
+                "query($n: Int!) { authors(pageSize: $n) { pageSize } }",
+            ),
+            ("variables", r#"{"n": 3}"#),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["data"]["authors"]["pageSize"],
+        3
+    );
+
+    let response = app
+        .client
+        .get(app.graphql_url())
+        .query(&[(
+            "query",
+            "mutation { createCategory(input: { name: \"X\" }) { id } }",
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let response = app
+        .client
+        .get(app.graphql_url())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "a GET without a query");
+}
+
+#[tokio::test]
+async fn browsers_get_graphiql() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.graphql_url())
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(response.text().await.unwrap().contains("GraphiQL"));
+}
+
+#[tokio::test]
+async fn introspection_is_on() {
+    let app = spawn_app().await;
+    let data = app
+        .data(None, "{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+}
+
+#[tokio::test]
+async fn health_and_readiness_report_the_service_and_its_database() {
+    let app = spawn_app().await;
+    let live = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["database"]["status"], "up");
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode() {
+    let app = spawn_app().await;
+    if let Some(mode) = app.db.sqlite_journal_mode().await.unwrap() {
+        assert_eq!(mode, "wal");
+    }
+}

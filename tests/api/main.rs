@@ -1,0 +1,11 @@
+//! Black-box tests: each spawns the service on a random port with a database
+//! of its own (SQLite by default; PostgreSQL with BIBLIO_TEST_DATABASE=postgres)
+//! and talks to it over HTTP.
+mod auth;
+mod borrowing;
+mod catalogue;
+mod helpers;
+mod http;
+mod limits;
+mod schema;
+mod writes;

@@ -1,0 +1,318 @@
+use crate::helpers::{catalogue, isbn, spawn_app};
+use serde_json::json;
+use uuid::Uuid;
+
+const CREATE_BOOK: &str = "mutation($input: CreateBookInput!) { createBook(input: $input) { id title isbn price publishedYear copiesTotal copiesAvailable author { name } category { name } } }";
+const UPDATE_BOOK: &str = "mutation($id: ID!, $input: UpdateBookInput!) { updateBook(id: $id, input: $input) { id title isbn price publishedYear copiesTotal copiesAvailable author { name } category { name } } }";
+
+#[tokio::test]
+async fn a_librarian_creates_reads_updates_and_deletes_a_book() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 0).await;
+    let token = Some(cat.librarian.as_str());
+    let created = app
+        .data(token, CREATE_BOOK, json!({ "input": {
+            "title": " The Left Hand of Darkness ", "isbn": "978-0-306-40615-7", "price": "12.5",
+            "publishedYear": 1969, "copiesTotal": 3, "authorId": cat.authors[0], "categoryId": cat.categories[0],
+        } }))
+        .await["createBook"]
+        .clone();
+    assert_eq!(created["title"], "The Left Hand of Darkness");
+    assert_eq!(created["isbn"], "9780306406157");
+    assert_eq!(created["price"], "12.50");
+    assert_eq!(created["copiesAvailable"], 3);
+    let id = created["id"].as_str().unwrap();
+
+    let updated = app
+        .data(token, UPDATE_BOOK, json!({ "id": id, "input": { "price": "9.99", "authorId": cat.authors[1], "publishedYear": null } }))
+        .await["updateBook"]
+        .clone();
+    assert_eq!(updated["price"], "9.99");
+    assert_eq!(
+        updated["title"], "The Left Hand of Darkness",
+        "omitted fields stay"
+    );
+    assert_eq!(updated["author"]["name"], "Stanisław Lem");
+    assert!(updated["publishedYear"].is_null(), "null clears the year");
+
+    let deleted = app
+        .data(
+            token,
+            "mutation($id: ID!) { deleteBook(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(deleted["deleteBook"], id);
+    let gone = app
+        .data(
+            None,
+            "query($id: ID!) { book(id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert!(gone["book"].is_null());
+}
+
+#[tokio::test]
+async fn invalid_book_input_is_bad_input_and_writes_nothing() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 0).await;
+    let token = Some(cat.librarian.as_str());
+    let input = |isbn: &str, price: &str, title: &str| {
+        json!({ "input": {
+        "title": title, "isbn": isbn, "price": price, "authorId": cat.authors[0], "categoryId": cat.categories[0],
+    } })
+    };
+    for (isbn, price, title) in [
+        ("9780306406158", "1.00", "Bad check digit"),
+        ("12345", "1.00", "Too short"),
+        ("9780306406157", "-1.00", "Negative price"),
+        ("9780306406157", "1.001", "Fractional cents"),
+        ("9780306406157", "1.00", "   "),
+    ] {
+        let code = app
+            .error_code(token, CREATE_BOOK, input(isbn, price, title))
+            .await;
+        assert_eq!(code, "BAD_USER_INPUT", "{title}");
+    }
+    let count = app.data(None, "{ books { totalCount } }", json!({})).await;
+    assert_eq!(count["books"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn a_duplicate_isbn_conflicts_on_create_and_update() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 2).await;
+    let token = Some(cat.librarian.as_str());
+    let duplicate = json!({ "input": {
+        "title": "Copy", "isbn": isbn(0), "price": "1.00", "authorId": cat.authors[0], "categoryId": cat.categories[0],
+    } });
+    assert_eq!(
+        app.error_code(token, CREATE_BOOK, duplicate).await,
+        "CONFLICT"
+    );
+    let code = app
+        .error_code(
+            token,
+            UPDATE_BOOK,
+            json!({ "id": cat.books[1], "input": { "isbn": isbn(0), "title": "Changed" } }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    let book = app
+        .data(
+            None,
+            "query($id: ID!) { book(id: $id) { title } }",
+            json!({ "id": cat.books[1] }),
+        )
+        .await;
+    assert_eq!(
+        book["book"]["title"], "Book 001",
+        "the failed update changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn unknown_ids_in_mutations_are_not_found() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let token = Some(cat.librarian.as_str());
+    let nowhere = Uuid::now_v7().to_string();
+    let create = json!({ "input": {
+        "title": "Orphan", "isbn": isbn(99), "price": "1.00", "authorId": nowhere, "categoryId": cat.categories[0],
+    } });
+    assert_eq!(
+        app.error_code(token, CREATE_BOOK, create).await,
+        "NOT_FOUND"
+    );
+    let create = json!({ "input": {
+        "title": "Orphan", "isbn": isbn(99), "price": "1.00", "authorId": cat.authors[0], "categoryId": nowhere,
+    } });
+    assert_eq!(
+        app.error_code(token, CREATE_BOOK, create).await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        app.error_code(
+            token,
+            UPDATE_BOOK,
+            json!({ "id": nowhere, "input": { "title": "X" } })
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        app.error_code(
+            token,
+            UPDATE_BOOK,
+            json!({ "id": cat.books[0], "input": { "categoryId": nowhere } })
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    for mutation in ["deleteBook", "deleteAuthor", "deleteCategory"] {
+        let query = format!("mutation($id: ID!) {{ {mutation}(id: $id) }}");
+        assert_eq!(
+            app.error_code(token, &query, json!({ "id": nowhere }))
+                .await,
+            "NOT_FOUND",
+            "{mutation}"
+        );
+    }
+    let update_author =
+        "mutation($id: ID!) { updateAuthor(id: $id, input: { name: \"X\" }) { id } }";
+    assert_eq!(
+        app.error_code(token, update_author, json!({ "id": nowhere }))
+            .await,
+        "NOT_FOUND"
+    );
+    let update_category =
+        "mutation($id: ID!) { updateCategory(id: $id, input: { name: \"X\" }) { id } }";
+    assert_eq!(
+        app.error_code(token, update_category, json!({ "id": nowhere }))
+            .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        app.error_code(
+            token,
+            "mutation { deleteBook(id: \"not-a-uuid\") }",
+            json!({})
+        )
+        .await,
+        "BAD_USER_INPUT"
+    );
+}
+
+#[tokio::test]
+async fn authors_are_updated_and_deleting_one_with_books_conflicts() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let token = Some(cat.librarian.as_str());
+    let updated = app
+        .data(token, "mutation($id: ID!) { updateAuthor(id: $id, input: { bio: \"Wrote Earthsea.\" }) { name bio } }", json!({ "id": cat.authors[0] }))
+        .await;
+    assert_eq!(updated["updateAuthor"]["name"], "Ursula K. Le Guin");
+    assert_eq!(updated["updateAuthor"]["bio"], "Wrote Earthsea.");
+    let cleared = app
+        .data(
+            token,
+            "mutation($id: ID!) { updateAuthor(id: $id, input: { bio: null }) { bio } }",
+            json!({ "id": cat.authors[0] }),
+        )
+        .await;
+    assert!(cleared["updateAuthor"]["bio"].is_null());
+
+    let delete = "mutation($id: ID!) { deleteAuthor(id: $id) }";
+    assert_eq!(
+        app.error_code(token, delete, json!({ "id": cat.authors[0] }))
+            .await,
+        "CONFLICT"
+    );
+    let data = app
+        .data(token, delete, json!({ "id": cat.authors[1] }))
+        .await;
+    assert_eq!(data["deleteAuthor"], cat.authors[1].as_str());
+    let authors = app
+        .data(None, "{ authors { totalCount } }", json!({}))
+        .await;
+    assert_eq!(authors["authors"]["totalCount"], 1);
+}
+
+#[tokio::test]
+async fn category_names_are_unique_and_a_category_with_books_cannot_be_deleted() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let token = Some(cat.librarian.as_str());
+    assert_eq!(
+        app.error_code(
+            token,
+            "mutation { createCategory(input: { name: \"Philosophy\" }) { id } }",
+            json!({})
+        )
+        .await,
+        "CONFLICT"
+    );
+    let rename =
+        "mutation($id: ID!, $n: String) { updateCategory(id: $id, input: { name: $n }) { name } }";
+    assert_eq!(
+        app.error_code(
+            token,
+            rename,
+            json!({ "id": cat.categories[1], "n": "Science Fiction" })
+        )
+        .await,
+        "CONFLICT"
+    );
+    let renamed = app
+        .data(
+            token,
+            rename,
+            json!({ "id": cat.categories[1], "n": "Ethics" }),
+        )
+        .await;
+    assert_eq!(renamed["updateCategory"]["name"], "Ethics");
+    let delete = "mutation($id: ID!) { deleteCategory(id: $id) }";
+    assert_eq!(
+        app.error_code(token, delete, json!({ "id": cat.categories[0] }))
+            .await,
+        "CONFLICT"
+    );
+    app.data(token, delete, json!({ "id": cat.categories[1] }))
+        .await;
+    let categories = app.data(None, "{ categories { name } }", json!({})).await;
+    assert_eq!(
+        categories["categories"],
+        json!([{ "name": "Science Fiction" }])
+    );
+}
+
+#[tokio::test]
+async fn copies_total_moves_availability_and_cannot_go_below_the_copies_on_loan() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let token = Some(cat.librarian.as_str());
+    let member = app.member("holder@example.org").await;
+    app.data(
+        Some(&member),
+        "mutation($b: ID!) { borrowBook(bookId: $b) { id } }",
+        json!({ "b": cat.books[0] }),
+    )
+    .await;
+    let grown = app
+        .data(
+            token,
+            UPDATE_BOOK,
+            json!({ "id": cat.books[0], "input": { "copiesTotal": 5 } }),
+        )
+        .await;
+    assert_eq!(grown["updateBook"]["copiesTotal"], 5);
+    assert_eq!(grown["updateBook"]["copiesAvailable"], 4);
+    let code = app
+        .error_code(
+            token,
+            UPDATE_BOOK,
+            json!({ "id": cat.books[0], "input": { "copiesTotal": 0, "title": "Never" } }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    let delete = app
+        .error_code(
+            token,
+            "mutation($id: ID!) { deleteBook(id: $id) }",
+            json!({ "id": cat.books[0] }),
+        )
+        .await;
+    assert_eq!(delete, "CONFLICT", "a book on loan cannot be deleted");
+    let book = app
+        .data(
+            None,
+            "query($id: ID!) { book(id: $id) { title copiesTotal copiesAvailable } }",
+            json!({ "id": cat.books[0] }),
+        )
+        .await;
+    assert_eq!(
+        book["book"],
+        json!({ "title": "Book 000", "copiesTotal": 5, "copiesAvailable": 4 })
+    );
+}
