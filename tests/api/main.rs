@@ -8,4 +8,5 @@ mod helpers;
 mod http;
 mod limits;
 mod schema;
+mod seed;
 mod writes;
