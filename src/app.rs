@@ -1,6 +1,7 @@
 //! Building and running the service: connect and migrate the database, load
 //! the token key, build the schema and router, bind the listener.
 use crate::auth::Tokens;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::graphql::{build_schema, Services};
@@ -18,6 +19,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     db: Db,
+    cache: Cache,
 }
 
 impl Application {
@@ -30,8 +32,11 @@ impl Application {
             report.log();
         }
         let tokens = Tokens::load(&db, config.token_ttl).await?;
+        let cache = Cache::new(&config.cache)?;
+        tracing::info!(mode = ?config.cache.mode, prefix = %config.cache.prefix, "cache ready");
         let services = Arc::new(Services {
             db: db.clone(),
+            cache: cache.clone(),
             tokens,
             loan_period: config.loan_period,
             loader_delay: config.loader_delay,
@@ -47,6 +52,7 @@ impl Application {
             listener,
             router,
             db,
+            cache,
         })
     }
 
@@ -59,6 +65,11 @@ impl Application {
     /// The database handle, for tests that count statements.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The cache, for tests that read its counters or pause its fills.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.

@@ -1,5 +1,6 @@
 //! The command line. Every option also reads an environment variable, so a
 //! deployment can configure by either.
+use crate::cache::{Mode, Settings, Ttls};
 use crate::config::Config;
 use crate::graphql::Limits;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -46,9 +47,50 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "BIBLIO_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// Redis for the shared cache tier.
+    /// Redis: the shared cache tier and the invalidation bus between replicas.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// Which cache tiers serve reads.
+    #[arg(long, env = "BIBLIO_CACHE_MODE", value_enum, default_value_t = Mode::Both)]
+    pub cache_mode: Mode,
+    /// Prefix of every cache key, so deployments can share one Redis.
+    #[arg(long, env = "BIBLIO_CACHE_PREFIX", default_value = "biblio")]
+    pub cache_prefix: String,
+    /// Bound on the in-process cache (L1), in bytes.
+    #[arg(long, env = "BIBLIO_CACHE_L1_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub cache_l1_bytes: u64,
+    /// TTL of entities and counts, in seconds.
+    #[arg(long, env = "BIBLIO_CACHE_ENTITY_TTL", default_value_t = 300)]
+    pub cache_entity_ttl: u64,
+    /// TTL of pages, search results and the category list, in seconds.
+    #[arg(long, env = "BIBLIO_CACHE_LIST_TTL", default_value_t = 60)]
+    pub cache_list_ttl: u64,
+    /// TTL of a user's borrow pages, in seconds.
+    #[arg(long, env = "BIBLIO_CACHE_PRIVATE_TTL", default_value_t = 60)]
+    pub cache_private_ttl: u64,
+    /// TTL of statistics, in seconds.
+    #[arg(long, env = "BIBLIO_CACHE_STATISTICS_TTL", default_value_t = 30)]
+    pub cache_statistics_ttl: u64,
+    /// TTL of negative entries (absent ids), in seconds.
+    #[arg(long, env = "BIBLIO_CACHE_NEGATIVE_TTL", default_value_t = 5)]
+    pub cache_negative_ttl: u64,
+    /// Longest any L1 entry lives, in seconds (never longer than in L2).
+    #[arg(long, env = "BIBLIO_CACHE_L1_TTL", default_value_t = 60)]
+    pub cache_l1_ttl: u64,
+    /// Each TTL is cut by a random fraction up to this.
+    #[arg(long, env = "BIBLIO_CACHE_TTL_JITTER", default_value_t = 0.1)]
+    pub cache_ttl_jitter: f64,
+    /// How long L1 entries are trusted while invalidation events are not
+    /// arriving (subscriber disconnected), in milliseconds.
+    #[arg(long, env = "BIBLIO_CACHE_UNTRUSTED_CAP_MS", default_value_t = 1000)]
+    pub cache_untrusted_cap_ms: u64,
+    /// Timeout of each Redis command, in milliseconds.
+    #[arg(long, env = "BIBLIO_REDIS_TIMEOUT_MS", default_value_t = 250)]
+    pub redis_timeout_ms: u64,
+    /// After a Redis failure, how long to leave it alone before probing, in
+    /// milliseconds.
+    #[arg(long, env = "BIBLIO_REDIS_BREAKER_MS", default_value_t = 1000)]
+    pub redis_breaker_ms: u64,
     /// Deepest query nesting accepted.
     #[arg(long, env = "BIBLIO_MAX_DEPTH", default_value_t = 10)]
     pub max_depth: usize,
@@ -136,7 +178,24 @@ impl ServeArgs {
         Config {
             bind: self.bind,
             database_url,
-            redis_url: self.redis_url,
+            cache: Settings {
+                mode: self.cache_mode,
+                prefix: self.cache_prefix,
+                redis_url: self.redis_url,
+                l1_max_bytes: self.cache_l1_bytes,
+                ttls: Ttls {
+                    entity: Duration::from_secs(self.cache_entity_ttl),
+                    list: Duration::from_secs(self.cache_list_ttl),
+                    private: Duration::from_secs(self.cache_private_ttl),
+                    statistics: Duration::from_secs(self.cache_statistics_ttl),
+                    negative: Duration::from_secs(self.cache_negative_ttl),
+                    l1_max: Duration::from_secs(self.cache_l1_ttl),
+                    jitter: self.cache_ttl_jitter,
+                },
+                untrusted_cap: Duration::from_millis(self.cache_untrusted_cap_ms),
+                command_timeout: Duration::from_millis(self.redis_timeout_ms),
+                breaker_interval: Duration::from_millis(self.redis_breaker_ms),
+            },
             limits: Limits {
                 max_depth: self.max_depth,
                 max_complexity: self.max_complexity,

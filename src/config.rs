@@ -7,8 +7,9 @@ use std::time::Duration;
 pub struct Config {
     pub bind: SocketAddr,
     pub database_url: String,
-    /// Not used yet: the shared cache tier arrives with the cache work.
-    pub redis_url: String,
+    /// The cache tiers; `cache.redis_url` is the shared tier and the
+    /// invalidation bus.
+    pub cache: crate::cache::Settings,
     pub limits: Limits,
     pub body_limit: usize,
     pub loan_period: chrono::Duration,

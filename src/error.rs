@@ -123,10 +123,16 @@ impl From<Error> for async_graphql::Error {
     }
 }
 
-/// DataLoader errors must be `Clone`; this is the cloneable form of an
-/// internal error, logged once when the batch fails.
+/// DataLoader and cache errors must be `Clone`; this is the cloneable form
+/// of an internal error.
 #[derive(Debug, Clone)]
-pub struct LoadError(pub std::sync::Arc<sea_orm::DbErr>);
+pub struct LoadError(pub std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl LoadError {
+    pub fn message(message: &str) -> Self {
+        Self(std::sync::Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(message)))
+    }
+}
 
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,5 +151,12 @@ impl From<sea_orm::DbErr> for LoadError {
 impl From<LoadError> for Error {
     fn from(err: LoadError) -> Self {
         Self::internal(err)
+    }
+}
+
+/// A failed resolver-level load (a page, a list) reaching the error type.
+impl From<Error> for LoadError {
+    fn from(err: Error) -> Self {
+        Self(std::sync::Arc::new(err))
     }
 }

@@ -13,6 +13,7 @@
 //! [`cli`] and [`config`], [`seed`] (demo data), [`telemetry`].
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;

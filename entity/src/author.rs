@@ -1,13 +1,16 @@
 use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "authors")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub name: String,
     pub bio: Option<String>,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub created_at: DateTimeUtc,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub updated_at: DateTimeUtc,
 }
 

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "books")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -20,7 +21,9 @@ pub struct Model {
     pub copies_available: i32,
     pub author_id: Uuid,
     pub category_id: Uuid,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub created_at: DateTimeUtc,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub updated_at: DateTimeUtc,
 }
 

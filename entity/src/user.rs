@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum Role {
     #[sea_orm(string_value = "MEMBER")]
@@ -9,7 +10,7 @@ pub enum Role {
     Librarian,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "users")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -21,7 +22,9 @@ pub struct Model {
     /// Argon2id PHC string.
     pub password_hash: String,
     pub role: Role,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub created_at: DateTimeUtc,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub updated_at: DateTimeUtc,
 }
 

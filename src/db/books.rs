@@ -2,11 +2,11 @@
 use super::{fetch_page, now, Db};
 use crate::domain::{Isbn, Money, Page, PageRequest, SearchText};
 use crate::error::{Error, Result};
-use entity::{author, book, category};
+use entity::{author, book, borrow_record, category};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, NullOrdering, Order, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    RelationTrait, Select, Set,
+    RelationTrait, Select, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -165,8 +165,13 @@ pub struct BookChanges {
 /// One UPDATE statement: a change of `copies_total` moves `copies_available`
 /// by the same amount, and the row is only updated if that leaves no negative
 /// availability, so the check cannot race a concurrent borrow.
-pub async fn update(db: &Db, id: Uuid, changes: BookChanges) -> Result<book::Model> {
+/// Returns the book before and after, for the cache to see what moved.
+pub async fn update(db: &Db, id: Uuid, changes: BookChanges) -> Result<(book::Model, book::Model)> {
     use book::Column::*;
+    let before = book::Entity::find_by_id(id)
+        .one(db.conn())
+        .await?
+        .ok_or_else(|| Error::not_found("book not found"))?;
     let mut update = book::Entity::update_many()
         .col_expr(UpdatedAt, Expr::value(now()))
         .filter(Id.eq(id));
@@ -212,25 +217,46 @@ pub async fn update(db: &Db, id: Uuid, changes: BookChanges) -> Result<book::Mod
             "copiesTotal cannot go below the {} copies on loan",
             book.copies_total - book.copies_available
         ))),
-        (_, Some(book)) => Ok(book),
+        (_, Some(book)) => Ok((before, book)),
     }
 }
 
-/// Deletes a book that has no copy on loan, with its (returned) borrow history.
-pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
+/// What deleting a book removed: the book, and its borrow records as
+/// (record id, borrower id).
+pub struct Deleted {
+    pub book: book::Model,
+    pub borrows: Vec<(Uuid, Uuid)>,
+}
+
+/// Deletes a book that has no copy on loan, with its (returned) borrow
+/// history. The transaction opens by locking the book's row, so no borrow
+/// can slip in between listing the records and deleting them.
+pub async fn delete(db: &Db, id: Uuid) -> Result<Deleted> {
     use book::Column::*;
-    let result = book::Entity::delete_many()
+    let txn = db.conn().begin().await?;
+    let locked = book::Entity::update_many()
+        .col_expr(UpdatedAt, Expr::col(UpdatedAt).into())
         .filter(Id.eq(id))
-        .filter(Expr::col(CopiesAvailable).eq(Expr::col(CopiesTotal)))
-        .exec(db.conn())
+        .exec(&txn)
         .await?;
-    if result.rows_affected == 1 {
-        return Ok(());
+    let book = match book::Entity::find_by_id(id).one(&txn).await? {
+        Some(book) if locked.rows_affected == 1 => book,
+        _ => return Err(Error::not_found("book not found")),
+    };
+    if book.copies_available != book.copies_total {
+        return Err(Error::conflict("the book has copies on loan"));
     }
-    match book::Entity::find_by_id(id).one(db.conn()).await? {
-        None => Err(Error::not_found("book not found")),
-        Some(_) => Err(Error::conflict("the book has copies on loan")),
-    }
+    let borrows: Vec<(Uuid, Uuid)> = borrow_record::Entity::find()
+        .select_only()
+        .column(borrow_record::Column::Id)
+        .column(borrow_record::Column::UserId)
+        .filter(borrow_record::Column::BookId.eq(id))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    book::Entity::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(Deleted { book, borrows })
 }
 
 /// Turns a failed book write into what the client should see: a duplicate

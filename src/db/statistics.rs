@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{EntityTrait, FromQueryResult, QueryOrder, QuerySelect, RelationTrait, Statement};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     pub books: i64,
     pub authors: i64,
@@ -29,7 +29,7 @@ struct TotalsRow {
     price_cents_sum: i64,
 }
 
-pub async fn totals(db: &Db) -> Result<Totals> {
+async fn totals(db: &Db) -> Result<Totals> {
     // Plain SQL that both backends accept; the sum is cast because
     // PostgreSQL's SUM(bigint) is NUMERIC.
     let sql = "SELECT \
@@ -64,8 +64,22 @@ pub async fn totals(db: &Db) -> Result<Totals> {
     })
 }
 
-/// Every category with its number of books (zero included), by name.
-pub async fn books_by_category(db: &Db) -> Result<Vec<(category::Model, i64)>> {
+/// The whole `statistics` answer, as cached: the totals and, for every
+/// category by name (zero included), its id and number of books.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Statistics {
+    pub totals: Totals,
+    pub books_by_category: Vec<(uuid::Uuid, i64)>,
+}
+
+pub async fn statistics(db: &Db) -> Result<Statistics> {
+    Ok(Statistics {
+        totals: totals(db).await?,
+        books_by_category: books_by_category(db).await?,
+    })
+}
+
+async fn books_by_category(db: &Db) -> Result<Vec<(uuid::Uuid, i64)>> {
     let rows = category::Entity::find()
         .column_as(Expr::col((book::Entity, book::Column::Id)).count(), "n")
         .join(sea_orm::JoinType::LeftJoin, category::Relation::Book.def())
@@ -74,5 +88,5 @@ pub async fn books_by_category(db: &Db) -> Result<Vec<(category::Model, i64)>> {
         .into_model::<Counted<category::Model>>()
         .all(db.conn())
         .await?;
-    Ok(rows.into_iter().map(|row| (row.model, row.n)).collect())
+    Ok(rows.into_iter().map(|row| (row.model.id, row.n)).collect())
 }

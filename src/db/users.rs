@@ -6,6 +6,26 @@ use entity::user::{self, Role};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
+/// What the service shows and caches of a user: never the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Profile {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl From<user::Model> for Profile {
+    fn from(user: user::Model) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            role: user.role,
+        }
+    }
+}
+
 /// Inserts a user whose password is already hashed; a taken e-mail is CONFLICT.
 pub async fn create(
     db: &Db,

@@ -4,6 +4,7 @@
 mod extension;
 pub mod loaders;
 mod mutation;
+mod pages;
 mod query;
 mod schema;
 mod types;
@@ -13,7 +14,9 @@ pub use schema::{build_schema, sdl, BiblioSchema, Limits, Scope, Services};
 use crate::auth::Viewer;
 use crate::error::{Error, Result};
 use async_graphql::Context;
-use entity::user::{self, Role};
+use crate::db::users::Profile;
+use entity::user::Role;
+use std::sync::Arc;
 
 /// The process-wide services a resolver needs.
 pub(crate) fn services<'a>(ctx: &Context<'a>) -> Result<&'a Services> {
@@ -26,7 +29,7 @@ pub(crate) fn scope<'a>(ctx: &Context<'a>) -> Result<&'a Scope> {
 }
 
 /// The signed-in user, or UNAUTHENTICATED.
-pub(crate) async fn current_user(ctx: &Context<'_>) -> Result<user::Model> {
+pub(crate) async fn current_user(ctx: &Context<'_>) -> Result<Arc<Profile>> {
     let scope = scope(ctx)?;
     let id = scope.viewer.require_user()?;
     scope
@@ -38,7 +41,7 @@ pub(crate) async fn current_user(ctx: &Context<'_>) -> Result<user::Model> {
 }
 
 /// The signed-in user if they are a librarian; FORBIDDEN for members.
-pub(crate) async fn require_librarian(ctx: &Context<'_>) -> Result<user::Model> {
+pub(crate) async fn require_librarian(ctx: &Context<'_>) -> Result<Arc<Profile>> {
     let user = current_user(ctx).await?;
     if user.role != Role::Librarian {
         return Err(Error::forbidden("only librarians may change the catalogue"));

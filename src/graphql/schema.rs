@@ -3,6 +3,7 @@ use super::loaders::Loaders;
 use super::mutation::Mutation;
 use super::query::Query;
 use crate::auth::{Tokens, Viewer};
+use crate::cache::Cache;
 use crate::db::Db;
 use async_graphql::{EmptySubscription, Schema};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub struct Limits {
 /// Process-wide state the resolvers share.
 pub struct Services {
     pub db: Db,
+    pub cache: Cache,
     pub tokens: Tokens,
     /// How long a borrow lasts before it is overdue.
     pub loan_period: chrono::Duration,
@@ -38,7 +40,7 @@ impl Scope {
     pub fn new(services: &Services, viewer: Viewer) -> Self {
         Self {
             viewer,
-            loaders: Loaders::new(&services.db, services.loader_delay),
+            loaders: Loaders::new(&services.db, &services.cache, services.loader_delay),
         }
     }
 }

@@ -30,9 +30,17 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // The cache is never a reason to take the replica out of rotation: with
+    // Redis gone it serves from L1 and the database, and says so.
+    let cache = state.services.cache.health();
+    let overall = match (ready, cache.status) {
+        (false, _) => "unavailable",
+        (true, "degraded") => "degraded",
+        (true, _) => "ready",
+    };
     let body = json!({
-        "status": if ready { "ready" } else { "unavailable" },
-        "checks": { "database": database },
+        "status": overall,
+        "checks": { "database": database, "cache": cache },
     });
     (status, Json(body))
 }

@@ -347,5 +347,6 @@ async fn statistics_are_library_wide_aggregates() {
             { "category": { "name": "Science Fiction" }, "count": 2 },
         ])
     );
-    assert!(statements <= 2, "statistics took {statements} statements");
+    // Two aggregates, and one batch for the categories (not yet cached).
+    assert!(statements <= 3, "statistics took {statements} statements");
 }

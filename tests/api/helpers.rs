@@ -87,13 +87,78 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A `redis-server` of the test's own on a free port, killed when dropped.
+/// Tests stop and restart it to simulate outages.
+pub struct TestRedis {
+    pub port: u16,
+    process: Option<std::process::Child>,
+}
+
+impl TestRedis {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free port");
+        let mut redis = Self { port, process: None };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port, empty, and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot start redis-server ({err}). Install Redis (Debian: apt-get install redis-server; \
+                     macOS: brew install redis) so that redis-server is on PATH"
+                )
+            });
+        self.process = Some(child);
+        for _ in 0..200 {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let mut reply = [0u8; 7];
+                if stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n" {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not answer on port {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     /// The service's own database handle: tests read its statement count.
     pub db: Db,
+    pub cache: biblio::cache::Cache,
     pub client: reqwest::Client,
+    pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
-    _database: TestDatabase,
+    _database: Option<TestDatabase>,
+    _redis: Option<TestRedis>,
 }
 
 impl Drop for TestApp {
@@ -104,11 +169,17 @@ impl Drop for TestApp {
     }
 }
 
-pub fn test_config(database_url: String) -> Config {
+pub fn test_config(database_url: String, redis_url: String) -> Config {
     Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url,
-        redis_url: "redis://127.0.0.1:6379".into(),
+        cache: biblio::cache::Settings {
+            redis_url,
+            // Each test owns its Redis, but a distinct prefix also keeps
+            // tests honest about key building.
+            prefix: format!("test{}", Uuid::now_v7().simple()),
+            ..Default::default()
+        },
         limits: Limits {
             max_depth: 10,
             max_complexity: 5000,
@@ -125,27 +196,75 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// An app with a database and a Redis of its own.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let (database, url) = TestDatabase::create().await;
-    let mut config = test_config(url);
+    let redis = TestRedis::start();
+    let mut config = test_config(url, redis.url());
     configure(&mut config);
+    let mut app = start(config).await;
+    app._database = Some(database);
+    app._redis = Some(redis);
+    app
+}
+
+/// A replica: the app with `config` as given, sharing whatever database and
+/// Redis the config names (the caller owns them).
+pub async fn start(config: Config) -> TestApp {
     let app = Application::build(&config).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr());
     let db = app.db().clone();
+    let cache = app.cache().clone();
     let (shutdown, stopped) = oneshot::channel();
     tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    TestApp {
+    let app = TestApp {
         address,
         db,
+        cache,
         client: reqwest::Client::new(),
+        database_url: config.database_url.clone(),
         shutdown: Some(shutdown),
-        _database: database,
+        _database: None,
+        _redis: None,
+    };
+    app.wait_for_cache().await;
+    app
+}
+
+/// N replicas sharing one database and one Redis (owned by the first).
+pub async fn spawn_replicas(n: usize) -> (Vec<TestApp>, TestRedis) {
+    let (database, url) = TestDatabase::create().await;
+    let redis = TestRedis::start();
+    let prefix = format!("test{}", Uuid::now_v7().simple());
+    let mut replicas = Vec::new();
+    for _ in 0..n {
+        let mut config = test_config(url.clone(), redis.url());
+        config.cache.prefix = prefix.clone();
+        replicas.push(start(config).await);
     }
+    replicas[0]._database = Some(database);
+    (replicas, redis)
 }
 
 impl TestApp {
+    /// Waits until the cache's Redis tier and subscriber are connected, so a
+    /// test starts from a known state.
+    pub async fn wait_for_cache(&self) {
+        if !matches!(self.cache.mode(), biblio::cache::Mode::L2 | biblio::cache::Mode::Both) {
+            return;
+        }
+        for _ in 0..500 {
+            let health = self.cache.health();
+            if health.status == "up" && health.subscriber == "connected" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the cache did not connect to redis: {:?}", self.cache.health());
+    }
+
     pub fn graphql_url(&self) -> String {
         format!("{}/graphql", self.address)
     }

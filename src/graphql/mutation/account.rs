@@ -1,4 +1,5 @@
 use crate::auth;
+use crate::cache::Change;
 use crate::db;
 use crate::domain::{required_text, Email, Password};
 use crate::error::{Error, Result};
@@ -6,6 +7,7 @@ use crate::graphql::services;
 use crate::graphql::types::{AuthPayload, RegisterInput, User, MAX_NAME_CHARS};
 use async_graphql::{Context, Object};
 use entity::user::Role;
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct AccountMutation;
@@ -20,9 +22,10 @@ impl AccountMutation {
         let password = Password::parse(&input.password)?;
         let hash = auth::hash_password(password).await?;
         let user = db::users::create(&services.db, &email, name, hash, Role::Member).await?;
+        services.cache.invalidate(&Change::UserCreated { id: user.id }).await;
         Ok(AuthPayload {
             token: services.tokens.issue(user.id),
-            user: User(user),
+            user: User(Arc::new(user.into())),
         })
     }
 
@@ -46,7 +49,7 @@ impl AccountMutation {
         let user = user.ok_or_else(refused)?;
         Ok(AuthPayload {
             token: services.tokens.issue(user.id),
-            user: User(user),
+            user: User(Arc::new(user.into())),
         })
     }
 }

@@ -1,10 +1,12 @@
+use crate::cache::Change;
 use crate::db;
 use crate::domain::parse_id;
 use crate::error::{Error, Result};
 use crate::graphql::types::BorrowRecord;
-use crate::graphql::{current_user, scope, services};
+use crate::graphql::{current_user, services};
 use async_graphql::{Context, Object, ID};
 use entity::user::Role;
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct BorrowingMutation;
@@ -17,27 +19,26 @@ impl BorrowingMutation {
         let user = current_user(ctx).await?;
         let book_id = parse_id(&book_id, "bookId")?;
         let services = services(ctx)?;
-        let record =
-            db::borrows::borrow(&services.db, user.id, book_id, services.loan_period).await?;
-        Ok(BorrowRecord(record))
+        let record = db::borrows::borrow(&services.db, user.id, book_id, services.loan_period).await?;
+        services.cache.invalidate(&Change::BookBorrowed { record: record.clone() }).await;
+        Ok(BorrowRecord(Arc::new(record)))
     }
 
     /// Returns a borrowed copy; only the borrower or a librarian may.
     async fn return_book(&self, ctx: &Context<'_>, borrow_id: ID) -> Result<BorrowRecord> {
         let user = current_user(ctx).await?;
         let borrow_id = parse_id(&borrow_id, "borrowId")?;
-        let record = scope(ctx)?
-            .loaders
-            .borrows
-            .load_one(borrow_id)
+        let services = services(ctx)?;
+        // Read from the database, not the cache: the decision to write is
+        // made on the current row.
+        let record = db::borrows::by_id(&services.db, borrow_id)
             .await?
             .ok_or_else(|| Error::not_found("borrow record not found"))?;
         if record.user_id != user.id && user.role != Role::Librarian {
-            return Err(Error::forbidden(
-                "only the borrower or a librarian may return this book",
-            ));
+            return Err(Error::forbidden("only the borrower or a librarian may return this book"));
         }
-        let returned = db::borrows::give_back(&services(ctx)?.db, &record).await?;
-        Ok(BorrowRecord(returned))
+        let returned = db::borrows::give_back(&services.db, &record).await?;
+        services.cache.invalidate(&Change::BookReturned { record: returned.clone() }).await;
+        Ok(BorrowRecord(Arc::new(returned)))
     }
 }

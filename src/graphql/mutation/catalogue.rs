@@ -1,3 +1,4 @@
+use crate::cache::Change;
 use crate::db;
 use crate::domain::{parse_id, required_text};
 use crate::error::Result;
@@ -7,8 +8,10 @@ use crate::graphql::types::{
 };
 use crate::graphql::{require_librarian, services};
 use async_graphql::{Context, Object, ID};
+use std::sync::Arc;
 
-/// Catalogue writes; every one needs the LIBRARIAN role.
+/// Catalogue writes; every one needs the LIBRARIAN role. Each commits, then
+/// invalidates what it changed before it answers.
 #[derive(Default)]
 pub struct CatalogueMutation;
 
@@ -17,90 +20,96 @@ impl CatalogueMutation {
     async fn create_author(&self, ctx: &Context<'_>, input: CreateAuthorInput) -> Result<Author> {
         require_librarian(ctx).await?;
         let (name, bio) = input.validate()?;
-        Ok(Author(
-            db::authors::create(&services(ctx)?.db, name, bio).await?,
-        ))
+        let services = services(ctx)?;
+        let author = db::authors::create(&services.db, name, bio).await?;
+        services.cache.invalidate(&Change::AuthorCreated { id: author.id }).await;
+        Ok(Author(Arc::new(author)))
     }
 
-    async fn update_author(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        input: UpdateAuthorInput,
-    ) -> Result<Author> {
+    async fn update_author(&self, ctx: &Context<'_>, id: ID, input: UpdateAuthorInput) -> Result<Author> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let (name, bio) = input.validate()?;
-        Ok(Author(
-            db::authors::update(&services(ctx)?.db, id, name, bio).await?,
-        ))
+        let services = services(ctx)?;
+        let author = db::authors::update(&services.db, id, name, bio).await?;
+        services.cache.invalidate(&Change::AuthorUpdated { id }).await;
+        Ok(Author(Arc::new(author)))
     }
 
     /// CONFLICT while the author has books.
     async fn delete_author(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
-        db::authors::delete(&services(ctx)?.db, id).await?;
+        let services = services(ctx)?;
+        db::authors::delete(&services.db, id).await?;
+        services.cache.invalidate(&Change::AuthorDeleted { id }).await;
         Ok(types::id(id))
     }
 
-    async fn create_category(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateCategoryInput,
-    ) -> Result<Category> {
+    async fn create_category(&self, ctx: &Context<'_>, input: CreateCategoryInput) -> Result<Category> {
         require_librarian(ctx).await?;
         let name = required_text(&input.name, "name", MAX_NAME_CHARS)?;
-        Ok(Category(
-            db::categories::create(&services(ctx)?.db, name).await?,
-        ))
+        let services = services(ctx)?;
+        let category = db::categories::create(&services.db, name).await?;
+        services.cache.invalidate(&Change::CategoryCreated { id: category.id }).await;
+        Ok(Category(Arc::new(category)))
     }
 
-    async fn update_category(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-        input: UpdateCategoryInput,
-    ) -> Result<Category> {
+    async fn update_category(&self, ctx: &Context<'_>, id: ID, input: UpdateCategoryInput) -> Result<Category> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let name = input
             .name
             .map(|name| required_text(&name, "name", MAX_NAME_CHARS))
             .transpose()?;
-        Ok(Category(
-            db::categories::update(&services(ctx)?.db, id, name).await?,
-        ))
+        let services = services(ctx)?;
+        let category = db::categories::update(&services.db, id, name).await?;
+        services.cache.invalidate(&Change::CategoryUpdated { id }).await;
+        Ok(Category(Arc::new(category)))
     }
 
     /// CONFLICT while books are in the category.
     async fn delete_category(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
-        db::categories::delete(&services(ctx)?.db, id).await?;
+        let services = services(ctx)?;
+        db::categories::delete(&services.db, id).await?;
+        services.cache.invalidate(&Change::CategoryDeleted { id }).await;
         Ok(types::id(id))
     }
 
     async fn create_book(&self, ctx: &Context<'_>, input: CreateBookInput) -> Result<Book> {
         require_librarian(ctx).await?;
         let book = input.validate()?;
-        Ok(Book(db::books::create(&services(ctx)?.db, book).await?))
+        let services = services(ctx)?;
+        let book = db::books::create(&services.db, book).await?;
+        services.cache.invalidate(&Change::BookCreated { book: book.clone() }).await;
+        Ok(Book(Arc::new(book)))
     }
 
     async fn update_book(&self, ctx: &Context<'_>, id: ID, input: UpdateBookInput) -> Result<Book> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let changes = input.validate()?;
-        Ok(Book(
-            db::books::update(&services(ctx)?.db, id, changes).await?,
-        ))
+        let services = services(ctx)?;
+        let (before, after) = db::books::update(&services.db, id, changes).await?;
+        services
+            .cache
+            .invalidate(&Change::BookUpdated { before, after: after.clone() })
+            .await;
+        Ok(Book(Arc::new(after)))
     }
 
     /// CONFLICT while copies are on loan; the book's returned borrows go with it.
     async fn delete_book(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
-        db::books::delete(&services(ctx)?.db, id).await?;
+        let services = services(ctx)?;
+        let deleted = db::books::delete(&services.db, id).await?;
+        services
+            .cache
+            .invalidate(&Change::BookDeleted { book: deleted.book, borrows: deleted.borrows })
+            .await;
         Ok(types::id(id))
     }
 }

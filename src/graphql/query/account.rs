@@ -1,9 +1,11 @@
 use crate::auth::Viewer;
+use crate::cache::{Group, Kind};
 use crate::db;
 use crate::domain::PageRequest;
 use crate::error::Result;
+use crate::graphql::pages::{cached_page, params_of};
 use crate::graphql::types::{BorrowRecord, BorrowStatus, Paged, User};
-use crate::graphql::{current_user, services, viewer};
+use crate::graphql::{current_user, scope, services, viewer};
 use async_graphql::{Context, Object};
 
 #[derive(Default)]
@@ -30,9 +32,21 @@ impl AccountQuery {
     ) -> Result<Paged<BorrowRecord>> {
         let user_id = viewer(ctx)?.require_user()?;
         let request = PageRequest::parse(page, page_size)?;
-        let status = status.unwrap_or_default().into();
-        let borrows =
-            db::borrows::page_for_user(&services(ctx)?.db, user_id, status, request).await?;
+        let status: db::borrows::Status = status.unwrap_or_default().into();
+        let services = services(ctx)?;
+        // Private: the group, and so every key, carries the user's id.
+        let borrows = cached_page(
+            &services.cache,
+            Kind::BorrowPage,
+            Group::UserBorrows(user_id),
+            params_of(&status),
+            request,
+            Kind::Borrow,
+            |record| record.id,
+            || db::borrows::page_for_user(&services.db, user_id, status, request),
+            &scope(ctx)?.loaders.borrows,
+        )
+        .await?;
         Ok(Paged::new(borrows.map(BorrowRecord)))
     }
 }

@@ -1,6 +1,8 @@
+use crate::cache::{Group, Kind};
 use crate::db;
 use crate::domain::{parse_id, PageRequest, SearchText};
 use crate::error::Result;
+use crate::graphql::pages::{cached_page, params_of};
 use crate::graphql::types::{
     Author, Book, BookFilter, BookOrder, Category, LibraryStatistics, Paged,
 };
@@ -30,8 +32,22 @@ impl CatalogueQuery {
     ) -> Result<Paged<Book>> {
         let request = PageRequest::parse(page, page_size)?;
         let filter = filter.unwrap_or_default().validate()?;
-        let order = order_by.unwrap_or_default().into();
-        let books = db::books::page(&services(ctx)?.db, &filter, order, request).await?;
+        let order: db::books::SortOrder = order_by.unwrap_or_default().into();
+        // Pages that filter on availability move with every borrow; the rest do not.
+        let group = if filter.available.is_some() { Group::BooksByAvailability } else { Group::Books };
+        let services = services(ctx)?;
+        let books = cached_page(
+            &services.cache,
+            Kind::BookPage,
+            group,
+            params_of(&(&filter, order)),
+            request,
+            Kind::Book,
+            |book| book.id,
+            || db::books::page(&services.db, &filter, order, request),
+            &scope(ctx)?.loaders.books,
+        )
+        .await?;
         Ok(Paged::new(books.map(Book)))
     }
 
@@ -46,7 +62,19 @@ impl CatalogueQuery {
     ) -> Result<Paged<Book>> {
         let text = SearchText::parse(&query)?;
         let request = PageRequest::parse(page, page_size)?;
-        let books = db::books::search(&services(ctx)?.db, &text, request).await?;
+        let services = services(ctx)?;
+        let books = cached_page(
+            &services.cache,
+            Kind::SearchPage,
+            Group::Search,
+            params_of(&text.as_str()),
+            request,
+            Kind::Book,
+            |book| book.id,
+            || db::books::search(&services.db, &text, request),
+            &scope(ctx)?.loaders.books,
+        )
+        .await?;
         Ok(Paged::new(books.map(Book)))
     }
 
@@ -65,31 +93,65 @@ impl CatalogueQuery {
         #[graphql(default = 20)] page_size: i32,
     ) -> Result<Paged<Author>> {
         let request = PageRequest::parse(page, page_size)?;
-        let authors = db::authors::page(&services(ctx)?.db, request).await?;
+        let services = services(ctx)?;
+        let authors = cached_page(
+            &services.cache,
+            Kind::AuthorPage,
+            Group::Authors,
+            String::new(),
+            request,
+            Kind::Author,
+            |author| author.id,
+            || db::authors::page(&services.db, request),
+            &scope(ctx)?.loaders.authors,
+        )
+        .await?;
         Ok(Paged::new(authors.map(Author)))
     }
 
     /// The category with this id, or null.
     async fn category(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Category>> {
         let id = parse_id(&id, "id")?;
-        Ok(scope(ctx)?
-            .loaders
-            .categories
-            .load_one(id)
-            .await?
-            .map(Category))
+        Ok(scope(ctx)?.loaders.categories.load_one(id).await?.map(Category))
     }
 
     /// Every category, by name.
     async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
-        let categories = db::categories::all(&services(ctx)?.db).await?;
-        Ok(categories.into_iter().map(Category).collect())
+        let services = services(ctx)?;
+        let everything = PageRequest::parse(1, 1)?;
+        let categories = cached_page(
+            &services.cache,
+            Kind::CategoryList,
+            Group::Categories,
+            String::new(),
+            everything,
+            Kind::Category,
+            |category| category.id,
+            || async {
+                let all = db::categories::all(&services.db).await?;
+                Ok(crate::domain::Page {
+                    total_count: all.len() as u64,
+                    items: all,
+                    request: everything,
+                })
+            },
+            &scope(ctx)?.loaders.categories,
+        )
+        .await?;
+        Ok(categories.items.into_iter().map(Category).collect())
     }
 
     /// Library-wide totals.
     async fn statistics(&self, ctx: &Context<'_>) -> Result<LibraryStatistics> {
-        Ok(LibraryStatistics(
-            db::statistics::totals(&services(ctx)?.db).await?,
-        ))
+        let services = services(ctx)?;
+        let db = services.db.clone();
+        let statistics = services
+            .cache
+            .statistics(move || {
+                let db = db.clone();
+                async move { Ok(db::statistics::statistics(&db).await?) }
+            })
+            .await?;
+        Ok(LibraryStatistics(statistics))
     }
 }

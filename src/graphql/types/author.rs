@@ -2,11 +2,14 @@ use super::{id, Book, Paged};
 use crate::db;
 use crate::domain::PageRequest;
 use crate::error::Result;
+use crate::cache::{Group, Kind};
+use crate::graphql::pages::cached_page;
 use crate::graphql::{scope, services};
 use async_graphql::{Context, Object, ID};
 use entity::author;
+use std::sync::Arc;
 
-pub struct Author(pub author::Model);
+pub struct Author(pub Arc<author::Model>);
 
 #[Object]
 impl Author {
@@ -41,7 +44,20 @@ impl Author {
         #[graphql(default = 20)] page_size: i32,
     ) -> Result<Paged<Book>> {
         let request = PageRequest::parse(page, page_size)?;
-        let books = db::books::by_author(&services(ctx)?.db, self.0.id, request).await?;
+        let services = services(ctx)?;
+        let author_id = self.0.id;
+        let books = cached_page(
+            &services.cache,
+            Kind::AuthorBooksPage,
+            Group::AuthorBooks(author_id),
+            String::new(),
+            request,
+            Kind::Book,
+            |book| book.id,
+            || db::books::by_author(&services.db, author_id, request),
+            &scope(ctx)?.loaders.books,
+        )
+        .await?;
         Ok(Paged::new(books.map(Book)))
     }
 }

@@ -7,9 +7,10 @@ use async_graphql::{Context, Enum, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::book;
 use rust_decimal::Decimal;
+use std::sync::Arc;
 
 /// A title in the catalogue, with its copies.
-pub struct Book(pub book::Model);
+pub struct Book(pub Arc<book::Model>);
 
 #[Object]
 impl Book {

@@ -5,9 +5,10 @@ use crate::graphql::scope;
 use async_graphql::{Context, Enum, Object, ID};
 use chrono::{DateTime, Utc};
 use entity::borrow_record;
+use std::sync::Arc;
 
 /// One loan of one book to one member.
-pub struct BorrowRecord(pub borrow_record::Model);
+pub struct BorrowRecord(pub Arc<borrow_record::Model>);
 
 #[Object]
 impl BorrowRecord {

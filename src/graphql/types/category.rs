@@ -3,8 +3,9 @@ use crate::error::Result;
 use crate::graphql::scope;
 use async_graphql::{Context, Object, ID};
 use entity::category;
+use std::sync::Arc;
 
-pub struct Category(pub category::Model);
+pub struct Category(pub Arc<category::Model>);
 
 #[Object]
 impl Category {

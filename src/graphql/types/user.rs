@@ -1,9 +1,10 @@
 use super::id;
 use async_graphql::{Enum, Object, SimpleObject, ID};
-use entity::user;
+use crate::db::users::Profile;
+use std::sync::Arc;
 
 /// A member or librarian.
-pub struct User(pub user::Model);
+pub struct User(pub Arc<Profile>);
 
 #[Object]
 impl User {

@@ -1,0 +1,57 @@
+//! The byte format of L2 values, in one place: a tag byte, then the value in
+//! postcard (serde, varint integers, no field names). postcard won the
+//! `codec` criterion benchmark on decode time (reads dominate) and size;
+//! see BENCHMARKS.md.
+//!
+//! Tag `0` is a negative entry: the id is known to be absent.
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+const ABSENT: u8 = 0;
+const PRESENT: u8 = 1;
+
+/// What a cache slot holds: a value, or the knowledge that there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot<V> {
+    Present(V),
+    Absent,
+}
+
+pub fn encode<V: Serialize>(slot: &Slot<V>) -> Result<Vec<u8>, postcard::Error> {
+    match slot {
+        Slot::Absent => Ok(vec![ABSENT]),
+        Slot::Present(value) => {
+            let mut bytes = postcard::to_allocvec(value)?;
+            bytes.insert(0, PRESENT);
+            Ok(bytes)
+        }
+    }
+}
+
+pub fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<Slot<V>, postcard::Error> {
+    match bytes.split_first() {
+        Some((&ABSENT, [])) => Ok(Slot::Absent),
+        Some((&PRESENT, rest)) => postcard::from_bytes(rest).map(Slot::Present),
+        _ => Err(postcard::Error::DeserializeBadEncoding),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_absence_round_trip() {
+        let bytes = encode(&Slot::Present((42u64, "x".to_string()))).unwrap();
+        assert_eq!(decode::<(u64, String)>(&bytes).unwrap(), Slot::Present((42, "x".into())));
+        let bytes = encode::<u64>(&Slot::Absent).unwrap();
+        assert_eq!(decode::<u64>(&bytes).unwrap(), Slot::Absent);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode::<u64>(&[]).is_err());
+        assert!(decode::<u64>(&[7, 1, 2]).is_err());
+        assert!(decode::<String>(&[PRESENT, 200]).is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Invalidation events between replicas, over Redis pub/sub.
+//!
+//! A write publishes one event on `{prefix}:invalidate` naming the entries it
+//! removed and the groups it moved (with their new generations); every
+//! replica, the writer included, evicts those from its L1 on receipt.
+//!
+//! Pub/sub delivers at most once, so the subscriber's connection state
+//! matters: while it is down, L1 is "untrusted" and entries older than a short
+//! cap count as misses; when it comes back it resubscribes first and then
+//! clears L1 (events sent in between were lost), and only then is L1 trusted
+//! again.
+use super::l2::{builder, Connection};
+use fred::clients::SubscriberClient;
+use fred::prelude::*;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One write's invalidation, as published by the `INVALIDATE` script.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Event {
+    pub origin: String,
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// (group name, new generation)
+    #[serde(default)]
+    pub groups: Vec<(String, u64)>,
+}
+
+impl Event {
+    pub fn parse(payload: &str) -> Option<Self> {
+        serde_json::from_str(payload).ok()
+    }
+}
+
+/// The script's list of (group name, generation); Lua's cjson writes an
+/// empty list as `{}`.
+pub fn parse_generations(reply: &str) -> Vec<(super::keys::Group, u64)> {
+    let pairs: Vec<(String, u64)> = serde_json::from_str(reply).unwrap_or_default();
+    pairs
+        .into_iter()
+        .filter_map(|(name, generation)| Some((super::keys::Group::parse(&name)?, generation)))
+        .collect()
+}
+
+/// What the subscriber reports to.
+pub trait Sink: Send + Sync + 'static {
+    fn event(&self, event: Event);
+    /// Subscribed (again): everything missed while disconnected is unknown.
+    fn connected(&self);
+    fn disconnected(&self);
+}
+
+pub struct Subscriber {
+    client: SubscriberClient,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let _ = client.quit().await;
+        });
+    }
+}
+
+impl Subscriber {
+    /// Subscribes on a connection of its own and keeps doing so across
+    /// reconnects, reporting to `sink`.
+    pub fn start(connection: &Connection, channel: String, sink: Arc<dyn Sink>) -> Result<Self, Error> {
+        let client = builder(connection)?.build_subscriber_client()?;
+        client.connect();
+        let mut tasks = Vec::new();
+
+        let messages = {
+            let sink = sink.clone();
+            let mut rx = client.message_rx();
+            tokio::spawn(async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(message) => {
+                            let payload: Option<String> = message.value.convert().ok();
+                            match payload.as_deref().and_then(Event::parse) {
+                                Some(event) => sink.event(event),
+                                None => tracing::warn!("ignoring a malformed invalidation event"),
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                            // Events were dropped locally: as bad as a disconnect.
+                            tracing::warn!(missed, "invalidation events were dropped; clearing L1");
+                            sink.connected();
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            })
+        };
+        tasks.push(messages);
+
+        // (Re)subscribe whenever the connection is (re)established, then
+        // report connected; report disconnected as soon as it is not. A
+        // reconnect notice forces the resubscribe even if the drop was too
+        // short for the poll to see.
+        let watchdog = {
+            let client = client.clone();
+            let mut reconnects = client.reconnect_rx();
+            tokio::spawn(async move {
+                let mut subscribed = false;
+                loop {
+                    let connected = client.is_connected();
+                    if connected && !subscribed {
+                        match client.subscribe(channel.clone()).await {
+                            Ok(()) => {
+                                subscribed = true;
+                                tracing::info!("invalidation subscriber connected");
+                                sink.connected();
+                            }
+                            Err(err) => tracing::debug!(error = %err, "subscribe failed"),
+                        }
+                    } else if !connected && subscribed {
+                        subscribed = false;
+                        tracing::warn!("invalidation subscriber disconnected: L1 entries now expire after the cap");
+                        sink.disconnected();
+                    }
+                    tokio::select! {
+                        notice = reconnects.recv() => {
+                            if notice.is_ok() && subscribed {
+                                subscribed = false;
+                                sink.disconnected();
+                            }
+                        }
+                        () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    }
+                }
+            })
+        };
+        tasks.push(watchdog);
+        Ok(Self { client, tasks })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_parse_with_and_without_lists() {
+        let event = Event::parse(r#"{"origin":"a","keys":["k1"],"groups":[["books",3]]}"#).unwrap();
+        assert_eq!(event.keys, vec!["k1"]);
+        assert_eq!(event.groups, vec![("books".to_string(), 3)]);
+        let bare = Event::parse(r#"{"origin":"a"}"#).unwrap();
+        assert!(bare.keys.is_empty() && bare.groups.is_empty());
+        assert!(Event::parse("garbage").is_none());
+    }
+
+    #[test]
+    fn generations_parse_and_empty_lua_tables_are_empty() {
+        assert_eq!(parse_generations(r#"[["statistics",4]]"#), vec![(super::super::keys::Group::Statistics, 4)]);
+        assert!(parse_generations("{}").is_empty());
+    }
+}

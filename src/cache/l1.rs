@@ -1,0 +1,313 @@
+//! L1: decoded values in this process's memory (moka), behind `Arc`, so a hit
+//! clones a pointer. Bounded in bytes by a weigher; each entry carries its
+//! kind's TTL.
+//!
+//! It also keeps what makes fills safe against concurrent invalidation. moka
+//! alone is not enough: an `invalidate` that lands while a loader runs is
+//! forgotten and the loader's older value is inserted afterwards. So keys
+//! hash onto stripes, each with a lock and an epoch. An invalidation bumps the
+//! epoch under the lock; a fill takes a [`Ticket`] (the epoch) before it reads
+//! anything and inserts only if the epoch is unchanged, under the same lock.
+//! A stripe shared by unrelated keys only costs a skipped fill.
+use super::keys::Group;
+use moka::sync::Cache;
+use moka::Expiry;
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const STRIPES: usize = 1024;
+
+/// A cached value: `None` is a negative entry (the id is absent).
+pub type Value = Option<Arc<dyn Any + Send + Sync>>;
+
+#[derive(Clone)]
+pub struct Entry {
+    pub value: Value,
+    /// Approximate bytes: the encoded size plus bookkeeping.
+    weight: u32,
+    ttl: Duration,
+    inserted: Instant,
+}
+
+impl Entry {
+    pub fn new(value: Value, encoded_len: usize, ttl: Duration) -> Self {
+        Self {
+            value,
+            weight: u32::try_from(encoded_len + 96).unwrap_or(u32::MAX),
+            ttl,
+            inserted: Instant::now(),
+        }
+    }
+}
+
+struct PerEntryTtl;
+
+impl Expiry<String, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(&self, _: &String, entry: &Entry, _: Instant, _: Option<Duration>) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+struct Stripe {
+    lock: Mutex<()>,
+    epoch: AtomicU64,
+}
+
+/// The state of a stripe when a fill began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    stripe: usize,
+    epoch: u64,
+}
+
+/// The count of all invalidations when a list query began; see [`Store::prime`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalTicket(u64);
+
+/// What this process knows of a list group.
+#[derive(Default, Clone, Copy)]
+struct GroupState {
+    /// Bumped on every invalidation of the group seen here; part of L1 list
+    /// keys, so a bump makes every older L1 entry of the group unreachable.
+    local: u64,
+    /// The group's Redis generation and when it was learned.
+    remote: Option<(u64, Instant)>,
+}
+
+pub struct Store {
+    cache: Cache<String, Entry>,
+    stripes: Box<[Stripe]>,
+    groups: Mutex<HashMap<Group, GroupState>>,
+    /// Whether invalidation events are arriving. While they are not (the
+    /// subscriber is disconnected, or there is no Redis), entries older than
+    /// `untrusted_cap` are treated as misses, which bounds staleness then.
+    trusted: AtomicBool,
+    untrusted_cap: Duration,
+    /// Every invalidation of any key; guards [`Store::prime`], which cannot
+    /// take per-key tickets because it learns its keys from the query.
+    invalidations: AtomicU64,
+}
+
+impl Store {
+    pub fn new(max_bytes: u64, untrusted_cap: Duration) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &String, entry: &Entry| {
+                entry.weight.saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
+            })
+            .expire_after(PerEntryTtl)
+            .build();
+        let stripes = (0..STRIPES)
+            .map(|_| Stripe {
+                lock: Mutex::new(()),
+                epoch: AtomicU64::new(0),
+            })
+            .collect();
+        Self {
+            cache,
+            stripes,
+            groups: Mutex::new(HashMap::new()),
+            trusted: AtomicBool::new(false),
+            untrusted_cap,
+            invalidations: AtomicU64::new(0),
+        }
+    }
+
+    fn stripe_of(key: &str) -> usize {
+        (super::keys::text_hash(key) % STRIPES as u64) as usize
+    }
+
+    fn fresh_enough(&self, inserted: Instant) -> bool {
+        self.trusted.load(Ordering::Acquire) || inserted.elapsed() <= self.untrusted_cap
+    }
+
+    pub fn get(&self, key: &str) -> Option<Value> {
+        let entry = self.cache.get(key)?;
+        if self.fresh_enough(entry.inserted) {
+            Some(entry.value)
+        } else {
+            None
+        }
+    }
+
+    /// Taken before a fill reads L2 or the database.
+    pub fn ticket(&self, key: &str) -> Ticket {
+        let stripe = Self::stripe_of(key);
+        Ticket {
+            stripe,
+            epoch: self.stripes[stripe].epoch.load(Ordering::Acquire),
+        }
+    }
+
+    /// Whether nothing invalidated the ticket's stripe since it was taken.
+    pub fn still_valid(&self, ticket: Ticket) -> bool {
+        self.stripes[ticket.stripe].epoch.load(Ordering::Acquire) == ticket.epoch
+    }
+
+    /// Inserts unless the key was invalidated since `ticket` was taken.
+    pub fn insert(&self, key: String, ticket: Ticket, entry: Entry) -> bool {
+        let stripe = &self.stripes[ticket.stripe];
+        let _guard = stripe.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if stripe.epoch.load(Ordering::Acquire) != ticket.epoch {
+            return false;
+        }
+        self.cache.insert(key, entry);
+        true
+    }
+
+    pub fn invalidate(&self, key: &str) {
+        let stripe = &self.stripes[Self::stripe_of(key)];
+        let _guard = stripe.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        stripe.epoch.fetch_add(1, Ordering::AcqRel);
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate(key);
+    }
+
+    pub fn global_ticket(&self) -> GlobalTicket {
+        GlobalTicket(self.invalidations.load(Ordering::Acquire))
+    }
+
+    /// Inserts a value a list query returned, unless any key was invalidated
+    /// since `ticket` (conservative: a write anywhere skips the priming).
+    /// Checked under the key's stripe lock, which every invalidation takes.
+    pub fn prime(&self, key: String, ticket: GlobalTicket, entry: Entry) -> bool {
+        let stripe = &self.stripes[Self::stripe_of(&key)];
+        let _guard = stripe.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.invalidations.load(Ordering::Acquire) != ticket.0 {
+            return false;
+        }
+        self.cache.insert(key, entry);
+        true
+    }
+
+    /// Forgets everything: entries, and what it knew of Redis generations.
+    /// Every stripe's epoch moves, so fills in flight do not land either.
+    pub fn clear(&self) {
+        let mut groups = self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for stripe in self.stripes.iter() {
+            let _guard = stripe.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            stripe.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
+        for state in groups.values_mut() {
+            state.local += 1;
+            state.remote = None;
+        }
+        self.cache.invalidate_all();
+    }
+
+    pub fn set_trusted(&self, trusted: bool) {
+        self.trusted.store(trusted, Ordering::Release);
+    }
+
+    pub fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+
+    /// The group's local counter and, if known and fresh enough, its Redis
+    /// generation.
+    pub fn group(&self, group: &Group) -> (u64, Option<u64>) {
+        let groups = self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = groups.get(group).copied().unwrap_or_default();
+        let remote = state
+            .remote
+            .filter(|(_, learned)| self.fresh_enough(*learned))
+            .map(|(generation, _)| generation);
+        (state.local, remote)
+    }
+
+    /// Records a Redis generation read or announced; generations only move
+    /// forward, so a late, older answer never replaces a newer one.
+    pub fn learn_generation(&self, group: Group, generation: u64) {
+        let mut groups = self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = groups.entry(group).or_default();
+        let newest = state.remote.map_or(generation, |(known, _)| known.max(generation));
+        state.remote = Some((newest, Instant::now()));
+    }
+
+    /// Invalidates a group here: older L1 entries of it become unreachable.
+    pub fn bump_group(&self, group: Group, remote: Option<u64>) {
+        let mut groups = self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = groups.entry(group).or_default();
+        state.local += 1;
+        if let Some(generation) = remote {
+            let newest = state.remote.map_or(generation, |(known, _)| known.max(generation));
+            state.remote = Some((newest, Instant::now()));
+        }
+    }
+
+    /// Approximate bytes held (for tests and health output).
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(n: u64) -> Value {
+        Some(Arc::new(n))
+    }
+
+    fn read(store: &Store, key: &str) -> Option<u64> {
+        store.get(key).flatten().and_then(|v| v.downcast_ref::<u64>().copied())
+    }
+
+    #[test]
+    fn a_fill_that_began_before_an_invalidation_does_not_land() {
+        let store = Store::new(1 << 20, Duration::from_secs(1));
+        store.set_trusted(true);
+        let ticket = store.ticket("k");
+        store.invalidate("k");
+        assert!(!store.insert("k".into(), ticket, Entry::new(value(1), 8, Duration::from_secs(60))));
+        assert_eq!(read(&store, "k"), None);
+        let ticket = store.ticket("k");
+        assert!(store.insert("k".into(), ticket, Entry::new(value(2), 8, Duration::from_secs(60))));
+        assert_eq!(read(&store, "k"), Some(2));
+    }
+
+    #[test]
+    fn untrusted_entries_expire_after_the_cap() {
+        let store = Store::new(1 << 20, Duration::from_millis(50));
+        let ticket = store.ticket("k");
+        store.insert("k".into(), ticket, Entry::new(value(1), 8, Duration::from_secs(60)));
+        assert_eq!(read(&store, "k"), Some(1));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(read(&store, "k"), None, "older than the cap while untrusted");
+        store.set_trusted(true);
+        assert_eq!(read(&store, "k"), Some(1), "trusted again: TTL rules");
+    }
+
+    #[test]
+    fn generations_only_move_forward_and_clear_forgets_them() {
+        let store = Store::new(1 << 20, Duration::from_secs(1));
+        store.set_trusted(true);
+        store.learn_generation(Group::Books, 5);
+        store.learn_generation(Group::Books, 3);
+        assert_eq!(store.group(&Group::Books), (0, Some(5)));
+        store.bump_group(Group::Books, Some(6));
+        assert_eq!(store.group(&Group::Books), (1, Some(6)));
+        store.clear();
+        assert_eq!(store.group(&Group::Books), (2, None));
+    }
+
+    #[test]
+    fn the_byte_bound_evicts() {
+        let store = Store::new(10_000, Duration::from_secs(1));
+        for i in 0..1000 {
+            let key = format!("key-{i}");
+            let ticket = store.ticket(&key);
+            store.insert(key, ticket, Entry::new(value(i), 100, Duration::from_secs(60)));
+        }
+        assert!(store.weighted_size() <= 10_000, "{}", store.weighted_size());
+    }
+}

@@ -1,0 +1,367 @@
+//! L2: encoded values in Redis, shared by every replica, through `fred`.
+//!
+//! Every call is one round trip, has a short timeout, and goes through a
+//! breaker: after a failure Redis is left alone for an interval, then one
+//! call is let through to probe it. A dead Redis therefore costs at most one
+//! timeout per interval, and callers treat "no answer" as a miss. Nothing
+//! here ever fails a request.
+//!
+//! Writes that could not reach Redis are remembered and replayed as soon as
+//! it answers again, so an entry a write made stale while Redis was
+//! unreachable is not served once it is back.
+use super::keys::{Group, Keys};
+use super::metrics::Metrics;
+use fred::bytes::Bytes;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Stores entries whose guard key still holds the value read before the
+/// database was: the entry's own version, or the global invalidation
+/// sequence for rows primed from a list query. KEYS: (entry, guard) pairs;
+/// ARGV: (expected guard value or "", ttl in ms, bytes) triples.
+const FILL: &str = r"
+local stored = 0
+for i = 1, #KEYS, 2 do
+  local j = (i - 1) / 2 * 3
+  local current = redis.call('GET', KEYS[i + 1]) or ''
+  if current == ARGV[j + 1] then
+    redis.call('SET', KEYS[i], ARGV[j + 3], 'PX', ARGV[j + 2])
+    stored = stored + 1
+  end
+end
+return stored
+";
+
+/// Deletes entries and bumps their versions, bumps group generations, and
+/// publishes one event naming all of it, atomically. KEYS: n entries, their
+/// n versions, then the groups' generation counters. ARGV: n, version ttl
+/// (ms), generation ttl (s), channel, origin, the groups' names, then the
+/// global invalidation sequence.
+const INVALIDATE: &str = r"
+local n = tonumber(ARGV[1])
+local keys = {}
+for i = 1, n do
+  redis.call('DEL', KEYS[i])
+  redis.call('INCR', KEYS[n + i])
+  redis.call('PEXPIRE', KEYS[n + i], ARGV[2])
+  keys[i] = KEYS[i]
+end
+local groups = {}
+for j = 2 * n + 1, #KEYS do
+  local generation = redis.call('INCR', KEYS[j])
+  redis.call('EXPIRE', KEYS[j], ARGV[3])
+  groups[#groups + 1] = { ARGV[6 + j - 2 * n - 1], generation }
+end
+redis.call('INCR', ARGV[6 + #KEYS - 2 * n])
+local event = { origin = ARGV[5] }
+if n > 0 then event.keys = keys end
+if #groups > 0 then event.groups = groups end
+redis.call('PUBLISH', ARGV[4], cjson.encode(event))
+return cjson.encode(groups)
+";
+
+/// Opens after a failure; lets one probe through per interval.
+pub struct Breaker {
+    started: Instant,
+    /// Nanoseconds since `started` until which calls are refused; 0 = closed.
+    open_until: AtomicU64,
+    interval: Duration,
+}
+
+impl Breaker {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            open_until: AtomicU64::new(0),
+            interval,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a call may go to Redis now. While open, the first caller after
+    /// each interval gets through as the probe.
+    pub fn allow(&self) -> bool {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == 0 {
+            return true;
+        }
+        let now = self.now();
+        now >= until
+            && self
+                .open_until
+                .compare_exchange(until, now + self.interval.as_nanos() as u64, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// Returns whether this closed an open breaker.
+    pub fn success(&self) -> bool {
+        self.open_until.swap(0, Ordering::AcqRel) != 0
+    }
+
+    /// Returns whether this opened a closed breaker.
+    pub fn failure(&self) -> bool {
+        let until = self.now() + self.interval.as_nanos() as u64;
+        self.open_until.swap(until.max(1), Ordering::AcqRel) == 0
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.open_until.load(Ordering::Acquire) == 0
+    }
+}
+
+/// Invalidations that have not reached Redis yet.
+#[derive(Default)]
+struct Pending {
+    keys: HashSet<String>,
+    groups: HashSet<Group>,
+}
+
+/// One entry to fill: its key, the guard key and the value it held before
+/// the load, its TTL and bytes.
+pub struct Fill {
+    pub key: String,
+    pub guard: String,
+    pub expected: Bytes,
+    pub ttl: Duration,
+    pub bytes: Vec<u8>,
+}
+
+/// What an MGET of (entry, version) pairs found for one key.
+pub struct Found {
+    pub bytes: Option<Bytes>,
+    pub version: Option<Bytes>,
+}
+
+pub struct Store {
+    client: Client,
+    keys: Keys,
+    breaker: Breaker,
+    metrics: Arc<Metrics>,
+    fill: Script,
+    invalidate: Script,
+    pending: Mutex<Pending>,
+    /// How long version and generation counters outlive the entries they guard.
+    counter_ttl: Duration,
+}
+
+pub struct Connection {
+    pub url: String,
+    pub command_timeout: Duration,
+    pub breaker_interval: Duration,
+}
+
+/// A fred config for `url` with our timeouts and an endless reconnect policy.
+pub fn builder(connection: &Connection) -> Result<Builder, Error> {
+    let config = Config::from_url(&connection.url)?;
+    let mut builder = Builder::from_config(config);
+    builder
+        .with_config(|config| config.fail_fast = false)
+        .with_performance_config(|perf| {
+            perf.default_command_timeout = connection.command_timeout;
+        })
+        .with_connection_config(|conn| {
+            conn.connection_timeout = connection.command_timeout.max(Duration::from_millis(200));
+            conn.internal_command_timeout = connection.command_timeout.max(Duration::from_millis(200));
+            conn.max_command_attempts = 1;
+        })
+        .set_policy(ReconnectPolicy::new_constant(0, 200));
+    Ok(builder)
+}
+
+impl Store {
+    /// Connects in the background: a Redis that is down at start is a cache
+    /// outage like any other, not a reason not to start.
+    pub fn connect(connection: &Connection, keys: Keys, metrics: Arc<Metrics>, counter_ttl: Duration) -> Result<Self, Error> {
+        let client = builder(connection)?.build()?;
+        client.connect();
+        Ok(Self {
+            client,
+            keys,
+            breaker: Breaker::new(connection.breaker_interval),
+            metrics,
+            fill: Script::from_lua(FILL),
+            invalidate: Script::from_lua(INVALIDATE),
+            pending: Mutex::new(Pending::default()),
+            counter_ttl,
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Whether Redis answered the last call.
+    pub fn is_up(&self) -> bool {
+        self.breaker.is_closed() && self.client.is_connected()
+    }
+
+    pub fn has_pending(&self) -> bool {
+        let pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        !pending.keys.is_empty() || !pending.groups.is_empty()
+    }
+
+    /// Runs one round trip through the breaker; `None` if refused or failed.
+    async fn call<T, F>(&self, what: &str, call: F) -> Option<T>
+    where
+        F: std::future::Future<Output = Result<T, Error>>,
+    {
+        if !self.breaker.allow() {
+            return None;
+        }
+        self.metrics.redis_round_trip();
+        match call.await {
+            Ok(value) => {
+                if self.breaker.success() {
+                    tracing::info!("redis answers again: cache tier L2 restored");
+                }
+                Some(value)
+            }
+            Err(err) => {
+                if self.breaker.failure() {
+                    tracing::warn!(error = %err, during = what, "redis unreachable: serving from L1 and the database");
+                } else {
+                    tracing::debug!(error = %err, during = what, "redis call failed");
+                }
+                None
+            }
+        }
+    }
+
+    /// Entries and their versions for `keys`, in one MGET.
+    pub async fn get_many(&self, keys: &[&str]) -> Option<Vec<Found>> {
+        let mut request: Vec<String> = Vec::with_capacity(keys.len() * 2);
+        for key in keys {
+            request.push((*key).to_owned());
+            request.push(self.keys.version(key));
+        }
+        let values: Vec<Value> = self.call("mget", self.client.mget(request)).await?;
+        let bytes = |value: &Value| match value {
+            Value::Null => None,
+            Value::Bytes(bytes) => Some(bytes.clone()),
+            other => other.as_bytes().map(Bytes::copy_from_slice),
+        };
+        Some(
+            values
+                .chunks(2)
+                .map(|pair| Found {
+                    bytes: pair.first().and_then(bytes),
+                    version: pair.get(1).and_then(bytes),
+                })
+                .collect(),
+        )
+    }
+
+    /// Stores entries in one script call; an entry whose version moved since
+    /// it was read (a write invalidated it meanwhile) is skipped.
+    pub async fn fill(&self, fills: Vec<Fill>) {
+        if fills.is_empty() {
+            return;
+        }
+        let mut keys: Vec<String> = Vec::with_capacity(fills.len() * 2);
+        let mut args: Vec<Value> = Vec::with_capacity(fills.len() * 3);
+        for fill in fills {
+            keys.push(fill.key);
+            keys.push(fill.guard);
+            args.push(Value::Bytes(fill.expected));
+            args.push(Value::from(fill.ttl.as_millis().max(1) as i64));
+            args.push(Value::Bytes(Bytes::from(fill.bytes)));
+        }
+        let _: Option<i64> = self
+            .call("fill", self.fill.evalsha_with_reload(&self.client, keys, args))
+            .await;
+    }
+
+    /// The global invalidation sequence, bumped by every invalidation.
+    pub async fn sequence(&self) -> Option<Bytes> {
+        let value: Option<Option<Bytes>> = self.call("get sequence", self.client.get(self.keys.sequence())).await;
+        value.map(Option::unwrap_or_default)
+    }
+
+    /// A group's current generation (0 if it never moved).
+    pub async fn generation(&self, group: &Group) -> Option<u64> {
+        let value: Option<Option<u64>> = self.call("get generation", self.client.get(self.keys.generation(group))).await;
+        value.map(Option::unwrap_or_default)
+    }
+
+    /// Deletes `keys`, moves `groups` and publishes the event, in one call.
+    /// Returns the groups' new generations; on failure remembers it all for
+    /// [`Store::replay_pending`] and returns `None`.
+    pub async fn invalidate(&self, origin: &str, keys: &[String], groups: &[Group]) -> Option<Vec<(Group, u64)>> {
+        let result = self.run_invalidate(origin, keys, groups).await;
+        if result.is_none() {
+            let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pending.keys.extend(keys.iter().cloned());
+            pending.groups.extend(groups.iter().copied());
+        }
+        result
+    }
+
+    async fn run_invalidate(&self, origin: &str, keys: &[String], groups: &[Group]) -> Option<Vec<(Group, u64)>> {
+        let mut script_keys: Vec<String> = Vec::with_capacity(keys.len() * 2 + groups.len());
+        script_keys.extend(keys.iter().cloned());
+        script_keys.extend(keys.iter().map(|key| self.keys.version(key)));
+        script_keys.extend(groups.iter().map(|group| self.keys.generation(group)));
+        let mut args: Vec<Value> = vec![
+            Value::from(keys.len() as i64),
+            Value::from(self.counter_ttl.as_millis() as i64),
+            Value::from(self.counter_ttl.as_secs().max(1) as i64),
+            Value::from(self.keys.channel()),
+            Value::from(origin),
+        ];
+        args.extend(groups.iter().map(|group| Value::from(group.name())));
+        args.push(Value::from(self.keys.sequence()));
+        let reply: String = self
+            .call("invalidate", self.invalidate.evalsha_with_reload(&self.client, script_keys, args))
+            .await?;
+        Some(super::invalidation::parse_generations(&reply))
+    }
+
+    /// Sends the invalidations that failed while Redis was unreachable.
+    /// Returns the generations they produced, or `None` if Redis still does
+    /// not answer (they stay pending).
+    pub async fn replay_pending(&self, origin: &str) -> Option<Vec<(Group, u64)>> {
+        let (keys, groups) = {
+            let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let keys: Vec<String> = pending.keys.drain().collect();
+            let groups: Vec<Group> = pending.groups.drain().collect();
+            (keys, groups)
+        };
+        if keys.is_empty() && groups.is_empty() {
+            return Some(Vec::new());
+        }
+        tracing::info!(keys = keys.len(), groups = groups.len(), "replaying invalidations made while redis was unreachable");
+        self.invalidate(origin, &keys, &groups).await
+    }
+
+    /// A cheap call to find out whether Redis is back.
+    pub async fn probe(&self) -> bool {
+        self.call::<String, _>("ping", self.client.ping(None)).await.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_refuses_calls_until_the_interval_passes_then_lets_one_probe_through() {
+        let breaker = Breaker::new(Duration::from_millis(30));
+        assert!(breaker.allow());
+        assert!(breaker.failure(), "the first failure opens it");
+        assert!(!breaker.failure(), "already open");
+        assert!(!breaker.allow());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(breaker.allow(), "one probe after the interval");
+        assert!(!breaker.allow(), "and only one");
+        assert!(breaker.success());
+        assert!(breaker.allow());
+        assert!(breaker.is_closed());
+    }
+}

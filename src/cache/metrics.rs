@@ -1,0 +1,78 @@
+//! Hit and miss counters per tier and per kind, and the Redis round trips
+//! made. Tests assert on them; the monitoring work will export them.
+use super::keys::Kind;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const KINDS: usize = Kind::ALL.len();
+
+#[derive(Default)]
+pub struct Metrics {
+    l1_hits: [AtomicU64; KINDS],
+    l1_misses: [AtomicU64; KINDS],
+    l2_hits: [AtomicU64; KINDS],
+    l2_misses: [AtomicU64; KINDS],
+    /// Values loaded from the database after missing every tier.
+    loads: [AtomicU64; KINDS],
+    redis_round_trips: AtomicU64,
+    events_received: AtomicU64,
+}
+
+/// The counters for one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindCounts {
+    pub l1_hits: u64,
+    pub l1_misses: u64,
+    pub l2_hits: u64,
+    pub l2_misses: u64,
+    pub loads: u64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    pub fn l1(&self, kind: Kind, hits: usize, misses: usize) {
+        add(&self.l1_hits[kind.index()], hits as u64);
+        add(&self.l1_misses[kind.index()], misses as u64);
+    }
+
+    pub fn l2(&self, kind: Kind, hits: usize, misses: usize) {
+        add(&self.l2_hits[kind.index()], hits as u64);
+        add(&self.l2_misses[kind.index()], misses as u64);
+    }
+
+    pub fn loaded(&self, kind: Kind, n: usize) {
+        add(&self.loads[kind.index()], n as u64);
+    }
+
+    pub fn redis_round_trip(&self) {
+        add(&self.redis_round_trips, 1);
+    }
+
+    pub fn event_received(&self) {
+        add(&self.events_received, 1);
+    }
+
+    pub fn kind(&self, kind: Kind) -> KindCounts {
+        let i = kind.index();
+        let get = |counters: &[AtomicU64; KINDS]| counters[i].load(Ordering::Relaxed);
+        KindCounts {
+            l1_hits: get(&self.l1_hits),
+            l1_misses: get(&self.l1_misses),
+            l2_hits: get(&self.l2_hits),
+            l2_misses: get(&self.l2_misses),
+            loads: get(&self.loads),
+        }
+    }
+
+    pub fn redis_round_trips(&self) -> u64 {
+        self.redis_round_trips.load(Ordering::Relaxed)
+    }
+
+    pub fn events_received(&self) -> u64 {
+        self.events_received.load(Ordering::Relaxed)
+    }
+}
