@@ -130,7 +130,9 @@ pub struct LoadError(pub std::sync::Arc<dyn std::error::Error + Send + Sync>);
 
 impl LoadError {
     pub fn message(message: &str) -> Self {
-        Self(std::sync::Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(message)))
+        Self(std::sync::Arc::from(Box::<
+            dyn std::error::Error + Send + Sync,
+        >::from(message)))
     }
 }
 

@@ -11,19 +11,45 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub enum Change {
-    AuthorCreated { id: Uuid },
-    AuthorUpdated { id: Uuid },
-    AuthorDeleted { id: Uuid },
-    CategoryCreated { id: Uuid },
-    CategoryUpdated { id: Uuid },
-    CategoryDeleted { id: Uuid },
-    BookCreated { book: book::Model },
-    BookUpdated { before: book::Model, after: book::Model },
+    AuthorCreated {
+        id: Uuid,
+    },
+    AuthorUpdated {
+        id: Uuid,
+    },
+    AuthorDeleted {
+        id: Uuid,
+    },
+    CategoryCreated {
+        id: Uuid,
+    },
+    CategoryUpdated {
+        id: Uuid,
+    },
+    CategoryDeleted {
+        id: Uuid,
+    },
+    BookCreated {
+        book: book::Model,
+    },
+    BookUpdated {
+        before: book::Model,
+        after: book::Model,
+    },
     /// With the borrow records deleted along with it.
-    BookDeleted { book: book::Model, borrows: Vec<(Uuid, Uuid)> },
-    UserCreated { id: Uuid },
-    BookBorrowed { record: borrow_record::Model },
-    BookReturned { record: borrow_record::Model },
+    BookDeleted {
+        book: book::Model,
+        borrows: Vec<(Uuid, Uuid)>,
+    },
+    UserCreated {
+        id: Uuid,
+    },
+    BookBorrowed {
+        record: borrow_record::Model,
+    },
+    BookReturned {
+        record: borrow_record::Model,
+    },
 }
 
 /// Entries to evict and groups to move.
@@ -56,7 +82,10 @@ impl Change {
         match self {
             // A create also clears any negative entry cached for the id.
             Change::AuthorCreated { id } => {
-                inv.entry(Kind::Author, *id).entry(Kind::AuthorBookCount, *id).group(Authors).group(Statistics);
+                inv.entry(Kind::Author, *id)
+                    .entry(Kind::AuthorBookCount, *id)
+                    .group(Authors)
+                    .group(Statistics);
             }
             // The name orders `authors` and is matched by search.
             Change::AuthorUpdated { id } => {
@@ -77,7 +106,9 @@ impl Change {
             }
             // The name orders `categories` and statistics' booksByCategory.
             Change::CategoryUpdated { id } => {
-                inv.entry(Kind::Category, *id).group(Categories).group(Statistics);
+                inv.entry(Kind::Category, *id)
+                    .group(Categories)
+                    .group(Statistics);
             }
             Change::BookCreated { book } => {
                 inv.entry(Kind::Book, book.id)
@@ -104,10 +135,13 @@ impl Change {
                     inv.group(BooksByAvailability);
                 }
                 if title || author {
-                    inv.group(Search).group(AuthorBooks(before.author_id)).group(AuthorBooks(after.author_id));
+                    inv.group(Search)
+                        .group(AuthorBooks(before.author_id))
+                        .group(AuthorBooks(after.author_id));
                 }
                 if author {
-                    inv.entry(Kind::AuthorBookCount, before.author_id).entry(Kind::AuthorBookCount, after.author_id);
+                    inv.entry(Kind::AuthorBookCount, before.author_id)
+                        .entry(Kind::AuthorBookCount, after.author_id);
                 }
                 if category {
                     inv.entry(Kind::CategoryBookCount, before.category_id)
@@ -182,19 +216,44 @@ mod tests {
     #[test]
     fn an_isbn_only_update_costs_one_entity_eviction() {
         let before = book();
-        let after = book::Model { isbn: "9780306406157".into(), ..before.clone() };
-        let inv = Change::BookUpdated { before: before.clone(), after }.invalidation();
-        assert_eq!(inv, Invalidation { entries: vec![(Kind::Book, before.id)], groups: vec![] });
+        let after = book::Model {
+            isbn: "9780306406157".into(),
+            ..before.clone()
+        };
+        let inv = Change::BookUpdated {
+            before: before.clone(),
+            after,
+        }
+        .invalidation();
+        assert_eq!(
+            inv,
+            Invalidation {
+                entries: vec![(Kind::Book, before.id)],
+                groups: vec![]
+            }
+        );
     }
 
     #[test]
     fn a_title_change_moves_pages_search_and_the_authors_books() {
         let before = book();
-        let after = book::Model { title: "Eden".into(), ..before.clone() };
-        let inv = Change::BookUpdated { before: before.clone(), after }.invalidation();
+        let after = book::Model {
+            title: "Eden".into(),
+            ..before.clone()
+        };
+        let inv = Change::BookUpdated {
+            before: before.clone(),
+            after,
+        }
+        .invalidation();
         assert_eq!(
             inv.groups,
-            vec![Group::Books, Group::BooksByAvailability, Group::Search, Group::AuthorBooks(before.author_id)]
+            vec![
+                Group::Books,
+                Group::BooksByAvailability,
+                Group::Search,
+                Group::AuthorBooks(before.author_id)
+            ]
         );
         assert!(!inv.groups.contains(&Group::Statistics));
     }
@@ -202,8 +261,16 @@ mod tests {
     #[test]
     fn moving_a_book_to_another_author_and_category_recounts_both_sides() {
         let before = book();
-        let after = book::Model { author_id: Uuid::now_v7(), category_id: Uuid::now_v7(), ..before.clone() };
-        let inv = Change::BookUpdated { before: before.clone(), after: after.clone() }.invalidation();
+        let after = book::Model {
+            author_id: Uuid::now_v7(),
+            category_id: Uuid::now_v7(),
+            ..before.clone()
+        };
+        let inv = Change::BookUpdated {
+            before: before.clone(),
+            after: after.clone(),
+        }
+        .invalidation();
         for entry in [
             (Kind::AuthorBookCount, before.author_id),
             (Kind::AuthorBookCount, after.author_id),
@@ -212,7 +279,12 @@ mod tests {
         ] {
             assert!(inv.entries.contains(&entry), "{entry:?}");
         }
-        for group in [Group::AuthorBooks(before.author_id), Group::AuthorBooks(after.author_id), Group::Statistics, Group::Search] {
+        for group in [
+            Group::AuthorBooks(before.author_id),
+            Group::AuthorBooks(after.author_id),
+            Group::Statistics,
+            Group::Search,
+        ] {
             assert!(inv.groups.contains(&group), "{group:?}");
         }
     }
@@ -220,15 +292,25 @@ mod tests {
     #[test]
     fn a_price_change_moves_pages_and_statistics_but_not_search() {
         let before = book();
-        let after = book::Model { price_cents: 999, ..before.clone() };
+        let after = book::Model {
+            price_cents: 999,
+            ..before.clone()
+        };
         let inv = Change::BookUpdated { before, after }.invalidation();
-        assert_eq!(inv.groups, vec![Group::Books, Group::BooksByAvailability, Group::Statistics]);
+        assert_eq!(
+            inv.groups,
+            vec![Group::Books, Group::BooksByAvailability, Group::Statistics]
+        );
     }
 
     #[test]
     fn a_copies_change_only_moves_availability_pages() {
         let before = book();
-        let after = book::Model { copies_total: 5, copies_available: 5, ..before.clone() };
+        let after = book::Model {
+            copies_total: 5,
+            copies_available: 5,
+            ..before.clone()
+        };
         let inv = Change::BookUpdated { before, after }.invalidation();
         assert_eq!(inv.groups, vec![Group::BooksByAvailability]);
     }
@@ -240,16 +322,34 @@ mod tests {
         let borrow = Uuid::now_v7();
         for inv in [
             Change::BookCreated { book: book.clone() }.invalidation(),
-            Change::BookDeleted { book: book.clone(), borrows: vec![(borrow, user)] }.invalidation(),
+            Change::BookDeleted {
+                book: book.clone(),
+                borrows: vec![(borrow, user)],
+            }
+            .invalidation(),
         ] {
             assert!(inv.entries.contains(&(Kind::Book, book.id)));
-            assert!(inv.entries.contains(&(Kind::AuthorBookCount, book.author_id)));
-            assert!(inv.entries.contains(&(Kind::CategoryBookCount, book.category_id)));
-            for group in [Group::Books, Group::BooksByAvailability, Group::Search, Group::Statistics, Group::AuthorBooks(book.author_id)] {
+            assert!(inv
+                .entries
+                .contains(&(Kind::AuthorBookCount, book.author_id)));
+            assert!(inv
+                .entries
+                .contains(&(Kind::CategoryBookCount, book.category_id)));
+            for group in [
+                Group::Books,
+                Group::BooksByAvailability,
+                Group::Search,
+                Group::Statistics,
+                Group::AuthorBooks(book.author_id),
+            ] {
                 assert!(inv.groups.contains(&group), "{group:?}");
             }
         }
-        let deleted = Change::BookDeleted { book, borrows: vec![(borrow, user)] }.invalidation();
+        let deleted = Change::BookDeleted {
+            book,
+            borrows: vec![(borrow, user)],
+        }
+        .invalidation();
         assert!(deleted.entries.contains(&(Kind::Borrow, borrow)));
         assert!(deleted.groups.contains(&Group::UserBorrows(user)));
     }
@@ -258,10 +358,27 @@ mod tests {
     fn borrowing_and_returning_move_the_book_the_record_and_the_borrowers_lists() {
         let book = book();
         let record = record(&book);
-        for change in [Change::BookBorrowed { record: record.clone() }, Change::BookReturned { record: record.clone() }] {
+        for change in [
+            Change::BookBorrowed {
+                record: record.clone(),
+            },
+            Change::BookReturned {
+                record: record.clone(),
+            },
+        ] {
             let inv = change.invalidation();
-            assert_eq!(inv.entries, vec![(Kind::Book, book.id), (Kind::Borrow, record.id)]);
-            assert_eq!(inv.groups, vec![Group::BooksByAvailability, Group::UserBorrows(record.user_id), Group::Statistics]);
+            assert_eq!(
+                inv.entries,
+                vec![(Kind::Book, book.id), (Kind::Borrow, record.id)]
+            );
+            assert_eq!(
+                inv.groups,
+                vec![
+                    Group::BooksByAvailability,
+                    Group::UserBorrows(record.user_id),
+                    Group::Statistics
+                ]
+            );
         }
     }
 
@@ -271,7 +388,13 @@ mod tests {
         let created = Change::AuthorCreated { id }.invalidation();
         assert_eq!(created.groups, vec![Group::Authors, Group::Statistics]);
         let updated = Change::AuthorUpdated { id }.invalidation();
-        assert_eq!(updated, Invalidation { entries: vec![(Kind::Author, id)], groups: vec![Group::Authors, Group::Search] });
+        assert_eq!(
+            updated,
+            Invalidation {
+                entries: vec![(Kind::Author, id)],
+                groups: vec![Group::Authors, Group::Search]
+            }
+        );
         let deleted = Change::AuthorDeleted { id }.invalidation();
         assert!(deleted.groups.contains(&Group::AuthorBooks(id)));
     }
@@ -279,9 +402,15 @@ mod tests {
     #[test]
     fn category_changes() {
         let id = Uuid::now_v7();
-        for change in [Change::CategoryCreated { id }, Change::CategoryDeleted { id }] {
+        for change in [
+            Change::CategoryCreated { id },
+            Change::CategoryDeleted { id },
+        ] {
             let inv = change.invalidation();
-            assert_eq!(inv.entries, vec![(Kind::Category, id), (Kind::CategoryBookCount, id)]);
+            assert_eq!(
+                inv.entries,
+                vec![(Kind::Category, id), (Kind::CategoryBookCount, id)]
+            );
             assert_eq!(inv.groups, vec![Group::Categories, Group::Statistics]);
         }
         let renamed = Change::CategoryUpdated { id }.invalidation();
@@ -292,6 +421,12 @@ mod tests {
     fn a_new_user_is_a_new_member_in_statistics() {
         let id = Uuid::now_v7();
         let inv = Change::UserCreated { id }.invalidation();
-        assert_eq!(inv, Invalidation { entries: vec![(Kind::User, id)], groups: vec![Group::Statistics] });
+        assert_eq!(
+            inv,
+            Invalidation {
+                entries: vec![(Kind::User, id)],
+                groups: vec![Group::Statistics]
+            }
+        );
     }
 }

@@ -43,7 +43,10 @@ mod tests {
     #[test]
     fn values_and_absence_round_trip() {
         let bytes = encode(&Slot::Present((42u64, "x".to_string()))).unwrap();
-        assert_eq!(decode::<(u64, String)>(&bytes).unwrap(), Slot::Present((42, "x".into())));
+        assert_eq!(
+            decode::<(u64, String)>(&bytes).unwrap(),
+            Slot::Present((42, "x".into()))
+        );
         let bytes = encode::<u64>(&Slot::Absent).unwrap();
         assert_eq!(decode::<u64>(&bytes).unwrap(), Slot::Absent);
     }

@@ -71,7 +71,11 @@ impl Drop for Subscriber {
 impl Subscriber {
     /// Subscribes on a connection of its own and keeps doing so across
     /// reconnects, reporting to `sink`.
-    pub fn start(connection: &Connection, channel: String, sink: Arc<dyn Sink>) -> Result<Self, Error> {
+    pub fn start(
+        connection: &Connection,
+        channel: String,
+        sink: Arc<dyn Sink>,
+    ) -> Result<Self, Error> {
         let client = builder(connection)?.build_subscriber_client()?;
         client.connect();
         let mut tasks = Vec::new();
@@ -163,7 +167,10 @@ mod tests {
 
     #[test]
     fn generations_parse_and_empty_lua_tables_are_empty() {
-        assert_eq!(parse_generations(r#"[["statistics",4]]"#), vec![(super::super::keys::Group::Statistics, 4)]);
+        assert_eq!(
+            parse_generations(r#"[["statistics",4]]"#),
+            vec![(super::super::keys::Group::Statistics, 4)]
+        );
         assert!(parse_generations("{}").is_empty());
     }
 }

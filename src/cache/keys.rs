@@ -232,16 +232,34 @@ mod tests {
     fn keys_carry_prefix_schema_version_and_kind() {
         let keys = Keys::new("lib");
         let id = Uuid::nil();
-        assert_eq!(keys.entity(Kind::Book, id), format!("lib:v{SCHEMA_VERSION}:book:{id}"));
-        assert_eq!(keys.list(Kind::BookPage, 7, "p1"), format!("lib:v{SCHEMA_VERSION}:books:g7:p1"));
-        assert_eq!(keys.generation(&Group::UserBorrows(id)), format!("lib:v{SCHEMA_VERSION}:gen:user_borrows:{id}"));
+        assert_eq!(
+            keys.entity(Kind::Book, id),
+            format!("lib:v{SCHEMA_VERSION}:book:{id}")
+        );
+        assert_eq!(
+            keys.list(Kind::BookPage, 7, "p1"),
+            format!("lib:v{SCHEMA_VERSION}:books:g7:p1")
+        );
+        assert_eq!(
+            keys.generation(&Group::UserBorrows(id)),
+            format!("lib:v{SCHEMA_VERSION}:gen:user_borrows:{id}")
+        );
         assert_eq!(keys.channel(), "lib:invalidate");
     }
 
     #[test]
     fn group_names_round_trip() {
         let id = Uuid::now_v7();
-        for group in [Group::Books, Group::BooksByAvailability, Group::Search, Group::Authors, Group::Categories, Group::Statistics, Group::AuthorBooks(id), Group::UserBorrows(id)] {
+        for group in [
+            Group::Books,
+            Group::BooksByAvailability,
+            Group::Search,
+            Group::Authors,
+            Group::Categories,
+            Group::Statistics,
+            Group::AuthorBooks(id),
+            Group::UserBorrows(id),
+        ] {
             assert_eq!(Group::parse(&group.name()), Some(group));
         }
         assert_eq!(Group::parse("nope"), None);

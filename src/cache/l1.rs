@@ -50,7 +50,13 @@ impl Expiry<String, Entry> for PerEntryTtl {
         Some(entry.ttl)
     }
 
-    fn expire_after_update(&self, _: &String, entry: &Entry, _: Instant, _: Option<Duration>) -> Option<Duration> {
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
         Some(entry.ttl)
     }
 }
@@ -100,7 +106,9 @@ impl Store {
         let cache = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &String, entry: &Entry| {
-                entry.weight.saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
+                entry
+                    .weight
+                    .saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
             })
             .expire_after(PerEntryTtl)
             .build();
@@ -154,7 +162,10 @@ impl Store {
     /// Inserts unless the key was invalidated since `ticket` was taken.
     pub fn insert(&self, key: String, ticket: Ticket, entry: Entry) -> bool {
         let stripe = &self.stripes[ticket.stripe];
-        let _guard = stripe.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = stripe
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if stripe.epoch.load(Ordering::Acquire) != ticket.epoch {
             return false;
         }
@@ -164,7 +175,10 @@ impl Store {
 
     pub fn invalidate(&self, key: &str) {
         let stripe = &self.stripes[Self::stripe_of(key)];
-        let _guard = stripe.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = stripe
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         stripe.epoch.fetch_add(1, Ordering::AcqRel);
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate(key);
@@ -179,7 +193,10 @@ impl Store {
     /// Checked under the key's stripe lock, which every invalidation takes.
     pub fn prime(&self, key: String, ticket: GlobalTicket, entry: Entry) -> bool {
         let stripe = &self.stripes[Self::stripe_of(&key)];
-        let _guard = stripe.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = stripe
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if self.invalidations.load(Ordering::Acquire) != ticket.0 {
             return false;
         }
@@ -190,9 +207,15 @@ impl Store {
     /// Forgets everything: entries, and what it knew of Redis generations.
     /// Every stripe's epoch moves, so fills in flight do not land either.
     pub fn clear(&self) {
-        let mut groups = self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut groups = self
+            .groups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for stripe in self.stripes.iter() {
-            let _guard = stripe.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _guard = stripe
+                .lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             stripe.epoch.fetch_add(1, Ordering::AcqRel);
         }
         self.invalidations.fetch_add(1, Ordering::AcqRel);
@@ -214,7 +237,10 @@ impl Store {
     /// The group's local counter and, if known and fresh enough, its Redis
     /// generation.
     pub fn group(&self, group: &Group) -> (u64, Option<u64>) {
-        let groups = self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let groups = self
+            .groups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let state = groups.get(group).copied().unwrap_or_default();
         let remote = state
             .remote
@@ -226,19 +252,29 @@ impl Store {
     /// Records a Redis generation read or announced; generations only move
     /// forward, so a late, older answer never replaces a newer one.
     pub fn learn_generation(&self, group: Group, generation: u64) {
-        let mut groups = self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut groups = self
+            .groups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let state = groups.entry(group).or_default();
-        let newest = state.remote.map_or(generation, |(known, _)| known.max(generation));
+        let newest = state
+            .remote
+            .map_or(generation, |(known, _)| known.max(generation));
         state.remote = Some((newest, Instant::now()));
     }
 
     /// Invalidates a group here: older L1 entries of it become unreachable.
     pub fn bump_group(&self, group: Group, remote: Option<u64>) {
-        let mut groups = self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut groups = self
+            .groups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let state = groups.entry(group).or_default();
         state.local += 1;
         if let Some(generation) = remote {
-            let newest = state.remote.map_or(generation, |(known, _)| known.max(generation));
+            let newest = state
+                .remote
+                .map_or(generation, |(known, _)| known.max(generation));
             state.remote = Some((newest, Instant::now()));
         }
     }
@@ -259,7 +295,10 @@ mod tests {
     }
 
     fn read(store: &Store, key: &str) -> Option<u64> {
-        store.get(key).flatten().and_then(|v| v.downcast_ref::<u64>().copied())
+        store
+            .get(key)
+            .flatten()
+            .and_then(|v| v.downcast_ref::<u64>().copied())
     }
 
     #[test]
@@ -268,10 +307,18 @@ mod tests {
         store.set_trusted(true);
         let ticket = store.ticket("k");
         store.invalidate("k");
-        assert!(!store.insert("k".into(), ticket, Entry::new(value(1), 8, Duration::from_secs(60))));
+        assert!(!store.insert(
+            "k".into(),
+            ticket,
+            Entry::new(value(1), 8, Duration::from_secs(60))
+        ));
         assert_eq!(read(&store, "k"), None);
         let ticket = store.ticket("k");
-        assert!(store.insert("k".into(), ticket, Entry::new(value(2), 8, Duration::from_secs(60))));
+        assert!(store.insert(
+            "k".into(),
+            ticket,
+            Entry::new(value(2), 8, Duration::from_secs(60))
+        ));
         assert_eq!(read(&store, "k"), Some(2));
     }
 
@@ -279,10 +326,18 @@ mod tests {
     fn untrusted_entries_expire_after_the_cap() {
         let store = Store::new(1 << 20, Duration::from_millis(50));
         let ticket = store.ticket("k");
-        store.insert("k".into(), ticket, Entry::new(value(1), 8, Duration::from_secs(60)));
+        store.insert(
+            "k".into(),
+            ticket,
+            Entry::new(value(1), 8, Duration::from_secs(60)),
+        );
         assert_eq!(read(&store, "k"), Some(1));
         std::thread::sleep(Duration::from_millis(80));
-        assert_eq!(read(&store, "k"), None, "older than the cap while untrusted");
+        assert_eq!(
+            read(&store, "k"),
+            None,
+            "older than the cap while untrusted"
+        );
         store.set_trusted(true);
         assert_eq!(read(&store, "k"), Some(1), "trusted again: TTL rules");
     }
@@ -306,7 +361,11 @@ mod tests {
         for i in 0..1000 {
             let key = format!("key-{i}");
             let ticket = store.ticket(&key);
-            store.insert(key, ticket, Entry::new(value(i), 100, Duration::from_secs(60)));
+            store.insert(
+                key,
+                ticket,
+                Entry::new(value(i), 100, Duration::from_secs(60)),
+            );
         }
         assert!(store.weighted_size() <= 10_000, "{}", store.weighted_size());
     }

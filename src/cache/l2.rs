@@ -96,7 +96,12 @@ impl Breaker {
         now >= until
             && self
                 .open_until
-                .compare_exchange(until, now + self.interval.as_nanos() as u64, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(
+                    until,
+                    now + self.interval.as_nanos() as u64,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
                 .is_ok()
     }
 
@@ -168,7 +173,8 @@ pub fn builder(connection: &Connection) -> Result<Builder, Error> {
         })
         .with_connection_config(|conn| {
             conn.connection_timeout = connection.command_timeout.max(Duration::from_millis(200));
-            conn.internal_command_timeout = connection.command_timeout.max(Duration::from_millis(200));
+            conn.internal_command_timeout =
+                connection.command_timeout.max(Duration::from_millis(200));
             conn.max_command_attempts = 1;
         })
         .set_policy(ReconnectPolicy::new_constant(0, 200));
@@ -178,7 +184,12 @@ pub fn builder(connection: &Connection) -> Result<Builder, Error> {
 impl Store {
     /// Connects in the background: a Redis that is down at start is a cache
     /// outage like any other, not a reason not to start.
-    pub fn connect(connection: &Connection, keys: Keys, metrics: Arc<Metrics>, counter_ttl: Duration) -> Result<Self, Error> {
+    pub fn connect(
+        connection: &Connection,
+        keys: Keys,
+        metrics: Arc<Metrics>,
+        counter_ttl: Duration,
+    ) -> Result<Self, Error> {
         let client = builder(connection)?.build()?;
         client.connect();
         Ok(Self {
@@ -203,7 +214,10 @@ impl Store {
     }
 
     pub fn has_pending(&self) -> bool {
-        let pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         !pending.keys.is_empty() || !pending.groups.is_empty()
     }
 
@@ -274,36 +288,59 @@ impl Store {
             args.push(Value::Bytes(Bytes::from(fill.bytes)));
         }
         let _: Option<i64> = self
-            .call("fill", self.fill.evalsha_with_reload(&self.client, keys, args))
+            .call(
+                "fill",
+                self.fill.evalsha_with_reload(&self.client, keys, args),
+            )
             .await;
     }
 
     /// The global invalidation sequence, bumped by every invalidation.
     pub async fn sequence(&self) -> Option<Bytes> {
-        let value: Option<Option<Bytes>> = self.call("get sequence", self.client.get(self.keys.sequence())).await;
+        let value: Option<Option<Bytes>> = self
+            .call("get sequence", self.client.get(self.keys.sequence()))
+            .await;
         value.map(Option::unwrap_or_default)
     }
 
     /// A group's current generation (0 if it never moved).
     pub async fn generation(&self, group: &Group) -> Option<u64> {
-        let value: Option<Option<u64>> = self.call("get generation", self.client.get(self.keys.generation(group))).await;
+        let value: Option<Option<u64>> = self
+            .call(
+                "get generation",
+                self.client.get(self.keys.generation(group)),
+            )
+            .await;
         value.map(Option::unwrap_or_default)
     }
 
     /// Deletes `keys`, moves `groups` and publishes the event, in one call.
     /// Returns the groups' new generations; on failure remembers it all for
     /// [`Store::replay_pending`] and returns `None`.
-    pub async fn invalidate(&self, origin: &str, keys: &[String], groups: &[Group]) -> Option<Vec<(Group, u64)>> {
+    pub async fn invalidate(
+        &self,
+        origin: &str,
+        keys: &[String],
+        groups: &[Group],
+    ) -> Option<Vec<(Group, u64)>> {
         let result = self.run_invalidate(origin, keys, groups).await;
         if result.is_none() {
-            let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             pending.keys.extend(keys.iter().cloned());
             pending.groups.extend(groups.iter().copied());
         }
         result
     }
 
-    async fn run_invalidate(&self, origin: &str, keys: &[String], groups: &[Group]) -> Option<Vec<(Group, u64)>> {
+    async fn run_invalidate(
+        &self,
+        origin: &str,
+        keys: &[String],
+        groups: &[Group],
+    ) -> Option<Vec<(Group, u64)>> {
         let mut script_keys: Vec<String> = Vec::with_capacity(keys.len() * 2 + groups.len());
         script_keys.extend(keys.iter().cloned());
         script_keys.extend(keys.iter().map(|key| self.keys.version(key)));
@@ -318,7 +355,11 @@ impl Store {
         args.extend(groups.iter().map(|group| Value::from(group.name())));
         args.push(Value::from(self.keys.sequence()));
         let reply: String = self
-            .call("invalidate", self.invalidate.evalsha_with_reload(&self.client, script_keys, args))
+            .call(
+                "invalidate",
+                self.invalidate
+                    .evalsha_with_reload(&self.client, script_keys, args),
+            )
             .await?;
         Some(super::invalidation::parse_generations(&reply))
     }
@@ -328,7 +369,10 @@ impl Store {
     /// not answer (they stay pending).
     pub async fn replay_pending(&self, origin: &str) -> Option<Vec<(Group, u64)>> {
         let (keys, groups) = {
-            let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let keys: Vec<String> = pending.keys.drain().collect();
             let groups: Vec<Group> = pending.groups.drain().collect();
             (keys, groups)
@@ -336,13 +380,19 @@ impl Store {
         if keys.is_empty() && groups.is_empty() {
             return Some(Vec::new());
         }
-        tracing::info!(keys = keys.len(), groups = groups.len(), "replaying invalidations made while redis was unreachable");
+        tracing::info!(
+            keys = keys.len(),
+            groups = groups.len(),
+            "replaying invalidations made while redis was unreachable"
+        );
         self.invalidate(origin, &keys, &groups).await
     }
 
     /// A cheap call to find out whether Redis is back.
     pub async fn probe(&self) -> bool {
-        self.call::<String, _>("ping", self.client.ping(None)).await.is_some()
+        self.call::<String, _>("ping", self.client.ping(None))
+            .await
+            .is_some()
     }
 }
 

@@ -107,8 +107,18 @@ impl Ttls {
             return self.negative;
         }
         match kind {
-            Kind::Book | Kind::Author | Kind::Category | Kind::User | Kind::Borrow | Kind::AuthorBookCount | Kind::CategoryBookCount => self.entity,
-            Kind::BookPage | Kind::SearchPage | Kind::AuthorPage | Kind::AuthorBooksPage | Kind::CategoryList => self.list,
+            Kind::Book
+            | Kind::Author
+            | Kind::Category
+            | Kind::User
+            | Kind::Borrow
+            | Kind::AuthorBookCount
+            | Kind::CategoryBookCount => self.entity,
+            Kind::BookPage
+            | Kind::SearchPage
+            | Kind::AuthorPage
+            | Kind::AuthorBooksPage
+            | Kind::CategoryList => self.list,
             Kind::BorrowPage => self.private,
             Kind::Statistics => self.statistics,
         }
@@ -240,7 +250,9 @@ pub struct Cache {
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cache").field("mode", &self.inner.mode).finish_non_exhaustive()
+        f.debug_struct("Cache")
+            .field("mode", &self.inner.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -250,6 +262,11 @@ struct SinkHandle(std::sync::Weak<Inner>);
 impl invalidation::Sink for SinkHandle {
     fn event(&self, event: invalidation::Event) {
         if let Some(inner) = self.0.upgrade() {
+            // The writer evicted before and after its script; its own echo
+            // would only disturb fills in flight.
+            if event.origin == inner.origin {
+                return;
+            }
             inner.metrics.event_received();
             let groups: Vec<(Group, Option<u64>)> = event
                 .groups
@@ -291,10 +308,21 @@ impl Cache {
             command_timeout: settings.command_timeout,
             breaker_interval: settings.breaker_interval,
         };
-        let l1 = (settings.mode != Mode::Off).then(|| l1::Store::new(settings.l1_max_bytes, settings.untrusted_cap));
+        let l1 = (settings.mode != Mode::Off)
+            .then(|| l1::Store::new(settings.l1_max_bytes, settings.untrusted_cap));
         let l2 = if uses_l2 {
-            let counter_ttl = settings.ttls.entity.max(settings.ttls.list).max(settings.ttls.statistics) * 2;
-            Some(l2::Store::connect(&connection, keys.clone(), metrics.clone(), counter_ttl)?)
+            let counter_ttl = settings
+                .ttls
+                .entity
+                .max(settings.ttls.list)
+                .max(settings.ttls.statistics)
+                * 2;
+            Some(l2::Store::connect(
+                &connection,
+                keys.clone(),
+                metrics.clone(),
+                counter_ttl,
+            )?)
         } else {
             None
         };
@@ -316,7 +344,8 @@ impl Cache {
         });
         if uses_l2 {
             let sink = Arc::new(SinkHandle(Arc::downgrade(&inner)));
-            let subscriber = invalidation::Subscriber::start(&connection, keys.channel().to_owned(), sink)?;
+            let subscriber =
+                invalidation::Subscriber::start(&connection, keys.channel().to_owned(), sink)?;
             *lock(&inner.subscriber) = Some(subscriber);
             tokio::spawn(maintain(Arc::downgrade(&inner), settings.breaker_interval));
         }
@@ -339,7 +368,14 @@ impl Cache {
             None => "none",
         };
         let (status, pending) = match &inner.l2 {
-            None => (if inner.mode == Mode::Off { "disabled" } else { "up" }, false),
+            None => (
+                if inner.mode == Mode::Off {
+                    "disabled"
+                } else {
+                    "up"
+                },
+                false,
+            ),
             Some(l2) => (if l2.is_up() { "up" } else { "degraded" }, l2.has_pending()),
         };
         Health {
@@ -365,7 +401,12 @@ impl Cache {
 
     /// Entities (or per-id counts) by id. `load` gets the ids that missed
     /// every tier and returns those it found; the others are cached as absent.
-    pub async fn entities<V, F, Fut>(&self, kind: Kind, ids: &[Uuid], load: F) -> Result<HashMap<Uuid, Arc<V>>, LoadError>
+    pub async fn entities<V, F, Fut>(
+        &self,
+        kind: Kind,
+        ids: &[Uuid],
+        load: F,
+    ) -> Result<HashMap<Uuid, Arc<V>>, LoadError>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn(Vec<Uuid>) -> Fut,
@@ -375,7 +416,10 @@ impl Cache {
             .iter()
             .map(|id| {
                 let key = self.inner.keys.entity(kind, *id);
-                CacheKey { l1: key.clone(), l2: key }
+                CacheKey {
+                    l1: key.clone(),
+                    l2: key,
+                }
             })
             .collect();
         let values = self
@@ -398,7 +442,13 @@ impl Cache {
 
     /// A list entry of `group`, keyed by `params` under the group's current
     /// generation.
-    pub async fn list<V, F, Fut>(&self, kind: Kind, group: Group, params: &str, load: F) -> Result<Arc<V>, LoadError>
+    pub async fn list<V, F, Fut>(
+        &self,
+        kind: Kind,
+        group: Group,
+        params: &str,
+        load: F,
+    ) -> Result<Arc<V>, LoadError>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn() -> Fut,
@@ -429,7 +479,9 @@ impl Cache {
         Fut: Future<Output = Result<V, LoadError>> + Send + 'static,
     {
         let inner = &self.inner;
-        let (key, local) = inner.list_key(Kind::Statistics, &Group::Statistics, "all").await;
+        let (key, local) = inner
+            .list_key(Kind::Statistics, &Group::Statistics, "all")
+            .await;
         if let Some(l1) = inner.l1_entries() {
             if let Some(Some(value)) = l1.get(&key.l1) {
                 inner.metrics.l1(Kind::Statistics, 1, 0);
@@ -448,7 +500,10 @@ impl Cache {
                 let cache = self.clone();
                 tokio::spawn(async move {
                     let _ = cache.load_statistics(key, local, move || load()).await;
-                    cache.inner.refreshing_statistics.store(false, Ordering::Release);
+                    cache
+                        .inner
+                        .refreshing_statistics
+                        .store(false, Ordering::Release);
                 });
             }
             return Ok(previous);
@@ -456,7 +511,12 @@ impl Cache {
         self.load_statistics(key, local, move || load()).await
     }
 
-    async fn load_statistics<V, F, Fut>(&self, key: CacheKey, local: u64, load: F) -> Result<Arc<V>, LoadError>
+    async fn load_statistics<V, F, Fut>(
+        &self,
+        key: CacheKey,
+        local: u64,
+        load: F,
+    ) -> Result<Arc<V>, LoadError>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn() -> Fut,
@@ -493,7 +553,9 @@ impl Cache {
             let key = inner.keys.entity(kind, *id);
             let bytes = codec::encode(&Slot::Present(value.as_ref())).unwrap_or_default();
             if let (Some(l1), Some(global)) = (inner.l1_entries(), ticket.l1) {
-                let ttl = inner.ttls.jittered(inner.ttls.l2(kind, false).min(inner.ttls.l1_max), &key);
+                let ttl = inner
+                    .ttls
+                    .jittered(inner.ttls.l2(kind, false).min(inner.ttls.l1_max), &key);
                 let value: l1::Value = Some(value.clone() as Arc<dyn Any + Send + Sync>);
                 if !l1.prime(key.clone(), global, l1::Entry::new(value, bytes.len(), ttl)) {
                     return;
@@ -534,12 +596,19 @@ impl Cache {
             return;
         }
         let Invalidation { entries, groups } = change.invalidation();
-        let keys: Vec<String> = entries.iter().map(|(kind, id)| inner.keys.entity(*kind, *id)).collect();
-        let unknown: Vec<(Group, Option<u64>)> = groups.iter().map(|group| (*group, None)).collect();
+        let keys: Vec<String> = entries
+            .iter()
+            .map(|(kind, id)| inner.keys.entity(*kind, *id))
+            .collect();
+        let unknown: Vec<(Group, Option<u64>)> =
+            groups.iter().map(|group| (*group, None)).collect();
         inner.evict_locally(&keys, &unknown);
         if let Some(l2) = &inner.l2 {
             if let Some(generations) = l2.invalidate(&inner.origin, &keys, &groups).await {
-                let known: Vec<(Group, Option<u64>)> = generations.into_iter().map(|(group, generation)| (group, Some(generation))).collect();
+                let known: Vec<(Group, Option<u64>)> = generations
+                    .into_iter()
+                    .map(|(group, generation)| (group, Some(generation)))
+                    .collect();
                 inner.evict_locally(&keys, &known);
             } else {
                 inner.evict_locally(&keys, &unknown);
@@ -549,7 +618,9 @@ impl Cache {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Keeps a replica's L2 honest after an outage: probes Redis while the
@@ -606,7 +677,13 @@ impl Inner {
         }
         let l2_key = self.keys.list(kind, remote.unwrap_or(0), params);
         let l1_key = format!("{l2_key}#{local}");
-        (CacheKey { l1: l1_key, l2: l2_key }, local)
+        (
+            CacheKey {
+                l1: l1_key,
+                l2: l2_key,
+            },
+            local,
+        )
     }
 
     /// Evicts keys from L1, cancels their flights so no later reader joins a
@@ -627,7 +704,12 @@ impl Inner {
     }
 
     /// The read path for a batch; see the module documentation.
-    async fn read_through<V, F, Fut>(&self, kind: Kind, keys: Vec<CacheKey>, load: F) -> Result<Vec<Option<Arc<V>>>, LoadError>
+    async fn read_through<V, F, Fut>(
+        &self,
+        kind: Kind,
+        keys: Vec<CacheKey>,
+        load: F,
+    ) -> Result<Vec<Option<Arc<V>>>, LoadError>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn(Vec<usize>) -> Fut,
@@ -637,7 +719,10 @@ impl Inner {
         if self.mode == Mode::Off {
             let loaded = load((0..n).collect()).await?;
             self.metrics.loaded(kind, n);
-            return Ok(loaded.into_iter().map(|value| value.map(Arc::new)).collect());
+            return Ok(loaded
+                .into_iter()
+                .map(|value| value.map(Arc::new))
+                .collect());
         }
         let mut out: Vec<Option<Option<Arc<V>>>> = vec![None; n];
 
@@ -666,9 +751,12 @@ impl Inner {
             let mut flights = lock(&self.flights);
             for i in missing {
                 let key = &keys[i].l1;
-                let joined = flights
-                    .get(key)
-                    .and_then(|flight| flight.clone().downcast::<watch::Sender<FlightResult<V>>>().ok());
+                let joined = flights.get(key).and_then(|flight| {
+                    flight
+                        .clone()
+                        .downcast::<watch::Sender<FlightResult<V>>>()
+                        .ok()
+                });
                 match joined {
                     Some(sender) => waiting.push((i, sender.subscribe())),
                     None => {
@@ -687,10 +775,15 @@ impl Inner {
         }
         let guard = FlightGuard {
             flights: &self.flights,
-            keys: owned.iter().map(|o| (keys[o.index].l1.clone(), o.sender.clone())).collect(),
+            keys: owned
+                .iter()
+                .map(|o| (keys[o.index].l1.clone(), o.sender.clone()))
+                .collect(),
         };
 
-        let result = self.load_owned::<V, _, _>(kind, &keys, &mut owned, &load).await;
+        let result = self
+            .load_owned::<V, _, _>(kind, &keys, &mut owned, &load)
+            .await;
         for o in &owned {
             let value = match &result {
                 Ok(values) => Ok(values.get(&o.index).cloned().flatten()),
@@ -728,7 +821,13 @@ impl Inner {
     }
 
     /// L2 then the database for the keys this call owns; fills both tiers.
-    async fn load_owned<V, F, Fut>(&self, kind: Kind, keys: &[CacheKey], owned: &mut [Owned<V>], load: &F) -> Result<HashMap<usize, Option<Arc<V>>>, LoadError>
+    async fn load_owned<V, F, Fut>(
+        &self,
+        kind: Kind,
+        keys: &[CacheKey],
+        owned: &mut [Owned<V>],
+        load: &F,
+    ) -> Result<HashMap<usize, Option<Arc<V>>>, LoadError>
     where
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn(Vec<usize>) -> Fut,
@@ -746,7 +845,11 @@ impl Inner {
                     Some(found) => {
                         let mut hits = 0;
                         for (o, found) in owned.iter_mut().zip(found) {
-                            let decoded = found.bytes.as_deref().and_then(|bytes| codec::decode::<V>(bytes).ok().map(|slot| (slot, bytes.len())));
+                            let decoded = found.bytes.as_deref().and_then(|bytes| {
+                                codec::decode::<V>(bytes)
+                                    .ok()
+                                    .map(|slot| (slot, bytes.len()))
+                            });
                             match decoded {
                                 Some((slot, len)) => {
                                     hits += 1;
@@ -788,7 +891,9 @@ impl Inner {
                 l1_fills.push((*index, value.clone(), bytes.len()));
                 if let Some(o) = owned.iter().find(|o| o.index == *index) {
                     if let Some(version) = &o.version {
-                        let ttl = self.ttls.jittered(self.ttls.l2(kind, value.is_none()), &keys[*index].l2);
+                        let ttl = self
+                            .ttls
+                            .jittered(self.ttls.l2(kind, value.is_none()), &keys[*index].l2);
                         l2_fills.push(l2::Fill {
                             key: keys[*index].l2.clone(),
                             guard: self.keys.version(&keys[*index].l2),
@@ -816,7 +921,11 @@ impl Inner {
                 let ttl = self.ttls.l2(kind, value.is_none()).min(self.ttls.l1_max);
                 let ttl = self.ttls.jittered(ttl, &keys[index].l1);
                 let value: l1::Value = value.map(|v| v as Arc<dyn Any + Send + Sync>);
-                l1.insert(keys[index].l1.clone(), ticket, l1::Entry::new(value, len, ttl));
+                l1.insert(
+                    keys[index].l1.clone(),
+                    ticket,
+                    l1::Entry::new(value, len, ttl),
+                );
             }
         }
         Ok(values)
@@ -825,9 +934,11 @@ impl Inner {
     async fn hold_if_paused(&self, keys: &[CacheKey], indices: &[usize]) {
         let pause = {
             let mut slot = lock(&self.pause);
-            let matches = slot
-                .as_ref()
-                .is_some_and(|pause| indices.iter().any(|i| keys[*i].l2.contains(&pause.key_contains)));
+            let matches = slot.as_ref().is_some_and(|pause| {
+                indices
+                    .iter()
+                    .any(|i| keys[*i].l2.contains(&pause.key_contains))
+            });
             if matches {
                 slot.take()
             } else {
@@ -863,9 +974,12 @@ impl<V> Drop for FlightGuard<'_, V> {
     fn drop(&mut self) {
         let mut flights = lock(self.flights);
         for (key, sender) in &self.keys {
-            let ours = flights
-                .get(key)
-                .is_some_and(|flight| std::ptr::eq(Arc::as_ptr(flight) as *const u8, Arc::as_ptr(sender) as *const u8));
+            let ours = flights.get(key).is_some_and(|flight| {
+                std::ptr::eq(
+                    Arc::as_ptr(flight) as *const u8,
+                    Arc::as_ptr(sender) as *const u8,
+                )
+            });
             if ours {
                 flights.remove(key);
             }

@@ -45,7 +45,10 @@ pub struct ById<E> {
     kind: PhantomData<fn() -> E>,
 }
 
-async fn find_by_ids<E: CachedEntity>(db: &Db, ids: Vec<Uuid>) -> Result<HashMap<Uuid, E::Model>, LoadError> {
+async fn find_by_ids<E: CachedEntity>(
+    db: &Db,
+    ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, E::Model>, LoadError> {
     let rows = E::find()
         .filter(E::id_column().is_in(ids))
         .all(db.conn())
@@ -83,7 +86,10 @@ impl Loader<Uuid> for Profiles {
         self.cache
             .entities(Kind::User, ids, |missing| async move {
                 let users = find_by_ids::<user::Entity>(&self.db, missing).await?;
-                Ok(users.into_iter().map(|(id, user)| (id, Profile::from(user))).collect())
+                Ok(users
+                    .into_iter()
+                    .map(|(id, user)| (id, Profile::from(user)))
+                    .collect())
             })
             .await
     }
@@ -171,7 +177,10 @@ impl Loaders {
                 delay,
             ),
             books_per_author: loader(counts(Kind::AuthorBookCount, book::Column::AuthorId), delay),
-            books_per_category: loader(counts(Kind::CategoryBookCount, book::Column::CategoryId), delay),
+            books_per_category: loader(
+                counts(Kind::CategoryBookCount, book::Column::CategoryId),
+                delay,
+            ),
         }
     }
 }

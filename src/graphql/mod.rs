@@ -12,9 +12,9 @@ mod types;
 pub use schema::{build_schema, sdl, BiblioSchema, Limits, Scope, Services};
 
 use crate::auth::Viewer;
+use crate::db::users::Profile;
 use crate::error::{Error, Result};
 use async_graphql::Context;
-use crate::db::users::Profile;
 use entity::user::Role;
 use std::sync::Arc;
 

@@ -38,14 +38,25 @@ where
             let page = load().await.map_err(LoadError::from)?;
             let items: Vec<Arc<M>> = page.items.into_iter().map(Arc::new).collect();
             let ids = items.iter().map(|item| id_of(item)).collect();
-            *loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((items, ticket));
-            Ok(IdPage { ids, total: page.total_count })
+            *loaded
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((items, ticket));
+            Ok(IdPage {
+                ids,
+                total: page.total_count,
+            })
         })
         .await?;
-    let loaded = loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let loaded = loaded
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
     let items = match loaded {
         Some((items, ticket)) => {
-            let primed: Vec<(Uuid, Arc<M>)> = items.iter().map(|item| (id_of(item), item.clone())).collect();
+            let primed: Vec<(Uuid, Arc<M>)> = items
+                .iter()
+                .map(|item| (id_of(item), item.clone()))
+                .collect();
             cache.prime(item_kind, ticket, &primed).await;
             items
         }
@@ -65,6 +76,8 @@ where
 
 /// Keys of pages carry their parameters; free text is hashed so keys stay short.
 pub fn params_of(parts: &impl std::fmt::Debug) -> String {
-    format!("{:016x}", crate::cache::keys::text_hash(&format!("{parts:?}")))
+    format!(
+        "{:016x}",
+        crate::cache::keys::text_hash(&format!("{parts:?}"))
+    )
 }
-

@@ -145,3 +145,55 @@ async fn members_may_not_write_the_catalogue_and_anonymous_users_must_sign_in() 
     );
     assert_eq!(stats["statistics"]["totalCategories"], 0);
 }
+
+#[tokio::test]
+async fn user_add_reads_the_password_from_stdin_and_makes_a_librarian_who_can_sign_in() {
+    use std::io::Write;
+    let app = spawn_app().await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_biblio"))
+        .args([
+            "--database-url",
+            &app.database_url,
+            "user",
+            "add",
+            "--email",
+            "Ann@Example.org",
+            "--name",
+            "Ann",
+            "--role",
+            "librarian",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the biblio binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-strong-password\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let data = app
+        .data(
+            None,
+            LOGIN,
+            json!({ "e": "ann@example.org", "p": "a-strong-password" }),
+        )
+        .await;
+    assert_eq!(data["login"]["user"]["email"], "ann@example.org");
+    let me = app
+        .data(
+            Some(data["login"]["token"].as_str().unwrap()),
+            "{ me { role } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me["me"]["role"], "LIBRARIAN");
+}

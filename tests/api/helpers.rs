@@ -92,6 +92,9 @@ impl Drop for TestDatabase {
 pub struct TestRedis {
     pub port: u16,
     process: Option<std::process::Child>,
+    /// With a directory, Redis keeps an append-only file there and reloads
+    /// it on restart, as after a network partition rather than a crash.
+    dir: Option<PathBuf>,
 }
 
 impl TestRedis {
@@ -100,7 +103,21 @@ impl TestRedis {
             .and_then(|listener| listener.local_addr())
             .map(|address| address.port())
             .expect("a free port");
-        let mut redis = Self { port, process: None };
+        let mut redis = Self {
+            port,
+            process: None,
+            dir: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    pub fn start_persistent() -> Self {
+        let dir = std::env::temp_dir().join(format!("biblio-redis-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let mut redis = Self::start();
+        redis.stop();
+        redis.dir = Some(dir);
         redis.restart();
         redis
     }
@@ -111,8 +128,28 @@ impl TestRedis {
 
     /// Starts the server (again) on the same port, empty, and waits until it answers.
     pub fn restart(&mut self) {
+        let mut args: Vec<String> = [
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+        match &self.dir {
+            Some(dir) => args.extend(
+                ["--appendonly", "yes", "--appendfsync", "always", "--dir"]
+                    .map(String::from)
+                    .into_iter()
+                    .chain([dir.display().to_string()]),
+            ),
+            None => args.extend(["--appendonly", "no"].map(String::from)),
+        }
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&args)
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|err| {
@@ -126,7 +163,10 @@ impl TestRedis {
             if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
                 let mut reply = [0u8; 7];
-                if stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n" {
+                if stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut reply).is_ok()
+                    && &reply == b"+PONG\r\n"
+                {
                     return;
                 }
             }
@@ -146,6 +186,9 @@ impl TestRedis {
 impl Drop for TestRedis {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -235,8 +278,11 @@ pub async fn start(config: Config) -> TestApp {
 
 /// N replicas sharing one database and one Redis (owned by the first).
 pub async fn spawn_replicas(n: usize) -> (Vec<TestApp>, TestRedis) {
+    spawn_replicas_on(n, TestRedis::start()).await
+}
+
+pub async fn spawn_replicas_on(n: usize, redis: TestRedis) -> (Vec<TestApp>, TestRedis) {
     let (database, url) = TestDatabase::create().await;
-    let redis = TestRedis::start();
     let prefix = format!("test{}", Uuid::now_v7().simple());
     let mut replicas = Vec::new();
     for _ in 0..n {
@@ -252,7 +298,10 @@ impl TestApp {
     /// Waits until the cache's Redis tier and subscriber are connected, so a
     /// test starts from a known state.
     pub async fn wait_for_cache(&self) {
-        if !matches!(self.cache.mode(), biblio::cache::Mode::L2 | biblio::cache::Mode::Both) {
+        if !matches!(
+            self.cache.mode(),
+            biblio::cache::Mode::L2 | biblio::cache::Mode::Both
+        ) {
             return;
         }
         for _ in 0..500 {
@@ -262,7 +311,10 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("the cache did not connect to redis: {:?}", self.cache.health());
+        panic!(
+            "the cache did not connect to redis: {:?}",
+            self.cache.health()
+        );
     }
 
     pub fn graphql_url(&self) -> String {

@@ -3,6 +3,7 @@
 //! and talks to it over HTTP.
 mod auth;
 mod borrowing;
+mod cache;
 mod catalogue;
 mod helpers;
 mod http;

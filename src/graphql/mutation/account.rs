@@ -22,7 +22,10 @@ impl AccountMutation {
         let password = Password::parse(&input.password)?;
         let hash = auth::hash_password(password).await?;
         let user = db::users::create(&services.db, &email, name, hash, Role::Member).await?;
-        services.cache.invalidate(&Change::UserCreated { id: user.id }).await;
+        services
+            .cache
+            .invalidate(&Change::UserCreated { id: user.id })
+            .await;
         Ok(AuthPayload {
             token: services.tokens.issue(user.id),
             user: User(Arc::new(user.into())),

@@ -19,8 +19,14 @@ impl BorrowingMutation {
         let user = current_user(ctx).await?;
         let book_id = parse_id(&book_id, "bookId")?;
         let services = services(ctx)?;
-        let record = db::borrows::borrow(&services.db, user.id, book_id, services.loan_period).await?;
-        services.cache.invalidate(&Change::BookBorrowed { record: record.clone() }).await;
+        let record =
+            db::borrows::borrow(&services.db, user.id, book_id, services.loan_period).await?;
+        services
+            .cache
+            .invalidate(&Change::BookBorrowed {
+                record: record.clone(),
+            })
+            .await;
         Ok(BorrowRecord(Arc::new(record)))
     }
 
@@ -35,10 +41,17 @@ impl BorrowingMutation {
             .await?
             .ok_or_else(|| Error::not_found("borrow record not found"))?;
         if record.user_id != user.id && user.role != Role::Librarian {
-            return Err(Error::forbidden("only the borrower or a librarian may return this book"));
+            return Err(Error::forbidden(
+                "only the borrower or a librarian may return this book",
+            ));
         }
         let returned = db::borrows::give_back(&services.db, &record).await?;
-        services.cache.invalidate(&Change::BookReturned { record: returned.clone() }).await;
+        services
+            .cache
+            .invalidate(&Change::BookReturned {
+                record: returned.clone(),
+            })
+            .await;
         Ok(BorrowRecord(Arc::new(returned)))
     }
 }

@@ -22,17 +22,28 @@ impl CatalogueMutation {
         let (name, bio) = input.validate()?;
         let services = services(ctx)?;
         let author = db::authors::create(&services.db, name, bio).await?;
-        services.cache.invalidate(&Change::AuthorCreated { id: author.id }).await;
+        services
+            .cache
+            .invalidate(&Change::AuthorCreated { id: author.id })
+            .await;
         Ok(Author(Arc::new(author)))
     }
 
-    async fn update_author(&self, ctx: &Context<'_>, id: ID, input: UpdateAuthorInput) -> Result<Author> {
+    async fn update_author(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateAuthorInput,
+    ) -> Result<Author> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let (name, bio) = input.validate()?;
         let services = services(ctx)?;
         let author = db::authors::update(&services.db, id, name, bio).await?;
-        services.cache.invalidate(&Change::AuthorUpdated { id }).await;
+        services
+            .cache
+            .invalidate(&Change::AuthorUpdated { id })
+            .await;
         Ok(Author(Arc::new(author)))
     }
 
@@ -42,20 +53,35 @@ impl CatalogueMutation {
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
         db::authors::delete(&services.db, id).await?;
-        services.cache.invalidate(&Change::AuthorDeleted { id }).await;
+        services
+            .cache
+            .invalidate(&Change::AuthorDeleted { id })
+            .await;
         Ok(types::id(id))
     }
 
-    async fn create_category(&self, ctx: &Context<'_>, input: CreateCategoryInput) -> Result<Category> {
+    async fn create_category(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCategoryInput,
+    ) -> Result<Category> {
         require_librarian(ctx).await?;
         let name = required_text(&input.name, "name", MAX_NAME_CHARS)?;
         let services = services(ctx)?;
         let category = db::categories::create(&services.db, name).await?;
-        services.cache.invalidate(&Change::CategoryCreated { id: category.id }).await;
+        services
+            .cache
+            .invalidate(&Change::CategoryCreated { id: category.id })
+            .await;
         Ok(Category(Arc::new(category)))
     }
 
-    async fn update_category(&self, ctx: &Context<'_>, id: ID, input: UpdateCategoryInput) -> Result<Category> {
+    async fn update_category(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateCategoryInput,
+    ) -> Result<Category> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let name = input
@@ -64,7 +90,10 @@ impl CatalogueMutation {
             .transpose()?;
         let services = services(ctx)?;
         let category = db::categories::update(&services.db, id, name).await?;
-        services.cache.invalidate(&Change::CategoryUpdated { id }).await;
+        services
+            .cache
+            .invalidate(&Change::CategoryUpdated { id })
+            .await;
         Ok(Category(Arc::new(category)))
     }
 
@@ -74,7 +103,10 @@ impl CatalogueMutation {
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
         db::categories::delete(&services.db, id).await?;
-        services.cache.invalidate(&Change::CategoryDeleted { id }).await;
+        services
+            .cache
+            .invalidate(&Change::CategoryDeleted { id })
+            .await;
         Ok(types::id(id))
     }
 
@@ -83,7 +115,10 @@ impl CatalogueMutation {
         let book = input.validate()?;
         let services = services(ctx)?;
         let book = db::books::create(&services.db, book).await?;
-        services.cache.invalidate(&Change::BookCreated { book: book.clone() }).await;
+        services
+            .cache
+            .invalidate(&Change::BookCreated { book: book.clone() })
+            .await;
         Ok(Book(Arc::new(book)))
     }
 
@@ -95,7 +130,10 @@ impl CatalogueMutation {
         let (before, after) = db::books::update(&services.db, id, changes).await?;
         services
             .cache
-            .invalidate(&Change::BookUpdated { before, after: after.clone() })
+            .invalidate(&Change::BookUpdated {
+                before,
+                after: after.clone(),
+            })
             .await;
         Ok(Book(Arc::new(after)))
     }
@@ -108,7 +146,10 @@ impl CatalogueMutation {
         let deleted = db::books::delete(&services.db, id).await?;
         services
             .cache
-            .invalidate(&Change::BookDeleted { book: deleted.book, borrows: deleted.borrows })
+            .invalidate(&Change::BookDeleted {
+                book: deleted.book,
+                borrows: deleted.borrows,
+            })
             .await;
         Ok(types::id(id))
     }

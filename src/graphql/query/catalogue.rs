@@ -34,7 +34,11 @@ impl CatalogueQuery {
         let filter = filter.unwrap_or_default().validate()?;
         let order: db::books::SortOrder = order_by.unwrap_or_default().into();
         // Pages that filter on availability move with every borrow; the rest do not.
-        let group = if filter.available.is_some() { Group::BooksByAvailability } else { Group::Books };
+        let group = if filter.available.is_some() {
+            Group::BooksByAvailability
+        } else {
+            Group::Books
+        };
         let services = services(ctx)?;
         let books = cached_page(
             &services.cache,
@@ -112,7 +116,12 @@ impl CatalogueQuery {
     /// The category with this id, or null.
     async fn category(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Category>> {
         let id = parse_id(&id, "id")?;
-        Ok(scope(ctx)?.loaders.categories.load_one(id).await?.map(Category))
+        Ok(scope(ctx)?
+            .loaders
+            .categories
+            .load_one(id)
+            .await?
+            .map(Category))
     }
 
     /// Every category, by name.

@@ -1,8 +1,8 @@
 use super::{id, Book, Paged};
+use crate::cache::{Group, Kind};
 use crate::db;
 use crate::domain::PageRequest;
 use crate::error::Result;
-use crate::cache::{Group, Kind};
 use crate::graphql::pages::cached_page;
 use crate::graphql::{scope, services};
 use async_graphql::{Context, Object, ID};

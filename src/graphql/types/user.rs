@@ -1,6 +1,6 @@
 use super::id;
-use async_graphql::{Enum, Object, SimpleObject, ID};
 use crate::db::users::Profile;
+use async_graphql::{Enum, Object, SimpleObject, ID};
 use std::sync::Arc;
 
 /// A member or librarian.

@@ -1,0 +1,434 @@
+//! The cache, end to end: round trips and statements counted, never timed;
+//! races forced with the fill pause; replicas sharing one database and one
+//! test-owned redis-server.
+use crate::helpers::{catalogue, spawn_app, spawn_replicas, spawn_replicas_on, TestApp, TestRedis};
+use biblio::cache::{Change, Kind};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const PAGE: &str =
+    "{ books(pageSize: 20) { totalCount items { id title author { name } category { name } } } }";
+const BOOK: &str =
+    "query($id: ID!) { book(id: $id) { id title price copiesAvailable author { name } } }";
+const UPDATE_TITLE: &str =
+    "mutation($id: ID!, $t: String!) { updateBook(id: $id, input: { title: $t }) { title } }";
+
+fn counts(app: &TestApp) -> (u64, u64) {
+    (app.statements(), app.cache.metrics().redis_round_trips())
+}
+
+async fn title(app: &TestApp, id: &str) -> String {
+    app.data(None, BOOK, json!({ "id": id })).await["book"]["title"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_cold_page_takes_three_statements_and_a_warm_one_none_and_no_redis() {
+    let app = spawn_app().await;
+    catalogue(&app, 25).await;
+    let (sql, _) = counts(&app);
+    let cold = app.data(None, PAGE, json!({})).await;
+    assert!(
+        app.statements() - sql <= 3,
+        "cold: {} statements",
+        app.statements() - sql
+    );
+
+    let (sql, redis) = counts(&app);
+    let warm = app.data(None, PAGE, json!({})).await;
+    assert_eq!(warm, cold);
+    assert_eq!(app.statements() - sql, 0, "warm in L1: no SQL");
+    assert_eq!(
+        app.cache.metrics().redis_round_trips() - redis,
+        0,
+        "warm in L1: no Redis round trip"
+    );
+}
+
+#[tokio::test]
+async fn warm_in_l2_only_a_page_costs_one_mget_per_kind_and_no_sql() {
+    let (replicas, _redis) = spawn_replicas(2).await;
+    let (a, b) = (&replicas[0], &replicas[1]);
+    catalogue(a, 25).await;
+    // Warm L2 through replica A; replica B's L1 stays cold.
+    let expected = a.data(None, PAGE, json!({})).await;
+    a.data(None, PAGE, json!({})).await;
+    // B learns the group generation first (a GET, not an MGET).
+    b.cache.metrics();
+    let (sql, redis) = counts(b);
+    let page = b.data(None, PAGE, json!({})).await;
+    assert_eq!(page, expected);
+    assert_eq!(b.statements() - sql, 0, "everything came from L2");
+    let trips = b.cache.metrics().redis_round_trips() - redis;
+    // generation GET + one MGET each for the page, books, authors, categories
+    assert!(trips <= 5, "{trips} round trips");
+    assert_eq!(b.cache.metrics().kind(Kind::BookPage).l2_hits, 1);
+    assert_eq!(b.cache.metrics().kind(Kind::Book).l2_hits, 20);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_cold_reads_of_one_book_cost_one_statement() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let body = json!({ "query": "query($id: ID!) { book(id: $id) { title } }", "variables": { "id": cat.books[0] } });
+    let before = app.statements();
+    let requests = (0..50).map(|_| {
+        let (client, url, body) = (app.client.clone(), app.graphql_url(), body.clone());
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    });
+    for response in futures_util::future::join_all(requests).await {
+        assert_eq!(response.unwrap()["data"]["book"]["title"], "Book 000");
+    }
+    assert_eq!(
+        app.statements() - before,
+        1,
+        "single flight: one load for fifty misses"
+    );
+}
+
+#[tokio::test]
+async fn absent_ids_are_cached_briefly_and_a_create_clears_them() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let ghost = uuid::Uuid::now_v7();
+    let query = json!({ "id": ghost });
+    assert!(app.data(None, BOOK, query.clone()).await["book"].is_null());
+    let before = app.statements();
+    assert!(app.data(None, BOOK, query.clone()).await["book"].is_null());
+    assert_eq!(app.statements() - before, 0, "the absence was cached");
+
+    // A book with exactly that id appears, and its creation is reported.
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel};
+    let existing = uuid::Uuid::parse_str(&cat.books[0]).unwrap();
+    let mut book = entity::book::Entity::find_by_id(existing)
+        .one(app.db.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    book.id = ghost;
+    book.isbn = crate::helpers::isbn(500);
+    book.clone()
+        .into_active_model()
+        .reset_all()
+        .insert(app.db.conn())
+        .await
+        .unwrap();
+    app.cache.invalidate(&Change::BookCreated { book }).await;
+    assert_eq!(
+        app.data(None, BOOK, query).await["book"]["title"],
+        "Book 000"
+    );
+}
+
+#[tokio::test]
+async fn private_borrows_are_never_served_to_another_user_from_a_warm_cache() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 2).await;
+    let alice = app.member("alice@example.org").await;
+    let bob = app.member("bob@example.org").await;
+    app.data(
+        Some(&alice),
+        "mutation($b: ID!) { borrowBook(bookId: $b) { id } }",
+        json!({ "b": cat.books[0] }),
+    )
+    .await;
+    let query = "{ me { email } myBorrows { totalCount items { book { title } user { email } } } }";
+    let hers = app.data(Some(&alice), query, json!({})).await;
+    app.data(Some(&alice), query, json!({})).await;
+    assert_eq!(hers["myBorrows"]["totalCount"], 1);
+    let his = app.data(Some(&bob), query, json!({})).await;
+    assert_eq!(his["me"]["email"], "bob@example.org");
+    assert_eq!(his["myBorrows"]["totalCount"], 0);
+    assert_eq!(his["myBorrows"]["items"], json!([]));
+}
+
+#[tokio::test]
+async fn statistics_after_a_write_are_refreshed_once_for_many_concurrent_readers() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 2).await;
+    let query = "{ statistics { totalBooks } }";
+    app.data(None, query, json!({})).await;
+    app.create_book(
+        &cat.librarian,
+        "Another",
+        77,
+        &cat.authors[0],
+        &cat.categories[0],
+        1,
+    )
+    .await;
+    let loads = app.cache.metrics().kind(Kind::Statistics).loads;
+    let body = json!({ "query": query });
+    let requests = (0..20).map(|_| {
+        let (client, url, body) = (app.client.clone(), app.graphql_url(), body.clone());
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    });
+    for response in futures_util::future::join_all(requests).await {
+        assert_eq!(
+            response.unwrap()["data"]["statistics"]["totalBooks"],
+            3,
+            "a write is never hidden"
+        );
+    }
+    assert_eq!(
+        app.cache.metrics().kind(Kind::Statistics).loads - loads,
+        1,
+        "one aggregate, not a stampede"
+    );
+}
+
+#[tokio::test]
+async fn a_load_that_read_before_a_write_does_not_store_its_old_value_in_either_tier() {
+    let (replicas, _redis) = spawn_replicas(2).await;
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let cat = catalogue(a, 1).await;
+    let id = cat.books[0].clone();
+
+    let pause = a.cache.pause_next_fill(&format!("book:{id}"));
+    let reader = {
+        let (client, url) = (a.client.clone(), a.graphql_url());
+        let body = json!({ "query": BOOK, "variables": { "id": id } });
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    pause.reached().await; // the reader has read the old row and not filled yet
+    a.data(
+        Some(&cat.librarian),
+        UPDATE_TITLE,
+        json!({ "id": id, "t": "Renamed" }),
+    )
+    .await;
+    pause.release();
+    let old = reader.await.unwrap();
+    assert_eq!(
+        old["data"]["book"]["title"], "Book 000",
+        "the reader answered with what it read"
+    );
+
+    assert_eq!(
+        title(a, &id).await,
+        "Renamed",
+        "L1 did not keep the old value"
+    );
+    assert_eq!(
+        title(b, &id).await,
+        "Renamed",
+        "L2 did not keep the old value (B's L1 was cold)"
+    );
+    assert_eq!(
+        b.cache.metrics().kind(Kind::Book).loads,
+        0,
+        "B read it from L2, which holds the new value"
+    );
+}
+
+#[tokio::test]
+async fn an_event_that_arrives_during_a_fill_keeps_the_old_value_out() {
+    let (replicas, _redis) = spawn_replicas(2).await;
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let cat = catalogue(a, 1).await;
+    let id = cat.books[0].clone();
+
+    let pause = b.cache.pause_next_fill(&format!("book:{id}"));
+    let reader = {
+        let (client, url) = (b.client.clone(), b.graphql_url());
+        let body = json!({ "query": BOOK, "variables": { "id": id } });
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    pause.reached().await;
+    let events = b.cache.metrics().events_received();
+    a.data(
+        Some(&cat.librarian),
+        UPDATE_TITLE,
+        json!({ "id": id, "t": "Renamed" }),
+    )
+    .await;
+    while b.cache.metrics().events_received() == events {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    pause.release();
+    reader.await.unwrap();
+    assert_eq!(title(b, &id).await, "Renamed");
+}
+
+#[tokio::test]
+async fn a_write_on_one_replica_is_seen_on_another_within_the_delivery_time() {
+    let (replicas, _redis) = spawn_replicas(3).await;
+    let cat = catalogue(&replicas[0], 1).await;
+    let id = cat.books[0].clone();
+    for replica in &replicas {
+        assert_eq!(title(replica, &id).await, "Book 000");
+        assert_eq!(title(replica, &id).await, "Book 000"); // warm in L1
+    }
+    let before = replicas[1].statements();
+    replicas[0]
+        .data(
+            Some(&cat.librarian),
+            UPDATE_TITLE,
+            json!({ "id": id, "t": "Renamed" }),
+        )
+        .await;
+    let written = Instant::now();
+    for replica in &replicas[1..] {
+        let seen = poll_until(|| async { title(replica, &id).await == "Renamed" }).await;
+        println!("observed invalidation delivery: {:?}", seen - written);
+    }
+    assert!(
+        replicas[1].statements() - before <= 1,
+        "one reload, no more"
+    );
+}
+
+/// Polls `check` until it holds; panics after 5 s (far above any bound
+/// stated). Returns when it first held.
+async fn poll_until<F, Fut>(check: F) -> Instant
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if check().await {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "the condition never held");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_redis_down_reads_and_writes_go_on_fresh_after_the_cap_and_nothing_is_stale_when_it_returns(
+) {
+    let (replicas, mut redis) = spawn_replicas(2).await;
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let cat = catalogue(a, 1).await;
+    let id = cat.books[0].clone();
+    assert_eq!(title(b, &id).await, "Book 000"); // warm on B (L1 and L2)
+    assert_eq!(title(a, &id).await, "Book 000");
+
+    redis.stop();
+    // Writes still succeed, reads still answer.
+    a.data(
+        Some(&cat.librarian),
+        UPDATE_TITLE,
+        json!({ "id": id, "t": "During the outage" }),
+    )
+    .await;
+    assert_eq!(
+        title(a, &id).await,
+        "During the outage",
+        "the writer sees its write at once"
+    );
+    let stopped = Instant::now();
+    poll_until(|| async { title(b, &id).await == "During the outage" }).await;
+    println!(
+        "fresh on the other replica {:?} after the outage began (cap 1 s)",
+        stopped.elapsed()
+    );
+
+    let ready: Value = b
+        .client
+        .get(format!("{}/readyz", b.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["cache"]["status"], "degraded", "{ready}");
+    assert_eq!(ready["status"], "degraded");
+
+    // The breaker keeps a dead Redis from costing every request a timeout.
+    let trips = b.cache.metrics().redis_round_trips();
+    for _ in 0..20 {
+        b.data(None, PAGE, json!({})).await;
+    }
+    assert!(
+        b.cache.metrics().redis_round_trips() - trips <= 2,
+        "at most a probe per interval"
+    );
+
+    redis.restart();
+    for replica in &replicas {
+        replica.wait_for_cache().await;
+    }
+    for replica in &replicas {
+        assert_eq!(title(replica, &id).await, "During the outage");
+    }
+    a.data(
+        Some(&cat.librarian),
+        UPDATE_TITLE,
+        json!({ "id": id, "t": "After" }),
+    )
+    .await;
+    poll_until(|| async { title(b, &id).await == "After" }).await;
+}
+
+#[tokio::test]
+async fn a_write_while_redis_was_unreachable_is_replayed_into_it_when_it_answers_again() {
+    // Redis comes back with its data (a network partition, not a restart):
+    // the stale L2 entry must go.
+    let (replicas, mut redis) = spawn_replicas_on(2, TestRedis::start_persistent()).await;
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let cat = catalogue(a, 1).await;
+    let id = cat.books[0].clone();
+    assert_eq!(title(a, &id).await, "Book 000"); // in L2 now, and on disk
+
+    redis.stop();
+    a.data(
+        Some(&cat.librarian),
+        UPDATE_TITLE,
+        json!({ "id": id, "t": "Partitioned" }),
+    )
+    .await;
+    assert!(a.cache.health().pending_invalidations);
+    redis.restart(); // with the old entry, read back from its append-only file
+    poll_until(|| async { !a.cache.health().pending_invalidations }).await;
+    b.wait_for_cache().await;
+    assert_eq!(
+        title(b, &id).await,
+        "Partitioned",
+        "B's first read goes to L2, which forgot the old value"
+    );
+}
