@@ -7,6 +7,7 @@ mod cache;
 mod catalogue;
 mod helpers;
 mod http;
+mod invalidation;
 mod limits;
 mod schema;
 mod seed;

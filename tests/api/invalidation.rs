@@ -1,0 +1,387 @@
+//! One test per mutation: warm every read it should affect on replica B,
+//! run the mutation on replica A, and B must answer fresh (after the event).
+//! The table of what each mutation invalidates is `biblio::cache::changes`.
+use crate::helpers::{catalogue, spawn_replicas, Catalogue, TestApp};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Reads `query` on `app` until `check` accepts the data (5 s at most).
+async fn eventually(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+    check: impl Fn(&Value) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let data = app.data(token, query, variables.clone()).await;
+        if check(&data) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still stale: {data}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Two replicas and a catalogue; B's cache warmed with `warm`.
+async fn setup(
+    books: usize,
+    warm: &[(&str, Value)],
+) -> (Vec<TestApp>, crate::helpers::TestRedis, Catalogue) {
+    let (replicas, redis) = spawn_replicas(2).await;
+    let cat = catalogue(&replicas[0], books).await;
+    for (query, variables) in warm {
+        for _ in 0..2 {
+            replicas[1].data(None, query, variables.clone()).await;
+        }
+    }
+    (replicas, redis, cat)
+}
+
+const STATS: &str = "{ statistics { totalBooks totalAuthors totalCategories totalMembers activeBorrows averagePrice booksByCategory { category { name } count } } }";
+
+#[tokio::test]
+async fn create_author_updates_the_author_list_and_statistics() {
+    let (r, _redis, cat) = setup(
+        1,
+        &[
+            ("{ authors { totalCount } }", json!({})),
+            (STATS, json!({})),
+        ],
+    )
+    .await;
+    r[0].create_author(&cat.librarian, "Octavia Butler").await;
+    eventually(&r[1], None, "{ authors { totalCount } }", json!({}), |d| {
+        d["authors"]["totalCount"] == 3
+    })
+    .await;
+    eventually(&r[1], None, STATS, json!({}), |d| {
+        d["statistics"]["totalAuthors"] == 3
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn update_author_updates_the_author_their_books_and_search() {
+    let (r, _redis, cat) = setup(2, &[]).await;
+    let author = json!({ "id": cat.authors[0] });
+    let book = json!({ "id": cat.books[0] });
+    let search = json!({ "q": "octavia" });
+    let read_author = "query($id: ID!) { author(id: $id) { name } }";
+    let read_book = "query($id: ID!) { book(id: $id) { author { name } } }";
+    let read_search = "query($q: String!) { searchBooks(query: $q) { totalCount } }";
+    for (query, variables) in [
+        (read_author, &author),
+        (read_book, &book),
+        (read_search, &search),
+    ] {
+        r[1].data(None, query, variables.clone()).await;
+        r[1].data(None, query, variables.clone()).await;
+    }
+    r[0].data(
+        Some(&cat.librarian),
+        "mutation($id: ID!) { updateAuthor(id: $id, input: { name: \"Octavia Butler\" }) { name } }",
+        author.clone(),
+    )
+    .await;
+    eventually(&r[1], None, read_author, author, |d| {
+        d["author"]["name"] == "Octavia Butler"
+    })
+    .await;
+    eventually(&r[1], None, read_book, book, |d| {
+        d["book"]["author"]["name"] == "Octavia Butler"
+    })
+    .await;
+    eventually(&r[1], None, read_search, search, |d| {
+        d["searchBooks"]["totalCount"] == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_author_removes_them_everywhere() {
+    let (r, _redis, cat) = setup(0, &[]).await;
+    let lonely = r[0].create_author(&cat.librarian, "Nobody Yet").await;
+    let read = "query($id: ID!) { author(id: $id) { name bookCount } authors { totalCount } }";
+    let variables = json!({ "id": lonely });
+    r[1].data(None, read, variables.clone()).await;
+    r[1].data(None, read, variables.clone()).await;
+    r[0].data(
+        Some(&cat.librarian),
+        "mutation($id: ID!) { deleteAuthor(id: $id) }",
+        variables.clone(),
+    )
+    .await;
+    eventually(&r[1], None, read, variables, |d| {
+        d["author"].is_null() && d["authors"]["totalCount"] == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn category_writes_update_the_list_the_category_and_statistics() {
+    let (r, _redis, cat) = setup(
+        2,
+        &[("{ categories { name } }", json!({})), (STATS, json!({}))],
+    )
+    .await;
+    let read = "query($id: ID!) { category(id: $id) { name bookCount } }";
+    let philosophy = json!({ "id": cat.categories[1] });
+    r[1].data(None, read, philosophy.clone()).await;
+
+    let created = r[0].create_category(&cat.librarian, "Zoology").await;
+    eventually(&r[1], None, "{ categories { name } }", json!({}), |d| {
+        d["categories"].as_array().unwrap().len() == 3
+    })
+    .await;
+    r[0].data(
+        Some(&cat.librarian),
+        "mutation($id: ID!) { updateCategory(id: $id, input: { name: \"Ethics\" }) { name } }",
+        philosophy.clone(),
+    )
+    .await;
+    eventually(&r[1], None, read, philosophy, |d| {
+        d["category"]["name"] == "Ethics"
+    })
+    .await;
+    eventually(&r[1], None, "{ categories { name } }", json!({}), |d| {
+        d["categories"][0]["name"] == "Ethics"
+    })
+    .await;
+    eventually(&r[1], None, STATS, json!({}), |d| {
+        d["statistics"]["booksByCategory"][0]["category"]["name"] == "Ethics"
+    })
+    .await;
+    r[0].data(
+        Some(&cat.librarian),
+        "mutation($id: ID!) { deleteCategory(id: $id) }",
+        json!({ "id": created }),
+    )
+    .await;
+    eventually(&r[1], None, "{ categories { name } }", json!({}), |d| {
+        d["categories"].as_array().unwrap().len() == 2
+    })
+    .await;
+    eventually(&r[1], None, STATS, json!({}), |d| {
+        d["statistics"]["totalCategories"] == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn create_book_updates_pages_search_counts_and_statistics() {
+    let page = "{ books { totalCount } }";
+    let counted = "query($a: ID!) { author(id: $a) { bookCount books { totalCount } } }";
+    let (r, _redis, cat) = setup(
+        2,
+        &[
+            (page, json!({})),
+            (STATS, json!({})),
+            (
+                "{ searchBooks(query: \"fresh\") { totalCount } }",
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+    let author = json!({ "a": cat.authors[0] });
+    r[1].data(None, counted, author.clone()).await;
+    r[1].data(None, counted, author.clone()).await;
+    r[0].create_book(
+        &cat.librarian,
+        "Fresh Ink",
+        42,
+        &cat.authors[0],
+        &cat.categories[0],
+        1,
+    )
+    .await;
+    eventually(&r[1], None, page, json!({}), |d| {
+        d["books"]["totalCount"] == 3
+    })
+    .await;
+    eventually(&r[1], None, counted, author, |d| {
+        d["author"]["bookCount"] == 2 && d["author"]["books"]["totalCount"] == 2
+    })
+    .await;
+    eventually(&r[1], None, STATS, json!({}), |d| {
+        d["statistics"]["totalBooks"] == 3
+    })
+    .await;
+    eventually(
+        &r[1],
+        None,
+        "{ searchBooks(query: \"fresh\") { totalCount } }",
+        json!({}),
+        |d| d["searchBooks"]["totalCount"] == 1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn update_book_updates_the_book_and_the_pages_it_moves_in() {
+    let (r, _redis, cat) = setup(
+        3,
+        &[
+            (
+                "{ books(orderBy: PRICE_DESC, pageSize: 1) { items { title } } }",
+                json!({}),
+            ),
+            (STATS, json!({})),
+        ],
+    )
+    .await;
+    let book = json!({ "id": cat.books[0] });
+    let read = "query($id: ID!) { book(id: $id) { title price } }";
+    r[1].data(None, read, book.clone()).await;
+    r[0].data(
+        Some(&cat.librarian),
+        "mutation($id: ID!) { updateBook(id: $id, input: { title: \"Dearest\", price: \"99.00\" }) { id } }",
+        book.clone(),
+    )
+    .await;
+    eventually(&r[1], None, read, book, |d| {
+        d["book"]["title"] == "Dearest" && d["book"]["price"] == "99.00"
+    })
+    .await;
+    eventually(
+        &r[1],
+        None,
+        "{ books(orderBy: PRICE_DESC, pageSize: 1) { items { title } } }",
+        json!({}),
+        |d| d["books"]["items"][0]["title"] == "Dearest",
+    )
+    .await;
+    eventually(&r[1], None, STATS, json!({}), |d| {
+        d["statistics"]["averagePrice"] == "39.67"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_book_removes_it_and_the_borrow_history_it_takes_along() {
+    let (r, _redis, cat) = setup(2, &[("{ books { totalCount } }", json!({}))]).await;
+    let member = r[0].member("history@example.org").await;
+    let borrowed = r[0]
+        .data(
+            Some(&member),
+            "mutation($b: ID!) { borrowBook(bookId: $b) { id } }",
+            json!({ "b": cat.books[0] }),
+        )
+        .await;
+    r[0].data(
+        Some(&member),
+        "mutation($r: ID!) { returnBook(borrowId: $r) { id } }",
+        json!({ "r": borrowed["borrowBook"]["id"] }),
+    )
+    .await;
+    let history = "{ myBorrows { totalCount } }";
+    let book = json!({ "id": cat.books[0] });
+    eventually(&r[1], Some(&member), history, json!({}), |d| {
+        d["myBorrows"]["totalCount"] == 1
+    })
+    .await;
+    r[1].data(
+        None,
+        "query($id: ID!) { book(id: $id) { title } }",
+        book.clone(),
+    )
+    .await;
+    r[0].data(
+        Some(&cat.librarian),
+        "mutation($id: ID!) { deleteBook(id: $id) }",
+        book.clone(),
+    )
+    .await;
+    eventually(
+        &r[1],
+        None,
+        "query($id: ID!) { book(id: $id) { title } }",
+        book,
+        |d| d["book"].is_null(),
+    )
+    .await;
+    eventually(&r[1], None, "{ books { totalCount } }", json!({}), |d| {
+        d["books"]["totalCount"] == 1
+    })
+    .await;
+    eventually(&r[1], Some(&member), history, json!({}), |d| {
+        d["myBorrows"]["totalCount"] == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn register_counts_a_new_member_in_statistics() {
+    let (r, _redis, _cat) = setup(0, &[(STATS, json!({}))]).await;
+    r[0].member("newcomer@example.org").await;
+    eventually(&r[1], None, STATS, json!({}), |d| {
+        d["statistics"]["totalMembers"] == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn borrow_and_return_update_availability_the_borrowers_list_and_statistics() {
+    let available = "{ books(filter: { available: false }) { totalCount } }";
+    let (r, _redis, cat) = setup(1, &[(available, json!({})), (STATS, json!({}))]).await;
+    let member = r[0].member("reader@example.org").await;
+    let other = r[0].member("other@example.org").await;
+    let book = json!({ "id": cat.books[0] });
+    let read = "query($id: ID!) { book(id: $id) { copiesAvailable } }";
+    let mine = "{ myBorrows(status: ACTIVE) { totalCount } }";
+    r[1].data(None, read, book.clone()).await;
+    r[1].data(Some(&member), mine, json!({})).await;
+
+    let mut records = Vec::new();
+    for token in [&member, &other] {
+        let data = r[0]
+            .data(
+                Some(token),
+                "mutation($b: ID!) { borrowBook(bookId: $b) { id } }",
+                json!({ "b": cat.books[0] }),
+            )
+            .await;
+        records.push(data["borrowBook"]["id"].clone());
+    }
+    eventually(&r[1], None, read, book.clone(), |d| {
+        d["book"]["copiesAvailable"] == 0
+    })
+    .await;
+    eventually(&r[1], Some(&member), mine, json!({}), |d| {
+        d["myBorrows"]["totalCount"] == 1
+    })
+    .await;
+    eventually(&r[1], None, available, json!({}), |d| {
+        d["books"]["totalCount"] == 1
+    })
+    .await;
+    eventually(&r[1], None, STATS, json!({}), |d| {
+        d["statistics"]["activeBorrows"] == 2
+    })
+    .await;
+
+    r[0].data(
+        Some(&member),
+        "mutation($r: ID!) { returnBook(borrowId: $r) { id } }",
+        json!({ "r": records[0] }),
+    )
+    .await;
+    eventually(&r[1], None, read, book, |d| {
+        d["book"]["copiesAvailable"] == 1
+    })
+    .await;
+    eventually(&r[1], Some(&member), mine, json!({}), |d| {
+        d["myBorrows"]["totalCount"] == 0
+    })
+    .await;
+    eventually(&r[1], None, available, json!({}), |d| {
+        d["books"]["totalCount"] == 0
+    })
+    .await;
+    eventually(&r[1], None, STATS, json!({}), |d| {
+        d["statistics"]["activeBorrows"] == 1
+    })
+    .await;
+}
