@@ -108,7 +108,9 @@ pub struct ServeArgs {
     #[arg(long, env = "BIBLIO_TOKEN_TTL_HOURS", default_value_t = 24)]
     pub token_ttl_hours: u64,
     /// How long a DataLoader gathers keys before it queries, in microseconds.
-    #[arg(long, env = "BIBLIO_LOADER_DELAY_US", default_value_t = 1000)]
+    /// 0 dispatches as soon as the resolvers that asked have yielded, which
+    /// still batches a whole list (they are polled together) and measured best.
+    #[arg(long, env = "BIBLIO_LOADER_DELAY_US", default_value_t = 0)]
     pub loader_delay_us: u64,
     /// Do not seed a small demo data set into an empty database.
     #[arg(long, env = "BIBLIO_NO_DEMO_DATA")]

@@ -237,6 +237,20 @@ impl Store {
                 }
                 Some(value)
             }
+            // Redis refusing a command (a script error, say) is a bug here,
+            // not an outage: it must not take the tier offline.
+            Err(err)
+                if !matches!(
+                    err.kind(),
+                    ErrorKind::IO
+                        | ErrorKind::Timeout
+                        | ErrorKind::Canceled
+                        | ErrorKind::Backpressure
+                ) =>
+            {
+                tracing::error!(error = %err, during = what, "redis refused a command");
+                None
+            }
             Err(err) => {
                 if self.breaker.failure() {
                     tracing::warn!(error = %err, during = what, "redis unreachable: serving from L1 and the database");
@@ -250,6 +264,9 @@ impl Store {
 
     /// Entries and their versions for `keys`, in one MGET.
     pub async fn get_many(&self, keys: &[&str]) -> Option<Vec<Found>> {
+        if keys.is_empty() {
+            return Some(Vec::new());
+        }
         let mut request: Vec<String> = Vec::with_capacity(keys.len() * 2);
         for key in keys {
             request.push((*key).to_owned());

@@ -399,6 +399,16 @@ impl Cache {
         pause
     }
 
+    /// An entity (or count) from L1 alone: `Some(None)` is a cached absence,
+    /// `None` a miss. The warm path skips the DataLoader's batching (a task
+    /// spawn and a timer) entirely.
+    pub fn peek<V: Send + Sync + 'static>(&self, kind: Kind, id: Uuid) -> Option<Option<Arc<V>>> {
+        let l1 = self.inner.l1_entries()?;
+        let hit = downcast::<V>(l1.get(&self.inner.keys.entity(kind, id))?)?;
+        self.inner.metrics.l1(kind, 1, 0);
+        Some(hit)
+    }
+
     /// Entities (or per-id counts) by id. `load` gets the ids that missed
     /// every tier and returns those it found; the others are cached as absent.
     pub async fn entities<V, F, Fut>(
@@ -834,6 +844,9 @@ impl Inner {
         Fut: Future<Output = Result<Vec<Option<V>>, LoadError>>,
     {
         let mut values: HashMap<usize, Option<Arc<V>>> = HashMap::with_capacity(owned.len());
+        if owned.is_empty() {
+            return Ok(values);
+        }
         let mut l1_fills: Vec<(usize, Option<Arc<V>>, usize)> = Vec::new();
 
         // L2, one MGET.

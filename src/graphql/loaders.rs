@@ -104,12 +104,11 @@ pub struct BookCounts {
 }
 
 impl Loader<Uuid> for BookCounts {
-    type Value = i64;
+    type Value = Arc<i64>;
     type Error = LoadError;
 
-    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, LoadError> {
-        let counts = self
-            .cache
+    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Arc<i64>>, LoadError> {
+        self.cache
             .entities(self.kind, ids, |missing| async move {
                 let rows: Vec<(Uuid, i64)> = book::Entity::find()
                     .select_only()
@@ -127,12 +126,11 @@ impl Loader<Uuid> for BookCounts {
                 }
                 Ok(counts)
             })
-            .await?;
-        Ok(counts.into_iter().map(|(id, count)| (id, *count)).collect())
+            .await
     }
 }
 
-type Cached<T> = DataLoader<T, HashMapCache>;
+pub type Cached<T> = DataLoader<T, HashMapCache>;
 
 /// One request's loaders.
 pub struct Loaders {

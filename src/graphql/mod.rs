@@ -1,6 +1,7 @@
 //! The GraphQL layer: the schema's types and resolvers. Resolvers validate
 //! their arguments into domain values, read entities through the request's
 //! [`loaders::Loaders`] and call `db` for pages, aggregates and writes.
+mod documents;
 mod extension;
 pub mod loaders;
 mod mutation;
@@ -33,9 +34,7 @@ pub(crate) async fn current_user(ctx: &Context<'_>) -> Result<Arc<Profile>> {
     let scope = scope(ctx)?;
     let id = scope.viewer.require_user()?;
     scope
-        .loaders
-        .users
-        .load_one(id)
+        .user(id)
         .await?
         .ok_or_else(|| Error::unauthenticated("the signed-in user no longer exists"))
 }

@@ -5,15 +5,15 @@
 use crate::cache::{Cache, Group, IdPage, Kind, PrimeTicket};
 use crate::domain::{Page, PageRequest};
 use crate::error::{LoadError, Result};
-use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// Reads a page of `M` through the cache. `load` runs the page query;
-/// `loader` resolves the ids of a cached page.
+/// `resolve` reads the items of a cached page by id.
 #[allow(clippy::too_many_arguments)]
-pub async fn cached_page<M, T, F, Fut>(
+pub async fn cached_page<M, F, Fut, R, RFut>(
     cache: &Cache,
     kind: Kind,
     group: Group,
@@ -22,13 +22,14 @@ pub async fn cached_page<M, T, F, Fut>(
     item_kind: Kind,
     id_of: fn(&M) -> Uuid,
     load: F,
-    loader: &DataLoader<T, HashMapCache>,
+    resolve: R,
 ) -> Result<Page<Arc<M>>>
 where
     M: serde::Serialize + Send + Sync + 'static,
-    T: Loader<Uuid, Value = Arc<M>, Error = LoadError>,
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Page<M>>>,
+    R: FnOnce(Vec<Uuid>) -> RFut,
+    RFut: Future<Output = std::result::Result<HashMap<Uuid, Arc<M>>, LoadError>>,
 {
     let loaded: Mutex<Option<(Vec<Arc<M>>, PrimeTicket)>> = Mutex::new(None);
     let params = format!("{params}|p{}|s{}", request.page, request.size);
@@ -61,7 +62,7 @@ where
             items
         }
         None => {
-            let mut found = loader.load_many(ids.ids.iter().copied()).await?;
+            let mut found = resolve(ids.ids.clone()).await?;
             // An item deleted since the page was cached is left out; the
             // delete moved the group, so the next read has the new page.
             ids.ids.iter().filter_map(|id| found.remove(id)).collect()

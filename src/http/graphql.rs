@@ -213,7 +213,7 @@ async fn execute(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
-    let request = request.data(Scope::new(&state.services, viewer));
+    let request = request.data(Scope::new(state.services.clone(), viewer));
     let response = state.schema.execute(request).await;
 
     // A request error: nothing executed, so there is no `data` to send.

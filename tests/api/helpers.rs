@@ -230,7 +230,7 @@ pub fn test_config(database_url: String, redis_url: String) -> Config {
         body_limit: 1024 * 1024,
         loan_period: chrono::Duration::days(14),
         token_ttl: Duration::from_secs(3600),
-        loader_delay: Duration::from_millis(1),
+        loader_delay: Duration::ZERO,
         demo_data_when_empty: false,
     }
 }

@@ -34,6 +34,7 @@ impl AccountQuery {
         let request = PageRequest::parse(page, page_size)?;
         let status: db::borrows::Status = status.unwrap_or_default().into();
         let services = services(ctx)?;
+        let scope = scope(ctx)?;
         // Private: the group, and so every key, carries the user's id.
         let borrows = cached_page(
             &services.cache,
@@ -42,9 +43,9 @@ impl AccountQuery {
             params_of(&status),
             request,
             Kind::Borrow,
-            |record| record.id,
+            |record: &entity::borrow_record::Model| record.id,
             || db::borrows::page_for_user(&services.db, user_id, status, request),
-            &scope(ctx)?.loaders.borrows,
+            |ids| scope.borrows(ids),
         )
         .await?;
         Ok(Paged::new(borrows.map(BorrowRecord)))

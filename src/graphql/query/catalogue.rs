@@ -17,7 +17,7 @@ impl CatalogueQuery {
     /// The book with this id, or null.
     async fn book(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Book>> {
         let id = parse_id(&id, "id")?;
-        Ok(scope(ctx)?.loaders.books.load_one(id).await?.map(Book))
+        Ok(scope(ctx)?.book(id).await?.map(Book))
     }
 
     /// A page of books, filtered and ordered.
@@ -40,6 +40,7 @@ impl CatalogueQuery {
             Group::Books
         };
         let services = services(ctx)?;
+        let scope = scope(ctx)?;
         let books = cached_page(
             &services.cache,
             Kind::BookPage,
@@ -47,9 +48,9 @@ impl CatalogueQuery {
             params_of(&(&filter, order)),
             request,
             Kind::Book,
-            |book| book.id,
+            |book: &entity::book::Model| book.id,
             || db::books::page(&services.db, &filter, order, request),
-            &scope(ctx)?.loaders.books,
+            |ids| scope.books(ids),
         )
         .await?;
         Ok(Paged::new(books.map(Book)))
@@ -67,6 +68,7 @@ impl CatalogueQuery {
         let text = SearchText::parse(&query)?;
         let request = PageRequest::parse(page, page_size)?;
         let services = services(ctx)?;
+        let scope = scope(ctx)?;
         let books = cached_page(
             &services.cache,
             Kind::SearchPage,
@@ -74,9 +76,9 @@ impl CatalogueQuery {
             params_of(&text.as_str()),
             request,
             Kind::Book,
-            |book| book.id,
+            |book: &entity::book::Model| book.id,
             || db::books::search(&services.db, &text, request),
-            &scope(ctx)?.loaders.books,
+            |ids| scope.books(ids),
         )
         .await?;
         Ok(Paged::new(books.map(Book)))
@@ -85,7 +87,7 @@ impl CatalogueQuery {
     /// The author with this id, or null.
     async fn author(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Author>> {
         let id = parse_id(&id, "id")?;
-        Ok(scope(ctx)?.loaders.authors.load_one(id).await?.map(Author))
+        Ok(scope(ctx)?.author(id).await?.map(Author))
     }
 
     /// A page of authors, by name.
@@ -98,6 +100,7 @@ impl CatalogueQuery {
     ) -> Result<Paged<Author>> {
         let request = PageRequest::parse(page, page_size)?;
         let services = services(ctx)?;
+        let scope = scope(ctx)?;
         let authors = cached_page(
             &services.cache,
             Kind::AuthorPage,
@@ -105,9 +108,9 @@ impl CatalogueQuery {
             String::new(),
             request,
             Kind::Author,
-            |author| author.id,
+            |author: &entity::author::Model| author.id,
             || db::authors::page(&services.db, request),
-            &scope(ctx)?.loaders.authors,
+            |ids| scope.authors(ids),
         )
         .await?;
         Ok(Paged::new(authors.map(Author)))
@@ -116,17 +119,13 @@ impl CatalogueQuery {
     /// The category with this id, or null.
     async fn category(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Category>> {
         let id = parse_id(&id, "id")?;
-        Ok(scope(ctx)?
-            .loaders
-            .categories
-            .load_one(id)
-            .await?
-            .map(Category))
+        Ok(scope(ctx)?.category(id).await?.map(Category))
     }
 
     /// Every category, by name.
     async fn categories(&self, ctx: &Context<'_>) -> Result<Vec<Category>> {
         let services = services(ctx)?;
+        let scope = scope(ctx)?;
         let everything = PageRequest::parse(1, 1)?;
         let categories = cached_page(
             &services.cache,
@@ -135,7 +134,7 @@ impl CatalogueQuery {
             String::new(),
             everything,
             Kind::Category,
-            |category| category.id,
+            |category: &entity::category::Model| category.id,
             || async {
                 let all = db::categories::all(&services.db).await?;
                 Ok(crate::domain::Page {
@@ -144,7 +143,7 @@ impl CatalogueQuery {
                     request: everything,
                 })
             },
-            &scope(ctx)?.loaders.categories,
+            |ids| scope.categories(ids),
         )
         .await?;
         Ok(categories.items.into_iter().map(Category).collect())

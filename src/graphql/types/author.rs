@@ -27,12 +27,7 @@ impl Author {
 
     /// Number of books by this author in the catalogue.
     async fn book_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = scope(ctx)?
-            .loaders
-            .books_per_author
-            .load_one(self.0.id)
-            .await?;
-        Ok(count.unwrap_or(0) as i32)
+        Ok(scope(ctx)?.author_book_count(self.0.id).await? as i32)
     }
 
     /// This author's books, by title.
@@ -45,6 +40,7 @@ impl Author {
     ) -> Result<Paged<Book>> {
         let request = PageRequest::parse(page, page_size)?;
         let services = services(ctx)?;
+        let scope = scope(ctx)?;
         let author_id = self.0.id;
         let books = cached_page(
             &services.cache,
@@ -53,9 +49,9 @@ impl Author {
             String::new(),
             request,
             Kind::Book,
-            |book| book.id,
+            |book: &entity::book::Model| book.id,
             || db::books::by_author(&services.db, author_id, request),
-            &scope(ctx)?.loaders.books,
+            |ids| scope.books(ids),
         )
         .await?;
         Ok(Paged::new(books.map(Book)))

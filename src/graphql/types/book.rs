@@ -48,9 +48,7 @@ impl Book {
 
     async fn author(&self, ctx: &Context<'_>) -> Result<Author> {
         scope(ctx)?
-            .loaders
-            .authors
-            .load_one(self.0.author_id)
+            .author(self.0.author_id)
             .await?
             .map(Author)
             .ok_or_else(|| {
@@ -60,9 +58,7 @@ impl Book {
 
     async fn category(&self, ctx: &Context<'_>) -> Result<Category> {
         scope(ctx)?
-            .loaders
-            .categories
-            .load_one(self.0.category_id)
+            .category(self.0.category_id)
             .await?
             .map(Category)
             .ok_or_else(|| {

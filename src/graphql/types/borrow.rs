@@ -18,9 +18,7 @@ impl BorrowRecord {
 
     async fn book(&self, ctx: &Context<'_>) -> Result<Book> {
         scope(ctx)?
-            .loaders
-            .books
-            .load_one(self.0.book_id)
+            .book(self.0.book_id)
             .await?
             .map(Book)
             .ok_or_else(|| {
@@ -30,9 +28,7 @@ impl BorrowRecord {
 
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
         scope(ctx)?
-            .loaders
-            .users
-            .load_one(self.0.user_id)
+            .user(self.0.user_id)
             .await?
             .map(User)
             .ok_or_else(|| {

@@ -19,11 +19,6 @@ impl Category {
 
     /// Number of books in this category.
     async fn book_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = scope(ctx)?
-            .loaders
-            .books_per_category
-            .load_one(self.0.id)
-            .await?;
-        Ok(count.unwrap_or(0) as i32)
+        Ok(scope(ctx)?.category_book_count(self.0.id).await? as i32)
     }
 }

@@ -41,11 +41,8 @@ impl LibraryStatistics {
     /// Every category with its number of books, by category name.
     async fn books_by_category(&self, ctx: &Context<'_>) -> Result<Vec<CategoryCount>> {
         let rows = &self.0.books_by_category;
-        let mut categories = scope(ctx)?
-            .loaders
-            .categories
-            .load_many(rows.iter().map(|(id, _)| *id))
-            .await?;
+        let ids: Vec<_> = rows.iter().map(|(id, _)| *id).collect();
+        let mut categories = scope(ctx)?.categories(ids).await?;
         // A category deleted since the figures were cached is skipped; the
         // delete moved them, so the next read is complete.
         Ok(rows

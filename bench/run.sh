@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Load test: seeds the 10,000-book data set, starts a release build of biblio
+# in each cache mode next to the raw-axum baseline, warms it, and runs each
+# workload with wrk. Prints a markdown table (requests/s, p50, p99, and the
+# ratio to the baseline), a fixed-rate latency run, and resident memory.
+#
+#   bash bench/run.sh                 # everything (about 10 minutes)
+#   MODES="both" DURATION=5 bash bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODES=${MODES:-"off l1 l2 both"}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+RATE=${RATE:-10000}
+WORKLOADS=${WORKLOADS:-"book list search statistics borrows mixed"}
+PORT=18180
+BASELINE_PORT=18181
+REDIS_PORT=${REDIS_PORT:-18379}
+WORK=$(mktemp -d /tmp/biblio-bench.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
+command -v redis-server >/dev/null || { echo "redis-server is needed (apt-get install redis-server)" >&2; exit 1; }
+
+cargo build --release --quiet --bin biblio --example baseline
+BIN=target/release/biblio
+export DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc"
+export RUST_LOG=warn
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/ {print $2}') GiB"
+$BIN seed --authors 2000 --books 10000 --members 1000 --borrows 30000 --seed 42 | head -1
+
+redis-server --port $REDIS_PORT --save "" --appendonly no --daemonize no >/dev/null &
+sleep 0.3
+
+wait_for() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+gql() { # gql QUERY-JSON [TOKEN]
+    curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' \
+        ${2:+-H "authorization: Bearer $2"} -d "$1"
+}
+
+start_biblio() { # start_biblio MODE
+    BIBLIO_CACHE_MODE=$1 BIBLIO_CACHE_PREFIX="bench$RANDOM$1" BIBLIO_BIND=127.0.0.1:$PORT \
+        REDIS_URL=redis://127.0.0.1:$REDIS_PORT $BIN serve &
+    BIBLIO_PID=$!
+    wait_for "http://127.0.0.1:$PORT/healthz"
+}
+stop_biblio() { kill "$BIBLIO_PID"; wait "$BIBLIO_PID" 2>/dev/null || true; }
+
+# Inputs for the workloads, gathered once through the API.
+start_biblio off
+python3 - "$WORK" "$PORT" <<'PY'
+import json, sys, urllib.request
+work, port = sys.argv[1], sys.argv[2]
+def gql(query, variables=None, token=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})})
+    return json.load(urllib.request.urlopen(req))["data"]
+ids = []
+for page in range(1, 11):
+    ids += [b["id"] for b in gql("query($p:Int!){books(page:$p,pageSize:100){items{id}}}", {"p": page})["books"]["items"]]
+words = set()
+for b in gql("{books(pageSize:100){items{title author{name}}}}")["books"]["items"]:
+    words.update(w.lower() for w in b["title"].split() + b["author"]["name"].split() if len(w) > 3)
+terms = sorted(words)[:100]
+login = "mutation($e:String!,$p:String!){login(email:$e,password:$p){token}}"
+tokens = [gql(login, {"e": f"member{n}@biblio.test", "p": "member-pass"})["login"]["token"] for n in range(1, 101)]
+librarian = gql(login, {"e": "librarian@biblio.test", "p": "librarian-pass"})["login"]["token"]
+lua = lambda name, items: f"{name} = {{" + ",".join(json.dumps(i) for i in items) + "}\n"
+open(f"{work}/data.lua", "w").write(lua("ids", ids) + lua("terms", terms) + lua("tokens", tokens) + f"librarian = {json.dumps(librarian)}\n")
+PY
+BOOK_QUERY='query($id: ID!) { book(id: $id) { id title isbn price copiesAvailable author { name } category { name } } }'
+gql "{\"query\":\"$BOOK_QUERY\",\"variables\":{\"id\":\"$(grep -o '"[0-9a-f-]\{36\}"' $WORK/data.lua | head -1 | tr -d '"')\"}}" > "$WORK/book-response.json"
+stop_biblio
+
+cat > "$WORK/workloads.lua" <<LUA
+dofile("$WORK/data.lua")
+local BOOK = [[$BOOK_QUERY]]
+local LIST = "query(\$p: Int!) { books(page: \$p, pageSize: 20) { totalCount items { id title price author { name } category { name } } } }"
+local SEARCH = "query(\$q: String!) { searchBooks(query: \$q) { totalCount items { id title author { name } } } }"
+local STATS = "{ statistics { totalBooks totalAuthors totalMembers activeBorrows averagePrice booksByCategory { category { name } count } } }"
+local BORROWS = "{ myBorrows { totalCount items { id dueAt returnedAt book { title } } } }"
+local UPDATE = "mutation(\$id: ID!, \$price: Decimal!) { updateBook(id: \$id, input: { price: \$price }) { id } }"
+local function enc(s) return (s:gsub('\\\\', '\\\\\\\\'):gsub('"', '\\\\"')) end
+local function body(q, vars) return '{"query":"' .. enc(q) .. '","variables":' .. vars .. '}' end
+local workload = os.getenv("WORKLOAD")
+local rate_delay = tonumber(os.getenv("DELAY_MS") or "0")
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(os.time())
+request = function()
+  local headers = { ["Content-Type"] = "application/json" }
+  local b
+  if workload == "book" or (workload == "mixed" and math.random(100) > 5) then
+    b = body(BOOK, '{"id":"' .. ids[math.random(#ids)] .. '"}')
+  elseif workload == "mixed" then
+    headers["Authorization"] = "Bearer " .. librarian
+    b = body(UPDATE, '{"id":"' .. ids[math.random(#ids)] .. '","price":"' .. math.random(5, 80) .. '.00"}')
+  elseif workload == "list" then
+    b = body(LIST, '{"p":' .. math.random(50) .. '}')
+  elseif workload == "search" then
+    b = body(SEARCH, '{"q":"' .. terms[math.random(#terms)] .. '"}')
+  elseif workload == "statistics" then
+    b = body(STATS, '{}')
+  elseif workload == "borrows" then
+    headers["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]
+    b = body(BORROWS, '{}')
+  end
+  return wrk.format("POST", "/graphql", headers, b)
+end
+errors = 0
+response = function(status, headers, resp_body)
+  if status ~= 200 or resp_body:find('"errors"') then errors = errors + 1 end
+end
+if rate_delay > 0 then delay = function() return rate_delay end end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %.0f %.2f %.2f %d %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status + summary.errors.read + summary.errors.timeout, summary.requests))
+end
+LUA
+
+run() { # run WORKLOAD SECONDS [DELAY_MS] -> "rps p50 p99 errors requests"
+    WORKLOAD=$1 DELAY_MS=${3:-0} wrk -t$THREADS -c$CONNECTIONS -d${2}s --latency -s "$WORK/workloads.lua" \
+        "http://127.0.0.1:$4/graphql" 2>&1 | awk '/^RESULT/ {print $2, $3, $4, $5, $6}'
+}
+
+echo
+echo "== baseline: raw axum answering the book response's fixed bytes"
+target/release/examples/baseline "$WORK/book-response.json" 127.0.0.1:$BASELINE_PORT &
+BASE_PID=$!
+sleep 0.5
+read -r BASE_RPS BASE_P50 BASE_P99 _ _ <<<"$(run book "$DURATION" 0 $BASELINE_PORT)"
+kill $BASE_PID; wait $BASE_PID 2>/dev/null || true
+printf "baseline: %s req/s, p50 %s ms, p99 %s ms\n" "$BASE_RPS" "$BASE_P50" "$BASE_P99"
+
+echo
+echo "| mode | workload | req/s | x baseline | p50 ms | p99 ms | errors |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for mode in $MODES; do
+    start_biblio "$mode"
+    for workload in $WORKLOADS; do
+        run "$workload" "$WARMUP" 0 $PORT >/dev/null
+        read -r rps p50 p99 errors _ <<<"$(run "$workload" "$DURATION" 0 $PORT)"
+        ratio=$(python3 -c "print(f'{$rps/$BASE_RPS:.2f}')")
+        echo "| $mode | $workload | $rps | $ratio | $p50 | $p99 | $errors |"
+    done
+    if [ "$mode" = both ]; then
+        RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$BIBLIO_PID/status)
+    fi
+    stop_biblio
+done
+
+if [[ " $MODES " == *" both "* ]]; then
+    echo
+    echo "== fixed rate: book by id at $RATE req/s (mode both)"
+    start_biblio both
+    run book "$WARMUP" 0 $PORT >/dev/null
+    delay=$(python3 -c "print(max(1, round(1000 * $CONNECTIONS / $RATE)))")
+    read -r rps p50 p99 errors _ <<<"$(run book "$DURATION" "$delay" $PORT)"
+    echo "rate $rps req/s: p50 $p50 ms, p99 $p99 ms, errors $errors"
+    stop_biblio
+    echo
+    echo "== memory: resident size after the workloads in mode both: $((RSS_AFTER / 1024)) MiB (L1 bound 64 MiB)"
+fi
