@@ -4,7 +4,7 @@ use crate::auth::Tokens;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
-use crate::graphql::{build_schema, Services};
+use crate::graphql::{build_schema, Documents, Services};
 use crate::http::{router, AppState};
 use crate::seed;
 use axum::Router;
@@ -46,6 +46,7 @@ impl Application {
             schema,
             services,
             body_limit: config.body_limit,
+            documents: Arc::new(Documents::new(16 * 1024 * 1024)),
         });
         let listener = TcpListener::bind(config.bind).await?;
         Ok(Self {

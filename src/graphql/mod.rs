@@ -1,8 +1,7 @@
 //! The GraphQL layer: the schema's types and resolvers. Resolvers validate
 //! their arguments into domain values, read entities through the request's
 //! [`loaders::Loaders`] and call `db` for pages, aggregates and writes.
-mod documents;
-mod extension;
+mod execute;
 pub mod loaders;
 mod mutation;
 mod pages;
@@ -10,6 +9,7 @@ mod query;
 mod schema;
 mod types;
 
+pub use execute::{execute, Documents};
 pub use schema::{build_schema, sdl, BiblioSchema, Limits, Scope, Services};
 
 use crate::auth::Viewer;

@@ -1,5 +1,3 @@
-use super::documents::{DocumentCache, DocumentCacheExtension};
-use super::extension::ErrorPolicy;
 use super::loaders::{Cached, Loaders};
 use super::mutation::Mutation;
 use super::query::Query;
@@ -173,10 +171,6 @@ pub fn build_schema(services: Arc<Services>, limits: Limits) -> BiblioSchema {
         .data(services)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .extension(ErrorPolicy)
-        .extension(DocumentCacheExtension(Arc::new(DocumentCache::new(
-            16 * 1024 * 1024,
-        ))))
         .finish()
 }
 

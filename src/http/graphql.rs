@@ -9,7 +9,7 @@
 //! - a browser asking for HTML at `GET /graphql` gets GraphiQL.
 use super::AppState;
 use crate::auth::Viewer;
-use crate::graphql::Scope;
+use crate::graphql::{Documents, Scope};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::Variables;
 use axum::body::Body;
@@ -106,7 +106,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
             "the query parameter is required",
         );
     };
-    if is_mutation(&query, params.operation_name.as_deref()) {
+    if is_mutation(&state.documents, &query, params.operation_name.as_deref()) {
         let mut response = http_error(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
@@ -191,8 +191,8 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
 
 /// Whether the operation that would run is a mutation. An unparsable
 /// document is not: execution reports its syntax error.
-fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
+fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>) -> bool {
+    let Some(document) = documents.get(query) else {
         return false;
     };
     match &document.operations {
@@ -214,7 +214,7 @@ async fn execute(
         .and_then(|v| v.to_str().ok());
     let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
     let request = request.data(Scope::new(state.services.clone(), viewer));
-    let response = state.schema.execute(request).await;
+    let response = crate::graphql::execute(&state.schema, &state.documents, request).await;
 
     // A request error: nothing executed, so there is no `data` to send.
     let request_error = response.data == async_graphql::Value::Null
@@ -225,10 +225,17 @@ async fn execute(
     } else {
         serde_json::to_vec(&response)
     };
-    let status = if request_error && media == MediaType::GraphqlResponseJson {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
+    let internal = response.errors.iter().any(|error| {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            .is_some_and(|code| *code == async_graphql::Value::from("INTERNAL"))
+    });
+    let status = match (request_error, media) {
+        (true, MediaType::GraphqlResponseJson) if internal => StatusCode::INTERNAL_SERVER_ERROR,
+        (true, MediaType::GraphqlResponseJson) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
     };
     match body {
         Ok(body) => {
@@ -282,11 +289,16 @@ mod tests {
 
     #[test]
     fn only_a_selected_mutation_counts_as_one() {
-        assert!(is_mutation("mutation { deleteBook(id: \"x\") }", None));
-        assert!(!is_mutation("{ books { totalCount } }", None));
+        let documents = Documents::new(1 << 20);
+        assert!(is_mutation(
+            &documents,
+            "mutation { deleteBook(id: \"x\") }",
+            None
+        ));
+        assert!(!is_mutation(&documents, "{ books { totalCount } }", None));
         let both = "query A { me { id } } mutation B { deleteBook(id: \"x\") }";
-        assert!(is_mutation(both, Some("B")));
-        assert!(!is_mutation(both, Some("A")));
-        assert!(!is_mutation("not graphql", None));
+        assert!(is_mutation(&documents, both, Some("B")));
+        assert!(!is_mutation(&documents, both, Some("A")));
+        assert!(!is_mutation(&documents, "not graphql", None));
     }
 }

@@ -2,7 +2,7 @@
 mod graphql;
 mod health;
 
-use crate::graphql::{BiblioSchema, Services};
+use crate::graphql::{BiblioSchema, Documents, Services};
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ pub struct AppState {
     pub services: Arc<Services>,
     /// Largest request body accepted, in bytes; larger ones get 413.
     pub body_limit: usize,
+    pub documents: Arc<Documents>,
 }
 
 pub fn router(state: AppState) -> Router {
