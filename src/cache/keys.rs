@@ -67,6 +67,10 @@ impl Kind {
         }
     }
 
+    pub fn parse(name: &str) -> Option<Self> {
+        Kind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
     pub fn index(self) -> usize {
         self as usize
     }
@@ -169,6 +173,12 @@ impl Keys {
         key
     }
 
+    /// The kind and id of an entity key built by [`Keys::entity`].
+    pub fn parse_entity(&self, key: &str) -> Option<(Kind, Uuid)> {
+        let (kind, id) = key.strip_prefix(&self.base)?.split_once(':')?;
+        Some((Kind::parse(kind)?, Uuid::parse_str(id).ok()?))
+    }
+
     /// A list entry: `biblio:v1:books:g{generation}:{params}`. Parameters that
     /// are free text (search) are hashed by the caller so keys stay short.
     pub fn list(&self, kind: Kind, generation: u64, params: &str) -> String {
@@ -245,6 +255,11 @@ mod tests {
             format!("lib:v{SCHEMA_VERSION}:gen:user_borrows:{id}")
         );
         assert_eq!(keys.channel(), "lib:invalidate");
+        assert_eq!(
+            keys.parse_entity(&keys.entity(Kind::Borrow, id)),
+            Some((Kind::Borrow, id))
+        );
+        assert_eq!(keys.parse_entity("other:v1:book:x"), None);
     }
 
     #[test]

@@ -9,16 +9,28 @@
 //! epoch under the lock; a fill takes a [`Ticket`] (the epoch) before it reads
 //! anything and inserts only if the epoch is unchanged, under the same lock.
 //! A stripe shared by unrelated keys only costs a skipped fill.
-use super::keys::Group;
+use super::keys::{Group, Kind};
 use moka::sync::Cache;
 use moka::Expiry;
 use std::any::Any;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 const STRIPES: usize = 1024;
+
+/// How L1 names an entry: entities by kind and id (no string to build or
+/// hash on the hot path), lists by their full key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Entity(Kind, Uuid),
+    List(Box<str>),
+}
+
+type Hasher = foldhash::fast::FixedState;
 
 /// A cached value: `None` is a negative entry (the id is absent).
 pub type Value = Option<Arc<dyn Any + Send + Sync>>;
@@ -45,14 +57,14 @@ impl Entry {
 
 struct PerEntryTtl;
 
-impl Expiry<String, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
+impl Expiry<Key, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _: &Key, entry: &Entry, _: Instant) -> Option<Duration> {
         Some(entry.ttl)
     }
 
     fn expire_after_update(
         &self,
-        _: &String,
+        _: &Key,
         entry: &Entry,
         _: Instant,
         _: Option<Duration>,
@@ -88,7 +100,7 @@ struct GroupState {
 }
 
 pub struct Store {
-    cache: Cache<String, Entry>,
+    cache: Cache<Key, Entry, foldhash::fast::RandomState>,
     stripes: Box<[Stripe]>,
     groups: Mutex<HashMap<Group, GroupState>>,
     /// Whether invalidation events are arriving. While they are not (the
@@ -105,13 +117,17 @@ impl Store {
     pub fn new(max_bytes: u64, untrusted_cap: Duration) -> Self {
         let cache = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|key: &String, entry: &Entry| {
+            .weigher(|key: &Key, entry: &Entry| {
+                let key_len = match key {
+                    Key::Entity(..) => 24,
+                    Key::List(key) => key.len(),
+                };
                 entry
                     .weight
-                    .saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
+                    .saturating_add(u32::try_from(key_len).unwrap_or(u32::MAX))
             })
             .expire_after(PerEntryTtl)
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         let stripes = (0..STRIPES)
             .map(|_| Stripe {
                 lock: Mutex::new(()),
@@ -128,15 +144,15 @@ impl Store {
         }
     }
 
-    fn stripe_of(key: &str) -> usize {
-        (super::keys::text_hash(key) % STRIPES as u64) as usize
+    fn stripe_of(key: &Key) -> usize {
+        (Hasher::default().hash_one(key) % STRIPES as u64) as usize
     }
 
     fn fresh_enough(&self, inserted: Instant) -> bool {
         self.trusted.load(Ordering::Acquire) || inserted.elapsed() <= self.untrusted_cap
     }
 
-    pub fn get(&self, key: &str) -> Option<Value> {
+    pub fn get(&self, key: &Key) -> Option<Value> {
         let entry = self.cache.get(key)?;
         if self.fresh_enough(entry.inserted) {
             Some(entry.value)
@@ -146,7 +162,7 @@ impl Store {
     }
 
     /// Taken before a fill reads L2 or the database.
-    pub fn ticket(&self, key: &str) -> Ticket {
+    pub fn ticket(&self, key: &Key) -> Ticket {
         let stripe = Self::stripe_of(key);
         Ticket {
             stripe,
@@ -160,7 +176,7 @@ impl Store {
     }
 
     /// Inserts unless the key was invalidated since `ticket` was taken.
-    pub fn insert(&self, key: String, ticket: Ticket, entry: Entry) -> bool {
+    pub fn insert(&self, key: Key, ticket: Ticket, entry: Entry) -> bool {
         let stripe = &self.stripes[ticket.stripe];
         let _guard = stripe
             .lock
@@ -173,7 +189,7 @@ impl Store {
         true
     }
 
-    pub fn invalidate(&self, key: &str) {
+    pub fn invalidate(&self, key: &Key) {
         let stripe = &self.stripes[Self::stripe_of(key)];
         let _guard = stripe
             .lock
@@ -191,7 +207,7 @@ impl Store {
     /// Inserts a value a list query returned, unless any key was invalidated
     /// since `ticket` (conservative: a write anywhere skips the priming).
     /// Checked under the key's stripe lock, which every invalidation takes.
-    pub fn prime(&self, key: String, ticket: GlobalTicket, entry: Entry) -> bool {
+    pub fn prime(&self, key: Key, ticket: GlobalTicket, entry: Entry) -> bool {
         let stripe = &self.stripes[Self::stripe_of(&key)];
         let _guard = stripe
             .lock
@@ -294,43 +310,48 @@ mod tests {
         Some(Arc::new(n))
     }
 
-    fn read(store: &Store, key: &str) -> Option<u64> {
+    fn key(name: &str) -> Key {
+        Key::List(name.into())
+    }
+
+    fn read(store: &Store, name: &str) -> Option<u64> {
         store
-            .get(key)
+            .get(&key(name))
             .flatten()
             .and_then(|v| v.downcast_ref::<u64>().copied())
+    }
+
+    fn entry(n: u64) -> Entry {
+        Entry::new(value(n), 8, Duration::from_secs(60))
     }
 
     #[test]
     fn a_fill_that_began_before_an_invalidation_does_not_land() {
         let store = Store::new(1 << 20, Duration::from_secs(1));
         store.set_trusted(true);
-        let ticket = store.ticket("k");
-        store.invalidate("k");
-        assert!(!store.insert(
-            "k".into(),
-            ticket,
-            Entry::new(value(1), 8, Duration::from_secs(60))
-        ));
+        let ticket = store.ticket(&key("k"));
+        store.invalidate(&key("k"));
+        assert!(!store.insert(key("k"), ticket, entry(1)));
         assert_eq!(read(&store, "k"), None);
-        let ticket = store.ticket("k");
-        assert!(store.insert(
-            "k".into(),
-            ticket,
-            Entry::new(value(2), 8, Duration::from_secs(60))
-        ));
+        let ticket = store.ticket(&key("k"));
+        assert!(store.insert(key("k"), ticket, entry(2)));
         assert_eq!(read(&store, "k"), Some(2));
+    }
+
+    #[test]
+    fn priming_is_skipped_after_any_invalidation() {
+        let store = Store::new(1 << 20, Duration::from_secs(1));
+        let ticket = store.global_ticket();
+        store.invalidate(&Key::Entity(Kind::Book, Uuid::now_v7()));
+        assert!(!store.prime(key("other"), ticket, entry(1)));
+        assert!(store.prime(key("other"), store.global_ticket(), entry(1)));
     }
 
     #[test]
     fn untrusted_entries_expire_after_the_cap() {
         let store = Store::new(1 << 20, Duration::from_millis(50));
-        let ticket = store.ticket("k");
-        store.insert(
-            "k".into(),
-            ticket,
-            Entry::new(value(1), 8, Duration::from_secs(60)),
-        );
+        let ticket = store.ticket(&key("k"));
+        store.insert(key("k"), ticket, entry(1));
         assert_eq!(read(&store, "k"), Some(1));
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(
@@ -359,10 +380,10 @@ mod tests {
     fn the_byte_bound_evicts() {
         let store = Store::new(10_000, Duration::from_secs(1));
         for i in 0..1000 {
-            let key = format!("key-{i}");
-            let ticket = store.ticket(&key);
+            let name = key(&format!("key-{i}"));
+            let ticket = store.ticket(&name);
             store.insert(
-                key,
+                name,
                 ticket,
                 Entry::new(value(i), 100, Duration::from_secs(60)),
             );

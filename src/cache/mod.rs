@@ -196,7 +196,7 @@ type FlightResult<V> = Option<Result<Option<Arc<V>>, LoadError>>;
 
 /// A key as each tier knows it: list entries get a local counter in L1.
 struct CacheKey {
-    l1: String,
+    l1: l1::Key,
     l2: String,
 }
 
@@ -236,7 +236,7 @@ struct Inner {
     ttls: Ttls,
     /// Identifies this replica in events.
     origin: String,
-    flights: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+    flights: Mutex<HashMap<l1::Key, Arc<dyn Any + Send + Sync>>>,
     statistics: Mutex<Option<StatisticsSnapshot>>,
     refreshing_statistics: AtomicBool,
     pause: Mutex<Option<Arc<FillPause>>>,
@@ -273,7 +273,13 @@ impl invalidation::Sink for SinkHandle {
                 .iter()
                 .filter_map(|(name, generation)| Some((Group::parse(name)?, Some(*generation))))
                 .collect();
-            inner.evict_locally(&event.keys, &groups);
+            let entries: Vec<l1::Key> = event
+                .keys
+                .iter()
+                .filter_map(|key| inner.keys.parse_entity(key))
+                .map(|(kind, id)| l1::Key::Entity(kind, id))
+                .collect();
+            inner.evict_locally(&entries, &groups);
         }
     }
 
@@ -404,7 +410,7 @@ impl Cache {
     /// spawn and a timer) entirely.
     pub fn peek<V: Send + Sync + 'static>(&self, kind: Kind, id: Uuid) -> Option<Option<Arc<V>>> {
         let l1 = self.inner.l1_entries()?;
-        let hit = downcast::<V>(l1.get(&self.inner.keys.entity(kind, id))?)?;
+        let hit = downcast::<V>(l1.get(&l1::Key::Entity(kind, id))?)?;
         self.inner.metrics.l1(kind, 1, 0);
         Some(hit)
     }
@@ -424,12 +430,9 @@ impl Cache {
     {
         let keys = ids
             .iter()
-            .map(|id| {
-                let key = self.inner.keys.entity(kind, *id);
-                CacheKey {
-                    l1: key.clone(),
-                    l2: key,
-                }
+            .map(|id| CacheKey {
+                l1: l1::Key::Entity(kind, *id),
+                l2: self.inner.keys.entity(kind, *id),
             })
             .collect();
         let values = self
@@ -567,7 +570,8 @@ impl Cache {
                     .ttls
                     .jittered(inner.ttls.l2(kind, false).min(inner.ttls.l1_max), &key);
                 let value: l1::Value = Some(value.clone() as Arc<dyn Any + Send + Sync>);
-                if !l1.prime(key.clone(), global, l1::Entry::new(value, bytes.len(), ttl)) {
+                let entry = l1::Entry::new(value, bytes.len(), ttl);
+                if !l1.prime(l1::Key::Entity(kind, *id), global, entry) {
                     return;
                 }
             }
@@ -606,22 +610,26 @@ impl Cache {
             return;
         }
         let Invalidation { entries, groups } = change.invalidation();
-        let keys: Vec<String> = entries
+        let local: Vec<l1::Key> = entries
             .iter()
-            .map(|(kind, id)| inner.keys.entity(*kind, *id))
+            .map(|(kind, id)| l1::Key::Entity(*kind, *id))
             .collect();
         let unknown: Vec<(Group, Option<u64>)> =
             groups.iter().map(|group| (*group, None)).collect();
-        inner.evict_locally(&keys, &unknown);
+        inner.evict_locally(&local, &unknown);
         if let Some(l2) = &inner.l2 {
+            let keys: Vec<String> = entries
+                .iter()
+                .map(|(kind, id)| inner.keys.entity(*kind, *id))
+                .collect();
             if let Some(generations) = l2.invalidate(&inner.origin, &keys, &groups).await {
                 let known: Vec<(Group, Option<u64>)> = generations
                     .into_iter()
                     .map(|(group, generation)| (group, Some(generation)))
                     .collect();
-                inner.evict_locally(&keys, &known);
+                inner.evict_locally(&local, &known);
             } else {
-                inner.evict_locally(&keys, &unknown);
+                inner.evict_locally(&local, &unknown);
             }
         }
     }
@@ -686,7 +694,7 @@ impl Inner {
             }
         }
         let l2_key = self.keys.list(kind, remote.unwrap_or(0), params);
-        let l1_key = format!("{l2_key}#{local}");
+        let l1_key = l1::Key::List(format!("{l2_key}#{local}").into_boxed_str());
         (
             CacheKey {
                 l1: l1_key,
@@ -698,7 +706,7 @@ impl Inner {
 
     /// Evicts keys from L1, cancels their flights so no later reader joins a
     /// load that began before the write, and moves groups locally.
-    fn evict_locally(&self, keys: &[String], groups: &[(Group, Option<u64>)]) {
+    fn evict_locally(&self, keys: &[l1::Key], groups: &[(Group, Option<u64>)]) {
         if let Some(l1) = &self.l1 {
             for key in keys {
                 l1.invalidate(key);
@@ -932,7 +940,7 @@ impl Inner {
                     continue;
                 };
                 let ttl = self.ttls.l2(kind, value.is_none()).min(self.ttls.l1_max);
-                let ttl = self.ttls.jittered(ttl, &keys[index].l1);
+                let ttl = self.ttls.jittered(ttl, &keys[index].l2);
                 let value: l1::Value = value.map(|v| v as Arc<dyn Any + Send + Sync>);
                 l1.insert(
                     keys[index].l1.clone(),
@@ -979,8 +987,8 @@ struct Owned<V> {
 /// Removes this call's flights when it ends, even if it is cancelled, so
 /// later readers start a load of their own instead of waiting forever.
 struct FlightGuard<'a, V> {
-    flights: &'a Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
-    keys: Vec<(String, Arc<watch::Sender<FlightResult<V>>>)>,
+    flights: &'a Mutex<HashMap<l1::Key, Arc<dyn Any + Send + Sync>>>,
+    keys: Vec<(l1::Key, Arc<watch::Sender<FlightResult<V>>>)>,
 }
 
 impl<V> Drop for FlightGuard<'_, V> {
@@ -1004,5 +1012,59 @@ fn downcast<V: Send + Sync + 'static>(value: l1::Value) -> Option<Option<Arc<V>>
     match value {
         None => Some(None),
         Some(value) => value.downcast::<V>().ok().map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l1_only() -> Cache {
+        Cache::new(&Settings {
+            mode: Mode::L1,
+            ..Settings::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_loaded_value_is_then_an_l1_hit_and_absent_ids_are_remembered() {
+        let cache = l1_only();
+        let (present, absent) = (Uuid::now_v7(), Uuid::now_v7());
+        let loads = std::sync::atomic::AtomicUsize::new(0);
+        let load = |wanted: Vec<Uuid>| {
+            loads.fetch_add(1, Ordering::SeqCst);
+            let found: HashMap<Uuid, u64> = wanted
+                .into_iter()
+                .filter(|id| *id == present)
+                .map(|id| (id, 7))
+                .collect();
+            async move { Ok(found) }
+        };
+        let first = cache
+            .entities(Kind::Book, &[present, absent], load)
+            .await
+            .unwrap();
+        assert_eq!(first.get(&present).map(|v| **v), Some(7));
+        assert!(!first.contains_key(&absent));
+        assert_eq!(
+            cache
+                .peek::<u64>(Kind::Book, present)
+                .map(|v| v.map(|v| *v)),
+            Some(Some(7))
+        );
+        assert_eq!(
+            cache.peek::<u64>(Kind::Book, absent).map(|v| v.is_none()),
+            Some(true)
+        );
+        cache
+            .entities(Kind::Book, &[present, absent], load)
+            .await
+            .unwrap();
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            1,
+            "the second read was served from L1"
+        );
     }
 }
