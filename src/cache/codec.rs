@@ -1,7 +1,7 @@
 //! The byte format of L2 values, in one place: a tag byte, then the value in
 //! postcard (serde, varint integers, no field names). In the `codec`
-//! criterion benchmark postcard decodes a book as fast as bincode (reads
-//! dominate) and is 30% smaller (115 bytes against 163; JSON: 347, and four
+//! criterion benchmark postcard decodes a book as fast as bincode, within
+//! the noise (reads dominate), and is 30% smaller (115 bytes against 163; JSON: 347, and four
 //! times slower to decode); see BENCHMARKS.md.
 //!
 //! Tag `0` is a negative entry: the id is known to be absent.
