@@ -197,7 +197,9 @@ type FlightResult<V> = Option<Result<Option<Arc<V>>, LoadError>>;
 /// A key as each tier knows it: list entries get a local counter in L1.
 struct CacheKey {
     l1: l1::Key,
-    l2: String,
+    /// `None`: do not use L2 for this key (a list whose group generation
+    /// could not be read, so its L2 key is unknown).
+    l2: Option<String>,
 }
 
 /// A test hook: holds fills of matching keys between the database read and
@@ -432,7 +434,7 @@ impl Cache {
             .iter()
             .map(|id| CacheKey {
                 l1: l1::Key::Entity(kind, *id),
-                l2: self.inner.keys.entity(kind, *id),
+                l2: Some(self.inner.keys.entity(kind, *id)),
             })
             .collect();
         let values = self
@@ -693,12 +695,12 @@ impl Inner {
                 }
             }
         }
-        let l2_key = self.keys.list(kind, remote.unwrap_or(0), params);
-        let l1_key = l1::Key::List(format!("{l2_key}#{local}").into_boxed_str());
+        let shared = self.keys.list(kind, remote.unwrap_or(0), params);
+        let l1_key = l1::Key::List(format!("{shared}#{local}").into_boxed_str());
         (
             CacheKey {
                 l1: l1_key,
-                l2: l2_key,
+                l2: remote.map(|_| shared),
             },
             local,
         )
@@ -861,11 +863,18 @@ impl Inner {
         let mut from_db: Vec<usize> = Vec::with_capacity(owned.len());
         match self.l2() {
             Some(l2) => {
-                let wanted: Vec<&str> = owned.iter().map(|o| keys[o.index].l2.as_str()).collect();
+                let (shared, local_only): (Vec<&mut Owned<V>>, Vec<&mut Owned<V>>) =
+                    owned.iter_mut().partition(|o| keys[o.index].l2.is_some());
+                from_db.extend(local_only.iter().map(|o| o.index));
+                let wanted: Vec<&str> = shared
+                    .iter()
+                    .filter_map(|o| keys[o.index].l2.as_deref())
+                    .collect();
+                let asked = shared.len();
                 match l2.get_many(&wanted).await {
                     Some(found) => {
                         let mut hits = 0;
-                        for (o, found) in owned.iter_mut().zip(found) {
+                        for (o, found) in shared.into_iter().zip(found) {
                             let decoded = found.bytes.as_deref().and_then(|bytes| {
                                 codec::decode::<V>(bytes)
                                     .ok()
@@ -887,9 +896,9 @@ impl Inner {
                                 }
                             }
                         }
-                        self.metrics.l2(kind, hits, owned.len() - hits);
+                        self.metrics.l2(kind, hits, asked - hits);
                     }
-                    None => from_db.extend(owned.iter().map(|o| o.index)),
+                    None => from_db.extend(shared.iter().map(|o| o.index)),
                 }
             }
             None => from_db.extend(owned.iter().map(|o| o.index)),
@@ -911,13 +920,11 @@ impl Inner {
                 values.insert(*index, value.clone());
                 l1_fills.push((*index, value.clone(), bytes.len()));
                 if let Some(o) = owned.iter().find(|o| o.index == *index) {
-                    if let Some(version) = &o.version {
-                        let ttl = self
-                            .ttls
-                            .jittered(self.ttls.l2(kind, value.is_none()), &keys[*index].l2);
+                    if let (Some(version), Some(key)) = (&o.version, &keys[*index].l2) {
+                        let ttl = self.ttls.jittered(self.ttls.l2(kind, value.is_none()), key);
                         l2_fills.push(l2::Fill {
-                            key: keys[*index].l2.clone(),
-                            guard: self.keys.version(&keys[*index].l2),
+                            key: key.clone(),
+                            guard: self.keys.version(key),
                             expected: version.clone(),
                             ttl,
                             bytes,
@@ -940,7 +947,9 @@ impl Inner {
                     continue;
                 };
                 let ttl = self.ttls.l2(kind, value.is_none()).min(self.ttls.l1_max);
-                let ttl = self.ttls.jittered(ttl, &keys[index].l2);
+                let ttl = self
+                    .ttls
+                    .jittered(ttl, keys[index].l2.as_deref().unwrap_or_default());
                 let value: l1::Value = value.map(|v| v as Arc<dyn Any + Send + Sync>);
                 l1.insert(
                     keys[index].l1.clone(),
@@ -956,9 +965,12 @@ impl Inner {
         let pause = {
             let mut slot = lock(&self.pause);
             let matches = slot.as_ref().is_some_and(|pause| {
-                indices
-                    .iter()
-                    .any(|i| keys[*i].l2.contains(&pause.key_contains))
+                indices.iter().any(|i| {
+                    keys[*i]
+                        .l2
+                        .as_deref()
+                        .is_some_and(|key| key.contains(&pause.key_contains))
+                })
             });
             if matches {
                 slot.take()
