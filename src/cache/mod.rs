@@ -470,17 +470,7 @@ impl Cache {
         Fut: Future<Output = Result<V, LoadError>>,
     {
         let (key, _) = self.inner.list_key(kind, &group, params).await;
-        let mut values = self
-            .inner
-            .read_through::<V, _, _>(kind, vec![key], |_| {
-                let loading = load();
-                async move { Ok(vec![Some(loading.await?)]) }
-            })
-            .await?;
-        values
-            .pop()
-            .flatten()
-            .ok_or_else(|| LoadError::message("a list load returned nothing"))
+        self.inner.read_one(kind, key, load).await
     }
 
     /// `statistics`: like [`Cache::list`], but when its entry has only expired
@@ -537,16 +527,7 @@ impl Cache {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, LoadError>>,
     {
-        let value = self
-            .inner
-            .read_through::<V, _, _>(Kind::Statistics, vec![key], |_| {
-                let loading = load();
-                async move { Ok(vec![Some(loading.await?)]) }
-            })
-            .await?
-            .pop()
-            .flatten()
-            .ok_or_else(|| LoadError::message("statistics load returned nothing"))?;
+        let value = self.inner.read_one(Kind::Statistics, key, load).await?;
         *lock(&self.inner.statistics) = Some(StatisticsSnapshot {
             value: value.clone(),
             local,
@@ -721,6 +702,28 @@ impl Inner {
         for key in keys {
             flights.remove(key);
         }
+    }
+
+    /// The read path for one key that always has a value (a list entry).
+    async fn read_one<V, F, Fut>(
+        &self,
+        kind: Kind,
+        key: CacheKey,
+        load: F,
+    ) -> Result<Arc<V>, LoadError>
+    where
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<V, LoadError>>,
+    {
+        self.read_through::<V, _, _>(kind, vec![key], |_| {
+            let loading = load();
+            async move { Ok(vec![Some(loading.await?)]) }
+        })
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| LoadError::message("a list load returned nothing"))
     }
 
     /// The read path for a batch; see the module documentation.

@@ -207,21 +207,7 @@ async fn a_load_that_read_before_a_write_does_not_store_its_old_value_in_either_
     let id = cat.books[0].clone();
 
     let pause = a.cache.pause_next_fill(&format!("book:{id}"));
-    let reader = {
-        let (client, url) = (a.client.clone(), a.graphql_url());
-        let body = json!({ "query": BOOK, "variables": { "id": id } });
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
-    };
+    let reader = read_in_background(a, &id);
     pause.reached().await; // the reader has read the old row and not filled yet
     a.data(
         Some(&cat.librarian),
@@ -261,21 +247,7 @@ async fn an_event_that_arrives_during_a_fill_keeps_the_old_value_out() {
     let id = cat.books[0].clone();
 
     let pause = b.cache.pause_next_fill(&format!("book:{id}"));
-    let reader = {
-        let (client, url) = (b.client.clone(), b.graphql_url());
-        let body = json!({ "query": BOOK, "variables": { "id": id } });
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
-    };
+    let reader = read_in_background(b, &id);
     pause.reached().await;
     let events = b.cache.metrics().events_received();
     a.data(
@@ -318,6 +290,23 @@ async fn a_write_on_one_replica_is_seen_on_another_within_the_delivery_time() {
         replicas[1].statements() - before <= 1,
         "one reload, no more"
     );
+}
+
+/// Starts a `book` read on `app` and returns its response when awaited.
+fn read_in_background(app: &TestApp, id: &str) -> tokio::task::JoinHandle<Value> {
+    let (client, url) = (app.client.clone(), app.graphql_url());
+    let body = json!({ "query": BOOK, "variables": { "id": id } });
+    tokio::spawn(async move {
+        client
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    })
 }
 
 /// Polls `check` until it holds; panics after 5 s (far above any bound
