@@ -6,6 +6,12 @@ use biblio::{auth, db, graphql, seed, telemetry};
 use clap::Parser;
 use std::io::BufRead;
 
+/// A request allocates and frees many small objects (futures, response
+/// values); mimalloc does that faster than the system allocator (see
+/// BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
