@@ -3,8 +3,10 @@
 //! A request's path through the crate, top to bottom:
 //! - [`http`]: axum routes; GraphQL over HTTP, GraphiQL, health checks.
 //! - [`graphql`]: the schema; resolvers validate input into [`domain`]
-//!   values and read entities through request-scoped DataLoaders
+//!   values and read entities through L1, then request-scoped DataLoaders
 //!   ([`graphql::loaders`]).
+//! - [`cache`]: the tiers below the loaders, L1 (moka) and L2 (Redis), and
+//!   the invalidation that keeps every replica's copies honest.
 //! - [`db`]: every SQL statement, one module per table, on SQLite or
 //!   PostgreSQL via sea-orm.
 //!
