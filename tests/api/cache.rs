@@ -74,22 +74,8 @@ async fn fifty_concurrent_cold_reads_of_one_book_cost_one_statement() {
     let cat = catalogue(&app, 1).await;
     let body = json!({ "query": "query($id: ID!) { book(id: $id) { title } }", "variables": { "id": cat.books[0] } });
     let before = app.statements();
-    let requests = (0..50).map(|_| {
-        let (client, url, body) = (app.client.clone(), app.graphql_url(), body.clone());
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
-    });
-    for response in futures_util::future::join_all(requests).await {
-        assert_eq!(response.unwrap()["data"]["book"]["title"], "Book 000");
+    for response in concurrently(&app, &body, 50).await {
+        assert_eq!(response["data"]["book"]["title"], "Book 000");
     }
     assert_eq!(
         app.statements() - before,
@@ -171,24 +157,9 @@ async fn statistics_after_a_write_are_refreshed_once_for_many_concurrent_readers
     .await;
     let loads = app.cache.metrics().kind(Kind::Statistics).loads;
     let body = json!({ "query": query });
-    let requests = (0..20).map(|_| {
-        let (client, url, body) = (app.client.clone(), app.graphql_url(), body.clone());
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
-    });
-    for response in futures_util::future::join_all(requests).await {
+    for response in concurrently(&app, &body, 20).await {
         assert_eq!(
-            response.unwrap()["data"]["statistics"]["totalBooks"],
-            3,
+            response["data"]["statistics"]["totalBooks"], 3,
             "a write is never hidden"
         );
     }
@@ -290,6 +261,29 @@ async fn a_write_on_one_replica_is_seen_on_another_within_the_delivery_time() {
         replicas[1].statements() - before <= 1,
         "one reload, no more"
     );
+}
+
+/// Sends `body` `n` times at once; the responses, in order.
+async fn concurrently(app: &TestApp, body: &Value, n: usize) -> Vec<Value> {
+    let requests = (0..n).map(|_| {
+        let (client, url, body) = (app.client.clone(), app.graphql_url(), body.clone());
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    });
+    futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// Starts a `book` read on `app` and returns its response when awaited.
