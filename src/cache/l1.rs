@@ -170,23 +170,27 @@ impl Store {
         }
     }
 
-    /// Whether nothing invalidated the ticket's stripe since it was taken.
-    pub fn still_valid(&self, ticket: Ticket) -> bool {
-        self.stripes[ticket.stripe].epoch.load(Ordering::Acquire) == ticket.epoch
-    }
-
-    /// Inserts unless the key was invalidated since `ticket` was taken.
-    pub fn insert(&self, key: Key, ticket: Ticket, entry: Entry) -> bool {
-        let stripe = &self.stripes[ticket.stripe];
+    /// Inserts `entry` if `unchanged` still holds, checked under the key's
+    /// stripe lock, which every invalidation of the key takes too: so an
+    /// invalidation lands either before the check or after the insert.
+    fn insert_if(&self, key: Key, entry: Entry, unchanged: impl FnOnce(&Stripe) -> bool) -> bool {
+        let stripe = &self.stripes[Self::stripe_of(&key)];
         let _guard = stripe
             .lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if stripe.epoch.load(Ordering::Acquire) != ticket.epoch {
+        if !unchanged(stripe) {
             return false;
         }
         self.cache.insert(key, entry);
         true
+    }
+
+    /// Inserts unless the key was invalidated since `ticket` was taken.
+    pub fn insert(&self, key: Key, ticket: Ticket, entry: Entry) -> bool {
+        self.insert_if(key, entry, |stripe| {
+            stripe.epoch.load(Ordering::Acquire) == ticket.epoch
+        })
     }
 
     pub fn invalidate(&self, key: &Key) {
@@ -208,16 +212,9 @@ impl Store {
     /// since `ticket` (conservative: a write anywhere skips the priming).
     /// Checked under the key's stripe lock, which every invalidation takes.
     pub fn prime(&self, key: Key, ticket: GlobalTicket, entry: Entry) -> bool {
-        let stripe = &self.stripes[Self::stripe_of(&key)];
-        let _guard = stripe
-            .lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if self.invalidations.load(Ordering::Acquire) != ticket.0 {
-            return false;
-        }
-        self.cache.insert(key, entry);
-        true
+        self.insert_if(key, entry, |_| {
+            self.invalidations.load(Ordering::Acquire) == ticket.0
+        })
     }
 
     /// Forgets everything: entries, and what it knew of Redis generations.

@@ -204,10 +204,6 @@ impl Store {
         })
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
     /// Whether Redis answered the last call.
     pub fn is_up(&self) -> bool {
         self.breaker.is_closed() && self.client.is_connected()

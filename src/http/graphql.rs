@@ -66,8 +66,12 @@ fn accepts_html(headers: &HeaderMap) -> bool {
 /// An error found before GraphQL execution (bad HTTP usage), in the
 /// response format the client negotiated.
 fn http_error(status: StatusCode, media: MediaType, message: &str) -> Response {
-    let body =
-        json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] });
+    let code = if status.is_server_error() {
+        "INTERNAL"
+    } else {
+        "BAD_USER_INPUT"
+    };
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -85,6 +85,10 @@ pub struct BookFilter {
     pub available: Option<bool>,
 }
 
+fn optional_id(id: Option<ID>, field: &str) -> Result<Option<uuid::Uuid>> {
+    id.map(|id| parse_id(&id, field)).transpose()
+}
+
 fn published_year(year: i32) -> Result<i32> {
     let max = chrono::Datelike::year(&chrono::Utc::now()) + 1;
     if !(0..=max).contains(&year) {
@@ -160,14 +164,8 @@ impl UpdateBookInput {
                 MaybeUndefined::Value(year) => Some(Some(published_year(year)?)),
             },
             copies_total: self.copies_total.map(copies).transpose()?,
-            author_id: self
-                .author_id
-                .map(|id| parse_id(&id, "authorId"))
-                .transpose()?,
-            category_id: self
-                .category_id
-                .map(|id| parse_id(&id, "categoryId"))
-                .transpose()?,
+            author_id: optional_id(self.author_id, "authorId")?,
+            category_id: optional_id(self.category_id, "categoryId")?,
         })
     }
 }
@@ -175,14 +173,8 @@ impl UpdateBookInput {
 impl BookFilter {
     pub fn validate(self) -> Result<Filter> {
         let filter = Filter {
-            author_id: self
-                .author_id
-                .map(|id| parse_id(&id, "authorId"))
-                .transpose()?,
-            category_id: self
-                .category_id
-                .map(|id| parse_id(&id, "categoryId"))
-                .transpose()?,
+            author_id: optional_id(self.author_id, "authorId")?,
+            category_id: optional_id(self.category_id, "categoryId")?,
             min_price: self
                 .min_price
                 .map(|p| Money::parse(p, "minPrice"))
