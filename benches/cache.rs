@@ -3,7 +3,9 @@
 //! over), and one warm loader batch. `cargo bench --bench cache`
 use biblio::cache::codec::{self, Slot};
 use biblio::cache::keys::{Group, Keys};
-use biblio::cache::{Cache, Kind, Mode, Settings};
+use biblio::cache::{Cache, Kind, List, Mode, Settings};
+use biblio::db::books::{Filter, SortOrder};
+use biblio::domain::PageRequest;
 use chrono::Utc;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use entity::book;
@@ -29,13 +31,17 @@ fn book() -> book::Model {
 
 fn l1_cache(runtime: &tokio::runtime::Runtime) -> Cache {
     let _guard = runtime.enter();
-    Cache::new(&Settings {
-        mode: Mode::L1,
-        // Without Redis, L1 is "untrusted" and entries live at most this
-        // long; a benchmark of hits needs them to outlive it.
-        untrusted_cap: std::time::Duration::from_secs(3600),
-        ..Settings::default()
-    })
+    Cache::new(
+        &Settings {
+            mode: Mode::L1,
+            // Without Redis, L1 is "untrusted" and entries live at most this
+            // long; a benchmark of hits needs them to outlive it.
+            untrusted_cap: std::time::Duration::from_secs(3600),
+            ..Settings::default()
+        },
+        "bench",
+        None,
+    )
     .expect("an L1-only cache needs no Redis")
 }
 
@@ -44,15 +50,13 @@ fn warm(runtime: &tokio::runtime::Runtime, cache: &Cache, books: &[book::Model])
     let ids: Vec<Uuid> = books.iter().map(|b| b.id).collect();
     let by_id: HashMap<Uuid, book::Model> = books.iter().map(|b| (b.id, b.clone())).collect();
     runtime
-        .block_on(
-            cache.entities::<book::Model, _, _>(Kind::Book, &ids, |wanted| {
-                let found = wanted
-                    .iter()
-                    .filter_map(|id| by_id.get(id).map(|b| (*id, b.clone())))
-                    .collect();
-                async move { Ok(found) }
-            }),
-        )
+        .block_on(cache.entities(biblio::cache::BOOK, &ids, |wanted| {
+            let found = wanted
+                .iter()
+                .filter_map(|id| by_id.get(id).map(|b| (*id, b.clone())))
+                .collect();
+            async move { Ok(found) }
+        }))
         .unwrap();
     ids
 }
@@ -64,7 +68,7 @@ fn l1_hit(c: &mut Criterion) {
     c.bench_function("l1_hit (peek, key built)", |b| {
         b.iter(|| {
             cache
-                .peek::<book::Model>(Kind::Book, black_box(ids[0]))
+                .peek(biblio::cache::BOOK, black_box(ids[0]))
                 .unwrap()
                 .unwrap()
         })
@@ -74,15 +78,23 @@ fn l1_hit(c: &mut Criterion) {
 fn key_building(c: &mut Criterion) {
     let keys = Keys::new("biblio");
     let id = Uuid::now_v7();
+    let filter = Filter {
+        author_id: Some(id),
+        ..Filter::default()
+    };
+    let page = PageRequest::parse(3, 20).expect("a valid page");
     c.bench_function("key: entity", |b| {
         b.iter(|| keys.entity(Kind::Book, black_box(id)))
     });
     c.bench_function("key: list", |b| {
         b.iter(|| {
             keys.list(
-                Kind::BookPage,
+                black_box(&List::Books {
+                    filter: &filter,
+                    order: SortOrder::TitleAsc,
+                    page,
+                }),
                 black_box(42),
-                black_box("1f2e3d4c5b6a7988|p3|s20"),
             )
         })
     });
@@ -134,17 +146,15 @@ fn warm_batch(c: &mut Criterion) {
             || ids.clone(),
             |ids| {
                 runtime
-                    .block_on(
-                        cache.entities::<book::Model, _, _>(Kind::Book, &ids, |_| async {
-                            unreachable!("a warm batch never loads")
-                        }),
-                    )
+                    .block_on(cache.entities(biblio::cache::BOOK, &ids, |_| async {
+                        unreachable!("a warm batch never loads")
+                    }))
                     .unwrap()
             },
             BatchSize::SmallInput,
         )
     });
-    let _: Arc<book::Model> = cache.peek(Kind::Book, ids[0]).unwrap().unwrap();
+    let _: Arc<book::Model> = cache.peek(biblio::cache::BOOK, ids[0]).unwrap().unwrap();
 }
 
 criterion_group!(benches, l1_hit, key_building, encoding, warm_batch);

@@ -4,6 +4,7 @@ use crate::auth::Tokens;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
+use crate::error::BoxError;
 use crate::graphql::{build_schema, Documents, Services};
 use crate::http::{router, AppState};
 use crate::seed;
@@ -12,8 +13,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct Application {
     listener: TcpListener,
@@ -32,8 +31,8 @@ impl Application {
             report.log();
         }
         let tokens = Tokens::load(&db, config.token_ttl).await?;
-        let cache = Cache::new(&config.cache)?;
-        tracing::info!(mode = ?config.cache.mode, prefix = %config.cache.prefix, "cache ready");
+        let cache = Cache::connect(&config.cache, &db).await?;
+        tracing::info!(mode = ?config.cache.mode, prefix = %cache.prefix(), "cache ready");
         let services = Arc::new(Services {
             db: db.clone(),
             cache: cache.clone(),
@@ -41,7 +40,7 @@ impl Application {
             loan_period: config.loan_period,
             loader_delay: config.loader_delay,
         });
-        let schema = build_schema(services.clone(), config.limits);
+        let schema = build_schema(config.limits);
         let router = router(AppState {
             schema,
             services,

@@ -53,9 +53,12 @@ pub struct ServeArgs {
     /// Which cache tiers serve reads.
     #[arg(long, env = "BIBLIO_CACHE_MODE", value_enum, default_value_t = Mode::Both)]
     pub cache_mode: Mode,
-    /// Prefix of every cache key, so deployments can share one Redis.
-    #[arg(long, env = "BIBLIO_CACHE_PREFIX", default_value = "biblio")]
-    pub cache_prefix: String,
+    /// Prefix of every cache key. By default `biblio-<deployment id>`, the
+    /// id generated into the database by its first migration: replicas of
+    /// one database share the cache and two databases never do. Set it only
+    /// to name a deployment's keys yourself (keep it unique per database).
+    #[arg(long, env = "BIBLIO_CACHE_PREFIX")]
+    pub cache_prefix: Option<String>,
     /// Bound on the in-process cache (L1), in bytes.
     #[arg(long, env = "BIBLIO_CACHE_L1_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub cache_l1_bytes: u64,
@@ -80,10 +83,20 @@ pub struct ServeArgs {
     /// Each TTL is cut by a random fraction up to this.
     #[arg(long, env = "BIBLIO_CACHE_TTL_JITTER", default_value_t = 0.1)]
     pub cache_ttl_jitter: f64,
-    /// How long L1 entries are trusted while invalidation events are not
-    /// arriving (subscriber disconnected), in milliseconds.
+    /// How long L1 entries are served while invalidation events are not
+    /// known to arrive (Redis paused or down, subscriber disconnected), in
+    /// milliseconds: the staleness bound during a Redis fault.
     #[arg(long, env = "BIBLIO_CACHE_UNTRUSTED_CAP_MS", default_value_t = 1000)]
     pub cache_untrusted_cap_ms: u64,
+    /// How long the invalidation bus may be silent (this replica's own
+    /// heartbeats not heard back) before L1 and L2 stop being trusted, in
+    /// milliseconds; heartbeats go out five times per interval.
+    #[arg(long, env = "BIBLIO_CACHE_BUS_SILENCE_MS", default_value_t = 500)]
+    pub cache_bus_silence_ms: u64,
+    /// How old an unpublished invalidation in the outbox must be before any
+    /// replica publishes it (its writer does so at once), in milliseconds.
+    #[arg(long, env = "BIBLIO_CACHE_OUTBOX_DELAY_MS", default_value_t = 500)]
+    pub cache_outbox_delay_ms: u64,
     /// Timeout of each Redis command, in milliseconds.
     #[arg(long, env = "BIBLIO_REDIS_TIMEOUT_MS", default_value_t = 250)]
     pub redis_timeout_ms: u64,
@@ -195,6 +208,8 @@ impl ServeArgs {
                     jitter: self.cache_ttl_jitter,
                 },
                 untrusted_cap: Duration::from_millis(self.cache_untrusted_cap_ms),
+                bus_silence: Duration::from_millis(self.cache_bus_silence_ms),
+                outbox_delay: Duration::from_millis(self.cache_outbox_delay_ms),
                 command_timeout: Duration::from_millis(self.redis_timeout_ms),
                 breaker_interval: Duration::from_millis(self.redis_breaker_ms),
             },

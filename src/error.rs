@@ -5,6 +5,9 @@ use async_graphql::ErrorExtensions;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Any error, for start-up and command-line paths that only report it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed or breaks a rule of the API (`BAD_USER_INPUT`).
@@ -123,42 +126,68 @@ impl From<Error> for async_graphql::Error {
     }
 }
 
-/// DataLoader and cache errors must be `Clone`; this is the cloneable form
-/// of an internal error.
+/// DataLoader and cache errors must be `Clone`: this is an [`Error`] that
+/// can be shared by every reader of one load, and turns back into the same
+/// error, so a client error inside a cached load stays a client error.
 #[derive(Debug, Clone)]
-pub struct LoadError(pub std::sync::Arc<dyn std::error::Error + Send + Sync>);
+pub struct LoadError(std::sync::Arc<Error>);
 
 impl LoadError {
+    /// An internal error with this message.
     pub fn message(message: &str) -> Self {
-        Self(std::sync::Arc::from(Box::<
-            dyn std::error::Error + Send + Sync,
-        >::from(message)))
+        Self::from(Error::internal(message))
     }
 }
 
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        match &*self.0 {
+            Error::Internal(cause) => cause.fmt(f),
+            client => client.fmt(f),
+        }
     }
 }
 
 impl std::error::Error for LoadError {}
 
+impl From<Error> for LoadError {
+    fn from(err: Error) -> Self {
+        Self(std::sync::Arc::new(err))
+    }
+}
+
 impl From<sea_orm::DbErr> for LoadError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self(std::sync::Arc::new(err))
+        Self::from(Error::from(err))
     }
 }
 
 impl From<LoadError> for Error {
     fn from(err: LoadError) -> Self {
-        Self::internal(err)
+        match std::sync::Arc::try_unwrap(err.0) {
+            Ok(err) => err,
+            Err(shared) => match &*shared {
+                Error::BadUserInput(message) => Error::BadUserInput(message.clone()),
+                Error::NotFound(message) => Error::NotFound(message.clone()),
+                Error::Unauthenticated(message) => Error::Unauthenticated(message.clone()),
+                Error::Forbidden(message) => Error::Forbidden(message.clone()),
+                Error::Conflict(message) => Error::Conflict(message.clone()),
+                Error::Internal(_) => Error::Internal(Box::new(LoadError(shared))),
+            },
+        }
     }
 }
 
-/// A failed resolver-level load (a page, a list) reaching the error type.
-impl From<Error> for LoadError {
-    fn from(err: Error) -> Self {
-        Self(std::sync::Arc::new(err))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_load_error_keeps_its_code() {
+        let shared = LoadError::from(Error::bad_input("page must be at least 1"));
+        let copy = shared.clone();
+        assert_eq!(Error::from(shared).code(), "BAD_USER_INPUT");
+        assert_eq!(Error::from(copy).code(), "BAD_USER_INPUT");
+        assert_eq!(Error::from(LoadError::message("boom")).code(), "INTERNAL");
     }
 }

@@ -1,7 +1,9 @@
-use biblio::app::{shutdown_signal, Application, BoxError};
+use biblio::app::{shutdown_signal, Application};
+use biblio::cache::Change;
 use biblio::cli::{Cli, Command, SeedArgs, ServeArgs, UserCommand};
 use biblio::db::Db;
 use biblio::domain::{required_text, Email, Password};
+use biblio::error::BoxError;
 use biblio::{auth, db, graphql, seed, telemetry};
 use clap::Parser;
 use std::io::BufRead;
@@ -48,7 +50,12 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             let db = Db::connect(&cli.database_url).await?;
             db.migrate().await?;
             let hash = auth::hash_password(password).await?;
-            let user = db::users::create(&db, &email, name, hash, role.into()).await?;
+            // Recorded in the outbox like any write, so running replicas
+            // forget a cached absence of this user within the outbox delay.
+            let write = db.begin_write().await?;
+            let user = db::users::create(&write, &email, name, hash, role.into()).await?;
+            let invalidation = Change::UserCreated { id: user.id }.invalidation();
+            write.commit(Some(&invalidation.to_outbox())).await?;
             println!("added {} ({:?}) with id {}", user.email, user.role, user.id);
         }
     }

@@ -4,9 +4,9 @@
 //! current whenever it runs. Rows go in with multi-row INSERTs inside one
 //! transaction, which is what makes 10,000 books and 30,000 borrows take
 //! seconds.
-use crate::app::BoxError;
 use crate::db::Db;
 use crate::domain::{Isbn, Password};
+use crate::error::BoxError;
 use entity::user::Role;
 use entity::{author, book, borrow_record, category, user};
 use sea_orm::{

@@ -4,6 +4,7 @@
 pub mod author;
 pub mod book;
 pub mod borrow_record;
+pub mod cache_outbox;
 pub mod category;
 pub mod setting;
 pub mod user;

@@ -4,7 +4,7 @@
 //! names the entries (by kind and id) and the list groups it makes stale.
 //! An entity update costs its own eviction; list groups are touched only by
 //! changes to what a list contains or how it is ordered. Each variant has a
-//! test below, and each mutation an end-to-end test in `tests/api/cache.rs`.
+//! test below, and each mutation an end-to-end test in `tests/api/invalidation.rs`.
 use super::keys::{Group, Kind};
 use entity::{book, borrow_record};
 use uuid::Uuid;
@@ -53,13 +53,32 @@ pub enum Change {
 }
 
 /// Entries to evict and groups to move.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Invalidation {
     pub entries: Vec<(Kind, Uuid)>,
     pub groups: Vec<Group>,
 }
 
 impl Invalidation {
+    /// The form kept in the database's outbox until published.
+    pub fn to_outbox(&self) -> String {
+        serde_json::to_string(self).expect("an invalidation serialises")
+    }
+
+    pub fn from_outbox(payload: &str) -> Option<Self> {
+        serde_json::from_str(payload).ok()
+    }
+
+    /// Adds `other`'s entries and groups (to publish several as one).
+    pub fn merge(&mut self, other: &Invalidation) {
+        for (kind, id) in &other.entries {
+            self.entry(*kind, *id);
+        }
+        for group in &other.groups {
+            self.group(*group);
+        }
+    }
+
     fn entry(&mut self, kind: Kind, id: Uuid) -> &mut Self {
         if !self.entries.contains(&(kind, id)) {
             self.entries.push((kind, id));

@@ -1,18 +1,27 @@
 //! Every cache key is built here: `{prefix}:v{SCHEMA_VERSION}:{kind}:{...}`.
 //!
-//! The prefix lets several deployments share one Redis. The schema version
-//! changes whenever a cached value's layout changes, so a deploy never
-//! decodes bytes written by an older build: it simply misses.
+//! The prefix lets several deployments share one Redis (by default it holds
+//! the deployment id of the database, so two databases never share keys).
+//! The schema version changes whenever a cached value's layout changes, so a
+//! deploy never decodes bytes written by an older build: it simply misses.
+//!
+//! A key holds everything that makes its answer differ. Entities: kind and
+//! id. Lists: a [`List`] names every parameter, and its [`Group`] (with the
+//! user, author or category it belongs to) follows from it, so a list key
+//! cannot leave out whose list it is.
+use crate::db::books::{Filter, SortOrder};
+use crate::db::borrows::Status;
+use crate::domain::{PageRequest, SearchText};
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use uuid::Uuid;
 
 /// Bump when any cached struct (entity models, `IdPage`, `Statistics`) changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What a cached value is. Entities and counts are keyed by id; lists by
 /// their parameters under a group generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     Book,
     Author,
@@ -142,9 +151,125 @@ impl Group {
     }
 }
 
+/// A cached list and every parameter its answer depends on.
+#[derive(Debug, Clone, Copy)]
+pub enum List<'a> {
+    Books {
+        filter: &'a Filter,
+        order: SortOrder,
+        page: PageRequest,
+    },
+    Search {
+        text: &'a SearchText,
+        page: PageRequest,
+    },
+    Authors {
+        page: PageRequest,
+    },
+    /// One author's books, by title.
+    AuthorBooks {
+        author: Uuid,
+        page: PageRequest,
+    },
+    /// Every category, by name.
+    Categories,
+    /// One user's borrows (private).
+    UserBorrows {
+        user: Uuid,
+        status: Status,
+        page: PageRequest,
+    },
+    Statistics,
+}
+
+impl List<'_> {
+    pub fn kind(&self) -> Kind {
+        match self {
+            List::Books { .. } => Kind::BookPage,
+            List::Search { .. } => Kind::SearchPage,
+            List::Authors { .. } => Kind::AuthorPage,
+            List::AuthorBooks { .. } => Kind::AuthorBooksPage,
+            List::Categories => Kind::CategoryList,
+            List::UserBorrows { .. } => Kind::BorrowPage,
+            List::Statistics => Kind::Statistics,
+        }
+    }
+
+    /// The group whose generation every entry of this list lives under.
+    pub fn group(&self) -> Group {
+        match self {
+            // Pages that filter on availability move with every borrow and
+            // return; the rest do not.
+            List::Books { filter, .. } if filter.available.is_some() => Group::BooksByAvailability,
+            List::Books { .. } => Group::Books,
+            List::Search { .. } => Group::Search,
+            List::Authors { .. } => Group::Authors,
+            List::AuthorBooks { author, .. } => Group::AuthorBooks(*author),
+            List::Categories => Group::Categories,
+            List::UserBorrows { user, .. } => Group::UserBorrows(*user),
+            List::Statistics => Group::Statistics,
+        }
+    }
+
+    /// The parameters, each named; free text goes last, verbatim, so no two
+    /// parameter sets can write the same string.
+    fn write_params(&self, out: &mut String) {
+        fn page(out: &mut String, page: &PageRequest) {
+            let _ = write!(out, "p{}:s{}", page.page, page.size);
+        }
+        fn opt<T: std::fmt::Display>(out: &mut String, name: &str, value: Option<T>) {
+            match value {
+                Some(value) => {
+                    let _ = write!(out, ":{name}={value}");
+                }
+                None => {
+                    let _ = write!(out, ":{name}=");
+                }
+            }
+        }
+        match self {
+            List::Books {
+                filter,
+                order,
+                page: request,
+            } => {
+                page(out, request);
+                let _ = write!(out, ":o={order:?}");
+                opt(out, "a", filter.author_id);
+                opt(out, "c", filter.category_id);
+                opt(out, "min", filter.min_price.map(|money| money.cents()));
+                opt(out, "max", filter.max_price.map(|money| money.cents()));
+                opt(out, "from", filter.published_from);
+                opt(out, "to", filter.published_to);
+                opt(out, "av", filter.available);
+            }
+            List::Search {
+                text,
+                page: request,
+            } => {
+                page(out, request);
+                let _ = write!(out, ":q={}", text.as_str());
+            }
+            List::Authors { page: request } | List::AuthorBooks { page: request, .. } => {
+                page(out, request);
+            }
+            List::UserBorrows {
+                status,
+                page: request,
+                ..
+            } => {
+                page(out, request);
+                let _ = write!(out, ":st={status:?}");
+            }
+            List::Categories | List::Statistics => out.push_str("all"),
+        }
+    }
+}
+
 /// Builds keys for one deployment prefix.
 #[derive(Debug, Clone)]
 pub struct Keys {
+    prefix: String,
     /// `{prefix}:v{SCHEMA_VERSION}:`
     base: String,
     channel: String,
@@ -153,9 +278,14 @@ pub struct Keys {
 impl Keys {
     pub fn new(prefix: &str) -> Self {
         Self {
+            prefix: prefix.to_owned(),
             base: format!("{prefix}:v{SCHEMA_VERSION}:"),
             channel: format!("{prefix}:invalidate"),
         }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The pub/sub channel for invalidation events.
@@ -179,13 +309,16 @@ impl Keys {
         Some((Kind::parse(kind)?, Uuid::parse_str(id).ok()?))
     }
 
-    /// A list entry: `biblio:v1:books:g{generation}:{params}`. Parameters that
-    /// are free text (search) are hashed by the caller so keys stay short.
-    pub fn list(&self, kind: Kind, generation: u64, params: &str) -> String {
-        let mut key = String::with_capacity(self.base.len() + 32 + params.len());
+    /// A list entry: `{base}{kind}:{group}:g{generation}:{params}`, e.g.
+    /// `biblio-…:v2:my_borrows:user_borrows:0190…:g3:p1:s20:st=All`.
+    pub fn list(&self, list: &List<'_>, generation: u64) -> String {
+        let mut key = String::with_capacity(self.base.len() + 128);
         key.push_str(&self.base);
-        key.push_str(kind.as_str());
-        let _ = write!(key, ":g{generation}:{params}");
+        key.push_str(list.kind().as_str());
+        key.push(':');
+        list.group().write_name(&mut key);
+        let _ = write!(key, ":g{generation}:");
+        list.write_params(&mut key);
         key
     }
 
@@ -247,8 +380,8 @@ mod tests {
             format!("lib:v{SCHEMA_VERSION}:book:{id}")
         );
         assert_eq!(
-            keys.list(Kind::BookPage, 7, "p1"),
-            format!("lib:v{SCHEMA_VERSION}:books:g7:p1")
+            keys.list(&List::Authors { page: page(1, 20) }, 7),
+            format!("lib:v{SCHEMA_VERSION}:authors:authors:g7:p1:s20")
         );
         assert_eq!(
             keys.generation(&Group::UserBorrows(id)),
@@ -260,6 +393,137 @@ mod tests {
             Some((Kind::Borrow, id))
         );
         assert_eq!(keys.parse_entity("other:v1:book:x"), None);
+    }
+
+    fn page(page: u32, size: u32) -> PageRequest {
+        PageRequest::parse(page as i32, size as i32).expect("a valid page")
+    }
+
+    /// Every kind of list, with inputs that differ in exactly one parameter
+    /// or in whose list it is: no two may share a key, at any generation.
+    #[test]
+    fn different_lists_never_share_a_key() {
+        use crate::domain::Money;
+        let keys = Keys::new("lib");
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let filters: Vec<Filter> = vec![
+            Filter::default(),
+            Filter {
+                author_id: Some(a),
+                ..Filter::default()
+            },
+            Filter {
+                author_id: Some(b),
+                ..Filter::default()
+            },
+            Filter {
+                category_id: Some(a),
+                ..Filter::default()
+            },
+            Filter {
+                min_price: Some(Money::from_cents(500)),
+                ..Filter::default()
+            },
+            Filter {
+                max_price: Some(Money::from_cents(500)),
+                ..Filter::default()
+            },
+            Filter {
+                published_from: Some(1990),
+                ..Filter::default()
+            },
+            Filter {
+                published_to: Some(1990),
+                ..Filter::default()
+            },
+            Filter {
+                available: Some(true),
+                ..Filter::default()
+            },
+            Filter {
+                available: Some(false),
+                ..Filter::default()
+            },
+        ];
+        let texts = [
+            SearchText::parse("le guin").unwrap(),
+            SearchText::parse("le gui").unwrap(),
+            SearchText::parse("p1:s20").unwrap(),
+        ];
+        let pages = [page(1, 20), page(2, 20), page(1, 10), page(12, 1)];
+        let mut lists: Vec<List<'_>> = vec![List::Categories, List::Statistics];
+        for page in pages {
+            for filter in &filters {
+                for order in [SortOrder::TitleAsc, SortOrder::PriceDesc] {
+                    lists.push(List::Books {
+                        filter,
+                        order,
+                        page,
+                    });
+                }
+            }
+            for text in &texts {
+                lists.push(List::Search { text, page });
+            }
+            lists.push(List::Authors { page });
+            for author in [a, b] {
+                lists.push(List::AuthorBooks { author, page });
+                for status in [
+                    Status::All,
+                    Status::Active,
+                    Status::Returned,
+                    Status::Overdue,
+                ] {
+                    lists.push(List::UserBorrows {
+                        user: author,
+                        status,
+                        page,
+                    });
+                }
+            }
+        }
+        let mut seen = std::collections::HashMap::new();
+        for generation in [0, 1, 10] {
+            for list in &lists {
+                let key = keys.list(list, generation);
+                assert!(key.starts_with(&keys.base), "{key}");
+                if let Some(other) = seen.insert(key.clone(), (generation, format!("{list:?}"))) {
+                    panic!("{list:?} at g{generation} and {other:?} share the key {key}");
+                }
+            }
+        }
+        // The group's identity is in the key: a user's or an author's list
+        // can never be read under another's, whatever their generations.
+        let mine = keys.list(
+            &List::UserBorrows {
+                user: a,
+                status: Status::All,
+                page: page(1, 20),
+            },
+            0,
+        );
+        assert!(mine.contains(&a.to_string()), "{mine}");
+        let theirs = keys.list(
+            &List::AuthorBooks {
+                author: b,
+                page: page(1, 20),
+            },
+            0,
+        );
+        assert!(theirs.contains(&b.to_string()), "{theirs}");
+    }
+
+    #[test]
+    fn deployments_with_different_prefixes_share_no_key() {
+        let (one, two) = (Keys::new("biblio-aaaa"), Keys::new("biblio-bbbb"));
+        let id = Uuid::now_v7();
+        assert_ne!(one.entity(Kind::Book, id), two.entity(Kind::Book, id));
+        assert_ne!(
+            one.list(&List::Statistics, 0),
+            two.list(&List::Statistics, 0)
+        );
+        assert_ne!(one.channel(), two.channel());
+        assert_ne!(one.generation(&Group::Books), two.generation(&Group::Books));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! anything and inserts only if the epoch is unchanged, under the same lock.
 //! A stripe shared by unrelated keys only costs a skipped fill.
 use super::keys::{Group, Kind};
+use super::lock;
 use moka::sync::Cache;
 use moka::Expiry;
 use std::any::Any;
@@ -41,16 +42,20 @@ pub struct Entry {
     /// Approximate bytes: the encoded size plus bookkeeping.
     weight: u32,
     ttl: Duration,
-    inserted: Instant,
+    /// The moment up to which the value reflects every write: when its fill
+    /// began, or earlier, the last time this process knew it had heard every
+    /// invalidation (see `sync`). While the bus is not trusted, an entry is
+    /// served only until the cap has passed since then.
+    current_as_of: Instant,
 }
 
 impl Entry {
-    pub fn new(value: Value, encoded_len: usize, ttl: Duration) -> Self {
+    pub fn new(value: Value, encoded_len: usize, ttl: Duration, current_as_of: Instant) -> Self {
         Self {
             value,
             weight: u32::try_from(encoded_len + 96).unwrap_or(u32::MAX),
             ttl,
-            inserted: Instant::now(),
+            current_as_of,
         }
     }
 }
@@ -103,9 +108,11 @@ pub struct Store {
     cache: Cache<Key, Entry, foldhash::fast::RandomState>,
     stripes: Box<[Stripe]>,
     groups: Mutex<HashMap<Group, GroupState>>,
-    /// Whether invalidation events are arriving. While they are not (the
-    /// subscriber is disconnected, or there is no Redis), entries older than
-    /// `untrusted_cap` are treated as misses, which bounds staleness then.
+    /// Whether invalidation events are known to arrive (this process hears
+    /// its own heartbeats on the bus). While they are not (Redis paused or
+    /// gone, the subscriber disconnected, no Redis at all), entries current
+    /// as of longer ago than `untrusted_cap` are misses, which bounds
+    /// staleness then.
     trusted: AtomicBool,
     untrusted_cap: Duration,
     /// Every invalidation of any key; guards [`Store::prime`], which cannot
@@ -148,13 +155,13 @@ impl Store {
         (Hasher::default().hash_one(key) % STRIPES as u64) as usize
     }
 
-    fn fresh_enough(&self, inserted: Instant) -> bool {
-        self.trusted.load(Ordering::Acquire) || inserted.elapsed() <= self.untrusted_cap
+    fn fresh_enough(&self, current_as_of: Instant) -> bool {
+        self.trusted.load(Ordering::Acquire) || current_as_of.elapsed() <= self.untrusted_cap
     }
 
     pub fn get(&self, key: &Key) -> Option<Value> {
         let entry = self.cache.get(key)?;
-        if self.fresh_enough(entry.inserted) {
+        if self.fresh_enough(entry.current_as_of) {
             Some(entry.value)
         } else {
             None
@@ -175,10 +182,7 @@ impl Store {
     /// invalidation lands either before the check or after the insert.
     fn insert_if(&self, key: Key, entry: Entry, unchanged: impl FnOnce(&Stripe) -> bool) -> bool {
         let stripe = &self.stripes[Self::stripe_of(&key)];
-        let _guard = stripe
-            .lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = lock(&stripe.lock);
         if !unchanged(stripe) {
             return false;
         }
@@ -195,10 +199,7 @@ impl Store {
 
     pub fn invalidate(&self, key: &Key) {
         let stripe = &self.stripes[Self::stripe_of(key)];
-        let _guard = stripe
-            .lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = lock(&stripe.lock);
         stripe.epoch.fetch_add(1, Ordering::AcqRel);
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate(key);
@@ -220,15 +221,9 @@ impl Store {
     /// Forgets everything: entries, and what it knew of Redis generations.
     /// Every stripe's epoch moves, so fills in flight do not land either.
     pub fn clear(&self) {
-        let mut groups = self
-            .groups
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut groups = lock(&self.groups);
         for stripe in self.stripes.iter() {
-            let _guard = stripe
-                .lock
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _guard = lock(&stripe.lock);
             stripe.epoch.fetch_add(1, Ordering::AcqRel);
         }
         self.invalidations.fetch_add(1, Ordering::AcqRel);
@@ -250,10 +245,7 @@ impl Store {
     /// The group's local counter and, if known and fresh enough, its Redis
     /// generation.
     pub fn group(&self, group: &Group) -> (u64, Option<u64>) {
-        let groups = self
-            .groups
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let groups = lock(&self.groups);
         let state = groups.get(group).copied().unwrap_or_default();
         let remote = state
             .remote
@@ -265,10 +257,7 @@ impl Store {
     /// Records a Redis generation read or announced; generations only move
     /// forward, so a late, older answer never replaces a newer one.
     pub fn learn_generation(&self, group: Group, generation: u64) {
-        let mut groups = self
-            .groups
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut groups = lock(&self.groups);
         let state = groups.entry(group).or_default();
         let newest = state
             .remote
@@ -278,10 +267,7 @@ impl Store {
 
     /// Invalidates a group here: older L1 entries of it become unreachable.
     pub fn bump_group(&self, group: Group, remote: Option<u64>) {
-        let mut groups = self
-            .groups
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut groups = lock(&self.groups);
         let state = groups.entry(group).or_default();
         state.local += 1;
         if let Some(generation) = remote {
@@ -319,7 +305,7 @@ mod tests {
     }
 
     fn entry(n: u64) -> Entry {
-        Entry::new(value(n), 8, Duration::from_secs(60))
+        Entry::new(value(n), 8, Duration::from_secs(60), Instant::now())
     }
 
     #[test]
@@ -382,7 +368,7 @@ mod tests {
             store.insert(
                 name,
                 ticket,
-                Entry::new(value(i), 100, Duration::from_secs(60)),
+                Entry::new(value(i), 100, Duration::from_secs(60), Instant::now()),
             );
         }
         assert!(store.weighted_size() <= 10_000, "{}", store.weighted_size());

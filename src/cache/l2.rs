@@ -6,17 +6,17 @@
 //! timeout per interval, and callers treat "no answer" as a miss. Nothing
 //! here ever fails a request.
 //!
-//! Writes that could not reach Redis are remembered and replayed as soon as
-//! it answers again, so an entry a write made stale while Redis was
-//! unreachable is not served once it is back.
+//! Two connections: reads (MGET, GET) on one, writes (fills, invalidations,
+//! heartbeats) on the other. Redis answers a connection's commands in order,
+//! so a write held up (`CLIENT PAUSE … WRITE`) would otherwise hold up every
+//! read queued behind it.
 use super::keys::{Group, Keys};
 use super::metrics::Metrics;
 use fred::bytes::Bytes;
 use fred::prelude::*;
 use fred::types::scripts::Script;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Stores entries whose guard key still holds the value read before the
@@ -121,13 +121,6 @@ impl Breaker {
     }
 }
 
-/// Invalidations that have not reached Redis yet.
-#[derive(Default)]
-struct Pending {
-    keys: HashSet<String>,
-    groups: HashSet<Group>,
-}
-
 /// One entry to fill: its key, the guard key and the value it held before
 /// the load, its TTL and bytes.
 pub struct Fill {
@@ -145,15 +138,27 @@ pub struct Found {
 }
 
 pub struct Store {
-    client: Client,
+    /// MGET and GET: never held up behind a paused write.
+    reads: Client,
+    /// Fills, invalidations and heartbeats.
+    writes: Client,
     keys: Keys,
     breaker: Breaker,
     metrics: Arc<Metrics>,
     fill: Script,
     invalidate: Script,
-    pending: Mutex<Pending>,
     /// How long version and generation counters outlive the entries they guard.
     counter_ttl: Duration,
+}
+
+/// Whether a call is made for a request (counted as a round trip, refused
+/// while the breaker is open) or by the background tasks (heartbeats,
+/// replays: never refused, since they are how recovery is noticed, and not
+/// counted, so tests can count a request's round trips).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Request,
+    Background,
 }
 
 pub struct Connection {
@@ -190,42 +195,46 @@ impl Store {
         metrics: Arc<Metrics>,
         counter_ttl: Duration,
     ) -> Result<Self, Error> {
-        let client = builder(connection)?.build()?;
-        client.connect();
+        let reads = builder(connection)?.build()?;
+        let writes = builder(connection)?.build()?;
+        reads.connect();
+        writes.connect();
         Ok(Self {
-            client,
+            reads,
+            writes,
             keys,
             breaker: Breaker::new(connection.breaker_interval),
             metrics,
             fill: Script::from_lua(FILL),
             invalidate: Script::from_lua(INVALIDATE),
-            pending: Mutex::new(Pending::default()),
             counter_ttl,
         })
     }
 
     /// Whether Redis answered the last call.
     pub fn is_up(&self) -> bool {
-        self.breaker.is_closed() && self.client.is_connected()
+        self.breaker.is_closed() && self.reads.is_connected() && self.writes.is_connected()
     }
 
-    pub fn has_pending(&self) -> bool {
-        let pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        !pending.keys.is_empty() || !pending.groups.is_empty()
-    }
-
-    /// Runs one round trip through the breaker; `None` if refused or failed.
+    /// Runs one round trip for a request through the breaker; `None` if
+    /// refused or failed.
     async fn call<T, F>(&self, what: &str, call: F) -> Option<T>
     where
         F: std::future::Future<Output = Result<T, Error>>,
     {
-        if !self.breaker.allow() {
-            return None;
+        self.run(Caller::Request, what, call).await
+    }
+
+    async fn run<T, F>(&self, caller: Caller, what: &str, call: F) -> Option<T>
+    where
+        F: std::future::Future<Output = Result<T, Error>>,
+    {
+        if caller == Caller::Request {
+            if !self.breaker.allow() {
+                return None;
+            }
+            self.metrics.redis_round_trip();
         }
-        self.metrics.redis_round_trip();
         match call.await {
             Ok(value) => {
                 if self.breaker.success() {
@@ -268,7 +277,7 @@ impl Store {
             request.push((*key).to_owned());
             request.push(self.keys.version(key));
         }
-        let values: Vec<Value> = self.call("mget", self.client.mget(request)).await?;
+        let values: Vec<Value> = self.call("mget", self.reads.mget(request)).await?;
         let bytes = |value: &Value| match value {
             Value::Null => None,
             Value::Bytes(bytes) => Some(bytes.clone()),
@@ -303,7 +312,7 @@ impl Store {
         let _: Option<i64> = self
             .call(
                 "fill",
-                self.fill.evalsha_with_reload(&self.client, keys, args),
+                self.fill.evalsha_with_reload(&self.writes, keys, args),
             )
             .await;
     }
@@ -311,7 +320,7 @@ impl Store {
     /// The global invalidation sequence, bumped by every invalidation.
     pub async fn sequence(&self) -> Option<Bytes> {
         let value: Option<Option<Bytes>> = self
-            .call("get sequence", self.client.get(self.keys.sequence()))
+            .call("get sequence", self.reads.get(self.keys.sequence()))
             .await;
         value.map(Option::unwrap_or_default)
     }
@@ -321,35 +330,39 @@ impl Store {
         let value: Option<Option<u64>> = self
             .call(
                 "get generation",
-                self.client.get(self.keys.generation(group)),
+                self.reads.get(self.keys.generation(group)),
             )
             .await;
         value.map(Option::unwrap_or_default)
     }
 
-    /// Deletes `keys`, moves `groups` and publishes the event, in one call.
-    /// Returns the groups' new generations; on failure remembers it all for
-    /// [`Store::replay_pending`] and returns `None`.
+    /// Deletes `keys`, moves `groups` and publishes the event naming them,
+    /// in one script call. Returns the groups' new generations, or `None` if
+    /// Redis did not answer (the caller keeps the invalidation pending).
     pub async fn invalidate(
         &self,
         origin: &str,
         keys: &[String],
         groups: &[Group],
     ) -> Option<Vec<(Group, u64)>> {
-        let result = self.run_invalidate(origin, keys, groups).await;
-        if result.is_none() {
-            let mut pending = self
-                .pending
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            pending.keys.extend(keys.iter().cloned());
-            pending.groups.extend(groups.iter().copied());
-        }
-        result
+        self.run_invalidate(Caller::Request, origin, keys, groups)
+            .await
+    }
+
+    /// [`Store::invalidate`] for invalidations replayed after an outage.
+    pub async fn replay(
+        &self,
+        origin: &str,
+        keys: &[String],
+        groups: &[Group],
+    ) -> Option<Vec<(Group, u64)>> {
+        self.run_invalidate(Caller::Background, origin, keys, groups)
+            .await
     }
 
     async fn run_invalidate(
         &self,
+        caller: Caller,
         origin: &str,
         keys: &[String],
         groups: &[Group],
@@ -368,50 +381,50 @@ impl Store {
         args.extend(groups.iter().map(|group| Value::from(group.name())));
         args.push(Value::from(self.keys.sequence()));
         let reply: String = self
-            .call(
+            .run(
+                caller,
                 "invalidate",
                 self.invalidate
-                    .evalsha_with_reload(&self.client, script_keys, args),
+                    .evalsha_with_reload(&self.writes, script_keys, args),
             )
             .await?;
-        Some(super::invalidation::parse_generations(&reply))
+        Some(parse_generations(&reply))
     }
 
-    /// Sends the invalidations that failed while Redis was unreachable.
-    /// Returns the generations they produced, or `None` if Redis still does
-    /// not answer (they stay pending).
-    pub async fn replay_pending(&self, origin: &str) -> Option<Vec<(Group, u64)>> {
-        let (keys, groups) = {
-            let mut pending = self
-                .pending
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let keys: Vec<String> = pending.keys.drain().collect();
-            let groups: Vec<Group> = pending.groups.drain().collect();
-            (keys, groups)
-        };
-        if keys.is_empty() && groups.is_empty() {
-            return Some(Vec::new());
-        }
-        tracing::info!(
-            keys = keys.len(),
-            groups = groups.len(),
-            "replaying invalidations made while redis was unreachable"
-        );
-        self.invalidate(origin, &keys, &groups).await
+    /// Publishes `payload` on the invalidation channel (a heartbeat).
+    pub async fn publish(&self, payload: String) -> bool {
+        self.run::<i64, _>(
+            Caller::Background,
+            "heartbeat",
+            self.writes.publish(self.keys.channel(), payload),
+        )
+        .await
+        .is_some()
     }
+}
 
-    /// A cheap call to find out whether Redis is back.
-    pub async fn probe(&self) -> bool {
-        self.call::<String, _>("ping", self.client.ping(None))
-            .await
-            .is_some()
-    }
+/// The script's list of (group name, generation); Lua's cjson writes an
+/// empty list as `{}`.
+fn parse_generations(reply: &str) -> Vec<(Group, u64)> {
+    let pairs: Vec<(String, u64)> = serde_json::from_str(reply).unwrap_or_default();
+    pairs
+        .into_iter()
+        .filter_map(|(name, generation)| Some((Group::parse(&name)?, generation)))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generations_parse_and_empty_lua_tables_are_empty() {
+        assert_eq!(
+            parse_generations(r#"[["statistics",4]]"#),
+            vec![(Group::Statistics, 4)]
+        );
+        assert!(parse_generations("{}").is_empty());
+    }
 
     #[test]
     fn the_breaker_refuses_calls_until_the_interval_passes_then_lets_one_probe_through() {

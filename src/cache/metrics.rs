@@ -15,6 +15,8 @@ pub struct Metrics {
     loads: [AtomicU64; KINDS],
     redis_round_trips: AtomicU64,
     events_received: AtomicU64,
+    /// Invalidations published late: after an outage, or from the outbox.
+    replayed: AtomicU64,
 }
 
 /// The counters for one kind.
@@ -54,6 +56,14 @@ impl Metrics {
 
     pub fn event_received(&self) {
         add(&self.events_received, 1);
+    }
+
+    pub fn replayed(&self, n: u64) {
+        add(&self.replayed, n);
+    }
+
+    pub fn replays(&self) -> u64 {
+        self.replayed.load(Ordering::Relaxed)
     }
 
     pub fn kind(&self, kind: Kind) -> KindCounts {

@@ -1,5 +1,5 @@
 //! Authors: pages and writes. Lookups by id go through the generic loader.
-use super::{fetch_page, now, Db};
+use super::{fetch_page, now, Db, Write};
 use crate::domain::{Page, PageRequest};
 use crate::error::{is_foreign_key_violation, Error, Result};
 use entity::author;
@@ -13,7 +13,7 @@ pub async fn page(db: &Db, request: PageRequest) -> Result<Page<author::Model>> 
     Ok(fetch_page(db, select, request).await?)
 }
 
-pub async fn create(db: &Db, name: String, bio: Option<String>) -> Result<author::Model> {
+pub async fn create(write: &Write, name: String, bio: Option<String>) -> Result<author::Model> {
     let now = now();
     Ok(author::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -22,13 +22,13 @@ pub async fn create(db: &Db, name: String, bio: Option<String>) -> Result<author
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db.conn())
+    .insert(write.conn())
     .await?)
 }
 
 /// `None` leaves a field as it is; `bio: Some(None)` clears the bio.
 pub async fn update(
-    db: &Db,
+    write: &Write,
     id: Uuid,
     name: Option<String>,
     bio: Option<Option<String>>,
@@ -40,7 +40,7 @@ pub async fn update(
         updated_at: Set(now()),
         ..Default::default()
     };
-    changes.update(db.conn()).await.map_err(|err| match err {
+    changes.update(write.conn()).await.map_err(|err| match err {
         sea_orm::DbErr::RecordNotUpdated => Error::not_found("author not found"),
         err => err.into(),
     })
@@ -48,12 +48,12 @@ pub async fn update(
 
 /// Refused with CONFLICT while the author has books; the foreign key makes
 /// that hold even against a book created concurrently.
-pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
+pub async fn delete(write: &Write, id: Uuid) -> Result<()> {
     let author = author::Entity::find_by_id(id)
-        .one(db.conn())
+        .one(write.conn())
         .await?
         .ok_or_else(|| Error::not_found("author not found"))?;
-    match author.delete(db.conn()).await {
+    match author.delete(write.conn()).await {
         Ok(_) => Ok(()),
         Err(err) if is_foreign_key_violation(&err) => {
             Err(Error::conflict("the author still has books"))

@@ -1,12 +1,12 @@
 //! Books: lookups, filtered and searched pages, and catalogue writes.
-use super::{fetch_page, now, Db};
+use super::{fetch_page, now, Db, Write};
 use crate::domain::{Isbn, Money, Page, PageRequest, SearchText};
 use crate::error::{Error, Result};
 use entity::{author, book, borrow_record, category};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, NullOrdering, Order, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    RelationTrait, Select, Set, TransactionTrait,
+    RelationTrait, Select, Set,
 };
 use uuid::Uuid;
 
@@ -111,6 +111,40 @@ pub async fn search(db: &Db, text: &SearchText, request: PageRequest) -> Result<
     Ok(fetch_page(db, ordered(select, SortOrder::TitleAsc), request).await?)
 }
 
+/// What [`counts`] groups books by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountPer {
+    Author,
+    Category,
+}
+
+/// The number of books of each author (or category) in `ids`, zero included,
+/// in one statement.
+pub async fn counts(
+    db: &Db,
+    per: CountPer,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>, sea_orm::DbErr> {
+    let column = match per {
+        CountPer::Author => book::Column::AuthorId,
+        CountPer::Category => book::Column::CategoryId,
+    };
+    let rows: Vec<(Uuid, i64)> = book::Entity::find()
+        .select_only()
+        .column(column)
+        .column_as(book::Column::Id.count(), "n")
+        .filter(column.is_in(ids.iter().copied()))
+        .group_by(column)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    let mut counts: std::collections::HashMap<Uuid, i64> = rows.into_iter().collect();
+    for id in ids {
+        counts.entry(*id).or_insert(0);
+    }
+    Ok(counts)
+}
+
 /// A new book's fields, validated.
 pub struct NewBook {
     pub title: String,
@@ -122,7 +156,7 @@ pub struct NewBook {
     pub category_id: Uuid,
 }
 
-pub async fn create(db: &Db, new: NewBook) -> Result<book::Model> {
+pub async fn create(write: &Write, new: NewBook) -> Result<book::Model> {
     let now = now();
     let isbn = new.isbn.clone();
     let (author_id, category_id) = (new.author_id, new.category_id);
@@ -139,13 +173,18 @@ pub async fn create(db: &Db, new: NewBook) -> Result<book::Model> {
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db.conn())
+    .insert(write.conn())
     .await;
     match inserted {
         Ok(book) => Ok(book),
-        Err(err) => {
-            Err(write_error(db, err, Some(&isbn), Some(author_id), Some(category_id)).await)
-        }
+        Err(err) => Err(write_error(
+            write.db(),
+            err,
+            Some(&isbn),
+            Some(author_id),
+            Some(category_id),
+        )
+        .await),
     }
 }
 
@@ -166,10 +205,16 @@ pub struct BookChanges {
 /// by the same amount, and the row is only updated if that leaves no negative
 /// availability, so the check cannot race a concurrent borrow.
 /// Returns the book before and after, for the cache to see what moved.
-pub async fn update(db: &Db, id: Uuid, changes: BookChanges) -> Result<(book::Model, book::Model)> {
+pub async fn update(
+    write: &Write,
+    id: Uuid,
+    changes: BookChanges,
+) -> Result<(book::Model, book::Model)> {
     use book::Column::*;
+    // Lock the row first, so `before` is what this update replaces.
+    lock(write, id).await?;
     let before = book::Entity::find_by_id(id)
-        .one(db.conn())
+        .one(write.conn())
         .await?
         .ok_or_else(|| Error::not_found("book not found"))?;
     let mut update = book::Entity::update_many()
@@ -202,15 +247,22 @@ pub async fn update(db: &Db, id: Uuid, changes: BookChanges) -> Result<(book::Mo
             .col_expr(CopiesTotal, Expr::value(total))
             .filter(Expr::expr(available_after).gte(0));
     }
-    let result = update.exec(db.conn()).await;
+    let result = update.exec(write.conn()).await;
     let rows = match result {
         Ok(result) => result.rows_affected,
         Err(err) => {
             let isbn = changes.isbn.as_ref();
-            return Err(write_error(db, err, isbn, changes.author_id, changes.category_id).await);
+            return Err(write_error(
+                write.db(),
+                err,
+                isbn,
+                changes.author_id,
+                changes.category_id,
+            )
+            .await);
         }
     };
-    let book = book::Entity::find_by_id(id).one(db.conn()).await?;
+    let book = book::Entity::find_by_id(id).one(write.conn()).await?;
     match (rows, book) {
         (0, None) | (_, None) => Err(Error::not_found("book not found")),
         (0, Some(book)) => Err(Error::conflict(format!(
@@ -231,18 +283,13 @@ pub struct Deleted {
 /// Deletes a book that has no copy on loan, with its (returned) borrow
 /// history. The transaction opens by locking the book's row, so no borrow
 /// can slip in between listing the records and deleting them.
-pub async fn delete(db: &Db, id: Uuid) -> Result<Deleted> {
-    use book::Column::*;
-    let txn = db.conn().begin().await?;
-    let locked = book::Entity::update_many()
-        .col_expr(UpdatedAt, Expr::col(UpdatedAt).into())
-        .filter(Id.eq(id))
-        .exec(&txn)
-        .await?;
-    let book = match book::Entity::find_by_id(id).one(&txn).await? {
-        Some(book) if locked.rows_affected == 1 => book,
-        _ => return Err(Error::not_found("book not found")),
-    };
+pub async fn delete(write: &Write, id: Uuid) -> Result<Deleted> {
+    let txn = write.conn();
+    lock(write, id).await?;
+    let book = book::Entity::find_by_id(id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::not_found("book not found"))?;
     if book.copies_available != book.copies_total {
         return Err(Error::conflict("the book has copies on loan"));
     }
@@ -252,11 +299,25 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<Deleted> {
         .column(borrow_record::Column::UserId)
         .filter(borrow_record::Column::BookId.eq(id))
         .into_tuple()
-        .all(&txn)
+        .all(txn)
         .await?;
-    book::Entity::delete_by_id(id).exec(&txn).await?;
-    txn.commit().await?;
+    book::Entity::delete_by_id(id).exec(txn).await?;
     Ok(Deleted { book, borrows })
+}
+
+/// Takes the book's row lock (on SQLite, the database's write lock) with a
+/// no-op UPDATE, so what the write reads next cannot change under it.
+async fn lock(write: &Write, id: Uuid) -> Result<()> {
+    use book::Column::*;
+    let locked = book::Entity::update_many()
+        .col_expr(UpdatedAt, Expr::col(UpdatedAt).into())
+        .filter(Id.eq(id))
+        .exec(write.conn())
+        .await?;
+    if locked.rows_affected == 0 {
+        return Err(Error::not_found("book not found"));
+    }
+    Ok(())
 }
 
 /// Turns a failed book write into what the client should see: a duplicate

@@ -1,12 +1,10 @@
 //! Borrow records: a member's history, lending and returning.
-use super::{fetch_page, now, Db};
+use super::{fetch_page, now, Db, Write};
 use crate::domain::{Page, PageRequest};
 use crate::error::{Error, Result};
 use entity::{book, borrow_record};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,13 +45,13 @@ pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<borrow_record::Model>> {
 /// requests for the last copy cannot both succeed: the second waits for the
 /// first's lock and then finds none left.
 pub async fn borrow(
-    db: &Db,
+    write: &Write,
     user_id: Uuid,
     book_id: Uuid,
     loan_period: chrono::Duration,
 ) -> Result<borrow_record::Model> {
     let now = now();
-    let txn = db.conn().begin().await?;
+    let txn = write.conn();
     let taken = book::Entity::update_many()
         .col_expr(
             book::Column::CopiesAvailable,
@@ -62,16 +60,15 @@ pub async fn borrow(
         .col_expr(book::Column::UpdatedAt, Expr::value(now))
         .filter(book::Column::Id.eq(book_id))
         .filter(book::Column::CopiesAvailable.gt(0))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if taken.rows_affected == 0 {
-        txn.rollback().await?;
-        return match book::Entity::find_by_id(book_id).one(db.conn()).await? {
+        return match book::Entity::find_by_id(book_id).one(txn).await? {
             None => Err(Error::not_found("book not found")),
             Some(_) => Err(Error::conflict("no copy of this book is free")),
         };
     }
-    let record = borrow_record::ActiveModel {
+    borrow_record::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
         book_id: Set(book_id),
@@ -81,37 +78,27 @@ pub async fn borrow(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
-    .await;
-    match record {
-        Ok(record) => {
-            txn.commit().await?;
-            Ok(record)
-        }
-        Err(err) => {
-            txn.rollback().await?;
-            Err(Error::conflict_on_unique(
-                err,
-                "you already have this book on loan",
-            ))
-        }
-    }
+    .insert(txn)
+    .await
+    .map_err(|err| Error::conflict_on_unique(err, "you already have this book on loan"))
 }
 
 /// Marks `record` returned and frees its copy, in one transaction that opens
 /// by claiming the record, so a record is returned at most once.
-pub async fn give_back(db: &Db, record: &borrow_record::Model) -> Result<borrow_record::Model> {
+pub async fn give_back(
+    write: &Write,
+    record: &borrow_record::Model,
+) -> Result<borrow_record::Model> {
     let now = now();
-    let txn = db.conn().begin().await?;
+    let txn = write.conn();
     let claimed = borrow_record::Entity::update_many()
         .col_expr(borrow_record::Column::ReturnedAt, Expr::value(Some(now)))
         .col_expr(borrow_record::Column::UpdatedAt, Expr::value(now))
         .filter(borrow_record::Column::Id.eq(record.id))
         .filter(borrow_record::Column::ReturnedAt.is_null())
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if claimed.rows_affected == 0 {
-        txn.rollback().await?;
         return Err(Error::conflict("this book has already been returned"));
     }
     book::Entity::update_many()
@@ -121,9 +108,8 @@ pub async fn give_back(db: &Db, record: &borrow_record::Model) -> Result<borrow_
         )
         .col_expr(book::Column::UpdatedAt, Expr::value(now))
         .filter(book::Column::Id.eq(record.book_id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    txn.commit().await?;
     Ok(borrow_record::Model {
         returned_at: Some(now),
         updated_at: now,

@@ -1,5 +1,5 @@
 //! Categories: the full list and writes. Names are unique.
-use super::{now, Db};
+use super::{now, Db, Write};
 use crate::error::{is_foreign_key_violation, Error, Result};
 use entity::category;
 use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, ModelTrait, QueryOrder, Set};
@@ -16,7 +16,7 @@ fn duplicate_name(name: &str) -> String {
     format!("a category named {name:?} already exists")
 }
 
-pub async fn create(db: &Db, name: String) -> Result<category::Model> {
+pub async fn create(write: &Write, name: String) -> Result<category::Model> {
     let now = now();
     let message = duplicate_name(&name);
     category::ActiveModel {
@@ -25,12 +25,12 @@ pub async fn create(db: &Db, name: String) -> Result<category::Model> {
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db.conn())
+    .insert(write.conn())
     .await
     .map_err(|err| Error::conflict_on_unique(err, message))
 }
 
-pub async fn update(db: &Db, id: Uuid, name: Option<String>) -> Result<category::Model> {
+pub async fn update(write: &Write, id: Uuid, name: Option<String>) -> Result<category::Model> {
     let message = name.as_deref().map(duplicate_name).unwrap_or_default();
     let changes = category::ActiveModel {
         id: ActiveValue::Unchanged(id),
@@ -38,19 +38,19 @@ pub async fn update(db: &Db, id: Uuid, name: Option<String>) -> Result<category:
         updated_at: Set(now()),
         ..Default::default()
     };
-    changes.update(db.conn()).await.map_err(|err| match err {
+    changes.update(write.conn()).await.map_err(|err| match err {
         sea_orm::DbErr::RecordNotUpdated => Error::not_found("category not found"),
         err => Error::conflict_on_unique(err, message),
     })
 }
 
 /// Refused with CONFLICT while books are in the category.
-pub async fn delete(db: &Db, id: Uuid) -> Result<()> {
+pub async fn delete(write: &Write, id: Uuid) -> Result<()> {
     let category = category::Entity::find_by_id(id)
-        .one(db.conn())
+        .one(write.conn())
         .await?
         .ok_or_else(|| Error::not_found("category not found"))?;
-    match category.delete(db.conn()).await {
+    match category.delete(write.conn()).await {
         Ok(_) => Ok(()),
         Err(err) if is_foreign_key_violation(&err) => {
             Err(Error::conflict("the category still has books"))

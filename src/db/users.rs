@@ -1,5 +1,5 @@
 //! Users: sign-up and sign-in lookups.
-use super::{now, Db};
+use super::{now, Db, Write};
 use crate::domain::Email;
 use crate::error::{Error, Result};
 use entity::user::{self, Role};
@@ -28,7 +28,7 @@ impl From<user::Model> for Profile {
 
 /// Inserts a user whose password is already hashed; a taken e-mail is CONFLICT.
 pub async fn create(
-    db: &Db,
+    write: &Write,
     email: &Email,
     name: String,
     password_hash: String,
@@ -44,7 +44,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db.conn())
+    .insert(write.conn())
     .await
     .map_err(|err| Error::conflict_on_unique(err, "a user with this email already exists"))
 }

@@ -1,16 +1,18 @@
 //! The GraphQL layer: the schema's types and resolvers. Resolvers validate
 //! their arguments into domain values, read entities through the request's
-//! [`loaders::Loaders`] and call `db` for pages, aggregates and writes.
+//! [`Scope`] and its loaders, pages and aggregates through the cache, and
+//! write through `db` and [`crate::cache::Cache::commit`].
 mod execute;
 pub mod loaders;
 mod mutation;
-mod pages;
 mod query;
 mod schema;
+mod scope;
 mod types;
 
 pub use execute::{execute, Documents};
-pub use schema::{build_schema, sdl, BiblioSchema, Limits, Scope, Services};
+pub use schema::{build_schema, sdl, BiblioSchema, Limits};
+pub use scope::{Scope, Services};
 
 use crate::auth::Viewer;
 use crate::db::users::Profile;
@@ -21,7 +23,7 @@ use std::sync::Arc;
 
 /// The process-wide services a resolver needs.
 pub(crate) fn services<'a>(ctx: &Context<'a>) -> Result<&'a Services> {
-    Ok(ctx.data::<std::sync::Arc<Services>>()?.as_ref())
+    Ok(scope(ctx)?.services())
 }
 
 /// The current request's viewer and loaders.

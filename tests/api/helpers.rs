@@ -220,7 +220,7 @@ pub fn test_config(database_url: String, redis_url: String) -> Config {
             redis_url,
             // Each test owns its Redis, but a distinct prefix also keeps
             // tests honest about key building.
-            prefix: format!("test{}", Uuid::now_v7().simple()),
+            prefix: Some(format!("test{}", Uuid::now_v7().simple())),
             ..Default::default()
         },
         limits: Limits {
@@ -287,7 +287,7 @@ pub async fn spawn_replicas_on(n: usize, redis: TestRedis) -> (Vec<TestApp>, Tes
     let mut replicas = Vec::new();
     for _ in 0..n {
         let mut config = test_config(url.clone(), redis.url());
-        config.cache.prefix = prefix.clone();
+        config.cache.prefix = Some(prefix.clone());
         replicas.push(start(config).await);
     }
     replicas[0]._database = Some(database);
@@ -370,8 +370,9 @@ impl TestApp {
         let parsed = biblio::domain::Email::parse(&email).unwrap();
         let password = biblio::domain::Password::parse("librarian-password").unwrap();
         let hash = biblio::auth::hash_password(password).await.unwrap();
+        let write = self.db.begin_write().await.unwrap();
         biblio::db::users::create(
-            &self.db,
+            &write,
             &parsed,
             "Librarian".into(),
             hash,
@@ -379,6 +380,7 @@ impl TestApp {
         )
         .await
         .unwrap();
+        write.commit(None).await.unwrap();
         let data = self
             .data(
                 None,

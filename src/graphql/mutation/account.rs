@@ -21,11 +21,10 @@ impl AccountMutation {
         let name = required_text(&input.name, "name", MAX_NAME_CHARS)?;
         let password = Password::parse(&input.password)?;
         let hash = auth::hash_password(password).await?;
-        let user = db::users::create(&services.db, &email, name, hash, Role::Member).await?;
-        services
-            .cache
-            .invalidate(&Change::UserCreated { id: user.id })
-            .await;
+        let write = services.db.begin_write().await?;
+        let user = db::users::create(&write, &email, name, hash, Role::Member).await?;
+        let change = Change::UserCreated { id: user.id };
+        services.cache.commit(write, change).await?;
         Ok(AuthPayload {
             token: services.tokens.issue(user.id),
             user: User(Arc::new(user.into())),

@@ -19,14 +19,12 @@ impl BorrowingMutation {
         let user = current_user(ctx).await?;
         let book_id = parse_id(&book_id, "bookId")?;
         let services = services(ctx)?;
-        let record =
-            db::borrows::borrow(&services.db, user.id, book_id, services.loan_period).await?;
-        services
-            .cache
-            .invalidate(&Change::BookBorrowed {
-                record: record.clone(),
-            })
-            .await;
+        let write = services.db.begin_write().await?;
+        let record = db::borrows::borrow(&write, user.id, book_id, services.loan_period).await?;
+        let change = Change::BookBorrowed {
+            record: record.clone(),
+        };
+        services.cache.commit(write, change).await?;
         Ok(BorrowRecord(Arc::new(record)))
     }
 
@@ -45,13 +43,12 @@ impl BorrowingMutation {
                 "only the borrower or a librarian may return this book",
             ));
         }
-        let returned = db::borrows::give_back(&services.db, &record).await?;
-        services
-            .cache
-            .invalidate(&Change::BookReturned {
-                record: returned.clone(),
-            })
-            .await;
+        let write = services.db.begin_write().await?;
+        let returned = db::borrows::give_back(&write, &record).await?;
+        let change = Change::BookReturned {
+            record: returned.clone(),
+        };
+        services.cache.commit(write, change).await?;
         Ok(BorrowRecord(Arc::new(returned)))
     }
 }

@@ -21,11 +21,12 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let (name, bio) = input.validate()?;
         let services = services(ctx)?;
-        let author = db::authors::create(&services.db, name, bio).await?;
+        let write = services.db.begin_write().await?;
+        let author = db::authors::create(&write, name, bio).await?;
         services
             .cache
-            .invalidate(&Change::AuthorCreated { id: author.id })
-            .await;
+            .commit(write, Change::AuthorCreated { id: author.id })
+            .await?;
         Ok(Author(Arc::new(author)))
     }
 
@@ -39,11 +40,12 @@ impl CatalogueMutation {
         let id = parse_id(&id, "id")?;
         let (name, bio) = input.validate()?;
         let services = services(ctx)?;
-        let author = db::authors::update(&services.db, id, name, bio).await?;
+        let write = services.db.begin_write().await?;
+        let author = db::authors::update(&write, id, name, bio).await?;
         services
             .cache
-            .invalidate(&Change::AuthorUpdated { id })
-            .await;
+            .commit(write, Change::AuthorUpdated { id })
+            .await?;
         Ok(Author(Arc::new(author)))
     }
 
@@ -52,11 +54,12 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
-        db::authors::delete(&services.db, id).await?;
+        let write = services.db.begin_write().await?;
+        db::authors::delete(&write, id).await?;
         services
             .cache
-            .invalidate(&Change::AuthorDeleted { id })
-            .await;
+            .commit(write, Change::AuthorDeleted { id })
+            .await?;
         Ok(types::id(id))
     }
 
@@ -68,11 +71,12 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let name = required_text(&input.name, "name", MAX_NAME_CHARS)?;
         let services = services(ctx)?;
-        let category = db::categories::create(&services.db, name).await?;
+        let write = services.db.begin_write().await?;
+        let category = db::categories::create(&write, name).await?;
         services
             .cache
-            .invalidate(&Change::CategoryCreated { id: category.id })
-            .await;
+            .commit(write, Change::CategoryCreated { id: category.id })
+            .await?;
         Ok(Category(Arc::new(category)))
     }
 
@@ -89,11 +93,12 @@ impl CatalogueMutation {
             .map(|name| required_text(&name, "name", MAX_NAME_CHARS))
             .transpose()?;
         let services = services(ctx)?;
-        let category = db::categories::update(&services.db, id, name).await?;
+        let write = services.db.begin_write().await?;
+        let category = db::categories::update(&write, id, name).await?;
         services
             .cache
-            .invalidate(&Change::CategoryUpdated { id })
-            .await;
+            .commit(write, Change::CategoryUpdated { id })
+            .await?;
         Ok(Category(Arc::new(category)))
     }
 
@@ -102,11 +107,12 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
-        db::categories::delete(&services.db, id).await?;
+        let write = services.db.begin_write().await?;
+        db::categories::delete(&write, id).await?;
         services
             .cache
-            .invalidate(&Change::CategoryDeleted { id })
-            .await;
+            .commit(write, Change::CategoryDeleted { id })
+            .await?;
         Ok(types::id(id))
     }
 
@@ -114,11 +120,12 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let book = input.validate()?;
         let services = services(ctx)?;
-        let book = db::books::create(&services.db, book).await?;
+        let write = services.db.begin_write().await?;
+        let book = db::books::create(&write, book).await?;
         services
             .cache
-            .invalidate(&Change::BookCreated { book: book.clone() })
-            .await;
+            .commit(write, Change::BookCreated { book: book.clone() })
+            .await?;
         Ok(Book(Arc::new(book)))
     }
 
@@ -127,14 +134,18 @@ impl CatalogueMutation {
         let id = parse_id(&id, "id")?;
         let changes = input.validate()?;
         let services = services(ctx)?;
-        let (before, after) = db::books::update(&services.db, id, changes).await?;
+        let write = services.db.begin_write().await?;
+        let (before, after) = db::books::update(&write, id, changes).await?;
         services
             .cache
-            .invalidate(&Change::BookUpdated {
-                before,
-                after: after.clone(),
-            })
-            .await;
+            .commit(
+                write,
+                Change::BookUpdated {
+                    before,
+                    after: after.clone(),
+                },
+            )
+            .await?;
         Ok(Book(Arc::new(after)))
     }
 
@@ -143,14 +154,18 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
-        let deleted = db::books::delete(&services.db, id).await?;
+        let write = services.db.begin_write().await?;
+        let deleted = db::books::delete(&write, id).await?;
         services
             .cache
-            .invalidate(&Change::BookDeleted {
-                book: deleted.book,
-                borrows: deleted.borrows,
-            })
-            .await;
+            .commit(
+                write,
+                Change::BookDeleted {
+                    book: deleted.book,
+                    borrows: deleted.borrows,
+                },
+            )
+            .await?;
         Ok(types::id(id))
     }
 }

@@ -1,9 +1,8 @@
 use crate::auth::Viewer;
-use crate::cache::{Group, Kind};
+use crate::cache::List;
 use crate::db;
 use crate::domain::PageRequest;
 use crate::error::Result;
-use crate::graphql::pages::{cached_page, params_of};
 use crate::graphql::types::{BorrowRecord, BorrowStatus, Paged, User};
 use crate::graphql::{current_user, scope, services, viewer};
 use async_graphql::{Context, Object};
@@ -35,19 +34,21 @@ impl AccountQuery {
         let status: db::borrows::Status = status.unwrap_or_default().into();
         let services = services(ctx)?;
         let scope = scope(ctx)?;
-        // Private: the group, and so every key, carries the user's id.
-        let borrows = cached_page(
-            &services.cache,
-            Kind::BorrowPage,
-            Group::UserBorrows(user_id),
-            params_of(&status),
-            request,
-            Kind::Borrow,
-            |record: &entity::borrow_record::Model| record.id,
-            || db::borrows::page_for_user(&services.db, user_id, status, request),
-            |ids| scope.borrows(ids),
-        )
-        .await?;
+        // Private: the list, and so its key, carries the user's id.
+        let list = List::UserBorrows {
+            user: user_id,
+            status,
+            page: request,
+        };
+        let borrows = services
+            .cache
+            .page(
+                &list,
+                request,
+                || db::borrows::page_for_user(&services.db, user_id, status, request),
+                |ids| scope.borrows(ids),
+            )
+            .await?;
         Ok(Paged::new(borrows.map(BorrowRecord)))
     }
 }

@@ -1,8 +1,7 @@
-use crate::cache::{Group, Kind};
+use crate::cache::List;
 use crate::db;
 use crate::domain::{parse_id, PageRequest, SearchText};
 use crate::error::Result;
-use crate::graphql::pages::{cached_page, params_of};
 use crate::graphql::types::{
     Author, Book, BookFilter, BookOrder, Category, LibraryStatistics, Paged,
 };
@@ -33,26 +32,22 @@ impl CatalogueQuery {
         let request = PageRequest::parse(page, page_size)?;
         let filter = filter.unwrap_or_default().validate()?;
         let order: db::books::SortOrder = order_by.unwrap_or_default().into();
-        // Pages that filter on availability move with every borrow; the rest do not.
-        let group = if filter.available.is_some() {
-            Group::BooksByAvailability
-        } else {
-            Group::Books
-        };
         let services = services(ctx)?;
         let scope = scope(ctx)?;
-        let books = cached_page(
-            &services.cache,
-            Kind::BookPage,
-            group,
-            params_of(&(&filter, order)),
-            request,
-            Kind::Book,
-            |book: &entity::book::Model| book.id,
-            || db::books::page(&services.db, &filter, order, request),
-            |ids| scope.books(ids),
-        )
-        .await?;
+        let list = List::Books {
+            filter: &filter,
+            order,
+            page: request,
+        };
+        let books = services
+            .cache
+            .page(
+                &list,
+                request,
+                || db::books::page(&services.db, &filter, order, request),
+                |ids| scope.books(ids),
+            )
+            .await?;
         Ok(Paged::new(books.map(Book)))
     }
 
@@ -69,18 +64,19 @@ impl CatalogueQuery {
         let request = PageRequest::parse(page, page_size)?;
         let services = services(ctx)?;
         let scope = scope(ctx)?;
-        let books = cached_page(
-            &services.cache,
-            Kind::SearchPage,
-            Group::Search,
-            params_of(&text.as_str()),
-            request,
-            Kind::Book,
-            |book: &entity::book::Model| book.id,
-            || db::books::search(&services.db, &text, request),
-            |ids| scope.books(ids),
-        )
-        .await?;
+        let list = List::Search {
+            text: &text,
+            page: request,
+        };
+        let books = services
+            .cache
+            .page(
+                &list,
+                request,
+                || db::books::search(&services.db, &text, request),
+                |ids| scope.books(ids),
+            )
+            .await?;
         Ok(Paged::new(books.map(Book)))
     }
 
@@ -101,18 +97,15 @@ impl CatalogueQuery {
         let request = PageRequest::parse(page, page_size)?;
         let services = services(ctx)?;
         let scope = scope(ctx)?;
-        let authors = cached_page(
-            &services.cache,
-            Kind::AuthorPage,
-            Group::Authors,
-            String::new(),
-            request,
-            Kind::Author,
-            |author: &entity::author::Model| author.id,
-            || db::authors::page(&services.db, request),
-            |ids| scope.authors(ids),
-        )
-        .await?;
+        let authors = services
+            .cache
+            .page(
+                &List::Authors { page: request },
+                request,
+                || db::authors::page(&services.db, request),
+                |ids| scope.authors(ids),
+            )
+            .await?;
         Ok(Paged::new(authors.map(Author)))
     }
 
@@ -127,25 +120,22 @@ impl CatalogueQuery {
         let services = services(ctx)?;
         let scope = scope(ctx)?;
         let everything = PageRequest::parse(1, 1)?;
-        let categories = cached_page(
-            &services.cache,
-            Kind::CategoryList,
-            Group::Categories,
-            String::new(),
-            everything,
-            Kind::Category,
-            |category: &entity::category::Model| category.id,
-            || async {
-                let all = db::categories::all(&services.db).await?;
-                Ok(crate::domain::Page {
-                    total_count: all.len() as u64,
-                    items: all,
-                    request: everything,
-                })
-            },
-            |ids| scope.categories(ids),
-        )
-        .await?;
+        let categories = services
+            .cache
+            .page(
+                &List::Categories,
+                everything,
+                || async {
+                    let all = db::categories::all(&services.db).await?;
+                    Ok(crate::domain::Page {
+                        total_count: all.len() as u64,
+                        items: all,
+                        request: everything,
+                    })
+                },
+                |ids| scope.categories(ids),
+            )
+            .await?;
         Ok(categories.items.into_iter().map(Category).collect())
     }
 

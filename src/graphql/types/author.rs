@@ -1,9 +1,8 @@
 use super::{id, Book, Paged};
-use crate::cache::{Group, Kind};
+use crate::cache::List;
 use crate::db;
 use crate::domain::PageRequest;
 use crate::error::Result;
-use crate::graphql::pages::cached_page;
 use crate::graphql::{scope, services};
 use async_graphql::{Context, Object, ID};
 use entity::author;
@@ -42,18 +41,19 @@ impl Author {
         let services = services(ctx)?;
         let scope = scope(ctx)?;
         let author_id = self.0.id;
-        let books = cached_page(
-            &services.cache,
-            Kind::AuthorBooksPage,
-            Group::AuthorBooks(author_id),
-            String::new(),
-            request,
-            Kind::Book,
-            |book: &entity::book::Model| book.id,
-            || db::books::by_author(&services.db, author_id, request),
-            |ids| scope.books(ids),
-        )
-        .await?;
+        let list = List::AuthorBooks {
+            author: author_id,
+            page: request,
+        };
+        let books = services
+            .cache
+            .page(
+                &list,
+                request,
+                || db::books::by_author(&services.db, author_id, request),
+                |ids| scope.books(ids),
+            )
+            .await?;
         Ok(Paged::new(books.map(Book)))
     }
 }

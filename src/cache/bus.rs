@@ -1,14 +1,18 @@
-//! Invalidation events between replicas, over Redis pub/sub.
+//! The bus: invalidation events and heartbeats between replicas, over Redis
+//! pub/sub on `{prefix}:invalidate`.
 //!
-//! A write publishes one event on `{prefix}:invalidate` naming the entries it
-//! removed and the groups it moved (with their new generations); every
-//! replica, the writer included, evicts those from its L1 on receipt.
+//! A write publishes one event naming the entries it removed and the groups
+//! it moved (with their new generations); every other replica evicts those
+//! from its L1 on receipt (the writer evicted before and after publishing,
+//! and ignores its own echo). Every replica also publishes a heartbeat about
+//! ten times a second and listens for its own: Redis delivers one channel's
+//! messages in the order it executed them, so hearing back a heartbeat sent
+//! at `t` proves every event published before `t` has been received
+//! (`sync` turns that into trust).
 //!
-//! Pub/sub delivers at most once, so the subscriber's connection state
-//! matters: while it is down, L1 is "untrusted" and entries older than a short
-//! cap count as misses; when it comes back it resubscribes first and then
-//! clears L1 (events sent in between were lost), and only then is L1 trusted
-//! again.
+//! Pub/sub delivers at most once, and only to connected subscribers: when
+//! the subscriber reconnects it resubscribes and then clears L1 (events sent
+//! in between were lost).
 use super::l2::{builder, Connection};
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
@@ -16,31 +20,32 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One write's invalidation, as published by the `INVALIDATE` script.
+/// One message on the bus: a write's invalidation, as published by the
+/// `INVALIDATE` script, or a heartbeat.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Event {
+    /// The replica that published it.
     pub origin: String,
     #[serde(default)]
     pub keys: Vec<String>,
     /// (group name, new generation)
     #[serde(default)]
     pub groups: Vec<(String, u64)>,
+    /// A heartbeat: when it was sent, on its sender's clock (nanoseconds
+    /// since its cache started), meaningful only to the sender.
+    #[serde(default)]
+    pub beat: Option<u64>,
 }
 
 impl Event {
     pub fn parse(payload: &str) -> Option<Self> {
         serde_json::from_str(payload).ok()
     }
-}
 
-/// The script's list of (group name, generation); Lua's cjson writes an
-/// empty list as `{}`.
-pub fn parse_generations(reply: &str) -> Vec<(super::keys::Group, u64)> {
-    let pairs: Vec<(String, u64)> = serde_json::from_str(reply).unwrap_or_default();
-    pairs
-        .into_iter()
-        .filter_map(|(name, generation)| Some((super::keys::Group::parse(&name)?, generation)))
-        .collect()
+    /// A heartbeat's payload.
+    pub fn heartbeat(origin: &str, beat: u64) -> String {
+        serde_json::json!({ "origin": origin, "beat": beat }).to_string()
+    }
 }
 
 /// What the subscriber reports to.
@@ -166,11 +171,10 @@ mod tests {
     }
 
     #[test]
-    fn generations_parse_and_empty_lua_tables_are_empty() {
-        assert_eq!(
-            parse_generations(r#"[["statistics",4]]"#),
-            vec![(super::super::keys::Group::Statistics, 4)]
-        );
-        assert!(parse_generations("{}").is_empty());
+    fn heartbeats_round_trip() {
+        let beat = Event::parse(&Event::heartbeat("a", 42)).unwrap();
+        assert_eq!(beat.origin, "a");
+        assert_eq!(beat.beat, Some(42));
+        assert!(beat.keys.is_empty() && beat.groups.is_empty());
     }
 }

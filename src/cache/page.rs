@@ -1,0 +1,176 @@
+//! Lists and pages: a page's ids and total are cached under its list's key;
+//! its items resolve through the entity cache, so an entity update costs one
+//! eviction and leaves the lists alone. On a cold read the page query has
+//! already returned the rows, so they are used as they are and primed into
+//! the entity cache, which keeps a cold page at one statement; the priming
+//! is guarded by every write's counter, since its keys are only known from
+//! the query.
+use super::codec::{self, Slot};
+use super::read::CacheKey;
+use super::{l1, l2, Cache, Inner, List, Of, AUTHOR, BOOK, BORROW, CATEGORY};
+use crate::domain::{Page, PageRequest};
+use crate::error::{LoadError, Result};
+use entity::{author, book, borrow_record, category};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// A cached list: the ordered ids of one page and the total it was cut from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdPage {
+    pub ids: Vec<Uuid>,
+    pub total: u64,
+}
+
+/// What a page can hold: an entity cached by id.
+pub trait Item: Serialize + DeserializeOwned + Send + Sync + 'static {
+    const KIND: Of<Self>;
+    fn id(&self) -> Uuid;
+}
+
+macro_rules! item {
+    ($($model:ty => $kind:ident),*) => {$(
+        impl Item for $model {
+            const KIND: Of<Self> = $kind;
+            fn id(&self) -> Uuid {
+                self.id
+            }
+        }
+    )*};
+}
+item!(book::Model => BOOK, author::Model => AUTHOR, category::Model => CATEGORY, borrow_record::Model => BORROW);
+
+/// The invalidation counters before a list query, for [`Inner::prime`].
+#[derive(Debug, Clone, Default)]
+struct PrimeTicket {
+    l1: Option<l1::GlobalTicket>,
+    l2: Option<fred::bytes::Bytes>,
+}
+
+impl Cache {
+    /// Reads the page `list` through the cache. `load` runs the page query;
+    /// `resolve` reads the items of a cached page by id.
+    pub async fn page<M, F, Fut, R, RFut>(
+        &self,
+        list: &List<'_>,
+        request: PageRequest,
+        load: F,
+        resolve: R,
+    ) -> Result<Page<Arc<M>>>
+    where
+        M: Item,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Page<M>>>,
+        R: FnOnce(Vec<Uuid>) -> RFut,
+        RFut: Future<Output = std::result::Result<HashMap<Uuid, Arc<M>>, LoadError>>,
+    {
+        let inner = &self.inner;
+        let loaded: Mutex<Option<(Vec<Arc<M>>, PrimeTicket)>> = Mutex::new(None);
+        let (key, _) = inner.list_key(list).await;
+        let ids: Arc<IdPage> = inner
+            .read_one(list.kind(), key, || async {
+                let ticket = Box::pin(inner.prime_ticket()).await;
+                let page = Box::pin(load()).await?;
+                let items: Vec<Arc<M>> = page.items.into_iter().map(Arc::new).collect();
+                let ids = items.iter().map(|item| item.id()).collect();
+                *super::lock(&loaded) = Some((items, ticket));
+                Ok(IdPage {
+                    ids,
+                    total: page.total_count,
+                })
+            })
+            .await?;
+        let loaded = super::lock(&loaded).take();
+        let items = match loaded {
+            Some((items, ticket)) => {
+                inner.prime(ticket, &items).await;
+                items
+            }
+            None => {
+                let mut found = resolve(ids.ids.clone()).await?;
+                // An item deleted since the page was cached is left out; the
+                // delete moved the group, so the next read has the new page.
+                ids.ids.iter().filter_map(|id| found.remove(id)).collect()
+            }
+        };
+        Ok(Page {
+            items,
+            total_count: ids.total,
+            request,
+        })
+    }
+}
+
+impl Inner {
+    /// The keys of a list entry, and the group's local counter.
+    pub(super) async fn list_key(&self, list: &List<'_>) -> (CacheKey, u64) {
+        let group = list.group();
+        let (local, mut remote) = self.l1.as_ref().map_or((0, None), |l1| l1.group(&group));
+        if remote.is_none() {
+            if let Some(l2) = self.l2() {
+                remote = l2.generation(&group).await;
+                if let (Some(l1), Some(generation)) = (&self.l1, remote) {
+                    l1.learn_generation(group, generation);
+                }
+            }
+        }
+        let shared = self.keys.list(list, remote.unwrap_or(0));
+        let l1_key = l1::Key::List(format!("{shared}#{local}").into_boxed_str());
+        (
+            CacheKey {
+                l1: l1_key,
+                l2: remote.map(|_| shared),
+            },
+            local,
+        )
+    }
+
+    /// A ticket for [`Inner::prime`], taken before the query whose rows it
+    /// primes. Costs a round trip with L2, so it is taken on cold loads only.
+    async fn prime_ticket(&self) -> PrimeTicket {
+        let l1 = self.l1_entries().map(l1::Store::global_ticket);
+        let l2 = match self.l2() {
+            Some(l2) => l2.sequence().await,
+            None => None,
+        };
+        PrimeTicket { l1, l2 }
+    }
+
+    /// Stores rows a list query returned as entities, in both tiers, unless
+    /// any invalidation happened since `ticket` was taken (before the query
+    /// ran): per-key guards are impossible here, since the keys are only
+    /// known from the query, so the guard is every write's counter.
+    async fn prime<M: Item>(&self, ticket: PrimeTicket, items: &[Arc<M>]) {
+        let kind = M::KIND.kind();
+        let current_as_of = self.sync.current_as_of();
+        let mut fills = Vec::new();
+        for item in items {
+            let key = self.keys.entity(kind, item.id());
+            let bytes = codec::encode(&Slot::Present(item.as_ref())).unwrap_or_default();
+            if let (Some(l1), Some(global)) = (self.l1_entries(), ticket.l1) {
+                let ttl = self.ttls.jittered(self.ttls.l1(kind, false), &key);
+                let value: l1::Value = Some(item.clone() as Arc<dyn Any + Send + Sync>);
+                let entry = l1::Entry::new(value, bytes.len(), ttl, current_as_of);
+                if !l1.prime(l1::Key::Entity(kind, item.id()), global, entry) {
+                    return;
+                }
+            }
+            if let Some(sequence) = &ticket.l2 {
+                fills.push(l2::Fill {
+                    guard: self.keys.sequence(),
+                    expected: sequence.clone(),
+                    ttl: self.ttls.jittered(self.ttls.l2(kind, false), &key),
+                    key,
+                    bytes,
+                });
+            }
+        }
+        if let Some(l2) = self.l2() {
+            l2.fill(fills).await;
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! What an operator chooses about the cache ([`Settings`], [`Mode`],
+//! [`Ttls`]) and what it reports back ([`Health`]).
+use super::keys::{text_hash, Kind};
+use std::time::Duration;
+
+/// Which tiers serve reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Every read goes to the database.
+    Off,
+    /// In-process only. Without Redis there are no events, so L1 entries
+    /// live at most the untrusted cap: the bound holds across replicas.
+    L1,
+    /// Redis only.
+    L2,
+    Both,
+}
+
+impl Mode {
+    /// Whether this mode uses Redis, and so the invalidation bus.
+    pub fn uses_l2(self) -> bool {
+        matches!(self, Mode::L2 | Mode::Both)
+    }
+}
+
+/// Time-to-live per kind of value, in L2; L1 uses the same, capped by `l1_max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ttls {
+    pub entity: Duration,
+    pub list: Duration,
+    pub private: Duration,
+    pub statistics: Duration,
+    pub negative: Duration,
+    pub l1_max: Duration,
+    /// Each TTL is shortened by a random fraction up to this, so entries
+    /// filled together do not expire together.
+    pub jitter: f64,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Self {
+            entity: Duration::from_secs(300),
+            list: Duration::from_secs(60),
+            private: Duration::from_secs(60),
+            statistics: Duration::from_secs(30),
+            negative: Duration::from_secs(5),
+            l1_max: Duration::from_secs(60),
+            jitter: 0.1,
+        }
+    }
+}
+
+impl Ttls {
+    /// The L2 lifetime of a value of `kind` (`absent`: a negative entry).
+    pub(super) fn l2(&self, kind: Kind, absent: bool) -> Duration {
+        if absent {
+            return self.negative;
+        }
+        match kind {
+            Kind::Book
+            | Kind::Author
+            | Kind::Category
+            | Kind::User
+            | Kind::Borrow
+            | Kind::AuthorBookCount
+            | Kind::CategoryBookCount => self.entity,
+            Kind::BookPage
+            | Kind::SearchPage
+            | Kind::AuthorPage
+            | Kind::AuthorBooksPage
+            | Kind::CategoryList => self.list,
+            Kind::BorrowPage => self.private,
+            Kind::Statistics => self.statistics,
+        }
+    }
+
+    /// The L1 lifetime: the L2 one, capped.
+    pub(super) fn l1(&self, kind: Kind, absent: bool) -> Duration {
+        self.l2(kind, absent).min(self.l1_max)
+    }
+
+    /// `ttl` cut by a pseudo-random fraction up to `jitter`.
+    pub(super) fn jittered(&self, ttl: Duration, key: &str) -> Duration {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let noise = (text_hash(key) ^ u64::from(nanos)) % 10_000;
+        let cut = self.jitter.clamp(0.0, 0.9) * (noise as f64 / 10_000.0);
+        ttl.mul_f64(1.0 - cut).max(Duration::from_millis(1))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    /// Prefix of every key. `None`: `biblio-{deployment id}`, so replicas of
+    /// one database share entries and two databases never do.
+    pub prefix: Option<String>,
+    pub redis_url: String,
+    pub l1_max_bytes: u64,
+    pub ttls: Ttls,
+    /// How long L1 entries may be served while invalidation events are not
+    /// known to arrive: the staleness bound during a Redis fault.
+    pub untrusted_cap: Duration,
+    /// How long the bus may be silent (no heartbeat of this replica's heard
+    /// back) before L1 and L2 are no longer trusted. Heartbeats are sent five
+    /// times per this interval.
+    pub bus_silence: Duration,
+    /// How old an outbox entry must be before any replica publishes it (its
+    /// writer normally does so at once).
+    pub outbox_delay: Duration,
+    pub command_timeout: Duration,
+    pub breaker_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Both,
+            prefix: None,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            l1_max_bytes: 64 * 1024 * 1024,
+            ttls: Ttls::default(),
+            untrusted_cap: Duration::from_secs(1),
+            bus_silence: Duration::from_millis(500),
+            outbox_delay: Duration::from_millis(500),
+            command_timeout: Duration::from_millis(250),
+            breaker_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Settings {
+    /// The key prefix for the deployment whose database has this id.
+    pub fn key_prefix(&self, deployment_id: &str) -> String {
+        self.prefix
+            .clone()
+            .unwrap_or_else(|| format!("biblio-{deployment_id}"))
+    }
+}
+
+/// The state of the cache tiers, for `/readyz`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    pub mode: String,
+    /// "up", "degraded" (Redis unreachable or the bus silent: serving from
+    /// L1 within the cap and the database) or "disabled".
+    pub status: &'static str,
+    pub prefix: String,
+    pub l1_bytes: u64,
+    /// "connected", "disconnected" or "none".
+    pub subscriber: &'static str,
+    /// Whether this replica hears its own heartbeats on the bus, so that it
+    /// trusts L1 and reads L2.
+    pub bus_trusted: bool,
+    /// Invalidations this replica committed but has not published yet.
+    pub pending_invalidations: usize,
+}

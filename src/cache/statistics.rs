@@ -1,0 +1,82 @@
+//! `statistics`: one cached aggregate, served stale-while-revalidate when
+//! its entry has only expired (no write touched it since), so concurrent
+//! readers cause one aggregate, not a stampede. After a write, the next read
+//! waits for the single refresh, so a write is never hidden.
+use super::read::CacheKey;
+use super::{lock, Cache, Kind, List, Mode};
+use crate::db::statistics::Statistics;
+use crate::error::LoadError;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The last value loaded, and the statistics group's local counter then: a
+/// write moves the counter, which makes the snapshot unusable.
+pub(super) struct Snapshot {
+    value: Arc<Statistics>,
+    local: u64,
+}
+
+impl Cache {
+    pub async fn statistics<F, Fut>(&self, load: F) -> Result<Arc<Statistics>, LoadError>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Statistics, LoadError>> + Send + 'static,
+    {
+        let inner = &self.inner;
+        if inner.mode == Mode::Off {
+            // No group state to tell an expired value from a replaced one:
+            // every read is a load.
+            inner.metrics.loaded(Kind::Statistics, 1);
+            return Ok(Arc::new(load().await?));
+        }
+        let (key, local) = inner.list_key(&List::Statistics).await;
+        if let Some(l1) = inner.l1_entries() {
+            if let Some(value) = l1
+                .get(&key.l1)
+                .and_then(super::read::downcast::<Statistics>)
+                .flatten()
+            {
+                inner.metrics.l1(Kind::Statistics, 1, 0);
+                return Ok(value);
+            }
+        }
+        let previous = lock(&inner.statistics)
+            .as_ref()
+            .filter(|snapshot| snapshot.local == local)
+            .map(|snapshot| snapshot.value.clone());
+        let load = Arc::new(load);
+        if let Some(previous) = previous {
+            if !inner.refreshing_statistics.swap(true, Ordering::AcqRel) {
+                let cache = self.clone();
+                tokio::spawn(async move {
+                    let _ = cache.load_statistics(key, local, move || load()).await;
+                    cache
+                        .inner
+                        .refreshing_statistics
+                        .store(false, Ordering::Release);
+                });
+            }
+            return Ok(previous);
+        }
+        self.load_statistics(key, local, move || load()).await
+    }
+
+    async fn load_statistics<F, Fut>(
+        &self,
+        key: CacheKey,
+        local: u64,
+        load: F,
+    ) -> Result<Arc<Statistics>, LoadError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Statistics, LoadError>>,
+    {
+        let value = self.inner.read_one(Kind::Statistics, key, load).await?;
+        *lock(&self.inner.statistics) = Some(Snapshot {
+            value: value.clone(),
+            local,
+        });
+        Ok(value)
+    }
+}

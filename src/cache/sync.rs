@@ -1,0 +1,383 @@
+//! Keeping every replica's copies honest: committing a write with its
+//! invalidation, publishing it, the heartbeat that decides whether the bus
+//! (and so L1 and L2) can be trusted, and publishing what could not be
+//! published at once. The argument is in the module documentation of
+//! [`crate::cache`].
+use super::bus::{self, Event};
+use super::{l1, lock, Cache, Change, Group, Inner, Invalidation};
+use crate::db::{outbox, Db, Write};
+use crate::error::Result;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// One committed write's invalidation, and its outbox row if it has one.
+struct Pending {
+    outbox: Option<i64>,
+    invalidation: Invalidation,
+}
+
+/// What this replica knows of the bus and of its unpublished invalidations.
+pub(super) struct State {
+    /// The origin of `heard`'s clock.
+    started: Instant,
+    /// When (nanoseconds since `started`) the last heartbeat of this replica
+    /// that came back was sent; 0 before the first.
+    heard: AtomicU64,
+    /// Invalidations committed here that Redis did not take. While any is
+    /// here this replica neither reads nor fills L2 (see `Inner::l2`).
+    pending: Mutex<Vec<Pending>>,
+    /// Outbox rows published, deleted together at the next tick.
+    published: Mutex<Vec<i64>>,
+    /// The database whose outbox this replica publishes; `None` in the modes
+    /// without Redis, where writes record no invalidation.
+    outbox: Option<Db>,
+    /// See [`super::Settings::bus_silence`].
+    silence: Duration,
+    /// See [`super::Settings::outbox_delay`].
+    outbox_delay: Duration,
+}
+
+impl State {
+    pub(super) fn new(settings: &super::Settings, outbox: Option<Db>) -> Self {
+        Self {
+            started: Instant::now(),
+            heard: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
+            published: Mutex::new(Vec::new()),
+            outbox,
+            silence: settings.bus_silence,
+            outbox_delay: settings.outbox_delay,
+        }
+    }
+
+    pub(super) fn has_pending(&self) -> bool {
+        !lock(&self.pending).is_empty()
+    }
+
+    pub(super) fn pending_count(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The moment as of which a value read now reflects every write: with a
+    /// bus, when the last heartbeat heard back was sent (everything published
+    /// before it has arrived); without one, now.
+    pub(super) fn current_as_of(&self) -> Instant {
+        if self.outbox.is_none() {
+            return Instant::now();
+        }
+        self.started + Duration::from_nanos(self.heard.load(Ordering::Acquire))
+    }
+
+    /// Whether a heartbeat sent within the silence limit has come back.
+    fn bus_fresh(&self) -> bool {
+        let heard = self.heard.load(Ordering::Acquire);
+        heard != 0 && self.now().saturating_sub(heard) <= self.silence.as_nanos() as u64
+    }
+}
+
+impl Cache {
+    /// Commits `write` with the record of what `change` invalidates, then
+    /// makes every replica forget it: evict here, run the invalidation script
+    /// (which publishes the event), evict here again. If Redis does not
+    /// answer, the invalidation stays pending here and in the outbox.
+    pub async fn commit(&self, write: Write, change: Change) -> Result<()> {
+        let inner = &self.inner;
+        let invalidation = change.invalidation();
+        let payload = inner.sync.outbox.as_ref().map(|_| invalidation.to_outbox());
+        let outbox = write.commit(payload.as_deref()).await?;
+        inner
+            .publish(Pending {
+                outbox,
+                invalidation,
+            })
+            .await;
+        Ok(())
+    }
+}
+
+/// L1's names for an invalidation's entries and its groups, generations
+/// unknown.
+fn local_names(invalidation: &Invalidation) -> (Vec<l1::Key>, Vec<(Group, Option<u64>)>) {
+    let keys = invalidation
+        .entries
+        .iter()
+        .map(|(kind, id)| l1::Key::Entity(*kind, *id))
+        .collect();
+    let groups = invalidation
+        .groups
+        .iter()
+        .map(|group| (*group, None))
+        .collect();
+    (keys, groups)
+}
+
+impl Inner {
+    async fn publish(&self, pending: Pending) {
+        let (local, unknown) = local_names(&pending.invalidation);
+        self.evict_locally(&local, &unknown);
+        let Some(l2) = &self.l2 else {
+            return;
+        };
+        let keys = self.entity_keys(&pending.invalidation);
+        match l2
+            .invalidate(&self.origin, &keys, &pending.invalidation.groups)
+            .await
+        {
+            Some(generations) => {
+                self.evict_locally(&local, &known(generations));
+                lock(&self.sync.published).extend(pending.outbox);
+            }
+            None => {
+                self.evict_locally(&local, &unknown);
+                tracing::warn!("an invalidation could not reach redis: kept pending, L2 skipped until it is published");
+                lock(&self.sync.pending).push(pending);
+            }
+        }
+    }
+
+    fn entity_keys(&self, invalidation: &Invalidation) -> Vec<String> {
+        invalidation
+            .entries
+            .iter()
+            .map(|(kind, id)| self.keys.entity(*kind, *id))
+            .collect()
+    }
+
+    /// Publishes `invalidation` (gathered from elsewhere: this replica's
+    /// pending ones, or the outbox) and evicts it here. Returns whether Redis
+    /// took it.
+    async fn replay(&self, invalidation: &Invalidation) -> bool {
+        let Some(l2) = &self.l2 else {
+            return true;
+        };
+        let keys = self.entity_keys(invalidation);
+        match l2.replay(&self.origin, &keys, &invalidation.groups).await {
+            Some(generations) => {
+                let (local, _) = local_names(invalidation);
+                self.evict_locally(&local, &known(generations));
+                self.metrics.replayed(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Publishes this replica's pending invalidations, all in one script
+    /// call. They stay pending (and L2 skipped) until Redis has taken them.
+    async fn replay_pending(&self) -> bool {
+        let (count, merged, ids) = {
+            let pending = lock(&self.sync.pending);
+            let mut merged = Invalidation::default();
+            for p in pending.iter() {
+                merged.merge(&p.invalidation);
+            }
+            let ids: Vec<i64> = pending.iter().filter_map(|p| p.outbox).collect();
+            (pending.len(), merged, ids)
+        };
+        if count == 0 {
+            return true;
+        }
+        if !self.replay(&merged).await {
+            return false;
+        }
+        lock(&self.sync.pending).drain(..count);
+        lock(&self.sync.published).extend(ids);
+        tracing::info!(
+            writes = count,
+            "redis answers again: published the invalidations it missed"
+        );
+        true
+    }
+
+    /// Publishes outbox entries recorded at least `age` ago: those whose
+    /// writer died, or could not reach Redis when others could. Returns
+    /// whether the outbox was read and everything in it published.
+    async fn sweep(&self, age: Duration) -> bool {
+        let Some(db) = &self.sync.outbox else {
+            return true;
+        };
+        let rows = match outbox::older_than(db, age, 1000).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the cache outbox");
+                return false;
+            }
+        };
+        if rows.is_empty() {
+            return true;
+        }
+        let mut merged = Invalidation::default();
+        for row in &rows {
+            match Invalidation::from_outbox(&row.payload) {
+                Some(invalidation) => merged.merge(&invalidation),
+                None => tracing::error!(id = row.id, "ignoring a malformed cache outbox entry"),
+            }
+        }
+        if !self.replay(&merged).await {
+            return false;
+        }
+        tracing::info!(
+            entries = rows.len(),
+            "published invalidations left in the outbox"
+        );
+        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+        lock(&self.sync.published).extend(ids);
+        true
+    }
+
+    /// Deletes the outbox rows published since the last call.
+    async fn forget_published(&self) {
+        let Some(db) = &self.sync.outbox else {
+            return;
+        };
+        let ids = std::mem::take(&mut *lock(&self.sync.published));
+        if let Err(err) = outbox::remove(db, &ids).await {
+            tracing::debug!(error = %err, "could not delete published outbox entries; retrying");
+            lock(&self.sync.published).extend(ids);
+        }
+    }
+
+    fn subscriber_connected(&self) -> bool {
+        lock(&self.subscriber)
+            .as_ref()
+            .is_some_and(bus::Subscriber::is_connected)
+    }
+
+    /// Moves trust with the bus. Trust is regained only after this replica's
+    /// pending invalidations and the whole outbox have been published, so
+    /// nothing a silent spell hid can be read from L2 afterwards.
+    async fn follow_the_bus(&self, l1: &l1::Store) {
+        let fresh = self.subscriber_connected() && self.sync.bus_fresh();
+        let trusted = l1.is_trusted();
+        if fresh && !trusted {
+            if self.replay_pending().await && self.sweep(Duration::ZERO).await {
+                l1.set_trusted(true);
+                tracing::info!("the invalidation bus is heard: L1 and L2 trusted");
+            }
+        } else if !fresh && trusted {
+            l1.set_trusted(false);
+            tracing::warn!(
+                "the invalidation bus is silent: skipping L2, L1 entries served within the cap"
+            );
+        }
+    }
+}
+
+fn known(generations: Vec<(Group, u64)>) -> Vec<(Group, Option<u64>)> {
+    generations
+        .into_iter()
+        .map(|(group, generation)| (group, Some(generation)))
+        .collect()
+}
+
+/// The background task of a replica with Redis: heartbeats, trust, replays
+/// of its pending invalidations (every 25 ms while there are any), and the
+/// outbox sweep. Ends when the cache is dropped.
+pub(super) async fn maintain(inner: Weak<Inner>) {
+    let (beat, sweep_every) = match inner.upgrade() {
+        Some(inner) => (
+            (inner.sync.silence / 5).max(Duration::from_millis(10)),
+            (inner.sync.outbox_delay / 2).max(Duration::from_millis(10)),
+        ),
+        None => return,
+    };
+    let mut next_beat = Instant::now();
+    let mut next_sweep = Instant::now() + sweep_every;
+    loop {
+        {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            let (Some(l1), Some(l2)) = (&inner.l1, &inner.l2) else {
+                return;
+            };
+            if inner.sync.has_pending() {
+                inner.replay_pending().await;
+            }
+            if Instant::now() >= next_beat {
+                next_beat = Instant::now() + beat;
+                l2.publish(Event::heartbeat(&inner.origin, inner.sync.now()))
+                    .await;
+            }
+            inner.follow_the_bus(l1).await;
+            if Instant::now() >= next_sweep && l1.is_trusted() {
+                next_sweep = Instant::now() + sweep_every;
+                inner.sweep(inner.sync.outbox_delay).await;
+            }
+            inner.forget_published().await;
+        }
+        let pending = inner
+            .upgrade()
+            .is_some_and(|inner| inner.sync.has_pending());
+        let tick = if pending {
+            beat.min(Duration::from_millis(25))
+        } else {
+            next_beat.saturating_duration_since(Instant::now())
+        };
+        tokio::time::sleep(tick).await;
+    }
+}
+
+/// Delivers the bus to the cache without keeping it alive.
+pub(super) struct SinkHandle(pub(super) Weak<Inner>);
+
+impl bus::Sink for SinkHandle {
+    fn event(&self, event: Event) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        if event.origin == inner.origin {
+            // Our heartbeat came back: everything published before it has
+            // arrived. Our own invalidations were evicted before and after
+            // their script; the echo would only disturb fills in flight.
+            if let Some(beat) = event.beat {
+                inner.sync.heard.fetch_max(beat, Ordering::AcqRel);
+            }
+            return;
+        }
+        if event.beat.is_some() {
+            return;
+        }
+        inner.metrics.event_received();
+        let groups: Vec<(Group, Option<u64>)> = event
+            .groups
+            .iter()
+            .filter_map(|(name, generation)| Some((Group::parse(name)?, Some(*generation))))
+            .collect();
+        let entries: Vec<l1::Key> = event
+            .keys
+            .iter()
+            .filter_map(|key| inner.keys.parse_entity(key))
+            .map(|(kind, id)| l1::Key::Entity(kind, id))
+            .collect();
+        inner.evict_locally(&entries, &groups);
+    }
+
+    fn connected(&self) {
+        // Events sent while we were not subscribed are lost: forget all.
+        if let Some(l1) = self
+            .0
+            .upgrade()
+            .as_ref()
+            .and_then(|inner| inner.l1.as_ref())
+        {
+            l1.clear();
+        }
+    }
+
+    fn disconnected(&self) {
+        if let Some(l1) = self
+            .0
+            .upgrade()
+            .as_ref()
+            .and_then(|inner| inner.l1.as_ref())
+        {
+            l1.set_trusted(false);
+        }
+    }
+}
