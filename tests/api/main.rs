@@ -5,6 +5,7 @@ mod auth;
 mod borrowing;
 mod cache;
 mod catalogue;
+mod differential;
 mod helpers;
 mod http;
 mod invalidation;
