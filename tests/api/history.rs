@@ -1,0 +1,1124 @@
+//! A history checker for the staleness bound, under injected faults.
+//!
+//! Three replicas (separate processes of the real binary, `faults.rs`) share
+//! one database and one test-owned `redis-server`. One writer per book
+//! renames its book to `b<book> v<n>`, n rising, always on the book's home
+//! replica (so each book's versions are totally ordered, every written value
+//! is unique, and the other replicas learn of it only through invalidation);
+//! readers read `book(id) { title }` on random replicas (and one reads pages
+//! of `books` on one replica, see `PAGE_REPLICA`).
+//! Every operation is recorded with the time it was sent, the time its
+//! response was received and what it returned. Meanwhile a fault is injected
+//! into Redis (or the writing replica is killed).
+//!
+//! A read is *stale at D* when it returns a version older than a write to
+//! that book that was acknowledged more than D before the read was sent.
+//! Times are taken on the client: a read's start is taken before it is sent
+//! and a write's acknowledgement after its response arrived, so any slack in
+//! the harness makes reads look fresher, never staler: a stale read reported
+//! here really was stale.
+//!
+//! Each scenario prints the reads, the stale counts at D = 0, 10, 50, 250 and
+//! 1000 ms and the delivery time, and fails when a read is stale at the
+//! scenario's bound (printing the history around it), or when a request
+//! failed (any status but 200, a GraphQL error, a transport error other than
+//! to a replica the test killed).
+//!
+//! `cargo test --test api history -- --nocapture` shows the tables; each
+//! scenario runs one fault cycle (a few seconds).
+//! `BIBLIO_HISTORY_SECS=60` repeats the fault for at least that long per
+//! scenario, for a measurement run.
+//! `BIBLIO_HISTORY_DUMP=DIR` writes each scenario's whole history and its
+//! replicas' logs there; `BIBLIO_HISTORY_LOG` is the replicas' `RUST_LOG`
+//! (default `warn`). The history's first line gives the wall-clock time of
+//! t=0, to line it up with the logs.
+use crate::faults::{graphql, Cluster, Redis};
+use crate::helpers::isbn;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// No fault.
+    RedisUp,
+    /// `kill -STOP` for 2 s, then `kill -CONT`: sockets stay open, Redis is
+    /// silent.
+    RedisPaused,
+    /// `CLIENT PAUSE 1500 WRITE`: reads answer, writes and PUBLISH wait.
+    WritesPaused,
+    /// `CLIENT KILL TYPE pubsub`: the subscribers' connections are closed.
+    SubscriberKilled,
+    /// SIGKILL, down 1 s, restarted on the same port with no data.
+    RedisRestartedEmpty,
+    /// Replica 0 is the only writer; Redis is SIGKILLed, replica 0
+    /// acknowledges writes meanwhile, then is SIGKILLed itself, and Redis
+    /// comes back with its old data (append-only file). The survivors keep
+    /// reading, and so does a replacement for replica 0 (cold L1, as after
+    /// an orchestrator's restart); no more writes until the next cycle.
+    WriterKilledDuringOutage,
+}
+
+/// The README's bound table (section "The cache and its staleness bound",
+/// which so far states it in prose): how much later than a write's
+/// acknowledgement a read on any replica may start and still miss it, per
+/// fault, in milliseconds. Keep the two in step.
+const BOUNDS: [(Fault, u64); 6] = [
+    (Fault::RedisUp, 500),
+    (Fault::RedisPaused, 1000),
+    (Fault::WritesPaused, 1000),
+    (Fault::SubscriberKilled, 1000),
+    (Fault::RedisRestartedEmpty, 1000),
+    (Fault::WriterKilledDuringOutage, 1000),
+];
+
+/// The D's the stale counts are printed for, in milliseconds.
+const STALENESS: [u64; 5] = [0, 10, 50, 250, 1000];
+
+const REPLICAS: usize = 3;
+const BOOKS: usize = 3;
+/// Readers of single books, on random replicas; one more reads pages.
+const READERS: usize = 6;
+/// Where pages are read. A page whose list misses L1 is read from the
+/// database, and the rows it read refresh that replica's L1 entities: pages
+/// read everywhere would refresh every replica all the time and hide what
+/// `book(id)` can serve. So one replica (never the one scenario 6 kills)
+/// serves pages, and the others only single books.
+const PAGE_REPLICA: usize = REPLICAS - 1;
+/// Generous: a request is an error only if the service really hung.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Before the first fault: every replica has every book in L1 and L2.
+const WARM_UP: Duration = Duration::from_secs(1);
+
+const BOOK: &str = "query($id: ID!) { book(id: $id) { id title } }";
+const PAGE: &str = "{ books(pageSize: 20) { items { id title } } }";
+const RENAME: &str =
+    "mutation($id: ID!, $t: String!) { updateBook(id: $id, input: { title: $t }) { id title } }";
+
+impl Fault {
+    fn bound(self) -> u64 {
+        BOUNDS
+            .iter()
+            .find(|(fault, _)| *fault == self)
+            .map(|(_, bound)| *bound)
+            .expect("every fault has a bound")
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::RedisUp => "redis up (no fault)",
+            Self::RedisPaused => "redis paused (SIGSTOP 2 s)",
+            Self::WritesPaused => "writes paused (CLIENT PAUSE 1500 WRITE)",
+            Self::SubscriberKilled => "subscriber killed (CLIENT KILL TYPE pubsub)",
+            Self::RedisRestartedEmpty => "redis restarted empty (SIGKILL, 1 s down)",
+            Self::WriterKilledDuringOutage => {
+                "writer killed during an outage (redis back with its data)"
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_staler_than_the_bound_with_redis_up() {
+    check(Fault::RedisUp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_staler_than_the_bound_while_redis_is_paused() {
+    check(Fault::RedisPaused).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_staler_than_the_bound_while_redis_refuses_writes() {
+    check(Fault::WritesPaused).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_staler_than_the_bound_when_the_subscriber_is_killed() {
+    check(Fault::SubscriberKilled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_staler_than_the_bound_when_redis_restarts_empty() {
+    check(Fault::RedisRestartedEmpty).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_staler_than_the_bound_when_the_writer_dies_during_an_outage() {
+    check(Fault::WriterKilledDuringOutage).await;
+}
+
+// ---------------------------------------------------------------------------
+// The history.
+
+#[derive(Debug, Clone)]
+enum Outcome {
+    Ok,
+    /// A transport error from a replica the test had killed.
+    Lost(String),
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+enum What {
+    Write {
+        book: usize,
+        version: u64,
+        outcome: Outcome,
+    },
+    Read {
+        page: bool,
+        /// (book, version) for every book the response showed.
+        seen: Vec<(usize, u64)>,
+        outcome: Outcome,
+    },
+    /// A fault injected, or anything else the scenario did.
+    Note(String),
+}
+
+#[derive(Debug, Clone)]
+struct Op {
+    /// `w<book>`, `r<reader>`, or `test`.
+    who: String,
+    /// The replica's slot; `None` for notes.
+    replica: Option<usize>,
+    /// Sent, and response received, since the history began.
+    start: Duration,
+    end: Duration,
+    what: What,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ok => write!(f, "ok"),
+            Self::Lost(text) => write!(f, "lost to the kill ({text})"),
+            Self::Error(text) => write!(f, "ERROR {text}"),
+        }
+    }
+}
+
+impl Op {
+    fn acked_write(&self) -> Option<(usize, u64)> {
+        match &self.what {
+            What::Write {
+                book,
+                version,
+                outcome: Outcome::Ok,
+            } => Some((*book, *version)),
+            _ => None,
+        }
+    }
+}
+
+/// What the clients and the scenario share.
+struct Shared {
+    epoch: Instant,
+    client: reqwest::Client,
+    token: String,
+    /// Book ids, by book number.
+    books: Vec<String>,
+    numbers: HashMap<String, usize>,
+    /// Each slot's GraphQL URL while its replica lives.
+    targets: RwLock<Vec<Option<String>>>,
+    /// `Some(slot)`: every write goes to that replica (and waits while it is
+    /// dead); `None`: book b's writes go to replica b % REPLICAS.
+    writer: Option<usize>,
+    /// Writers wait while this is false.
+    writing: AtomicBool,
+    /// URLs of replicas the test killed: transport errors there are expected.
+    killed: Mutex<HashSet<String>>,
+    history: Mutex<Vec<Op>>,
+    /// Periods of fault (and of recovery right after), kept out of the
+    /// delivery time.
+    windows: Mutex<Vec<(Duration, Duration)>>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn record(&self, op: Op) {
+        self.history.lock().unwrap().push(op);
+    }
+
+    fn note(&self, text: impl Into<String>) {
+        let now = self.now();
+        self.record(Op {
+            who: "test".into(),
+            replica: None,
+            start: now,
+            end: now,
+            what: What::Note(text.into()),
+        });
+    }
+
+    /// Marks `[from, from + length]` as a fault window.
+    fn window(&self, from: Duration, length: Duration) {
+        self.windows.lock().unwrap().push((from, from + length));
+    }
+
+    fn target(&self, rng: &mut Rng) -> Option<(usize, String)> {
+        let targets = self.targets.read().unwrap();
+        let live: Vec<(usize, String)> = targets
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, url)| Some((slot, url.clone()?)))
+            .collect();
+        (!live.is_empty()).then(|| live[rng.below(live.len() as u64) as usize].clone())
+    }
+
+    /// Sends one GraphQL request; its `data`, or how it failed.
+    async fn send(&self, url: &str, query: &str, variables: Value) -> Result<Value, Outcome> {
+        let result = self
+            .client
+            .post(url)
+            .bearer_auth(&self.token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                let text = format!("transport: {err}");
+                return Err(if self.killed.lock().unwrap().contains(url) {
+                    Outcome::Lost(text)
+                } else {
+                    Outcome::Error(text)
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        let body = match response.json::<Value>().await {
+            Ok(body) => body,
+            Err(err) => {
+                let text = format!("HTTP {status}, body lost: {err}");
+                return Err(if self.killed.lock().unwrap().contains(url) {
+                    Outcome::Lost(text)
+                } else {
+                    Outcome::Error(text)
+                });
+            }
+        };
+        if status != 200 || body.get("errors").is_some() {
+            return Err(Outcome::Error(format!("HTTP {status}: {body}")));
+        }
+        Ok(body["data"].clone())
+    }
+
+    /// (book, version) from a title `b<book> v<version>`.
+    fn parse(&self, id: &Value, title: &Value) -> Result<(usize, u64), Outcome> {
+        let book = id
+            .as_str()
+            .and_then(|id| self.numbers.get(id))
+            .ok_or_else(|| Outcome::Error(format!("an unknown book {id}")))?;
+        let version = title
+            .as_str()
+            .and_then(|title| title.strip_prefix(&format!("b{book} v")))
+            .and_then(|version| version.parse().ok())
+            .ok_or_else(|| Outcome::Error(format!("book {book} has the title {title}")))?;
+        Ok((*book, version))
+    }
+}
+
+/// xorshift64*: no dependency, good enough to pick replicas and pauses.
+struct Rng(u64);
+
+impl Rng {
+    fn new(stream: u64) -> Self {
+        let seed =
+            uuid::Uuid::now_v7().as_u128() as u64 ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Self(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+
+    fn millis(&mut self, from: u64, to: u64) -> Duration {
+        Duration::from_millis(from + self.below(to - from + 1))
+    }
+}
+
+/// The only writer of `book`: renames it to `b<book> v<n>`, n rising by one
+/// per attempt (an unacknowledged attempt may still have committed, so its
+/// number is not reused), always on the book's home replica: the others
+/// learn of the write only through the cache's invalidation, which is what is
+/// under test. (Writes spread over every replica would refresh each one's L1
+/// with its own writes and hide most staleness.)
+async fn writer(shared: Arc<Shared>, book: usize) {
+    let mut rng = Rng::new(1000 + book as u64);
+    let mut version = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let slot = shared.writer.unwrap_or(book % REPLICAS);
+        let target = shared.targets.read().unwrap()[slot]
+            .clone()
+            .filter(|_| shared.writing.load(Ordering::Relaxed))
+            .map(|url| (slot, url));
+        let Some((slot, url)) = target else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        version += 1;
+        let title = format!("b{book} v{version}");
+        let start = shared.now();
+        let result = shared
+            .send(
+                &url,
+                RENAME,
+                json!({ "id": shared.books[book], "t": title }),
+            )
+            .await;
+        let end = shared.now();
+        let outcome = match result {
+            Ok(data) if data["updateBook"]["title"] == title.as_str() => Outcome::Ok,
+            Ok(data) => Outcome::Error(format!("the write answered {data}")),
+            Err(outcome) => outcome,
+        };
+        shared.record(Op {
+            who: format!("w{book}"),
+            replica: Some(slot),
+            start,
+            end,
+            what: What::Write {
+                book,
+                version,
+                outcome,
+            },
+        });
+        tokio::time::sleep(rng.millis(10, 40)).await;
+    }
+}
+
+/// Reads a random book on a random live replica or, with `page`, the page of
+/// all books on replica `PAGE_REPLICA`.
+async fn reader(shared: Arc<Shared>, number: usize, page: bool) {
+    let mut rng = Rng::new(number as u64);
+    while !shared.stop.load(Ordering::Relaxed) {
+        let target = if page {
+            shared.targets.read().unwrap()[PAGE_REPLICA]
+                .clone()
+                .map(|url| (PAGE_REPLICA, url))
+        } else {
+            shared.target(&mut rng)
+        };
+        let Some((slot, url)) = target else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let start = shared.now();
+        let result = if page {
+            shared.send(&url, PAGE, json!({})).await
+        } else {
+            let book = rng.below(BOOKS as u64) as usize;
+            shared
+                .send(&url, BOOK, json!({ "id": shared.books[book] }))
+                .await
+        };
+        let end = shared.now();
+        let (seen, outcome) = match result.and_then(|data| {
+            let items = if page {
+                data["books"]["items"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                vec![data["book"].clone()]
+            };
+            let seen = items
+                .iter()
+                .map(|item| shared.parse(&item["id"], &item["title"]))
+                .collect::<Result<Vec<_>, _>>()?;
+            if seen.is_empty() || (page && seen.len() != BOOKS) {
+                return Err(Outcome::Error(format!("a read answered {data}")));
+            }
+            Ok(seen)
+        }) {
+            Ok(seen) => (seen, Outcome::Ok),
+            Err(outcome) => (Vec::new(), outcome),
+        };
+        shared.record(Op {
+            who: format!("r{number}"),
+            replica: Some(slot),
+            start,
+            end,
+            what: What::Read {
+                page,
+                seen,
+                outcome,
+            },
+        });
+        let pause = if page {
+            rng.millis(5, 25)
+        } else {
+            rng.millis(0, 8)
+        };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The scenarios.
+
+fn scenario_length() -> Duration {
+    let secs = std::env::var("BIBLIO_HISTORY_SECS")
+        .ok()
+        .map(|secs| {
+            secs.parse::<u64>().unwrap_or_else(|_| {
+                panic!("BIBLIO_HISTORY_SECS must be whole seconds, not {secs:?}")
+            })
+        })
+        .unwrap_or(0);
+    Duration::from_secs(secs)
+}
+
+async fn check(fault: Fault) {
+    let started = Instant::now();
+    let redis = Redis::start(fault == Fault::WriterKilledDuringOutage);
+    let mut cluster = Cluster::start(REPLICAS, redis).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .expect("a client");
+    let token = cluster.librarian(&client).await;
+
+    let url = cluster.replica(0).graphql_url();
+    let create = |query: &'static str, input: Value| {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        async move {
+            let data = graphql(
+                &client,
+                &url,
+                Some(&token),
+                query,
+                json!({ "input": input }),
+            )
+            .await;
+            data.as_object().unwrap().values().next().unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let author = create(
+        "mutation($input: CreateAuthorInput!) { createAuthor(input: $input) { id } }",
+        json!({ "name": "Stanisław Lem" }),
+    )
+    .await;
+    let category = create(
+        "mutation($input: CreateCategoryInput!) { createCategory(input: $input) { id } }",
+        json!({ "name": "Science Fiction" }),
+    )
+    .await;
+    let mut books = Vec::new();
+    for book in 0..BOOKS {
+        books.push(
+            create(
+                "mutation($input: CreateBookInput!) { createBook(input: $input) { id } }",
+                json!({
+                    "title": format!("b{book} v0"), "isbn": isbn(book as u64), "price": "10.00",
+                    "copiesTotal": 1, "authorId": author, "categoryId": category,
+                }),
+            )
+            .await,
+        );
+    }
+
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        client,
+        token,
+        numbers: books
+            .iter()
+            .enumerate()
+            .map(|(number, id)| (id.clone(), number))
+            .collect(),
+        books,
+        targets: RwLock::new(
+            (0..REPLICAS)
+                .map(|slot| Some(cluster.replica(slot).graphql_url()))
+                .collect(),
+        ),
+        writer: (fault == Fault::WriterKilledDuringOutage).then_some(0),
+        writing: AtomicBool::new(true),
+        killed: Mutex::new(HashSet::new()),
+        history: Mutex::new(Vec::new()),
+        windows: Mutex::new(Vec::new()),
+        stop: AtomicBool::new(false),
+    });
+    shared.note(format!(
+        "t=0 is {} (UTC, as in the replicas' logs)",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    ));
+    let mut clients = tokio::task::JoinSet::new();
+    for book in 0..BOOKS {
+        clients.spawn(writer(shared.clone(), book));
+    }
+    for number in 0..READERS {
+        clients.spawn(reader(shared.clone(), number, false));
+    }
+    clients.spawn(reader(shared.clone(), READERS, true));
+
+    tokio::time::sleep(WARM_UP).await;
+    let length = scenario_length();
+    let faulted = Instant::now();
+    let mut cycles = 0;
+    loop {
+        cycle(fault, &mut cluster, &shared).await;
+        cycles += 1;
+        if faulted.elapsed() >= length {
+            break;
+        }
+        if fault == Fault::WriterKilledDuringOutage {
+            shared.note("writes resume");
+            shared.writing.store(true, Ordering::Relaxed);
+            tokio::time::sleep(WARM_UP).await;
+        }
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    while let Some(joined) = clients.join_next().await {
+        joined.expect("a client task");
+    }
+
+    let history = std::mem::take(&mut *shared.history.lock().unwrap());
+    let windows = shared.windows.lock().unwrap().clone();
+    let report = analyse(&history, &windows, fault.bound());
+    if let Ok(dir) = std::env::var("BIBLIO_HISTORY_DUMP") {
+        dump(std::path::Path::new(&dir), fault, &history, &cluster);
+    }
+    println!(
+        "{}",
+        report.table(fault, cycles, shared.now(), started.elapsed())
+    );
+    let mut failures = String::new();
+    if !report.errors.is_empty() {
+        writeln!(
+            failures,
+            "{} requests failed; the first ones:",
+            report.errors.len()
+        )
+        .unwrap();
+        for &index in report.errors.iter().take(10) {
+            writeln!(failures, "  {}", line(&history[index])).unwrap();
+        }
+    }
+    if !report.offenders.is_empty() {
+        let worst = report
+            .offenders
+            .iter()
+            .max_by_key(|staleness| staleness.by)
+            .expect("an offender");
+        writeln!(
+            failures,
+            "{} of {} reads were stale at the {} ms bound (max staleness {} ms). \
+             The first offending read, then the worst:",
+            report.offenders.len(),
+            report.reads,
+            fault.bound(),
+            report.max_staleness.as_millis()
+        )
+        .unwrap();
+        failures.push_str(&excerpt(&history, &report.offenders[0]));
+        if worst.read != report.offenders[0].read {
+            failures.push_str(&excerpt(&history, worst));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}: {failures}\n{}",
+        fault.describe(),
+        cluster.log_tails(12)
+    );
+}
+
+/// Injects the fault once and lets the service recover for longer than the
+/// bound, so that staleness that outlives the fault is seen.
+async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
+    const RECOVERY: Duration = Duration::from_millis(2500);
+    let sleep = tokio::time::sleep;
+    let began = shared.now();
+    match fault {
+        Fault::RedisUp => sleep(Duration::from_secs(3)).await,
+        Fault::RedisPaused => {
+            shared.note("redis SIGSTOP");
+            cluster.redis.pause();
+            sleep(Duration::from_secs(2)).await;
+            cluster.redis.resume();
+            shared.note("redis SIGCONT");
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+        Fault::WritesPaused => {
+            let reply = cluster
+                .redis
+                .command(&["CLIENT", "PAUSE", "1500", "WRITE"])
+                .await;
+            shared.note(format!("redis CLIENT PAUSE 1500 WRITE: {reply}"));
+            sleep(Duration::from_millis(1500)).await;
+            shared.note("redis pause over");
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+        Fault::SubscriberKilled => {
+            let reply = cluster
+                .redis
+                .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
+                .await;
+            shared.note(format!("redis CLIENT KILL TYPE pubsub: {reply}"));
+            assert_eq!(
+                reply,
+                format!(":{REPLICAS}"),
+                "every replica has a subscriber"
+            );
+            shared.window(began, Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+        Fault::RedisRestartedEmpty => {
+            shared.note("redis SIGKILL");
+            tokio::task::block_in_place(|| cluster.redis.kill());
+            sleep(Duration::from_secs(1)).await;
+            tokio::task::block_in_place(|| cluster.redis.restart());
+            shared.note("redis restarted, empty");
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+        Fault::WriterKilledDuringOutage => {
+            let slot = shared.writer.expect("one writing replica");
+            // A quiet moment, so that Redis holds every book (the readers
+            // refill what the last writes deleted) when it goes.
+            shared.writing.store(false, Ordering::Relaxed);
+            shared.note("writes pause");
+            sleep(Duration::from_millis(300)).await;
+            shared.writing.store(true, Ordering::Relaxed);
+            shared.note("redis SIGKILL (its append-only file is kept); writes resume");
+            tokio::task::block_in_place(|| cluster.redis.kill());
+            // The writer acknowledges writes while Redis is down.
+            let outage = shared.now();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let acked: HashSet<(usize, u64)> = shared
+                    .history
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|op| op.start > outage)
+                    .filter_map(Op::acked_write)
+                    .collect();
+                let per_book = (0..BOOKS)
+                    .map(|book| acked.iter().filter(|(b, _)| *b == book).count())
+                    .min()
+                    .unwrap_or(0);
+                if per_book >= 2 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "replica {slot} did not acknowledge writes while Redis was down"
+                );
+                sleep(Duration::from_millis(10)).await;
+            }
+            // No more writes until the next cycle: nothing but the cache's
+            // own guarantees can make the outage's writes visible.
+            shared.writing.store(false, Ordering::Relaxed);
+            let url = shared.targets.write().unwrap()[slot]
+                .take()
+                .expect("the writer is alive");
+            shared.killed.lock().unwrap().insert(url);
+            shared.note(format!("replica {slot} SIGKILL (the writer); writes stop"));
+            let mut writer = cluster.replicas[slot].take().expect("the writer");
+            tokio::task::block_in_place(|| writer.kill());
+            tokio::task::block_in_place(|| cluster.redis.restart());
+            shared.note("redis restarted with its data");
+            // As an orchestrator would, start a replacement; it reads too.
+            cluster.respawn(slot).await;
+            shared.targets.write().unwrap()[slot] = Some(cluster.replica(slot).graphql_url());
+            shared.note(format!("replica {slot} started again (cold L1), reading"));
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The checker.
+
+/// A read that missed an acknowledged write.
+#[derive(Debug, Clone)]
+struct Staleness {
+    /// Index of the read in the history.
+    read: usize,
+    /// Index of the oldest acknowledged write it missed.
+    write: usize,
+    book: usize,
+    /// How long before the read started that write was acknowledged.
+    by: Duration,
+}
+
+struct Report {
+    reads: usize,
+    pages: usize,
+    acked: usize,
+    lost: usize,
+    /// History indices of failed requests.
+    errors: Vec<usize>,
+    /// Per D in `STALENESS`: reads stale at D.
+    stale: [usize; STALENESS.len()],
+    /// Reads stale at the bound.
+    offenders: Vec<Staleness>,
+    max_staleness: Duration,
+    /// Write ack → first read on another replica that showed it, outside
+    /// fault windows.
+    delivery: Vec<Duration>,
+    /// Mean time between reads of one book on one replica: the resolution of
+    /// the delivery time.
+    sampling: Duration,
+}
+
+fn analyse(history: &[Op], windows: &[(Duration, Duration)], bound: u64) -> Report {
+    // Each book's acknowledged writes by version, with the earliest
+    // acknowledgement among the writes from there on.
+    let mut writes: Vec<Vec<(u64, Duration, usize)>> = vec![Vec::new(); BOOKS];
+    let mut attempted: Vec<Vec<(u64, Duration)>> = vec![Vec::new(); BOOKS];
+    let mut report = Report {
+        reads: 0,
+        pages: 0,
+        acked: 0,
+        lost: 0,
+        errors: Vec::new(),
+        stale: [0; STALENESS.len()],
+        offenders: Vec::new(),
+        max_staleness: Duration::ZERO,
+        delivery: Vec::new(),
+        sampling: Duration::ZERO,
+    };
+    for (index, op) in history.iter().enumerate() {
+        let outcome = match &op.what {
+            What::Write {
+                book,
+                version,
+                outcome,
+            } => {
+                attempted[*book].push((*version, op.start));
+                if matches!(outcome, Outcome::Ok) {
+                    writes[*book].push((*version, op.end, index));
+                    report.acked += 1;
+                }
+                outcome
+            }
+            What::Read { page, outcome, .. } => {
+                if matches!(outcome, Outcome::Ok) {
+                    report.reads += 1;
+                    report.pages += usize::from(*page);
+                }
+                outcome
+            }
+            What::Note(_) => continue,
+        };
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::Lost(_) => report.lost += 1,
+            Outcome::Error(_) => report.errors.push(index),
+        }
+    }
+    for book in &mut writes {
+        book.sort_by_key(|(version, _, _)| *version);
+        for i in (0..book.len().saturating_sub(1)).rev() {
+            if book[i + 1].1 < book[i].1 {
+                book[i].1 = book[i + 1].1;
+                book[i].2 = book[i + 1].2;
+            }
+        }
+    }
+
+    // Staleness of each read; reads of versions nobody had sent yet are a
+    // harness bug.
+    let mut reads_by: HashMap<(usize, usize), Vec<(Duration, u64)>> = HashMap::new();
+    for (index, op) in history.iter().enumerate() {
+        let What::Read {
+            seen,
+            outcome: Outcome::Ok,
+            ..
+        } = &op.what
+        else {
+            continue;
+        };
+        let mut worst: Option<Staleness> = None;
+        for &(book, version) in seen {
+            reads_by
+                .entry((op.replica.unwrap(), book))
+                .or_default()
+                .push((op.start, version));
+            if version > 0
+                && !attempted[book]
+                    .iter()
+                    .any(|(v, start)| *v == version && *start < op.end)
+            {
+                report.errors.push(index);
+            }
+            let newer = writes[book].partition_point(|(v, _, _)| *v <= version);
+            if let Some(&(_, ack, write)) = writes[book].get(newer) {
+                if ack < op.start {
+                    let by = op.start - ack;
+                    if worst.as_ref().is_none_or(|w| by > w.by) {
+                        worst = Some(Staleness {
+                            read: index,
+                            write,
+                            book,
+                            by,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(staleness) = worst {
+            for (count, d) in report.stale.iter_mut().zip(STALENESS) {
+                *count += usize::from(staleness.by > Duration::from_millis(d));
+            }
+            report.max_staleness = report.max_staleness.max(staleness.by);
+            if staleness.by > Duration::from_millis(bound) {
+                report.offenders.push(staleness);
+            }
+        }
+    }
+
+    // Delivery: from each write's ack to the first read started after it on
+    // another replica that shows it (or a later version), outside faults.
+    let mut gaps = Vec::new();
+    for reads in reads_by.values_mut() {
+        reads.sort_by_key(|(start, _)| *start);
+        gaps.extend(reads.windows(2).map(|pair| pair[1].0 - pair[0].0));
+    }
+    if !gaps.is_empty() {
+        report.sampling = gaps.iter().sum::<Duration>() / gaps.len() as u32;
+    }
+    for op in history {
+        let Some((book, version)) = op.acked_write() else {
+            continue;
+        };
+        let ack = op.end;
+        if windows.iter().any(|(from, to)| *from <= ack && ack <= *to) {
+            continue;
+        }
+        for slot in (0..REPLICAS).filter(|slot| Some(*slot) != op.replica) {
+            let Some(reads) = reads_by.get(&(slot, book)) else {
+                continue;
+            };
+            let first = reads.partition_point(|(start, _)| *start < ack);
+            if let Some((start, _)) = reads[first..].iter().find(|(_, v)| *v >= version) {
+                report.delivery.push(*start - ack);
+            }
+        }
+    }
+    report.delivery.sort();
+    report
+}
+
+impl Report {
+    fn table(&self, fault: Fault, cycles: usize, history: Duration, total: Duration) -> String {
+        let mut out = String::new();
+        let ms = |d: Duration| format!("{:.1}ms", d.as_secs_f64() * 1000.0);
+        writeln!(
+            out,
+            "history | {} | bound {} ms | {} fault cycle(s), {:.1} s of history, {:.1} s in all",
+            fault.describe(),
+            fault.bound(),
+            cycles,
+            history.as_secs_f64(),
+            total.as_secs_f64()
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "  {} reads ({} pages), {} writes acked, {} lost to a kill, {} errors",
+            self.reads,
+            self.pages,
+            self.acked,
+            self.lost,
+            self.errors.len()
+        )
+        .unwrap();
+        let header: String = STALENESS
+            .iter()
+            .map(|d| format!("{:>8}", format!("{d}ms")))
+            .collect();
+        let counts: String = self.stale.iter().map(|n| format!("{n:>8}")).collect();
+        writeln!(out, "  stale at D:{header}  | max staleness").unwrap();
+        writeln!(out, "             {counts}  | {}", ms(self.max_staleness)).unwrap();
+        let percentile = |p: f64| {
+            let i = ((self.delivery.len() as f64 * p).ceil() as usize).saturating_sub(1);
+            self.delivery.get(i).copied().map(ms).unwrap_or("-".into())
+        };
+        write!(
+            out,
+            "  delivery (ack -> first read showing it on another replica, outside faults): \
+             p50 {} p99 {} max {} (n={}; one replica reads one book every ~{})",
+            percentile(0.5),
+            percentile(0.99),
+            self.delivery.last().copied().map(ms).unwrap_or("-".into()),
+            self.delivery.len(),
+            ms(self.sampling)
+        )
+        .unwrap();
+        out
+    }
+}
+
+/// BIBLIO_HISTORY_DUMP=DIR: the whole history, one operation a line in
+/// start order, and every replica's log (BIBLIO_HISTORY_LOG sets their
+/// RUST_LOG), for a closer look.
+fn dump(dir: &std::path::Path, fault: Fault, history: &[Op], cluster: &Cluster) {
+    std::fs::create_dir_all(dir).expect("the dump directory");
+    let name = format!("{fault:?}");
+    let mut ops: Vec<&Op> = history.iter().collect();
+    ops.sort_by_key(|op| op.start);
+    let text: String = ops.iter().map(|op| line(op) + "\n").collect();
+    std::fs::write(dir.join(format!("{name}.history")), text).expect("the history is written");
+    cluster.copy_logs(dir, &name);
+    println!("history and logs written to {}", dir.display());
+}
+
+fn at(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// One operation, on one line.
+fn line(op: &Op) -> String {
+    let place = op
+        .replica
+        .map(|slot| format!(" @replica {slot}"))
+        .unwrap_or_default();
+    let what = match &op.what {
+        What::Write {
+            book,
+            version,
+            outcome,
+        } => format!("write b{book} v{version}: {outcome}"),
+        What::Read {
+            page,
+            seen,
+            outcome,
+        } => {
+            let seen: Vec<String> = seen.iter().map(|(b, v)| format!("b{b} v{v}")).collect();
+            let kind = if *page { "page" } else { "read" };
+            format!("{kind} shows [{}]: {outcome}", seen.join(", "))
+        }
+        What::Note(text) => format!("*** {text}"),
+    };
+    format!(
+        "t={}..{} {:>4}{place} {what}",
+        at(op.start),
+        at(op.end),
+        op.who
+    )
+}
+
+/// The history of one book around a stale read: writes, notes, and each
+/// replica's reads folded into runs that showed one version; only what
+/// overlaps the missed write or the moments before the read.
+fn excerpt(history: &[Op], stale: &Staleness) -> String {
+    let (read, write) = (&history[stale.read], &history[stale.write]);
+    let ms = Duration::from_millis;
+    let windows = [
+        (write.start.saturating_sub(ms(100)), write.end + ms(100)),
+        (read.start.saturating_sub(ms(300)), read.end + ms(100)),
+    ];
+    let (from, to) = (windows[0].0, windows[1].1);
+    let book = stale.book;
+    let mut order: Vec<usize> = (0..history.len())
+        .filter(|&i| history[i].end >= from && history[i].start <= to)
+        .collect();
+    order.sort_by_key(|&i| history[i].start);
+
+    // (start, end, text)
+    let mut lines: Vec<(Duration, Duration, String)> = Vec::new();
+    // Per replica: (first start, last end, version, count).
+    type Runs = HashMap<usize, (Duration, Duration, u64, usize)>;
+    let mut runs: Runs = HashMap::new();
+    let flush = |runs: &mut Runs, lines: &mut Vec<(Duration, Duration, String)>, slot: usize| {
+        if let Some((first, last, version, count)) = runs.remove(&slot) {
+            let text = format!(
+                "t={}..{}      @replica {slot} {count} read(s) show b{book} v{version}",
+                at(first),
+                at(last)
+            );
+            lines.push((first, last, text));
+        }
+    };
+    for i in order {
+        let op = &history[i];
+        match &op.what {
+            What::Read {
+                seen,
+                outcome: Outcome::Ok,
+                ..
+            } => {
+                let Some(&(_, version)) = seen.iter().find(|(b, _)| *b == book) else {
+                    continue;
+                };
+                let slot = op.replica.unwrap();
+                if i == stale.read {
+                    flush(&mut runs, &mut lines, slot);
+                    let text = format!(
+                        ">>> {}  STALE by {:.1} ms: b{book} v{} was acked at t={}",
+                        line(op),
+                        stale.by.as_secs_f64() * 1000.0,
+                        write.acked_write().map(|(_, v)| v).unwrap_or(0),
+                        at(write.end)
+                    );
+                    lines.push((op.start, op.end, text));
+                    continue;
+                }
+                match runs.get_mut(&slot) {
+                    Some(run) if run.2 == version => {
+                        run.1 = op.end;
+                        run.3 += 1;
+                    }
+                    _ => {
+                        flush(&mut runs, &mut lines, slot);
+                        runs.insert(slot, (op.start, op.end, version, 1));
+                    }
+                }
+            }
+            What::Write { book: b, .. } if *b == book => {
+                lines.push((op.start, op.end, line(op)));
+            }
+            What::Note(_) => lines.push((op.start, op.end, line(op))),
+            _ => {}
+        }
+    }
+    for slot in 0..REPLICAS {
+        flush(&mut runs, &mut lines, slot);
+    }
+    lines.sort_by_key(|(start, _, _)| *start);
+    let mut out = format!("--- book b{book}:\n");
+    let mut skipped = 0;
+    let mut shown = 0;
+    for (start, end, text) in &lines {
+        let relevant = text.starts_with(">>>")
+            || text.contains("***")
+            || windows.iter().any(|(a, b)| end >= a && start <= b);
+        if !relevant || shown >= 100 {
+            skipped += 1;
+            continue;
+        }
+        if skipped > 0 {
+            writeln!(out, "  … ({skipped} lines)").unwrap();
+            skipped = 0;
+        }
+        writeln!(out, "  {text}").unwrap();
+        shown += 1;
+    }
+    if skipped > 0 {
+        writeln!(out, "  … ({skipped} lines)").unwrap();
+    }
+    out
+}
