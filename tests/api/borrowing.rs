@@ -204,9 +204,10 @@ async fn my_borrows_shows_only_my_own_by_status_newest_first() {
 #[tokio::test]
 async fn loans_past_their_due_date_are_overdue() {
     // A zero-day loan period makes every active loan overdue at once.
-    let app =
-        crate::helpers::spawn_app_with(|config| config.loan_period = chrono::Duration::zero())
-            .await;
+    let app = crate::helpers::TestApp::builder()
+        .configure(|config| config.loan_period = chrono::Duration::zero())
+        .spawn()
+        .await;
     let cat = catalogue(&app, 1).await;
     let me = app.member("late@example.org").await;
     app.data(Some(&me), BORROW, json!({ "b": cat.books[0] }))

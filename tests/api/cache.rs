@@ -1,10 +1,10 @@
 //! The cache, end to end: round trips and statements counted, never timed;
 //! races forced with the fill pause; replicas sharing one database and one
 //! test-owned redis-server.
-use crate::helpers::{catalogue, spawn_app, spawn_replicas, spawn_replicas_on, TestApp, TestRedis};
+use crate::helpers::{catalogue, eventually, spawn_app, NewBook, TestApp, TestRedis};
 use biblio::cache::{Change, Kind};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const PAGE: &str =
     "{ books(pageSize: 20) { totalCount items { id title author { name } category { name } } } }";
@@ -49,7 +49,7 @@ async fn a_cold_page_takes_three_statements_and_a_warm_one_none_and_no_redis() {
 
 #[tokio::test]
 async fn warm_in_l2_only_a_page_costs_one_mget_per_kind_and_no_sql() {
-    let (replicas, _redis) = spawn_replicas(2).await;
+    let (replicas, _redis) = TestApp::builder().replicas(2).spawn_replicas().await;
     let (a, b) = (&replicas[0], &replicas[1]);
     catalogue(a, 25).await;
     // Warm L2 through replica A; replica B's L1 stays cold.
@@ -152,11 +152,13 @@ async fn statistics_after_a_write_are_refreshed_once_for_many_concurrent_readers
     app.data(None, query, json!({})).await;
     app.create_book(
         &cat.librarian,
-        "Another",
-        77,
-        &cat.authors[0],
-        &cat.categories[0],
-        1,
+        NewBook {
+            title: "Another",
+            n: 77,
+            author: &cat.authors[0],
+            category: &cat.categories[0],
+            copies: 1,
+        },
     )
     .await;
     let loads = app.cache.metrics().kind(Kind::Statistics).loads;
@@ -176,7 +178,7 @@ async fn statistics_after_a_write_are_refreshed_once_for_many_concurrent_readers
 
 #[tokio::test]
 async fn a_load_that_read_before_a_write_does_not_store_its_old_value_in_either_tier() {
-    let (replicas, _redis) = spawn_replicas(2).await;
+    let (replicas, _redis) = TestApp::builder().replicas(2).spawn_replicas().await;
     let (a, b) = (&replicas[0], &replicas[1]);
     let cat = catalogue(a, 1).await;
     let id = cat.books[0].clone();
@@ -216,7 +218,7 @@ async fn a_load_that_read_before_a_write_does_not_store_its_old_value_in_either_
 
 #[tokio::test]
 async fn an_event_that_arrives_during_a_fill_keeps_the_old_value_out() {
-    let (replicas, _redis) = spawn_replicas(2).await;
+    let (replicas, _redis) = TestApp::builder().replicas(2).spawn_replicas().await;
     let (a, b) = (&replicas[0], &replicas[1]);
     let cat = catalogue(a, 1).await;
     let id = cat.books[0].clone();
@@ -231,9 +233,7 @@ async fn an_event_that_arrives_during_a_fill_keeps_the_old_value_out() {
         json!({ "id": id, "t": "Renamed" }),
     )
     .await;
-    while b.cache.metrics().events_received() == events {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    eventually(|| async { b.cache.metrics().events_received() != events }).await;
     pause.release();
     reader.await.unwrap();
     assert_eq!(title(b, &id).await, "Renamed");
@@ -241,7 +241,7 @@ async fn an_event_that_arrives_during_a_fill_keeps_the_old_value_out() {
 
 #[tokio::test]
 async fn a_write_on_one_replica_is_seen_on_another_within_the_delivery_time() {
-    let (replicas, _redis) = spawn_replicas(3).await;
+    let (replicas, _redis) = TestApp::builder().replicas(3).spawn_replicas().await;
     let cat = catalogue(&replicas[0], 1).await;
     let id = cat.books[0].clone();
     for replica in &replicas {
@@ -258,7 +258,7 @@ async fn a_write_on_one_replica_is_seen_on_another_within_the_delivery_time() {
         .await;
     let written = Instant::now();
     for replica in &replicas[1..] {
-        let seen = poll_until(|| async { title(replica, &id).await == "Renamed" }).await;
+        let seen = eventually(|| async { title(replica, &id).await == "Renamed" }).await;
         println!("observed invalidation delivery: {:?}", seen - written);
     }
     assert!(
@@ -307,27 +307,10 @@ fn read_in_background(app: &TestApp, id: &str) -> tokio::task::JoinHandle<Value>
     })
 }
 
-/// Polls `check` until it holds; panics after 5 s (far above any bound
-/// stated). Returns when it first held.
-async fn poll_until<F, Fut>(check: F) -> Instant
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if check().await {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "the condition never held");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 #[tokio::test]
 async fn with_redis_down_reads_and_writes_go_on_fresh_after_the_cap_and_nothing_is_stale_when_it_returns(
 ) {
-    let (replicas, mut redis) = spawn_replicas(2).await;
+    let (replicas, mut redis) = TestApp::builder().replicas(2).spawn_replicas().await;
     let (a, b) = (&replicas[0], &replicas[1]);
     let cat = catalogue(a, 1).await;
     let id = cat.books[0].clone();
@@ -348,7 +331,7 @@ async fn with_redis_down_reads_and_writes_go_on_fresh_after_the_cap_and_nothing_
         "the writer sees its write at once"
     );
     let stopped = Instant::now();
-    poll_until(|| async { title(b, &id).await == "During the outage" }).await;
+    eventually(|| async { title(b, &id).await == "During the outage" }).await;
     println!(
         "fresh on the other replica {:?} after the outage began (cap 1 s)",
         stopped.elapsed()
@@ -389,14 +372,18 @@ async fn with_redis_down_reads_and_writes_go_on_fresh_after_the_cap_and_nothing_
         json!({ "id": id, "t": "After" }),
     )
     .await;
-    poll_until(|| async { title(b, &id).await == "After" }).await;
+    eventually(|| async { title(b, &id).await == "After" }).await;
 }
 
 #[tokio::test]
 async fn a_write_while_redis_was_unreachable_is_replayed_into_it_when_it_answers_again() {
     // Redis comes back with its data (a network partition, not a restart):
     // the stale L2 entry must go.
-    let (replicas, mut redis) = spawn_replicas_on(2, TestRedis::start_persistent()).await;
+    let (replicas, mut redis) = TestApp::builder()
+        .replicas(2)
+        .redis(TestRedis::start_persistent())
+        .spawn_replicas()
+        .await;
     let (a, b) = (&replicas[0], &replicas[1]);
     let cat = catalogue(a, 1).await;
     let id = cat.books[0].clone();
@@ -411,7 +398,7 @@ async fn a_write_while_redis_was_unreachable_is_replayed_into_it_when_it_answers
     .await;
     assert_eq!(a.cache.health().pending_invalidations, 1);
     redis.restart(); // with the old entry, read back from its append-only file
-    poll_until(|| async { a.cache.health().pending_invalidations == 0 }).await;
+    eventually(|| async { a.cache.health().pending_invalidations == 0 }).await;
     b.wait_for_cache().await;
     assert_eq!(
         title(b, &id).await,

@@ -1,4 +1,4 @@
-use crate::helpers::{catalogue, spawn_app};
+use crate::helpers::{catalogue, spawn_app, NewBook};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -215,12 +215,20 @@ async fn search_matches_title_or_author_case_insensitively() {
     let le_guin = app.create_author(&librarian, "Ursula K. Le Guin").await;
     let lem = app.create_author(&librarian, "Stanisław Lem").await;
     let sf = app.create_category(&librarian, "Science Fiction").await;
-    app.create_book(&librarian, "The Dispossessed", 1, &le_guin, &sf, 1)
-        .await;
-    app.create_book(&librarian, "Solaris", 2, &lem, &sf, 1)
-        .await;
-    app.create_book(&librarian, "100% Pure_Fiction", 3, &lem, &sf, 1)
-        .await;
+    for (title, n, author) in [
+        ("The Dispossessed", 1, &le_guin),
+        ("Solaris", 2, &lem),
+        ("100% Pure_Fiction", 3, &lem),
+    ] {
+        let book = NewBook {
+            title,
+            n,
+            author,
+            category: &sf,
+            copies: 1,
+        };
+        app.create_book(&librarian, book).await;
+    }
     let search = |q: &'static str| {
         let app = &app;
         async move {

@@ -25,7 +25,7 @@
 //! outcomes too; only the interleaving of the unchecked reads with the writes
 //! is left to the scheduler. `BIBLIO_DIFF_OPS=N` runs N burst operations
 //! (default 300).
-use crate::helpers::{isbn, spawn_app_with, start, test_config, TestApp, TestRedis};
+use crate::helpers::{isbn, TestApp, TestRedis};
 use biblio::cache::{Mode, Settings};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -181,17 +181,24 @@ struct Deployment {
 /// replicas on its database and on `redis`, all with the default prefix.
 async fn deploy(name: &'static str, redis: &TestRedis, replicas: usize) -> Deployment {
     let default_prefix = Settings::default().prefix;
-    let oracle = spawn_app_with(|config| {
-        config.cache.mode = Mode::Off;
+    let with_default_prefix = move |config: &mut biblio::config::Config| {
         config.cache.prefix = default_prefix.clone();
-    })
-    .await;
+    };
+    let oracle = TestApp::builder()
+        .cache_mode(Mode::Off)
+        .configure(with_default_prefix.clone())
+        .spawn()
+        .await;
     let mut cached = Vec::new();
     for _ in 0..replicas {
-        let mut config = test_config(oracle.database_url.clone(), redis.url());
-        config.cache.mode = Mode::Both;
-        config.cache.prefix = default_prefix.clone();
-        cached.push(start(config).await);
+        let replica = TestApp::builder()
+            .shared_database(&oracle.database_url)
+            .shared_redis(redis)
+            .cache_mode(Mode::Both)
+            .configure(with_default_prefix.clone())
+            .spawn()
+            .await;
+        cached.push(replica);
     }
     Deployment {
         name,

@@ -1,10 +1,11 @@
 use biblio::app::Application;
+use biblio::cache::Mode;
+use biblio::cli::ServeArgs;
 use biblio::config::Config;
 use biblio::db::Db;
-use biblio::graphql::Limits;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -212,49 +213,146 @@ impl Drop for TestApp {
     }
 }
 
-pub fn test_config(database_url: String, redis_url: String) -> Config {
-    Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        database_url,
-        cache: biblio::cache::Settings {
-            redis_url,
-            // Each test owns its Redis, but a distinct prefix also keeps
-            // tests honest about key building.
-            prefix: Some(format!("test{}", Uuid::now_v7().simple())),
-            ..Default::default()
-        },
-        limits: Limits {
-            max_depth: 10,
-            max_complexity: 5000,
-        },
-        body_limit: 1024 * 1024,
-        loan_period: chrono::Duration::days(14),
-        token_ttl: Duration::from_secs(3600),
-        loader_delay: Duration::ZERO,
-        demo_data_when_empty: false,
+/// How a test's apps are started: by default one app, fully cached, with a
+/// database and a Redis of its own, on the service's own defaults (as
+/// `biblio serve` with no flags) except that it binds a free port, uses a
+/// key prefix of its own and seeds no demo data. Change what a test needs
+/// field by field, then [`TestAppBuilder::spawn`] or
+/// [`TestAppBuilder::spawn_replicas`].
+pub struct TestAppBuilder {
+    replicas: usize,
+    cache_mode: Option<Mode>,
+    redis: RedisChoice,
+    database_url: Option<String>,
+    configure: Box<dyn Fn(&mut Config)>,
+}
+
+enum RedisChoice {
+    /// A fresh `redis-server`, owned by what is spawned.
+    Own,
+    /// A given one, owned by what is spawned (e.g. a persistent one).
+    Given(TestRedis),
+    /// One the caller keeps, by URL.
+    Shared(String),
+}
+
+impl Default for TestAppBuilder {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            cache_mode: None,
+            redis: RedisChoice::Own,
+            database_url: None,
+            configure: Box::new(|_| {}),
+        }
     }
 }
 
+impl TestAppBuilder {
+    /// How many replicas share the database, the Redis and the key prefix.
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n;
+        self
+    }
+
+    pub fn cache_mode(mut self, mode: Mode) -> Self {
+        self.cache_mode = Some(mode);
+        self
+    }
+
+    /// Runs on `redis`, which what is spawned then owns.
+    pub fn redis(mut self, redis: TestRedis) -> Self {
+        self.redis = RedisChoice::Given(redis);
+        self
+    }
+
+    /// Runs on a Redis the caller keeps.
+    pub fn shared_redis(mut self, redis: &TestRedis) -> Self {
+        self.redis = RedisChoice::Shared(redis.url());
+        self
+    }
+
+    /// Runs on a database the caller keeps (e.g. another app's).
+    pub fn shared_database(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// A last change to the config, after every other choice.
+    pub fn configure(mut self, configure: impl Fn(&mut Config) + 'static) -> Self {
+        self.configure = Box::new(configure);
+        self
+    }
+
+    /// One app, owning its database and Redis (unless they are shared).
+    pub async fn spawn(self) -> TestApp {
+        assert_eq!(self.replicas, 1, "use spawn_replicas for more than one");
+        let (mut apps, redis) = self.launch().await;
+        let mut app = apps.pop().expect("one app");
+        app._redis = redis;
+        app
+    }
+
+    /// The replicas (the first owns the database) and their Redis, which the
+    /// test may stop and restart.
+    pub async fn spawn_replicas(self) -> (Vec<TestApp>, TestRedis) {
+        let (apps, redis) = self.launch().await;
+        (
+            apps,
+            redis.expect("spawn_replicas with a Redis of their own"),
+        )
+    }
+
+    async fn launch(self) -> (Vec<TestApp>, Option<TestRedis>) {
+        let (database, database_url) = match self.database_url {
+            Some(url) => (None, url),
+            None => {
+                let (database, url) = TestDatabase::create().await;
+                (Some(database), url)
+            }
+        };
+        let (redis, redis_url) = match self.redis {
+            RedisChoice::Own => {
+                let redis = TestRedis::start();
+                let url = redis.url();
+                (Some(redis), url)
+            }
+            RedisChoice::Given(redis) => {
+                let url = redis.url();
+                (Some(redis), url)
+            }
+            RedisChoice::Shared(url) => (None, url),
+        };
+        let mut config = ServeArgs::default().into_config(database_url);
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.demo_data_when_empty = false;
+        config.cache.redis_url = redis_url;
+        // Each test owns its Redis, but a distinct prefix also keeps tests
+        // honest about key building.
+        config.cache.prefix = Some(format!("test{}", Uuid::now_v7().simple()));
+        if let Some(mode) = self.cache_mode {
+            config.cache.mode = mode;
+        }
+        (self.configure)(&mut config);
+        let mut apps = Vec::new();
+        for _ in 0..self.replicas {
+            apps.push(start(&config).await);
+        }
+        if let Some(first) = apps.first_mut() {
+            first._database = database;
+        }
+        (apps, redis)
+    }
+}
+
+/// One app, fully cached, with a database and a Redis of its own.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+    TestApp::builder().spawn().await
 }
 
-/// An app with a database and a Redis of its own.
-pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let (database, url) = TestDatabase::create().await;
-    let redis = TestRedis::start();
-    let mut config = test_config(url, redis.url());
-    configure(&mut config);
-    let mut app = start(config).await;
-    app._database = Some(database);
-    app._redis = Some(redis);
-    app
-}
-
-/// A replica: the app with `config` as given, sharing whatever database and
-/// Redis the config names (the caller owns them).
-pub async fn start(config: Config) -> TestApp {
-    let app = Application::build(&config).await.expect("the app builds");
+/// A replica: the app with `config` as given.
+async fn start(config: &Config) -> TestApp {
+    let app = Application::build(config).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr());
     let db = app.db().clone();
     let cache = app.cache().clone();
@@ -276,25 +374,37 @@ pub async fn start(config: Config) -> TestApp {
     app
 }
 
-/// N replicas sharing one database and one Redis (owned by the first).
-pub async fn spawn_replicas(n: usize) -> (Vec<TestApp>, TestRedis) {
-    spawn_replicas_on(n, TestRedis::start()).await
+/// Polls `check` until it holds; panics after 5 s (far above any bound the
+/// service states). Returns when it first held.
+pub async fn eventually<F, Fut>(check: F) -> Instant
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if check().await {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "the condition never held");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
-pub async fn spawn_replicas_on(n: usize, redis: TestRedis) -> (Vec<TestApp>, TestRedis) {
-    let (database, url) = TestDatabase::create().await;
-    let prefix = format!("test{}", Uuid::now_v7().simple());
-    let mut replicas = Vec::new();
-    for _ in 0..n {
-        let mut config = test_config(url.clone(), redis.url());
-        config.cache.prefix = Some(prefix.clone());
-        replicas.push(start(config).await);
-    }
-    replicas[0]._database = Some(database);
-    (replicas, redis)
+/// A book to create: `n` picks a distinct valid ISBN; the price is 10.00.
+pub struct NewBook<'a> {
+    pub title: &'a str,
+    pub n: u64,
+    pub author: &'a str,
+    pub category: &'a str,
+    pub copies: i32,
 }
 
 impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
     /// Waits until the cache's Redis tier and subscriber are connected, so a
     /// test starts from a known state.
     pub async fn wait_for_cache(&self) {
@@ -413,23 +523,16 @@ impl TestApp {
         data["createCategory"]["id"].as_str().unwrap().to_owned()
     }
 
-    /// Creates a book; `n` picks a distinct valid ISBN.
-    pub async fn create_book(
-        &self,
-        token: &str,
-        title: &str,
-        n: u64,
-        author: &str,
-        category: &str,
-        copies: i32,
-    ) -> String {
+    /// Creates a book; returns its id.
+    pub async fn create_book(&self, token: &str, book: NewBook<'_>) -> String {
         let data = self
             .data(
                 Some(token),
                 "mutation($input: CreateBookInput!) { createBook(input: $input) { id } }",
                 json!({ "input": {
-                    "title": title, "isbn": isbn(n), "price": "10.00", "copiesTotal": copies,
-                    "authorId": author, "categoryId": category,
+                    "title": book.title, "isbn": isbn(book.n), "price": "10.00",
+                    "copiesTotal": book.copies, "authorId": book.author,
+                    "categoryId": book.category,
                 } }),
             )
             .await;
@@ -472,11 +575,13 @@ pub async fn catalogue(app: &TestApp, books: usize) -> Catalogue {
         ids.push(
             app.create_book(
                 &librarian,
-                &title,
-                i as u64,
-                &authors[i % 2],
-                &categories[(i / 2) % 2],
-                2,
+                NewBook {
+                    title: &title,
+                    n: i as u64,
+                    author: &authors[i % 2],
+                    category: &categories[(i / 2) % 2],
+                    copies: 2,
+                },
             )
             .await,
         );

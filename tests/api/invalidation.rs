@@ -1,9 +1,8 @@
 //! One test per mutation: warm every read it should affect on replica B,
 //! run the mutation on replica A, and B must answer fresh (after the event).
 //! The table of what each mutation invalidates is `biblio::cache::changes`.
-use crate::helpers::{catalogue, spawn_replicas, Catalogue, TestApp};
+use crate::helpers::{catalogue, Catalogue, NewBook, TestApp};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 /// Reads `query` on `app` until `check` accepts the data (5 s at most).
 async fn eventually(
@@ -13,15 +12,10 @@ async fn eventually(
     variables: Value,
     check: impl Fn(&Value) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let data = app.data(token, query, variables.clone()).await;
-        if check(&data) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "still stale: {data}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    crate::helpers::eventually(|| async {
+        check(&app.data(token, query, variables.clone()).await)
+    })
+    .await;
 }
 
 /// Two replicas and a catalogue; B's cache warmed with `warm`.
@@ -29,7 +23,7 @@ async fn setup(
     books: usize,
     warm: &[(&str, Value)],
 ) -> (Vec<TestApp>, crate::helpers::TestRedis, Catalogue) {
-    let (replicas, redis) = spawn_replicas(2).await;
+    let (replicas, redis) = TestApp::builder().replicas(2).spawn_replicas().await;
     let cat = catalogue(&replicas[0], books).await;
     for (query, variables) in warm {
         for _ in 0..2 {
@@ -190,11 +184,13 @@ async fn create_book_updates_pages_search_counts_and_statistics() {
     r[1].data(None, counted, author.clone()).await;
     r[0].create_book(
         &cat.librarian,
-        "Fresh Ink",
-        42,
-        &cat.authors[0],
-        &cat.categories[0],
-        1,
+        NewBook {
+            title: "Fresh Ink",
+            n: 42,
+            author: &cat.authors[0],
+            category: &cat.categories[0],
+            copies: 1,
+        },
     )
     .await;
     eventually(&r[1], None, page, json!({}), |d| {

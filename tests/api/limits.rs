@@ -1,9 +1,12 @@
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{spawn_app, TestApp};
 use serde_json::json;
 
 #[tokio::test]
 async fn queries_deeper_than_the_limit_are_refused() {
-    let app = spawn_app_with(|config| config.limits.max_depth = 4).await;
+    let app = TestApp::builder()
+        .configure(|config| config.limits.max_depth = 4)
+        .spawn()
+        .await;
     let shallow = "{ books { items { author { name } } } }";
     app.data(None, shallow, json!({})).await;
     let deep = "{ books { items { author { books { items { title } } } } } }";
@@ -29,7 +32,10 @@ async fn queries_over_the_complexity_limit_are_refused() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
-    let app = spawn_app_with(|config| config.body_limit = 1024).await;
+    let app = TestApp::builder()
+        .configure(|config| config.body_limit = 1024)
+        .spawn()
+        .await;
     let padding = " ".repeat(2048);
     let body = json!({ "query": format!("{{ categories {{ name }} }}{padding}") });
     let response = app
