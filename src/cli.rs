@@ -173,6 +173,10 @@ pub enum UserCommand {
     },
 }
 
+/// `entity::user::Role` as a command-line value. clap's `ValueEnum` cannot be
+/// derived on the entity's enum from here (both are foreign to this crate)
+/// and the entity crate should not depend on clap, so this mirror and its
+/// `From` remain.
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum RoleArg {
     Member,

@@ -1,5 +1,4 @@
 use super::{id, Author, Category};
-use crate::db::books::SortOrder;
 use crate::domain::Money;
 use crate::error::{Error, Result};
 use crate::graphql::scope;
@@ -80,6 +79,7 @@ impl Book {
 
 /// How `books` orders its results. Ties are broken by id, so pages are stable.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+#[graphql(remote = "crate::db::books::SortOrder")]
 pub enum BookOrder {
     #[default]
     TitleAsc,
@@ -90,17 +90,4 @@ pub enum BookOrder {
     PublishedDesc,
     /// Most recently added to the catalogue first.
     Newest,
-}
-
-impl From<BookOrder> for SortOrder {
-    fn from(order: BookOrder) -> Self {
-        match order {
-            BookOrder::TitleAsc => Self::TitleAsc,
-            BookOrder::TitleDesc => Self::TitleDesc,
-            BookOrder::PriceAsc => Self::PriceAsc,
-            BookOrder::PriceDesc => Self::PriceDesc,
-            BookOrder::PublishedDesc => Self::PublishedDesc,
-            BookOrder::Newest => Self::Newest,
-        }
-    }
 }

@@ -1,5 +1,4 @@
 use super::{id, Book, User};
-use crate::db::borrows::Status;
 use crate::error::{Error, Result};
 use crate::graphql::scope;
 use async_graphql::{Context, Enum, Object, ID};
@@ -52,6 +51,7 @@ impl BorrowRecord {
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+#[graphql(remote = "crate::db::borrows::Status")]
 pub enum BorrowStatus {
     #[default]
     All,
@@ -60,15 +60,4 @@ pub enum BorrowStatus {
     Returned,
     /// Not yet returned and past due.
     Overdue,
-}
-
-impl From<BorrowStatus> for Status {
-    fn from(status: BorrowStatus) -> Self {
-        match status {
-            BorrowStatus::All => Self::All,
-            BorrowStatus::Active => Self::Active,
-            BorrowStatus::Returned => Self::Returned,
-            BorrowStatus::Overdue => Self::Overdue,
-        }
-    }
 }
