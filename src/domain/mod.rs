@@ -12,6 +12,6 @@ pub use credentials::{Email, Password};
 pub use ids::parse_id;
 pub use isbn::Isbn;
 pub use money::Money;
-pub use page::{Page, PageRequest};
+pub use page::{Page, PageRequest, MAX_PAGE_SIZE};
 pub use search::SearchText;
 pub use text::{optional_text, required_text};

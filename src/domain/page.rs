@@ -1,5 +1,7 @@
 use crate::error::{Error, Result};
 
+/// The largest `pageSize` accepted; query complexity counts a page as this
+/// many items at most.
 pub const MAX_PAGE_SIZE: i32 = 100;
 
 /// A validated `page`/`pageSize` pair: page >= 1, page size 1..=100.
