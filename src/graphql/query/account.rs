@@ -21,7 +21,9 @@ impl AccountQuery {
     }
 
     /// The signed-in user's borrows, newest first.
-    #[graphql(complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity")]
+    #[graphql(
+        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+    )]
     async fn my_borrows(
         &self,
         ctx: &Context<'_>,

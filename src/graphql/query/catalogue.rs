@@ -20,7 +20,9 @@ impl CatalogueQuery {
     }
 
     /// A page of books, filtered and ordered.
-    #[graphql(complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity")]
+    #[graphql(
+        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+    )]
     async fn books(
         &self,
         ctx: &Context<'_>,
@@ -52,7 +54,9 @@ impl CatalogueQuery {
     }
 
     /// Books whose title or author's name contains `query`, ignoring case.
-    #[graphql(complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity")]
+    #[graphql(
+        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+    )]
     async fn search_books(
         &self,
         ctx: &Context<'_>,
@@ -87,7 +91,9 @@ impl CatalogueQuery {
     }
 
     /// A page of authors, by name.
-    #[graphql(complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity")]
+    #[graphql(
+        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+    )]
     async fn authors(
         &self,
         ctx: &Context<'_>,

@@ -30,7 +30,9 @@ impl Author {
     }
 
     /// This author's books, by title.
-    #[graphql(complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity")]
+    #[graphql(
+        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+    )]
     async fn books(
         &self,
         ctx: &Context<'_>,
