@@ -68,29 +68,45 @@ impl Error {
         }
     }
 
-    /// Maps a unique-constraint violation to `CONFLICT` with `message`, any
-    /// other database error to `INTERNAL`. For writes where a concurrent
-    /// insert can beat the check made before it.
-    pub fn conflict_on_unique(err: sea_orm::DbErr, message: impl Into<String>) -> Self {
-        match err.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::Conflict(message.into()),
+    /// The one place a failed database write becomes a client error: a
+    /// unique violation becomes `on_unique` and a foreign-key violation
+    /// `on_foreign_key` (each when given); anything else is `INTERNAL`. For
+    /// writes where a concurrent write can beat the check made before them,
+    /// so the constraint has the last word.
+    pub fn from_write(
+        err: sea_orm::DbErr,
+        on_unique: Option<Error>,
+        on_foreign_key: Option<Error>,
+    ) -> Self {
+        match (violation(&err), on_unique, on_foreign_key) {
+            (Some(Violation::Unique), Some(client), _) => client,
+            (Some(Violation::ForeignKey), _, Some(client)) => client,
             _ => Self::from(err),
         }
     }
 }
 
-/// Whether `err` is a foreign-key violation. sea-orm recognizes most; SQLite
+/// The constraint a failed write violated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    Unique,
+    ForeignKey,
+}
+
+/// Which constraint `err` violated, if any. sea-orm recognizes most; SQLite
 /// reports a delete of a still-referenced row as code 1811
 /// (SQLITE_CONSTRAINT_TRIGGER), which it does not.
-pub fn is_foreign_key_violation(err: &sea_orm::DbErr) -> bool {
-    if let Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) = err.sql_err() {
-        return true;
+pub fn violation(err: &sea_orm::DbErr) -> Option<Violation> {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Some(Violation::Unique),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => Some(Violation::ForeignKey),
+        _ => matches!(
+            err,
+            sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db)))
+                if db.code().as_deref() == Some("1811")
+        )
+        .then_some(Violation::ForeignKey),
     }
-    matches!(
-        err,
-        sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db)))
-            if db.code().as_deref() == Some("1811")
-    )
 }
 
 impl From<sea_orm::DbErr> for Error {

@@ -1,7 +1,7 @@
 //! Authors: pages and writes. Lookups by id go through the generic loader.
 use super::{fetch_page, now, Db, Write};
 use crate::domain::{Page, PageRequest};
-use crate::error::{is_foreign_key_violation, Error, Result};
+use crate::error::{Error, Result};
 use entity::author;
 use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, ModelTrait, QueryOrder, Set};
 use uuid::Uuid;
@@ -53,11 +53,10 @@ pub async fn delete(write: &Write, id: Uuid) -> Result<()> {
         .one(write.conn())
         .await?
         .ok_or_else(|| Error::not_found("author not found"))?;
-    match author.delete(write.conn()).await {
-        Ok(_) => Ok(()),
-        Err(err) if is_foreign_key_violation(&err) => {
-            Err(Error::conflict("the author still has books"))
-        }
-        Err(err) => Err(err.into()),
-    }
+    let still_used = Error::conflict("the author still has books");
+    author
+        .delete(write.conn())
+        .await
+        .map(|_| ())
+        .map_err(|err| Error::from_write(err, None, Some(still_used)))
 }

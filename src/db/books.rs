@@ -1,7 +1,7 @@
 //! Books: lookups, filtered and searched pages, and catalogue writes.
 use super::{fetch_page, now, Db, Write};
 use crate::domain::{Isbn, Money, Page, PageRequest, SearchText};
-use crate::error::{Error, Result};
+use crate::error::{violation, Error, Result, Violation};
 use entity::{author, book, borrow_record, category};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, NullOrdering, Order, SimpleExpr};
 use sea_orm::{
@@ -329,30 +329,37 @@ async fn write_error(
     author_id: Option<Uuid>,
     category_id: Option<Uuid>,
 ) -> Error {
-    match err.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => match isbn {
-            Some(isbn) => {
-                Error::conflict(format!("a book with isbn {} already exists", isbn.as_str()))
-            }
-            None => Error::conflict("a book with this isbn already exists"),
-        },
-        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
-            if let Some(id) = author_id {
-                match author::Entity::find_by_id(id).one(db.conn()).await {
-                    Ok(None) => return Error::not_found("author not found"),
-                    Err(err) => return err.into(),
-                    Ok(Some(_)) => {}
-                }
-            }
-            if let Some(id) = category_id {
-                match category::Entity::find_by_id(id).one(db.conn()).await {
-                    Ok(None) => return Error::not_found("category not found"),
-                    Err(err) => return err.into(),
-                    Ok(Some(_)) => {}
-                }
-            }
-            Error::internal(err)
+    let duplicate = match isbn {
+        Some(isbn) => Error::conflict(format!("a book with isbn {} already exists", isbn.as_str())),
+        None => Error::conflict("a book with this isbn already exists"),
+    };
+    let missing = match violation(&err) {
+        Some(Violation::ForeignKey) => missing_reference(db, author_id, category_id).await,
+        _ => None,
+    };
+    Error::from_write(err, Some(duplicate), missing)
+}
+
+/// Which of the book's references does not exist, as NOT_FOUND (or the
+/// failed lookup, as INTERNAL); `None` when both exist.
+async fn missing_reference(
+    db: &Db,
+    author_id: Option<Uuid>,
+    category_id: Option<Uuid>,
+) -> Option<Error> {
+    if let Some(id) = author_id {
+        match author::Entity::find_by_id(id).one(db.conn()).await {
+            Ok(None) => return Some(Error::not_found("author not found")),
+            Err(err) => return Some(err.into()),
+            Ok(Some(_)) => {}
         }
-        _ => err.into(),
     }
+    if let Some(id) = category_id {
+        match category::Entity::find_by_id(id).one(db.conn()).await {
+            Ok(None) => return Some(Error::not_found("category not found")),
+            Err(err) => return Some(err.into()),
+            Ok(Some(_)) => {}
+        }
+    }
+    None
 }

@@ -80,7 +80,13 @@ pub async fn borrow(
     }
     .insert(txn)
     .await
-    .map_err(|err| Error::conflict_on_unique(err, "you already have this book on loan"))
+    .map_err(|err| {
+        Error::from_write(
+            err,
+            Some(Error::conflict("you already have this book on loan")),
+            None,
+        )
+    })
 }
 
 /// Marks `record` returned and frees its copy, in one transaction that opens

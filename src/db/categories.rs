@@ -1,6 +1,6 @@
 //! Categories: the full list and writes. Names are unique.
 use super::{now, Db, Write};
-use crate::error::{is_foreign_key_violation, Error, Result};
+use crate::error::{Error, Result};
 use entity::category;
 use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, ModelTrait, QueryOrder, Set};
 use uuid::Uuid;
@@ -27,7 +27,7 @@ pub async fn create(write: &Write, name: String) -> Result<category::Model> {
     }
     .insert(write.conn())
     .await
-    .map_err(|err| Error::conflict_on_unique(err, message))
+    .map_err(|err| Error::from_write(err, Some(Error::conflict(message)), None))
 }
 
 pub async fn update(write: &Write, id: Uuid, name: Option<String>) -> Result<category::Model> {
@@ -40,7 +40,7 @@ pub async fn update(write: &Write, id: Uuid, name: Option<String>) -> Result<cat
     };
     changes.update(write.conn()).await.map_err(|err| match err {
         sea_orm::DbErr::RecordNotUpdated => Error::not_found("category not found"),
-        err => Error::conflict_on_unique(err, message),
+        err => Error::from_write(err, Some(Error::conflict(message)), None),
     })
 }
 
@@ -50,11 +50,10 @@ pub async fn delete(write: &Write, id: Uuid) -> Result<()> {
         .one(write.conn())
         .await?
         .ok_or_else(|| Error::not_found("category not found"))?;
-    match category.delete(write.conn()).await {
-        Ok(_) => Ok(()),
-        Err(err) if is_foreign_key_violation(&err) => {
-            Err(Error::conflict("the category still has books"))
-        }
-        Err(err) => Err(err.into()),
-    }
+    let still_used = Error::conflict("the category still has books");
+    category
+        .delete(write.conn())
+        .await
+        .map(|_| ())
+        .map_err(|err| Error::from_write(err, None, Some(still_used)))
 }

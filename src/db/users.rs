@@ -46,7 +46,13 @@ pub async fn create(
     }
     .insert(write.conn())
     .await
-    .map_err(|err| Error::conflict_on_unique(err, "a user with this email already exists"))
+    .map_err(|err| {
+        Error::from_write(
+            err,
+            Some(Error::conflict("a user with this email already exists")),
+            None,
+        )
+    })
 }
 
 pub async fn by_email(db: &Db, email: &Email) -> Result<Option<user::Model>> {
