@@ -17,6 +17,7 @@ pub struct CatalogueMutation;
 
 #[Object]
 impl CatalogueMutation {
+    /// Adds an author.
     async fn create_author(&self, ctx: &Context<'_>, input: CreateAuthorInput) -> Result<Author> {
         require_librarian(ctx).await?;
         let (name, bio) = input.validate()?;
@@ -30,6 +31,7 @@ impl CatalogueMutation {
         Ok(Author(Arc::new(author)))
     }
 
+    /// Changes an author's name or bio; omitted fields stay as they are.
     async fn update_author(
         &self,
         ctx: &Context<'_>,
@@ -63,6 +65,7 @@ impl CatalogueMutation {
         Ok(types::id(id))
     }
 
+    /// Adds a category; CONFLICT if one has the same name.
     async fn create_category(
         &self,
         ctx: &Context<'_>,
@@ -80,6 +83,7 @@ impl CatalogueMutation {
         Ok(Category(Arc::new(category)))
     }
 
+    /// Renames a category; CONFLICT if another has the new name.
     async fn update_category(
         &self,
         ctx: &Context<'_>,
@@ -116,6 +120,7 @@ impl CatalogueMutation {
         Ok(types::id(id))
     }
 
+    /// Adds a book; CONFLICT on a duplicate ISBN, NOT_FOUND on an unknown author or category.
     async fn create_book(&self, ctx: &Context<'_>, input: CreateBookInput) -> Result<Book> {
         require_librarian(ctx).await?;
         let book = input.validate()?;
@@ -129,6 +134,7 @@ impl CatalogueMutation {
         Ok(Book(Arc::new(book)))
     }
 
+    /// Changes a book; omitted fields stay as they are. CONFLICT if copiesTotal would go below the copies on loan.
     async fn update_book(&self, ctx: &Context<'_>, id: ID, input: UpdateBookInput) -> Result<Book> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
