@@ -1,16 +1,16 @@
 //! The read-through cache: request DataLoader -> L1 (this process, moka) ->
 //! L2 (Redis, shared) -> database, and the invalidation that keeps it honest.
 //!
-//! # Reading ([`read`], [`page`], [`statistics`])
+//! # Reading (`read`, `page`, `statistics`)
 //! A batch of keys makes one pass over L1, sends all L1 misses to Redis in one
 //! MGET, loads all L2 misses with one database query, fills L2 with one script
 //! call, then fills L1. Concurrent misses of the same key in this process
-//! share one load ([`flight`]). Absent ids are cached briefly as negative
+//! share one load (`flight`). Absent ids are cached briefly as negative
 //! entries. Lists (pages, search results) store ids and a total, never
 //! objects; their keys carry their group, with its identity, and the group's
 //! generation ([`keys`]).
 //!
-//! # Writing ([`sync`])
+//! # Writing (`sync`)
 //! A mutation's statements and the record of what it invalidates (an outbox
 //! row) commit in one transaction ([`Cache::commit`]). Then L1 entries are
 //! evicted here, one Redis script deletes the L2 entries, bumps their version
@@ -72,7 +72,7 @@
 //!   makes the group's old entries unreachable at once.
 //! - **local** (`l1::Store` group state): per group in this process, bumped
 //!   on every invalidation of the group seen here; part of L1 list keys.
-//! - **heard** ([`sync`]): when the last heartbeat of this replica that came
+//! - **heard** (`sync`): when the last heartbeat of this replica that came
 //!   back was sent; decides trust, and when L1 entries are current as of.
 //! - **outbox id** (`db::outbox`): one write's invalidation until published.
 pub mod bus;

@@ -3,6 +3,7 @@
 //! processes of the real `biblio` binary (so one can be SIGKILLed), and the
 //! database they share. Everything is killed and removed on drop, also when
 //! a test panics.
+use crate::helpers::TestDatabase;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -177,88 +178,6 @@ impl Drop for Redis {
     }
 }
 
-/// The database the replicas share, dropped with the cluster. (The same as
-/// `helpers::TestDatabase`, which is private to helpers.rs.)
-enum Database {
-    Sqlite(PathBuf),
-    Postgres { admin_url: String, name: String },
-}
-
-impl Database {
-    async fn create() -> (Self, String) {
-        use biblio::db::Db;
-        let backend = std::env::var("BIBLIO_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into());
-        match backend.as_str() {
-            "sqlite" => {
-                let path =
-                    std::env::temp_dir().join(format!("biblio-history-{}.db", Uuid::now_v7()));
-                let url = format!("sqlite://{}?mode=rwc", path.display());
-                (Self::Sqlite(path), url)
-            }
-            "postgres" => {
-                let admin_url = std::env::var("BIBLIO_TEST_POSTGRES_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-                let name = format!("biblio_history_{}", Uuid::now_v7().simple());
-                let admin = Db::connect(&admin_url).await.unwrap_or_else(|err| {
-                    panic!(
-                        "cannot reach PostgreSQL at {admin_url} ({err}). Install and start it \
-                         (Debian: apt-get install postgresql && pg_ctlcluster 15 main start) or \
-                         set BIBLIO_TEST_POSTGRES_URL"
-                    )
-                });
-                execute(&admin, &format!("CREATE DATABASE \"{name}\"")).await;
-                let url = match admin_url.rsplit_once('/') {
-                    Some((server, _)) => format!("{server}/{name}"),
-                    None => panic!("BIBLIO_TEST_POSTGRES_URL must end in /DATABASE"),
-                };
-                (Self::Postgres { admin_url, name }, url)
-            }
-            other => panic!("BIBLIO_TEST_DATABASE must be sqlite or postgres, not {other:?}"),
-        }
-    }
-}
-
-async fn execute(db: &biblio::db::Db, sql: &str) {
-    use sea_orm::ConnectionTrait;
-    db.conn()
-        .execute_unprepared(sql)
-        .await
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        match self {
-            Self::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
-            Self::Postgres { admin_url, name } => {
-                // Drop may run inside the test's runtime, which cannot be
-                // blocked on; a thread with a runtime of its own can.
-                let (admin_url, name) = (admin_url.clone(), name.clone());
-                let _ = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("a runtime");
-                    runtime.block_on(async {
-                        if let Ok(admin) = biblio::db::Db::connect(&admin_url).await {
-                            execute(
-                                &admin,
-                                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-                            )
-                            .await;
-                        }
-                    });
-                })
-                .join();
-            }
-        }
-    }
-}
-
 /// One `biblio serve` process.
 pub struct Replica {
     /// `http://127.0.0.1:PORT`
@@ -315,7 +234,7 @@ pub struct Cluster {
     pub database_url: String,
     prefix: String,
     logs: PathBuf,
-    _database: Database,
+    _database: TestDatabase,
 }
 
 impl Drop for Cluster {
@@ -329,7 +248,7 @@ impl Drop for Cluster {
 
 impl Cluster {
     pub async fn start(replicas: usize, redis: Redis) -> Self {
-        let (database, database_url) = Database::create().await;
+        let (database, database_url) = TestDatabase::create().await;
         let logs = std::env::temp_dir().join(format!("biblio-history-logs-{}", Uuid::now_v7()));
         std::fs::create_dir_all(&logs).expect("a temp dir");
         let mut cluster = Self {

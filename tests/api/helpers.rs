@@ -10,13 +10,15 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// The database a test owns, removed when the test ends.
-enum TestDatabase {
+pub enum TestDatabase {
     Sqlite(PathBuf),
     Postgres { admin_url: String, name: String },
 }
 
 impl TestDatabase {
-    async fn create() -> (Self, String) {
+    /// A fresh database (SQLite file, or PostgreSQL database with
+    /// `BIBLIO_TEST_DATABASE=postgres`) and its URL.
+    pub async fn create() -> (Self, String) {
         let backend = std::env::var("BIBLIO_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into());
         match backend.as_str() {
             "sqlite" => {
