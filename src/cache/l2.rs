@@ -256,6 +256,14 @@ impl Store {
                 tracing::error!(error = %err, during = what, "redis refused a command");
                 None
             }
+            // A background call that fails (a heartbeat timing out on a
+            // saturated machine, say) does not open the breaker: requests
+            // find out for themselves, and the bus's silence already stops
+            // trusting L2.
+            Err(err) if caller == Caller::Background => {
+                tracing::debug!(error = %err, during = what, "redis call failed");
+                None
+            }
             Err(err) => {
                 if self.breaker.failure() {
                     tracing::warn!(error = %err, during = what, "redis unreachable: serving from L1 and the database");
