@@ -15,6 +15,7 @@
 //! [`cli`] and [`config`], [`seed`] (demo data), [`telemetry`].
 pub mod app;
 pub mod auth;
+#[warn(missing_docs)]
 pub mod cache;
 pub mod cli;
 pub mod config;

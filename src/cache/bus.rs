@@ -26,6 +26,7 @@ use std::time::Duration;
 pub struct Event {
     /// The replica that published it.
     pub origin: String,
+    /// The L2 keys the write removed; receivers evict the matching L1 entries.
     #[serde(default)]
     pub keys: Vec<String>,
     /// (group name, new generation)
@@ -38,6 +39,7 @@ pub struct Event {
 }
 
 impl Event {
+    /// `None` for a malformed payload, which the subscriber logs and skips.
     pub fn parse(payload: &str) -> Option<Self> {
         serde_json::from_str(payload).ok()
     }
@@ -50,12 +52,18 @@ impl Event {
 
 /// What the subscriber reports to.
 pub trait Sink: Send + Sync + 'static {
+    /// Another replica's invalidation, to evict from L1, or a heartbeat,
+    /// which proves trust when it is our own.
     fn event(&self, event: Event);
     /// Subscribed (again): everything missed while disconnected is unknown.
     fn connected(&self);
+    /// The connection dropped: events may be missed from now on, so L1 stops
+    /// being trusted at once rather than when the heartbeats fall silent.
     fn disconnected(&self);
 }
 
+/// The live subscription to the bus. Dropping it stops its tasks and closes
+/// its connection, so it is kept for as long as the cache.
 pub struct Subscriber {
     client: SubscriberClient,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -151,6 +159,7 @@ impl Subscriber {
         Ok(Self { client, tasks })
     }
 
+    /// Reported by `health`; whether events can currently arrive at all.
     pub fn is_connected(&self) -> bool {
         self.client.is_connected()
     }

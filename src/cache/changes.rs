@@ -9,45 +9,74 @@ use super::keys::{Group, Kind};
 use entity::{book, borrow_record};
 use uuid::Uuid;
 
+/// What one mutation changed, in the terms that decide what it invalidates.
+/// A new mutation needs a variant here, and the `match` in
+/// [`Change::invalidation`] does not compile until it is mapped.
 #[derive(Debug, Clone)]
 pub enum Change {
+    /// Moves `authors` and statistics; clears a negative entry for the id.
     AuthorCreated {
+        /// The new author.
         id: Uuid,
     },
+    /// Evicts the author; its name orders `authors` and is matched by search.
     AuthorUpdated {
+        /// The author changed.
         id: Uuid,
     },
+    /// As a create, and also moves the author's own book pages.
     AuthorDeleted {
+        /// The author removed.
         id: Uuid,
     },
+    /// Moves `categories` and statistics; clears a negative entry for the id.
     CategoryCreated {
+        /// The new category.
         id: Uuid,
     },
+    /// Its name orders `categories` and statistics' `booksByCategory`.
     CategoryUpdated {
+        /// The category changed.
         id: Uuid,
     },
+    /// Moves `categories` and statistics.
     CategoryDeleted {
+        /// The category removed.
         id: Uuid,
     },
+    /// Moves every book list; evicts the two counts the book adds to.
     BookCreated {
+        /// The new book: its author and category say which counts move.
         book: book::Model,
     },
+    /// Both versions, so only the lists that read a changed field move.
     BookUpdated {
+        /// The book as it was: where it is leaving (old author, old category).
         before: book::Model,
+        /// The book as it is now: where it is arriving.
         after: book::Model,
     },
     /// With the borrow records deleted along with it.
     BookDeleted {
+        /// The book as it was, for its author's and category's counts and pages.
         book: book::Model,
+        /// (borrow id, user id) of each deleted record: the user's borrow pages move.
         borrows: Vec<(Uuid, Uuid)>,
     },
+    /// Moves statistics (it counts members); clears a negative entry for the id.
     UserCreated {
+        /// The new user.
         id: Uuid,
     },
+    /// The book's available copies change: moves availability pages, the
+    /// member's borrows and statistics.
     BookBorrowed {
+        /// The new record: which book, which member.
         record: borrow_record::Model,
     },
+    /// The reverse of a borrow: touches the same entries.
     BookReturned {
+        /// The record as returned.
         record: borrow_record::Model,
     },
 }
@@ -55,7 +84,9 @@ pub enum Change {
 /// Entries to evict and groups to move.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Invalidation {
+    /// Evicted by (kind, id), here and on every replica.
     pub entries: Vec<(Kind, Uuid)>,
+    /// Moved, so every list entry filled under the old generation is unreachable.
     pub groups: Vec<Group>,
 }
 
@@ -65,6 +96,8 @@ impl Invalidation {
         serde_json::to_string(self).expect("an invalidation serialises")
     }
 
+    /// Reads back [`Invalidation::to_outbox`]; `None` for a row this build cannot
+    /// read, which is skipped rather than blocking the outbox.
     pub fn from_outbox(payload: &str) -> Option<Self> {
         serde_json::from_str(payload).ok()
     }
@@ -95,6 +128,7 @@ impl Invalidation {
 }
 
 impl Change {
+    /// What this change makes stale: the one place that says so.
     pub fn invalidation(&self) -> Invalidation {
         use Group::*;
         let mut inv = Invalidation::default();

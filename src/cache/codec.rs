@@ -14,10 +14,14 @@ const PRESENT: u8 = 1;
 /// What a cache slot holds: a value, or the knowledge that there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot<V> {
+    /// The entry as loaded.
     Present(V),
+    /// A negative entry: the id was looked up and does not exist, cached
+    /// briefly so repeated misses do not each reach the database.
     Absent,
 }
 
+/// The bytes stored in L2 for `slot`; the only writer of that format.
 pub fn encode<V: Serialize>(slot: &Slot<V>) -> Result<Vec<u8>, postcard::Error> {
     match slot {
         Slot::Absent => Ok(vec![ABSENT]),
@@ -25,6 +29,8 @@ pub fn encode<V: Serialize>(slot: &Slot<V>) -> Result<Vec<u8>, postcard::Error> 
     }
 }
 
+/// Reads bytes written by [`encode`]. Anything else (another format, a
+/// truncated value) is an error the caller treats as a miss, never a panic.
 pub fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<Slot<V>, postcard::Error> {
     match bytes.split_first() {
         Some((&ABSENT, [])) => Ok(Slot::Absent),

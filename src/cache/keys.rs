@@ -23,23 +23,39 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// their parameters under a group generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
+    /// A book by id; book pages hold its id, not a copy.
     Book,
+    /// An author by id.
     Author,
+    /// A category by id.
     Category,
+    /// A user's profile by id (never the password hash).
     User,
+    /// One borrow record by id.
     Borrow,
+    /// How many books one author has, by author id.
     AuthorBookCount,
+    /// How many books one category has, by category id.
     CategoryBookCount,
+    /// A page of `books`, under `Books` or `BooksByAvailability`.
     BookPage,
+    /// A page of search results.
     SearchPage,
+    /// A page of `authors`.
     AuthorPage,
+    /// A page of one author's books, under that author's group.
     AuthorBooksPage,
+    /// Every category, as one entry.
     CategoryList,
+    /// The catalogue aggregate, served stale-while-revalidate.
     Statistics,
+    /// A page of one user's borrows (`myBorrows`), under that user's group.
     BorrowPage,
 }
 
 impl Kind {
+    /// Every kind in declaration order, so [`Kind::index`] is a position in it;
+    /// sizes the per-kind metrics and is what [`Kind::parse`] searches.
     pub const ALL: [Kind; 14] = [
         Kind::Book,
         Kind::Author,
@@ -57,6 +73,8 @@ impl Kind {
         Kind::BorrowPage,
     ];
 
+    /// The kind's segment in keys and its metrics label. Renaming one only
+    /// makes old entries unreachable (they miss and expire).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Book => "book",
@@ -76,10 +94,12 @@ impl Kind {
         }
     }
 
+    /// Reads back [`Kind::as_str`], for keys that arrive in invalidation events.
     pub fn parse(name: &str) -> Option<Self> {
         Kind::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
+    /// The kind's slot in the per-kind counters of [`Metrics`](super::Metrics).
     pub fn index(self) -> usize {
         self as usize
     }
@@ -95,9 +115,14 @@ pub enum Group {
     /// `books` pages with the `available` filter (they move on every borrow
     /// and return, so they are kept apart from the rest).
     BooksByAvailability,
+    /// Search result pages: they match book titles and author names.
     Search,
+    /// `authors` pages.
     Authors,
+    /// The category list.
     Categories,
+    /// The `statistics` aggregate: its local counter tells a replaced value from
+    /// one that has only expired.
     Statistics,
     /// One author's `books` pages.
     AuthorBooks(Uuid),
@@ -113,6 +138,7 @@ impl Group {
         name
     }
 
+    /// Reads back [`Group::name`], for groups that arrive in invalidation events.
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "books" => Group::Books,
@@ -154,35 +180,52 @@ impl Group {
 /// A cached list and every parameter its answer depends on.
 #[derive(Debug, Clone, Copy)]
 pub enum List<'a> {
+    /// `books` pages, filtered and sorted.
     Books {
+        /// Every filter is in the key; `available` also picks the group.
         filter: &'a Filter,
+        /// The order decides which ids fall on a page.
         order: SortOrder,
+        /// Page number and size.
         page: PageRequest,
     },
+    /// Search result pages.
     Search {
+        /// Written last and verbatim, so no text can pass for other parameters.
         text: &'a SearchText,
+        /// Page number and size.
         page: PageRequest,
     },
+    /// `authors` pages.
     Authors {
+        /// Page number and size.
         page: PageRequest,
     },
     /// One author's books, by title.
     AuthorBooks {
+        /// Whose books: picks the group, so a write to one author moves only theirs.
         author: Uuid,
+        /// Page number and size.
         page: PageRequest,
     },
     /// Every category, by name.
     Categories,
     /// One user's borrows (private).
     UserBorrows {
+        /// Whose borrows: part of the key, so one member's list is never read as
+        /// another's.
         user: Uuid,
+        /// Which borrows the page lists (all, active, returned, overdue).
         status: Status,
+        /// Page number and size.
         page: PageRequest,
     },
+    /// The catalogue aggregate: one entry, no parameters.
     Statistics,
 }
 
 impl List<'_> {
+    /// The kind the entry is keyed and counted under.
     pub fn kind(&self) -> Kind {
         match self {
             List::Books { .. } => Kind::BookPage,
@@ -276,6 +319,7 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// Keys under `prefix` and the current [`SCHEMA_VERSION`].
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
@@ -284,6 +328,7 @@ impl Keys {
         }
     }
 
+    /// The deployment's prefix, as shown by health and `Debug`.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

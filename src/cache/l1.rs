@@ -27,7 +27,9 @@ const STRIPES: usize = 1024;
 /// hash on the hot path), lists by their full key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
+    /// An entity or count by id, the hot path of DataLoader batches.
     Entity(Kind, Uuid),
+    /// A list entry by its L1 key (which carries the group's local counter).
     List(Box<str>),
 }
 
@@ -36,8 +38,11 @@ type Hasher = foldhash::fast::FixedState;
 /// A cached value: `None` is a negative entry (the id is absent).
 pub type Value = Option<Arc<dyn Any + Send + Sync>>;
 
+/// What L1 stores: the value with what moka needs to weigh and expire it,
+/// and when it was last known current.
 #[derive(Clone)]
 pub struct Entry {
+    /// The decoded value, shared by every reader that hits it.
     pub value: Value,
     /// Approximate bytes: the encoded size plus bookkeeping.
     weight: u32,
@@ -50,6 +55,8 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// `encoded_len` weighs the entry (decoded sizes are unknown); `current_as_of`
+    /// is when its fill began, or the last moment every invalidation was heard.
     pub fn new(value: Value, encoded_len: usize, ttl: Duration, current_as_of: Instant) -> Self {
         Self {
             value,
@@ -104,6 +111,7 @@ struct GroupState {
     remote: Option<(u64, Instant)>,
 }
 
+/// L1, and the counters and trust that guard its fills (see the module docs).
 pub struct Store {
     cache: Cache<Key, Entry, foldhash::fast::RandomState>,
     stripes: Box<[Stripe]>,
@@ -121,6 +129,8 @@ pub struct Store {
 }
 
 impl Store {
+    /// An empty L1 of `max_bytes`, untrusted until the bus is heard (so until
+    /// then entries are served for at most `untrusted_cap`).
     pub fn new(max_bytes: u64, untrusted_cap: Duration) -> Self {
         let cache = Cache::builder()
             .max_capacity(max_bytes)
@@ -159,6 +169,8 @@ impl Store {
         self.trusted.load(Ordering::Acquire) || current_as_of.elapsed() <= self.untrusted_cap
     }
 
+    /// `None` for a miss, including an entry older than the cap while the bus is
+    /// not trusted; `Some(None)` for a negative entry.
     pub fn get(&self, key: &Key) -> Option<Value> {
         let entry = self.cache.get(key)?;
         if self.fresh_enough(entry.current_as_of) {
@@ -197,6 +209,8 @@ impl Store {
         })
     }
 
+    /// Evicts `key` and moves its stripe's epoch under the stripe lock, so no fill
+    /// that began before this lands afterwards.
     pub fn invalidate(&self, key: &Key) {
         let stripe = &self.stripes[Self::stripe_of(key)];
         let _guard = lock(&stripe.lock);
@@ -205,6 +219,8 @@ impl Store {
         self.cache.invalidate(key);
     }
 
+    /// Taken before a list query whose rows will be primed: the **invalidation
+    /// count**, for [`Store::prime`].
     pub fn global_ticket(&self) -> GlobalTicket {
         GlobalTicket(self.invalidations.load(Ordering::Acquire))
     }
@@ -234,10 +250,14 @@ impl Store {
         self.cache.invalidate_all();
     }
 
+    /// Set by `sync` when the bus is heard or falls silent; while false, entries
+    /// are served only within the cap.
     pub fn set_trusted(&self, trusted: bool) {
         self.trusted.store(trusted, Ordering::Release);
     }
 
+    /// Whether events are known to arrive: L2 is read and L1 served past the cap
+    /// only then.
     pub fn is_trusted(&self) -> bool {
         self.trusted.load(Ordering::Acquire)
     }

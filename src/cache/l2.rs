@@ -73,6 +73,7 @@ pub struct Breaker {
 }
 
 impl Breaker {
+    /// A closed breaker that, once opened, refuses calls for `interval`.
     pub fn new(interval: Duration) -> Self {
         Self {
             started: Instant::now(),
@@ -116,6 +117,7 @@ impl Breaker {
         self.open_until.swap(until.max(1), Ordering::AcqRel) == 0
     }
 
+    /// Whether Redis answered the last call; part of [`Store::is_up`].
     pub fn is_closed(&self) -> bool {
         self.open_until.load(Ordering::Acquire) == 0
     }
@@ -124,19 +126,32 @@ impl Breaker {
 /// One entry to fill: its key, the guard key and the value it held before
 /// the load, its TTL and bytes.
 pub struct Fill {
+    /// Where the encoded value goes.
     pub key: String,
+    /// The entry's **version** key, or the **sequence** for a row primed from a
+    /// list query.
     pub guard: String,
+    /// What the guard held before the load read anything (empty if unset): the
+    /// fill lands only if it still does.
     pub expected: Bytes,
+    /// Jittered by the caller, so entries filled together do not expire
+    /// together.
     pub ttl: Duration,
+    /// The value as [`codec`](super::codec) encoded it.
     pub bytes: Vec<u8>,
 }
 
 /// What an MGET of (entry, version) pairs found for one key.
 pub struct Found {
+    /// The encoded entry; `None` is a miss.
     pub bytes: Option<Bytes>,
+    /// The entry's **version** as read with it: the `expected` of its [`Fill`]
+    /// if the entry must be loaded.
     pub version: Option<Bytes>,
 }
 
+/// L2: the Redis tier, the breaker in front of it and the two scripts that
+/// guard its fills and invalidations. A failed call is a miss, never an error.
 pub struct Store {
     /// MGET and GET: never held up behind a paused write.
     reads: Client,
@@ -161,9 +176,13 @@ enum Caller {
     Background,
 }
 
+/// How to reach Redis, shared by the L2 store and the bus subscriber.
 pub struct Connection {
+    /// The Redis URL, e.g. `redis://127.0.0.1:6379`.
     pub url: String,
+    /// How long one call may take; see [`Settings`](super::Settings).
     pub command_timeout: Duration,
+    /// How long the breaker stays open; see [`Settings`](super::Settings).
     pub breaker_interval: Duration,
 }
 

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const KINDS: usize = Kind::ALL.len();
 
+/// The cache's counters, shared by every clone of the cache. Relaxed atomics:
+/// each counter is read on its own, so none needs ordering with another.
 #[derive(Default)]
 pub struct Metrics {
     l1_hits: [AtomicU64; KINDS],
@@ -22,10 +24,15 @@ pub struct Metrics {
 /// The counters for one kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KindCounts {
+    /// Reads answered by this process's L1.
     pub l1_hits: u64,
+    /// Reads L1 could not answer (absent, expired, or not trusted).
     pub l1_misses: u64,
+    /// L1 misses that Redis answered.
     pub l2_hits: u64,
+    /// L1 misses that Redis could not answer.
     pub l2_misses: u64,
+    /// Values loaded from the database after missing every tier.
     pub loads: u64,
 }
 
@@ -36,36 +43,45 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl Metrics {
+    /// Records one pass over L1 for a batch of `kind`.
     pub fn l1(&self, kind: Kind, hits: usize, misses: usize) {
         add(&self.l1_hits[kind.index()], hits as u64);
         add(&self.l1_misses[kind.index()], misses as u64);
     }
 
+    /// Records one MGET's outcome for a batch of `kind`.
     pub fn l2(&self, kind: Kind, hits: usize, misses: usize) {
         add(&self.l2_hits[kind.index()], hits as u64);
         add(&self.l2_misses[kind.index()], misses as u64);
     }
 
+    /// Records `n` values of `kind` loaded from the database.
     pub fn loaded(&self, kind: Kind, n: usize) {
         add(&self.loads[kind.index()], n as u64);
     }
 
+    /// Records one Redis call; tests assert batching by counting these.
     pub fn redis_round_trip(&self) {
         add(&self.redis_round_trips, 1);
     }
 
+    /// Records one invalidation event from another replica.
     pub fn event_received(&self) {
         add(&self.events_received, 1);
     }
 
+    /// Records `n` invalidations published late (after an outage, or from the
+    /// outbox).
     pub fn replayed(&self, n: u64) {
         add(&self.replayed, n);
     }
 
+    /// Invalidations published late so far: tests of outages assert on it.
     pub fn replays(&self) -> u64 {
         self.replayed.load(Ordering::Relaxed)
     }
 
+    /// One kind's counters as of now, for tests and export.
     pub fn kind(&self, kind: Kind) -> KindCounts {
         let i = kind.index();
         let get = |counters: &[AtomicU64; KINDS]| counters[i].load(Ordering::Relaxed);
@@ -78,10 +94,13 @@ impl Metrics {
         }
     }
 
+    /// Redis calls made so far: how tests prove a batch is one round trip.
     pub fn redis_round_trips(&self) -> u64 {
         self.redis_round_trips.load(Ordering::Relaxed)
     }
 
+    /// Events from other replicas heard so far: how tests prove an event
+    /// arrived.
     pub fn events_received(&self) -> u64 {
         self.events_received.load(Ordering::Relaxed)
     }

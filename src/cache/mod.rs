@@ -120,18 +120,26 @@ impl<V> Clone for Of<V> {
 impl<V> Copy for Of<V> {}
 
 impl<V> Of<V> {
+    /// The kind, for keys and metrics.
     pub fn kind(self) -> Kind {
         self.0
     }
 }
 
+/// Books by id.
 pub const BOOK: Of<book::Model> = Of(Kind::Book, PhantomData);
+/// Authors by id.
 pub const AUTHOR: Of<author::Model> = Of(Kind::Author, PhantomData);
+/// Categories by id.
 pub const CATEGORY: Of<category::Model> = Of(Kind::Category, PhantomData);
+/// Borrow records by id.
 pub const BORROW: Of<borrow_record::Model> = Of(Kind::Borrow, PhantomData);
 /// Users are cached as profiles: never the password hash.
 pub const USER: Of<Profile> = Of(Kind::User, PhantomData);
+/// An author's book count, by author id: `Author.bookCount` asks it of every
+/// author on a page, so it is cached rather than counted each time.
 pub const AUTHOR_BOOK_COUNT: Of<i64> = Of(Kind::AuthorBookCount, PhantomData);
+/// A category's book count, by category id, for the same reason.
 pub const CATEGORY_BOOK_COUNT: Of<i64> = Of(Kind::CategoryBookCount, PhantomData);
 
 /// The state every clone of a [`Cache`] shares.
@@ -252,10 +260,12 @@ impl Cache {
         Ok(Self { inner })
     }
 
+    /// The tiers this cache was built with.
     pub fn mode(&self) -> Mode {
         self.inner.mode
     }
 
+    /// Hits, misses, loads and round trips, for tests and monitoring.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
@@ -265,6 +275,7 @@ impl Cache {
         self.inner.keys.prefix()
     }
 
+    /// What `/readyz` reports: whether the tiers answer and the bus is trusted.
     pub fn health(&self) -> Health {
         let inner = &self.inner;
         let subscriber = match &*lock(&inner.subscriber) {

@@ -22,13 +22,18 @@ use uuid::Uuid;
 /// A cached list: the ordered ids of one page and the total it was cut from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdPage {
+    /// The page's ids in order; the items are read through the entity cache.
     pub ids: Vec<Uuid>,
+    /// The count of the whole list, not of this page, so paging needs no
+    /// second query.
     pub total: u64,
 }
 
 /// What a page can hold: an entity cached by id.
 pub trait Item: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The entity cache this item is primed into and resolved from.
     const KIND: Of<Self>;
+    /// The id the page stores in place of the item.
     fn id(&self) -> Uuid;
 }
 

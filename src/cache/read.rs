@@ -35,6 +35,7 @@ impl FillPause {
         self.reached.notified().await;
     }
 
+    /// Lets the held fill go on to its store (once per call).
     pub fn release(&self) {
         self.release.add_permits(1);
     }

@@ -13,6 +13,7 @@ pub enum Mode {
     L1,
     /// Redis only.
     L2,
+    /// L1 in front of Redis, kept honest by the bus: the default.
     Both,
 }
 
@@ -26,11 +27,21 @@ impl Mode {
 /// Time-to-live per kind of value, in L2; L1 uses the same, capped by `l1_max`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ttls {
+    /// Entities and counts by id: writes evict them, so this only bounds memory.
     pub entity: Duration,
+    /// Public list pages: writes move their groups, so this too is a backstop.
     pub list: Duration,
+    /// A member's borrow pages, apart from `list` so private data can be kept
+    /// for less time.
     pub private: Duration,
+    /// The aggregate: once it expires, one refresh runs while the old value is
+    /// served, so this sets how often it is recomputed.
     pub statistics: Duration,
+    /// Negative entries: short, since they only absorb repeated lookups of a
+    /// missing id.
     pub negative: Duration,
+    /// The longest any L1 entry lives (capped at `entity` when the cache is
+    /// built).
     pub l1_max: Duration,
     /// Each TTL is shortened by a random fraction up to this, so entries
     /// filled together do not expire together.
@@ -92,14 +103,22 @@ impl Ttls {
     }
 }
 
+/// Everything an operator chooses about the cache. The defaults are the
+/// values the bounds in the [module docs](super) are stated for (1 s cap,
+/// 500 ms silence and outbox delay).
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Which tiers serve reads.
     pub mode: Mode,
     /// Prefix of every key. `None`: `biblio-{deployment id}`, so replicas of
     /// one database share entries and two databases never do.
     pub prefix: Option<String>,
+    /// The Redis of L2 and the bus. Unreachable at start is an outage the cache
+    /// recovers from, not an error.
     pub redis_url: String,
+    /// L1's memory budget, weighed as encoded size plus bookkeeping per entry.
     pub l1_max_bytes: u64,
+    /// How long entries live, per kind.
     pub ttls: Ttls,
     /// How long L1 entries may be served while invalidation events are not
     /// known to arrive: the staleness bound during a Redis fault.
@@ -111,7 +130,11 @@ pub struct Settings {
     /// How old an outbox entry must be before any replica publishes it (its
     /// writer normally does so at once).
     pub outbox_delay: Duration,
+    /// How long one Redis call may take before it is given up and read as a
+    /// miss.
     pub command_timeout: Duration,
+    /// How long Redis is left alone after a failure before one call probes it,
+    /// so a dead Redis costs at most one timeout per interval.
     pub breaker_interval: Duration,
 }
 
@@ -144,11 +167,14 @@ impl Settings {
 /// The state of the cache tiers, for `/readyz`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Health {
+    /// The configured [`Mode`], in lower case.
     pub mode: String,
     /// "up", "degraded" (Redis unreachable or the bus silent: serving from
     /// L1 within the cap and the database) or "disabled".
     pub status: &'static str,
+    /// The key prefix, to tell which deployment's keys this replica uses.
     pub prefix: String,
+    /// L1's current weighted size, to compare with `l1_max_bytes`.
     pub l1_bytes: u64,
     /// "connected", "disconnected" or "none".
     pub subscriber: &'static str,

@@ -18,6 +18,9 @@ pub(super) struct Snapshot {
 }
 
 impl Cache {
+    /// Reads the catalogue statistics through the cache; `load` runs the
+    /// aggregate. A value that has only expired is served while one refresh
+    /// runs; after a write, the caller waits for the refresh.
     pub async fn statistics<F, Fut>(&self, load: F) -> Result<Arc<Statistics>, LoadError>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
