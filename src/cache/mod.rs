@@ -29,7 +29,7 @@
 //! whichever of the event and the fill comes first.
 //!
 //! # Why a lost or late event cannot break the bound
-//! Each replica publishes a heartbeat on the bus every tenth of the silence
+//! Each replica publishes a heartbeat on the bus every fifth of the silence
 //! limit and listens for its own ([`bus`]). Redis delivers one channel's
 //! messages in the order it ran them, and a write's event is published
 //! before the write is acknowledged, so hearing back a heartbeat sent at `t`

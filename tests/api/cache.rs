@@ -375,6 +375,50 @@ async fn with_redis_down_reads_and_writes_go_on_fresh_after_the_cap_and_nothing_
     eventually(|| async { title(b, &id).await == "After" }).await;
 }
 
+/// The writer must not read back, from Redis or into its own L1, a value
+/// its own unpublished invalidation replaced. Redis comes back with the old
+/// entry but refusing writes, so the replay cannot land while reads can.
+#[tokio::test]
+async fn the_writer_never_serves_what_its_own_pending_invalidation_replaced() {
+    let (replicas, mut redis) = TestApp::builder()
+        .redis(TestRedis::start_persistent())
+        .spawn_replicas()
+        .await;
+    let a = &replicas[0];
+    let cat = catalogue(a, 1).await;
+    let id = cat.books[0].clone();
+    assert_eq!(title(a, &id).await, "Book 000"); // in L2 now, and on disk
+
+    redis.stop();
+    a.data(
+        Some(&cat.librarian),
+        UPDATE_TITLE,
+        json!({ "id": id, "t": "Partitioned" }),
+    )
+    .await;
+    assert_eq!(a.cache.health().pending_invalidations, 1);
+    redis.restart(); // with the old entry, read back from its append-only file
+    assert_eq!(redis.command(&["CLIENT", "PAUSE", "3000", "WRITE"]), "+OK");
+    // Past the breaker's interval, so a request may probe Redis, which
+    // answers reads and holds the replay.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for _ in 0..20 {
+        assert_eq!(
+            title(a, &id).await,
+            "Partitioned",
+            "the writer read the value it replaced"
+        );
+    }
+    assert_eq!(
+        a.cache.health().pending_invalidations,
+        1,
+        "the replay is held by the pause"
+    );
+    assert_eq!(redis.command(&["CLIENT", "UNPAUSE"]), "+OK");
+    eventually(|| async { a.cache.health().pending_invalidations == 0 }).await;
+    assert_eq!(title(a, &id).await, "Partitioned", "after the replay too");
+}
+
 #[tokio::test]
 async fn a_write_while_redis_was_unreachable_is_replayed_into_it_when_it_answers_again() {
     // Redis comes back with its data (a network partition, not a restart):

@@ -178,6 +178,26 @@ impl TestRedis {
         panic!("redis-server did not answer on port {}", self.port);
     }
 
+    /// Sends one command to the server (as `redis-cli` would) and returns
+    /// its first reply line, e.g. `+OK`.
+    pub fn command(&self, args: &[&str]) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .expect("the test redis-server accepts connections");
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream
+            .write_all(request.as_bytes())
+            .expect("the command is sent");
+        let mut reply = String::new();
+        BufReader::new(stream)
+            .read_line(&mut reply)
+            .expect("redis-server replies");
+        reply.trim_end().to_owned()
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.process.take() {
             let _ = child.kill();
