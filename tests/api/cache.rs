@@ -450,3 +450,32 @@ async fn a_write_while_redis_was_unreachable_is_replayed_into_it_when_it_answers
         "B's first read goes to L2, which forgot the old value"
     );
 }
+
+#[tokio::test]
+async fn replicas_of_one_database_share_the_default_prefix_and_two_databases_do_not() {
+    let redis = TestRedis::start();
+    let default_prefix = |config: &mut biblio::config::Config| config.cache.prefix = None;
+    let one = TestApp::builder()
+        .shared_redis(&redis)
+        .configure(default_prefix)
+        .spawn()
+        .await;
+    let same_database = TestApp::builder()
+        .shared_redis(&redis)
+        .shared_database(&one.database_url)
+        .configure(default_prefix)
+        .spawn()
+        .await;
+    let other_database = TestApp::builder()
+        .shared_redis(&redis)
+        .configure(default_prefix)
+        .spawn()
+        .await;
+    assert!(
+        one.cache.prefix().starts_with("biblio-"),
+        "{}",
+        one.cache.prefix()
+    );
+    assert_eq!(one.cache.prefix(), same_database.cache.prefix());
+    assert_ne!(one.cache.prefix(), other_database.cache.prefix());
+}
