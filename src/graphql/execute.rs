@@ -33,15 +33,76 @@ impl Documents {
     }
 
     /// The parsed document for `query`, parsing and remembering it on a miss;
-    /// `None` if it does not parse (execution reports why).
-    pub fn get(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
+    /// `Ok(None)` if it does not parse (execution reports why). A query
+    /// nested deeper than [`MAX_NESTING`] is refused before it is parsed.
+    pub fn get(&self, query: &str) -> Result<Option<Arc<ExecutableDocument>>, ServerError> {
         if let Some(document) = self.0.get(query) {
-            return Some(document);
+            return Ok(Some(document));
         }
-        let document = Arc::new(async_graphql::parser::parse_query(query).ok()?);
+        if nests_deeper_than(query, MAX_NESTING) {
+            return Err(ServerError::new(
+                format!("the query nests brackets deeper than {MAX_NESTING} levels"),
+                None,
+            ));
+        }
+        let Ok(document) = async_graphql::parser::parse_query(query) else {
+            return Ok(None);
+        };
+        let document = Arc::new(document);
         self.0.insert(query.to_owned(), document.clone());
-        Some(document)
+        Ok(Some(document))
     }
+}
+
+/// How deeply `{`, `[` and `(` may nest in a query's text. The parser and
+/// the executor recurse once per level, so a few kilobytes of brackets
+/// would otherwise overflow a worker's stack and abort the process; no
+/// real query comes near (selections stop at `--max-depth`).
+pub const MAX_NESTING: usize = 64;
+
+/// Whether brackets nest deeper than `limit` outside strings and comments:
+/// one linear pass over the bytes, before anything recursive runs.
+fn nests_deeper_than(query: &str, limit: usize) -> bool {
+    let bytes = query.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    // An escaped triple quote does not close the block.
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2; // the closing quotes, less the one the loop skips
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 pub async fn execute<Query, Mutation, Subscription>(
@@ -54,8 +115,16 @@ where
     Mutation: ObjectType + 'static,
     Subscription: SubscriptionType + 'static,
 {
-    if let Some(document) = documents.get(&request.query) {
-        request.set_parsed_query(ExecutableDocument::clone(&document));
+    match documents.get(&request.query) {
+        Ok(Some(document)) => request.set_parsed_query(ExecutableDocument::clone(&document)),
+        Ok(None) => {}
+        Err(mut refused) => {
+            refused
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "BAD_USER_INPUT");
+            return Response::from_errors(vec![refused]);
+        }
     }
     let mut response = match AssertUnwindSafe(schema.execute(request))
         .catch_unwind()
@@ -112,6 +181,21 @@ mod tests {
 
     fn code(response: &Response) -> Option<Value> {
         response.errors[0].extensions.as_ref()?.get("code").cloned()
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_and_comments() {
+        let deep = |n: usize| format!("{{ f(x: {}1{}) }}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(&deep(10), 64));
+        assert!(nests_deeper_than(&deep(64), 64));
+        assert!(!nests_deeper_than(&deep(62), 64));
+        let quoted = format!("{{ f(x: \"{}\\\" [[\") }}", "[".repeat(500));
+        assert!(!nests_deeper_than(&quoted, 64));
+        let block = format!("{{ f(x: \"\"\"{} \\\"\"\" [[\"\"\") }}", "{".repeat(500));
+        assert!(!nests_deeper_than(&block, 64));
+        let comment = format!("{{ f # {}\n }}", "(".repeat(500));
+        assert!(!nests_deeper_than(&comment, 64));
+        assert!(nests_deeper_than(&"{ a ".repeat(100), 64));
     }
 
     #[tokio::test]

@@ -193,10 +193,10 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
     execute(&state, &headers, request, media).await
 }
 
-/// Whether the operation that would run is a mutation. An unparsable
-/// document is not: execution reports its syntax error.
+/// Whether the operation that would run is a mutation. An unparsable or
+/// refused document is not: execution reports why.
 fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>) -> bool {
-    let Some(document) = documents.get(query) else {
+    let Ok(Some(document)) = documents.get(query) else {
         return false;
     };
     match &document.operations {

@@ -468,6 +468,21 @@ impl TestApp {
         (status, response.json().await.expect("a JSON body"))
     }
 
+    /// Sends a query over GET (`?query=`); returns the HTTP status and the
+    /// JSON body.
+    pub async fn get(&self, query: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.graphql_url())
+            .query(&[("query", query)])
+            .header("accept", "application/graphql-response+json")
+            .send()
+            .await
+            .expect("the request is sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
     /// Runs a query that must succeed; returns `data`.
     pub async fn data(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let (status, body) = self.post(token, query, variables).await;

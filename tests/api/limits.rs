@@ -56,3 +56,44 @@ async fn bodies_over_the_limit_get_413() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// About 3 KB of nested brackets in any position used to overflow a
+/// worker's stack and abort the whole process. Each is refused before it
+/// is parsed, over POST and GET, and the replica keeps serving.
+#[tokio::test]
+async fn values_nested_past_the_limit_are_refused_before_parsing() {
+    let app = spawn_app().await;
+    let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let object = |depth: usize| format!("{}1{}", "{a: ".repeat(depth), "}".repeat(depth));
+    let hostile = [
+        format!("{{ __typename(x: {}) }}", nested(1500)),
+        format!(
+            "{{ books(filter: {{ authorId: {} }}) {{ totalCount }} }}",
+            nested(1500)
+        ),
+        format!("{{ books(filter: {}) {{ totalCount }} }}", object(1500)),
+        format!("query($v: [Int] = {}) {{ __typename }}", nested(1500)),
+        format!("{{ __typename @include(if: {}) }}", nested(1500)),
+        format!("{}{}", "{ a: __typename ".repeat(1500), "}".repeat(1500)),
+    ];
+    for query in &hostile {
+        let (status, body) = app.post(None, query, json!({})).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("nest"), "says which limit: {message}");
+        let (status, body) = app.get(query).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    }
+    // Brackets inside strings and comments are not nesting.
+    let quoted = format!(
+        "{{ searchBooks(query: \"{}\") {{ totalCount }} }} # {}",
+        "[".repeat(150),
+        "{".repeat(3000)
+    );
+    let (status, body) = app.post(None, &quoted, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["searchBooks"]["totalCount"], 0);
+    app.data(None, "{ books { totalCount } }", json!({})).await;
+}
