@@ -167,67 +167,86 @@ impl Inner {
         }
     }
 
-    /// Publishes this replica's pending invalidations, all in one script
-    /// call. They stay pending (and L2 skipped) until Redis has taken them.
+    /// Publishes this replica's pending invalidations, a batch per script
+    /// call (a long outage can leave many). They stay pending (and L2
+    /// skipped) until Redis has taken them. Returns whether none is left.
     async fn replay_pending(&self) -> bool {
-        let (count, merged, ids) = {
-            let pending = lock(&self.sync.pending);
-            let mut merged = Invalidation::default();
-            for p in pending.iter() {
-                merged.merge(&p.invalidation);
+        /// Writes merged into one script call.
+        const BATCH: usize = 256;
+        loop {
+            let (count, merged, ids) = {
+                let pending = lock(&self.sync.pending);
+                let batch = &pending[..pending.len().min(BATCH)];
+                let mut merged = Invalidation::default();
+                for p in batch {
+                    merged.merge(&p.invalidation);
+                }
+                let ids: Vec<i64> = batch.iter().filter_map(|p| p.outbox).collect();
+                (batch.len(), merged, ids)
+            };
+            if count == 0 {
+                return true;
             }
-            let ids: Vec<i64> = pending.iter().filter_map(|p| p.outbox).collect();
-            (pending.len(), merged, ids)
-        };
-        if count == 0 {
-            return true;
+            if !self.replay(&merged).await {
+                return false;
+            }
+            // Only this task removes entries, and new ones are appended, so
+            // the first `count` are the ones just published.
+            lock(&self.sync.pending).drain(..count);
+            lock(&self.sync.published).extend(ids);
+            tracing::info!(
+                writes = count,
+                "redis answers again: published the invalidations it missed"
+            );
         }
-        if !self.replay(&merged).await {
-            return false;
-        }
-        lock(&self.sync.pending).drain(..count);
-        lock(&self.sync.published).extend(ids);
-        tracing::info!(
-            writes = count,
-            "redis answers again: published the invalidations it missed"
-        );
-        true
     }
 
     /// Publishes outbox entries recorded at least `age` ago: those whose
     /// writer died, or could not reach Redis when others could. Returns
     /// whether the outbox was read and everything in it published.
     async fn sweep(&self, age: Duration) -> bool {
+        /// Rows published per script call.
+        const BATCH: u64 = 1000;
         let Some(db) = &self.sync.outbox else {
             return true;
         };
-        let rows = match outbox::older_than(db, age, 1000).await {
-            Ok(rows) => rows,
-            Err(err) => {
-                tracing::warn!(error = %err, "could not read the cache outbox");
+        loop {
+            let rows = match outbox::older_than(db, age, BATCH).await {
+                Ok(rows) => rows,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read the cache outbox");
+                    return false;
+                }
+            };
+            if rows.is_empty() {
+                return true;
+            }
+            let mut merged = Invalidation::default();
+            for row in &rows {
+                match Invalidation::from_outbox(&row.payload) {
+                    Some(invalidation) => merged.merge(&invalidation),
+                    None => tracing::error!(id = row.id, "ignoring a malformed cache outbox entry"),
+                }
+            }
+            if !self.replay(&merged).await {
                 return false;
             }
-        };
-        if rows.is_empty() {
-            return true;
-        }
-        let mut merged = Invalidation::default();
-        for row in &rows {
-            match Invalidation::from_outbox(&row.payload) {
-                Some(invalidation) => merged.merge(&invalidation),
-                None => tracing::error!(id = row.id, "ignoring a malformed cache outbox entry"),
+            tracing::info!(
+                entries = rows.len(),
+                "published invalidations left in the outbox"
+            );
+            // Deleted before the next batch is read, which would otherwise
+            // be this one again.
+            let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+            if let Err(err) = outbox::remove(db, &ids).await {
+                tracing::warn!(error = %err, "could not delete published outbox entries");
+                lock(&self.sync.published).extend(ids);
+                return false;
+            }
+            if (rows.len() as u64) < BATCH {
+                return true;
             }
         }
-        if !self.replay(&merged).await {
-            return false;
-        }
-        tracing::info!(
-            entries = rows.len(),
-            "published invalidations left in the outbox"
-        );
-        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-        lock(&self.sync.published).extend(ids);
-        true
     }
 
     /// Deletes the outbox rows published since the last call.
