@@ -165,6 +165,12 @@ impl Store {
         (Hasher::default().hash_one(key) % STRIPES as u64) as usize
     }
 
+    /// Whether a value current as of then may still be served: always
+    /// while the bus is trusted, within the cap otherwise.
+    pub fn is_current(&self, current_as_of: Instant) -> bool {
+        self.fresh_enough(current_as_of)
+    }
+
     fn fresh_enough(&self, current_as_of: Instant) -> bool {
         self.trusted.load(Ordering::Acquire) || current_as_of.elapsed() <= self.untrusted_cap
     }

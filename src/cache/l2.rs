@@ -37,7 +37,10 @@ return stored
 ";
 
 /// Deletes entries and bumps their versions, bumps group generations, and
-/// publishes one event naming all of it, atomically. KEYS: n entries, their
+/// publishes one event naming all of it, atomically. A group's new
+/// generation is the sequence's new value, which never expires: a counter
+/// of its own would restart at 1 after expiring and make old pages current
+/// again. KEYS: n entries, their
 /// n versions, then the groups' generation counters. ARGV: n, version ttl
 /// (ms), generation ttl (s), channel, origin, the groups' names, then the
 /// global invalidation sequence.
@@ -50,13 +53,12 @@ for i = 1, n do
   redis.call('PEXPIRE', KEYS[n + i], ARGV[2])
   keys[i] = KEYS[i]
 end
+local sequence = redis.call('INCR', ARGV[6 + #KEYS - 2 * n])
 local groups = {}
 for j = 2 * n + 1, #KEYS do
-  local generation = redis.call('INCR', KEYS[j])
-  redis.call('EXPIRE', KEYS[j], ARGV[3])
-  groups[#groups + 1] = { ARGV[6 + j - 2 * n - 1], generation }
+  redis.call('SET', KEYS[j], sequence, 'EX', ARGV[3])
+  groups[#groups + 1] = { ARGV[6 + j - 2 * n - 1], sequence }
 end
-redis.call('INCR', ARGV[6 + #KEYS - 2 * n])
 local event = { origin = ARGV[5] }
 if n > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end

@@ -11,10 +11,23 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The last value loaded, and the statistics group's local counter then: a
-/// write moves the counter, which makes the snapshot unusable.
+/// write seen here moves the counter, which makes the snapshot unusable.
 pub(super) struct Snapshot {
     value: Arc<Statistics>,
     local: u64,
+    /// A write not seen here (the bus silent, or no bus) moves no counter:
+    /// then the snapshot is served only within the cap, like an L1 entry.
+    current_as_of: std::time::Instant,
+}
+
+/// Clears the "refresh running" flag however the refresh ends, a panic
+/// included, so a failed refresh never stops later ones.
+struct RefreshRunning<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for RefreshRunning<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Cache {
@@ -46,18 +59,21 @@ impl Cache {
         }
         let previous = lock(&inner.statistics)
             .as_ref()
-            .filter(|snapshot| snapshot.local == local)
+            .filter(|snapshot| {
+                snapshot.local == local
+                    && inner
+                        .l1
+                        .as_ref()
+                        .is_some_and(|l1| l1.is_current(snapshot.current_as_of))
+            })
             .map(|snapshot| snapshot.value.clone());
         let load = Arc::new(load);
         if let Some(previous) = previous {
             if !inner.refreshing_statistics.swap(true, Ordering::AcqRel) {
                 let cache = self.clone();
                 tokio::spawn(async move {
+                    let _running = RefreshRunning(&cache.inner.refreshing_statistics);
                     let _ = cache.load_statistics(key, local, move || load()).await;
-                    cache
-                        .inner
-                        .refreshing_statistics
-                        .store(false, Ordering::Release);
                 });
             }
             return Ok(previous);
@@ -75,10 +91,12 @@ impl Cache {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Statistics, LoadError>>,
     {
+        let current_as_of = self.inner.sync.current_as_of();
         let value = self.inner.read_one(Kind::Statistics, key, load).await?;
         *lock(&self.inner.statistics) = Some(Snapshot {
             value: value.clone(),
             local,
+            current_as_of,
         });
         Ok(value)
     }

@@ -3,7 +3,7 @@ use super::{fetch_page, now, Db, Write};
 use crate::domain::{Page, PageRequest};
 use crate::error::{Error, Result};
 use entity::author;
-use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, ModelTrait, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, QueryOrder, Set};
 use uuid::Uuid;
 
 pub async fn page(db: &Db, request: PageRequest) -> Result<Page<author::Model>> {
@@ -49,14 +49,15 @@ pub async fn update(
 /// Refused with CONFLICT while the author has books; the foreign key makes
 /// that hold even against a book created concurrently.
 pub async fn delete(write: &Write, id: Uuid) -> Result<()> {
-    let author = author::Entity::find_by_id(id)
-        .one(write.conn())
-        .await?
-        .ok_or_else(|| Error::not_found("author not found"))?;
+    // The DELETE comes first: on SQLite a transaction that reads and then
+    // writes can fail to upgrade its lock when another write got in between.
     let still_used = Error::conflict("the author still has books");
-    author
-        .delete(write.conn())
+    let deleted = author::Entity::delete_by_id(id)
+        .exec(write.conn())
         .await
-        .map(|_| ())
-        .map_err(|err| Error::from_write(err, None, Some(still_used)))
+        .map_err(|err| Error::from_write(err, None, Some(still_used)))?;
+    if deleted.rows_affected == 0 {
+        return Err(Error::not_found("author not found"));
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 use super::{now, Db, Write};
 use crate::error::{Error, Result};
 use entity::category;
-use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, ModelTrait, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, QueryOrder, Set};
 use uuid::Uuid;
 
 pub async fn all(db: &Db) -> Result<Vec<category::Model>> {
@@ -46,14 +46,15 @@ pub async fn update(write: &Write, id: Uuid, name: Option<String>) -> Result<cat
 
 /// Refused with CONFLICT while books are in the category.
 pub async fn delete(write: &Write, id: Uuid) -> Result<()> {
-    let category = category::Entity::find_by_id(id)
-        .one(write.conn())
-        .await?
-        .ok_or_else(|| Error::not_found("category not found"))?;
+    // The DELETE comes first: on SQLite a transaction that reads and then
+    // writes can fail to upgrade its lock when another write got in between.
     let still_used = Error::conflict("the category still has books");
-    category
-        .delete(write.conn())
+    let deleted = category::Entity::delete_by_id(id)
+        .exec(write.conn())
         .await
-        .map(|_| ())
-        .map_err(|err| Error::from_write(err, None, Some(still_used)))
+        .map_err(|err| Error::from_write(err, None, Some(still_used)))?;
+    if deleted.rows_affected == 0 {
+        return Err(Error::not_found("category not found"));
+    }
+    Ok(())
 }

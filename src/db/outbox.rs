@@ -40,14 +40,14 @@ pub async fn older_than(
 
 /// Deletes published entries.
 pub async fn remove(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
+    // In chunks: a statement takes a bounded number of parameters.
+    for chunk in ids.chunks(500) {
+        cache_outbox::Entity::delete_many()
+            .filter(cache_outbox::Column::Id.is_in(chunk.iter().copied()))
+            .exec(db.conn())
+            .await?;
     }
-    cache_outbox::Entity::delete_many()
-        .filter(cache_outbox::Column::Id.is_in(ids.iter().copied()))
-        .exec(db.conn())
-        .await
-        .map(drop)
+    Ok(())
 }
 
 /// How many entries wait to be published (for health output and tests).

@@ -479,3 +479,43 @@ async fn replicas_of_one_database_share_the_default_prefix_and_two_databases_do_
     assert_eq!(one.cache.prefix(), same_database.cache.prefix());
     assert_ne!(one.cache.prefix(), other_database.cache.prefix());
 }
+
+/// A group's generation comes from the invalidation sequence, which never
+/// expires. It used to be a counter of its own that expired with the
+/// entries and restarted at 1, so a page stored under generation 1 after
+/// the expiry was current again after the next write.
+#[tokio::test]
+async fn a_list_group_whose_counter_expired_never_serves_an_older_page() {
+    let app = TestApp::builder()
+        .configure(|config| {
+            let second = std::time::Duration::from_secs(1);
+            let ttls = &mut config.cache.ttls;
+            (ttls.entity, ttls.list, ttls.private, ttls.statistics) =
+                (second, second, second, second);
+        })
+        .spawn()
+        .await;
+    let cat = catalogue(&app, 2).await;
+    let alice = app.member("alice@example.org").await;
+    let borrow = "mutation($b: ID!) { borrowBook(bookId: $b) { id } }";
+    let count = "{ myBorrows { totalCount } }";
+    app.data(Some(&alice), borrow, json!({ "b": cat.books[0] }))
+        .await;
+    assert_eq!(
+        app.data(Some(&alice), count, json!({})).await["myBorrows"]["totalCount"],
+        1
+    );
+    // Counters live twice the longest TTL: both they and the page expire.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        app.data(Some(&alice), count, json!({})).await["myBorrows"]["totalCount"],
+        1
+    );
+    app.data(Some(&alice), borrow, json!({ "b": cat.books[1] }))
+        .await;
+    assert_eq!(
+        app.data(Some(&alice), count, json!({})).await["myBorrows"]["totalCount"],
+        2,
+        "the page stored before the write was served after it"
+    );
+}
