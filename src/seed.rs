@@ -67,11 +67,12 @@ pub async fn is_empty(db: &Db) -> Result<bool, sea_orm::DbErr> {
         && user::Entity::find().count(db.conn()).await? == 0)
 }
 
-/// SplitMix64: a few lines, fast, and the same sequence on every platform.
-struct Rng(u64);
+/// SplitMix64: a few lines, fast, and the same sequence on every platform,
+/// so a seed reproduces the same data (and the same test workload).
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -80,19 +81,24 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
+    }
+
+    /// True with probability 1/n.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
     }
 
     /// A UUID v7 at `at`, its random bits from this generator.
     fn uuid_at(&mut self, at: chrono::DateTime<chrono::Utc>) -> Uuid {
         let mut random = [0u8; 10];
-        random[..8].copy_from_slice(&self.next().to_le_bytes());
-        random[8..].copy_from_slice(&self.next().to_le_bytes()[..2]);
+        random[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        random[8..].copy_from_slice(&self.next_u64().to_le_bytes()[..2]);
         uuid::Builder::from_unix_timestamp_millis(at.timestamp_millis() as u64, &random).into_uuid()
     }
 }

@@ -49,9 +49,3 @@ pub async fn remove(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
     }
     Ok(())
 }
-
-/// How many entries wait to be published (for health output and tests).
-pub async fn pending(db: &Db) -> Result<u64, DbErr> {
-    use sea_orm::PaginatorTrait;
-    cache_outbox::Entity::find().count(db.conn()).await
-}

@@ -27,6 +27,7 @@
 //! (default 300).
 use crate::helpers::{isbn, TestApp, TestRedis};
 use biblio::cache::{Mode, Settings};
+use biblio::seed::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -600,7 +601,7 @@ fn random_write(rng: &mut Rng, d: &Deployment) -> (Request, Effect) {
                     input.insert("categoryId".into(), json!(some_id(rng, d, &d.categories)));
                 }
                 if rng.one_in(8) {
-                    input.insert("isbn".into(), json!(isbn(rng.next() % 1_000_000_000)));
+                    input.insert("isbn".into(), json!(isbn(rng.next_u64() % 1_000_000_000)));
                 }
             }
             (
@@ -657,7 +658,7 @@ fn random_write(rng: &mut Rng, d: &Deployment) -> (Request, Effect) {
                     .next()
                     .unwrap_or_else(|| "member1@taken.test".into())
             } else {
-                format!("reader-{:x}@{}.test", rng.next(), d.name.to_lowercase())
+                format!("reader-{:x}@{}.test", rng.next_u64(), d.name.to_lowercase())
             };
             (
                 "register",
@@ -772,10 +773,10 @@ fn sweep(d: &Deployment) -> Vec<Request> {
 fn some_id(rng: &mut Rng, d: &Deployment, pool: &[String]) -> String {
     match rng.below(20) {
         0 | 1 if !d.foreign.is_empty() => rng.pick(&d.foreign).clone(),
-        2 => uuid::Uuid::from_u64_pair(rng.next(), rng.next()).to_string(),
+        2 => uuid::Uuid::from_u64_pair(rng.next_u64(), rng.next_u64()).to_string(),
         3 if rng.one_in(4) => "not-an-id".into(),
         _ if !pool.is_empty() => rng.pick(pool).clone(),
-        _ => uuid::Uuid::from_u64_pair(rng.next(), rng.next()).to_string(),
+        _ => uuid::Uuid::from_u64_pair(rng.next_u64(), rng.next_u64()).to_string(),
     }
 }
 
@@ -854,7 +855,7 @@ fn search_text(rng: &mut Rng, d: &Deployment) -> String {
 fn book_input(rng: &mut Rng, author: &str, categories: &[String]) -> Value {
     let mut input = json!({
         "title": title(rng),
-        "isbn": isbn(rng.next() % 1_000_000_000),
+        "isbn": isbn(rng.next_u64() % 1_000_000_000),
         "price": price(rng),
         "copiesTotal": 1 + rng.below(3),
         "authorId": author,
@@ -1063,33 +1064,6 @@ fn first_difference(path: &str, cached: &Value, oracle: &Value) -> Option<String
 // ---------------------------------------------------------------------------
 // Seed and size
 
-/// splitmix64: small, seedable, and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`; `n` must be positive.
-    fn below(&mut self, n: usize) -> usize {
-        assert!(n > 0, "below(0) has no value to give");
-        (self.next() % n as u64) as usize
-    }
-
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
 fn seed() -> u64 {
     match std::env::var("BIBLIO_DIFF_SEED") {
         Ok(seed) => seed.trim().parse().unwrap_or_else(|_| {
@@ -1100,7 +1074,7 @@ fn seed() -> u64 {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|elapsed| elapsed.as_nanos() as u64)
                 .unwrap_or_default();
-            Rng(nanos ^ (u64::from(std::process::id()) << 32)).next()
+            Rng(nanos ^ (u64::from(std::process::id()) << 32)).next_u64()
         }
     }
 }
