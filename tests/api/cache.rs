@@ -375,6 +375,27 @@ async fn with_redis_down_reads_and_writes_go_on_fresh_after_the_cap_and_nothing_
     eventually(|| async { title(b, &id).await == "After" }).await;
 }
 
+/// Caches a book's title in Redis (which keeps it on disk), renames the book
+/// to "Partitioned" on `writer` while Redis is down, and brings Redis back
+/// with the old entry: the writer's invalidation is then pending. Returns the
+/// book's id.
+async fn write_while_redis_is_down(writer: &TestApp, redis: &mut TestRedis) -> String {
+    let cat = catalogue(writer, 1).await;
+    let id = cat.books[0].clone();
+    assert_eq!(title(writer, &id).await, "Book 000"); // in L2 now, and on disk
+    redis.stop();
+    writer
+        .data(
+            Some(&cat.librarian),
+            UPDATE_TITLE,
+            json!({ "id": id, "t": "Partitioned" }),
+        )
+        .await;
+    assert_eq!(writer.cache.health().pending_invalidations, 1);
+    redis.restart(); // with the old entry, read back from its append-only file
+    id
+}
+
 /// The writer must not read back, from Redis or into its own L1, a value
 /// its own unpublished invalidation replaced. Redis comes back with the old
 /// entry but refusing writes, so the replay cannot land while reads can.
@@ -385,19 +406,7 @@ async fn the_writer_never_serves_what_its_own_pending_invalidation_replaced() {
         .spawn_replicas()
         .await;
     let a = &replicas[0];
-    let cat = catalogue(a, 1).await;
-    let id = cat.books[0].clone();
-    assert_eq!(title(a, &id).await, "Book 000"); // in L2 now, and on disk
-
-    redis.stop();
-    a.data(
-        Some(&cat.librarian),
-        UPDATE_TITLE,
-        json!({ "id": id, "t": "Partitioned" }),
-    )
-    .await;
-    assert_eq!(a.cache.health().pending_invalidations, 1);
-    redis.restart(); // with the old entry, read back from its append-only file
+    let id = write_while_redis_is_down(a, &mut redis).await;
     assert_eq!(redis.command(&["CLIENT", "PAUSE", "3000", "WRITE"]), "+OK");
     // Past the breaker's interval, so a request may probe Redis, which
     // answers reads and holds the replay.
@@ -429,19 +438,7 @@ async fn a_write_while_redis_was_unreachable_is_replayed_into_it_when_it_answers
         .spawn_replicas()
         .await;
     let (a, b) = (&replicas[0], &replicas[1]);
-    let cat = catalogue(a, 1).await;
-    let id = cat.books[0].clone();
-    assert_eq!(title(a, &id).await, "Book 000"); // in L2 now, and on disk
-
-    redis.stop();
-    a.data(
-        Some(&cat.librarian),
-        UPDATE_TITLE,
-        json!({ "id": id, "t": "Partitioned" }),
-    )
-    .await;
-    assert_eq!(a.cache.health().pending_invalidations, 1);
-    redis.restart(); // with the old entry, read back from its append-only file
+    let id = write_while_redis_is_down(a, &mut redis).await;
     eventually(|| async { a.cache.health().pending_invalidations == 0 }).await;
     b.wait_for_cache().await;
     assert_eq!(
