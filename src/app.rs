@@ -45,7 +45,7 @@ impl Application {
             schema,
             services,
             body_limit: config.body_limit,
-            documents: Arc::new(Documents::new(16 * 1024 * 1024)),
+            documents: Arc::new(Documents::new(16 * 1024 * 1024, config.limits)),
         });
         let listener = TcpListener::bind(config.bind).await?;
         Ok(Self {

@@ -27,6 +27,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the GraphQL API (the default command).
@@ -104,13 +106,36 @@ pub struct ServeArgs {
     /// milliseconds.
     #[arg(long, env = "BIBLIO_REDIS_BREAKER_MS", default_value_t = 1000)]
     pub redis_breaker_ms: u64,
-    /// Deepest query nesting accepted.
-    #[arg(long, env = "BIBLIO_MAX_DEPTH", default_value_t = 10)]
+    /// Deepest selection nesting accepted, fragments expanded (introspection
+    /// is allowed the depth its standard query needs).
+    #[arg(long, env = "BIBLIO_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
     pub max_depth: usize,
     /// Highest query complexity accepted (each field costs 1; a page multiplies
-    /// what is inside it by its page size).
-    #[arg(long, env = "BIBLIO_MAX_COMPLEXITY", default_value_t = 5000)]
+    /// what is inside it by its page size; scans cost more).
+    #[arg(long, env = "BIBLIO_MAX_COMPLEXITY", default_value_t = Limits::default().max_complexity)]
     pub max_complexity: usize,
+    /// Deepest nesting of brackets in a query and of values in variables.
+    #[arg(long, env = "BIBLIO_MAX_NESTING", default_value_t = Limits::default().max_nesting as u64,
+          value_parser = clap::value_parser!(u64).range(1..=crate::graphql::NESTING_CEILING as u64))]
+    pub max_nesting: u64,
+    /// Most lexical tokens in a query.
+    #[arg(long, env = "BIBLIO_MAX_TOKENS", default_value_t = Limits::default().max_tokens)]
+    pub max_tokens: usize,
+    /// Most aliases in a query.
+    #[arg(long, env = "BIBLIO_MAX_ALIASES", default_value_t = Limits::default().max_aliases)]
+    pub max_aliases: usize,
+    /// Most fragment definitions in a query.
+    #[arg(long, env = "BIBLIO_MAX_FRAGMENTS", default_value_t = Limits::default().max_fragments)]
+    pub max_fragments: usize,
+    /// Most directives on one field or fragment.
+    #[arg(long, env = "BIBLIO_MAX_DIRECTIVES", default_value_t = Limits::default().max_directives)]
+    pub max_directives: usize,
+    /// Most fields in a query once its fragments are expanded.
+    #[arg(long, env = "BIBLIO_MAX_FIELDS", default_value_t = Limits::default().max_fields)]
+    pub max_fields: usize,
+    /// Most errors in one response; the rest are summarised in one more.
+    #[arg(long, env = "BIBLIO_MAX_ERRORS", default_value_t = Limits::default().max_errors)]
+    pub max_errors: usize,
     /// Largest request body, in bytes; larger ones get 413.
     #[arg(long, env = "BIBLIO_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
@@ -220,6 +245,13 @@ impl ServeArgs {
             limits: Limits {
                 max_depth: self.max_depth,
                 max_complexity: self.max_complexity,
+                max_nesting: self.max_nesting as usize,
+                max_tokens: self.max_tokens,
+                max_aliases: self.max_aliases,
+                max_fragments: self.max_fragments,
+                max_directives: self.max_directives,
+                max_fields: self.max_fields,
+                max_errors: self.max_errors,
             },
             body_limit: self.body_limit,
             loan_period: chrono::Duration::days(i64::from(self.loan_days)),

@@ -8,101 +8,120 @@
 //! Both are done here rather than in an async-graphql extension: with any
 //! extension installed, async-graphql sends every field through the
 //! extension chain, a cost paid on every field of every request.
-use async_graphql::parser::types::ExecutableDocument;
+use super::limits::{selected_operation, Limits};
+use async_graphql::parser::types::{ExecutableDocument, Type};
 use async_graphql::{ObjectType, Request, Response, Schema, ServerError, SubscriptionType};
 use futures_util::FutureExt;
 use moka::sync::Cache;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-/// Parsed documents by query text. Parsing costs more than a cache hit, and
-/// clients send the same few query texts over and over.
-pub struct Documents(Cache<String, Arc<ExecutableDocument>>);
+/// Parsed documents by query text, each checked against the [`Limits`].
+/// Parsing costs more than a cache hit, and clients send the same few query
+/// texts over and over.
+pub struct Documents {
+    parsed: Cache<String, Arc<ExecutableDocument>>,
+    limits: Limits,
+}
 
 impl Documents {
     /// Bounded by the bytes of the query texts.
-    pub fn new(max_bytes: u64) -> Self {
-        Self(
-            Cache::builder()
+    pub fn new(max_bytes: u64, limits: Limits) -> Self {
+        Self {
+            parsed: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|query: &String, _: &Arc<ExecutableDocument>| {
                     u32::try_from(query.len() * 8 + 64).unwrap_or(u32::MAX)
                 })
                 .build(),
-        )
+            limits,
+        }
     }
 
-    /// The parsed document for `query`, parsing and remembering it on a miss;
-    /// `Ok(None)` if it does not parse (execution reports why). A query
-    /// nested deeper than [`MAX_NESTING`] is refused before it is parsed.
-    pub fn get(&self, query: &str) -> Result<Option<Arc<ExecutableDocument>>, ServerError> {
-        if let Some(document) = self.0.get(query) {
-            return Ok(Some(document));
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The parsed document for `query`, parsing, checking and remembering
+    /// it on a miss. The text is checked before it is parsed and the
+    /// document before it is validated; a syntax error names its position
+    /// and what was expected, without echoing the query.
+    pub fn get(&self, query: &str) -> Result<Arc<ExecutableDocument>, ServerError> {
+        if let Some(document) = self.parsed.get(query) {
+            return Ok(document);
         }
-        if nests_deeper_than(query, MAX_NESTING) {
-            return Err(ServerError::new(
-                format!("the query nests brackets deeper than {MAX_NESTING} levels"),
-                None,
-            ));
-        }
-        let Ok(document) = async_graphql::parser::parse_query(query) else {
-            return Ok(None);
-        };
+        self.limits
+            .check_text(query)
+            .map_err(|refusal| refusal.into_server_error())?;
+        let document = async_graphql::parser::parse_query(query).map_err(syntax_error)?;
+        self.limits
+            .check_document(&document)
+            .map_err(|refusal| refusal.into_server_error())?;
         let document = Arc::new(document);
-        self.0.insert(query.to_owned(), document.clone());
-        Ok(Some(document))
+        self.parsed.insert(query.to_owned(), document.clone());
+        Ok(document)
     }
 }
 
-/// How deeply `{`, `[` and `(` may nest in a query's text. The parser and
-/// the executor recurse once per level, so a few kilobytes of brackets
-/// would otherwise overflow a worker's stack and abort the process; no
-/// real query comes near (selections stop at `--max-depth`).
-pub const MAX_NESTING: usize = 64;
-
-/// Whether brackets nest deeper than `limit` outside strings and comments:
-/// one linear pass over the bytes, before anything recursive runs.
-fn nests_deeper_than(query: &str, limit: usize) -> bool {
-    let bytes = query.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
-                    i += 1;
-                }
-            }
-            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
-                i += 3;
-                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                    // An escaped triple quote does not close the block.
-                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
-                        4
-                    } else {
-                        1
-                    };
-                }
-                i += 2; // the closing quotes, less the one the loop skips
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
-            b'{' | b'[' | b'(' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
-            _ => {}
+/// pest formats a syntax error with the offending line of the query and a
+/// caret under it; a client has the query already, and a long line would
+/// make the answer as large as the request. Keep the position and what was
+/// expected.
+fn syntax_error(error: async_graphql::parser::Error) -> ServerError {
+    let positions: Vec<_> = error.positions().collect();
+    let message = match &error {
+        async_graphql::parser::Error::Syntax { message, .. } => {
+            let expected = message
+                .lines()
+                .find_map(|line| line.trim_start().strip_prefix("= "))
+                .unwrap_or("unexpected input");
+            let expected: String = expected.chars().take(200).collect();
+            format!("syntax error: {expected}")
         }
-        i += 1;
-    }
-    false
+        other => other.to_string(),
+    };
+    let mut error = ServerError::new(message, positions.first().copied());
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", "BAD_USER_INPUT");
+    error
+}
+
+/// A request that omits a variable its operation requires: a request error
+/// (HTTP 400), as the GraphQL-over-HTTP specification asks, rather than a
+/// field error once execution has begun.
+fn missing_variable(document: &ExecutableDocument, request: &Request) -> Option<ServerError> {
+    let operation = selected_operation(document, request.operation_name.as_deref())?;
+    operation
+        .node
+        .variable_definitions
+        .iter()
+        .find(|definition| {
+            let definition = &definition.node;
+            matches!(
+                definition.var_type.node,
+                Type {
+                    nullable: false,
+                    ..
+                }
+            ) && definition.default_value.is_none()
+                && !request.variables.contains_key(&definition.name.node)
+        })
+        .map(|definition| {
+            let mut error = ServerError::new(
+                format!(
+                    "variable ${} of required type {} was not provided",
+                    definition.node.name.node, definition.node.var_type.node
+                ),
+                Some(definition.pos),
+            );
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "BAD_USER_INPUT");
+            error
+        })
 }
 
 pub async fn execute<Query, Mutation, Subscription>(
@@ -115,17 +134,17 @@ where
     Mutation: ObjectType + 'static,
     Subscription: SubscriptionType + 'static,
 {
-    match documents.get(&request.query) {
-        Ok(Some(document)) => request.set_parsed_query(ExecutableDocument::clone(&document)),
-        Ok(None) => {}
-        Err(mut refused) => {
-            refused
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "BAD_USER_INPUT");
-            return Response::from_errors(vec![refused]);
-        }
+    let document = match documents.get(&request.query) {
+        Ok(document) => document,
+        Err(refused) => return Response::from_errors(vec![refused]),
+    };
+    if let Err(refused) = documents.limits().check_variables(&request.variables) {
+        return Response::from_errors(vec![refused.into_server_error()]);
     }
+    if let Some(missing) = missing_variable(&document, &request) {
+        return Response::from_errors(vec![missing]);
+    }
+    request.set_parsed_query(ExecutableDocument::clone(&document));
     let mut response = match AssertUnwindSafe(schema.execute(request))
         .catch_unwind()
         .await
@@ -152,6 +171,7 @@ where
             extensions.set("code", "BAD_USER_INPUT");
         }
     }
+    documents.limits().cap_errors(&mut response.errors);
     response
 }
 
@@ -184,23 +204,22 @@ mod tests {
     }
 
     #[test]
-    fn nesting_is_counted_outside_strings_and_comments() {
-        let deep = |n: usize| format!("{{ f(x: {}1{}) }}", "[".repeat(n), "]".repeat(n));
-        assert!(!nests_deeper_than(&deep(10), 64));
-        assert!(nests_deeper_than(&deep(64), 64));
-        assert!(!nests_deeper_than(&deep(62), 64));
-        let quoted = format!("{{ f(x: \"{}\\\" [[\") }}", "[".repeat(500));
-        assert!(!nests_deeper_than(&quoted, 64));
-        let block = format!("{{ f(x: \"\"\"{} \\\"\"\" [[\"\"\") }}", "{".repeat(500));
-        assert!(!nests_deeper_than(&block, 64));
-        let comment = format!("{{ f # {}\n }}", "(".repeat(500));
-        assert!(!nests_deeper_than(&comment, 64));
-        assert!(nests_deeper_than(&"{ a ".repeat(100), 64));
+    fn a_syntax_error_names_its_place_without_echoing_the_query() {
+        let documents = Documents::new(1 << 20, Limits::default());
+        let long = format!("{{ fine(x: \"{}\") ", "y".repeat(5000));
+        let error = documents.get(&long).unwrap_err();
+        assert!(
+            error.message.starts_with("syntax error: expected"),
+            "{}",
+            error.message
+        );
+        assert!(!error.message.contains("yyyy"), "{}", error.message);
+        assert_eq!(error.locations[0].line, 1);
     }
 
     #[tokio::test]
     async fn a_panicking_resolver_becomes_an_internal_error_and_the_process_goes_on() {
-        let documents = Documents::new(1 << 20);
+        let documents = Documents::new(1 << 20, Limits::default());
         let response = execute(
             &schema(),
             &documents,
@@ -224,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn parse_and_validation_errors_get_bad_user_input() {
-        let documents = Documents::new(1 << 20);
+        let documents = Documents::new(1 << 20, Limits::default());
         for query in ["{ nope }", "{ fine"] {
             let response = execute(&schema(), &documents, Request::new(query)).await;
             assert_eq!(
@@ -237,7 +256,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_document_answers_like_a_fresh_parse() {
-        let documents = Documents::new(1 << 20);
+        let documents = Documents::new(1 << 20, Limits::default());
         for _ in 0..2 {
             let response = execute(&schema(), &documents, Request::new("{ fine }")).await;
             assert_eq!(

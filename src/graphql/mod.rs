@@ -3,6 +3,7 @@
 //! [`Scope`] and its loaders, pages and aggregates through the cache, and
 //! write through `db` and [`crate::cache::Cache::commit`].
 mod execute;
+mod limits;
 pub mod loaders;
 mod mutation;
 mod query;
@@ -11,7 +12,8 @@ mod scope;
 mod types;
 
 pub use execute::{execute, Documents};
-pub use schema::{build_schema, sdl, BiblioSchema, Limits};
+pub use limits::{Limits, NESTING_CEILING};
+pub use schema::{build_schema, sdl, BiblioSchema};
 pub use scope::{Scope, Services};
 
 use crate::auth::Viewer;

@@ -126,9 +126,11 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
         request = request.operation_name(name);
     }
     if let Some(variables) = params.variables {
-        match serde_json::from_str(&variables) {
-            Ok(variables) => request = request.variables(Variables::from_json(variables)),
-            Err(_) => {
+        match serde_json::from_str::<serde_json::Value>(&variables) {
+            Ok(variables @ serde_json::Value::Object(_)) => {
+                request = request.variables(Variables::from_json(variables))
+            }
+            Ok(_) | Err(_) => {
                 return http_error(
                     StatusCode::BAD_REQUEST,
                     media,
@@ -148,16 +150,11 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
             "cannot produce any type in Accept",
         );
     };
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(JSON));
-    if !is_json {
+    if !is_utf8_json(&headers) {
         return http_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
-            "the request body must be application/json",
+            "the request body must be application/json in UTF-8",
         );
     }
     let declared_too_large = headers
@@ -180,6 +177,15 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
     let Ok(bytes) = axum::body::to_bytes(body, state.body_limit).await else {
         return too_large();
     };
+    // serde reads a struct from a JSON array too, by position; a batch is
+    // not something we serve, so only an object is a request.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            "the body must be one JSON object with a query string; batches are not supported",
+        );
+    }
     let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
         Err(_) => {
@@ -193,10 +199,33 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
     execute(&state, &headers, request, media).await
 }
 
+/// Whether `Content-Type` is JSON with no charset, or UTF-8 named as one:
+/// JSON is UTF-8 (RFC 8259), so a body declared otherwise would be misread.
+fn is_utf8_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = content_type.split(';').map(str::trim);
+    let is_json = parts
+        .next()
+        .is_some_and(|media| media.eq_ignore_ascii_case(JSON));
+    is_json
+        && parts.all(|param| match param.split_once('=') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let value = value.trim().trim_matches('"');
+                value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
+        })
+}
+
 /// Whether the operation that would run is a mutation. An unparsable or
 /// refused document is not: execution reports why.
 fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>) -> bool {
-    let Ok(Some(document)) = documents.get(query) else {
+    let Ok(document) = documents.get(query) else {
         return false;
     };
     match &document.operations {
@@ -292,8 +321,24 @@ mod tests {
     }
 
     #[test]
+    fn only_json_in_utf8_is_read() {
+        let content_type = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            is_utf8_json(&headers)
+        };
+        assert!(content_type("application/json"));
+        assert!(content_type("Application/JSON; charset=UTF-8"));
+        assert!(content_type("application/json;charset=\"utf-8\""));
+        assert!(!content_type("application/json; charset=latin1"));
+        assert!(!content_type("application/json; charset=utf-16"));
+        assert!(!content_type("text/plain"));
+        assert!(!is_utf8_json(&HeaderMap::new()));
+    }
+
+    #[test]
     fn only_a_selected_mutation_counts_as_one() {
-        let documents = Documents::new(1 << 20);
+        let documents = Documents::new(1 << 20, crate::graphql::Limits::default());
         assert!(is_mutation(
             &documents,
             "mutation { deleteBook(id: \"x\") }",

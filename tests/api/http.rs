@@ -202,3 +202,53 @@ async fn sqlite_runs_in_wal_mode() {
         assert_eq!(mode, "wal");
     }
 }
+
+/// Transport a client can get wrong: each is refused plainly, none is
+/// executed as if it were a request.
+#[tokio::test]
+async fn malformed_transport_is_refused_not_guessed_at() {
+    let app = spawn_app().await;
+    let send = |content_type: &'static str, body: Vec<u8>| {
+        app.client
+            .post(app.graphql_url())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    // serde would read a struct from an array by position.
+    let batch = br#"["{ books { totalCount } }"]"#.to_vec();
+    let response = send("application/json", batch).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert!(body.get("data").is_none(), "{body}");
+
+    let query = br#"{"query":"{ books { totalCount } }"}"#.to_vec();
+    for charset in ["latin1", "utf-16", "iso-8859-1"] {
+        let content_type: &'static str = match charset {
+            "latin1" => "application/json; charset=latin1",
+            "utf-16" => "application/json; charset=utf-16",
+            _ => "application/json; charset=ISO-8859-1",
+        };
+        let response = send(content_type, query.clone()).await.unwrap();
+        assert_eq!(response.status(), 415, "{charset}");
+    }
+    let response = send("application/json; charset=utf-8", query)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    for variables in ["[1]", "1", "\"x\"", "null"] {
+        let response = app
+            .client
+            .get(app.graphql_url())
+            .query(&[
+                ("query", "{ books { totalCount } }"),
+                ("variables", variables),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "variables={variables}");
+    }
+}

@@ -97,3 +97,169 @@ async fn values_nested_past_the_limit_are_refused_before_parsing() {
     assert_eq!(body["data"]["searchBooks"]["totalCount"], 0);
     app.data(None, "{ books { totalCount } }", json!({})).await;
 }
+
+fn limit_of(body: &serde_json::Value) -> &str {
+    body["errors"][0]["extensions"]["limit"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// n fragments, each spreading the next twice: 2^n fields once expanded
+/// from under a kilobyte. async-graphql's validation walks every expansion
+/// (seconds of CPU at n = 22, minutes at 30), so the size is measured first,
+/// each fragment once, and the refusal names that limit and runs no SQL.
+#[tokio::test]
+async fn an_exponential_fragment_expansion_is_refused_by_its_size_before_validation() {
+    let app = spawn_app().await;
+    for n in [22, 30, 45] {
+        let mut query = String::from("{ ...F0 }\n");
+        for i in 0..n {
+            query.push_str(&format!(
+                "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+                i + 1,
+                i + 1
+            ));
+        }
+        query.push_str(&format!(
+            "fragment F{n} on Query {{ books {{ totalCount }} }}\n"
+        ));
+        let statements = app.statements();
+        let (status, body) = app.post(None, &query, json!({})).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(limit_of(&body), "maxFields", "{body}");
+        assert_eq!(app.statements(), statements, "nothing executed");
+    }
+    app.data(None, "{ books { totalCount } }", json!({})).await;
+}
+
+/// The introspection query GraphiQL and Apollo's tools send nests type
+/// references ten deep; it is answered, while data stays within the depth
+/// limit.
+#[tokio::test]
+async fn introspection_as_graphiql_sends_it_is_answered() {
+    let app = spawn_app().await;
+    let query = include_str!("fixtures/introspection.graphql");
+    let data = app.data(None, query, json!({})).await;
+    let types = data["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "Book"));
+}
+
+#[tokio::test]
+async fn each_shape_limit_refuses_with_its_name() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            format!(
+                "{{ {} }}",
+                (0..31).map(|i| format!("a{i}: __typename")).collect::<Vec<_>>().join(" ")
+            ),
+            "maxAliases",
+        ),
+        (
+            format!("{{ __typename {} }}", "@include(if: true) ".repeat(5)),
+            "maxDirectives",
+        ),
+        (
+            format!("{{ {} }}", "__typename ".repeat(4001)),
+            "maxTokens",
+        ),
+        (
+            format!(
+                "{{ __typename }} {}",
+                (0..51).map(|i| format!("fragment F{i} on Query {{ __typename }}")).collect::<String>()
+            ),
+            "maxFragments",
+        ),
+        (
+            "{ books { items { author { books { items { author { books { items { author { books { items { title } } } } } } } } } } } }".to_owned(),
+            "maxDepth",
+        ),
+        (
+            "{ a: __schema { types { name fields { name } } } b: __schema { types { name fields { name } } } }".to_owned(),
+            "introspection",
+        ),
+    ];
+    for (query, limit) in &cases {
+        let (status, body) = app.post(None, query, json!({})).await;
+        assert_eq!(status, 400, "{limit}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(limit_of(&body), *limit, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn variables_nested_past_the_limit_are_refused() {
+    let app = spawn_app().await;
+    let mut value = json!(1);
+    for _ in 0..100 {
+        value = json!([value]);
+    }
+    let query = "query($v: [Int]) { __typename }";
+    let (status, body) = app.post(None, query, json!({ "v": value })).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(limit_of(&body), "maxNesting", "{body}");
+}
+
+/// The GraphQL-over-HTTP specification: a request that omits a required
+/// variable is a request error, 400 with no data.
+#[tokio::test]
+async fn a_missing_required_variable_is_a_request_error() {
+    let app = spawn_app().await;
+    let query = "query($id: ID!) { book(id: $id) { title } }";
+    let (status, body) = app.post(None, query, json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert!(body.get("data").is_none(), "{body}");
+    let (status, _) = app
+        .post(
+            None,
+            "query($id: ID = null) { book(id: $id) { title } }",
+            json!({}),
+        )
+        .await;
+    assert_ne!(status, 500);
+}
+
+#[tokio::test]
+async fn syntax_errors_do_not_echo_the_query() {
+    let app = spawn_app().await;
+    let query = format!(
+        "{{ searchBooks(query: \"{}\") {{ totalCount }}",
+        "secret".repeat(1000)
+    );
+    let (status, body) = app.post(None, &query, json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("secretsecret"),
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    assert!(text.len() < 1000, "{} bytes", text.len());
+    assert!(
+        body["errors"][0]["locations"][0]["line"].is_number(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn errors_past_the_cap_are_summarised() {
+    let app = TestApp::builder()
+        .configure(|config| config.limits.max_errors = 5)
+        .spawn()
+        .await;
+    let query = format!(
+        "{{ {} }}",
+        (0..20)
+            .map(|i| format!("b{i}: books(page: 0) {{ totalCount }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let (status, body) = app.post(None, &query, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 5, "{body}");
+    assert_eq!(errors[4]["extensions"]["omitted"], 16, "{body}");
+    assert_eq!(errors[4]["extensions"]["code"], "BAD_USER_INPUT");
+}

@@ -1,0 +1,672 @@
+//! What a request may cost, checked before the expensive work.
+//!
+//! async-graphql's parser recurses once per bracket, and its validation and
+//! executor walk a fragment once per spread, so a few hundred bytes can
+//! overflow a stack or cost minutes. Every check here is linear in the
+//! request: the text is scanned once before parsing (nesting, tokens), and
+//! the parsed document is walked once, each fragment measured once however
+//! often it is spread (depth, fields once expanded, aliases, directives).
+//! Only then do validation, complexity and execution run, on a document
+//! whose expansion is known to be small.
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+};
+use async_graphql::{Name, Pos, Positioned, ServerError, Value};
+use std::collections::HashMap;
+
+/// The limits on one request. The defaults admit every query our clients
+/// and GraphiQL's introspection send, with room to spare.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest selection nesting, fragments expanded.
+    pub max_depth: usize,
+    /// Highest complexity: each field costs 1, a page multiplies what is
+    /// inside it by its page size, scans cost more (see the resolvers).
+    pub max_complexity: usize,
+    /// Deepest nesting of brackets in the text and of values in variables.
+    /// The parser recurses once per level; capped at [`NESTING_CEILING`].
+    pub max_nesting: usize,
+    /// Most lexical tokens in the query text.
+    pub max_tokens: usize,
+    /// Most aliased fields in the query text.
+    pub max_aliases: usize,
+    /// Most fragment definitions.
+    pub max_fragments: usize,
+    /// Most directives on one field, fragment spread or inline fragment.
+    pub max_directives: usize,
+    /// Most fields of the operation once every fragment is expanded.
+    pub max_fields: usize,
+    /// Most errors in one response; the rest are summarised in one more.
+    pub max_errors: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 10,
+            max_complexity: 5000,
+            max_nesting: 64,
+            max_tokens: 4000,
+            max_aliases: 30,
+            max_fragments: 50,
+            max_directives: 4,
+            max_fields: 1000,
+            max_errors: 20,
+        }
+    }
+}
+
+/// The nesting no configuration may exceed: deeper, a debug build's worker
+/// stack can overflow in the parser.
+pub const NESTING_CEILING: usize = 128;
+
+/// A request refused by a limit: which one, what was found, what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub limit: &'static str,
+    pub message: String,
+    pub pos: Option<Pos>,
+}
+
+impl Refusal {
+    fn new(limit: &'static str, message: String) -> Self {
+        Self {
+            limit,
+            message,
+            pos: None,
+        }
+    }
+
+    /// As a request error with `extensions.code` and the limit's name.
+    pub fn into_server_error(self) -> ServerError {
+        let mut error = ServerError::new(self.message, self.pos);
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        extensions.set("code", "BAD_USER_INPUT");
+        extensions.set("limit", self.limit);
+        error
+    }
+}
+
+impl Limits {
+    /// The checks on the query text, before it is parsed.
+    pub fn check_text(&self, query: &str) -> Result<(), Refusal> {
+        let scan = scan(query, self.max_nesting.min(NESTING_CEILING));
+        if scan.too_deep {
+            return Err(Refusal::new(
+                "maxNesting",
+                format!(
+                    "the query nests brackets deeper than {} levels",
+                    self.max_nesting.min(NESTING_CEILING)
+                ),
+            ));
+        }
+        if scan.tokens > self.max_tokens {
+            return Err(Refusal::new(
+                "maxTokens",
+                format!(
+                    "the query has {} tokens; at most {} are accepted",
+                    scan.tokens, self.max_tokens
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The checks on the parsed document, each fragment measured once.
+    pub fn check_document(&self, document: &ExecutableDocument) -> Result<(), Refusal> {
+        if document.fragments.len() > self.max_fragments {
+            return Err(Refusal::new(
+                "maxFragments",
+                format!(
+                    "the query defines {} fragments; at most {} are accepted",
+                    document.fragments.len(),
+                    self.max_fragments
+                ),
+            ));
+        }
+        let mut text = TextCounts::default();
+        for fragment in document.fragments.values() {
+            text.count(&fragment.node.selection_set, self.max_directives)?;
+        }
+        for (_, operation) in document.operations.iter() {
+            check_directives(&operation.node.directives, self.max_directives)?;
+            text.count(&operation.node.selection_set, self.max_directives)?;
+        }
+        if text.aliases > self.max_aliases {
+            return Err(Refusal::new(
+                "maxAliases",
+                format!(
+                    "the query has {} aliases; at most {} are accepted",
+                    text.aliases, self.max_aliases
+                ),
+            ));
+        }
+        let mut expansion = Expansion {
+            document,
+            measured: HashMap::new(),
+        };
+        for (_, operation) in document.operations.iter() {
+            self.check_operation(&mut expansion, &operation.node)?;
+        }
+        Ok(())
+    }
+
+    fn check_operation<'a>(
+        &self,
+        expansion: &mut Expansion<'a>,
+        operation: &'a OperationDefinition,
+    ) -> Result<(), Refusal> {
+        let size = expansion.measure(&operation.selection_set)?;
+        if size.depth > self.max_depth {
+            return Err(Refusal::new(
+                "maxDepth",
+                format!(
+                    "the query nests selections {} deep; at most {} is accepted",
+                    size.depth, self.max_depth
+                ),
+            ));
+        }
+        if size.introspection_depth > INTROSPECTION_DEPTH {
+            return Err(Refusal::new(
+                "maxDepth",
+                format!(
+                    "the query nests introspection {} deep; at most {INTROSPECTION_DEPTH} is accepted",
+                    size.introspection_depth
+                ),
+            ));
+        }
+        if size.fields > self.max_fields {
+            return Err(Refusal::new(
+                "maxFields",
+                format!(
+                    "the query selects {} fields once its fragments are expanded; \
+                     at most {} are accepted",
+                    size.fields, self.max_fields
+                ),
+            ));
+        }
+        // Each `__schema` is the whole schema: one per operation is enough.
+        let mut schema_keys = Vec::new();
+        expansion.root_keys_of(&operation.selection_set, "__schema", &mut schema_keys);
+        schema_keys.sort_unstable();
+        schema_keys.dedup();
+        if schema_keys.len() > 1 {
+            return Err(Refusal::new(
+                "introspection",
+                "the query asks for __schema more than once".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The check on the variables: as deep as the text may nest.
+    pub fn check_variables(&self, variables: &async_graphql::Variables) -> Result<(), Refusal> {
+        let limit = self.max_nesting.min(NESTING_CEILING);
+        let mut stack: Vec<(&Value, usize)> = variables.values().map(|v| (v, 1)).collect();
+        while let Some((value, depth)) = stack.pop() {
+            if depth > limit {
+                return Err(Refusal::new(
+                    "maxNesting",
+                    format!("the variables nest deeper than {limit} levels"),
+                ));
+            }
+            match value {
+                Value::List(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+                Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// At most `max_errors` errors; the rest become one that says how many.
+    pub fn cap_errors(&self, errors: &mut Vec<ServerError>) {
+        let keep = self.max_errors.max(1);
+        if errors.len() <= keep {
+            return;
+        }
+        let omitted = errors.split_off(keep - 1);
+        let code = omitted[0]
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code").cloned())
+            .unwrap_or_else(|| Value::from("BAD_USER_INPUT"));
+        let mut summary = ServerError::new(
+            format!(
+                "{} more errors not shown, the first: {}",
+                omitted.len(),
+                omitted[0].message
+            ),
+            omitted[0].locations.first().copied(),
+        );
+        summary.path.clone_from(&omitted[0].path);
+        let extensions = summary.extensions.get_or_insert_with(Default::default);
+        extensions.set("code", code);
+        extensions.set("omitted", omitted.len());
+        errors.push(summary);
+    }
+}
+
+/// What the text scan found.
+struct Scan {
+    tokens: usize,
+    too_deep: bool,
+}
+
+/// One pass over the bytes: tokens as the GraphQL lexer would count them
+/// (commas and comments are not tokens) and whether `{`, `[` or `(` nest
+/// deeper than `limit`. Strings and comments are skipped as units.
+fn scan(query: &str, limit: usize) -> Scan {
+    let bytes = query.as_bytes();
+    let mut depth = 0usize;
+    let mut tokens = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => {}
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                tokens += 1;
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    // An escaped triple quote does not close the block.
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2; // the closing quotes, less the one the loop skips
+            }
+            b'"' => {
+                tokens += 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                tokens += 1;
+                depth += 1;
+                if depth > limit {
+                    return Scan {
+                        tokens,
+                        too_deep: true,
+                    };
+                }
+            }
+            b'}' | b']' | b')' => {
+                tokens += 1;
+                depth = depth.saturating_sub(1);
+            }
+            b'.' if bytes[i..].starts_with(b"...") => {
+                tokens += 1;
+                i += 2;
+            }
+            byte if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'+' | b'.') => {
+                tokens += 1;
+                while i + 1 < bytes.len()
+                    && (bytes[i + 1].is_ascii_alphanumeric()
+                        || matches!(bytes[i + 1], b'_' | b'.' | b'-' | b'+'))
+                    && !bytes[i + 1..].starts_with(b"...")
+                {
+                    i += 1;
+                }
+            }
+            _ => tokens += 1,
+        }
+        i += 1;
+    }
+    Scan {
+        tokens,
+        too_deep: false,
+    }
+}
+
+/// Counts over the text as written, each selection once.
+#[derive(Default)]
+struct TextCounts {
+    aliases: usize,
+}
+
+impl TextCounts {
+    fn count(
+        &mut self,
+        set: &Positioned<SelectionSet>,
+        max_directives: usize,
+    ) -> Result<(), Refusal> {
+        for selection in &set.node.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    self.aliases += usize::from(field.node.alias.is_some());
+                    check_directives(&field.node.directives, max_directives)?;
+                    self.count(&field.node.selection_set, max_directives)?;
+                }
+                Selection::FragmentSpread(spread) => {
+                    check_directives(&spread.node.directives, max_directives)?;
+                }
+                Selection::InlineFragment(inline) => {
+                    check_directives(&inline.node.directives, max_directives)?;
+                    self.count(&inline.node.selection_set, max_directives)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_directives<T>(directives: &[Positioned<T>], max: usize) -> Result<(), Refusal> {
+    if directives.len() > max {
+        return Err(Refusal {
+            limit: "maxDirectives",
+            message: format!(
+                "{} directives in one place; at most {max} are accepted",
+                directives.len()
+            ),
+            pos: directives.first().map(|d| d.pos),
+        });
+    }
+    Ok(())
+}
+
+/// The size of a selection set once its fragments are expanded. Depth
+/// inside `__schema` and `__type` is counted apart: type references nest
+/// ten deep in the introspection query every tool sends, deeper than any
+/// data query needs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    fields: usize,
+    depth: usize,
+    introspection_depth: usize,
+}
+
+/// How deep introspection may nest: enough for graphql-js's query.
+const INTROSPECTION_DEPTH: usize = 20;
+
+enum Measured {
+    InProgress,
+    Done(Size),
+}
+
+/// Measures selection sets, each fragment once: a fragment spread twice
+/// costs one lookup the second time, so the walk is linear in the text
+/// even where the expansion is exponential.
+struct Expansion<'a> {
+    document: &'a ExecutableDocument,
+    measured: HashMap<&'a Name, Measured>,
+}
+
+impl<'a> Expansion<'a> {
+    fn measure(&mut self, set: &'a Positioned<SelectionSet>) -> Result<Size, Refusal> {
+        let mut total = Size::default();
+        for selection in &set.node.items {
+            let size = match &selection.node {
+                Selection::Field(field) => {
+                    let inner = self.measure(&field.node.selection_set)?;
+                    let fields = inner.fields.saturating_add(1);
+                    if field.node.name.node.starts_with("__") {
+                        Size {
+                            fields,
+                            depth: 0,
+                            introspection_depth: 1 + inner.depth.max(inner.introspection_depth),
+                        }
+                    } else {
+                        Size {
+                            fields,
+                            depth: inner.depth + 1,
+                            introspection_depth: inner.introspection_depth
+                                + usize::from(inner.introspection_depth > 0),
+                        }
+                    }
+                }
+                Selection::InlineFragment(inline) => self.measure(&inline.node.selection_set)?,
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(&spread.node.fragment_name.node, spread.pos)?
+                }
+            };
+            total.fields = total.fields.saturating_add(size.fields);
+            total.depth = total.depth.max(size.depth);
+            total.introspection_depth = total.introspection_depth.max(size.introspection_depth);
+        }
+        Ok(total)
+    }
+
+    fn fragment(&mut self, name: &'a Name, pos: Pos) -> Result<Size, Refusal> {
+        match self.measured.get(name) {
+            Some(Measured::Done(size)) => return Ok(*size),
+            Some(Measured::InProgress) => {
+                return Err(Refusal {
+                    limit: "fragmentCycle",
+                    message: format!("fragment {name} spreads itself"),
+                    pos: Some(pos),
+                })
+            }
+            None => {}
+        }
+        // An unknown fragment is left to validation, which names it.
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return Ok(Size::default());
+        };
+        self.measured.insert(name, Measured::InProgress);
+        let size = self.measure(&fragment.node.selection_set)?;
+        self.measured.insert(name, Measured::Done(size));
+        Ok(size)
+    }
+
+    /// The response keys of root fields named `field`, through fragments
+    /// (each fragment looked at once).
+    fn root_keys_of(
+        &self,
+        set: &'a Positioned<SelectionSet>,
+        field: &str,
+        keys: &mut Vec<&'a str>,
+    ) {
+        let mut pending = vec![set];
+        let mut seen_fragments = std::collections::HashSet::new();
+        while let Some(set) = pending.pop() {
+            for selection in &set.node.items {
+                match &selection.node {
+                    Selection::Field(f) if f.node.name.node == field => {
+                        keys.push(f.node.response_key().node.as_str());
+                    }
+                    Selection::Field(_) => {}
+                    Selection::InlineFragment(inline) => pending.push(&inline.node.selection_set),
+                    Selection::FragmentSpread(spread) => {
+                        let name = &spread.node.fragment_name.node;
+                        if seen_fragments.insert(name) {
+                            if let Some(fragment) = self.document.fragments.get(name) {
+                                pending.push(&fragment.node.selection_set);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The operation a request would run, as async-graphql picks it.
+pub fn selected_operation<'a>(
+    document: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, operation_name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(query: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(query).unwrap()
+    }
+
+    fn refused_by(query: &str, limits: &Limits) -> Option<&'static str> {
+        if let Err(refusal) = limits.check_text(query) {
+            return Some(refusal.limit);
+        }
+        limits.check_document(&parse(query)).err().map(|r| r.limit)
+    }
+
+    /// The query graphql-js's `getIntrospectionQuery()` builds, which
+    /// GraphiQL, Apollo's tools and codegen send.
+    pub const INTROSPECTION: &str = include_str!("../../tests/api/fixtures/introspection.graphql");
+
+    #[test]
+    fn tokens_are_counted_as_the_lexer_sees_them() {
+        let count = |q: &str| scan(q, 64).tokens;
+        assert_eq!(count("{ a }"), 3);
+        assert_eq!(count("{ a(x: -1.5e3, y: \"s, t\") }"), 11);
+        assert_eq!(count("{ ...F } # a comment, with words\n"), 4);
+        assert_eq!(count("query Q($v: [Int!]! = [1]) { a }"), 19);
+        assert_eq!(count("{ a(s: \"\"\"block \\\"\"\" text\"\"\") }"), 8);
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_and_comments() {
+        let deep = |n: usize| format!("{{ f(x: {}1{}) }}", "[".repeat(n), "]".repeat(n));
+        assert!(!scan(&deep(10), 64).too_deep);
+        assert!(scan(&deep(64), 64).too_deep);
+        assert!(!scan(&deep(62), 64).too_deep);
+        let quoted = format!("{{ f(x: \"{}\\\" [[\") }}", "[".repeat(500));
+        assert!(!scan(&quoted, 64).too_deep);
+        let block = format!("{{ f(x: \"\"\"{} \\\"\"\" [[\"\"\") }}", "{".repeat(500));
+        assert!(!scan(&block, 64).too_deep);
+        let comment = format!("{{ f # {}\n }}", "(".repeat(500));
+        assert!(!scan(&comment, 64).too_deep);
+        assert!(scan(&"{ a ".repeat(100), 64).too_deep);
+    }
+
+    #[test]
+    fn introspection_as_tools_send_it_is_within_the_defaults() {
+        let limits = Limits::default();
+        assert_eq!(refused_by(INTROSPECTION, &limits), None);
+        let document = parse(INTROSPECTION);
+        let mut expansion = Expansion {
+            document: &document,
+            measured: HashMap::new(),
+        };
+        let (_, operation) = document.operations.iter().next().unwrap();
+        let size = expansion.measure(&operation.node.selection_set).unwrap();
+        // Headroom: the defaults are several times what tools send.
+        assert!(size.fields * 3 < limits.max_fields, "{size:?}");
+        assert!(scan(INTROSPECTION, 64).tokens * 4 < limits.max_tokens);
+        assert!(size.introspection_depth < INTROSPECTION_DEPTH, "{size:?}");
+    }
+
+    /// n fragments, each spreading the next twice: 2^n fields once
+    /// expanded, from a few hundred bytes.
+    fn fragment_ladder(n: usize) -> String {
+        let mut query = String::from("{ ...F0 }\n");
+        for i in 0..n {
+            query.push_str(&format!(
+                "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+                i + 1,
+                i + 1
+            ));
+        }
+        query.push_str(&format!("fragment F{n} on Query {{ __typename }}\n"));
+        query
+    }
+
+    #[test]
+    fn an_exponential_expansion_is_measured_in_linear_work_and_refused() {
+        let limits = Limits::default();
+        assert_eq!(refused_by(&fragment_ladder(5), &limits), None);
+        assert_eq!(refused_by(&fragment_ladder(12), &limits), Some("maxFields"));
+        // 2^45 fields: measured at once because each fragment is measured once.
+        let huge = Limits {
+            max_fragments: 100,
+            ..limits
+        };
+        assert_eq!(refused_by(&fragment_ladder(45), &huge), Some("maxFields"));
+    }
+
+    #[test]
+    fn each_limit_names_itself() {
+        let limits = Limits {
+            max_aliases: 2,
+            max_fragments: 1,
+            max_directives: 1,
+            max_depth: 3,
+            max_tokens: 40,
+            ..Limits::default()
+        };
+        assert_eq!(
+            refused_by("{ a: x b: x c: x }", &limits),
+            Some("maxAliases")
+        );
+        assert_eq!(
+            refused_by(
+                "{ ...A } fragment A on Q { x } fragment B on Q { x }",
+                &limits
+            ),
+            Some("maxFragments")
+        );
+        assert_eq!(refused_by("{ x @a @b }", &limits), Some("maxDirectives"));
+        assert_eq!(
+            refused_by("{ a { ...F } } fragment F on Q { b { c { d } } }", &limits),
+            Some("maxDepth")
+        );
+        assert_eq!(refused_by(&"{ x }".repeat(20), &limits), Some("maxTokens"));
+        assert_eq!(
+            refused_by(
+                "{ ...A } fragment A on Q { ...B } fragment B on Q { ...A }",
+                &Limits::default()
+            ),
+            Some("fragmentCycle")
+        );
+        assert_eq!(
+            refused_by(
+                "{ a: __schema { b: __typename } __schema { __typename } }",
+                &Limits::default()
+            ),
+            Some("introspection")
+        );
+        assert_eq!(
+            refused_by(
+                "{ ...A ...A } fragment A on Query { __schema { __typename } }",
+                &Limits::default()
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn variables_nest_no_deeper_than_the_text() {
+        let limits = Limits::default();
+        let mut value = serde_json::json!(1);
+        for _ in 0..limits.max_nesting {
+            value = serde_json::json!([value]);
+        }
+        let deep = async_graphql::Variables::from_json(serde_json::json!({ "v": value }));
+        assert!(limits.check_variables(&deep).is_err());
+        let shallow = async_graphql::Variables::from_json(serde_json::json!({ "v": [[1]] }));
+        assert!(limits.check_variables(&shallow).is_ok());
+    }
+
+    #[test]
+    fn errors_past_the_cap_are_summarised_in_one() {
+        let limits = Limits {
+            max_errors: 3,
+            ..Limits::default()
+        };
+        let mut errors: Vec<ServerError> = (0..10)
+            .map(|i| ServerError::new(format!("e{i}"), None))
+            .collect();
+        limits.cap_errors(&mut errors);
+        assert_eq!(errors.len(), 3);
+        assert_eq!(errors[2].message, "8 more errors not shown, the first: e2");
+    }
+}
