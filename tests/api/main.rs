@@ -1,6 +1,7 @@
 //! Black-box tests: each spawns the service on a random port with a database
 //! of its own (SQLite by default; PostgreSQL with BIBLIO_TEST_DATABASE=postgres)
 //! and talks to it over HTTP.
+mod abuse;
 mod auth;
 mod borrowing;
 mod cache;
