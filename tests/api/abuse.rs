@@ -659,7 +659,7 @@ async fn a_hostile_corpus_is_refused_and_the_replica_survives() {
             failures.push(format!("{}: 429 without Retry-After", case.name));
         }
     }
-    costs.sort_by(|a, b| b.0.cmp(&a.0));
+    costs.sort_by_key(|(cpu, _)| std::cmp::Reverse(*cpu));
     println!(
         "{} hostile requests; the costliest by the replica's CPU clock:",
         corpus.len()
