@@ -32,7 +32,7 @@ pub enum Command {
     /// Serve the GraphQL API (the default command).
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate(MigrateArgs),
     /// Fill the database with a deterministic demo data set.
     Seed(SeedArgs),
     /// Print the GraphQL schema (SDL).
@@ -140,6 +140,15 @@ impl Default for ServeArgs {
         }
         Defaults::parse_from(["biblio"]).serve
     }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MigrateArgs {
+    /// First drop the tables of migrations that are not recorded as applied
+    /// (left by an older biblio interrupted while migrating), if none of
+    /// them holds a row; with data at stake nothing is changed.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Args, Debug, Clone)]

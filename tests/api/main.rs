@@ -2,6 +2,7 @@
 //! of its own (SQLite by default; PostgreSQL with BIBLIO_TEST_DATABASE=postgres)
 //! and talks to it over HTTP.
 mod auth;
+mod binary;
 mod borrowing;
 mod cache;
 mod catalogue;
@@ -12,6 +13,8 @@ mod history;
 mod http;
 mod invalidation;
 mod limits;
+mod migrations;
 mod schema;
 mod seed;
+mod stdio;
 mod writes;
