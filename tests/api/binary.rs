@@ -70,3 +70,104 @@ pub fn all_migrations() -> usize {
     use migration::MigratorTrait;
     migration::Migrator::migrations().len()
 }
+
+/// A `biblio serve` process on a port of its own, killed when dropped.
+pub struct Server {
+    pub process: std::process::Child,
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// Runs `command` (a `biblio(...)`) as `serve` with `options`, on a free
+    /// port and without demo data, and waits until `/readyz` answers 200.
+    /// Panics if the process exits first.
+    pub async fn start(mut command: Command, options: &[&str]) -> Self {
+        let port = free_port();
+        let process = command
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--no-demo-data",
+            ])
+            .args(options)
+            .spawn()
+            .expect("the biblio binary runs");
+        let mut server = Self {
+            process,
+            address: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while server.ready().await.is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "biblio serve never became ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        server
+    }
+
+    /// `/readyz`'s body when it answers 200, `None` while it does not.
+    /// Panics if the process has exited.
+    pub async fn ready(&mut self) -> Option<serde_json::Value> {
+        if let Some(status) = self.process.try_wait().expect("the server's status") {
+            panic!("biblio serve exited with {status}");
+        }
+        let response = self
+            .client
+            .get(format!("{}/readyz", self.address))
+            .send()
+            .await
+            .ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        response.json().await.ok()
+    }
+
+    /// POSTs an anonymous GraphQL query; returns the JSON answer.
+    pub async fn query(&self, query: &str) -> serde_json::Value {
+        self.client
+            .post(format!("{}/graphql", self.address))
+            .json(&serde_json::json!({ "query": query }))
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Runs `command` to its end, capturing stdout and stderr; panics if it is
+/// still running after 10 s (a `serve` that should have refused to start).
+pub fn finish_within_10s(command: &mut Command) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the biblio binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("the process's status").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("the output");
+            panic!(
+                "still running after 10 s: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("the output")
+}

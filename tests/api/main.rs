@@ -17,4 +17,5 @@ mod migrations;
 mod schema;
 mod seed;
 mod stdio;
+mod tls;
 mod writes;

@@ -1,10 +1,9 @@
 //! A closed stdout or stderr (`biblio ... | head -1`) is never a panic: the
 //! CLI's own output stops quietly, logging drops what it cannot write, and a
 //! migration under way completes or leaves nothing behind.
-use crate::binary::{all_migrations, applied_migrations, biblio, closed_pipe, free_port};
+use crate::binary::{all_migrations, applied_migrations, biblio, closed_pipe, free_port, Server};
 use crate::helpers::{TestDatabase, TestRedis};
 use std::process::Output;
-use std::time::{Duration, Instant};
 
 /// Runs `command` to its end with stderr captured (or closed).
 fn finish(command: &mut std::process::Command) -> Output {
@@ -83,42 +82,16 @@ async fn an_error_reported_into_a_closed_stderr_is_still_an_exit_status_of_1() {
 async fn serve_with_stdout_and_stderr_closed_migrates_and_serves() {
     let (_database, url) = TestDatabase::create().await;
     let redis = TestRedis::start();
-    let port = free_port();
-    let mut server = biblio(&url)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .args(["--redis-url", &redis.url(), "--no-demo-data"])
-        .stdout(closed_pipe())
-        .stderr(closed_pipe())
-        .spawn()
-        .expect("the biblio binary runs");
+    let mut command = biblio(&url);
+    command.stdout(closed_pipe()).stderr(closed_pipe());
 
-    let client = reqwest::Client::new();
-    let ready = format!("http://127.0.0.1:{port}/readyz");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = server.try_wait().expect("the server's status") {
-            panic!("biblio serve exited with {status}");
-        }
-        if matches!(client.get(&ready).send().await, Ok(response) if response.status() == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "biblio serve never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut server = Server::start(command, &["--redis-url", &redis.url()]).await;
 
-    let answer: serde_json::Value = client
-        .post(format!("http://127.0.0.1:{port}/graphql"))
-        .json(&serde_json::json!({ "query": "{ books { totalCount } }" }))
-        .send()
-        .await
-        .expect("the server answers")
-        .json()
-        .await
-        .expect("a JSON answer");
+    let answer = server.query("{ books { totalCount } }").await;
     assert_eq!(answer["data"]["books"]["totalCount"], 0, "{answer}");
-    assert!(server.try_wait().unwrap().is_none(), "biblio serve exited");
+    assert!(
+        server.ready().await.is_some(),
+        "biblio serve stopped serving"
+    );
     assert_eq!(applied_migrations(&url).await, all_migrations());
-
-    server.kill().expect("the server is stopped");
-    let _ = server.wait();
 }
