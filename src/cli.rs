@@ -34,7 +34,7 @@ pub enum Command {
     /// Serve the GraphQL API (the default command).
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate(MigrateArgs),
     /// Fill the database with a deterministic demo data set.
     Seed(SeedArgs),
     /// Print the GraphQL schema (SDL).
@@ -50,8 +50,13 @@ pub struct ServeArgs {
     #[arg(long, env = "BIBLIO_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// Redis: the shared cache tier and the invalidation bus between replicas.
+    /// `redis://` is plaintext, `rediss://` TLS; other schemes are refused.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// PEM file of the CA certificates a `rediss://` server's certificate must
+    /// chain to. By default, the system's trusted roots.
+    #[arg(long, env = "BIBLIO_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// Which cache tiers serve reads.
     #[arg(long, env = "BIBLIO_CACHE_MODE", value_enum, default_value_t = Mode::Both)]
     pub cache_mode: Mode,
@@ -168,6 +173,15 @@ impl Default for ServeArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct MigrateArgs {
+    /// First drop the tables of migrations that are not recorded as applied
+    /// (left by an older biblio interrupted while migrating), if none of
+    /// them holds a row; with data at stake nothing is changed.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct SeedArgs {
     #[arg(long, default_value_t = 2000)]
     pub authors: usize,
@@ -226,6 +240,7 @@ impl ServeArgs {
                 mode: self.cache_mode,
                 prefix: self.cache_prefix,
                 redis_url: self.redis_url,
+                redis_ca_file: self.redis_ca_file,
                 l1_max_bytes: self.cache_l1_bytes,
                 ttls: Ttls {
                     entity: Duration::from_secs(self.cache_entity_ttl),

@@ -1,12 +1,12 @@
 use biblio::app::{shutdown_signal, Application};
 use biblio::cache::Change;
-use biblio::cli::{Cli, Command, SeedArgs, ServeArgs, UserCommand};
+use biblio::cli::{Cli, Command, MigrateArgs, SeedArgs, ServeArgs, UserCommand};
 use biblio::db::Db;
 use biblio::domain::{required_text, Email, Password};
 use biblio::error::BoxError;
 use biblio::{auth, db, graphql, seed, telemetry};
 use clap::Parser;
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 
 /// A request allocates and frees many small objects (futures, response
 /// values); mimalloc does that faster than the system allocator (see
@@ -14,15 +14,37 @@ use std::io::BufRead;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Writes the CLI's own output to stdout. Rust ignores SIGPIPE, so once a
+/// reader has gone (`biblio schema | head -1`) a write fails with EPIPE,
+/// which `println!` would turn into a panic; here it is an error that
+/// `main` answers with a quiet exit.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    };
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     telemetry::init();
-    if let Err(err) = run(cli).await {
-        tracing::error!(error = %err, "biblio failed");
-        eprintln!("error: {err}");
-        std::process::exit(1);
+    match run(cli).await {
+        Ok(()) => {}
+        // Whoever read our output has stopped reading: nobody is left to
+        // tell, and what was asked for is done.
+        Err(err) if is_broken_pipe(&err) => {}
+        Err(err) => {
+            tracing::error!(error = %err, "biblio failed");
+            // Written with errors ignored: stderr may be closed too.
+            let _ = writeln!(std::io::stderr().lock(), "error: {err}");
+            std::process::exit(1);
+        }
     }
+}
+
+fn is_broken_pipe(err: &BoxError) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|err| err.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 async fn run(cli: Cli) -> Result<(), BoxError> {
@@ -35,12 +57,17 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             let app = Application::build(&config).await?;
             app.run_until_stopped(shutdown_signal()).await?;
         }
-        Command::Migrate => {
-            Db::connect(&cli.database_url).await?.migrate().await?;
-            println!("migrations applied");
+        Command::Migrate(MigrateArgs { repair }) => {
+            let db = Db::connect(&cli.database_url).await?;
+            if repair {
+                db.repair_and_migrate().await?;
+            } else {
+                db.migrate().await?;
+            }
+            say!("migrations applied")?;
         }
         Command::Seed(args) => seed(&cli.database_url, args).await?,
-        Command::Schema => print!("{}", graphql::sdl()),
+        Command::Schema => write!(std::io::stdout().lock(), "{}", graphql::sdl())?,
         Command::User(UserCommand::Add { email, name, role }) => {
             let email = Email::parse(&email)?;
             let name = required_text(&name, "name", 200)?;
@@ -56,7 +83,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             let user = db::users::create(&write, &email, name, hash, role.into()).await?;
             let invalidation = Change::UserCreated { id: user.id }.invalidation();
             write.commit(Some(&invalidation.to_outbox())).await?;
-            println!("added {} ({:?}) with id {}", user.email, user.role, user.id);
+            say!("added {} ({:?}) with id {}", user.email, user.role, user.id)?;
         }
     }
     Ok(())
@@ -74,7 +101,7 @@ async fn seed(database_url: &str, args: SeedArgs) -> Result<(), BoxError> {
     };
     let started = std::time::Instant::now();
     let report = seed::run(&db, &plan, args.reset).await?;
-    println!(
+    say!(
         "seeded {} authors, {} categories, {} books, {} members, {} borrows ({} active) in {:.1?}",
         plan.authors,
         report.categories,
@@ -83,16 +110,16 @@ async fn seed(database_url: &str, args: SeedArgs) -> Result<(), BoxError> {
         plan.borrows,
         report.active_borrows,
         started.elapsed()
-    );
-    println!(
+    )?;
+    say!(
         "librarian: {} / {}",
         seed::LIBRARIAN_EMAIL,
         seed::LIBRARIAN_PASSWORD
-    );
-    println!(
+    )?;
+    say!(
         "members:   member1@biblio.test .. member{}@biblio.test / {}",
         plan.members,
         seed::MEMBER_PASSWORD
-    );
+    )?;
     Ok(())
 }

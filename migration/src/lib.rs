@@ -8,12 +8,43 @@ pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
 
 pub struct Migrator;
 
+/// A migration and the tables it creates, in the order it creates them.
+struct Step {
+    migration: Box<dyn MigrationTrait>,
+    creates: &'static [&'static str],
+}
+
+fn steps() -> Vec<Step> {
+    vec![
+        Step {
+            migration: Box::new(m20261121_000001_create_catalogue::Migration),
+            creates: m20261121_000001_create_catalogue::TABLES,
+        },
+        Step {
+            migration: Box::new(m20261122_000001_create_cache_outbox::Migration),
+            creates: m20261122_000001_create_cache_outbox::TABLES,
+        },
+    ]
+}
+
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20261121_000001_create_catalogue::Migration),
-            Box::new(m20261122_000001_create_cache_outbox::Migration),
-        ]
+        steps().into_iter().map(|step| step.migration).collect()
     }
 }
+
+/// Each migration's name with the tables it creates, in order: how a
+/// database that an interrupted migration left half-applied (tables without
+/// their record in `seaql_migrations`) is recognised, and repaired.
+pub fn created_tables() -> Vec<(String, &'static [&'static str])> {
+    steps()
+        .into_iter()
+        .map(|step| (step.migration.name().to_owned(), step.creates))
+        .collect()
+}
+
+/// Tables whose rows the service generates again when they are missing (the
+/// deployment id, the token signing key), so that dropping them loses no
+/// one's data.
+pub const REGENERATED_TABLES: &[&str] = &["settings"];

@@ -5,6 +5,16 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+/// The tables `up` creates, in order.
+pub const TABLES: &[&str] = &[
+    "authors",
+    "categories",
+    "books",
+    "users",
+    "borrow_records",
+    "settings",
+];
+
 #[derive(DeriveIden)]
 enum Authors {
     Table,

@@ -11,6 +11,9 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+/// The tables `up` creates.
+pub const TABLES: &[&str] = &["cache_outbox"];
+
 #[derive(DeriveIden)]
 enum CacheOutbox {
     Table,
@@ -70,6 +73,10 @@ impl MigrationTrait for Migration {
                     .into_table(Settings::Table)
                     .columns([Settings::Key, Settings::Value])
                     .values_panic([DEPLOYMENT_ID.into(), id.into()])
+                    // An id left by an older build interrupted before it
+                    // recorded this migration is kept, so a repaired
+                    // database can run it again.
+                    .on_conflict(OnConflict::column(Settings::Key).do_nothing().to_owned())
                     .to_owned(),
             )
             .await?;

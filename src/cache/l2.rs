@@ -182,15 +182,19 @@ enum Caller {
 pub struct Connection {
     /// The Redis URL, e.g. `redis://127.0.0.1:6379`.
     pub url: String,
+    /// The CA certificates (PEM) a `rediss://` server must chain to; `None`:
+    /// the system's trusted roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// How long one call may take; see [`Settings`](super::Settings).
     pub command_timeout: Duration,
     /// How long the breaker stays open; see [`Settings`](super::Settings).
     pub breaker_interval: Duration,
 }
 
-/// A fred config for `url` with our timeouts and an endless reconnect policy.
+/// A fred config for `connection` with our timeouts and an endless reconnect
+/// policy.
 pub fn builder(connection: &Connection) -> Result<Builder, Error> {
-    let config = Config::from_url(&connection.url)?;
+    let config = config(connection)?;
     let mut builder = Builder::from_config(config);
     builder
         .with_config(|config| config.fail_fast = false)
@@ -205,6 +209,61 @@ pub fn builder(connection: &Connection) -> Result<Builder, Error> {
         })
         .set_policy(ReconnectPolicy::new_constant(0, 200));
     Ok(builder)
+}
+
+/// The server and TLS settings of `connection`'s URL. Only `redis://`
+/// (plaintext) and `rediss://` (TLS through rustls) are honoured; anything
+/// else is refused rather than read as plaintext. fred's other schemes
+/// (cluster, sentinel, unix sockets) are refused too: the scripts and keys
+/// here assume one server. Errors name the scheme, never the URL, which may
+/// hold a password.
+fn config(connection: &Connection) -> Result<Config, Error> {
+    let refuse = |message: String| Err(Error::new(ErrorKind::Config, message));
+    let tls = match connection.url.split_once("://") {
+        Some(("redis", _)) => false,
+        Some(("rediss", _)) => true,
+        Some((scheme, _)) => {
+            return refuse(format!(
+                "--redis-url: the scheme {scheme:?} is not supported; \
+                 use redis:// (plaintext) or rediss:// (TLS)"
+            ))
+        }
+        None => return refuse("--redis-url must start with redis:// or rediss:// (TLS)".into()),
+    };
+    let mut config = Config::from_url_centralized(&connection.url)?;
+    match (&connection.ca_file, tls) {
+        (Some(ca_file), true) => config.tls = Some(trusting(ca_file)?.into()),
+        (Some(_), false) => {
+            return refuse("--redis-ca-file is given but --redis-url is not rediss://".into())
+        }
+        // fred verifies against the system's roots.
+        (None, true) => debug_assert!(config.tls.is_some(), "TLS is compiled in"),
+        (None, false) => {}
+    }
+    Ok(config)
+}
+
+/// A rustls client that trusts the CA certificates in `ca_file` only.
+fn trusting(ca_file: &std::path::Path) -> Result<fred::rustls::ClientConfig, Error> {
+    use fred::rustls::pki_types::pem::PemObject;
+    use fred::rustls::pki_types::CertificateDer;
+    let unreadable = |err: &dyn std::fmt::Display| {
+        Error::new(
+            ErrorKind::Config,
+            format!("--redis-ca-file {}: {err}", ca_file.display()),
+        )
+    };
+    let mut roots = fred::rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(ca_file).map_err(|err| unreadable(&err))? {
+        let certificate = certificate.map_err(|err| unreadable(&err))?;
+        roots.add(certificate).map_err(|err| unreadable(&err))?;
+    }
+    if roots.is_empty() {
+        return Err(unreadable(&"no certificate in it"));
+    }
+    Ok(fred::rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl Store {

@@ -213,6 +213,7 @@ impl Cache {
         let metrics = Arc::new(Metrics::default());
         let connection = l2::Connection {
             url: settings.redis_url.clone(),
+            ca_file: settings.redis_ca_file.clone(),
             command_timeout: settings.command_timeout,
             breaker_interval: settings.breaker_interval,
         };

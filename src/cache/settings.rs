@@ -116,6 +116,9 @@ pub struct Settings {
     /// The Redis of L2 and the bus. Unreachable at start is an outage the cache
     /// recovers from, not an error.
     pub redis_url: String,
+    /// The CA certificates (PEM) a `rediss://` server must chain to; `None`:
+    /// the system's trusted roots.
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// L1's memory budget, weighed as encoded size plus bookkeeping per entry.
     pub l1_max_bytes: u64,
     /// How long entries live, per kind.
@@ -144,6 +147,7 @@ impl Default for Settings {
             mode: Mode::Both,
             prefix: None,
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_ca_file: None,
             l1_max_bytes: 64 * 1024 * 1024,
             ttls: Ttls::default(),
             untrusted_cap: Duration::from_secs(1),

@@ -3,6 +3,7 @@
 //! and talks to it over HTTP.
 mod abuse;
 mod auth;
+mod binary;
 mod borrowing;
 mod cache;
 mod catalogue;
@@ -13,6 +14,9 @@ mod history;
 mod http;
 mod invalidation;
 mod limits;
+mod migrations;
 mod schema;
 mod seed;
+mod stdio;
+mod tls;
 mod writes;

@@ -1,0 +1,158 @@
+//! Applying migrations atomically, and recognising (and, when no data is at
+//! stake, repairing) a database an older build left half-migrated.
+//!
+//! sea-orm-migration runs the pending migrations in one transaction on
+//! PostgreSQL but in none on SQLite, where a process that died between a
+//! migration's statements and its record in `seaql_migrations` left tables
+//! that every later run tried to create again ("table authors already
+//! exists"). Here each migration runs in a transaction of its own, record
+//! included, on both backends (SQLite's DDL is transactional too), so a
+//! failed or interrupted migration leaves nothing behind.
+use migration::{Migrator, MigratorTrait, SchemaManager};
+use sea_orm::sea_query::{Alias, Expr, Query, Table};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use std::collections::HashSet;
+
+/// Applies every pending migration, each with its record in one transaction.
+/// A database left half-migrated is refused with the way out named.
+pub(super) async fn apply(conn: &DatabaseConnection) -> Result<(), DbErr> {
+    let leftovers = leftovers(conn).await?;
+    if !leftovers.is_empty() {
+        return Err(DbErr::Migration(half_migrated(&leftovers)));
+    }
+    let pending = Migrator::get_pending_migrations(conn).await?.len();
+    for _ in 0..pending {
+        let transaction = conn.begin().await?;
+        Migrator::up(&transaction, Some(1)).await?;
+        transaction.commit().await?;
+    }
+    Ok(())
+}
+
+/// Drops the tables of migrations that are not recorded as applied, when
+/// none of them holds data, then applies every pending migration. With data
+/// at stake it changes nothing and says what to do instead.
+pub(super) async fn repair(conn: &DatabaseConnection) -> Result<(), DbErr> {
+    let leftovers = leftovers(conn).await?;
+    let mut holding = Vec::new();
+    for leftover in &leftovers {
+        for &table in &leftover.tables {
+            if migration::REGENERATED_TABLES.contains(&table) {
+                continue;
+            }
+            let rows = count_rows(conn, table).await?;
+            if rows > 0 {
+                let plural = if rows == 1 { "" } else { "s" };
+                holding.push(format!("{table} ({rows} row{plural})"));
+            }
+        }
+    }
+    if !holding.is_empty() {
+        return Err(DbErr::Migration(refused(&leftovers, &holding)));
+    }
+    let transaction = conn.begin().await?;
+    for leftover in leftovers.iter().rev() {
+        for &table in leftover.tables.iter().rev() {
+            let drop = Table::drop()
+                .table(Alias::new(table))
+                .if_exists()
+                .to_owned();
+            transaction
+                .execute(transaction.get_database_backend().build(&drop))
+                .await?;
+        }
+        tracing::warn!(
+            migration = %leftover.migration,
+            tables = %leftover.tables.join(", "),
+            "repair: dropped the empty tables of an unrecorded migration"
+        );
+    }
+    transaction.commit().await?;
+    apply(conn).await
+}
+
+/// The tables of one migration that exist although it is not recorded as
+/// applied.
+struct Leftover {
+    migration: String,
+    tables: Vec<&'static str>,
+}
+
+async fn leftovers(conn: &DatabaseConnection) -> Result<Vec<Leftover>, DbErr> {
+    let pending: HashSet<String> = Migrator::get_pending_migrations(conn)
+        .await?
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect();
+    let manager = SchemaManager::new(conn);
+    let mut leftovers = Vec::new();
+    for (migration, created) in migration::created_tables() {
+        if !pending.contains(&migration) {
+            continue;
+        }
+        let mut tables = Vec::new();
+        for &table in created {
+            if manager.has_table(table).await? {
+                tables.push(table);
+            }
+        }
+        if !tables.is_empty() {
+            leftovers.push(Leftover { migration, tables });
+        }
+    }
+    Ok(leftovers)
+}
+
+async fn count_rows(conn: &DatabaseConnection, table: &str) -> Result<i64, DbErr> {
+    let select = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from(Alias::new(table))
+        .to_owned();
+    let row = conn
+        .query_one(conn.get_database_backend().build(&select))
+        .await?;
+    row.map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn describe(leftovers: &[Leftover]) -> String {
+    leftovers
+        .iter()
+        .map(|leftover| {
+            format!(
+                "migration {} is not recorded in seaql_migrations, yet its tables {} exist",
+                leftover.migration,
+                leftover.tables.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn half_migrated(leftovers: &[Leftover]) -> String {
+    format!(
+        "the database is half-migrated: {} (a migration by an older biblio was \
+         interrupted). Run `biblio migrate --repair` to drop those tables and migrate \
+         again; it only does so when they hold no rows.",
+        describe(leftovers)
+    )
+}
+
+fn refused(leftovers: &[Leftover], holding: &[String]) -> String {
+    let record = leftovers
+        .iter()
+        .map(|leftover| format!("('{}', 0)", leftover.migration))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "not repairing the half-migrated database, nothing was changed: {}, and {} \
+         hold data that dropping them would lose. Back the database up; then either \
+         move those rows out and run `biblio migrate --repair` again, or, if those \
+         tables are complete, record their migrations as applied \
+         (INSERT INTO seaql_migrations (version, applied_at) VALUES {record}) and run \
+         `biblio migrate`.",
+        describe(leftovers),
+        holding.join(", ")
+    )
+}
