@@ -15,7 +15,11 @@ pub struct AccountMutation;
 #[Object]
 impl AccountMutation {
     /// Creates a member account and signs it in.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterInput,
+    ) -> Result<Option<AuthPayload>> {
         let services = services(ctx)?;
         let email = Email::parse(&input.email)?;
         let name = required_text(&input.name, "name", MAX_NAME_CHARS)?;
@@ -25,10 +29,10 @@ impl AccountMutation {
         let user = db::users::create(&write, &email, name, hash, Role::Member).await?;
         let change = Change::UserCreated { id: user.id };
         services.cache.commit(write, change).await?;
-        Ok(AuthPayload {
+        Ok(Some(AuthPayload {
             token: services.tokens.issue(user.id),
             user: User(Arc::new(user.into())),
-        })
+        }))
     }
 
     /// Signs in. A wrong password and an unknown e-mail get the same answer.
@@ -37,7 +41,7 @@ impl AccountMutation {
         ctx: &Context<'_>,
         email: String,
         password: String,
-    ) -> Result<AuthPayload> {
+    ) -> Result<Option<AuthPayload>> {
         let services = services(ctx)?;
         let refused = || Error::unauthenticated("invalid email or password");
         let user = match Email::parse(&email) {
@@ -49,9 +53,9 @@ impl AccountMutation {
             return Err(refused());
         }
         let user = user.ok_or_else(refused)?;
-        Ok(AuthPayload {
+        Ok(Some(AuthPayload {
             token: services.tokens.issue(user.id),
             user: User(Arc::new(user.into())),
-        })
+        }))
     }
 }

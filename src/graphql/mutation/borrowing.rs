@@ -15,7 +15,7 @@ pub struct BorrowingMutation;
 impl BorrowingMutation {
     /// Lends a copy to the signed-in user. CONFLICT when no copy is free or
     /// they already have this book on loan.
-    async fn borrow_book(&self, ctx: &Context<'_>, book_id: ID) -> Result<BorrowRecord> {
+    async fn borrow_book(&self, ctx: &Context<'_>, book_id: ID) -> Result<Option<BorrowRecord>> {
         let user = current_user(ctx).await?;
         let book_id = parse_id(&book_id, "bookId")?;
         let services = services(ctx)?;
@@ -25,11 +25,11 @@ impl BorrowingMutation {
             record: record.clone(),
         };
         services.cache.commit(write, change).await?;
-        Ok(BorrowRecord(Arc::new(record)))
+        Ok(Some(BorrowRecord(Arc::new(record))))
     }
 
     /// Returns a borrowed copy; only the borrower or a librarian may.
-    async fn return_book(&self, ctx: &Context<'_>, borrow_id: ID) -> Result<BorrowRecord> {
+    async fn return_book(&self, ctx: &Context<'_>, borrow_id: ID) -> Result<Option<BorrowRecord>> {
         let user = current_user(ctx).await?;
         let borrow_id = parse_id(&borrow_id, "borrowId")?;
         let services = services(ctx)?;
@@ -49,6 +49,6 @@ impl BorrowingMutation {
             record: returned.clone(),
         };
         services.cache.commit(write, change).await?;
-        Ok(BorrowRecord(Arc::new(returned)))
+        Ok(Some(BorrowRecord(Arc::new(returned))))
     }
 }

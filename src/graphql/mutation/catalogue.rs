@@ -18,7 +18,11 @@ pub struct CatalogueMutation;
 #[Object]
 impl CatalogueMutation {
     /// Adds an author.
-    async fn create_author(&self, ctx: &Context<'_>, input: CreateAuthorInput) -> Result<Author> {
+    async fn create_author(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAuthorInput,
+    ) -> Result<Option<Author>> {
         require_librarian(ctx).await?;
         let (name, bio) = input.validate()?;
         let services = services(ctx)?;
@@ -28,7 +32,7 @@ impl CatalogueMutation {
             .cache
             .commit(write, Change::AuthorCreated { id: author.id })
             .await?;
-        Ok(Author(Arc::new(author)))
+        Ok(Some(Author(Arc::new(author))))
     }
 
     /// Changes an author's name or bio; omitted fields stay as they are.
@@ -37,7 +41,7 @@ impl CatalogueMutation {
         ctx: &Context<'_>,
         id: ID,
         input: UpdateAuthorInput,
-    ) -> Result<Author> {
+    ) -> Result<Option<Author>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let (name, bio) = input.validate()?;
@@ -48,11 +52,11 @@ impl CatalogueMutation {
             .cache
             .commit(write, Change::AuthorUpdated { id })
             .await?;
-        Ok(Author(Arc::new(author)))
+        Ok(Some(Author(Arc::new(author))))
     }
 
     /// CONFLICT while the author has books.
-    async fn delete_author(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    async fn delete_author(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ID>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
@@ -62,7 +66,7 @@ impl CatalogueMutation {
             .cache
             .commit(write, Change::AuthorDeleted { id })
             .await?;
-        Ok(types::id(id))
+        Ok(Some(types::id(id)))
     }
 
     /// Adds a category; CONFLICT if one has the same name.
@@ -70,7 +74,7 @@ impl CatalogueMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateCategoryInput,
-    ) -> Result<Category> {
+    ) -> Result<Option<Category>> {
         require_librarian(ctx).await?;
         let name = required_text(&input.name, "name", MAX_NAME_CHARS)?;
         let services = services(ctx)?;
@@ -80,7 +84,7 @@ impl CatalogueMutation {
             .cache
             .commit(write, Change::CategoryCreated { id: category.id })
             .await?;
-        Ok(Category(Arc::new(category)))
+        Ok(Some(Category(Arc::new(category))))
     }
 
     /// Renames a category; CONFLICT if another has the new name.
@@ -89,7 +93,7 @@ impl CatalogueMutation {
         ctx: &Context<'_>,
         id: ID,
         input: UpdateCategoryInput,
-    ) -> Result<Category> {
+    ) -> Result<Option<Category>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let name = input
@@ -103,11 +107,11 @@ impl CatalogueMutation {
             .cache
             .commit(write, Change::CategoryUpdated { id })
             .await?;
-        Ok(Category(Arc::new(category)))
+        Ok(Some(Category(Arc::new(category))))
     }
 
     /// CONFLICT while books are in the category.
-    async fn delete_category(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    async fn delete_category(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ID>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
@@ -117,11 +121,11 @@ impl CatalogueMutation {
             .cache
             .commit(write, Change::CategoryDeleted { id })
             .await?;
-        Ok(types::id(id))
+        Ok(Some(types::id(id)))
     }
 
     /// Adds a book; CONFLICT on a duplicate ISBN, NOT_FOUND on an unknown author or category.
-    async fn create_book(&self, ctx: &Context<'_>, input: CreateBookInput) -> Result<Book> {
+    async fn create_book(&self, ctx: &Context<'_>, input: CreateBookInput) -> Result<Option<Book>> {
         require_librarian(ctx).await?;
         let book = input.validate()?;
         let services = services(ctx)?;
@@ -131,11 +135,16 @@ impl CatalogueMutation {
             .cache
             .commit(write, Change::BookCreated { book: book.clone() })
             .await?;
-        Ok(Book(Arc::new(book)))
+        Ok(Some(Book(Arc::new(book))))
     }
 
     /// Changes a book; omitted fields stay as they are. CONFLICT if copiesTotal would go below the copies on loan.
-    async fn update_book(&self, ctx: &Context<'_>, id: ID, input: UpdateBookInput) -> Result<Book> {
+    async fn update_book(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateBookInput,
+    ) -> Result<Option<Book>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let changes = input.validate()?;
@@ -152,11 +161,11 @@ impl CatalogueMutation {
                 },
             )
             .await?;
-        Ok(Book(Arc::new(after)))
+        Ok(Some(Book(Arc::new(after))))
     }
 
     /// CONFLICT while copies are on loan; the book's returned borrows go with it.
-    async fn delete_book(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    async fn delete_book(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ID>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
@@ -172,6 +181,6 @@ impl CatalogueMutation {
                 },
             )
             .await?;
-        Ok(types::id(id))
+        Ok(Some(types::id(id)))
     }
 }
