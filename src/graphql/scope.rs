@@ -6,14 +6,18 @@
 //! of the cache. The loaders are made on the first miss, so a request served
 //! from L1 never builds them.
 use super::loaders::{Cached, Loaders};
+use crate::auth::throttle::Throttle;
 use crate::auth::{Tokens, Viewer};
 use crate::cache::{self, Cache, Of};
 use crate::db::users::Profile;
 use crate::db::Db;
 use crate::error::LoadError;
+use crate::error::{Error, Result};
 use async_graphql::dataloader::Loader;
 use entity::{author, book, borrow_record, category};
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use uuid::Uuid;
@@ -23,6 +27,7 @@ pub struct Services {
     pub db: Db,
     pub cache: Cache,
     pub tokens: Tokens,
+    pub throttle: Throttle,
     /// How long a borrow lasts before it is overdue.
     pub loan_period: chrono::Duration,
     /// How long a DataLoader gathers keys before dispatching a batch.
@@ -31,17 +36,37 @@ pub struct Services {
 
 pub struct Scope {
     pub viewer: Viewer,
+    /// Who sent the request, as far as can be told: what sign-in throttling
+    /// counts per address.
+    pub client: Option<IpAddr>,
     services: Arc<Services>,
     loaders: OnceLock<Loaders>,
+    /// Whether a field of this request has claimed its one password check.
+    password_checked: AtomicBool,
 }
 
 impl Scope {
-    pub fn new(services: Arc<Services>, viewer: Viewer) -> Self {
+    pub fn new(services: Arc<Services>, viewer: Viewer, client: Option<IpAddr>) -> Self {
         Self {
             viewer,
+            client,
             services,
             loaders: OnceLock::new(),
+            password_checked: AtomicBool::new(false),
         }
+    }
+
+    /// Claims the request's one password check (`login`, `register`).
+    /// Hashing is slow on purpose, so one request with many aliased sign-ins
+    /// must not buy many guesses: every field after the first is refused
+    /// before it reaches the throttle or the hasher.
+    pub fn claim_password_check(&self) -> Result<()> {
+        if self.password_checked.swap(true, Ordering::AcqRel) {
+            return Err(Error::bad_input(
+                "only one sign-in or registration per request",
+            ));
+        }
+        Ok(())
     }
 
     pub fn services(&self) -> &Services {
