@@ -41,6 +41,7 @@ impl Application {
             throttle: Throttle::new(config.throttle, cache.clone()),
             loan_period: config.loan_period,
             loader_delay: config.loader_delay,
+            db_connections_per_request: config.db_connections_per_request,
         });
         let client_address_header = config
             .client_address_header

@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// could pick their own address.
     #[arg(long, env = "BIBLIO_CLIENT_ADDRESS_HEADER")]
     pub client_address_header: Option<String>,
+    /// How many database calls of one request may run at once, so that one
+    /// request of many fields leaves pooled connections for the others.
+    #[arg(long, env = "BIBLIO_DB_CONNECTIONS_PER_REQUEST", default_value_t = 3)]
+    pub db_connections_per_request: usize,
     /// How long a DataLoader gathers keys before it queries, in microseconds.
     /// 0 dispatches as soon as the resolvers that asked have yielded, which
     /// still batches a whole list (they are polled together) and measured best.
@@ -255,6 +259,7 @@ impl ServeArgs {
                 address_window: Duration::from_secs(self.login_address_window_secs),
             },
             client_address_header: self.client_address_header,
+            db_connections_per_request: self.db_connections_per_request,
             loader_delay: Duration::from_micros(self.loader_delay_us),
             demo_data_when_empty: !self.no_demo_data,
         }

@@ -19,6 +19,8 @@ pub struct Config {
     /// The header naming the client's address behind a load balancer (its
     /// rightmost address); `None`: the TCP peer.
     pub client_address_header: Option<String>,
+    /// How many database calls of one request may run at once.
+    pub db_connections_per_request: usize,
     pub loader_delay: Duration,
     /// Seed a small demo data set when the database is empty, so a newcomer
     /// sees data at once.

@@ -5,6 +5,7 @@ mod auth;
 mod borrowing;
 mod cache;
 mod catalogue;
+mod costs;
 mod differential;
 mod faults;
 mod helpers;

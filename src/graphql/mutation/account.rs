@@ -28,6 +28,7 @@ impl AccountMutation {
         scope.claim_password_check()?;
         services.throttle.attempt(scope.client, None).await?;
         let hash = auth::hash_password(password).await?;
+        let _share = scope.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let user = db::users::create(&write, &email, name, hash, Role::Member).await?;
         let change = Change::UserCreated { id: user.id };
@@ -56,7 +57,11 @@ impl AccountMutation {
             .await?;
         let refused = || Error::unauthenticated("invalid email or password");
         let user = match Email::parse(&email) {
-            Ok(email) => db::users::by_email(&services.db, &email).await?,
+            Ok(email) => {
+                scope
+                    .on_db(db::users::by_email(&services.db, &email))
+                    .await?
+            }
             Err(_) => None,
         };
         let hash = user.as_ref().map(|user| user.password_hash.clone());

@@ -6,7 +6,7 @@ use crate::graphql::types::{
     self as types, Author, Book, Category, CreateAuthorInput, CreateBookInput, CreateCategoryInput,
     UpdateAuthorInput, UpdateBookInput, UpdateCategoryInput, MAX_NAME_CHARS,
 };
-use crate::graphql::{require_librarian, services};
+use crate::graphql::{require_librarian, scope, services};
 use async_graphql::{Context, Object, ID};
 use std::sync::Arc;
 
@@ -26,6 +26,7 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let (name, bio) = input.validate()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let author = db::authors::create(&write, name, bio).await?;
         services
@@ -46,6 +47,7 @@ impl CatalogueMutation {
         let id = parse_id(&id, "id")?;
         let (name, bio) = input.validate()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let author = db::authors::update(&write, id, name, bio).await?;
         services
@@ -60,6 +62,7 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         db::authors::delete(&write, id).await?;
         services
@@ -78,6 +81,7 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let name = required_text(&input.name, "name", MAX_NAME_CHARS)?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let category = db::categories::create(&write, name).await?;
         services
@@ -101,6 +105,7 @@ impl CatalogueMutation {
             .map(|name| required_text(&name, "name", MAX_NAME_CHARS))
             .transpose()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let category = db::categories::update(&write, id, name).await?;
         services
@@ -115,6 +120,7 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         db::categories::delete(&write, id).await?;
         services
@@ -129,6 +135,7 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let book = input.validate()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let book = db::books::create(&write, book).await?;
         services
@@ -149,6 +156,7 @@ impl CatalogueMutation {
         let id = parse_id(&id, "id")?;
         let changes = input.validate()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let (before, after) = db::books::update(&write, id, changes).await?;
         services
@@ -169,6 +177,7 @@ impl CatalogueMutation {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let deleted = db::books::delete(&write, id).await?;
         services

@@ -47,7 +47,14 @@ impl AccountQuery {
             .page(
                 &list,
                 request,
-                || db::borrows::page_for_user(&services.db, user_id, status, request),
+                || {
+                    scope.on_db(db::borrows::page_for_user(
+                        &services.db,
+                        user_id,
+                        status,
+                        request,
+                    ))
+                },
                 |ids| scope.borrows(ids),
             )
             .await?;

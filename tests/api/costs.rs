@@ -1,0 +1,44 @@
+//! What one request may cost: fields that scan are weighed by what they
+//! cost, and one request holds at most its share of the database pool, so
+//! others go on being served. Counted, never timed.
+use crate::helpers::{catalogue, TestApp};
+use serde_json::json;
+
+/// `n` aliased searches for distinct terms: `n` uncached scans.
+fn searches(n: usize) -> String {
+    let fields: String = (0..n)
+        .map(|i| {
+            format!("s{i}: searchBooks(query: \"Book {i:03}\", pageSize: 1) {{ totalCount }} ")
+        })
+        .collect();
+    format!("{{ {fields} }}")
+}
+
+#[tokio::test]
+async fn a_request_of_many_uncached_searches_holds_at_most_its_share_of_the_pool_and_others_are_served(
+) {
+    let app = TestApp::builder()
+        .configure(|config| config.db_connections_per_request = 2)
+        .spawn()
+        .await;
+    catalogue(&app, 40).await;
+    let heavy = searches(40);
+    let (heavy, normal) = tokio::join!(
+        app.post(None, &heavy, json!({})),
+        app.data(
+            None,
+            "{ books(pageSize: 5) { items { title author { name } } } }",
+            json!({})
+        )
+    );
+    let (status, body) = heavy;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["s7"]["totalCount"], 1);
+    assert_eq!(normal["books"]["items"].as_array().unwrap().len(), 5);
+    let most = app.db.most_connections_held_by_a_request();
+    assert!(
+        (1..=2).contains(&most),
+        "a request held {most} connections at once"
+    );
+}
