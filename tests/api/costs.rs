@@ -21,8 +21,9 @@ async fn a_request_of_many_uncached_searches_holds_at_most_its_share_of_the_pool
         .configure(|config| config.db_connections_per_request = 2)
         .spawn()
         .await;
-    catalogue(&app, 40).await;
-    let heavy = searches(40);
+    catalogue(&app, 15).await;
+    // As many scans as the default complexity limit admits.
+    let heavy = searches(15);
     let (heavy, normal) = tokio::join!(
         app.post(None, &heavy, json!({})),
         app.data(
@@ -41,4 +42,15 @@ async fn a_request_of_many_uncached_searches_holds_at_most_its_share_of_the_pool
         (1..=2).contains(&most),
         "a request held {most} connections at once"
     );
+}
+
+#[tokio::test]
+async fn a_request_of_more_scans_than_the_complexity_limit_weighs_is_refused_before_any_sql() {
+    let app = TestApp::builder().spawn().await;
+    catalogue(&app, 1).await;
+    let before = app.statements();
+    let (status, body) = app.post(None, &searches(17), json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(app.statements() - before, 0, "no SQL ran");
 }

@@ -21,7 +21,7 @@ impl CatalogueQuery {
 
     /// A page of books, filtered and ordered.
     #[graphql(
-        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+        complexity = "super::SCAN_COST + page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
     )]
     async fn books(
         &self,
@@ -55,7 +55,7 @@ impl CatalogueQuery {
 
     /// Books whose title or author's name contains `query`, ignoring case.
     #[graphql(
-        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+        complexity = "super::SCAN_COST + page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
     )]
     async fn search_books(
         &self,
@@ -92,7 +92,7 @@ impl CatalogueQuery {
 
     /// A page of authors, by name.
     #[graphql(
-        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+        complexity = "super::AUTHORS_COST + page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
     )]
     async fn authors(
         &self,
