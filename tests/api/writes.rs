@@ -366,3 +366,25 @@ async fn every_mutation_field_is_nullable_so_one_failure_cannot_null_the_others(
         assert_ne!(field["type"]["kind"], "NON_NULL", "{}", field["name"]);
     }
 }
+
+#[tokio::test]
+async fn a_mutation_field_refused_for_its_price_keeps_the_write_committed_before_it() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 2).await;
+    let (status, body) = app
+        .post(
+            Some(&cat.librarian),
+            "mutation($a: ID!, $b: ID!) {
+               a: updateBook(id: $a, input: { title: \"New\" }) { title }
+               b: updateBook(id: $b, input: { price: \"1e28\" }) { id }
+             }",
+            json!({ "a": cat.books[0], "b": cat.books[1] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["a"]["title"], "New", "{body}");
+    assert_eq!(body["data"].get("b"), Some(&json!(null)), "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["b"]));
+    let code = body["errors"][0]["extensions"]["code"].as_str().unwrap();
+    assert!(["BAD_USER_INPUT", "INTERNAL"].contains(&code), "{body}");
+}

@@ -5,7 +5,9 @@
 //! its own, so one that fails must not hide those that committed before it.
 //! Every root field is therefore nullable, and [`Mutation`] answers a failed
 //! one as `null` next to its error (path `["b"]`), as the GraphQL
-//! specification asks of a nullable field, rather than leaving it out.
+//! specification asks of a nullable field, rather than leaving it out. A
+//! field that panics is answered the same way, as `INTERNAL`: otherwise the
+//! panic would replace the whole response, data committed before it too.
 mod account;
 mod borrowing;
 mod catalogue;
@@ -14,9 +16,11 @@ use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
 use async_graphql::{
     ContainerType, Context, ContextSelectionSet, MergedObject, ObjectType, OutputType, Positioned,
-    ServerResult, Value,
+    ServerError, ServerResult, Value,
 };
+use futures_util::FutureExt;
 use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
 
 /// Writes. The fields of one mutation run in order and each commits on its
 /// own: one that fails is null, with its error, and those before it stay
@@ -54,13 +58,31 @@ impl OutputType for Mutation {
 
 impl ContainerType for Mutation {
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
-        match self.0.resolve_field(ctx).await {
+        match AssertUnwindSafe(self.0.resolve_field(ctx))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(answered)) => Ok(answered),
             // The error already carries the field's path.
-            Err(error) => {
+            Ok(Err(error)) => {
                 ctx.add_error(error);
                 Ok(Some(Value::Null))
             }
-            answered => answered,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %message, "a mutation field panicked");
+                let mut error = ServerError::new("internal error", Some(ctx.item.pos));
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "INTERNAL");
+                ctx.add_error(ctx.set_error_path(error));
+                Ok(Some(Value::Null))
+            }
         }
     }
 }
