@@ -1,5 +1,6 @@
 //! Building and running the service: connect and migrate the database, load
 //! the token key, build the schema and router, bind the listener.
+use crate::auth::throttle::Throttle;
 use crate::auth::Tokens;
 use crate::cache::Cache;
 use crate::config::Config;
@@ -37,15 +38,24 @@ impl Application {
             db: db.clone(),
             cache: cache.clone(),
             tokens,
+            throttle: Throttle::new(config.throttle, cache.clone()),
             loan_period: config.loan_period,
             loader_delay: config.loader_delay,
+            db_connections_per_request: config.db_connections_per_request,
         });
+        let client_address_header = config
+            .client_address_header
+            .as_deref()
+            .map(axum::http::HeaderName::try_from)
+            .transpose()
+            .map_err(|err| format!("--client-address-header: {err}"))?;
         let schema = build_schema(config.limits);
         let router = router(AppState {
             schema,
             services,
             body_limit: config.body_limit,
             documents: Arc::new(Documents::new(16 * 1024 * 1024, config.limits)),
+            client_address_header,
         });
         let listener = TcpListener::bind(config.bind).await?;
         Ok(Self {
@@ -78,7 +88,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), "listening; GraphiQL at /graphql");
-        axum::serve(self.listener, self.router)
+        // The peer's address is what sign-in throttling counts per client.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
     }

@@ -27,9 +27,11 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-// Parsed once at start: the size of the largest variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process: boxing the serve options would save nothing"
+)]
 pub enum Command {
     /// Serve the GraphQL API (the default command).
     Serve(ServeArgs),
@@ -150,6 +152,30 @@ pub struct ServeArgs {
     /// Lifetime of an access token, in hours.
     #[arg(long, env = "BIBLIO_TOKEN_TTL_HOURS", default_value_t = 24)]
     pub token_ttl_hours: u64,
+    /// Failed sign-ins allowed per e-mail in a window; then that e-mail is
+    /// refused (429) until the window ends, even with the right password.
+    #[arg(long, env = "BIBLIO_LOGIN_FAILURES_PER_EMAIL", default_value_t = 10)]
+    pub login_failures_per_email: u32,
+    /// The per-e-mail window, in seconds.
+    #[arg(long, env = "BIBLIO_LOGIN_EMAIL_WINDOW_SECS", default_value_t = 900)]
+    pub login_email_window_secs: u64,
+    /// Sign-in attempts (logins and registrations) allowed per client
+    /// address in a window.
+    #[arg(long, env = "BIBLIO_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 30)]
+    pub login_attempts_per_address: u32,
+    /// The per-address window, in seconds.
+    #[arg(long, env = "BIBLIO_LOGIN_ADDRESS_WINDOW_SECS", default_value_t = 60)]
+    pub login_address_window_secs: u64,
+    /// Behind a load balancer: the header whose rightmost address is the
+    /// client's (e.g. X-Forwarded-For). Unset, the TCP peer is the client;
+    /// set it only if the balancer always writes the header, or clients
+    /// could pick their own address.
+    #[arg(long, env = "BIBLIO_CLIENT_ADDRESS_HEADER")]
+    pub client_address_header: Option<String>,
+    /// How many database calls of one request may run at once, so that one
+    /// request of many fields leaves pooled connections for the others.
+    #[arg(long, env = "BIBLIO_DB_CONNECTIONS_PER_REQUEST", default_value_t = 3)]
+    pub db_connections_per_request: usize,
     /// How long a DataLoader gathers keys before it queries, in microseconds.
     /// 0 dispatches as soon as the resolvers that asked have yielded, which
     /// still batches a whole list (they are polled together) and measured best.
@@ -271,6 +297,14 @@ impl ServeArgs {
             body_limit: self.body_limit,
             loan_period: chrono::Duration::days(i64::from(self.loan_days)),
             token_ttl: Duration::from_secs(self.token_ttl_hours * 3600),
+            throttle: crate::auth::throttle::Policy {
+                failures_per_email: self.login_failures_per_email,
+                email_window: Duration::from_secs(self.login_email_window_secs),
+                attempts_per_address: self.login_attempts_per_address,
+                address_window: Duration::from_secs(self.login_address_window_secs),
+            },
+            client_address_header: self.client_address_header,
+            db_connections_per_request: self.db_connections_per_request,
             loader_delay: Duration::from_micros(self.loader_delay_us),
             demo_data_when_empty: !self.no_demo_data,
         }

@@ -14,6 +14,13 @@ pub struct Config {
     pub body_limit: usize,
     pub loan_period: chrono::Duration,
     pub token_ttl: Duration,
+    /// Sign-in throttling per e-mail and per client address.
+    pub throttle: crate::auth::throttle::Policy,
+    /// The header naming the client's address behind a load balancer (its
+    /// rightmost address); `None`: the TCP peer.
+    pub client_address_header: Option<String>,
+    /// How many database calls of one request may run at once.
+    pub db_connections_per_request: usize,
     pub loader_delay: Duration,
     /// Seed a small demo data set when the database is empty, so a newcomer
     /// sees data at once.

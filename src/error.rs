@@ -26,6 +26,10 @@ pub enum Error {
     /// free copy, an author who still has books (`CONFLICT`).
     #[error("{0}")]
     Conflict(String),
+    /// Refused for now, by a rate limit (`TOO_MANY_REQUESTS`, with
+    /// `extensions.retryAfter`: whole seconds until the client may retry).
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// Anything else; the client sees only "internal error" (`INTERNAL`).
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -52,6 +56,13 @@ impl Error {
         Self::Unauthenticated(message.into())
     }
 
+    pub fn too_many_requests(message: impl Into<String>, retry_after: u64) -> Self {
+        Self::TooManyRequests {
+            message: message.into(),
+            retry_after,
+        }
+    }
+
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(cause.into())
     }
@@ -64,6 +75,7 @@ impl Error {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::Conflict(_) => "CONFLICT",
+            Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -138,7 +150,16 @@ impl From<Error> for async_graphql::Error {
             tracing::error!(error = %cause, source = ?cause.source(), "internal error");
         }
         let code = err.code();
-        async_graphql::Error::new(err.to_string()).extend_with(|_, ext| ext.set("code", code))
+        let retry_after = match &err {
+            Error::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(seconds) = retry_after {
+                ext.set("retryAfter", seconds);
+            }
+        })
     }
 }
 
@@ -188,6 +209,10 @@ impl From<LoadError> for Error {
                 Error::Unauthenticated(message) => Error::Unauthenticated(message.clone()),
                 Error::Forbidden(message) => Error::Forbidden(message.clone()),
                 Error::Conflict(message) => Error::Conflict(message.clone()),
+                Error::TooManyRequests {
+                    message,
+                    retry_after,
+                } => Error::too_many_requests(message.clone(), *retry_after),
                 Error::Internal(_) => Error::Internal(Box::new(LoadError(shared))),
             },
         }

@@ -382,6 +382,12 @@ impl Keys {
         format!("{}sequence", self.base)
     }
 
+    /// A fixed-window counter shared by the replicas (sign-in throttling):
+    /// `{base}counter:{name}`.
+    pub fn counter(&self, name: &str) -> String {
+        format!("{}counter:{name}", self.base)
+    }
+
     /// The Redis counter bumped whenever `key` is invalidated; a fill only
     /// lands if it still holds the value read before the database was.
     pub fn version(&self, key: &str) -> String {

@@ -66,6 +66,32 @@ redis.call('PUBLISH', ARGV[4], cjson.encode(event))
 return cjson.encode(groups)
 ";
 
+/// Reads fixed-window counters, bumping those asked to be, and starts each
+/// window with the counter's first count. A counter left without an expiry
+/// gets one, so no count outlives its window for long. KEYS: counters;
+/// ARGV: (window in ms, 1 to bump or 0 to read) pairs. Returns (count,
+/// ms until the window ends) pairs.
+const WINDOWS: &str = r"
+local out = {}
+for i = 1, #KEYS do
+  local window, bump = ARGV[2 * i - 1], ARGV[2 * i]
+  local n
+  if bump == '1' then
+    n = redis.call('INCR', KEYS[i])
+  else
+    n = tonumber(redis.call('GET', KEYS[i]) or '0')
+  end
+  local ttl = redis.call('PTTL', KEYS[i])
+  if n > 0 and ttl < 0 then
+    redis.call('PEXPIRE', KEYS[i], window)
+    ttl = tonumber(window)
+  end
+  out[#out + 1] = n
+  out[#out + 1] = math.max(ttl, 0)
+end
+return out
+";
+
 /// Opens after a failure; lets one probe through per interval.
 pub struct Breaker {
     started: Instant,
@@ -164,6 +190,7 @@ pub struct Store {
     metrics: Arc<Metrics>,
     fill: Script,
     invalidate: Script,
+    windows: Script,
     /// How long version and generation counters outlive the entries they guard.
     counter_ttl: Duration,
 }
@@ -287,6 +314,7 @@ impl Store {
             metrics,
             fill: Script::from_lua(FILL),
             invalidate: Script::from_lua(INVALIDATE),
+            windows: Script::from_lua(WINDOWS),
             counter_ttl,
         })
     }
@@ -477,6 +505,41 @@ impl Store {
             )
             .await?;
         Some(parse_generations(&reply))
+    }
+
+    /// Reads the fixed-window counters `keys`, bumping those whose `bump`
+    /// is set, in one script call: (count, time until its window ends) per
+    /// key, or `None` if Redis did not answer.
+    pub async fn windows(
+        &self,
+        keys: Vec<String>,
+        windows: &[(Duration, bool)],
+    ) -> Option<Vec<(u64, Duration)>> {
+        let args: Vec<Value> = windows
+            .iter()
+            .flat_map(|(window, bump)| {
+                [
+                    Value::from(window.as_millis().max(1) as i64),
+                    Value::from(if *bump { "1" } else { "0" }),
+                ]
+            })
+            .collect();
+        let reply: Vec<i64> = self
+            .call(
+                "count",
+                self.windows.evalsha_with_reload(&self.writes, keys, args),
+            )
+            .await?;
+        Some(
+            reply
+                .chunks(2)
+                .map(|pair| {
+                    let n = pair.first().copied().unwrap_or(0).max(0) as u64;
+                    let ms = pair.get(1).copied().unwrap_or(0).max(0) as u64;
+                    (n, Duration::from_millis(ms))
+                })
+                .collect(),
+        )
     }
 
     /// Publishes `payload` on the invalidation channel (a heartbeat).

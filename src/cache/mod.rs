@@ -78,6 +78,7 @@
 pub mod bus;
 pub mod changes;
 pub mod codec;
+pub mod counters;
 mod flight;
 pub mod keys;
 pub mod l1;

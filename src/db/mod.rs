@@ -40,6 +40,9 @@ pub struct Db {
     /// next to the statement itself. The cache outbox's statements are not
     /// counted: they are background bookkeeping, not the service's reads.
     statements: Arc<AtomicU64>,
+    /// The most database calls one request has had running at once, for
+    /// tests that prove a request cannot take the whole pool.
+    most_held_by_a_request: Arc<AtomicU64>,
 }
 
 impl Db {
@@ -66,7 +69,11 @@ impl Db {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
         });
-        Ok(Self { conn, statements })
+        Ok(Self {
+            conn,
+            statements,
+            most_held_by_a_request: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// Applies every pending migration, each atomically with its record. A
@@ -102,6 +109,17 @@ impl Db {
     /// How many statements have been executed since connecting.
     pub fn statements_executed(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Records that a request has `held` database calls running at once.
+    pub fn note_connections_held_by_a_request(&self, held: usize) {
+        self.most_held_by_a_request
+            .fetch_max(held as u64, Ordering::Relaxed);
+    }
+
+    /// The most database calls any one request has had running at once.
+    pub fn most_connections_held_by_a_request(&self) -> u64 {
+        self.most_held_by_a_request.load(Ordering::Relaxed)
     }
 
     /// A trivial round trip, for readiness checks.

@@ -3,6 +3,8 @@
 //! read through the shared cache as one batch per kind: one L1 pass, one
 //! Redis MGET for the L1 misses, one `WHERE id IN (...)` for the rest. Each
 //! request gets fresh loaders; what is shared lives in the cache below.
+//! Their database reads go through the request's [`DbGate`].
+use super::scope::DbGate;
 use crate::cache::{self, Cache, Item, Of};
 use crate::db::users::Profile;
 use crate::db::{self, Db, Keyed};
@@ -19,6 +21,7 @@ use uuid::Uuid;
 pub struct ById<E> {
     db: Db,
     cache: Cache,
+    gate: Arc<DbGate>,
     table: PhantomData<fn() -> E>,
 }
 
@@ -33,7 +36,7 @@ where
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Arc<E::Model>>, LoadError> {
         self.cache
             .entities(E::Model::KIND, ids, |missing| async move {
-                Ok(db::by_ids::<E>(&self.db, missing).await?)
+                Ok(self.gate.run(db::by_ids::<E>(&self.db, missing)).await?)
             })
             .await
     }
@@ -43,6 +46,7 @@ where
 pub struct Profiles {
     db: Db,
     cache: Cache,
+    gate: Arc<DbGate>,
 }
 
 impl Loader<Uuid> for Profiles {
@@ -52,7 +56,10 @@ impl Loader<Uuid> for Profiles {
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Arc<Profile>>, LoadError> {
         self.cache
             .entities(cache::USER, ids, |missing| async move {
-                let users = db::by_ids::<user::Entity>(&self.db, missing).await?;
+                let users = self
+                    .gate
+                    .run(db::by_ids::<user::Entity>(&self.db, missing))
+                    .await?;
                 Ok(users
                     .into_iter()
                     .map(|(id, user)| (id, Profile::from(user)))
@@ -66,6 +73,7 @@ impl Loader<Uuid> for Profiles {
 pub struct BookCounts {
     db: Db,
     cache: Cache,
+    gate: Arc<DbGate>,
     kind: Of<i64>,
     per: db::books::CountPer,
 }
@@ -77,7 +85,10 @@ impl Loader<Uuid> for BookCounts {
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Arc<i64>>, LoadError> {
         self.cache
             .entities(self.kind, ids, |missing| async move {
-                Ok(db::books::counts(&self.db, self.per, &missing).await?)
+                Ok(self
+                    .gate
+                    .run(db::books::counts(&self.db, self.per, &missing))
+                    .await?)
             })
             .await
     }
@@ -98,32 +109,35 @@ pub struct Loaders {
 
 impl Loaders {
     /// `delay` is how long a loader collects keys before it dispatches a batch.
-    pub fn new(db: &Db, cache: &Cache, delay: Duration) -> Self {
+    pub fn new(db: &Db, cache: &Cache, gate: Arc<DbGate>, delay: Duration) -> Self {
         fn loader<T: Loader<Uuid>>(inner: T, delay: Duration) -> Cached<T> {
             DataLoader::with_cache(inner, tokio::spawn, HashMapCache::default()).delay(delay)
         }
-        fn by_id<E>(db: &Db, cache: &Cache) -> ById<E> {
+        fn by_id<E>(db: &Db, cache: &Cache, gate: &Arc<DbGate>) -> ById<E> {
             ById {
                 db: db.clone(),
                 cache: cache.clone(),
+                gate: gate.clone(),
                 table: PhantomData,
             }
         }
         let counts = |kind, per| BookCounts {
             db: db.clone(),
             cache: cache.clone(),
+            gate: gate.clone(),
             kind,
             per,
         };
         Self {
-            books: loader(by_id(db, cache), delay),
-            authors: loader(by_id(db, cache), delay),
-            categories: loader(by_id(db, cache), delay),
-            borrows: loader(by_id(db, cache), delay),
+            books: loader(by_id(db, cache, &gate), delay),
+            authors: loader(by_id(db, cache, &gate), delay),
+            categories: loader(by_id(db, cache, &gate), delay),
+            borrows: loader(by_id(db, cache, &gate), delay),
             users: loader(
                 Profiles {
                     db: db.clone(),
                     cache: cache.clone(),
+                    gate: gate.clone(),
                 },
                 delay,
             ),

@@ -1,19 +1,30 @@
-//! One request's state: who is asking, the process-wide services, and how
-//! its reads by id are made.
+//! One request's state: who is asking, the process-wide services, how its
+//! reads by id are made, and its share of the database pool.
 //!
 //! A read by id first looks in L1; only misses go to the request's
 //! DataLoaders, which batch them across resolvers and read through the rest
 //! of the cache. The loaders are made on the first miss, so a request served
 //! from L1 never builds them.
+//!
+//! Every database call a request makes (its loaders' batches, its page and
+//! search queries, its writes) goes through its [`DbGate`], which lets at
+//! most `--db-connections-per-request` of them run at once: the fields of
+//! one query run concurrently, and without it one request of many aliased
+//! fields would take every pooled connection and make others wait.
 use super::loaders::{Cached, Loaders};
+use crate::auth::throttle::Throttle;
 use crate::auth::{Tokens, Viewer};
 use crate::cache::{self, Cache, Of};
 use crate::db::users::Profile;
 use crate::db::Db;
 use crate::error::LoadError;
+use crate::error::{Error, Result};
 use async_graphql::dataloader::Loader;
 use entity::{author, book, borrow_record, category};
 use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use uuid::Uuid;
@@ -23,35 +34,120 @@ pub struct Services {
     pub db: Db,
     pub cache: Cache,
     pub tokens: Tokens,
+    pub throttle: Throttle,
     /// How long a borrow lasts before it is overdue.
     pub loan_period: chrono::Duration,
     /// How long a DataLoader gathers keys before dispatching a batch.
     pub loader_delay: Duration,
+    /// How many database calls of one request may run at once.
+    pub db_connections_per_request: usize,
+}
+
+/// One request's share of the database pool: at most `cap` of its database
+/// calls run at once; the others wait for one of them to finish.
+pub struct DbGate {
+    permits: tokio::sync::Semaphore,
+    cap: usize,
+    /// Told how many calls this request holds at once, for tests.
+    db: Db,
+}
+
+impl DbGate {
+    pub fn new(db: Db, cap: usize) -> Self {
+        let cap = cap.max(1);
+        Self {
+            permits: tokio::sync::Semaphore::new(cap),
+            cap,
+            db,
+        }
+    }
+
+    /// Runs `work`, a database call, within the request's share.
+    pub async fn run<F: Future>(&self, work: F) -> F::Output {
+        let _permit = self.enter().await;
+        work.await
+    }
+
+    /// Waits for a free place in the request's share and holds it until the
+    /// permit is dropped: for a write, whose transaction holds a connection
+    /// from its first statement to its commit.
+    pub async fn enter(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // Only a closed semaphore refuses, and this one is never closed.
+        let permit = self.permits.acquire().await.ok();
+        let held = self.cap - self.permits.available_permits();
+        self.db.note_connections_held_by_a_request(held);
+        permit
+    }
 }
 
 pub struct Scope {
     pub viewer: Viewer,
+    /// Who sent the request, as far as can be told: what sign-in throttling
+    /// counts per address.
+    pub client: Option<IpAddr>,
     services: Arc<Services>,
     loaders: OnceLock<Loaders>,
+    /// Made on the first database call, so a request served from the cache
+    /// never builds it.
+    db_gate: OnceLock<Arc<DbGate>>,
+    /// Whether a field of this request has claimed its one password check.
+    password_checked: AtomicBool,
 }
 
 impl Scope {
-    pub fn new(services: Arc<Services>, viewer: Viewer) -> Self {
+    pub fn new(services: Arc<Services>, viewer: Viewer, client: Option<IpAddr>) -> Self {
         Self {
             viewer,
+            client,
             services,
             loaders: OnceLock::new(),
+            db_gate: OnceLock::new(),
+            password_checked: AtomicBool::new(false),
         }
+    }
+
+    /// Claims the request's one password check (`login`, `register`).
+    /// Hashing is slow on purpose, so one request with many aliased sign-ins
+    /// must not buy many guesses: every field after the first is refused
+    /// before it reaches the throttle or the hasher.
+    pub fn claim_password_check(&self) -> Result<()> {
+        if self.password_checked.swap(true, Ordering::AcqRel) {
+            return Err(Error::bad_input(
+                "only one sign-in or registration per request",
+            ));
+        }
+        Ok(())
     }
 
     pub fn services(&self) -> &Services {
         &self.services
     }
 
+    /// The request's share of the database pool; see [`DbGate`].
+    pub fn db_gate(&self) -> &Arc<DbGate> {
+        self.db_gate.get_or_init(|| {
+            let services = &self.services;
+            Arc::new(DbGate::new(
+                services.db.clone(),
+                services.db_connections_per_request,
+            ))
+        })
+    }
+
+    /// Runs `work`, a database call, within the request's share of the pool.
+    pub async fn on_db<F: Future>(&self, work: F) -> F::Output {
+        self.db_gate().run(work).await
+    }
+
     fn loaders(&self) -> &Loaders {
         self.loaders.get_or_init(|| {
             let services = &self.services;
-            Loaders::new(&services.db, &services.cache, services.loader_delay)
+            Loaders::new(
+                &services.db,
+                &services.cache,
+                self.db_gate().clone(),
+                services.loader_delay,
+            )
         })
     }
 

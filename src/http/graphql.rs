@@ -13,11 +13,12 @@ use crate::graphql::{Documents, Scope};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::Variables;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use std::net::SocketAddr;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -88,7 +89,12 @@ struct GetParams {
     variables: Option<String>,
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if uri.query().is_none() && accepts_html(&headers) {
         return Html(include_str!("graphiql.html")).into_response();
     }
@@ -139,10 +145,15 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
             }
         }
     }
-    execute(&state, &headers, request, media).await
+    execute(&state, &headers, peer, request, media).await
 }
 
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(media) = MediaType::negotiate(&headers) else {
         return http_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -196,7 +207,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Body)
             )
         }
     };
-    execute(&state, &headers, request, media).await
+    execute(&state, &headers, peer, request, media).await
 }
 
 /// Whether `Content-Type` is JSON with no charset, or UTF-8 named as one:
@@ -239,6 +250,7 @@ fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>)
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
+    peer: SocketAddr,
     request: async_graphql::Request,
     media: MediaType,
 ) -> Response {
@@ -246,7 +258,8 @@ async fn execute(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
-    let request = request.data(Scope::new(state.services.clone(), viewer));
+    let client = super::client::address(peer, headers, state.client_address_header.as_ref());
+    let request = request.data(Scope::new(state.services.clone(), viewer, Some(client)));
     let response = crate::graphql::execute(&state.schema, &state.documents, request).await;
 
     // A request error: nothing executed, so there is no `data` to send.
@@ -265,7 +278,9 @@ async fn execute(
             .and_then(|extensions| extensions.get("code"))
             .is_some_and(|code| *code == async_graphql::Value::from("INTERNAL"))
     });
+    let retry_after = refused_for_now(&response);
     let status = match (request_error, media) {
+        _ if retry_after.is_some() => StatusCode::TOO_MANY_REQUESTS,
         (true, MediaType::GraphqlResponseJson) if internal => StatusCode::INTERNAL_SERVER_ERROR,
         (true, MediaType::GraphqlResponseJson) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
@@ -273,6 +288,10 @@ async fn execute(
     match body {
         Ok(body) => {
             let mut http = (status, body).into_response();
+            if let Some(seconds) = retry_after {
+                http.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
             http.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(media.as_str()),
@@ -284,6 +303,31 @@ async fn execute(
             http_error(StatusCode::INTERNAL_SERVER_ERROR, media, "internal error")
         }
     }
+}
+
+/// When a rate limit refused the whole request (it answered nothing, and
+/// every error is `TOO_MANY_REQUESTS`), the longest `retryAfter`: the
+/// request is then answered 429 with `Retry-After`.
+fn refused_for_now(response: &async_graphql::Response) -> Option<u64> {
+    use async_graphql::Value;
+    let answered_nothing = match &response.data {
+        Value::Null => true,
+        Value::Object(fields) => fields.values().all(|value| *value == Value::Null),
+        _ => false,
+    };
+    let mut longest = None;
+    for error in &response.errors {
+        let extensions = error.extensions.as_ref()?;
+        if extensions.get("code")? != &Value::from("TOO_MANY_REQUESTS") {
+            return None;
+        }
+        let seconds = match extensions.get("retryAfter") {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(1),
+            _ => 1,
+        };
+        longest = longest.max(Some(seconds));
+    }
+    longest.filter(|_| answered_nothing)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 //! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL, and health.
+mod client;
 mod graphql;
 mod health;
 
@@ -15,6 +16,8 @@ pub struct AppState {
     /// Largest request body accepted, in bytes; larger ones get 413.
     pub body_limit: usize,
     pub documents: Arc<Documents>,
+    /// The header naming the client's address behind a load balancer.
+    pub client_address_header: Option<axum::http::HeaderName>,
 }
 
 pub fn router(state: AppState) -> Router {

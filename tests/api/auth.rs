@@ -1,5 +1,7 @@
-use crate::helpers::spawn_app;
-use serde_json::json;
+use crate::helpers::{spawn_app, TestApp};
+use biblio::config::Config;
+use serde_json::{json, Value};
+use std::time::Duration;
 
 const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { token user { id email name role } } }";
 const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token user { email } } }";
@@ -196,4 +198,238 @@ async fn user_add_reads_the_password_from_stdin_and_makes_a_librarian_who_can_si
         )
         .await;
     assert_eq!(me["me"]["role"], "LIBRARIAN");
+}
+
+/// One `login` over HTTP, optionally with an `X-Forwarded-For` header:
+/// (status, `Retry-After` in seconds, body).
+async fn sign_in(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> (u16, Option<u64>, Value) {
+    let mut request = app
+        .client
+        .post(app.graphql_url())
+        .json(&json!({ "query": LOGIN, "variables": { "e": email, "p": password } }));
+    if let Some(forwarded_for) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded_for);
+    }
+    let response = request.send().await.expect("the request is sent");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap().parse().expect("whole seconds"));
+    (
+        status,
+        retry_after,
+        response.json().await.expect("a JSON body"),
+    )
+}
+
+fn codes(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|error| error["extensions"]["code"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A policy small enough to reach in a test: `failures` per e-mail and
+/// `attempts` per address, in windows of a minute.
+fn throttled(failures: u32, attempts: u32) -> impl Fn(&mut Config) {
+    move |config| {
+        config.throttle.failures_per_email = failures;
+        config.throttle.email_window = Duration::from_secs(60);
+        config.throttle.attempts_per_address = attempts;
+        config.throttle.address_window = Duration::from_secs(60);
+    }
+}
+
+#[tokio::test]
+async fn fifty_aliased_logins_check_one_password_and_refuse_the_rest_before_the_throttle() {
+    let app = TestApp::builder()
+        .configure(throttled(3, 1000))
+        .spawn()
+        .await;
+    app.member("guessed@example.org").await;
+    let fields: String = (0..50)
+        .map(|i| {
+            format!(
+                "l{i}: login(email: \"guessed@example.org\", password: \"guess-{i}\") {{ token }} "
+            )
+        })
+        .collect();
+    let (status, body) = app
+        .post(None, &format!("mutation {{ {fields} }}"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answers = codes(&body);
+    assert_eq!(answers.len(), 50, "{body}");
+    let checked = answers.iter().filter(|c| *c == "UNAUTHENTICATED").count();
+    let refused = answers.iter().filter(|c| *c == "BAD_USER_INPUT").count();
+    assert_eq!((checked, refused), (1, 49), "{body}");
+
+    // Only that one counted as a failure: two more are allowed (3 per
+    // e-mail), the next is throttled.
+    for _ in 0..2 {
+        let (_, _, body) = sign_in(&app, "guessed@example.org", "another-guess", None).await;
+        assert_eq!(codes(&body), ["UNAUTHENTICATED"], "{body}");
+    }
+    let (status, _, body) = sign_in(&app, "guessed@example.org", "another-guess", None).await;
+    assert_eq!(status, 429, "{body}");
+}
+
+#[tokio::test]
+async fn after_n_failed_sign_ins_an_email_is_refused_with_429_even_with_the_right_password() {
+    let app = TestApp::builder()
+        .configure(throttled(3, 1000))
+        .spawn()
+        .await;
+    app.member("victim@example.org").await;
+    app.member("bystander@example.org").await;
+    for _ in 0..3 {
+        let (status, retry, body) = sign_in(&app, "victim@example.org", "wrong-guess", None).await;
+        assert_eq!((status, retry), (200, None), "{body}");
+        assert_eq!(codes(&body), ["UNAUTHENTICATED"]);
+    }
+    let (status, retry_after, body) =
+        sign_in(&app, "VICTIM@example.org", "member-password", None).await;
+    assert_eq!(status, 429, "{body}");
+    let retry_after = retry_after.expect("a Retry-After header");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(codes(&body), ["TOO_MANY_REQUESTS"]);
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], retry_after);
+    assert!(body["data"]["login"].is_null(), "{body}");
+
+    // Another account is not affected.
+    let (status, _, body) = sign_in(&app, "bystander@example.org", "member-password", None).await;
+    assert_eq!(status, 200);
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn one_address_is_refused_after_m_sign_in_attempts_whatever_the_emails() {
+    let app = TestApp::builder()
+        .configure(throttled(1000, 4))
+        .spawn()
+        .await;
+    for i in 0..4 {
+        let email = format!("nobody{i}@example.org");
+        let (status, _, body) = sign_in(&app, &email, "whatever-1", None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(codes(&body), ["UNAUTHENTICATED"]);
+    }
+    let (status, retry_after, body) = sign_in(&app, "fresh@example.org", "whatever-1", None).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(retry_after.is_some_and(|s| (1..=60).contains(&s)));
+    assert_eq!(codes(&body), ["TOO_MANY_REQUESTS"]);
+    // Registering hashes a password too, so it is an attempt as well.
+    assert_eq!(
+        app.error_code(
+            None,
+            REGISTER,
+            json!({ "input": { "email": "new@example.org", "name": "N", "password": "12345678" } })
+        )
+        .await,
+        "TOO_MANY_REQUESTS"
+    );
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_ignored_unless_configured_and_then_the_rightmost_counts() {
+    let direct = TestApp::builder()
+        .configure(throttled(1000, 2))
+        .spawn()
+        .await;
+    let spoofed = ["198.51.100.1", "198.51.100.2", "198.51.100.3"];
+    assert_eq!(
+        statuses(&direct, &spoofed).await,
+        [200, 200, 429],
+        "the peer address counts by default"
+    );
+
+    let behind_proxy = TestApp::builder()
+        .configure(|config| {
+            throttled(1000, 2)(config);
+            config.client_address_header = Some("x-forwarded-for".into());
+        })
+        .spawn()
+        .await;
+    let same_client = [
+        "203.0.113.7, 10.0.0.1",
+        "198.51.100.9, 10.0.0.1",
+        "10.0.0.1",
+    ];
+    assert_eq!(
+        statuses(&behind_proxy, &same_client).await,
+        [200, 200, 429],
+        "the rightmost address is the client, whatever it prepends"
+    );
+    let (status, _, body) = sign_in(
+        &behind_proxy,
+        "x@example.org",
+        "whatever-1",
+        Some("10.0.0.2"),
+    )
+    .await;
+    assert_eq!(status, 200, "another client has its own budget: {body}");
+}
+
+/// Signs in once per `forwarded_for`, in order; the statuses.
+async fn statuses(app: &TestApp, forwarded_for: &[&str]) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for header in forwarded_for {
+        let (status, _, _) = sign_in(app, "x@example.org", "whatever-1", Some(header)).await;
+        statuses.push(status);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn failures_on_one_replica_count_on_another_through_redis() {
+    let (replicas, _redis) = TestApp::builder()
+        .replicas(2)
+        .configure(throttled(3, 1000))
+        .spawn_replicas()
+        .await;
+    replicas[0].member("shared@example.org").await;
+    for replica in [&replicas[0], &replicas[1], &replicas[0]] {
+        let (status, _, body) = sign_in(replica, "shared@example.org", "wrong-guess", None).await;
+        assert_eq!(codes(&body), ["UNAUTHENTICATED"], "{status} {body}");
+    }
+    for replica in &replicas {
+        let (status, _, body) =
+            sign_in(replica, "shared@example.org", "member-password", None).await;
+        assert_eq!(status, 429, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn with_redis_stopped_throttling_goes_on_in_process() {
+    let (replicas, mut redis) = TestApp::builder()
+        .configure(throttled(3, 1000))
+        .spawn_replicas()
+        .await;
+    let app = &replicas[0];
+    app.member("offline@example.org").await;
+    redis.stop();
+    for _ in 0..3 {
+        let (_, _, body) = sign_in(app, "offline@example.org", "wrong-guess", None).await;
+        assert_eq!(codes(&body), ["UNAUTHENTICATED"], "{body}");
+    }
+    let (status, retry_after, body) =
+        sign_in(app, "offline@example.org", "member-password", None).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(retry_after.is_some());
+    assert_eq!(
+        app.cache.health().status,
+        "degraded",
+        "Redis really was down"
+    );
 }

@@ -284,8 +284,9 @@ impl Deployment {
         let Some(created) = body["data"]
             .as_object()
             .and_then(|data| data.values().next())
+            .filter(|created| !created.is_null())
         else {
-            return; // refused: nothing was created
+            return; // refused: nothing was created (the field is null)
         };
         match effect {
             Effect::Nothing => {}

@@ -7,6 +7,7 @@ mod binary;
 mod borrowing;
 mod cache;
 mod catalogue;
+mod costs;
 mod differential;
 mod faults;
 mod helpers;

@@ -316,3 +316,75 @@ async fn copies_total_moves_availability_and_cannot_go_below_the_copies_on_loan(
         json!({ "title": "Book 000", "copiesTotal": 5, "copiesAvailable": 4 })
     );
 }
+
+#[tokio::test]
+async fn a_mutation_whose_second_field_fails_reports_the_first_fields_committed_write() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let unknown = Uuid::now_v7().to_string();
+    let (status, body) = app
+        .post(
+            Some(&cat.librarian),
+            "mutation($a: ID!, $b: ID!) {
+               a: updateBook(id: $a, input: { title: \"New\" }) { id title }
+               b: updateBook(id: $b, input: { title: \"Never\" }) { id }
+             }",
+            json!({ "a": cat.books[0], "b": unknown }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["a"]["title"], "New", "{body}");
+    assert_eq!(body["data"].get("b"), Some(&json!(null)), "{body}");
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["path"], json!(["b"]));
+    assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND");
+
+    use sea_orm::EntityTrait;
+    let id = Uuid::parse_str(&cat.books[0]).unwrap();
+    let stored = entity::book::Entity::find_by_id(id)
+        .one(app.db.conn())
+        .await
+        .unwrap()
+        .expect("the book is still there");
+    assert_eq!(stored.title, "New", "a's write was committed");
+}
+
+#[tokio::test]
+async fn every_mutation_field_is_nullable_so_one_failure_cannot_null_the_others() {
+    let app = spawn_app().await;
+    let data = app
+        .data(
+            None,
+            "{ __type(name: \"Mutation\") { fields { name type { kind } } } }",
+            json!({}),
+        )
+        .await;
+    let fields = data["__type"]["fields"].as_array().expect("fields");
+    assert!(!fields.is_empty());
+    for field in fields {
+        assert_ne!(field["type"]["kind"], "NON_NULL", "{}", field["name"]);
+    }
+}
+
+#[tokio::test]
+async fn a_mutation_field_refused_for_its_price_keeps_the_write_committed_before_it() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 2).await;
+    let (status, body) = app
+        .post(
+            Some(&cat.librarian),
+            "mutation($a: ID!, $b: ID!) {
+               a: updateBook(id: $a, input: { title: \"New\" }) { title }
+               b: updateBook(id: $b, input: { price: \"1e28\" }) { id }
+             }",
+            json!({ "a": cat.books[0], "b": cat.books[1] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["a"]["title"], "New", "{body}");
+    assert_eq!(body["data"].get("b"), Some(&json!(null)), "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["b"]));
+    let code = body["errors"][0]["extensions"]["code"].as_str().unwrap();
+    assert!(["BAD_USER_INPUT", "INTERNAL"].contains(&code), "{body}");
+}

@@ -6,7 +6,7 @@ use crate::graphql::types::{
     self as types, Author, Book, Category, CreateAuthorInput, CreateBookInput, CreateCategoryInput,
     UpdateAuthorInput, UpdateBookInput, UpdateCategoryInput, MAX_NAME_CHARS,
 };
-use crate::graphql::{require_librarian, services};
+use crate::graphql::{require_librarian, scope, services};
 use async_graphql::{Context, Object, ID};
 use std::sync::Arc;
 
@@ -18,17 +18,22 @@ pub struct CatalogueMutation;
 #[Object]
 impl CatalogueMutation {
     /// Adds an author.
-    async fn create_author(&self, ctx: &Context<'_>, input: CreateAuthorInput) -> Result<Author> {
+    async fn create_author(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAuthorInput,
+    ) -> Result<Option<Author>> {
         require_librarian(ctx).await?;
         let (name, bio) = input.validate()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let author = db::authors::create(&write, name, bio).await?;
         services
             .cache
             .commit(write, Change::AuthorCreated { id: author.id })
             .await?;
-        Ok(Author(Arc::new(author)))
+        Ok(Some(Author(Arc::new(author))))
     }
 
     /// Changes an author's name or bio; omitted fields stay as they are.
@@ -37,32 +42,34 @@ impl CatalogueMutation {
         ctx: &Context<'_>,
         id: ID,
         input: UpdateAuthorInput,
-    ) -> Result<Author> {
+    ) -> Result<Option<Author>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let (name, bio) = input.validate()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let author = db::authors::update(&write, id, name, bio).await?;
         services
             .cache
             .commit(write, Change::AuthorUpdated { id })
             .await?;
-        Ok(Author(Arc::new(author)))
+        Ok(Some(Author(Arc::new(author))))
     }
 
     /// CONFLICT while the author has books.
-    async fn delete_author(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    async fn delete_author(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ID>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         db::authors::delete(&write, id).await?;
         services
             .cache
             .commit(write, Change::AuthorDeleted { id })
             .await?;
-        Ok(types::id(id))
+        Ok(Some(types::id(id)))
     }
 
     /// Adds a category; CONFLICT if one has the same name.
@@ -70,17 +77,18 @@ impl CatalogueMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateCategoryInput,
-    ) -> Result<Category> {
+    ) -> Result<Option<Category>> {
         require_librarian(ctx).await?;
         let name = required_text(&input.name, "name", MAX_NAME_CHARS)?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let category = db::categories::create(&write, name).await?;
         services
             .cache
             .commit(write, Change::CategoryCreated { id: category.id })
             .await?;
-        Ok(Category(Arc::new(category)))
+        Ok(Some(Category(Arc::new(category))))
     }
 
     /// Renames a category; CONFLICT if another has the new name.
@@ -89,7 +97,7 @@ impl CatalogueMutation {
         ctx: &Context<'_>,
         id: ID,
         input: UpdateCategoryInput,
-    ) -> Result<Category> {
+    ) -> Result<Option<Category>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let name = input
@@ -97,49 +105,58 @@ impl CatalogueMutation {
             .map(|name| required_text(&name, "name", MAX_NAME_CHARS))
             .transpose()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let category = db::categories::update(&write, id, name).await?;
         services
             .cache
             .commit(write, Change::CategoryUpdated { id })
             .await?;
-        Ok(Category(Arc::new(category)))
+        Ok(Some(Category(Arc::new(category))))
     }
 
     /// CONFLICT while books are in the category.
-    async fn delete_category(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    async fn delete_category(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ID>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         db::categories::delete(&write, id).await?;
         services
             .cache
             .commit(write, Change::CategoryDeleted { id })
             .await?;
-        Ok(types::id(id))
+        Ok(Some(types::id(id)))
     }
 
     /// Adds a book; CONFLICT on a duplicate ISBN, NOT_FOUND on an unknown author or category.
-    async fn create_book(&self, ctx: &Context<'_>, input: CreateBookInput) -> Result<Book> {
+    async fn create_book(&self, ctx: &Context<'_>, input: CreateBookInput) -> Result<Option<Book>> {
         require_librarian(ctx).await?;
         let book = input.validate()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let book = db::books::create(&write, book).await?;
         services
             .cache
             .commit(write, Change::BookCreated { book: book.clone() })
             .await?;
-        Ok(Book(Arc::new(book)))
+        Ok(Some(Book(Arc::new(book))))
     }
 
     /// Changes a book; omitted fields stay as they are. CONFLICT if copiesTotal would go below the copies on loan.
-    async fn update_book(&self, ctx: &Context<'_>, id: ID, input: UpdateBookInput) -> Result<Book> {
+    async fn update_book(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateBookInput,
+    ) -> Result<Option<Book>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let changes = input.validate()?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let (before, after) = db::books::update(&write, id, changes).await?;
         services
@@ -152,14 +169,15 @@ impl CatalogueMutation {
                 },
             )
             .await?;
-        Ok(Book(Arc::new(after)))
+        Ok(Some(Book(Arc::new(after))))
     }
 
     /// CONFLICT while copies are on loan; the book's returned borrows go with it.
-    async fn delete_book(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    async fn delete_book(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ID>> {
         require_librarian(ctx).await?;
         let id = parse_id(&id, "id")?;
         let services = services(ctx)?;
+        let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let deleted = db::books::delete(&write, id).await?;
         services
@@ -172,6 +190,6 @@ impl CatalogueMutation {
                 },
             )
             .await?;
-        Ok(types::id(id))
+        Ok(Some(types::id(id)))
     }
 }

@@ -1,14 +1,90 @@
 //! Write operations, by feature. Each validates its input completely before
 //! it writes, so a rejected mutation changes nothing.
+//!
+//! The root fields of a mutation run one after another and each commits on
+//! its own, so one that fails must not hide those that committed before it.
+//! Every root field is therefore nullable, and [`Mutation`] answers a failed
+//! one as `null` next to its error (path `["b"]`), as the GraphQL
+//! specification asks of a nullable field, rather than leaving it out. A
+//! field that panics is answered the same way, as `INTERNAL`: otherwise the
+//! panic would replace the whole response, data committed before it too.
 mod account;
 mod borrowing;
 mod catalogue;
 
-use async_graphql::MergedObject;
+use async_graphql::parser::types::Field;
+use async_graphql::registry::Registry;
+use async_graphql::{
+    ContainerType, Context, ContextSelectionSet, MergedObject, ObjectType, OutputType, Positioned,
+    ServerError, ServerResult, Value,
+};
+use futures_util::FutureExt;
+use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
 
+/// Writes. The fields of one mutation run in order and each commits on its
+/// own: one that fails is null, with its error, and those before it stay
+/// committed.
 #[derive(MergedObject, Default)]
-pub struct Mutation(
+#[graphql(name = "Mutation")]
+pub struct Fields(
     account::AccountMutation,
     catalogue::CatalogueMutation,
     borrowing::BorrowingMutation,
 );
+
+/// The mutation root: [`Fields`], with each failed field answered as `null`
+/// beside its error instead of being dropped from `data`.
+#[derive(Default)]
+pub struct Mutation(Fields);
+
+impl OutputType for Mutation {
+    fn type_name() -> Cow<'static, str> {
+        Fields::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        Fields::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        async_graphql::resolver_utils::resolve_container_serial(ctx, self).await
+    }
+}
+
+impl ContainerType for Mutation {
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        match AssertUnwindSafe(self.0.resolve_field(ctx))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(answered)) => Ok(answered),
+            // The error already carries the field's path.
+            Ok(Err(error)) => {
+                ctx.add_error(error);
+                Ok(Some(Value::Null))
+            }
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %message, "a mutation field panicked");
+                let mut error = ServerError::new("internal error", Some(ctx.item.pos));
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "INTERNAL");
+                ctx.add_error(ctx.set_error_path(error));
+                Ok(Some(Value::Null))
+            }
+        }
+    }
+}
+
+impl ObjectType for Mutation {}

@@ -22,7 +22,7 @@ impl AccountQuery {
 
     /// The signed-in user's borrows, newest first.
     #[graphql(
-        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+        complexity = "super::MY_BORROWS_COST + page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
     )]
     async fn my_borrows(
         &self,
@@ -47,7 +47,14 @@ impl AccountQuery {
             .page(
                 &list,
                 request,
-                || db::borrows::page_for_user(&services.db, user_id, status, request),
+                || {
+                    scope.on_db(db::borrows::page_for_user(
+                        &services.db,
+                        user_id,
+                        status,
+                        request,
+                    ))
+                },
                 |ids| scope.borrows(ids),
             )
             .await?;

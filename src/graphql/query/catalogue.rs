@@ -21,7 +21,7 @@ impl CatalogueQuery {
 
     /// A page of books, filtered and ordered.
     #[graphql(
-        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+        complexity = "super::SCAN_COST + page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
     )]
     async fn books(
         &self,
@@ -46,7 +46,7 @@ impl CatalogueQuery {
             .page(
                 &list,
                 request,
-                || db::books::page(&services.db, &filter, order, request),
+                || scope.on_db(db::books::page(&services.db, &filter, order, request)),
                 |ids| scope.books(ids),
             )
             .await?;
@@ -55,7 +55,7 @@ impl CatalogueQuery {
 
     /// Books whose title or author's name contains `query`, ignoring case.
     #[graphql(
-        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+        complexity = "super::SCAN_COST + page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
     )]
     async fn search_books(
         &self,
@@ -77,7 +77,7 @@ impl CatalogueQuery {
             .page(
                 &list,
                 request,
-                || db::books::search(&services.db, &text, request),
+                || scope.on_db(db::books::search(&services.db, &text, request)),
                 |ids| scope.books(ids),
             )
             .await?;
@@ -92,7 +92,7 @@ impl CatalogueQuery {
 
     /// A page of authors, by name.
     #[graphql(
-        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+        complexity = "super::AUTHORS_COST + page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
     )]
     async fn authors(
         &self,
@@ -108,7 +108,7 @@ impl CatalogueQuery {
             .page(
                 &List::Authors { page: request },
                 request,
-                || db::authors::page(&services.db, request),
+                || scope.on_db(db::authors::page(&services.db, request)),
                 |ids| scope.authors(ids),
             )
             .await?;
@@ -132,7 +132,7 @@ impl CatalogueQuery {
                 &List::Categories,
                 everything,
                 || async {
-                    let all = db::categories::all(&services.db).await?;
+                    let all = scope.on_db(db::categories::all(&services.db)).await?;
                     Ok(crate::domain::Page {
                         total_count: all.len() as u64,
                         items: all,
@@ -147,13 +147,15 @@ impl CatalogueQuery {
 
     /// Library-wide totals.
     async fn statistics(&self, ctx: &Context<'_>) -> Result<LibraryStatistics> {
-        let services = services(ctx)?;
+        let scope = scope(ctx)?;
+        let services = scope.services();
         let db = services.db.clone();
+        let gate = scope.db_gate().clone();
         let statistics = services
             .cache
             .statistics(move || {
-                let db = db.clone();
-                async move { Ok(db::statistics::statistics(&db).await?) }
+                let (db, gate) = (db.clone(), gate.clone());
+                async move { Ok(gate.run(db::statistics::statistics(&db)).await?) }
             })
             .await?;
         Ok(LibraryStatistics(statistics))
