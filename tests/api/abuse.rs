@@ -24,6 +24,9 @@ enum Expect {
     /// Anything a client can cause: 200 or 400, and every error's code one
     /// a client can be responsible for.
     ClientFault,
+    /// Many password fields: at most one is checked, the others refused
+    /// without hashing.
+    OnePasswordCheck,
 }
 
 struct Case {
@@ -158,6 +161,34 @@ fn shape_bombs() -> Vec<Case> {
             expect: Expect::RequestError,
         });
     }
+    // Within the alias limit: one password check per request, and scans
+    // weighed by what they cost.
+    let logins = format!(
+        "mutation {{ {} }}",
+        (0..20)
+            .map(|i| format!(
+                "l{i}: login(email: \"member1@biblio.test\", password: \"guess{i}\") {{ token }}"
+            ))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    cases.push(Case {
+        name: "20 aliased logins".into(),
+        request: post(&logins, json!({})),
+        expect: Expect::OnePasswordCheck,
+    });
+    let searches = format!(
+        "{{ {} }}",
+        (0..20)
+            .map(|i| format!("s{i}: searchBooks(query: \"term{i}\") {{ totalCount }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    cases.push(Case {
+        name: "20 aliased searches".into(),
+        request: post(&searches, json!({})),
+        expect: Expect::RequestError,
+    });
     for n in [5, 50, 1_000] {
         cases.push(Case {
             name: format!("{n} directives on a field"),
@@ -577,6 +608,19 @@ fn check(expect: Expect, status: u16, body: &Value) -> Result<(), String> {
         Expect::Status(expected) => {
             if status != expected {
                 return Err(format!("expected {expected}, got {status} {codes:?}"));
+            }
+        }
+        Expect::OnePasswordCheck => {
+            let checked = codes
+                .iter()
+                .filter(|code| *code == "UNAUTHENTICATED" || *code == "TOO_MANY_REQUESTS")
+                .count();
+            if checked > 1
+                || codes
+                    .iter()
+                    .any(|code| !CLIENT_CODES.contains(&code.as_str()))
+            {
+                return Err(format!("{checked} password checks: {codes:?}"));
             }
         }
         Expect::ClientFault => {

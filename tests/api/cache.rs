@@ -383,8 +383,8 @@ async fn write_while_redis_is_down(writer: &TestApp, redis: &mut TestRedis) -> S
     let cat = catalogue(writer, 1).await;
     let id = cat.books[0].clone();
     assert_eq!(title(writer, &id).await, "Book 000"); // in L2 now, and on disk
-    // The catalogue's own invalidations first: on a loaded machine one may
-    // still be on its way, and it would be counted below.
+                                                      // The catalogue's own invalidations first: on a loaded machine one may
+                                                      // still be on its way, and it would be counted below.
     eventually(|| async { writer.cache.health().pending_invalidations == 0 }).await;
     redis.stop();
     writer
