@@ -20,9 +20,11 @@ impl Money {
                 "{field} has more than two decimal places"
             )));
         }
-        let cents = (normalized * Decimal::ONE_HUNDRED)
-            .try_into()
-            .ok()
+        // Checked: near `Decimal::MAX` the product does not fit, and the
+        // plain `*` would panic on a client's value.
+        let cents = normalized
+            .checked_mul(Decimal::ONE_HUNDRED)
+            .and_then(|cents| i64::try_from(cents).ok())
             .filter(|cents| *cents <= MAX_CENTS)
             .ok_or_else(|| Error::bad_input(format!("{field} is too large")))?;
         Ok(Self(cents))
@@ -64,6 +66,22 @@ mod tests {
         for bad in ["-0.01", "1.005", "100000000000"] {
             let err = Money::parse(dec(bad), "price").unwrap_err();
             assert_eq!(err.code(), "BAD_USER_INPUT", "{bad}");
+        }
+    }
+
+    #[test]
+    fn amounts_near_the_decimal_maximum_are_too_large_not_a_panic() {
+        for huge in [
+            "1e28",
+            "79228162514264337593543950335",
+            "792281625142643375935439503.35",
+        ] {
+            let amount = Decimal::from_scientific(huge)
+                .or_else(|_| Decimal::from_str(huge))
+                .unwrap();
+            let err = Money::parse(amount, "price").unwrap_err();
+            assert_eq!(err.code(), "BAD_USER_INPUT", "{huge}");
+            assert!(err.to_string().contains("too large"), "{huge}: {err}");
         }
     }
 }

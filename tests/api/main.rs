@@ -6,6 +6,7 @@ mod borrowing;
 mod cache;
 mod catalogue;
 mod differential;
+mod domain_input;
 mod faults;
 mod helpers;
 mod history;
