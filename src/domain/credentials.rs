@@ -1,3 +1,4 @@
+use super::text::{readable, Lines};
 use crate::error::{Error, Result};
 
 /// An e-mail address, lower-cased so that sign-in and uniqueness ignore case.
@@ -6,6 +7,7 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self> {
+        readable(input.trim(), "email", Lines::One)?;
         let email = input.trim().to_lowercase();
         let valid = email.len() <= 254
             && !email.contains(char::is_whitespace)

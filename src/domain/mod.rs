@@ -14,4 +14,4 @@ pub use isbn::Isbn;
 pub use money::Money;
 pub use page::{Page, PageRequest, MAX_PAGE_SIZE};
 pub use search::SearchText;
-pub use text::{optional_text, required_text};
+pub use text::{optional_multiline_text, required_text};

@@ -1,3 +1,4 @@
+use super::text::{readable, Lines};
 use crate::error::{Error, Result};
 
 /// Search text must be shorter than this many characters.
@@ -14,6 +15,7 @@ impl SearchText {
         if normalized.is_empty() {
             return Err(Error::bad_input("query must not be empty"));
         }
+        readable(&normalized, "query", Lines::One)?;
         if normalized.chars().count() >= MAX_SEARCH_CHARS {
             return Err(Error::bad_input(format!(
                 "query must be shorter than {MAX_SEARCH_CHARS} characters"
