@@ -5,21 +5,49 @@
 mod execute;
 pub mod loaders;
 mod mutation;
+mod order;
 mod query;
 mod schema;
 mod scope;
 mod types;
 
-pub use execute::{execute, Documents};
+pub use execute::Documents;
 pub use schema::{build_schema, sdl, BiblioSchema, Limits};
 pub use scope::{Scope, Services};
 
 use crate::auth::Viewer;
 use crate::db::users::Profile;
 use crate::error::{Error, Result};
-use async_graphql::Context;
+use async_graphql::{Context, ObjectType, Request, Response, Schema, SubscriptionType};
 use entity::user::Role;
 use std::sync::Arc;
+
+/// Runs one request ([`execute::execute`]), then puts the response's
+/// fields back in the order the query selected them ([`order`]).
+pub async fn execute<Query, Mutation, Subscription>(
+    schema: &Schema<Query, Mutation, Subscription>,
+    documents: &Documents,
+    request: Request,
+) -> Response
+where
+    Query: ObjectType + 'static,
+    Mutation: ObjectType + 'static,
+    Subscription: SubscriptionType + 'static,
+{
+    let document = documents.get(&request.query).ok().flatten();
+    let operation_name = request.operation_name.clone();
+    let variables = document.as_ref().map(|_| request.variables.clone());
+    let mut response = execute::execute(schema, documents, request).await;
+    if let (Some(document), Some(variables)) = (document, variables) {
+        order::restore(
+            &mut response.data,
+            &document,
+            operation_name.as_deref(),
+            &variables,
+        );
+    }
+    response
+}
 
 /// The process-wide services a resolver needs.
 pub(crate) fn services<'a>(ctx: &Context<'a>) -> Result<&'a Services> {
