@@ -84,4 +84,56 @@ mod tests {
             assert!(err.to_string().contains("too large"), "{huge}: {err}");
         }
     }
+
+    /// Any `Decimal` at all: every mantissa up to 96 bits, every scale.
+    fn any_decimal() -> impl proptest::strategy::Strategy<Value = Decimal> {
+        use proptest::prelude::*;
+        let max = (1i128 << 96) - 1;
+        let mantissa = prop_oneof![
+            -max..=max,
+            -1_000_000_000_000i128..=1_000_000_000_000,
+            Just(max),
+            Just(-max)
+        ];
+        (mantissa, 0u32..=28).prop_map(|(m, scale)| Decimal::from_i128_with_scale(m, scale))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_decimal_is_an_amount_or_a_clear_error(amount in any_decimal()) {
+            match Money::parse(amount, "price") {
+                Ok(money) => {
+                    proptest::prop_assert!((0..=MAX_CENTS).contains(&money.cents()));
+                    proptest::prop_assert_eq!(money.to_decimal(), amount);
+                }
+                Err(err) => {
+                    proptest::prop_assert_eq!(err.code(), "BAD_USER_INPUT");
+                    proptest::prop_assert!(err.to_string().starts_with("price "), "{}", err);
+                }
+            }
+        }
+
+        #[test]
+        fn any_text_a_client_sends_as_a_decimal_is_an_amount_or_a_clear_error(
+            text in proptest::prop_oneof![
+                crate::domain::arbitrary::text(),
+                "-?[0-9]{0,30}(\\.[0-9]{0,30})?(e-?[0-9]{1,3})?",
+            ],
+        ) {
+            let parsed = Decimal::from_str(&text).or_else(|_| Decimal::from_scientific(&text));
+            if let Ok(amount) = parsed {
+                if let Err(err) = Money::parse(amount, "maxPrice") {
+                    proptest::prop_assert_eq!(err.code(), "BAD_USER_INPUT");
+                }
+            }
+        }
+
+        #[test]
+        fn every_amount_round_trips_through_its_decimal(cents in 0..=MAX_CENTS) {
+            let money = Money::from_cents(cents);
+            proptest::prop_assert_eq!(Money::parse(money.to_decimal(), "price").unwrap(), money);
+            let text = money.to_decimal().to_string();
+            proptest::prop_assert_eq!(Money::parse(dec(&text), "price").unwrap(), money);
+        }
+    }
 }

@@ -135,4 +135,48 @@ mod tests {
             20
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_clean_text_or_a_clear_error_naming_the_field(
+            input in crate::domain::arbitrary::text(),
+            max in 0usize..4000,
+            many in proptest::bool::ANY,
+        ) {
+            let parsed = if many {
+                optional_multiline_text(Some(&input), "bio", max).map(|text| text.unwrap_or_default())
+            } else {
+                required_text(&input, "title", max)
+            };
+            let lines = if many { Lines::Many } else { Lines::One };
+            match parsed {
+                Ok(text) if text.is_empty() => proptest::prop_assert!(many && input.trim().is_empty()),
+                Ok(text) => {
+                    proptest::prop_assert_eq!(text.as_str(), input.trim());
+                    proptest::prop_assert!(text.chars().count() <= max);
+                    proptest::prop_assert!(readable(&text, "t", lines).is_ok());
+                    // Accepted text is accepted again unchanged.
+                    proptest::prop_assert_eq!(super::text(&text, "t", max, lines).unwrap(), text);
+                }
+                Err(err) => {
+                    proptest::prop_assert_eq!(err.code(), "BAD_USER_INPUT");
+                    let field = if many { "bio " } else { "title " };
+                    proptest::prop_assert!(err.to_string().starts_with(field), "{}", err);
+                }
+            }
+        }
+
+        #[test]
+        fn one_unreadable_character_anywhere_is_refused(
+            input in crate::domain::arbitrary::text(),
+            at in proptest::num::usize::ANY,
+            bad in proptest::sample::select(vec!['\u{0}', '\u{1}', '\u{7f}', '\u{9f}', '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}']),
+        ) {
+            let mut chars: Vec<char> = format!("x{input}x").chars().collect();
+            chars.insert(1 + at % (chars.len() - 1), bad);
+            let text = String::from_iter(chars);
+            proptest::prop_assert!(readable(&text, "name", Lines::One).is_err());
+            proptest::prop_assert!(readable(&text, "bio", Lines::Many).is_err());
+        }
+    }
 }
