@@ -18,6 +18,7 @@ use async_graphql::parser::types::{
     Directive, DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
 use async_graphql::{Name, Positioned, Value, Variables};
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 
 /// Reorders every object in `data` as the operation selected its fields.
@@ -40,7 +41,8 @@ pub fn restore(
         operation,
         variables,
     };
-    walk.value(data, &[&operation.selection_set.node]);
+    let root = walk.collect(&[&operation.selection_set.node]);
+    walk.item(data, &root);
 }
 
 struct Walk<'a> {
@@ -50,48 +52,56 @@ struct Walk<'a> {
 }
 
 /// The response keys of a selection, in order, each with the selection
-/// sets of every field that answers to it (fields with the same key merge).
-/// Indexed, so that a wide selection costs no more per object than a
-/// narrow one.
+/// sets of every field that answers to it (fields with the same key
+/// merge). Indexed, so that a wide selection costs no more per object than
+/// a narrow one; a key's own selection is collected once, on first use,
+/// and shared by every object of a list.
 #[derive(Default)]
 struct Collected<'a> {
-    keys: Vec<(&'a Name, Vec<&'a SelectionSet>)>,
-    position: HashMap<&'a Name, usize>,
+    keys: Vec<Key<'a>>,
+    position: HashMap<&'a Name, usize, foldhash::fast::RandomState>,
+}
+
+struct Key<'a> {
+    name: &'a Name,
+    selection_sets: Vec<&'a SelectionSet>,
+    collected: OnceCell<Collected<'a>>,
 }
 
 impl<'a> Collected<'a> {
-    fn add(&mut self, key: &'a Name, children: Option<&'a SelectionSet>) {
-        match self.position.get(key) {
-            Some(&at) => self.keys[at].1.extend(children),
+    fn add(&mut self, name: &'a Name, children: Option<&'a SelectionSet>) {
+        match self.position.get(name) {
+            Some(&at) => self.keys[at].selection_sets.extend(children),
             None => {
-                self.position.insert(key, self.keys.len());
-                self.keys.push((key, children.into_iter().collect()));
+                self.position.insert(name, self.keys.len());
+                self.keys.push(Key {
+                    name,
+                    selection_sets: children.into_iter().collect(),
+                    collected: OnceCell::new(),
+                });
             }
         }
     }
 
-    /// Where `key` goes; a key the selection does not name goes last.
-    fn position(&self, key: &Name) -> usize {
-        self.position.get(key).copied().unwrap_or(usize::MAX)
+    /// Where `name` goes; a key the selection does not name goes last.
+    fn position(&self, name: &Name) -> usize {
+        self.position.get(name).copied().unwrap_or(usize::MAX)
     }
 
-    fn children(&self, key: &Name) -> &[&'a SelectionSet] {
-        match self.position.get(key) {
-            Some(&at) => &self.keys[at].1,
-            None => &[],
-        }
+    /// Whether `names` come in selection order: one pass in step with the
+    /// selection, comparing names, which is all an object already in order
+    /// (the common case) costs.
+    fn in_order<'n>(&self, names: impl Iterator<Item = &'n Name>) -> bool {
+        let mut keys = self.keys.iter();
+        names
+            .into_iter()
+            .all(|name| keys.any(|key| key.name == name))
     }
 }
 
 impl<'a> Walk<'a> {
-    fn value(&self, value: &mut Value, selection_sets: &[&'a SelectionSet]) {
-        if matches!(value, Value::List(_) | Value::Object(_)) {
-            let fields = self.collect(selection_sets);
-            self.item(value, &fields);
-        }
-    }
-
-    /// One value of a selection whose fields are already collected.
+    /// One value (an object, or a list of them at any depth) of a
+    /// selection whose fields are collected.
     fn item(&self, value: &mut Value, fields: &Collected<'a>) {
         match value {
             Value::List(items) => {
@@ -100,13 +110,23 @@ impl<'a> Walk<'a> {
                 }
             }
             Value::Object(object) => {
-                if !object.keys().map(|key| fields.position(key)).is_sorted() {
+                if !fields.in_order(object.keys()) {
                     object.sort_by_cached_key(|key, _| fields.position(key));
                 }
-                for (key, child) in object.iter_mut() {
-                    let selection_sets = fields.children(key);
-                    if !selection_sets.is_empty() {
-                        self.value(child, selection_sets);
+                // Now in step with the selection: each key is found from
+                // where the one before it was.
+                let mut keys = fields.keys.iter();
+                for (name, child) in object.iter_mut() {
+                    let Some(key) = keys.find(|key| key.name == name) else {
+                        break;
+                    };
+                    if !key.selection_sets.is_empty()
+                        && matches!(child, Value::List(_) | Value::Object(_))
+                    {
+                        let collected = key
+                            .collected
+                            .get_or_init(|| self.collect(&key.selection_sets));
+                        self.item(child, collected);
                     }
                 }
             }
