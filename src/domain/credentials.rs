@@ -1,3 +1,4 @@
+use super::text::{readable, Lines};
 use crate::error::{Error, Result};
 
 /// An e-mail address, lower-cased so that sign-in and uniqueness ignore case.
@@ -6,6 +7,7 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self> {
+        readable(input.trim(), "email", Lines::One)?;
         let email = input.trim().to_lowercase();
         let valid = email.len() <= 254
             && !email.contains(char::is_whitespace)
@@ -80,5 +82,52 @@ mod tests {
     fn short_passwords_are_rejected() {
         assert!(Password::parse("1234567").is_err());
         assert!(Password::parse("12345678").is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_normalized_email_or_a_clear_error(input in crate::domain::arbitrary::text()) {
+            match Email::parse(&input) {
+                Ok(email) => {
+                    let text = email.as_str();
+                    proptest::prop_assert!(text.len() <= 254);
+                    proptest::prop_assert_eq!(text.to_lowercase(), text);
+                    proptest::prop_assert!(text.contains('@'));
+                    // Normalizing again changes nothing.
+                    proptest::prop_assert_eq!(Email::parse(text).unwrap(), email.clone());
+                }
+                Err(err) => {
+                    proptest::prop_assert_eq!(err.code(), "BAD_USER_INPUT");
+                    proptest::prop_assert!(err.to_string().starts_with("email "), "{}", err);
+                }
+            }
+        }
+
+        #[test]
+        fn an_address_in_any_case_and_padding_is_the_same_email(
+            local in "[A-Za-z0-9._+-]{1,30}",
+            domain in "[A-Za-z0-9-]{1,20}(\\.[A-Za-z0-9-]{1,10}){1,3}",
+            padding in "[ \t\n]{0,3}",
+        ) {
+            let address = format!("{local}@{domain}");
+            let email = Email::parse(&format!("{padding}{address}{padding}")).unwrap();
+            proptest::prop_assert_eq!(email.as_str(), address.to_lowercase());
+            proptest::prop_assert_eq!(Email::parse(&address.to_uppercase()).unwrap(), email);
+        }
+
+        #[test]
+        fn any_text_is_a_password_exactly_when_its_length_fits(input in crate::domain::arbitrary::text()) {
+            let chars = input.chars().count();
+            match Password::parse(&input) {
+                Ok(password) => {
+                    proptest::prop_assert!((MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars));
+                    proptest::prop_assert_eq!(password.expose(), input.as_str());
+                }
+                Err(err) => {
+                    proptest::prop_assert!(!(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars));
+                    proptest::prop_assert_eq!(err.code(), "BAD_USER_INPUT");
+                }
+            }
+        }
     }
 }

@@ -102,4 +102,47 @@ mod tests {
             assert_eq!(Isbn::parse(isbn.as_str()).unwrap(), isbn);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_an_isbn_of_thirteen_digits_or_a_clear_error(input in crate::domain::arbitrary::text()) {
+            match Isbn::parse(&input) {
+                Ok(isbn) => {
+                    proptest::prop_assert_eq!(isbn.as_str().len(), 13);
+                    proptest::prop_assert!(isbn.as_str().bytes().all(|b| b.is_ascii_digit()));
+                    proptest::prop_assert_eq!(Isbn::parse(isbn.as_str()).unwrap(), isbn);
+                }
+                Err(err) => proptest::prop_assert_eq!(err.code(), "BAD_USER_INPUT"),
+            }
+        }
+
+        #[test]
+        fn hyphenated_and_spaced_forms_parse_to_the_same_digits(
+            body in 0u64..1_000_000_000,
+            prefix in proptest::sample::select(vec![978u64, 979]),
+            separators in proptest::collection::vec(proptest::sample::select(vec!["", "", "-", " "]), 13),
+        ) {
+            let isbn = Isbn::with_check_digit(prefix * 1_000_000_000 + body);
+            let written: String = isbn
+                .as_str()
+                .chars()
+                .zip(&separators)
+                .map(|(digit, separator)| format!("{digit}{separator}"))
+                .collect();
+            proptest::prop_assert_eq!(Isbn::parse(&written).unwrap(), isbn);
+        }
+
+        #[test]
+        fn any_single_wrong_digit_is_caught(
+            body in 0u64..1_000_000_000,
+            at in 3usize..13,
+            change in 1u8..=9,
+        ) {
+            let isbn = Isbn::with_check_digit(978_000_000_000 + body);
+            let mut digits = isbn.into_inner().into_bytes();
+            digits[at] = b'0' + (digits[at] - b'0' + change) % 10;
+            let wrong = String::from_utf8(digits).unwrap();
+            proptest::prop_assert_eq!(Isbn::parse(&wrong).unwrap_err().code(), "BAD_USER_INPUT");
+        }
+    }
 }

@@ -90,4 +90,28 @@ mod tests {
         assert!(page(2, 41).has_next_page());
         assert!(!page(3, 41).has_next_page());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_page_and_size_is_a_page_request_or_a_clear_error(
+            page in proptest::num::i32::ANY,
+            size in proptest::prop_oneof![proptest::num::i32::ANY, -2i32..=102],
+            total in proptest::num::u64::ANY,
+        ) {
+            match PageRequest::parse(page, size) {
+                Ok(request) => {
+                    proptest::prop_assert!(page >= 1 && (1..=MAX_PAGE_SIZE).contains(&size));
+                    proptest::prop_assert_eq!((request.page as i32, request.size as i32), (page, size));
+                    proptest::prop_assert_eq!(request.offset(), (page as u64 - 1) * size as u64);
+                    let page = Page::<()> { items: vec![], total_count: total, request };
+                    proptest::prop_assert!(page.total_pages() * request.limit() >= total);
+                    proptest::prop_assert_eq!(page.has_next_page(), request.offset() + request.limit() < total);
+                }
+                Err(err) => {
+                    proptest::prop_assert!(page < 1 || !(1..=MAX_PAGE_SIZE).contains(&size));
+                    proptest::prop_assert_eq!(err.code(), "BAD_USER_INPUT");
+                }
+            }
+        }
+    }
 }

@@ -1,3 +1,4 @@
+use super::text::{readable, Lines};
 use crate::error::{Error, Result};
 
 /// Search text must be shorter than this many characters.
@@ -14,12 +15,16 @@ impl SearchText {
         if normalized.is_empty() {
             return Err(Error::bad_input("query must not be empty"));
         }
-        if normalized.chars().count() >= MAX_SEARCH_CHARS {
+        readable(&normalized, "query", Lines::One)?;
+        // Counted after folding, which can lengthen text ("İ" becomes two
+        // characters), so that the text kept is within the limit too.
+        let folded = normalized.to_lowercase();
+        if folded.chars().count() >= MAX_SEARCH_CHARS {
             return Err(Error::bad_input(format!(
                 "query must be shorter than {MAX_SEARCH_CHARS} characters"
             )));
         }
-        Ok(Self(normalized.to_lowercase()))
+        Ok(Self(folded))
     }
 
     pub fn as_str(&self) -> &str {
@@ -62,10 +67,52 @@ mod tests {
     }
 
     #[test]
+    fn the_length_limit_holds_for_the_text_as_folded() {
+        // "İ" folds to two characters ("i" and a combining dot above).
+        let folded_longer = "İ".repeat(MAX_SEARCH_CHARS / 2 + 1);
+        if let Ok(search) = SearchText::parse(&folded_longer) {
+            assert!(search.as_str().chars().count() < MAX_SEARCH_CHARS);
+            assert_eq!(SearchText::parse(search.as_str()).unwrap(), search);
+        }
+    }
+
+    #[test]
     fn like_metacharacters_are_escaped() {
         assert_eq!(
             SearchText::parse("50%_off").unwrap().like_pattern(),
             r"%50\%\_off%"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_normalized_search_or_a_clear_error(input in crate::domain::arbitrary::text()) {
+            match SearchText::parse(&input) {
+                Ok(search) => {
+                    let text = search.as_str();
+                    proptest::prop_assert!(!text.is_empty());
+                    proptest::prop_assert!(text.chars().count() < MAX_SEARCH_CHARS);
+                    proptest::prop_assert_eq!(text.to_lowercase(), text);
+                    proptest::prop_assert!(!text.contains("  ") && text.trim() == text);
+                    // The normalized text is the same search again.
+                    proptest::prop_assert_eq!(SearchText::parse(text).unwrap(), search.clone());
+                    // Its pattern matches only itself: every `%`, `_` and `\` but the
+                    // two at the ends is escaped.
+                    let pattern = search.like_pattern();
+                    let inner = &pattern[1..pattern.len() - 1];
+                    let mut unescaped = String::new();
+                    let mut chars = inner.chars();
+                    while let Some(c) = chars.next() {
+                        proptest::prop_assert!(!matches!(c, '%' | '_'), "{}", pattern);
+                        unescaped.push(if c == '\\' { chars.next().unwrap() } else { c });
+                    }
+                    proptest::prop_assert_eq!(unescaped, text);
+                }
+                Err(err) => {
+                    proptest::prop_assert_eq!(err.code(), "BAD_USER_INPUT");
+                    proptest::prop_assert!(err.to_string().starts_with("query "), "{}", err);
+                }
+            }
+        }
     }
 }

@@ -144,6 +144,8 @@ where
     if let Some(missing) = missing_variable(&document, &request) {
         return Response::from_errors(vec![missing]);
     }
+    let operation_name = request.operation_name.clone();
+    let variables = request.variables.clone();
     request.set_parsed_query(ExecutableDocument::clone(&document));
     let mut response = match AssertUnwindSafe(schema.execute(request))
         .catch_unwind()
@@ -172,6 +174,12 @@ where
         }
     }
     documents.limits().cap_errors(&mut response.errors);
+    super::order::restore(
+        &mut response.data,
+        &document,
+        operation_name.as_deref(),
+        &variables,
+    );
     response
 }
 

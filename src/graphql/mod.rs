@@ -6,6 +6,7 @@ mod execute;
 mod limits;
 pub mod loaders;
 mod mutation;
+mod order;
 mod query;
 mod schema;
 mod scope;

@@ -1,4 +1,4 @@
-use crate::helpers::{catalogue, spawn_app, NewBook};
+use crate::helpers::{catalogue, spawn_app, NewBook, TestApp};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -357,4 +357,67 @@ async fn statistics_are_library_wide_aggregates() {
     );
     // Two aggregates, and one batch for the categories (not yet cached).
     assert!(statements <= 3, "statistics took {statements} statements");
+}
+
+/// The object keys of a JSON text, in the order they are written.
+fn keys_in_order(body: &str) -> Vec<&str> {
+    let mut keys = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find('"') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('"') else { break };
+        let (token, tail) = (&after[..end], &after[end + 1..]);
+        if tail.starts_with(':') {
+            keys.push(token);
+        }
+        rest = tail;
+    }
+    keys
+}
+
+#[tokio::test]
+async fn fields_come_back_in_selection_order_on_a_cold_cache() {
+    // On a cold cache `author` and `category` wait for their loaders while
+    // the plain fields are ready at once, so each query runs first thing
+    // on a replica of its own with an empty L1 and an empty Redis.
+    let app = spawn_app().await;
+    catalogue(&app, 6).await;
+    let selections: [&[&str]; 3] = [
+        &["id", "title", "author", "category"],
+        &["category", "author", "title"],
+        &["author", "id", "category", "isbn"],
+    ];
+    for _ in 0..3 {
+        for selection in selections {
+            let fields = selection
+                .iter()
+                .map(|field| match *field {
+                    "author" | "category" => format!("{field} {{ name }}"),
+                    plain => plain.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let query = format!("{{ books {{ totalCount items {{ {fields} }} }} }}");
+            let cold = TestApp::builder()
+                .shared_database(&app.database_url)
+                .spawn()
+                .await;
+            let body = cold
+                .client
+                .post(cold.graphql_url())
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .expect("the request is sent")
+                .text()
+                .await
+                .expect("a body");
+            let written: Vec<&str> = keys_in_order(&body)
+                .into_iter()
+                .filter(|key| selection.contains(key))
+                .collect();
+            let expected: Vec<&str> = selection.repeat(6);
+            assert_eq!(written, expected, "{query}: {body}");
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod cache;
 mod catalogue;
 mod costs;
 mod differential;
+mod domain_input;
 mod faults;
 mod helpers;
 mod history;

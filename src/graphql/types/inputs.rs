@@ -1,6 +1,6 @@
 //! Input types, and their conversion into validated domain values.
 use crate::db::books::{BookChanges, Filter, NewBook};
-use crate::domain::{optional_text, parse_id, required_text, Isbn, Money};
+use crate::domain::{optional_multiline_text, parse_id, required_text, Isbn, Money};
 use crate::error::{Error, Result};
 use async_graphql::{InputObject, MaybeUndefined, ID};
 use rust_decimal::Decimal;
@@ -112,7 +112,7 @@ impl CreateAuthorInput {
     pub fn validate(self) -> Result<(String, Option<String>)> {
         Ok((
             required_text(&self.name, "name", MAX_NAME_CHARS)?,
-            optional_text(self.bio.as_deref(), "bio", MAX_BIO_CHARS)?,
+            optional_multiline_text(self.bio.as_deref(), "bio", MAX_BIO_CHARS)?,
         ))
     }
 }
@@ -126,7 +126,9 @@ impl UpdateAuthorInput {
         let bio = match self.bio {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(bio) => Some(optional_text(Some(&bio), "bio", MAX_BIO_CHARS)?),
+            MaybeUndefined::Value(bio) => {
+                Some(optional_multiline_text(Some(&bio), "bio", MAX_BIO_CHARS)?)
+            }
         };
         Ok((name, bio))
     }
