@@ -252,7 +252,7 @@ async fn errors_past_the_cap_are_summarised() {
     let query = format!(
         "{{ {} }}",
         (0..20)
-            .map(|i| format!("b{i}: books(page: 0) {{ totalCount }}"))
+            .map(|i| format!("b{i}: book(id: \"not-an-id-{i}\") {{ title }}"))
             .collect::<Vec<_>>()
             .join(" ")
     );
