@@ -41,8 +41,18 @@ pub fn restore(
         operation,
         variables,
     };
-    let root = walk.collect(&[&operation.selection_set.node]);
-    walk.item(data, &root);
+    walk.plain_or_collected(data, &operation.selection_set.node);
+}
+
+/// A selection set of fields only, with no fragments and no directives:
+/// its response keys are its fields' in order (a repeated key merges into
+/// its first place), so an object can be checked against it in one pass
+/// with no allocation. This is what almost every request selects.
+fn is_plain(set: &SelectionSet) -> bool {
+    set.items.iter().all(|selection| match &selection.node {
+        Selection::Field(field) => field.node.directives.is_empty(),
+        _ => false,
+    })
 }
 
 struct Walk<'a> {
@@ -100,6 +110,55 @@ impl<'a> Collected<'a> {
 }
 
 impl<'a> Walk<'a> {
+    /// One value of `set`: on the fast path while the selections are plain
+    /// and the objects already in order (the common case, a warm cache), on
+    /// [`Self::item`] otherwise.
+    fn plain_or_collected(&self, value: &mut Value, set: &'a SelectionSet) {
+        if !is_plain(set) || !self.plain_item(value, set) {
+            let fields = self.collect(&[set]);
+            self.item(value, &fields);
+        }
+    }
+
+    /// Checks one value against a plain `set` and descends; `false` as soon
+    /// as an object is out of order (nothing has been changed up to there,
+    /// and the caller starts again on the slow path).
+    fn plain_item(&self, value: &mut Value, set: &'a SelectionSet) -> bool {
+        match value {
+            Value::List(items) => items.iter_mut().all(|item| self.plain_item(item, set)),
+            Value::Object(object) => {
+                let mut fields = set
+                    .items
+                    .iter()
+                    .filter_map(|selection| match &selection.node {
+                        Selection::Field(field) => Some(&field.node),
+                        _ => None,
+                    });
+                // In step with the selection; a child already walked when a
+                // later key turns out of order is walked again on the slow
+                // path, which is idempotent.
+                object.iter_mut().all(|(name, child)| {
+                    let Some(field) = fields.find(|field| field.response_key().node == *name)
+                    else {
+                        return false;
+                    };
+                    let children = &field.selection_set.node;
+                    if children.items.is_empty()
+                        || !matches!(child, Value::List(_) | Value::Object(_))
+                    {
+                        true
+                    } else if is_plain(children) {
+                        self.plain_item(child, children)
+                    } else {
+                        self.plain_or_collected(child, children);
+                        true
+                    }
+                })
+            }
+            _ => true,
+        }
+    }
+
     /// One value (an object, or a list of them at any depth) of a
     /// selection whose fields are collected.
     fn item(&self, value: &mut Value, fields: &Collected<'a>) {
