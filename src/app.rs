@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
 use crate::graphql::{build_schema, Documents, Services};
-use crate::http::{router, AppState};
+use crate::http::{router, AppState, Origins};
 use crate::seed;
 use axum::Router;
 use std::future::Future;
@@ -49,14 +49,18 @@ impl Application {
             .map(axum::http::HeaderName::try_from)
             .transpose()
             .map_err(|err| format!("--client-address-header: {err}"))?;
+        let cors = Origins::parse(&config.cors_origins)?;
         let schema = build_schema(config.limits);
-        let router = router(AppState {
-            schema,
-            services,
-            body_limit: config.body_limit,
-            documents: Arc::new(Documents::new(16 * 1024 * 1024, config.limits)),
-            client_address_header,
-        });
+        let router = router(
+            AppState {
+                schema,
+                services,
+                body_limit: config.body_limit,
+                documents: Arc::new(Documents::new(16 * 1024 * 1024, config.limits)),
+                client_address_header,
+            },
+            cors.as_ref(),
+        );
         let listener = TcpListener::bind(config.bind).await?;
         Ok(Self {
             listener,

@@ -172,6 +172,15 @@ pub struct ServeArgs {
     /// could pick their own address.
     #[arg(long, env = "BIBLIO_CLIENT_ADDRESS_HEADER")]
     pub client_address_header: Option<String>,
+    /// An origin whose browser scripts may call the API, as browsers send
+    /// it (`https://app.example.org`); repeat for more, `*` for any. None
+    /// by default.
+    #[arg(
+        long = "cors-origin",
+        env = "BIBLIO_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// How many database calls of one request may run at once, so that one
     /// request of many fields leaves pooled connections for the others.
     #[arg(long, env = "BIBLIO_DB_CONNECTIONS_PER_REQUEST", default_value_t = 3)]
@@ -304,6 +313,7 @@ impl ServeArgs {
                 address_window: Duration::from_secs(self.login_address_window_secs),
             },
             client_address_header: self.client_address_header,
+            cors_origins: self.cors_origins,
             db_connections_per_request: self.db_connections_per_request,
             loader_delay: Duration::from_micros(self.loader_delay_us),
             demo_data_when_empty: !self.no_demo_data,

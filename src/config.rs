@@ -19,6 +19,9 @@ pub struct Config {
     /// The header naming the client's address behind a load balancer (its
     /// rightmost address); `None`: the TCP peer.
     pub client_address_header: Option<String>,
+    /// Origins whose browser scripts may call the API (`--cors-origin`);
+    /// empty: none.
+    pub cors_origins: Vec<String>,
     /// How many database calls of one request may run at once.
     pub db_connections_per_request: usize,
     pub loader_delay: Duration,

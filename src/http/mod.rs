@@ -1,5 +1,6 @@
 //! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL, and health.
 mod client;
+mod cors;
 mod graphql;
 mod health;
 
@@ -7,6 +8,8 @@ use crate::graphql::{BiblioSchema, Documents, Services};
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
+
+pub use cors::Origins;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -20,10 +23,15 @@ pub struct AppState {
     pub client_address_header: Option<axum::http::HeaderName>,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The routes; with `cors`, browsers on those origins may call them.
+pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
+    let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(origins) => router.layer(origins.layer()),
+        None => router,
+    }
 }

@@ -252,3 +252,98 @@ async fn malformed_transport_is_refused_not_guessed_at() {
         assert_eq!(response.status(), 400, "variables={variables}");
     }
 }
+
+/// A frontend on another origin: its preflight is answered with what it
+/// may send, its requests are readable, and any other origin's are not.
+#[tokio::test]
+async fn browsers_on_a_configured_origin_may_call_the_api() {
+    let app = crate::helpers::TestApp::builder()
+        .configure(|config| config.cors_origins = vec!["https://app.example.org".into()])
+        .spawn()
+        .await;
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.graphql_url())
+        .header("origin", "https://app.example.org")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type, authorization",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example.org"
+    );
+    let methods = headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_ascii_uppercase();
+    assert!(
+        methods.contains("POST") && methods.contains("GET"),
+        "{methods}"
+    );
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("content-type") && allowed.contains("authorization"),
+        "{allowed}"
+    );
+    assert_eq!(headers["access-control-max-age"], "3600");
+
+    let answer = |origin: &'static str| {
+        app.client
+            .post(app.graphql_url())
+            .header("origin", origin)
+            .json(&json!({ "query": "{ books { totalCount } }" }))
+            .send()
+    };
+    let allowed = answer("https://app.example.org").await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.org"
+    );
+    let exposed = allowed.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("etag"), "{exposed}");
+    assert!(allowed.headers().get_all("vary").iter().any(|v| v
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase()
+        .contains("origin")));
+
+    let other = answer("https://evil.example.com").await.unwrap();
+    assert_eq!(
+        other.status(),
+        200,
+        "the request is served; the browser hides it"
+    );
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+/// With no origin configured there is no CORS at all.
+#[tokio::test]
+async fn without_configured_origins_no_origin_may_read_answers() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .header("origin", "https://app.example.org")
+        .json(&json!({ "query": "{ books { totalCount } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
