@@ -7,6 +7,7 @@
 //!   (unparsable, invalid, over a limit) is 400 with no `data`; with the
 //!   latter, every well-formed request gets 200, as the spec asks;
 //! - a browser asking for HTML at `GET /graphql` gets GraphiQL.
+use super::caching::{self, Policy};
 use super::AppState;
 use crate::auth::Viewer;
 use crate::graphql::{Documents, Scope};
@@ -78,6 +79,7 @@ fn http_error(status: StatusCode, media: MediaType, message: &str) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(media.as_str()),
     );
+    Policy::NoStore.apply(response.headers_mut(), None);
     response
 }
 
@@ -259,6 +261,11 @@ async fn execute(
         .and_then(|v| v.to_str().ok());
     let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
     let client = super::client::address(peer, headers, state.client_address_header.as_ref());
+    let mutation = is_mutation(
+        &state.documents,
+        &request.query,
+        request.operation_name.as_deref(),
+    );
     let request = request.data(Scope::new(state.services.clone(), viewer, Some(client)));
     let response = crate::graphql::execute(&state.schema, &state.documents, request).await;
 
@@ -285,9 +292,24 @@ async fn execute(
         (true, MediaType::GraphqlResponseJson) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
+    let policy = match () {
+        _ if mutation || status != StatusCode::OK || !response.errors.is_empty() => Policy::NoStore,
+        _ if authorization.is_some() => Policy::Private,
+        _ => Policy::Shared,
+    };
     match body {
         Ok(body) => {
+            let etag = (policy != Policy::NoStore).then(|| caching::etag(&body));
+            if let Some(etag) = etag
+                .as_ref()
+                .filter(|etag| caching::not_modified(headers, etag))
+            {
+                let mut http = StatusCode::NOT_MODIFIED.into_response();
+                policy.apply(http.headers_mut(), Some(etag.clone()));
+                return http;
+            }
             let mut http = (status, body).into_response();
+            policy.apply(http.headers_mut(), etag);
             if let Some(seconds) = retry_after {
                 http.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(seconds));

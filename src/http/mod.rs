@@ -1,4 +1,5 @@
 //! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL, and health.
+mod caching;
 mod client;
 mod cors;
 mod graphql;

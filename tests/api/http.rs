@@ -347,3 +347,82 @@ async fn without_configured_origins_no_origin_may_read_answers() {
         .get("access-control-allow-origin")
         .is_none());
 }
+
+/// Query answers carry a strong ETag and revalidate with 304 until the data
+/// changes; signed-in answers are private; mutations and errors are kept by
+/// nobody.
+#[tokio::test]
+async fn answers_revalidate_with_etags_and_say_who_may_keep_them() {
+    let app = spawn_app().await;
+    let token = app.librarian().await;
+    let query = json!({ "query": "{ categories { name } }" });
+    let send = |etag: Option<String>, token: Option<&str>| {
+        let mut request = app.client.post(app.graphql_url()).json(&query);
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let first = send(None, None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
+    assert_eq!(
+        first.headers()["cache-control"],
+        "public, max-age=0, must-revalidate"
+    );
+    assert_eq!(first.headers()["vary"], "Authorization");
+
+    let again = send(Some(etag.clone()), None).await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    assert!(again.bytes().await.unwrap().is_empty());
+
+    let get = app
+        .client
+        .get(app.graphql_url())
+        .query(&[("query", "{ categories { name } }")])
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 304, "the same answer over GET");
+
+    let private = send(None, Some(&token)).await.unwrap();
+    assert_eq!(private.headers()["cache-control"], "private, no-cache");
+    assert!(private.headers().get("etag").is_some());
+
+    app.create_category(&token, "A new category").await;
+    let changed = send(Some(etag.clone()), None).await.unwrap();
+    assert_eq!(
+        changed.status(),
+        200,
+        "the data changed, so the old tag does not match"
+    );
+    assert_ne!(changed.headers()["etag"], etag.as_str());
+
+    let mutation = app
+        .client
+        .post(app.graphql_url())
+        .bearer_auth(&token)
+        .json(
+            &json!({ "query": "mutation { createCategory(input: { name: \"Another\" }) { id } }" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mutation.headers()["cache-control"], "no-store");
+    assert!(mutation.headers().get("etag").is_none());
+    let error = app
+        .client
+        .post(app.graphql_url())
+        .json(&json!({ "query": "{ book(id: \"nope\") { title } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error.headers()["cache-control"], "no-store");
+    assert!(error.headers().get("etag").is_none());
+}

@@ -1,0 +1,104 @@
+//! HTTP caching of query answers: a strong `ETag` from the answer's bytes,
+//! `If-None-Match` answered with 304, and `Cache-Control` that lets
+//! browsers and CDNs keep an answer but never serve it without asking
+//! again (`max-age=0, must-revalidate`), so nothing downstream outlives the
+//! cache's staleness bound.
+use axum::http::{header, HeaderMap, HeaderValue};
+use sha2::{Digest, Sha256};
+
+/// Who may keep an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// A query answered without a token: the same for every anonymous
+    /// caller, so shared caches may keep it.
+    Shared,
+    /// A query answered for a signed-in caller: only their browser may
+    /// keep it, and it must ask again before using it.
+    Private,
+    /// Mutations, errors and refusals: kept by nobody.
+    NoStore,
+}
+
+impl Policy {
+    /// The headers for an answer under this policy; with its `etag` unless
+    /// nobody may keep it.
+    pub fn apply(self, headers: &mut HeaderMap, etag: Option<HeaderValue>) {
+        let cache_control = match self {
+            Self::Shared => "public, max-age=0, must-revalidate",
+            Self::Private => "private, no-cache",
+            Self::NoStore => "no-store",
+        };
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+        if self != Self::NoStore {
+            // The answer depends on who asks.
+            headers.insert(header::VARY, HeaderValue::from_static("Authorization"));
+            if let Some(etag) = etag {
+                headers.insert(header::ETAG, etag);
+            }
+        }
+    }
+}
+
+/// A strong validator: 128 bits of the SHA-256 of the answer's bytes, so
+/// two answers share it only if they are the same bytes.
+pub fn etag(body: &[u8]) -> HeaderValue {
+    let digest = Sha256::digest(body);
+    let mut tag = String::with_capacity(34);
+    tag.push('"');
+    for byte in &digest[..16] {
+        tag.push_str(&format!("{byte:02x}"));
+    }
+    tag.push('"');
+    HeaderValue::from_str(&tag).expect("hex digits are a valid header value")
+}
+
+/// Whether `If-None-Match` names `etag` (RFC 9110 §13.1.2: `*`, or a list
+/// compared weakly, so a `W/` prefix a proxy added still matches).
+pub fn not_modified(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Ok(etag) = etag.to_str() else {
+        return false;
+    };
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn if_none_match(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_etag_is_the_bytes() {
+        assert_eq!(etag(b"{\"data\":1}"), etag(b"{\"data\":1}"));
+        assert_ne!(etag(b"{\"data\":1}"), etag(b"{\"data\":2}"));
+        assert_eq!(etag(b"").to_str().unwrap().len(), 34);
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_accepts_lists_and_any() {
+        let tag = etag(b"answer");
+        let text = tag.to_str().unwrap().to_owned();
+        assert!(not_modified(&if_none_match(&text), &tag));
+        assert!(not_modified(&if_none_match(&format!("W/{text}")), &tag));
+        assert!(not_modified(
+            &if_none_match(&format!("\"other\", {text}")),
+            &tag
+        ));
+        assert!(not_modified(&if_none_match("*"), &tag));
+        assert!(!not_modified(&if_none_match("\"other\""), &tag));
+        assert!(!not_modified(&HeaderMap::new(), &tag));
+    }
+}
