@@ -7,13 +7,13 @@ mod limits;
 pub mod loaders;
 mod mutation;
 mod order;
-mod query;
+pub(crate) mod query;
 mod schema;
 mod scope;
 mod types;
 
 pub use execute::{execute, Documents};
-pub use limits::{Limits, NESTING_CEILING};
+pub use limits::{selected_operation, Limits, NESTING_CEILING};
 pub use schema::{build_schema, sdl, BiblioSchema};
 pub use scope::{Scope, Services};
 

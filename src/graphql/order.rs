@@ -15,7 +15,7 @@
 //! checked: the schema has no interfaces or unions, so validation only
 //! admits fragments on the object's own type.
 use async_graphql::parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+    Directive, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
 use async_graphql::{Name, Positioned, Value, Variables};
 use std::cell::OnceCell;
@@ -28,14 +28,10 @@ pub fn restore(
     operation_name: Option<&str>,
     variables: &Variables,
 ) {
-    let operation = match (&document.operations, operation_name) {
-        (DocumentOperations::Single(operation), _) => &operation.node,
-        (DocumentOperations::Multiple(operations), Some(name)) => match operations.get(name) {
-            Some(operation) => &operation.node,
-            None => return,
-        },
-        (DocumentOperations::Multiple(_), None) => return,
+    let Some(operation) = super::limits::selected_operation(document, operation_name) else {
+        return;
     };
+    let operation = &operation.node;
     let walk = Walk {
         document,
         operation,
@@ -300,6 +296,14 @@ mod tests {
             Value::Object(object) => &object[key],
             _ => panic!("not an object: {value}"),
         }
+    }
+
+    #[test]
+    fn a_single_named_operation_is_restored_without_its_name() {
+        let document = parse_query("query Q { b a }").unwrap();
+        let mut data: Value = serde_json::from_str(r#"{ "a": 1, "b": 2 }"#).unwrap();
+        restore(&mut data, &document, None, &Variables::default());
+        assert_eq!(keys(&data), ["b", "a"]);
     }
 
     #[test]

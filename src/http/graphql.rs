@@ -11,7 +11,7 @@ use super::caching::{self, Policy};
 use super::AppState;
 use crate::auth::Viewer;
 use crate::graphql::{Documents, Scope};
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use async_graphql::Variables;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
@@ -241,12 +241,8 @@ fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>)
     let Ok(document) = documents.get(query) else {
         return false;
     };
-    match &document.operations {
-        DocumentOperations::Single(operation) => operation.node.ty == OperationType::Mutation,
-        DocumentOperations::Multiple(operations) => operation_name
-            .and_then(|name| operations.get(name))
-            .is_some_and(|operation| operation.node.ty == OperationType::Mutation),
-    }
+    crate::graphql::selected_operation(&document, operation_name)
+        .is_some_and(|operation| operation.node.ty == OperationType::Mutation)
 }
 
 async fn execute(
@@ -415,5 +411,11 @@ mod tests {
         assert!(is_mutation(&documents, both, Some("B")));
         assert!(!is_mutation(&documents, both, Some("A")));
         assert!(!is_mutation(&documents, "not graphql", None));
+        // One named operation runs without operationName: a mutation too.
+        assert!(is_mutation(
+            &documents,
+            "mutation M { deleteBook(id: \"x\") }",
+            None
+        ));
     }
 }

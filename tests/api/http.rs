@@ -426,3 +426,22 @@ async fn answers_revalidate_with_etags_and_say_who_may_keep_them() {
     assert_eq!(error.headers()["cache-control"], "no-store");
     assert!(error.headers().get("etag").is_none());
 }
+
+/// A document with one named mutation runs without `operationName`, so
+/// GET must refuse it just the same (a login over GET would put the
+/// password in every log and cache on the way).
+#[tokio::test]
+async fn a_named_mutation_without_its_name_is_refused_over_get() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.graphql_url())
+        .query(&[(
+            "query",
+            "mutation SignIn { login(email: \"a@b.test\", password: \"secret-pass\") { token } }",
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+}
