@@ -263,3 +263,29 @@ async fn errors_past_the_cap_are_summarised() {
     assert_eq!(errors[4]["extensions"]["omitted"], 16, "{body}");
     assert_eq!(errors[4]["extensions"]["code"], "BAD_USER_INPUT");
 }
+
+/// `Author.books` runs a query per author: it is weighed like the other
+/// fields that do, so a page of authors with their books, aliased, cannot
+/// fire thousands of queries at the pool.
+#[tokio::test]
+async fn authors_books_are_weighed_per_author() {
+    let app = spawn_app().await;
+    let query = format!(
+        "{{ {} }}",
+        (0..18)
+            .map(|i| format!("a{i}: authors(pageSize: 100) {{ items {{ books(page: {}, pageSize: 1) {{ totalCount }} }} }}", i + 1))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let statements = app.statements();
+    let (status, body) = app.post(None, &query, json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(app.statements(), statements, "nothing ran");
+    app.data(
+        None,
+        "{ authors(pageSize: 20) { items { name books(pageSize: 5) { items { title } } } } }",
+        json!({}),
+    )
+    .await;
+}

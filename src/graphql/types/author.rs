@@ -31,7 +31,7 @@ impl Author {
 
     /// This author's books, by title.
     #[graphql(
-        complexity = "page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+        complexity = "crate::graphql::query::AUTHOR_BOOKS_COST + page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
     )]
     async fn books(
         &self,
@@ -52,7 +52,7 @@ impl Author {
             .page(
                 &list,
                 request,
-                || db::books::by_author(&services.db, author_id, request),
+                || scope.on_db(db::books::by_author(&services.db, author_id, request)),
                 |ids| scope.books(ids),
             )
             .await?;
