@@ -10,7 +10,7 @@
 //! extension chain, a cost paid on every field of every request.
 use super::limits::{selected_operation, Limits};
 use async_graphql::parser::types::{ExecutableDocument, Type};
-use async_graphql::{ObjectType, Request, Response, Schema, ServerError, SubscriptionType};
+use async_graphql::{ObjectType, Pos, Request, Response, Schema, ServerError, SubscriptionType};
 use futures_util::FutureExt;
 use moka::sync::Cache;
 use std::panic::AssertUnwindSafe;
@@ -124,6 +124,23 @@ fn missing_variable(document: &ExecutableDocument, request: &Request) -> Option<
         })
 }
 
+/// The answer for a panic caught at `pos`: `INTERNAL`, with the panic's
+/// message logged and never sent.
+pub(crate) fn internal_error(panic: &(dyn std::any::Any + Send), pos: Option<Pos>) -> ServerError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "a resolver panicked");
+    let mut error = ServerError::new("internal error", pos);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", "INTERNAL");
+    error
+}
+
 pub async fn execute<Query, Mutation, Subscription>(
     schema: &Schema<Query, Mutation, Subscription>,
     documents: &Documents,
@@ -152,20 +169,7 @@ where
         .await
     {
         Ok(response) => response,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(panic = %message, "a resolver panicked");
-            let mut error = ServerError::new("internal error", None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "INTERNAL");
-            Response::from_errors(vec![error])
-        }
+        Err(panic) => Response::from_errors(vec![internal_error(&*panic, None)]),
     };
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);

@@ -8,6 +8,7 @@
 //! `BIBLIO_ABUSE_SEED` picks the odd values; the CPU time of the costliest
 //! requests is printed (`--nocapture`) for the record, not asserted.
 use crate::faults::{graphql, Cluster, Redis};
+use crate::helpers::fragment_ladder;
 use biblio::seed::Rng;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -200,17 +201,7 @@ fn shape_bombs() -> Vec<Case> {
         });
     }
     for n in [12, 22, 30, 49] {
-        let mut query = String::from("{ ...F0 }\n");
-        for i in 0..n {
-            query.push_str(&format!(
-                "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
-                i + 1,
-                i + 1
-            ));
-        }
-        query.push_str(&format!(
-            "fragment F{n} on Query {{ books {{ items {{ title }} }} }}\n"
-        ));
+        let query = fragment_ladder(n, "books { items { title } }");
         cases.push(Case {
             name: format!("fragment ladder of {n}"),
             request: post(&query, json!({})),

@@ -630,3 +630,18 @@ pub async fn catalogue(app: &TestApp, books: usize) -> Catalogue {
         books: ids,
     }
 }
+
+/// n fragments, each spreading the next twice, the last selecting `leaf`:
+/// 2^n copies of `leaf` once expanded, from a few hundred bytes.
+pub fn fragment_ladder(n: usize, leaf: &str) -> String {
+    let mut query = String::from("{ ...F0 }\n");
+    for i in 0..n {
+        query.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    query.push_str(&format!("fragment F{n} on Query {{ {leaf} }}\n"));
+    query
+}

@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{fragment_ladder, spawn_app, TestApp};
 use serde_json::json;
 
 #[tokio::test]
@@ -112,17 +112,7 @@ fn limit_of(body: &serde_json::Value) -> &str {
 async fn an_exponential_fragment_expansion_is_refused_by_its_size_before_validation() {
     let app = spawn_app().await;
     for n in [22, 30, 45] {
-        let mut query = String::from("{ ...F0 }\n");
-        for i in 0..n {
-            query.push_str(&format!(
-                "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
-                i + 1,
-                i + 1
-            ));
-        }
-        query.push_str(&format!(
-            "fragment F{n} on Query {{ books {{ totalCount }} }}\n"
-        ));
+        let query = fragment_ladder(n, "books { totalCount }");
         let statements = app.statements();
         let (status, body) = app.post(None, &query, json!({})).await;
         assert_eq!(status, 400, "{body}");

@@ -16,7 +16,7 @@ use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
 use async_graphql::{
     ContainerType, Context, ContextSelectionSet, MergedObject, ObjectType, OutputType, Positioned,
-    ServerError, ServerResult, Value,
+    ServerResult, Value,
 };
 use futures_util::FutureExt;
 use std::borrow::Cow;
@@ -69,17 +69,7 @@ impl ContainerType for Mutation {
                 Ok(Some(Value::Null))
             }
             Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(panic = %message, "a mutation field panicked");
-                let mut error = ServerError::new("internal error", Some(ctx.item.pos));
-                error
-                    .extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", "INTERNAL");
+                let error = super::execute::internal_error(&*panic, Some(ctx.item.pos));
                 ctx.add_error(ctx.set_error_path(error));
                 Ok(Some(Value::Null))
             }
