@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
 use crate::graphql::{build_schema, Documents, Services};
-use crate::http::{router, AppState, Origins};
+use crate::http::{router, AppState, HttpCaching, Origins, Responses};
 use crate::seed;
 use axum::Router;
 use std::future::Future;
@@ -58,6 +58,11 @@ impl Application {
                 body_limit: config.body_limit,
                 documents: Arc::new(Documents::new(16 * 1024 * 1024, config.limits)),
                 client_address_header,
+                responses: config
+                    .response_cache
+                    .filter(|_| config.cache.mode.uses_l2())
+                    .map(|bytes| Arc::new(Responses::new(cache.clone(), bytes))),
+                http_caching: HttpCaching::new(config.http_max_age),
             },
             cors.as_ref(),
         );

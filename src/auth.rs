@@ -99,7 +99,7 @@ impl Tokens {
 }
 
 /// The caller of one request, from its `Authorization` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Viewer {
     Anonymous,
     User(Uuid),

@@ -181,6 +181,20 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// Keep whole answers to queries in front of the executor, each valid
+    /// while nothing it read has changed (needs the bus: `--cache both` or
+    /// `l2`).
+    #[arg(long, env = "BIBLIO_RESPONSE_CACHE", default_value = "on", value_parser = ["on", "off"])]
+    pub response_cache: String,
+    /// The response tier's memory budget, in bytes (answers and their keys).
+    #[arg(long, env = "BIBLIO_RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub response_cache_bytes: u64,
+    /// How many seconds browsers and CDNs may use a shared answer without
+    /// asking again (and as long again while revalidating). 0, the default,
+    /// makes them revalidate every time, so nothing downstream is staler
+    /// than the cache's bound.
+    #[arg(long, env = "BIBLIO_HTTP_MAX_AGE", default_value_t = 0)]
+    pub http_max_age: u32,
     /// How many database calls of one request may run at once, so that one
     /// request of many fields leaves pooled connections for the others.
     #[arg(long, env = "BIBLIO_DB_CONNECTIONS_PER_REQUEST", default_value_t = 3)]
@@ -314,6 +328,8 @@ impl ServeArgs {
             },
             client_address_header: self.client_address_header,
             cors_origins: self.cors_origins,
+            response_cache: (self.response_cache == "on").then_some(self.response_cache_bytes),
+            http_max_age: self.http_max_age,
             db_connections_per_request: self.db_connections_per_request,
             loader_delay: Duration::from_micros(self.loader_delay_us),
             demo_data_when_empty: !self.no_demo_data,

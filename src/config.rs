@@ -22,6 +22,10 @@ pub struct Config {
     /// Origins whose browser scripts may call the API (`--cors-origin`);
     /// empty: none.
     pub cors_origins: Vec<String>,
+    /// The response tier's budget in bytes; `None`: `--response-cache off`.
+    pub response_cache: Option<u64>,
+    /// `--http-max-age`, in seconds.
+    pub http_max_age: u32,
     /// How many database calls of one request may run at once.
     pub db_connections_per_request: usize,
     pub loader_delay: Duration,

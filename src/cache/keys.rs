@@ -99,6 +99,13 @@ impl Kind {
         Kind::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
+    /// Whether a value of this kind belongs to one member (a profile, a
+    /// loan, a member's loans): an answer that read one is kept for that
+    /// viewer only.
+    pub fn is_private(self) -> bool {
+        matches!(self, Kind::User | Kind::Borrow | Kind::BorrowPage)
+    }
+
     /// The kind's slot in the per-kind counters of [`Metrics`](super::Metrics).
     pub fn index(self) -> usize {
         self as usize
@@ -108,7 +115,9 @@ impl Kind {
 /// A set of list entries invalidated together, in O(1), by moving its
 /// generation: entries live under the generation current when they were
 /// filled, and readers only look under the current one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Group {
     /// `books` pages without the `available` filter.
     Books,

@@ -97,6 +97,13 @@ pub struct Ticket {
     epoch: u64,
 }
 
+impl Ticket {
+    /// Orders tickets so an answer's duplicates can be removed.
+    pub fn sort_key(&self) -> (usize, u64) {
+        (self.stripe, self.epoch)
+    }
+}
+
 /// The count of all invalidations when a list query began; see [`Store::prime`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GlobalTicket(u64);
@@ -123,9 +130,15 @@ pub struct Store {
     /// staleness then.
     trusted: AtomicBool,
     untrusted_cap: Duration,
-    /// Every invalidation of any key; guards [`Store::prime`], which cannot
-    /// take per-key tickets because it learns its keys from the query.
+    /// Every change seen here (a key evicted, a group moved, everything
+    /// cleared), counted before the change itself is made; guards
+    /// [`Store::prime`], which cannot take per-key tickets because it learns
+    /// its keys from the query, and tells a kept response at a glance that
+    /// nothing changed since it was built (see `cache::reads`).
     invalidations: AtomicU64,
+    /// How many times everything was cleared: a group this store has never
+    /// seen has no counter of its own to move.
+    clears: AtomicU64,
 }
 
 impl Store {
@@ -158,6 +171,7 @@ impl Store {
             trusted: AtomicBool::new(false),
             untrusted_cap,
             invalidations: AtomicU64::new(0),
+            clears: AtomicU64::new(0),
         }
     }
 
@@ -215,13 +229,19 @@ impl Store {
         })
     }
 
+    /// Whether no invalidation of the key has landed since `ticket` was taken.
+    pub fn holds(&self, ticket: Ticket) -> bool {
+        self.stripes[ticket.stripe].epoch.load(Ordering::Acquire) == ticket.epoch
+    }
+
     /// Evicts `key` and moves its stripe's epoch under the stripe lock, so no fill
-    /// that began before this lands afterwards.
+    /// that began before this lands afterwards. The change count moves
+    /// first: whoever sees the new epoch sees the new count too.
     pub fn invalidate(&self, key: &Key) {
         let stripe = &self.stripes[Self::stripe_of(key)];
         let _guard = lock(&stripe.lock);
-        stripe.epoch.fetch_add(1, Ordering::AcqRel);
         self.invalidations.fetch_add(1, Ordering::AcqRel);
+        stripe.epoch.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate(key);
     }
 
@@ -231,24 +251,33 @@ impl Store {
         GlobalTicket(self.invalidations.load(Ordering::Acquire))
     }
 
+    /// Whether anything at all changed since `ticket` was taken.
+    pub fn unchanged_since(&self, ticket: GlobalTicket) -> bool {
+        self.invalidations.load(Ordering::Acquire) == ticket.0
+    }
+
+    /// How many times everything was cleared.
+    pub fn clears(&self) -> u64 {
+        self.clears.load(Ordering::Acquire)
+    }
+
     /// Inserts a value a list query returned, unless any key was invalidated
     /// since `ticket` (conservative: a write anywhere skips the priming).
     /// Checked under the key's stripe lock, which every invalidation takes.
     pub fn prime(&self, key: Key, ticket: GlobalTicket, entry: Entry) -> bool {
-        self.insert_if(key, entry, |_| {
-            self.invalidations.load(Ordering::Acquire) == ticket.0
-        })
+        self.insert_if(key, entry, |_| self.unchanged_since(ticket))
     }
 
     /// Forgets everything: entries, and what it knew of Redis generations.
     /// Every stripe's epoch moves, so fills in flight do not land either.
     pub fn clear(&self) {
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
+        self.clears.fetch_add(1, Ordering::AcqRel);
         let mut groups = lock(&self.groups);
         for stripe in self.stripes.iter() {
             let _guard = lock(&stripe.lock);
             stripe.epoch.fetch_add(1, Ordering::AcqRel);
         }
-        self.invalidations.fetch_add(1, Ordering::AcqRel);
         for state in groups.values_mut() {
             state.local += 1;
             state.remote = None;
@@ -280,6 +309,11 @@ impl Store {
         (state.local, remote)
     }
 
+    /// The group's local counter alone: what a kept response compares.
+    pub fn group_local(&self, group: &Group) -> u64 {
+        lock(&self.groups).get(group).map_or(0, |state| state.local)
+    }
+
     /// Records a Redis generation read or announced; generations only move
     /// forward, so a late, older answer never replaces a newer one.
     pub fn learn_generation(&self, group: Group, generation: u64) {
@@ -294,6 +328,7 @@ impl Store {
     /// Invalidates a group here: older L1 entries of it become unreachable.
     pub fn bump_group(&self, group: Group, remote: Option<u64>) {
         let mut groups = lock(&self.groups);
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
         let state = groups.entry(group).or_default();
         state.local += 1;
         if let Some(generation) = remote {

@@ -19,6 +19,38 @@ pub struct Metrics {
     events_received: AtomicU64,
     /// Invalidations published late: after an outage, or from the outbox.
     replayed: AtomicU64,
+    responses: [AtomicU64; 5],
+}
+
+/// What the response tier (whole answers, `http::responses`) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponseCounts {
+    /// Queries answered from a kept answer: executions skipped.
+    pub hits: u64,
+    /// Queries executed because no valid answer was kept.
+    pub misses: u64,
+    /// Answers kept after execution.
+    pub stored: u64,
+    /// Answers not kept though the query succeeded: something they read
+    /// changed while they ran, the bus was not heard, or they were too large.
+    pub refused: u64,
+    /// Revalidations answered 304 from a kept answer, without executing.
+    pub not_modified: u64,
+}
+
+/// One event of the response tier, for [`Metrics::response`].
+#[derive(Debug, Clone, Copy)]
+pub enum ResponseEvent {
+    /// See [`ResponseCounts::hits`].
+    Hit,
+    /// See [`ResponseCounts::misses`].
+    Miss,
+    /// See [`ResponseCounts::stored`].
+    Stored,
+    /// See [`ResponseCounts::refused`].
+    Refused,
+    /// See [`ResponseCounts::not_modified`].
+    NotModified,
 }
 
 /// The counters for one kind.
@@ -79,6 +111,23 @@ impl Metrics {
     /// Invalidations published late so far: tests of outages assert on it.
     pub fn replays(&self) -> u64 {
         self.replayed.load(Ordering::Relaxed)
+    }
+
+    /// Records one event of the response tier.
+    pub fn response(&self, event: ResponseEvent) {
+        add(&self.responses[event as usize], 1);
+    }
+
+    /// The response tier's counters as of now.
+    pub fn responses(&self) -> ResponseCounts {
+        let get = |event: ResponseEvent| self.responses[event as usize].load(Ordering::Relaxed);
+        ResponseCounts {
+            hits: get(ResponseEvent::Hit),
+            misses: get(ResponseEvent::Miss),
+            stored: get(ResponseEvent::Stored),
+            refused: get(ResponseEvent::Refused),
+            not_modified: get(ResponseEvent::NotModified),
+        }
     }
 
     /// One kind's counters as of now, for tests and export.

@@ -61,8 +61,14 @@
 //!   invalidation of a key on it; an L1 fill lands only if it is unchanged
 //!   since the fill's [`l1::Ticket`] was taken.
 //! - **invalidation count** (`l1::Store`, taken as an `l1::GlobalTicket`):
-//!   every L1 invalidation; guards rows primed into L1 from a list query,
-//!   whose keys are unknown before the query.
+//!   every change seen here (a key evicted, a group moved, a clear), counted
+//!   before the change is made; guards rows primed into L1 from a list
+//!   query, whose keys are unknown before the query, and kept answers
+//!   ([`reads`]), which compare it, then their stripe epochs and group
+//!   local counters, on every hit.
+//! - **clears** (`l1::Store`): how many times L1 forgot everything; part of
+//!   a kept answer's stamps, since a group never seen here has no local
+//!   counter to move.
 //! - **version** (Redis `{key}:ver`): per L2 entry, bumped by the
 //!   invalidation script; the fill script stores only if it is unchanged.
 //! - **sequence** (Redis `{prefix}:v…:sequence`): bumped by every
@@ -86,15 +92,17 @@ pub mod l2;
 pub mod metrics;
 mod page;
 mod read;
+pub mod reads;
 pub mod settings;
 mod statistics;
 mod sync;
 
 pub use changes::{Change, Invalidation};
 pub use keys::{Group, Kind, List};
-pub use metrics::{KindCounts, Metrics};
+pub use metrics::{KindCounts, Metrics, ResponseCounts, ResponseEvent};
 pub use page::{IdPage, Item};
 pub use read::FillPause;
+pub use reads::{Dependencies, Reads};
 pub use settings::{Health, Mode, Settings, Ttls};
 
 use crate::db::users::Profile;

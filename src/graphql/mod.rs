@@ -37,7 +37,7 @@ pub(crate) fn scope<'a>(ctx: &Context<'a>) -> Result<&'a Scope> {
 /// The signed-in user, or UNAUTHENTICATED.
 pub(crate) async fn current_user(ctx: &Context<'_>) -> Result<Arc<Profile>> {
     let scope = scope(ctx)?;
-    let id = scope.viewer.require_user()?;
+    let id = scope.viewer().require_user()?;
     scope
         .user(id)
         .await?
@@ -54,5 +54,5 @@ pub(crate) async fn require_librarian(ctx: &Context<'_>) -> Result<Arc<Profile>>
 }
 
 pub(crate) fn viewer(ctx: &Context<'_>) -> Result<Viewer> {
-    Ok(scope(ctx)?.viewer)
+    Ok(scope(ctx)?.viewer())
 }

@@ -14,9 +14,11 @@
 use super::loaders::{Cached, Loaders};
 use crate::auth::throttle::Throttle;
 use crate::auth::{Tokens, Viewer};
-use crate::cache::{self, Cache, Of};
+use crate::cache::{self, Cache, Item, List, Of, Reads};
+use crate::db::statistics::Statistics;
 use crate::db::users::Profile;
 use crate::db::Db;
+use crate::domain::{Page, PageRequest};
 use crate::error::LoadError;
 use crate::error::{Error, Result};
 use async_graphql::dataloader::Loader;
@@ -81,7 +83,9 @@ impl DbGate {
 }
 
 pub struct Scope {
-    pub viewer: Viewer,
+    /// Who is asking; read through [`Scope::viewer`], which records that the
+    /// answer depends on it.
+    viewer: Viewer,
     /// Who sent the request, as far as can be told: what sign-in throttling
     /// counts per address.
     pub client: Option<IpAddr>,
@@ -92,10 +96,19 @@ pub struct Scope {
     db_gate: OnceLock<Arc<DbGate>>,
     /// Whether a field of this request has claimed its one password check.
     password_checked: AtomicBool,
+    /// Everything this request read through the cache, so the response tier
+    /// can keep its answer while none of it changes.
+    reads: Arc<Reads>,
 }
 
 impl Scope {
-    pub fn new(services: Arc<Services>, viewer: Viewer, client: Option<IpAddr>) -> Self {
+    /// `reads` records what the request reads (see [`Reads`]).
+    pub fn new(
+        services: Arc<Services>,
+        viewer: Viewer,
+        client: Option<IpAddr>,
+        reads: Arc<Reads>,
+    ) -> Self {
         Self {
             viewer,
             client,
@@ -103,7 +116,15 @@ impl Scope {
             loaders: OnceLock::new(),
             db_gate: OnceLock::new(),
             password_checked: AtomicBool::new(false),
+            reads,
         }
+    }
+
+    /// Who is asking. The answer then depends on it, so it is kept for this
+    /// viewer only.
+    pub fn viewer(&self) -> Viewer {
+        self.reads.viewer();
+        self.viewer
     }
 
     /// Claims the request's one password check (`login`, `register`).
@@ -161,10 +182,12 @@ impl Scope {
         T: Loader<Uuid, Value = Arc<V>, Error = LoadError>,
         V: Send + Sync + 'static,
     {
-        if let Some(hit) = self.services.cache.peek(kind, id) {
-            return Ok(hit);
-        }
-        pick(self.loaders()).load_one(id).await
+        let found = match self.services.cache.peek(kind, id) {
+            Some(hit) => hit,
+            None => pick(self.loaders()).load_one(id).await?,
+        };
+        self.reads.entity(kind.kind(), id, found.is_some());
+        Ok(found)
     }
 
     async fn many<T, V>(
@@ -179,19 +202,66 @@ impl Scope {
     {
         let mut found = HashMap::with_capacity(ids.len());
         let mut missing = Vec::new();
-        for id in ids {
-            match self.services.cache.peek(kind, id) {
+        for id in &ids {
+            match self.services.cache.peek(kind, *id) {
                 Some(Some(value)) => {
-                    found.insert(id, value);
+                    found.insert(*id, value);
                 }
                 Some(None) => {}
-                None => missing.push(id),
+                None => missing.push(*id),
             }
         }
         if !missing.is_empty() {
             found.extend(pick(self.loaders()).load_many(missing).await?);
         }
+        for id in ids {
+            self.reads.entity(kind.kind(), id, found.contains_key(&id));
+        }
         Ok(found)
+    }
+
+    /// A page of `list` through the cache: `load` runs its query, `resolve`
+    /// reads the items of a cached page by id (through this scope, so they
+    /// are recorded).
+    pub async fn page<M, F, Fut, R, RFut>(
+        &self,
+        list: &List<'_>,
+        request: PageRequest,
+        load: F,
+        resolve: R,
+    ) -> Result<Page<Arc<M>>>
+    where
+        M: Item,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Page<M>>>,
+        R: FnOnce(Vec<Uuid>) -> RFut,
+        RFut: Future<Output = Result<HashMap<Uuid, Arc<M>>, LoadError>>,
+    {
+        self.reads.list(list);
+        let page = self
+            .services
+            .cache
+            .page(list, request, load, resolve)
+            .await?;
+        // A cold page's rows come from its query, not through `resolve`.
+        for item in &page.items {
+            self.reads.entity(M::KIND.kind(), item.id(), true);
+        }
+        Ok(page)
+    }
+
+    /// The catalogue statistics through the cache.
+    pub async fn statistics(&self) -> Result<Arc<Statistics>, LoadError> {
+        self.reads.list(&List::Statistics);
+        let db = self.services.db.clone();
+        let gate = self.db_gate().clone();
+        self.services
+            .cache
+            .statistics(move || {
+                let (db, gate) = (db.clone(), gate.clone());
+                async move { Ok(gate.run(crate::db::statistics::statistics(&db)).await?) }
+            })
+            .await
     }
 
     pub async fn book(&self, id: Uuid) -> Result<Option<Arc<book::Model>>, LoadError> {

@@ -6,14 +6,55 @@
 use axum::http::{header, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
+/// How long shared caches may keep an answer without asking again, from
+/// `--http-max-age`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `Cache-Control` of shared answers, built once.
+    shared: HeaderValue,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+impl Settings {
+    /// `max_age` 0 (the default): caches must ask again every time, so
+    /// nothing downstream outlives the cache's bound. Above 0, an operator
+    /// trades that bound for fewer requests: shared answers may be served
+    /// for `max_age` seconds, and as long again while being revalidated.
+    pub fn new(max_age: u32) -> Self {
+        let shared = if max_age == 0 {
+            HeaderValue::from_static("public, max-age=0, must-revalidate")
+        } else {
+            HeaderValue::from_str(&format!(
+                "public, max-age={max_age}, stale-while-revalidate={max_age}"
+            ))
+            .expect("digits are a valid header value")
+        };
+        Self { shared }
+    }
+
+    /// The policy of a successful query answer.
+    pub fn policy(&self, private: bool) -> Policy {
+        if private {
+            Policy::Private
+        } else {
+            Policy::Shared(self.shared.clone())
+        }
+    }
+}
+
 /// Who may keep an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Policy {
-    /// A query answered without a token: the same for every anonymous
-    /// caller, so shared caches may keep it.
-    Shared,
-    /// A query answered for a signed-in caller: only their browser may
-    /// keep it, and it must ask again before using it.
+    /// An answer that does not depend on who asks, asked without a token:
+    /// shared caches may keep it, under this `Cache-Control`.
+    Shared(HeaderValue),
+    /// An answer for a signed-in caller, or one that depends on who asks:
+    /// only their browser may keep it, and it must ask again before using it.
     Private,
     /// Mutations, errors and refusals: kept by nobody.
     NoStore,
@@ -24,20 +65,18 @@ impl Policy {
     /// nobody may keep it.
     pub fn apply(self, headers: &mut HeaderMap, etag: Option<HeaderValue>) {
         let cache_control = match self {
-            Self::Shared => "public, max-age=0, must-revalidate",
-            Self::Private => "private, no-cache",
-            Self::NoStore => "no-store",
-        };
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
-        );
-        if self != Self::NoStore {
-            // The answer depends on who asks.
-            headers.insert(header::VARY, HeaderValue::from_static("Authorization"));
-            if let Some(etag) = etag {
-                headers.insert(header::ETAG, etag);
+            Self::Shared(value) => value,
+            Self::Private => HeaderValue::from_static("private, no-cache"),
+            Self::NoStore => {
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return;
             }
+        };
+        headers.insert(header::CACHE_CONTROL, cache_control);
+        // The answer depends on who asks.
+        headers.insert(header::VARY, HeaderValue::from_static("Authorization"));
+        if let Some(etag) = etag {
+            headers.insert(header::ETAG, etag);
         }
     }
 }

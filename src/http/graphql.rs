@@ -8,18 +8,21 @@
 //!   latter, every well-formed request gets 200, as the spec asks;
 //! - a browser asking for HTML at `GET /graphql` gets GraphiQL.
 use super::caching::{self, Policy};
+use super::responses::Operation;
 use super::AppState;
 use crate::auth::Viewer;
+use crate::cache::Reads;
 use crate::graphql::{Documents, Scope};
 use async_graphql::parser::types::OperationType;
 use async_graphql::Variables;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -256,14 +259,46 @@ async fn execute(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
-    let client = super::client::address(peer, headers, state.client_address_header.as_ref());
     let mutation = is_mutation(
         &state.documents,
         &request.query,
         request.operation_name.as_deref(),
     );
-    let request = request.data(Scope::new(state.services.clone(), viewer, Some(client)));
-    let response = crate::graphql::execute(&state.schema, &state.documents, request).await;
+    let tier = state.responses.as_ref().filter(|_| !mutation);
+    let operation = tier.map(|_| {
+        Operation::new(
+            &request.query,
+            request.operation_name.as_deref(),
+            &request.variables,
+        )
+    });
+    if let (Some(responses), Some(operation)) = (tier, &operation) {
+        if let Some(answer) = responses.get(operation, viewer) {
+            let policy = state
+                .http_caching
+                .policy(answer.private || authorization.is_some());
+            if caching::not_modified(headers, &answer.etag) {
+                responses.not_modified();
+                return not_modified(policy, answer.etag.clone());
+            }
+            return answer_with(
+                StatusCode::OK,
+                answer.body.clone(),
+                policy,
+                Some(answer.etag.clone()),
+                media,
+            );
+        }
+    }
+
+    let client = super::client::address(peer, headers, state.client_address_header.as_ref());
+    let reads = Arc::new(match tier {
+        Some(_) => state.services.cache.reads(),
+        None => Reads::none(),
+    });
+    let scope = Scope::new(state.services.clone(), viewer, Some(client), reads.clone());
+    let response =
+        crate::graphql::execute(&state.schema, &state.documents, request.data(scope)).await;
 
     // A request error: nothing executed, so there is no `data` to send.
     let request_error = response.data == async_graphql::Value::Null
@@ -288,39 +323,62 @@ async fn execute(
         (true, MediaType::GraphqlResponseJson) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let policy = match () {
-        _ if mutation || status != StatusCode::OK || !response.errors.is_empty() => Policy::NoStore,
-        _ if authorization.is_some() => Policy::Private,
-        _ => Policy::Shared,
+    let keepable = !mutation && status == StatusCode::OK && response.errors.is_empty();
+    let policy = if keepable {
+        state
+            .http_caching
+            .policy(authorization.is_some() || reads.is_private())
+    } else {
+        Policy::NoStore
     };
-    match body {
-        Ok(body) => {
-            let etag = (policy != Policy::NoStore).then(|| caching::etag(&body));
-            if let Some(etag) = etag
-                .as_ref()
-                .filter(|etag| caching::not_modified(headers, etag))
-            {
-                let mut http = StatusCode::NOT_MODIFIED.into_response();
-                policy.apply(http.headers_mut(), Some(etag.clone()));
-                return http;
-            }
-            let mut http = (status, body).into_response();
-            policy.apply(http.headers_mut(), etag);
-            if let Some(seconds) = retry_after {
-                http.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            http.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(media.as_str()),
-            );
-            http
-        }
+    let body = match body {
+        Ok(body) => Bytes::from(body),
         Err(err) => {
             tracing::error!(error = %err, "could not serialize a GraphQL response");
-            http_error(StatusCode::INTERNAL_SERVER_ERROR, media, "internal error")
+            return http_error(StatusCode::INTERNAL_SERVER_ERROR, media, "internal error");
         }
+    };
+    let etag = (policy != Policy::NoStore).then(|| caching::etag(&body));
+    if let (Some(responses), Some(operation), Some(etag), true) = (tier, operation, &etag, keepable)
+    {
+        responses.keep(operation, viewer, body.clone(), etag.clone(), &reads);
     }
+    if let Some(etag) = etag
+        .as_ref()
+        .filter(|etag| caching::not_modified(headers, etag))
+    {
+        return not_modified(policy, etag.clone());
+    }
+    let mut http = answer_with(status, body, policy, etag, media);
+    if let Some(seconds) = retry_after {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    http
+}
+
+/// A 304: the client's copy is current.
+fn not_modified(policy: Policy, etag: HeaderValue) -> Response {
+    let mut http = StatusCode::NOT_MODIFIED.into_response();
+    policy.apply(http.headers_mut(), Some(etag));
+    http
+}
+
+/// An answer with its caching headers.
+fn answer_with(
+    status: StatusCode,
+    body: Bytes,
+    policy: Policy,
+    etag: Option<HeaderValue>,
+    media: MediaType,
+) -> Response {
+    let mut http = (status, body).into_response();
+    policy.apply(http.headers_mut(), etag);
+    http.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.as_str()),
+    );
+    http
 }
 
 /// When a rate limit refused the whole request (it answered nothing, and

@@ -4,13 +4,16 @@ mod client;
 mod cors;
 mod graphql;
 mod health;
+mod responses;
 
 use crate::graphql::{BiblioSchema, Documents, Services};
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 
+pub use caching::Settings as HttpCaching;
 pub use cors::Origins;
+pub use responses::Responses;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -22,6 +25,11 @@ pub struct AppState {
     pub documents: Arc<Documents>,
     /// The header naming the client's address behind a load balancer.
     pub client_address_header: Option<axum::http::HeaderName>,
+    /// Whole answers kept in front of the executor; `None` with
+    /// `--response-cache off`.
+    pub responses: Option<Arc<Responses>>,
+    /// What `Cache-Control` lets shared caches do.
+    pub http_caching: caching::Settings,
 }
 
 /// The routes; with `cors`, browsers on those origins may call them.

@@ -42,8 +42,7 @@ impl AccountQuery {
             status,
             page: request,
         };
-        let borrows = services
-            .cache
+        let borrows = scope
             .page(
                 &list,
                 request,

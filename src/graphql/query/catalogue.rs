@@ -41,8 +41,7 @@ impl CatalogueQuery {
             order,
             page: request,
         };
-        let books = services
-            .cache
+        let books = scope
             .page(
                 &list,
                 request,
@@ -72,8 +71,7 @@ impl CatalogueQuery {
             text: &text,
             page: request,
         };
-        let books = services
-            .cache
+        let books = scope
             .page(
                 &list,
                 request,
@@ -103,8 +101,7 @@ impl CatalogueQuery {
         let request = PageRequest::parse(page, page_size)?;
         let services = services(ctx)?;
         let scope = scope(ctx)?;
-        let authors = services
-            .cache
+        let authors = scope
             .page(
                 &List::Authors { page: request },
                 request,
@@ -126,8 +123,7 @@ impl CatalogueQuery {
         let services = services(ctx)?;
         let scope = scope(ctx)?;
         let everything = PageRequest::parse(1, 1)?;
-        let categories = services
-            .cache
+        let categories = scope
             .page(
                 &List::Categories,
                 everything,
@@ -147,17 +143,6 @@ impl CatalogueQuery {
 
     /// Library-wide totals.
     async fn statistics(&self, ctx: &Context<'_>) -> Result<LibraryStatistics> {
-        let scope = scope(ctx)?;
-        let services = scope.services();
-        let db = services.db.clone();
-        let gate = scope.db_gate().clone();
-        let statistics = services
-            .cache
-            .statistics(move || {
-                let (db, gate) = (db.clone(), gate.clone());
-                async move { Ok(gate.run(db::statistics::statistics(&db)).await?) }
-            })
-            .await?;
-        Ok(LibraryStatistics(statistics))
+        Ok(LibraryStatistics(scope(ctx)?.statistics().await?))
     }
 }

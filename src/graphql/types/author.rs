@@ -47,8 +47,7 @@ impl Author {
             author: author_id,
             page: request,
         };
-        let books = services
-            .cache
+        let books = scope
             .page(
                 &list,
                 request,

@@ -1,0 +1,270 @@
+//! The response tier: whole answers to queries, kept per replica as the
+//! bytes sent, so a repeated query skips execution (parsing the variables
+//! into values, running resolvers, building and serialising the response).
+//!
+//! An answer is keyed by everything that makes it differ: the query text,
+//! the operation name, the variables in a canonical form, and, for answers
+//! that depend on who asks, the viewer. It is kept only with what it was
+//! built from ([`Dependencies`]), and served only while
+//! [`Cache::still_valid`] says none of that has changed, which is exactly
+//! when the cache below would give the same values; the argument is in
+//! `cache::reads`. Answers with errors, answers of mutations and answers
+//! that read anything not through the cache are never kept.
+//!
+//! Which answers are private is learnt: an execution that read the viewer
+//! or anything of one member's marks its operation private, and from then on
+//! its answers are looked up and kept under the viewer. An answer kept as
+//! shared read nothing private, so it is the same for everyone while it is
+//! valid.
+use crate::auth::Viewer;
+use crate::cache::{Cache, Dependencies, Reads, ResponseEvent};
+use async_graphql::{Name, Value, Variables};
+use axum::body::Bytes;
+use axum::http::HeaderValue;
+use moka::sync::Cache as Moka;
+use moka::Expiry;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The largest answer kept: larger ones are rare (the biggest page of the
+/// schema is a few hundred KB) and would crowd out many small ones.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// A query as the tier tells it apart from others.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Operation {
+    query: Box<str>,
+    name: Option<Box<str>>,
+    /// Canonical JSON: object keys sorted at every depth.
+    variables: Box<str>,
+}
+
+impl Operation {
+    pub fn new(query: &str, name: Option<&str>, variables: &Variables) -> Arc<Self> {
+        let mut canonical = String::new();
+        write_object(&mut canonical, variables.iter());
+        Arc::new(Self {
+            query: query.into(),
+            name: name.map(Into::into),
+            variables: canonical.into_boxed_str(),
+        })
+    }
+
+    fn weight(&self) -> usize {
+        self.query.len() + self.name.as_ref().map_or(0, |name| name.len()) + self.variables.len()
+    }
+}
+
+fn write_object<'a>(out: &mut String, fields: impl Iterator<Item = (&'a Name, &'a Value)>) {
+    let mut fields: Vec<_> = fields.collect();
+    fields.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    out.push('{');
+    for (i, (name, value)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{:?}:", name.as_str());
+        write_value(out, value);
+    }
+    out.push('}');
+}
+
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Object(fields) => write_object(out, fields.iter()),
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
+        // Scalars and enums: their JSON is already one canonical form.
+        other => out.push_str(&serde_json::to_string(other).unwrap_or_default()),
+    }
+}
+
+/// One kept answer.
+pub struct Answer {
+    /// The response body as first sent.
+    pub body: Bytes,
+    /// Its strong validator.
+    pub etag: HeaderValue,
+    /// Whether it depends on who asked (kept under the viewer).
+    pub private: bool,
+    dependencies: Dependencies,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    operation: Arc<Operation>,
+    /// `None` for answers shared by every viewer.
+    viewer: Option<Viewer>,
+}
+
+/// Each answer lives no longer than the shortest TTL of what it read.
+struct ShortestDependency;
+
+impl Expiry<Key, Arc<Answer>> for ShortestDependency {
+    fn expire_after_create(&self, _: &Key, answer: &Arc<Answer>, _: Instant) -> Option<Duration> {
+        Some(answer.dependencies.ttl)
+    }
+}
+
+/// The kept answers of this replica.
+pub struct Responses {
+    answers: Moka<Key, Arc<Answer>, foldhash::fast::RandomState>,
+    /// Operations found to depend on who asks; see the module docs.
+    private: Moka<Arc<Operation>, (), foldhash::fast::RandomState>,
+    cache: Cache,
+}
+
+impl Responses {
+    /// At most `max_bytes` of answers (bodies and keys).
+    pub fn new(cache: Cache, max_bytes: u64) -> Self {
+        Self {
+            answers: Moka::builder()
+                .max_capacity(max_bytes)
+                .weigher(|key: &Key, answer: &Arc<Answer>| {
+                    let bytes = key.operation.weight()
+                        + answer.body.len()
+                        + answer.dependencies.len() * 16
+                        + 256;
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                })
+                .expire_after(ShortestDependency)
+                .build_with_hasher(foldhash::fast::RandomState::default()),
+            private: Moka::builder()
+                .max_capacity(100_000)
+                .build_with_hasher(foldhash::fast::RandomState::default()),
+            cache,
+        }
+    }
+
+    /// The valid answer to `operation` for `viewer`, if one is kept.
+    pub fn get(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
+        let shared = Key {
+            operation: operation.clone(),
+            viewer: None,
+        };
+        let found = self.valid(&shared).or_else(|| {
+            if !self.private.contains_key(operation) {
+                return None;
+            }
+            self.valid(&Key {
+                operation: operation.clone(),
+                viewer: Some(viewer),
+            })
+        });
+        let event = match found {
+            Some(_) => ResponseEvent::Hit,
+            None => ResponseEvent::Miss,
+        };
+        self.cache.metrics().response(event);
+        found
+    }
+
+    fn valid(&self, key: &Key) -> Option<Arc<Answer>> {
+        let answer = self.answers.get(key)?;
+        if self.cache.still_valid(&answer.dependencies) {
+            return Some(answer);
+        }
+        self.answers.invalidate(key);
+        None
+    }
+
+    /// Keeps a successful answer to a query, if what it read allows.
+    /// Returns whether it was kept.
+    pub fn keep(
+        &self,
+        operation: Arc<Operation>,
+        viewer: Viewer,
+        body: Bytes,
+        etag: HeaderValue,
+        reads: &Reads,
+    ) -> bool {
+        if !reads.is_recording() {
+            return false;
+        }
+        let dependencies = match self.cache.dependencies(reads) {
+            Some(dependencies) if body.len() <= MAX_ANSWER_BYTES => dependencies,
+            _ => {
+                self.cache.metrics().response(ResponseEvent::Refused);
+                return false;
+            }
+        };
+        let private = dependencies.private;
+        if private {
+            self.private.insert(operation.clone(), ());
+        }
+        let key = Key {
+            operation,
+            viewer: private.then_some(viewer),
+        };
+        self.answers.insert(
+            key,
+            Arc::new(Answer {
+                body,
+                etag,
+                private,
+                dependencies,
+            }),
+        );
+        self.cache.metrics().response(ResponseEvent::Stored);
+        true
+    }
+
+    /// Counts a revalidation answered 304 from a kept answer.
+    pub fn not_modified(&self) {
+        self.cache.metrics().response(ResponseEvent::NotModified);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variables(json: serde_json::Value) -> Variables {
+        Variables::from_json(json)
+    }
+
+    #[test]
+    fn variables_in_any_key_order_name_one_operation() {
+        let a = Operation::new(
+            "q",
+            None,
+            &variables(serde_json::json!({"b": {"y": 1, "x": [2, {"d": 3, "c": 4}]}, "a": "s"})),
+        );
+        let b = Operation::new(
+            "q",
+            None,
+            &variables(serde_json::json!({"a": "s", "b": {"x": [2, {"c": 4, "d": 3}], "y": 1}})),
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            &*a.variables,
+            r#"{"a":"s","b":{"x":[2,{"c":4,"d":3}],"y":1}}"#
+        );
+    }
+
+    #[test]
+    fn every_part_of_an_operation_tells_it_apart() {
+        let base = || Operation::new("q", Some("A"), &variables(serde_json::json!({"id": "1"})));
+        let others = [
+            Operation::new("q2", Some("A"), &variables(serde_json::json!({"id": "1"}))),
+            Operation::new("q", Some("B"), &variables(serde_json::json!({"id": "1"}))),
+            Operation::new("q", None, &variables(serde_json::json!({"id": "1"}))),
+            Operation::new("q", Some("A"), &variables(serde_json::json!({"id": "2"}))),
+            Operation::new("q", Some("A"), &variables(serde_json::json!({"id": 1}))),
+            Operation::new("q", Some("A"), &variables(serde_json::json!({}))),
+        ];
+        for other in others {
+            assert_ne!(base(), other);
+        }
+        assert_eq!(base(), base());
+    }
+}
