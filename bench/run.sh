@@ -9,13 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODES=${MODES:-"off l1 l2 both"}
+# A mode is a cache mode, or `both-no-tier`: both tiers with the response
+# tier off (`--response-cache off`), to compare with the executor alone.
+MODES=${MODES:-"off l1 l2 both-no-tier both"}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 RATE=${RATE:-10000}
-WORKLOADS=${WORKLOADS:-"book list search statistics borrows mixed"}
+WORKLOADS=${WORKLOADS:-"book list search statistics borrows mixed revalidate"}
 PORT=18180
 BASELINE_PORT=18181
 REDIS_PORT=${REDIS_PORT:-18379}
@@ -44,7 +46,10 @@ gql() { # gql QUERY-JSON [TOKEN]
 }
 
 start_biblio() { # start_biblio MODE (the inputs sign in 101 users from one address: lift that throttle)
-    BIBLIO_LOGIN_ATTEMPTS_PER_ADDRESS=100000 BIBLIO_CACHE_MODE=$1 BIBLIO_CACHE_PREFIX="bench$RANDOM$1" BIBLIO_BIND=127.0.0.1:$PORT \
+    local cache=${1%-no-tier} tier=on
+    [ "$1" = "$cache" ] || tier=off
+    BIBLIO_LOGIN_ATTEMPTS_PER_ADDRESS=100000 BIBLIO_CACHE_MODE=$cache BIBLIO_RESPONSE_CACHE=$tier \
+        BIBLIO_CACHE_PREFIX="bench$RANDOM$cache" BIBLIO_BIND=127.0.0.1:$PORT \
         REDIS_URL=redis://127.0.0.1:$REDIS_PORT $BIN serve &
     BIBLIO_PID=$!
     wait_for "http://127.0.0.1:$PORT/healthz"
@@ -56,14 +61,19 @@ start_biblio off
 python3 - "$WORK" "$PORT" <<'PY'
 import json, sys, urllib.request
 work, port = sys.argv[1], sys.argv[2]
-def gql(query, variables=None, token=None):
+# The operations of issue 9's comparison table, exactly as every system was sent them.
+BOOK = "query Book($id: ID!) { book(id: $id) { id title isbn price publishedYear author { id name } category { id name } } }"
+def post(query, variables=None, token=None):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql",
         data=json.dumps({"query": query, "variables": variables or {}}).encode(),
         headers={"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})})
-    return json.load(urllib.request.urlopen(req))["data"]
+    return urllib.request.urlopen(req)
+def gql(query, variables=None, token=None):
+    return json.load(post(query, variables, token))["data"]
 ids = []
 for page in range(1, 11):
     ids += [b["id"] for b in gql("query($p:Int!){books(page:$p,pageSize:100){items{id}}}", {"p": page})["books"]["items"]]
+etags = [post(BOOK, {"id": i}).headers["etag"] for i in ids]
 words = set()
 for b in gql("{books(pageSize:100){items{title author{name}}}}")["books"]["items"]:
     words.update(w.lower() for w in b["title"].split() + b["author"]["name"].split() if len(w) > 3)
@@ -72,20 +82,19 @@ login = "mutation($e:String!,$p:String!){login(email:$e,password:$p){token}}"
 tokens = [gql(login, {"e": f"member{n}@biblio.test", "p": "member-pass"})["login"]["token"] for n in range(1, 101)]
 librarian = gql(login, {"e": "librarian@biblio.test", "p": "librarian-pass"})["login"]["token"]
 lua = lambda name, items: f"{name} = {{" + ",".join(json.dumps(i) for i in items) + "}\n"
-open(f"{work}/data.lua", "w").write(lua("ids", ids) + lua("terms", terms) + lua("tokens", tokens) + f"librarian = {json.dumps(librarian)}\n")
+open(f"{work}/data.lua", "w").write(lua("ids", ids) + lua("etags", etags) + lua("terms", terms) + lua("tokens", tokens) + f"librarian = {json.dumps(librarian)}\n")
+open(f"{work}/book-response.json", "wb").write(post(BOOK, {"id": ids[0]}).read())
 PY
-BOOK_QUERY='query($id: ID!) { book(id: $id) { id title isbn price copiesAvailable author { name } category { name } } }'
-gql "{\"query\":\"$BOOK_QUERY\",\"variables\":{\"id\":\"$(grep -o '"[0-9a-f-]\{36\}"' $WORK/data.lua | head -1 | tr -d '"')\"}}" > "$WORK/book-response.json"
 stop_biblio
 
 cat > "$WORK/workloads.lua" <<LUA
 dofile("$WORK/data.lua")
-local BOOK = [[$BOOK_QUERY]]
-local LIST = "query(\$p: Int!) { books(page: \$p, pageSize: 20) { totalCount items { id title price author { name } category { name } } } }"
-local SEARCH = "query(\$q: String!) { searchBooks(query: \$q) { totalCount items { id title author { name } } } }"
-local STATS = "{ statistics { totalBooks totalAuthors totalMembers activeBorrows averagePrice booksByCategory { category { name } count } } }"
-local BORROWS = "{ myBorrows { totalCount items { id dueAt returnedAt book { title } } } }"
-local UPDATE = "mutation(\$id: ID!, \$price: Decimal!) { updateBook(id: \$id, input: { price: \$price }) { id } }"
+local BOOK = "query Book(\$id: ID!) { book(id: \$id) { id title isbn price publishedYear author { id name } category { id name } } }"
+local LIST = "query Books(\$page: Int!, \$pageSize: Int!) { books(page: \$page, pageSize: \$pageSize) { items { id title price author { name } category { name } } totalCount totalPages page pageSize hasNextPage } }"
+local SEARCH = "query Search(\$q: String!) { searchBooks(query: \$q, page: 1, pageSize: 20) { items { id title author { name } } totalCount } }"
+local STATS = "query Stats { statistics { totalBooks totalAuthors averagePrice booksByCategory { category { name } count } } }"
+local BORROWS = "query MyBorrows { myBorrows(page: 1, pageSize: 20) { items { id borrowedAt returnedAt book { id title } } totalCount } }"
+local UPDATE = "mutation Update(\$id: ID!, \$title: String!) { updateBook(id: \$id, input: { title: \$title }) { id title } }"
 local function enc(s) return (s:gsub('\\\\', '\\\\\\\\'):gsub('"', '\\\\"')) end
 local function body(q, vars) return '{"query":"' .. enc(q) .. '","variables":' .. vars .. '}' end
 local workload = os.getenv("WORKLOAD")
@@ -98,11 +107,16 @@ request = function()
   local b
   if workload == "book" or (workload == "mixed" and math.random(100) > 5) then
     b = body(BOOK, '{"id":"' .. ids[math.random(#ids)] .. '"}')
+  elseif workload == "revalidate" then
+    -- A client holding the current copy asks whether it changed: 304.
+    local i = math.random(#ids)
+    headers["If-None-Match"] = etags[i]
+    b = body(BOOK, '{"id":"' .. ids[i] .. '"}')
   elseif workload == "mixed" then
     headers["Authorization"] = "Bearer " .. librarian
-    b = body(UPDATE, '{"id":"' .. ids[math.random(#ids)] .. '","price":"' .. math.random(5, 80) .. '.00"}')
+    b = body(UPDATE, '{"id":"' .. ids[math.random(#ids)] .. '","title":"Retitled ' .. math.random(1000000) .. '"}')
   elseif workload == "list" then
-    b = body(LIST, '{"p":' .. math.random(50) .. '}')
+    b = body(LIST, '{"page":' .. math.random(50) .. ',"pageSize":20}')
   elseif workload == "search" then
     b = body(SEARCH, '{"q":"' .. terms[math.random(#terms)] .. '"}')
   elseif workload == "statistics" then
@@ -115,7 +129,7 @@ request = function()
 end
 errors = 0
 response = function(status, headers, resp_body)
-  if status ~= 200 or resp_body:find('"errors"') then errors = errors + 1 end
+  if (status ~= 200 and status ~= 304) or resp_body:find('"errors"') then errors = errors + 1 end
 end
 if rate_delay > 0 then delay = function() return rate_delay end end
 done = function(summary, latency, requests)

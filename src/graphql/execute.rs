@@ -20,7 +20,7 @@ use std::sync::Arc;
 /// Parsing costs more than a cache hit, and clients send the same few query
 /// texts over and over.
 pub struct Documents {
-    parsed: Cache<String, Arc<ExecutableDocument>>,
+    parsed: Cache<String, Arc<ExecutableDocument>, foldhash::fast::RandomState>,
     limits: Limits,
 }
 
@@ -33,7 +33,7 @@ impl Documents {
                 .weigher(|query: &String, _: &Arc<ExecutableDocument>| {
                     u32::try_from(query.len() * 8 + 64).unwrap_or(u32::MAX)
                 })
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             limits,
         }
     }

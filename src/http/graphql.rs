@@ -259,20 +259,16 @@ async fn execute(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
-    let mutation = is_mutation(
-        &state.documents,
-        &request.query,
-        request.operation_name.as_deref(),
-    );
-    let tier = state.responses.as_ref().filter(|_| !mutation);
-    let operation = tier.map(|_| {
+    // Only query answers are ever kept, so a hit needs no look at the
+    // document: a mutation simply finds nothing.
+    let operation = state.responses.as_ref().map(|_| {
         Operation::new(
             &request.query,
             request.operation_name.as_deref(),
             &request.variables,
         )
     });
-    if let (Some(responses), Some(operation)) = (tier, &operation) {
+    if let (Some(responses), Some(operation)) = (&state.responses, &operation) {
         if let Some(answer) = responses.get(operation, viewer) {
             let policy = state
                 .http_caching
@@ -289,6 +285,15 @@ async fn execute(
                 media,
             );
         }
+    }
+    let mutation = is_mutation(
+        &state.documents,
+        &request.query,
+        request.operation_name.as_deref(),
+    );
+    let tier = state.responses.as_ref().filter(|_| !mutation);
+    if let Some(responses) = tier {
+        responses.missed();
     }
 
     let client = super::client::address(peer, headers, state.client_address_header.as_ref());

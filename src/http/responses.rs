@@ -159,13 +159,15 @@ impl Responses {
                 operation: operation.clone(),
                 viewer: Some(viewer),
             })
-        });
-        let event = match found {
-            Some(_) => ResponseEvent::Hit,
-            None => ResponseEvent::Miss,
-        };
-        self.cache.metrics().response(event);
-        found
+        })?;
+        self.cache.metrics().response(ResponseEvent::Hit);
+        Some(found)
+    }
+
+    /// Counts a query executed because no valid answer was kept (a
+    /// mutation's lookup is not one).
+    pub fn missed(&self) {
+        self.cache.metrics().response(ResponseEvent::Miss);
     }
 
     fn valid(&self, key: &Key) -> Option<Arc<Answer>> {
