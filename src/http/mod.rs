@@ -22,6 +22,8 @@ pub struct AppState {
     pub documents: Arc<Documents>,
     /// The header naming the client's address behind a load balancer.
     pub client_address_header: Option<axum::http::HeaderName>,
+    /// Persisted queries: learnt ones and trusted documents.
+    pub persisted: Arc<crate::graphql::persisted::Store>,
 }
 
 /// The routes; with `cors`, browsers on those origins may call them.
