@@ -6,7 +6,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
-use crate::graphql::{build_schema, Documents, Services};
+use crate::graphql::{build_schema, persisted, Documents, Services};
 use crate::http::{router, AppState, HttpCaching, Origins, Responses};
 use crate::seed;
 use axum::Router;
@@ -20,6 +20,7 @@ pub struct Application {
     router: Router,
     db: Db,
     cache: Cache,
+    persisted: Arc<persisted::Store>,
 }
 
 impl Application {
@@ -51,6 +52,11 @@ impl Application {
             .map_err(|err| format!("--client-address-header: {err}"))?;
         let cors = Origins::parse(&config.cors_origins)?;
         let schema = build_schema(config.limits);
+        let persisted = Arc::new(persisted::Store::new(
+            cache.clone(),
+            db.clone(),
+            config.persisted_only,
+        ));
         let router = router(
             AppState {
                 schema,
@@ -63,6 +69,7 @@ impl Application {
                     .filter(|_| config.cache.mode.uses_l2())
                     .map(|bytes| Arc::new(Responses::new(cache.clone(), bytes))),
                 http_caching: HttpCaching::new(config.http_max_age),
+                persisted: persisted.clone(),
             },
             cors.as_ref(),
         );
@@ -72,6 +79,7 @@ impl Application {
             router,
             db,
             cache,
+            persisted,
         })
     }
 
@@ -89,6 +97,11 @@ impl Application {
     /// The cache, for tests that read its counters or pause its fills.
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    /// The persisted-query store, for tests that read its counters.
+    pub fn persisted(&self) -> &Arc<persisted::Store> {
+        &self.persisted
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.

@@ -44,6 +44,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage trusted documents (persisted queries registered ahead of time).
+    #[command(subcommand)]
+    Documents(DocumentsCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -207,6 +210,11 @@ pub struct ServeArgs {
     /// Do not seed a small demo data set into an empty database.
     #[arg(long, env = "BIBLIO_NO_DEMO_DATA")]
     pub no_demo_data: bool,
+    /// Run only trusted documents, registered with `biblio documents add`,
+    /// sent by hash or in full; refuse every other query and learn no new
+    /// persisted query at request time.
+    #[arg(long, env = "BIBLIO_PERSISTED_ONLY")]
+    pub persisted_only: bool,
 }
 
 impl Default for ServeArgs {
@@ -258,6 +266,18 @@ pub enum UserCommand {
         name: String,
         #[arg(long, value_enum, default_value_t = RoleArg::Member)]
         role: RoleArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DocumentsCommand {
+    /// Register a client's documents from a manifest: Apollo's
+    /// (`generate-persisted-query-manifest`) or The Guild's (`{"<hash>":
+    /// "<document>"}`). Every document is validated first; a manifest with
+    /// a bad one registers nothing.
+    Add {
+        /// The manifest, a JSON file.
+        file: std::path::PathBuf,
     },
 }
 
@@ -333,6 +353,7 @@ impl ServeArgs {
             db_connections_per_request: self.db_connections_per_request,
             loader_delay: Duration::from_micros(self.loader_delay_us),
             demo_data_when_empty: !self.no_demo_data,
+            persisted_only: self.persisted_only,
         }
     }
 }

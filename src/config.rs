@@ -32,4 +32,6 @@ pub struct Config {
     /// Seed a small demo data set when the database is empty, so a newcomer
     /// sees data at once.
     pub demo_data_when_empty: bool,
+    /// Run only trusted documents (`--persisted-only`).
+    pub persisted_only: bool,
 }

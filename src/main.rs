@@ -1,6 +1,6 @@
 use biblio::app::{shutdown_signal, Application};
 use biblio::cache::Change;
-use biblio::cli::{Cli, Command, MigrateArgs, SeedArgs, ServeArgs, UserCommand};
+use biblio::cli::{Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand};
 use biblio::db::Db;
 use biblio::domain::{required_text, Email, Password};
 use biblio::error::BoxError;
@@ -84,6 +84,19 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             let invalidation = Change::UserCreated { id: user.id }.invalidation();
             write.commit(Some(&invalidation.to_outbox())).await?;
             say!("added {} ({:?}) with id {}", user.email, user.role, user.id)?;
+        }
+        Command::Documents(DocumentsCommand::Add { file }) => {
+            let json = std::fs::read_to_string(&file)
+                .map_err(|err| format!("{}: {err}", file.display()))?;
+            let db = Db::connect(&cli.database_url).await?;
+            db.migrate().await?;
+            let report = graphql::persisted::manifest::add(&db, &json).await?;
+            say!(
+                "{:?} manifest: {} added, {} already present",
+                report.format,
+                report.added,
+                report.present
+            )?;
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ pub mod book;
 pub mod borrow_record;
 pub mod cache_outbox;
 pub mod category;
+pub mod persisted_document;
 pub mod setting;
 pub mod user;
 

@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_catalogue;
 mod m20261122_000001_create_cache_outbox;
+mod m20261123_000001_create_persisted_documents;
 
 pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
 
@@ -23,6 +24,10 @@ fn steps() -> Vec<Step> {
         Step {
             migration: Box::new(m20261122_000001_create_cache_outbox::Migration),
             creates: m20261122_000001_create_cache_outbox::TABLES,
+        },
+        Step {
+            migration: Box::new(m20261123_000001_create_persisted_documents::Migration),
+            creates: m20261123_000001_create_persisted_documents::TABLES,
         },
     ]
 }

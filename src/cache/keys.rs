@@ -427,6 +427,35 @@ pub fn text_hash(text: &str) -> u64 {
     hasher.finish()
 }
 
+/// A persisted GraphQL document in Redis, by the id clients send for it
+/// (`extensions.persistedQuery.sha256Hash`). Its text is fixed by its id, so
+/// no write ever changes it and nothing invalidates it: it only expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persisted<'a> {
+    /// Learnt at request time (automatic persisted queries): kept in Redis
+    /// and L1 only, and never run by a `--persisted-only` replica.
+    Learnt(&'a str),
+    /// Registered by `biblio documents add`: a copy of its database row.
+    Trusted(&'a str),
+}
+
+impl Keys {
+    /// `{base}apq:{id}` for a learnt query, `{base}doc:{id}` for a trusted
+    /// document: apart, so a learnt query can never pass for a trusted one.
+    /// The id goes last, verbatim.
+    pub fn persisted(&self, document: Persisted<'_>) -> String {
+        let (kind, id) = match document {
+            Persisted::Learnt(id) => ("apq:", id),
+            Persisted::Trusted(id) => ("doc:", id),
+        };
+        let mut key = String::with_capacity(self.base.len() + kind.len() + id.len());
+        key.push_str(&self.base);
+        key.push_str(kind);
+        key.push_str(id);
+        key
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,5 +637,19 @@ mod tests {
     fn text_hashes_are_stable() {
         assert_eq!(text_hash("le guin"), text_hash("le guin"));
         assert_ne!(text_hash("le guin"), text_hash("le guim"));
+    }
+
+    #[test]
+    fn learnt_and_trusted_documents_never_share_a_key() {
+        let keys = Keys::new("lib");
+        let id = "a".repeat(64);
+        let learnt = keys.persisted(Persisted::Learnt(&id));
+        let trusted = keys.persisted(Persisted::Trusted(&id));
+        assert_eq!(learnt, format!("lib:v{SCHEMA_VERSION}:apq:{id}"));
+        assert_eq!(trusted, format!("lib:v{SCHEMA_VERSION}:doc:{id}"));
+        assert_ne!(
+            keys.persisted(Persisted::Learnt("x")),
+            Keys::new("other").persisted(Persisted::Learnt("x"))
+        );
     }
 }

@@ -564,6 +564,64 @@ fn parse_generations(reply: &str) -> Vec<(Group, u64)> {
         .collect()
 }
 
+impl Store {
+    /// The values at `keys`, in one MGET. For values no write changes
+    /// (persisted documents, named by their hash), which carry no version.
+    pub async fn get_values(&self, keys: Vec<String>) -> Option<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Some(Vec::new());
+        }
+        self.call("mget values", self.reads.mget(keys)).await
+    }
+
+    /// Stores `bytes` at `key` for `ttl`, unguarded: only for values that
+    /// no write changes, so no fill can race an invalidation. Whether Redis
+    /// took it.
+    pub async fn set_value(&self, key: String, bytes: Bytes, ttl: Duration) -> bool {
+        let expire = Expiration::PX(ttl.as_millis().max(1) as i64);
+        self.call::<(), _>(
+            "set value",
+            self.writes.set(key, bytes, Some(expire), None, false),
+        )
+        .await
+        .is_some()
+    }
+}
+
+/// Persisted documents in the shared tier, for `graphql::persisted`. They
+/// skip the bus-trust check that guards every other L2 read: a document's
+/// text is fixed by its id, so no missed invalidation can make a copy stale.
+impl super::Cache {
+    /// What Redis holds for each of `documents`, in order, in one round
+    /// trip; `None` if Redis did not answer or this cache has no Redis tier.
+    pub async fn persisted(
+        &self,
+        documents: &[super::keys::Persisted<'_>],
+    ) -> Option<Vec<Option<Bytes>>> {
+        let l2 = self.inner.l2.as_ref()?;
+        let keys = documents
+            .iter()
+            .map(|document| self.inner.keys.persisted(*document))
+            .collect();
+        l2.get_values(keys).await
+    }
+
+    /// Stores `document`'s text in Redis for `ttl`; whether Redis took it.
+    pub async fn store_persisted(
+        &self,
+        document: super::keys::Persisted<'_>,
+        text: &str,
+        ttl: Duration,
+    ) -> bool {
+        let Some(l2) = self.inner.l2.as_ref() else {
+            return false;
+        };
+        let key = self.inner.keys.persisted(document);
+        l2.set_value(key, Bytes::copy_from_slice(text.as_bytes()), ttl)
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ pub mod authors;
 pub mod books;
 pub mod borrows;
 pub mod categories;
+pub mod documents;
 mod migrations;
 pub mod outbox;
 pub mod settings;

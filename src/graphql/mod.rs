@@ -7,6 +7,7 @@ mod limits;
 pub mod loaders;
 mod mutation;
 mod order;
+pub mod persisted;
 pub(crate) mod query;
 mod schema;
 mod scope;

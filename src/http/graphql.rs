@@ -6,12 +6,16 @@
 //!   accepts only `application/json`. With the former, a request error
 //!   (unparsable, invalid, over a limit) is 400 with no `data`; with the
 //!   latter, every well-formed request gets 200, as the spec asks;
-//! - a browser asking for HTML at `GET /graphql` gets GraphiQL.
+//! - a browser asking for HTML at `GET /graphql` gets GraphiQL;
+//! - a persisted query (`extensions.persistedQuery`, in the body or, as
+//!   JSON, in the `extensions` parameter of a GET) is resolved to its text
+//!   before anything else looks at the request ([`crate::graphql::persisted`]).
 use super::caching::{self, Policy};
 use super::responses::Operation;
 use super::AppState;
 use crate::auth::Viewer;
 use crate::cache::Reads;
+use crate::graphql::persisted::{Extension, Refusal};
 use crate::graphql::{Documents, Scope};
 use async_graphql::parser::types::OperationType;
 use async_graphql::Variables;
@@ -92,6 +96,8 @@ struct GetParams {
     query: Option<String>,
     operation_name: Option<String>,
     variables: Option<String>,
+    /// JSON, as Apollo Client sends `extensions.persistedQuery` over GET.
+    extensions: Option<String>,
 }
 
 pub async fn get(
@@ -114,14 +120,30 @@ pub async fn get(
         Ok(Query(params)) => params,
         Err(_) => return http_error(StatusCode::BAD_REQUEST, media, "malformed query string"),
     };
-    let Some(query) = params.query else {
+    let extensions = match params.extensions.as_deref().map(serde_json::from_str) {
+        None => async_graphql::Extensions::default(),
+        Some(Ok(extensions)) => extensions,
+        Some(Err(_)) => {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                "extensions must be a JSON object",
+            )
+        }
+    };
+    let extension = match Extension::from_extensions(&extensions) {
+        Ok(extension) => extension,
+        Err(refusal) => return persisted_refusal(&refusal, media),
+    };
+    if params.query.is_none() && extension.is_none() {
         return http_error(
             StatusCode::BAD_REQUEST,
             media,
             "the query parameter is required",
         );
-    };
-    if is_mutation(&state.documents, &query, params.operation_name.as_deref()) {
+    }
+    let operation_name = params.operation_name.as_deref();
+    let mutation_refused = || {
         let mut response = http_error(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
@@ -130,9 +152,32 @@ pub async fn get(
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        response
+    };
+    // Before resolving, so a GET never registers a mutation.
+    if let Some(query) = &params.query {
+        if is_mutation(&state.documents, query, operation_name) {
+            return mutation_refused();
+        }
+    }
+    let query = match state
+        .persisted
+        .resolve(
+            &state.documents,
+            params.query.unwrap_or_default(),
+            extension,
+        )
+        .await
+    {
+        Ok(query) => query,
+        Err(refusal) => return persisted_refusal(&refusal, media),
+    };
+    // A hash alone may name a mutation too.
+    if is_mutation(&state.documents, &query, operation_name) {
+        return mutation_refused();
     }
     let mut request = async_graphql::Request::new(query);
+    request.extensions = extensions;
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
@@ -202,7 +247,7 @@ pub async fn post(
             "the body must be one JSON object with a query string; batches are not supported",
         );
     }
-    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
         Err(_) => {
             return http_error(
@@ -212,7 +257,61 @@ pub async fn post(
             )
         }
     };
+    let extension = match Extension::from_extensions(&request.extensions) {
+        Ok(extension) => extension,
+        Err(refusal) => return persisted_refusal(&refusal, media),
+    };
+    let query = std::mem::take(&mut request.query);
+    request.query = match state
+        .persisted
+        .resolve(&state.documents, query, extension)
+        .await
+    {
+        Ok(query) => query,
+        Err(refusal) => return persisted_refusal(&refusal, media),
+    };
     execute(&state, &headers, peer, request, media).await
+}
+
+/// The answer to a request whose persisted query could not be resolved.
+///
+/// `PERSISTED_QUERY_NOT_FOUND` is a step of the protocol rather than a
+/// failure: it is answered 200 whatever the media type, as Apollo Server
+/// answers it (the server APQ clients were written against), and `private, no-cache,
+/// must-revalidate` so that no CDN keeps it once the query is registered.
+/// Bad persisted-query input is 400, as for malformed requests. A refusal
+/// of `--persisted-only` is a request error like a document that does not
+/// validate: 400 with graphql-response+json, 200 with application/json.
+fn persisted_refusal(refusal: &Refusal, media: MediaType) -> Response {
+    let status = match refusal {
+        Refusal::NotFound => StatusCode::OK,
+        Refusal::NotInList | Refusal::NotInSafelist => match media {
+            MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            MediaType::Json => StatusCode::OK,
+        },
+        Refusal::HashMismatch | Refusal::UnsupportedVersion(_) | Refusal::Malformed(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = json!({ "errors": [{
+        "message": refusal.message(),
+        "extensions": { "code": refusal.code() },
+    }] });
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.as_str()),
+    );
+    if *refusal == Refusal::NotFound {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache, must-revalidate"),
+        );
+    } else {
+        Policy::NoStore.apply(response.headers_mut(), None);
+    }
+    response
 }
 
 /// Whether `Content-Type` is JSON with no charset, or UTF-8 named as one:

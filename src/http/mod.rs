@@ -30,6 +30,8 @@ pub struct AppState {
     pub responses: Option<Arc<Responses>>,
     /// What `Cache-Control` lets shared caches do.
     pub http_caching: caching::Settings,
+    /// Persisted queries: learnt ones and trusted documents.
+    pub persisted: Arc<crate::graphql::persisted::Store>,
 }
 
 /// The routes; with `cors`, browsers on those origins may call them.

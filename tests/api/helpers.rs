@@ -220,6 +220,8 @@ pub struct TestApp {
     /// The service's own database handle: tests read its statement count.
     pub db: Db,
     pub cache: biblio::cache::Cache,
+    /// The persisted-query store: tests read its hit and miss counts.
+    pub persisted: std::sync::Arc<biblio::graphql::persisted::Store>,
     pub client: reqwest::Client,
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
@@ -378,6 +380,7 @@ async fn start(config: &Config) -> TestApp {
     let address = format!("http://{}", app.local_addr());
     let db = app.db().clone();
     let cache = app.cache().clone();
+    let persisted = app.persisted().clone();
     let (shutdown, stopped) = oneshot::channel();
     tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
@@ -386,6 +389,7 @@ async fn start(config: &Config) -> TestApp {
         address,
         db,
         cache,
+        persisted,
         client: reqwest::Client::new(),
         database_url: config.database_url.clone(),
         shutdown: Some(shutdown),

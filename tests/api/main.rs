@@ -17,6 +17,7 @@ mod http;
 mod invalidation;
 mod limits;
 mod migrations;
+mod persisted;
 mod responses;
 mod schema;
 mod seed;
