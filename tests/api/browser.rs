@@ -4,6 +4,7 @@
 //! `node_modules` fails these tests with the command that installs it:
 //! a skipped browser test would let GraphiQL break unnoticed.
 use crate::helpers::{spawn_app, TestApp};
+use serde_json::json;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -193,4 +194,96 @@ async fn graphiql_assets_are_served_exactly_compressed_and_immutable() {
             assert!(content_type.starts_with(wanted), "{path}: {content_type}");
         }
     }
+}
+
+/// A free port on this machine, for a page's origin.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+#[tokio::test]
+async fn a_page_on_a_configured_origin_reads_answers_and_etags_and_others_cannot() {
+    let origin = format!("http://127.0.0.1:{}", free_port());
+    let configured = origin.clone();
+    let app = TestApp::builder()
+        .configure(move |config| config.cors_origins = vec![configured.clone()])
+        .spawn()
+        .await;
+
+    let stdout = run_browser_script("cors.mjs", vec![origin, app.graphql_url()]).await;
+
+    assert!(stdout.starts_with("ok:"), "{stdout}");
+}
+
+/// What Apollo Client and GraphiQL-like frontends send is allowed by the
+/// preflight, and the browser may cache that answer for an hour.
+#[tokio::test]
+async fn preflights_allow_what_frontends_send_and_are_cached() {
+    let app = TestApp::builder()
+        .configure(|config| config.cors_origins = vec!["https://app.example.org".into()])
+        .spawn()
+        .await;
+    let wanted = [
+        "content-type",
+        "authorization",
+        "if-none-match",
+        "apollographql-client-name",
+        "apollographql-client-version",
+        "apollo-require-preflight",
+    ];
+
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.graphql_url())
+        .header("origin", "https://app.example.org")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", wanted.join(","))
+        .send()
+        .await
+        .unwrap();
+
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    let allowed: Vec<String> = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    for name in wanted {
+        assert!(
+            allowed.iter().any(|a| a == name),
+            "{name} not in {allowed:?}"
+        );
+    }
+    let methods = headers["access-control-allow-methods"].to_str().unwrap();
+    assert!(
+        methods.contains("GET") && methods.contains("POST"),
+        "{methods}"
+    );
+    assert_eq!(headers["access-control-max-age"], "3600");
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example.org"
+    );
+    assert!(headers.get("access-control-allow-credentials").is_none());
+
+    // The answer itself exposes its ETag to the page.
+    let answer = app
+        .client
+        .post(app.graphql_url())
+        .header("origin", "https://app.example.org")
+        .json(&json!({ "query": "{ categories { name } }" }))
+        .send()
+        .await
+        .unwrap();
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("etag"), "{exposed}");
+    assert!(answer.headers().contains_key("etag"));
 }
