@@ -64,6 +64,10 @@ impl Origins {
                 header::IF_NONE_MATCH,
                 // Apollo Client sends it to mark a request as not a simple one.
                 HeaderName::from_static("apollo-require-preflight"),
+                // Apollo Client's `name` and `version` options, which tools
+                // use to tell clients apart.
+                HeaderName::from_static("apollographql-client-name"),
+                HeaderName::from_static("apollographql-client-version"),
             ])
             .expose_headers([header::ETAG, header::RETRY_AFTER])
             .max_age(PREFLIGHT_MAX_AGE)

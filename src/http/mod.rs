@@ -1,6 +1,9 @@
-//! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL, and health.
+//! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL and its
+//! assets, compression, and health.
+mod assets;
 mod caching;
 mod client;
+mod compression;
 mod cors;
 mod graphql;
 mod health;
@@ -40,6 +43,7 @@ pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .merge(assets::routes())
         .with_state(state);
     match cors {
         Some(origins) => router.layer(origins.layer()),

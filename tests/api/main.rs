@@ -5,6 +5,7 @@ mod abuse;
 mod auth;
 mod binary;
 mod borrowing;
+mod browser;
 mod cache;
 mod catalogue;
 mod costs;
