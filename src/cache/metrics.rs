@@ -19,7 +19,7 @@ pub struct Metrics {
     events_received: AtomicU64,
     /// Invalidations published late: after an outage, or from the outbox.
     replayed: AtomicU64,
-    responses: [AtomicU64; 5],
+    responses: [AtomicU64; 6],
 }
 
 /// What the response tier (whole answers, `http::responses`) did.
@@ -36,6 +36,9 @@ pub struct ResponseCounts {
     pub refused: u64,
     /// Revalidations answered 304 from a kept answer, without executing.
     pub not_modified: u64,
+    /// Kept answers compressed in one more coding (each at most once per
+    /// coding).
+    pub compressed: u64,
 }
 
 /// One event of the response tier, for [`Metrics::response`].
@@ -51,6 +54,8 @@ pub enum ResponseEvent {
     Refused,
     /// See [`ResponseCounts::not_modified`].
     NotModified,
+    /// See [`ResponseCounts::compressed`].
+    Compressed,
 }
 
 /// The counters for one kind.
@@ -127,6 +132,7 @@ impl Metrics {
             stored: get(ResponseEvent::Stored),
             refused: get(ResponseEvent::Refused),
             not_modified: get(ResponseEvent::NotModified),
+            compressed: get(ResponseEvent::Compressed),
         }
     }
 

@@ -7,13 +7,12 @@
 //! update changes the path. Each file is compressed at most once per
 //! coding, on its first request, and kept: GraphiQL's bundle is 3.5 MB of
 //! text that a browser fetches as about a seventh of that.
-use super::compression::Encoding;
+use super::compression::{Coded, Encoding};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::sync::OnceLock;
 
 /// One file the page loads.
 struct Asset {
@@ -23,7 +22,7 @@ struct Asset {
     bytes: &'static [u8],
     /// The bytes in each compressed coding, made on first demand: the
     /// first is paid once per process, not per request.
-    coded: [OnceLock<Vec<u8>>; 3],
+    coded: Coded<Vec<u8>>,
 }
 
 macro_rules! asset {
@@ -32,7 +31,7 @@ macro_rules! asset {
             path: concat!("/graphiql/", $package, "/", $file),
             content_type: $content_type,
             bytes: include_bytes!(concat!("assets/", $package, "/", $file)),
-            coded: [const { OnceLock::new() }; 3],
+            coded: Coded::new(),
         }
     };
 }
@@ -66,7 +65,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 async fn serve(asset: &'static Asset, request: HeaderMap) -> Response {
     let encoding = Encoding::choose(&request, asset.bytes.len());
-    let body: &'static [u8] = match coded_slot(asset, encoding) {
+    let body: &'static [u8] = match asset.coded.slot(encoding) {
         None => asset.bytes,
         Some(slot) => match slot.get() {
             Some(coded) => coded,
@@ -95,16 +94,6 @@ fn plain(asset: &'static Asset) -> Response {
     set_headers(asset, response.headers_mut());
     Encoding::Identity.set_headers(response.headers_mut());
     response
-}
-
-fn coded_slot(asset: &'static Asset, encoding: Encoding) -> Option<&'static OnceLock<Vec<u8>>> {
-    let index = match encoding {
-        Encoding::Identity => return None,
-        Encoding::Gzip => 0,
-        Encoding::Brotli => 1,
-        Encoding::Zstd => 2,
-    };
-    Some(&asset.coded[index])
 }
 
 fn set_headers(asset: &Asset, headers: &mut HeaderMap) {

@@ -3,6 +3,7 @@
 //! browsers and CDNs keep an answer but never serve it without asking
 //! again (`max-age=0, must-revalidate`), so nothing downstream outlives the
 //! cache's staleness bound.
+use super::compression::Encoding;
 use axum::http::{header, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
@@ -73,8 +74,12 @@ impl Policy {
             }
         };
         headers.insert(header::CACHE_CONTROL, cache_control);
-        // The answer depends on who asks.
-        headers.insert(header::VARY, HeaderValue::from_static("Authorization"));
+        // The answer depends on who asks, and its bytes on the codings the
+        // client accepts.
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Authorization, Accept-Encoding"),
+        );
         if let Some(etag) = etag {
             headers.insert(header::ETAG, etag);
         }
@@ -92,6 +97,18 @@ pub fn etag(body: &[u8]) -> HeaderValue {
     }
     tag.push('"');
     HeaderValue::from_str(&tag).expect("hex digits are a valid header value")
+}
+
+/// The validator of an answer's bytes in `encoding`: a strong `ETag` names
+/// one representation (RFC 9110 §8.8.3), so each coding gets its own,
+/// derived from the tag of the plain bytes.
+pub fn etag_in(etag: &HeaderValue, encoding: Encoding) -> HeaderValue {
+    if encoding == Encoding::Identity {
+        return etag.clone();
+    }
+    let plain = etag.to_str().unwrap_or("\"\"").trim_end_matches('"');
+    HeaderValue::from_str(&format!("{plain}-{}\"", encoding.as_str()))
+        .expect("a tag and a coding's name are a valid header value")
 }
 
 /// Whether `If-None-Match` names `etag` (RFC 9110 §13.1.2: `*`, or a list
@@ -124,6 +141,17 @@ mod tests {
         assert_eq!(etag(b"{\"data\":1}"), etag(b"{\"data\":1}"));
         assert_ne!(etag(b"{\"data\":1}"), etag(b"{\"data\":2}"));
         assert_eq!(etag(b"").to_str().unwrap().len(), 34);
+    }
+
+    #[test]
+    fn each_coding_has_its_own_tag() {
+        let tag = etag(b"answer");
+        assert_eq!(etag_in(&tag, Encoding::Identity), tag);
+        let br = etag_in(&tag, Encoding::Brotli);
+        let gzip = etag_in(&tag, Encoding::Gzip);
+        assert_ne!(br, tag);
+        assert_ne!(br, gzip);
+        assert!(br.to_str().unwrap().ends_with("-br\""));
     }
 
     #[test]

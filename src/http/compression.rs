@@ -13,6 +13,7 @@
 //! made distinct per coding, by whoever sets it.
 use axum::http::{header, HeaderMap, HeaderValue};
 use std::io::Write;
+use std::sync::OnceLock;
 
 /// Answers shorter than this are sent uncompressed: below about a kilobyte
 /// the coding's own framing and the CPU spent gain less than a TCP packet.
@@ -151,6 +152,39 @@ impl Encoding {
             Self::Identity => None,
             other => Some(HeaderValue::from_static(other.as_str())),
         }
+    }
+}
+
+/// Something's bytes in each compressed coding, each made on its first
+/// request and kept, so a hot answer or asset is compressed once per
+/// coding, not once per request.
+pub struct Coded<T> {
+    slots: [OnceLock<T>; 3],
+}
+
+impl<T> Coded<T> {
+    pub const fn new() -> Self {
+        Self {
+            slots: [const { OnceLock::new() }; 3],
+        }
+    }
+
+    /// The slot of `encoding`; `None` for identity, which is the bytes
+    /// themselves.
+    pub fn slot(&self, encoding: Encoding) -> Option<&OnceLock<T>> {
+        let index = match encoding {
+            Encoding::Identity => return None,
+            Encoding::Gzip => 0,
+            Encoding::Brotli => 1,
+            Encoding::Zstd => 2,
+        };
+        Some(&self.slots[index])
+    }
+}
+
+impl<T> Default for Coded<T> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -11,7 +11,8 @@
 //!   JSON, in the `extensions` parameter of a GET) is resolved to its text
 //!   before anything else looks at the request ([`crate::graphql::persisted`]).
 use super::caching::{self, Policy};
-use super::responses::Operation;
+use super::compression::{self, Encoding};
+use super::responses::{self, Operation};
 use super::AppState;
 use crate::auth::Viewer;
 use crate::cache::Reads;
@@ -372,17 +373,13 @@ async fn execute(
             let policy = state
                 .http_caching
                 .policy(answer.private || authorization.is_some());
-            if caching::not_modified(headers, &answer.etag) {
+            let encoding = Encoding::choose(headers, answer.body.len());
+            let (body, etag) = responses.in_encoding(&answer, encoding);
+            if caching::not_modified(headers, &etag) {
                 responses.not_modified();
-                return not_modified(policy, answer.etag.clone());
+                return not_modified(policy, etag);
             }
-            return answer_with(
-                StatusCode::OK,
-                answer.body.clone(),
-                policy,
-                Some(answer.etag.clone()),
-                media,
-            );
+            return answer_with(StatusCode::OK, body, encoding, policy, Some(etag), media);
         }
     }
     let mutation = is_mutation(
@@ -443,17 +440,34 @@ async fn execute(
         }
     };
     let etag = (policy != Policy::NoStore).then(|| caching::etag(&body));
-    if let (Some(responses), Some(operation), Some(etag), true) = (tier, operation, &etag, keepable)
-    {
-        responses.keep(operation, viewer, body.clone(), etag.clone(), &reads);
-    }
+    let kept = match (tier, operation, &etag) {
+        (Some(responses), Some(operation), Some(etag)) => {
+            responses.keep(operation, viewer, body.clone(), etag.clone(), &reads)
+        }
+        _ => None,
+    };
+    let encoding = Encoding::choose(headers, body.len());
+    let (body, etag) = match (&kept, etag) {
+        (Some(answer), _) => {
+            let (body, etag) = tier
+                .expect("only the tier keeps answers")
+                .in_encoding(answer, encoding);
+            (body, Some(etag))
+        }
+        (None, Some(etag)) => {
+            let (body, etag) = responses::encode(&body, &etag, encoding);
+            (body, Some(etag))
+        }
+        (None, None) if encoding == Encoding::Identity => (body, None),
+        (None, None) => (Bytes::from(encoding.compress(&body)), None),
+    };
     if let Some(etag) = etag
         .as_ref()
         .filter(|etag| caching::not_modified(headers, etag))
     {
         return not_modified(policy, etag.clone());
     }
-    let mut http = answer_with(status, body, policy, etag, media);
+    let mut http = answer_with(status, body, encoding, policy, etag, media);
     if let Some(seconds) = retry_after {
         http.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -465,19 +479,22 @@ async fn execute(
 fn not_modified(policy: Policy, etag: HeaderValue) -> Response {
     let mut http = StatusCode::NOT_MODIFIED.into_response();
     policy.apply(http.headers_mut(), Some(etag));
+    compression::vary_on_accept_encoding(http.headers_mut());
     http
 }
 
-/// An answer with its caching headers.
+/// An answer, coded in `encoding`, with its caching headers.
 fn answer_with(
     status: StatusCode,
     body: Bytes,
+    encoding: Encoding,
     policy: Policy,
     etag: Option<HeaderValue>,
     media: MediaType,
 ) -> Response {
     let mut http = (status, body).into_response();
     policy.apply(http.headers_mut(), etag);
+    encoding.set_headers(http.headers_mut());
     http.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(media.as_str()),

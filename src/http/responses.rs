@@ -16,6 +16,7 @@
 //! its answers are looked up and kept under the viewer. An answer kept as
 //! shared read nothing private, so it is the same for everyone while it is
 //! valid.
+use super::compression::{Coded, Encoding};
 use crate::auth::Viewer;
 use crate::cache::{Cache, Dependencies, Reads, ResponseEvent};
 use async_graphql::{Name, Value, Variables};
@@ -90,13 +91,26 @@ fn write_value(out: &mut String, value: &Value) {
 
 /// One kept answer.
 pub struct Answer {
-    /// The response body as first sent.
+    /// The response body, uncompressed.
     pub body: Bytes,
     /// Its strong validator.
     pub etag: HeaderValue,
     /// Whether it depends on who asked (kept under the viewer).
     pub private: bool,
     dependencies: Dependencies,
+    /// The body in each coding asked for so far, with its own validator.
+    coded: Coded<(Bytes, HeaderValue)>,
+}
+
+/// `body` and its validator in `encoding`.
+pub fn encode(body: &Bytes, etag: &HeaderValue, encoding: Encoding) -> (Bytes, HeaderValue) {
+    if encoding == Encoding::Identity {
+        return (body.clone(), etag.clone());
+    }
+    (
+        Bytes::from(encoding.compress(body)),
+        super::caching::etag_in(etag, encoding),
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -130,8 +144,10 @@ impl Responses {
             answers: Moka::builder()
                 .max_capacity(max_bytes)
                 .weigher(|key: &Key, answer: &Arc<Answer>| {
+                    // Compressed copies, made later, are about a fifth
+                    // of the body each; half of it is set aside for them.
                     let bytes = key.operation.weight()
-                        + answer.body.len()
+                        + answer.body.len() * 3 / 2
                         + answer.dependencies.len() * 16
                         + 256;
                     u32::try_from(bytes).unwrap_or(u32::MAX)
@@ -179,8 +195,8 @@ impl Responses {
         None
     }
 
-    /// Keeps a successful answer to a query, if what it read allows.
-    /// Returns whether it was kept.
+    /// Keeps a successful answer to a query, if what it read allows, and
+    /// returns it.
     pub fn keep(
         &self,
         operation: Arc<Operation>,
@@ -188,15 +204,15 @@ impl Responses {
         body: Bytes,
         etag: HeaderValue,
         reads: &Reads,
-    ) -> bool {
+    ) -> Option<Arc<Answer>> {
         if !reads.is_recording() {
-            return false;
+            return None;
         }
         let dependencies = match self.cache.dependencies(reads) {
             Some(dependencies) if body.len() <= MAX_ANSWER_BYTES => dependencies,
             _ => {
                 self.cache.metrics().response(ResponseEvent::Refused);
-                return false;
+                return None;
             }
         };
         let private = dependencies.private;
@@ -207,17 +223,30 @@ impl Responses {
             operation,
             viewer: private.then_some(viewer),
         };
-        self.answers.insert(
-            key,
-            Arc::new(Answer {
-                body,
-                etag,
-                private,
-                dependencies,
-            }),
-        );
+        let answer = Arc::new(Answer {
+            body,
+            etag,
+            private,
+            dependencies,
+            coded: Coded::new(),
+        });
+        self.answers.insert(key, answer.clone());
         self.cache.metrics().response(ResponseEvent::Stored);
-        true
+        Some(answer)
+    }
+
+    /// A kept answer's body in `encoding` and its validator: compressed on
+    /// the first request for that coding, then kept with the answer.
+    pub fn in_encoding(&self, answer: &Answer, encoding: Encoding) -> (Bytes, HeaderValue) {
+        match answer.coded.slot(encoding) {
+            None => (answer.body.clone(), answer.etag.clone()),
+            Some(slot) => slot
+                .get_or_init(|| {
+                    self.cache.metrics().response(ResponseEvent::Compressed);
+                    encode(&answer.body, &answer.etag, encoding)
+                })
+                .clone(),
+        }
     }
 
     /// Counts a revalidation answered 304 from a kept answer.

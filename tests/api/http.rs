@@ -374,7 +374,7 @@ async fn answers_revalidate_with_etags_and_say_who_may_keep_them() {
         first.headers()["cache-control"],
         "public, max-age=0, must-revalidate"
     );
-    assert_eq!(first.headers()["vary"], "Authorization");
+    assert_eq!(first.headers()["vary"], "Authorization, Accept-Encoding");
 
     let again = send(Some(etag.clone()), None).await.unwrap();
     assert_eq!(again.status(), 304);

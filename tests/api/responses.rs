@@ -226,7 +226,7 @@ async fn a_public_answer_is_shared_by_every_viewer_and_marked_private_for_the_si
         "the member got the kept answer"
     );
     assert_eq!(member.headers()["cache-control"], "private, no-cache");
-    assert_eq!(member.headers()["vary"], "Authorization");
+    assert_eq!(member.headers()["vary"], "Authorization, Accept-Encoding");
 }
 
 #[tokio::test]
@@ -318,5 +318,101 @@ async fn http_max_age_lets_shared_caches_keep_answers_for_that_long() {
     assert_eq!(
         response.headers()["cache-control"],
         "public, max-age=30, stale-while-revalidate=30"
+    );
+}
+
+const PAGE: &str = "query Books($page: Int!) { books(page: $page, pageSize: 20) { items { id title price author { name } category { name } } totalCount } }";
+
+fn decompress(coding: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        "br" => {
+            brotli::Decompressor::new(bytes, 4096)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "gzip" => {
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "zstd" => out = zstd::stream::decode_all(bytes).unwrap(),
+        other => panic!("unexpected coding {other}"),
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_large_answer_is_sent_in_each_accepted_coding_and_compressed_once_per_coding() {
+    let app = spawn_app().await;
+    catalogue(&app, 20).await;
+    let send = |accept: &'static str, etag: Option<String>| {
+        let mut request = app
+            .client
+            .post(app.graphql_url())
+            .header("accept-encoding", accept)
+            .json(&json!({ "query": PAGE, "variables": { "page": 1 } }));
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        request.send()
+    };
+    let plain = send("identity", None).await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    let plain = plain.bytes().await.unwrap();
+    assert!(plain.len() > 1024, "the page is worth compressing");
+
+    let mut etags = vec![plain_etag];
+    for coding in ["br", "gzip", "zstd"] {
+        let before = responses(&app);
+        for _ in 0..3 {
+            let coded = send(coding, None).await.unwrap();
+            assert_eq!(coded.headers()["content-encoding"], coding);
+            assert_eq!(coded.headers()["vary"], "Authorization, Accept-Encoding");
+            let etag = coded.headers()["etag"].to_str().unwrap().to_owned();
+            let bytes = coded.bytes().await.unwrap();
+            assert!(
+                bytes.len() < plain.len() / 2,
+                "{coding}: {} bytes",
+                bytes.len()
+            );
+            assert_eq!(decompress(coding, &bytes), plain, "{coding}");
+            if !etags.contains(&etag) {
+                etags.push(etag);
+            }
+        }
+        let after = responses(&app);
+        assert_eq!(after.hits - before.hits, 3, "{coding}: kept answers");
+        assert_eq!(after.compressed - before.compressed, 1, "{coding}: once");
+    }
+    assert_eq!(etags.len(), 4, "each representation has its own tag");
+
+    let revalidated = send("br", Some(etags[1].clone())).await.unwrap();
+    assert_eq!(revalidated.status(), 304);
+    let other_coding = send("gzip", Some(etags[1].clone())).await.unwrap();
+    assert_eq!(
+        other_coding.status(),
+        200,
+        "a br tag does not name the gzip bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_small_answer_is_sent_as_it_is() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .header("accept-encoding", "br, gzip, zstd")
+        .json(&json!({ "query": "{ categories { name } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("content-encoding").is_none());
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["data"]["categories"],
+        json!([])
     );
 }
