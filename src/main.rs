@@ -1,3 +1,7 @@
+// async-graphql nests one future per field level; the response tier's
+// recording reads added a level, past the default limit of 128.
+#![recursion_limit = "256"]
+
 use biblio::app::{shutdown_signal, Application};
 use biblio::cache::Change;
 use biblio::cli::{Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand};
