@@ -10,6 +10,7 @@
 //! - a persisted query (`extensions.persistedQuery`, in the body or, as
 //!   JSON, in the `extensions` parameter of a GET) is resolved to its text
 //!   before anything else looks at the request ([`crate::graphql::persisted`]).
+use super::answered::Answered;
 use super::caching::{self, Policy};
 use super::compression::{self, Encoding};
 use super::responses::{self, Operation};
@@ -375,11 +376,19 @@ async fn execute(
                 .policy(answer.private || authorization.is_some());
             let encoding = Encoding::choose(headers, answer.body.len());
             let (body, etag) = responses.in_encoding(&answer, encoding);
+            let answered = Answered::by_tier(&state.documents, &request);
             if caching::not_modified(headers, &etag) {
                 responses.not_modified();
-                return not_modified(policy, etag);
+                return answered.attach(not_modified(policy, etag));
             }
-            return answer_with(StatusCode::OK, body, encoding, policy, Some(etag), media);
+            return answered.attach(answer_with(
+                StatusCode::OK,
+                body,
+                encoding,
+                policy,
+                Some(etag),
+                media,
+            ));
         }
     }
     let mutation = is_mutation(
@@ -398,6 +407,7 @@ async fn execute(
         None => Reads::none(),
     });
     let scope = Scope::new(state.services.clone(), viewer, Some(client), reads.clone());
+    let answered = Answered::executed(&state.documents, &request);
     let response =
         crate::graphql::execute(&state.schema, &state.documents, request.data(scope)).await;
 
@@ -436,7 +446,11 @@ async fn execute(
         Ok(body) => Bytes::from(body),
         Err(err) => {
             tracing::error!(error = %err, "could not serialize a GraphQL response");
-            return http_error(StatusCode::INTERNAL_SERVER_ERROR, media, "internal error");
+            return answered.attach(http_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                media,
+                "internal error",
+            ));
         }
     };
     let etag = (policy != Policy::NoStore).then(|| caching::etag(&body));
@@ -465,14 +479,14 @@ async fn execute(
         .as_ref()
         .filter(|etag| caching::not_modified(headers, etag))
     {
-        return not_modified(policy, etag.clone());
+        return answered.attach(not_modified(policy, etag.clone()));
     }
     let mut http = answer_with(status, body, encoding, policy, etag, media);
     if let Some(seconds) = retry_after {
         http.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    http
+    answered.attach(http)
 }
 
 /// A 304: the client's copy is current.

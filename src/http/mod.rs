@@ -1,5 +1,6 @@
 //! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL and its
 //! assets, compression, and health.
+mod answered;
 mod assets;
 mod caching;
 mod client;
@@ -14,6 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 
+pub use answered::{Answered, OperationKind};
 pub use caching::Settings as HttpCaching;
 pub use cors::Origins;
 pub use responses::Responses;
