@@ -8,11 +8,13 @@ use crate::db::Db;
 use crate::error::BoxError;
 use crate::graphql::{build_schema, persisted, Documents, Services};
 use crate::http::{router, AppState, HttpCaching, Origins, Responses};
-use crate::seed;
+use crate::{redact, seed, startup};
 use axum::Router;
 use std::future::Future;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub struct Application {
@@ -24,17 +26,43 @@ pub struct Application {
 }
 
 impl Application {
+    /// Builds the service from `config`. What can be checked without
+    /// touching anything (the Redis URL, the header and origins given) is
+    /// checked first, then the address is bound, so neither a typo in a flag
+    /// nor a taken port ever gets as far as migrating a database.
     pub async fn build(config: &Config) -> Result<Self, BoxError> {
-        let db = Db::connect(&config.database_url).await?;
+        Cache::check(&config.cache).map_err(|err| err.details().to_owned())?;
+        let client_address_header = config
+            .client_address_header
+            .as_deref()
+            .map(axum::http::HeaderName::try_from)
+            .transpose()
+            .map_err(|err| format!("--client-address-header: {err}"))?;
+        let cors = Origins::parse(&config.cors_origins)?;
+        let listener = startup::bind(config.bind).await?;
+        let db = startup::open_database(&config.database_url).await?;
         db.migrate().await?;
-        if config.demo_data_when_empty && seed::is_empty(&db).await? {
-            let report = seed::run(&db, &seed::Plan::demo(), false).await?;
-            tracing::info!("the database was empty: seeded a demo data set");
-            report.log();
+        if seed::is_empty(&db).await? {
+            if config.demo_data_when_empty {
+                seed_demo_data(&db).await?;
+            } else if config.database_url != crate::cli::DEFAULT_DATABASE_URL {
+                tracing::info!(
+                    "the database is empty. Demo data is seeded by itself only into the default \
+                     SQLite database; to fill this one, run `biblio seed`"
+                );
+            }
         }
         let tokens = Tokens::load(&db, config.token_ttl).await?;
         let cache = Cache::connect(&config.cache, &db).await?;
-        tracing::info!(mode = ?config.cache.mode, prefix = %cache.prefix(), "cache ready");
+        tracing::info!(
+            mode = ?config.cache.mode,
+            prefix = %cache.prefix(),
+            redis = %redact::url(&config.cache.redis_url),
+            "cache ready"
+        );
+        if config.cache.mode.uses_l2() {
+            warn_if_redis_is_unreachable(cache.clone(), &config.cache.redis_url);
+        }
         let services = Arc::new(Services {
             db: db.clone(),
             cache: cache.clone(),
@@ -44,13 +72,6 @@ impl Application {
             loader_delay: config.loader_delay,
             db_connections_per_request: config.db_connections_per_request,
         });
-        let client_address_header = config
-            .client_address_header
-            .as_deref()
-            .map(axum::http::HeaderName::try_from)
-            .transpose()
-            .map_err(|err| format!("--client-address-header: {err}"))?;
-        let cors = Origins::parse(&config.cors_origins)?;
         let schema = build_schema(config.limits);
         let persisted = Arc::new(persisted::Store::new(
             cache.clone(),
@@ -73,7 +94,6 @@ impl Application {
             },
             cors.as_ref(),
         );
-        let listener = TcpListener::bind(config.bind).await?;
         Ok(Self {
             listener,
             router,
@@ -118,6 +138,40 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
     }
+}
+
+/// Seeds the demo data set into the empty default database, and prints its
+/// accounts' random passwords once, on standard output (logs go to
+/// standard error, and are kept where passwords should not be).
+async fn seed_demo_data(db: &Db) -> Result<(), BoxError> {
+    let passwords = seed::Passwords::random();
+    let report = seed::run(db, &seed::Plan::demo(), seed::Existing::Refuse, &passwords).await?;
+    report.log();
+    // Written with errors ignored: whoever started us may not read stdout.
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "The database was empty: biblio seeded a demo catalogue. Its accounts, with passwords \
+         shown this once only:\n{}\nSet others with `biblio user password EMAIL`.",
+        report.accounts(&passwords)
+    );
+    Ok(())
+}
+
+/// Says so in a warning when Redis cannot be reached shortly after start:
+/// the replica serves all the same, from L1 and the database, and `/readyz`
+/// reports the cache `degraded` until Redis answers.
+fn warn_if_redis_is_unreachable(cache: Cache, redis_url: &str) {
+    let redis = redact::url(redis_url).into_owned();
+    tokio::spawn(async move {
+        if let Err(reason) = cache.redis_first_contact(Duration::from_secs(2)).await {
+            tracing::warn!(
+                %redis,
+                %reason,
+                "Redis is unreachable: serving degraded, from the in-process cache and the \
+                 database, until it answers; /readyz reports the cache \"degraded\" meanwhile"
+            );
+        }
+    });
 }
 
 /// Completes on ctrl-c or SIGTERM.

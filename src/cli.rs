@@ -3,28 +3,82 @@
 use crate::cache::{Mode, Settings, Ttls};
 use crate::config::Config;
 use crate::graphql::Limits;
+use crate::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// The database used when none is named: a SQLite file in the working
+/// directory, the only database demo data is ever put into unasked.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://biblio.db?mode=rwc";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "biblio",
     version,
-    about = "A cache-backed GraphQL service for a library's catalogue"
+    about = "A cache-backed GraphQL service for a library's catalogue",
+    override_usage = "biblio [OPTIONS]                 serve, the default command\n       \
+                      biblio <COMMAND> [OPTIONS]",
+    after_help = "Without a command, biblio serves: `biblio --bind 0.0.0.0:8080` is `biblio serve --bind 0.0.0.0:8080`."
 )]
 pub struct Cli {
     /// Database to use: sqlite://FILE?mode=rwc or postgres://...
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "sqlite://biblio.db?mode=rwc",
+        default_value = DEFAULT_DATABASE_URL,
         global = true
     )]
     pub database_url: String,
 
+    /// How log lines are written to standard error: `text` for people,
+    /// `json` (one object per line) for log pipelines.
+    #[arg(
+        long,
+        env = "BIBLIO_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// `serve`'s options, for `biblio` without a command.
+    #[command(flatten, next_help_heading = "Options of serve (the default command)")]
+    pub serve: ServeArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parses the command line, or exits with clap's usage error. `serve`'s
+    /// options are accepted without the word `serve`, but not before a
+    /// command, where they would be silently ignored (clap's
+    /// `args_conflicts_with_subcommands` would refuse `--database-url`
+    /// there too, which every command takes).
+    pub fn parse_command_line() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Self::command();
+        let matches = command.get_matches_mut();
+        if let Some((name, _)) = matches.subcommand() {
+            let serve = ServeArgs::augment_args(clap::Command::new("serve"));
+            for arg in serve.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                    let flag = arg.get_long().unwrap_or(id);
+                    command
+                        .error(
+                            clap::error::ErrorKind::ArgumentConflict,
+                            format!(
+                                "--{flag} is an option of `serve`: it cannot come before `{name}`"
+                            ),
+                        )
+                        .exit();
+                }
+            }
+        }
+        Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -207,7 +261,9 @@ pub struct ServeArgs {
     /// still batches a whole list (they are polled together) and measured best.
     #[arg(long, env = "BIBLIO_LOADER_DELAY_US", default_value_t = 0)]
     pub loader_delay_us: u64,
-    /// Do not seed a small demo data set into an empty database.
+    /// Do not seed a small demo data set into an empty database. Demo data
+    /// only ever goes into the default database (sqlite://biblio.db), never
+    /// into one named with --database-url: fill that with `biblio seed`.
     #[arg(long, env = "BIBLIO_NO_DEMO_DATA")]
     pub no_demo_data: bool,
     /// Run only trusted documents, registered with `biblio documents add`,
@@ -251,21 +307,54 @@ pub struct SeedArgs {
     /// The same seed always yields the same data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Delete existing data first (otherwise a non-empty database is refused).
+    /// Delete existing data first (otherwise a non-empty database is
+    /// refused). Accounts the seed did not make (by `biblio user add` or
+    /// `register`) are kept out of it: with any, it is refused unless
+    /// --include-users is given too.
     #[arg(long)]
     pub reset: bool,
+    /// With --reset, delete accounts the seed did not make as well.
+    #[arg(long, requires = "reset")]
+    pub include_users: bool,
+    /// One password for every seeded account, for benchmarks and scripts
+    /// that sign in (at least 8 characters). By default each run draws
+    /// random passwords and prints them.
+    #[arg(long, env = "BIBLIO_SEED_PASSWORD", value_name = "PASSWORD")]
+    pub password_for_all: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
-    /// Add a user; the password is read from standard input.
+    /// Add a user. On a terminal, what the flags leave out is asked for
+    /// (the password twice, without echo); otherwise --email and --name are
+    /// needed and the password is the first line of standard input.
     Add {
         #[arg(long)]
-        email: String,
+        email: Option<String>,
         #[arg(long)]
-        name: String,
-        #[arg(long, value_enum, default_value_t = RoleArg::Member)]
+        name: Option<String>,
+        /// The role; asked for on a terminal, `member` otherwise.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+    },
+    /// Set a user's role; it applies to their next request.
+    Role {
+        /// The user's e-mail.
+        email: String,
+        #[arg(value_enum)]
         role: RoleArg,
+    },
+    /// Set a new password for a user: asked twice on a terminal, otherwise
+    /// the first line of standard input.
+    Password {
+        /// The user's e-mail.
+        email: String,
+    },
+    /// Remove a user and their returned loans. Refused while one of their
+    /// loans is out: return it first.
+    Remove {
+        /// The user's e-mail.
+        email: String,
     },
 }
 
@@ -302,6 +391,7 @@ impl From<RoleArg> for entity::user::Role {
 
 impl ServeArgs {
     pub fn into_config(self, database_url: String) -> Config {
+        let demo_data_when_empty = !self.no_demo_data && database_url == DEFAULT_DATABASE_URL;
         Config {
             bind: self.bind,
             database_url,
@@ -352,7 +442,7 @@ impl ServeArgs {
             http_max_age: self.http_max_age,
             db_connections_per_request: self.db_connections_per_request,
             loader_delay: Duration::from_micros(self.loader_delay_us),
-            demo_data_when_empty: !self.no_demo_data,
+            demo_data_when_empty,
             persisted_only: self.persisted_only,
         }
     }

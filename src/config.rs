@@ -30,7 +30,7 @@ pub struct Config {
     pub db_connections_per_request: usize,
     pub loader_delay: Duration,
     /// Seed a small demo data set when the database is empty, so a newcomer
-    /// sees data at once.
+    /// sees data at once: only ever for the default SQLite database.
     pub demo_data_when_empty: bool,
     /// Run only trusted documents (`--persisted-only`).
     pub persisted_only: bool,

@@ -12,7 +12,10 @@
 //!
 //! Around them: [`auth`] (passwords, tokens, the viewer), [`error`] (the one
 //! error type and its `extensions.code`), [`app`] (build and run),
-//! [`cli`] and [`config`], [`seed`] (demo data), [`telemetry`].
+//! [`cli`] and [`config`], [`startup`] (what stops a start, said as what to
+//! fix), [`accounts`] (the operator's `user` commands), [`seed`] (demo
+//! data), [`telemetry`] (logs), [`redact`] (passwords out of URLs shown).
+pub mod accounts;
 pub mod app;
 pub mod auth;
 #[warn(missing_docs)]
@@ -24,5 +27,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod redact;
 pub mod seed;
+pub mod startup;
 pub mod telemetry;

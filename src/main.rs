@@ -2,15 +2,14 @@
 // recording reads added a level, past the default limit of 128.
 #![recursion_limit = "256"]
 
+use biblio::accounts::{self, Console, NewAccount};
 use biblio::app::{shutdown_signal, Application};
-use biblio::cache::Change;
 use biblio::cli::{Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand};
-use biblio::db::Db;
-use biblio::domain::{required_text, Email, Password};
 use biblio::error::BoxError;
-use biblio::{auth, db, graphql, seed, telemetry};
-use clap::Parser;
-use std::io::{BufRead, Write};
+use biblio::redact::Secrets;
+use biblio::telemetry::LogFormat;
+use biblio::{graphql, seed, startup, telemetry};
+use std::io::Write;
 
 /// A request allocates and frees many small objects (futures, response
 /// values); mimalloc does that faster than the system allocator (see
@@ -30,18 +29,33 @@ macro_rules! say {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
-    telemetry::init();
+    let cli = Cli::parse_command_line();
+    let format = cli.log_format;
+    telemetry::init(format);
     match run(cli).await {
         Ok(()) => {}
         // Whoever read our output has stopped reading: nobody is left to
         // tell, and what was asked for is done.
         Err(err) if is_broken_pipe(&err) => {}
         Err(err) => {
-            tracing::error!(error = %err, "biblio failed");
-            // Written with errors ignored: stderr may be closed too.
-            let _ = writeln!(std::io::stderr().lock(), "error: {err}");
+            fail(format, &err);
             std::process::exit(1);
+        }
+    }
+}
+
+/// Reports the error that ends the process, once: as a plain `error:` line,
+/// or with `--log-format json` as one log event, so a log pipeline reads it
+/// like every other line. Any password given in a URL is masked, in case a
+/// driver quoted its connection string.
+fn fail(format: LogFormat, err: &BoxError) {
+    let message = err.to_string();
+    let message = Secrets::of_this_process().scrub(&message).into_owned();
+    match format {
+        LogFormat::Json => tracing::error!(error = %message, "biblio stopped"),
+        // Written with errors ignored: stderr may be closed too.
+        LogFormat::Text => {
+            let _ = writeln!(std::io::stderr().lock(), "error: {message}");
         }
     }
 }
@@ -52,17 +66,12 @@ fn is_broken_pipe(err: &BoxError) -> bool {
 }
 
 async fn run(cli: Cli) -> Result<(), BoxError> {
-    match cli
-        .command
-        .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
-    {
-        Command::Serve(args) => {
-            let config = args.into_config(cli.database_url);
-            let app = Application::build(&config).await?;
-            app.run_until_stopped(shutdown_signal()).await?;
-        }
-        Command::Migrate(MigrateArgs { repair }) => {
-            let db = Db::connect(&cli.database_url).await?;
+    let database_url = cli.database_url;
+    match cli.command {
+        None => serve(cli.serve, database_url).await?,
+        Some(Command::Serve(args)) => serve(args, database_url).await?,
+        Some(Command::Migrate(MigrateArgs { repair })) => {
+            let db = startup::open_database(&database_url).await?;
             if repair {
                 db.repair_and_migrate().await?;
             } else {
@@ -70,29 +79,13 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             }
             say!("migrations applied")?;
         }
-        Command::Seed(args) => seed(&cli.database_url, args).await?,
-        Command::Schema => write!(std::io::stdout().lock(), "{}", graphql::sdl())?,
-        Command::User(UserCommand::Add { email, name, role }) => {
-            let email = Email::parse(&email)?;
-            let name = required_text(&name, "name", 200)?;
-            let mut password = String::new();
-            std::io::stdin().lock().read_line(&mut password)?;
-            let password = Password::parse(password.trim_end_matches(['\r', '\n']))?;
-            let db = Db::connect(&cli.database_url).await?;
-            db.migrate().await?;
-            let hash = auth::hash_password(password).await?;
-            // Recorded in the outbox like any write, so running replicas
-            // forget a cached absence of this user within the outbox delay.
-            let write = db.begin_write().await?;
-            let user = db::users::create(&write, &email, name, hash, role.into()).await?;
-            let invalidation = Change::UserCreated { id: user.id }.invalidation();
-            write.commit(Some(&invalidation.to_outbox())).await?;
-            say!("added {} ({:?}) with id {}", user.email, user.role, user.id)?;
-        }
-        Command::Documents(DocumentsCommand::Add { file }) => {
+        Some(Command::Seed(args)) => seed(&database_url, args).await?,
+        Some(Command::Schema) => write!(std::io::stdout().lock(), "{}", graphql::sdl())?,
+        Some(Command::User(command)) => user(&database_url, command).await?,
+        Some(Command::Documents(DocumentsCommand::Add { file })) => {
             let json = std::fs::read_to_string(&file)
                 .map_err(|err| format!("{}: {err}", file.display()))?;
-            let db = Db::connect(&cli.database_url).await?;
+            let db = startup::open_database(&database_url).await?;
             db.migrate().await?;
             let report = graphql::persisted::manifest::add(&db, &json).await?;
             say!(
@@ -106,8 +99,57 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
     Ok(())
 }
 
+async fn serve(args: ServeArgs, database_url: String) -> Result<(), BoxError> {
+    let config = args.into_config(database_url);
+    let app = Application::build(&config).await?;
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn user(database_url: &str, command: UserCommand) -> Result<(), BoxError> {
+    let console = Console::new();
+    // The database first: nobody should type a password only to learn
+    // that it cannot be stored.
+    let db = startup::open_database(database_url).await?;
+    db.migrate().await?;
+    match command {
+        UserCommand::Add { email, name, role } => {
+            let account = NewAccount {
+                email,
+                name,
+                role: role.map(Into::into),
+            };
+            let user = accounts::add(&db, &console, account).await?;
+            say!("added {} ({:?}) with id {}", user.email, user.role, user.id)?;
+        }
+        UserCommand::Role { email, role } => {
+            let role = role.into();
+            let before = accounts::set_role(&db, &email, role).await?;
+            if before.role == role {
+                say!("{} was already {role:?}", before.email)?;
+            } else {
+                say!("{} is now {role:?} (was {:?})", before.email, before.role)?;
+            }
+        }
+        UserCommand::Password { email } => {
+            let user = accounts::reset_password(&db, &console, &email).await?;
+            say!("new password set for {}", user.email)?;
+        }
+        UserCommand::Remove { email } => {
+            let (user, loans) = accounts::remove(&db, &email).await?;
+            say!(
+                "removed {} ({:?}) and {loans} returned loan{} of theirs",
+                user.email,
+                user.role,
+                if loans == 1 { "" } else { "s" }
+            )?;
+        }
+    }
+    Ok(())
+}
+
 async fn seed(database_url: &str, args: SeedArgs) -> Result<(), BoxError> {
-    let db = Db::connect(database_url).await?;
+    let db = startup::open_database(database_url).await?;
     db.migrate().await?;
     let plan = seed::Plan {
         authors: args.authors,
@@ -116,8 +158,17 @@ async fn seed(database_url: &str, args: SeedArgs) -> Result<(), BoxError> {
         borrows: args.borrows,
         seed: args.seed,
     };
+    let existing = match (args.reset, args.include_users) {
+        (false, _) => seed::Existing::Refuse,
+        (true, false) => seed::Existing::Replace,
+        (true, true) => seed::Existing::ReplaceWithUsers,
+    };
+    let passwords = match &args.password_for_all {
+        Some(password) => seed::Passwords::same(password),
+        None => seed::Passwords::random(),
+    };
     let started = std::time::Instant::now();
-    let report = seed::run(&db, &plan, args.reset).await?;
+    let report = seed::run(&db, &plan, existing, &passwords).await?;
     say!(
         "seeded {} authors, {} categories, {} books, {} members, {} borrows ({} active) in {:.1?}",
         plan.authors,
@@ -128,15 +179,6 @@ async fn seed(database_url: &str, args: SeedArgs) -> Result<(), BoxError> {
         report.active_borrows,
         started.elapsed()
     )?;
-    say!(
-        "librarian: {} / {}",
-        seed::LIBRARIAN_EMAIL,
-        seed::LIBRARIAN_PASSWORD
-    )?;
-    say!(
-        "members:   member1@biblio.test .. member{}@biblio.test / {}",
-        plan.members,
-        seed::MEMBER_PASSWORD
-    )?;
+    say!("{}", report.accounts(&passwords))?;
     Ok(())
 }

@@ -4,6 +4,11 @@
 //! current whenever it runs. Rows go in with multi-row INSERTs inside one
 //! transaction, which is what makes 10,000 books and 30,000 borrows take
 //! seconds.
+//!
+//! Its accounts live under `biblio.test`, a domain reserved for testing
+//! (RFC 2606) that no real person's address can be in, which is how a
+//! reset tells them from accounts people made. They get random passwords
+//! unless the operator sets one ([`Passwords`]).
 use crate::db::Db;
 use crate::domain::{Isbn, Password};
 use crate::error::BoxError;
@@ -16,8 +21,83 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 pub const LIBRARIAN_EMAIL: &str = "librarian@biblio.test";
-pub const LIBRARIAN_PASSWORD: &str = "librarian-pass";
-pub const MEMBER_PASSWORD: &str = "member-pass";
+
+/// The e-mail of the `n`th seeded member (from 1).
+pub fn member_email(n: usize) -> String {
+    format!("member{n}@biblio.test")
+}
+
+/// Whether a seed makes accounts with this e-mail.
+pub fn is_seeded_email(email: &str) -> bool {
+    email == LIBRARIAN_EMAIL
+        || email
+            .strip_prefix("member")
+            .and_then(|rest| rest.strip_suffix("@biblio.test"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The passwords of the seeded accounts: one for the librarian, one shared
+/// by every member (hashing is slow by design, and a thousand members need
+/// not pay it a thousand times).
+#[derive(Clone)]
+pub struct Passwords {
+    pub librarian: String,
+    pub members: String,
+}
+
+impl Passwords {
+    /// Two random passwords, to be shown once: a data set that anyone could
+    /// sign in to with a password from the README has no place on a server.
+    pub fn random() -> Self {
+        Self {
+            librarian: random_password(),
+            members: random_password(),
+        }
+    }
+
+    /// The same `password` for every account (`seed --password-for-all`),
+    /// for benchmarks and scripts that sign in.
+    pub fn same(password: &str) -> Self {
+        Self {
+            librarian: password.to_owned(),
+            members: password.to_owned(),
+        }
+    }
+}
+
+/// Sixteen characters from an alphabet without look-alikes (no 0/o, 1/l/i),
+/// in groups of four: about 79 bits, and easy to type from a screen.
+fn random_password() -> String {
+    use rand_core::{OsRng, RngCore};
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut password = String::with_capacity(19);
+    for i in 0..16 {
+        if i > 0 && i % 4 == 0 {
+            password.push('-');
+        }
+        // Rejection sampling keeps every symbol equally likely.
+        let symbol = loop {
+            let byte = (OsRng.next_u32() & 0xff) as usize;
+            if byte < 256 - 256 % ALPHABET.len() {
+                break ALPHABET[byte % ALPHABET.len()];
+            }
+        };
+        password.push(char::from(symbol));
+    }
+    password
+}
+
+/// What to do with what the database already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse a database that holds anything.
+    Refuse,
+    /// Delete the catalogue, loans and seeded accounts first; refuse if
+    /// there are accounts a seed did not make.
+    Replace,
+    /// Delete everything first, accounts people made included.
+    ReplaceWithUsers,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -48,6 +128,8 @@ pub struct Report {
 }
 
 impl Report {
+    /// The counts, as one log line (never the passwords: logs are kept and
+    /// shipped where a password has no business).
     pub fn log(&self) {
         tracing::info!(
             authors = self.plan.authors,
@@ -56,9 +138,26 @@ impl Report {
             members = self.plan.members,
             borrows = self.plan.borrows,
             active_borrows = self.active_borrows,
-            "demo data: librarian {LIBRARIAN_EMAIL} / {LIBRARIAN_PASSWORD}; members member1@biblio.test .. member{}@biblio.test / {MEMBER_PASSWORD}",
-            self.plan.members
+            "seeded demo data"
         );
+    }
+
+    /// The seeded accounts and their passwords, a few lines for a person.
+    pub fn accounts(&self, passwords: &Passwords) -> String {
+        let members = match self.plan.members {
+            0 => String::new(),
+            1 => format!("\n  member:    {} / {}", member_email(1), passwords.members),
+            n => format!(
+                "\n  members:   {} .. {} / {}",
+                member_email(1),
+                member_email(n),
+                passwords.members
+            ),
+        };
+        format!(
+            "  librarian: {LIBRARIAN_EMAIL} / {}{members}",
+            passwords.librarian
+        )
     }
 }
 
@@ -231,16 +330,63 @@ where
     Ok(())
 }
 
-pub async fn run(db: &Db, plan: &Plan, reset: bool) -> Result<Report, BoxError> {
+/// The accounts no seed made, by e-mail.
+async fn people(db: &Db) -> Result<Vec<String>, sea_orm::DbErr> {
+    use sea_orm::QuerySelect;
+    let emails: Vec<String> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Email)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    Ok(emails
+        .into_iter()
+        .filter(|email| !is_seeded_email(email))
+        .collect())
+}
+
+pub async fn run(
+    db: &Db,
+    plan: &Plan,
+    existing: Existing,
+    passwords: &Passwords,
+) -> Result<Report, BoxError> {
     if plan.authors == 0 && plan.books > 0 {
         return Err("books need at least one author".into());
     }
     if plan.borrows > 0 && (plan.members == 0 || plan.books == 0) {
         return Err("borrows need at least one member and one book".into());
     }
-    if !reset && !is_empty(db).await? {
-        return Err("the database already has data; pass --reset to replace it".into());
-    }
+    let librarian_password = Password::parse(&passwords.librarian)?;
+    let member_password = Password::parse(&passwords.members)?;
+    let reset = match existing {
+        Existing::Refuse if !is_empty(db).await? => {
+            return Err("the database already has data; pass --reset to replace it".into())
+        }
+        Existing::Refuse => false,
+        Existing::Replace => {
+            let people = people(db).await?;
+            if !people.is_empty() {
+                let shown: Vec<&str> = people.iter().take(3).map(String::as_str).collect();
+                return Err(format!(
+                    "--reset would delete {} account{} that no seed made ({}{}), with their \
+                     loans; pass --include-users as well to delete them, or remove them first \
+                     (biblio user remove EMAIL)",
+                    people.len(),
+                    if people.len() == 1 { "" } else { "s" },
+                    shown.join(", "),
+                    if people.len() > shown.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                )
+                .into());
+            }
+            true
+        }
+        Existing::ReplaceWithUsers => true,
+    };
     let mut rng = Rng(plan.seed);
     let day = chrono::Utc::now()
         .date_naive()
@@ -322,8 +468,8 @@ pub async fn run(db: &Db, plan: &Plan, reset: bool) -> Result<Report, BoxError> 
 
     // One hash per password: hashing is slow by design, and a thousand
     // members sharing a demo password need not pay it a thousand times.
-    let librarian_hash = crate::auth::hash_password(Password::parse(LIBRARIAN_PASSWORD)?).await?;
-    let member_hash = crate::auth::hash_password(Password::parse(MEMBER_PASSWORD)?).await?;
+    let librarian_hash = crate::auth::hash_password(librarian_password).await?;
+    let member_hash = crate::auth::hash_password(member_password).await?;
     let mut users = vec![user::ActiveModel {
         id: Set(rng.uuid_at(at(50))),
         email: Set(LIBRARIAN_EMAIL.to_owned()),
@@ -337,7 +483,7 @@ pub async fn run(db: &Db, plan: &Plan, reset: bool) -> Result<Report, BoxError> 
         let created = at(5_000 + n as i64);
         users.push(user::ActiveModel {
             id: Set(rng.uuid_at(created)),
-            email: Set(format!("member{n}@biblio.test")),
+            email: Set(member_email(n)),
             name: Set(format!(
                 "{} {}",
                 rng.pick(FIRST_NAMES),
@@ -410,4 +556,36 @@ pub async fn run(db: &Db, plan: &Plan, reset: bool) -> Result<Report, BoxError> 
     insert_chunked(&txn, borrows).await?;
     txn.commit().await?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_seeds_own_addresses_count_as_seeded() {
+        assert!(is_seeded_email(LIBRARIAN_EMAIL));
+        assert!(is_seeded_email(&member_email(1)));
+        assert!(is_seeded_email("member1000@biblio.test"));
+        for person in [
+            "ann@example.org",
+            "member@biblio.test",
+            "memberx1@biblio.test",
+            "member1@biblio.test.example.org",
+            "librarian@example.org",
+        ] {
+            assert!(!is_seeded_email(person), "{person}");
+        }
+    }
+
+    #[test]
+    fn random_passwords_are_long_valid_and_different() {
+        let (a, b) = (random_password(), random_password());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 19);
+        assert!(Password::parse(&a).is_ok());
+        assert!(a
+            .chars()
+            .all(|c| c == '-' || c.is_ascii_lowercase() || c.is_ascii_digit()));
+    }
 }

@@ -68,6 +68,27 @@ pub enum Change {
         /// The new user.
         id: Uuid,
     },
+    /// An operator changed the user's role: the profile shows it and
+    /// statistics count members by it.
+    UserRoleChanged {
+        /// The user changed.
+        id: Uuid,
+    },
+    /// An operator reset the user's password. Nothing cached holds the hash;
+    /// the profile is evicted all the same, so that every write to a user is
+    /// announced and none needs an argument for why it may stay silent.
+    UserPasswordChanged {
+        /// The user changed.
+        id: Uuid,
+    },
+    /// An operator removed the user, with their returned loans (one with a
+    /// loan still out is refused).
+    UserDeleted {
+        /// The user removed.
+        id: Uuid,
+        /// The ids of the returned loans deleted with them.
+        borrows: Vec<Uuid>,
+    },
     /// The book's available copies change: moves availability pages, the
     /// member's borrows and statistics.
     BookBorrowed {
@@ -217,8 +238,18 @@ impl Change {
                     inv.entry(Kind::Borrow, *borrow).group(UserBorrows(*user));
                 }
             }
-            Change::UserCreated { id } => {
+            Change::UserCreated { id } | Change::UserRoleChanged { id } => {
                 inv.entry(Kind::User, *id).group(Statistics);
+            }
+            Change::UserPasswordChanged { id } => {
+                inv.entry(Kind::User, *id);
+            }
+            Change::UserDeleted { id, borrows } => {
+                inv.entry(Kind::User, *id);
+                for borrow in borrows {
+                    inv.entry(Kind::Borrow, *borrow);
+                }
+                inv.group(UserBorrows(*id)).group(Statistics);
             }
             Change::BookBorrowed { record } | Change::BookReturned { record } => {
                 inv.entry(Kind::Book, record.book_id)
@@ -479,6 +510,50 @@ mod tests {
             Invalidation {
                 entries: vec![(Kind::User, id)],
                 groups: vec![Group::Statistics]
+            }
+        );
+    }
+
+    #[test]
+    fn a_role_change_evicts_the_profile_and_recounts_members() {
+        let id = Uuid::now_v7();
+        let inv = Change::UserRoleChanged { id }.invalidation();
+        assert_eq!(
+            inv,
+            Invalidation {
+                entries: vec![(Kind::User, id)],
+                groups: vec![Group::Statistics]
+            }
+        );
+    }
+
+    #[test]
+    fn a_password_reset_evicts_only_the_profile() {
+        let id = Uuid::now_v7();
+        let inv = Change::UserPasswordChanged { id }.invalidation();
+        assert_eq!(
+            inv,
+            Invalidation {
+                entries: vec![(Kind::User, id)],
+                groups: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn removing_a_user_evicts_them_their_loans_and_their_lists() {
+        let id = Uuid::now_v7();
+        let loan = Uuid::now_v7();
+        let inv = Change::UserDeleted {
+            id,
+            borrows: vec![loan],
+        }
+        .invalidation();
+        assert_eq!(
+            inv,
+            Invalidation {
+                entries: vec![(Kind::User, id), (Kind::Borrow, loan)],
+                groups: vec![Group::UserBorrows(id), Group::Statistics]
             }
         );
     }

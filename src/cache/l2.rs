@@ -242,8 +242,7 @@ pub fn builder(connection: &Connection) -> Result<Builder, Error> {
 /// (plaintext) and `rediss://` (TLS through rustls) are honoured; anything
 /// else is refused rather than read as plaintext. fred's other schemes
 /// (cluster, sentinel, unix sockets) are refused too: the scripts and keys
-/// here assume one server. Errors name the scheme, never the URL, which may
-/// hold a password.
+/// here assume one server. Errors show the URL with its password masked.
 fn config(connection: &Connection) -> Result<Config, Error> {
     let refuse = |message: String| Err(Error::new(ErrorKind::Config, message));
     let tls = match connection.url.split_once("://") {
@@ -257,7 +256,17 @@ fn config(connection: &Connection) -> Result<Config, Error> {
         }
         None => return refuse("--redis-url must start with redis:// or rediss:// (TLS)".into()),
     };
-    let mut config = Config::from_url_centralized(&connection.url)?;
+    let mut config = Config::from_url_centralized(&connection.url).map_err(|err| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "--redis-url {} is malformed ({}): expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], \
+                 or rediss://... for TLS",
+                crate::redact::url(&connection.url),
+                err.details()
+            ),
+        )
+    })?;
     match (&connection.ca_file, tls) {
         (Some(ca_file), true) => config.tls = Some(trusting(ca_file)?.into()),
         (Some(_), false) => {
@@ -268,6 +277,12 @@ fn config(connection: &Connection) -> Result<Config, Error> {
         (None, false) => {}
     }
     Ok(config)
+}
+
+/// Refuses, without connecting, what [`config`] would refuse: for start-up,
+/// so a malformed `--redis-url` is reported before anything is touched.
+pub fn check(connection: &Connection) -> Result<(), Error> {
+    config(connection).map(drop)
 }
 
 /// A rustls client that trusts the CA certificates in `ca_file` only.
@@ -317,6 +332,24 @@ impl Store {
             windows: Script::from_lua(WINDOWS),
             counter_ttl,
         })
+    }
+
+    /// Waits up to `within` for the first connection to Redis; the reason
+    /// when it fails or does not come, for the warning at start.
+    pub async fn first_contact(&self, within: Duration) -> Result<(), String> {
+        // Subscribed before looking, so an attempt failing in between is heard.
+        let mut errors = self.reads.error_rx();
+        if self.reads.is_connected() {
+            return Ok(());
+        }
+        tokio::select! {
+            connected = tokio::time::timeout(within, self.reads.wait_for_connect()) => match connected {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(err.to_string()),
+                Err(_) => Err(format!("no connection within {} ms", within.as_millis())),
+            },
+            Ok((err, _)) = errors.recv() => Err(err.to_string()),
+        }
     }
 
     /// Whether Redis answered the last call.

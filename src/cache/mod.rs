@@ -210,6 +210,29 @@ impl Cache {
         Ok(Self::new(settings, &prefix, Some(db.clone()))?)
     }
 
+    /// Refuses, without connecting, a Redis URL or CA file this cache could
+    /// not use, so that start-up reports it before touching anything.
+    pub fn check(settings: &Settings) -> Result<(), fred::error::Error> {
+        if !settings.mode.uses_l2() {
+            return Ok(());
+        }
+        l2::check(&l2::Connection {
+            url: settings.redis_url.clone(),
+            ca_file: settings.redis_ca_file.clone(),
+            command_timeout: settings.command_timeout,
+            breaker_interval: settings.breaker_interval,
+        })
+    }
+
+    /// Waits up to `within` for Redis to be reached for the first time;
+    /// the reason when it is not. `Ok` in modes without Redis.
+    pub async fn redis_first_contact(&self, within: std::time::Duration) -> Result<(), String> {
+        match &self.inner.l2 {
+            Some(l2) => l2.first_contact(within).await,
+            None => Ok(()),
+        }
+    }
+
     /// Builds the tiers `settings.mode` asks for under `prefix`. `outbox` is
     /// the database whose outbox this replica publishes; without it (unit
     /// tests) writes record nothing there.

@@ -1,9 +1,14 @@
-//! Users: sign-up and sign-in lookups.
+//! Users: sign-up and sign-in lookups, and the operator's changes (role,
+//! password, removal).
 use super::{now, Db, Write};
 use crate::domain::Email;
 use crate::error::{Error, Result};
+use entity::borrow_record;
 use entity::user::{self, Role};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set,
+};
 use uuid::Uuid;
 
 /// What the service shows and caches of a user: never the password hash.
@@ -60,4 +65,77 @@ pub async fn by_email(db: &Db, email: &Email) -> Result<Option<user::Model>> {
         .filter(user::Column::Email.eq(email.as_str()))
         .one(db.conn())
         .await?)
+}
+
+/// Sets the user's role and password hash, when given; NOT_FOUND when no
+/// user has this id.
+pub async fn update(
+    write: &Write,
+    id: Uuid,
+    role: Option<Role>,
+    password_hash: Option<String>,
+) -> Result<()> {
+    let mut update = user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(now()))
+        .filter(user::Column::Id.eq(id));
+    if let Some(role) = role {
+        update = update.col_expr(user::Column::Role, Expr::value(role));
+    }
+    if let Some(hash) = password_hash {
+        update = update.col_expr(user::Column::PasswordHash, Expr::value(hash));
+    }
+    match update.exec(write.conn()).await?.rows_affected {
+        0 => Err(Error::not_found("no such user")),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes the user and their returned loans; returns the ids of those
+/// loans. CONFLICT while a loan is still out: the copy is in someone's
+/// hands, and deleting its record would lose track of it.
+pub async fn delete(write: &Write, id: Uuid) -> Result<Vec<Uuid>> {
+    let txn = write.conn();
+    // Locks the user's row first (see the module docs of `db`), so no loan
+    // can start between the count and the delete.
+    let locked = user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(now()))
+        .filter(user::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    if locked.rows_affected == 0 {
+        return Err(Error::not_found("no such user"));
+    }
+    let out = borrow_record::Entity::find()
+        .filter(borrow_record::Column::UserId.eq(id))
+        .filter(borrow_record::Column::ReturnedAt.is_null())
+        .count(txn)
+        .await?;
+    if out > 0 {
+        return Err(Error::conflict(format!(
+            "the user has {out} loan{} not returned yet",
+            if out == 1 { "" } else { "s" }
+        )));
+    }
+    let returned: Vec<Uuid> = borrow_record::Entity::find()
+        .select_only()
+        .column(borrow_record::Column::Id)
+        .filter(borrow_record::Column::UserId.eq(id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    borrow_record::Entity::delete_many()
+        .filter(borrow_record::Column::UserId.eq(id))
+        .exec(txn)
+        .await?;
+    user::Entity::delete_by_id(id)
+        .exec(txn)
+        .await
+        .map_err(|err| {
+            Error::from_write(
+                err,
+                None,
+                Some(Error::conflict("the user started a loan meanwhile")),
+            )
+        })?;
+    Ok(returned)
 }

@@ -17,6 +17,7 @@ pub use execute::{execute, Documents};
 pub use limits::{selected_operation, Limits, NESTING_CEILING};
 pub use schema::{build_schema, sdl, BiblioSchema};
 pub use scope::{Scope, Services};
+pub use types::MAX_NAME_CHARS;
 
 use crate::auth::Viewer;
 use crate::db::users::Profile;

@@ -1,5 +1,5 @@
 use crate::helpers::spawn_app;
-use biblio::seed::{self, Plan};
+use biblio::seed::{self, Existing, Passwords, Plan};
 use sea_orm::{ConnectionTrait, Statement};
 
 async fn fingerprint(app: &crate::helpers::TestApp) -> Vec<String> {
@@ -31,11 +31,21 @@ async fn the_same_seed_builds_the_same_data_and_a_different_seed_does_not() {
         seed: 7,
     };
     let (first, second, other) = (spawn_app().await, spawn_app().await, spawn_app().await);
-    seed::run(&first.db, &plan, false).await.unwrap();
-    seed::run(&second.db, &plan, false).await.unwrap();
-    seed::run(&other.db, &Plan { seed: 8, ..plan }, false)
+    let passwords = Passwords::random();
+    seed::run(&first.db, &plan, Existing::Refuse, &passwords)
         .await
         .unwrap();
+    seed::run(&second.db, &plan, Existing::Refuse, &passwords)
+        .await
+        .unwrap();
+    seed::run(
+        &other.db,
+        &Plan { seed: 8, ..plan },
+        Existing::Refuse,
+        &passwords,
+    )
+    .await
+    .unwrap();
     assert_eq!(fingerprint(&first).await.len(), 120);
     assert_eq!(fingerprint(&first).await, fingerprint(&second).await);
     assert_ne!(fingerprint(&first).await, fingerprint(&other).await);
@@ -51,7 +61,10 @@ async fn seeded_data_is_consistent_and_its_credentials_work() {
         borrows: 300,
         seed: 42,
     };
-    let report = seed::run(&app.db, &plan, false).await.unwrap();
+    let passwords = Passwords::same("same-for-all");
+    let report = seed::run(&app.db, &plan, Existing::Refuse, &passwords)
+        .await
+        .unwrap();
     let stats = app
         .data(
             None,
@@ -77,8 +90,12 @@ async fn seeded_data_is_consistent_and_its_credentials_work() {
         .unwrap();
     assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 0);
     // A second seed without --reset is refused; with it, the data is replaced.
-    assert!(seed::run(&app.db, &plan, false).await.is_err());
-    seed::run(&app.db, &plan, true).await.unwrap();
+    assert!(seed::run(&app.db, &plan, Existing::Refuse, &passwords)
+        .await
+        .is_err());
+    seed::run(&app.db, &plan, Existing::Replace, &passwords)
+        .await
+        .unwrap();
 
     let login =
         "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { role } } }";
@@ -86,7 +103,7 @@ async fn seeded_data_is_consistent_and_its_credentials_work() {
         .data(
             None,
             login,
-            serde_json::json!({ "e": seed::LIBRARIAN_EMAIL, "p": seed::LIBRARIAN_PASSWORD }),
+            serde_json::json!({ "e": seed::LIBRARIAN_EMAIL, "p": "same-for-all" }),
         )
         .await;
     assert_eq!(librarian["login"]["user"]["role"], "LIBRARIAN");
@@ -94,8 +111,94 @@ async fn seeded_data_is_consistent_and_its_credentials_work() {
         .data(
             None,
             login,
-            serde_json::json!({ "e": "member3@biblio.test", "p": seed::MEMBER_PASSWORD }),
+            serde_json::json!({ "e": "member3@biblio.test", "p": "same-for-all" }),
         )
         .await;
     assert_eq!(member["login"]["user"]["role"], "MEMBER");
+}
+
+const LOGIN: &str =
+    "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { role } } }";
+
+const SMALL: Plan = Plan {
+    authors: 3,
+    books: 5,
+    members: 2,
+    borrows: 4,
+    seed: 1,
+};
+
+#[tokio::test]
+async fn random_seed_passwords_let_their_accounts_in_and_the_old_fixed_ones_do_not() {
+    let app = spawn_app().await;
+    let passwords = Passwords::random();
+    seed::run(&app.db, &SMALL, Existing::Refuse, &passwords)
+        .await
+        .unwrap();
+
+    let librarian = app
+        .data(
+            None,
+            LOGIN,
+            serde_json::json!({ "e": seed::LIBRARIAN_EMAIL, "p": passwords.librarian }),
+        )
+        .await;
+    let member = app
+        .data(
+            None,
+            LOGIN,
+            serde_json::json!({ "e": seed::member_email(2), "p": passwords.members }),
+        )
+        .await;
+    let old = app
+        .error_code(
+            None,
+            LOGIN,
+            serde_json::json!({ "e": seed::LIBRARIAN_EMAIL, "p": "librarian-pass" }),
+        )
+        .await;
+
+    assert_eq!(librarian["login"]["user"]["role"], "LIBRARIAN");
+    assert_eq!(member["login"]["user"]["role"], "MEMBER");
+    assert_eq!(old, "UNAUTHENTICATED");
+    assert_ne!(passwords.librarian, passwords.members);
+}
+
+#[tokio::test]
+async fn a_reset_keeps_away_from_accounts_people_made_unless_told_to_include_them() {
+    let app = spawn_app().await;
+    let passwords = Passwords::same("same-for-all");
+    seed::run(&app.db, &SMALL, Existing::Refuse, &passwords)
+        .await
+        .unwrap();
+    app.member("reader@example.org").await;
+
+    let refused = seed::run(&app.db, &SMALL, Existing::Replace, &passwords)
+        .await
+        .err()
+        .expect("a reset over a person's account is refused")
+        .to_string();
+    let still_there = app
+        .data(
+            None,
+            LOGIN,
+            serde_json::json!({ "e": "reader@example.org", "p": "member-password" }),
+        )
+        .await;
+    seed::run(&app.db, &SMALL, Existing::ReplaceWithUsers, &passwords)
+        .await
+        .unwrap();
+    let gone = app
+        .error_code(
+            None,
+            LOGIN,
+            serde_json::json!({ "e": "reader@example.org", "p": "member-password" }),
+        )
+        .await;
+
+    assert!(refused.contains("1 account"), "{refused}");
+    assert!(refused.contains("reader@example.org"), "{refused}");
+    assert!(refused.contains("--include-users"), "{refused}");
+    assert_eq!(still_there["login"]["user"]["role"], "MEMBER");
+    assert_eq!(gone, "UNAUTHENTICATED");
 }
