@@ -9,6 +9,12 @@
 //! larger of the two counts: while Redis is down or its breaker is open the
 //! process's own count still throttles, and a Redis that comes back empty
 //! does not wipe what this replica saw.
+//!
+//! What is logged, deliberately: a refusal and a failed sign-in are each a
+//! warning with the client's address and the e-mail tried, normalised as
+//! sign-in reads it ([`logged_email`]), so an operator can see who is being
+//! guessed at and from where; never the password. Redis, which operators
+//! may share more widely than logs, holds only a hash of the e-mail.
 use crate::cache::counters::{Count, Counter};
 use crate::cache::{keys::text_hash, Cache};
 use crate::error::{Error, Result};
@@ -102,8 +108,8 @@ impl Throttle {
             Some(resets_in) => {
                 let retry_after = resets_in.as_secs_f64().ceil().max(1.0) as u64;
                 tracing::warn!(
-                    client = ?client,
-                    email = ?email,
+                    client = %logged_client(client),
+                    email = email.map(logged_email).as_deref().unwrap_or("-"),
                     retry_after,
                     "sign-in refused: too many attempts"
                 );
@@ -177,6 +183,28 @@ impl Throttle {
     }
 }
 
+/// The longest e-mail logged: the longest a valid one can be.
+const MAX_LOGGED_EMAIL: usize = 254;
+
+/// An e-mail as it is logged: trimmed and lower-cased as sign-in reads it,
+/// so every line about one account shows it the same way; cut at the
+/// longest valid length, with anything but visible ASCII shown as `?`, so
+/// what a client typed cannot forge or break a log line.
+pub fn logged_email(email: &str) -> String {
+    email
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(MAX_LOGGED_EMAIL)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// A client's address as it is logged; `-` when it is not known.
+pub fn logged_client(client: Option<IpAddr>) -> String {
+    client.map_or_else(|| "-".to_owned(), |address| address.to_string())
+}
+
 /// The counter of an e-mail's failures. The address is hashed so that Redis
 /// holds no one's e-mail; it is normalised (case, spaces) as sign-in does.
 fn email_counter(email: &str) -> String {
@@ -210,6 +238,18 @@ mod tests {
 
     fn code(result: Result<()>) -> Option<&'static str> {
         result.err().map(|err| err.code())
+    }
+
+    #[test]
+    fn emails_are_logged_as_sign_in_reads_them_and_cannot_break_a_line() {
+        assert_eq!(logged_email(" Ann@Example.ORG "), "ann@example.org");
+        assert_eq!(logged_email("a@b.c\nWARN forged"), "a@b.c?warn?forged");
+        assert_eq!(logged_email(&"x".repeat(1000)).len(), MAX_LOGGED_EMAIL);
+        assert_eq!(logged_client(None), "-");
+        assert_eq!(
+            logged_client(Some(IpAddr::from([192, 0, 2, 1]))),
+            "192.0.2.1"
+        );
     }
 
     #[tokio::test]

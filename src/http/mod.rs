@@ -1,5 +1,6 @@
 //! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL and its
-//! assets, compression, and health.
+//! assets, compression, health, and the access log with request ids.
+mod access_log;
 mod answered;
 mod assets;
 mod caching;
@@ -39,7 +40,8 @@ pub struct AppState {
     pub persisted: Arc<crate::graphql::persisted::Store>,
 }
 
-/// The routes; with `cors`, browsers on those origins may call them.
+/// The routes; with `cors`, browsers on those origins may call them. The
+/// access log is outermost, so it sees every request, preflights included.
 pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
     let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
@@ -47,8 +49,9 @@ pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
         .route("/readyz", get(health::ready))
         .merge(assets::routes())
         .with_state(state);
-    match cors {
+    let router = match cors {
         Some(origins) => router.layer(origins.layer()),
         None => router,
-    }
+    };
+    router.layer(access_log::Layer)
 }

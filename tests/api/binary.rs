@@ -84,16 +84,21 @@ impl Server {
     /// Panics if the process exits first.
     pub async fn start(mut command: Command, options: &[&str]) -> Self {
         let port = free_port();
-        let process = command
+        command
             .args([
                 "serve",
                 "--bind",
                 &format!("127.0.0.1:{port}"),
                 "--no-demo-data",
             ])
-            .args(options)
-            .spawn()
-            .expect("the biblio binary runs");
+            .args(options);
+        Self::start_exactly(command, port).await
+    }
+
+    /// Runs `command` as it is, arguments included (they must bind it to
+    /// 127.0.0.1:`port`), and waits until `/readyz` answers 200.
+    pub async fn start_exactly(mut command: Command, port: u16) -> Self {
+        let process = command.spawn().expect("the biblio binary runs");
         let mut server = Self {
             process,
             address: format!("http://127.0.0.1:{port}"),
@@ -170,4 +175,50 @@ pub fn finish_within_10s(command: &mut Command) -> std::process::Output {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.wait_with_output().expect("the output")
+}
+
+/// A temporary file a process writes its stdout or stderr to, read back
+/// whole; removed when dropped. A file, not a pipe, so a chatty process
+/// never blocks on a full pipe the test is not reading.
+pub struct Capture(std::path::PathBuf);
+
+impl Capture {
+    pub fn new(name: &str) -> Self {
+        Self(std::env::temp_dir().join(format!(
+            "biblio-{name}-{}.txt",
+            uuid::Uuid::now_v7().simple()
+        )))
+    }
+
+    /// A handle for `Command::stdout` or `Command::stderr`.
+    pub fn stdio(&self) -> Stdio {
+        Stdio::from(std::fs::File::create(&self.0).expect("a capture file"))
+    }
+
+    /// Everything written so far.
+    pub fn read(&self) -> String {
+        std::fs::read_to_string(&self.0).unwrap_or_default()
+    }
+
+    /// Waits up to 10 s until `found` holds for what was written; returns it.
+    pub async fn wait_for(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = self.read();
+            if found(&text) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never written: {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

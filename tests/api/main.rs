@@ -17,6 +17,7 @@ mod history;
 mod http;
 mod invalidation;
 mod limits;
+mod logs;
 mod migrations;
 mod persisted;
 mod responses;

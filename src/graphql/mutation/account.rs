@@ -1,4 +1,4 @@
-use crate::auth;
+use crate::auth::{self, throttle};
 use crate::cache::Change;
 use crate::db;
 use crate::domain::{required_text, Email, Password};
@@ -67,6 +67,12 @@ impl AccountMutation {
         let hash = user.as_ref().map(|user| user.password_hash.clone());
         if !auth::verify_password(password, hash).await? {
             services.throttle.failed(&email).await;
+            tracing::warn!(
+                client = %throttle::logged_client(scope.client),
+                email = %throttle::logged_email(&email),
+                account = if user.is_some() { "exists" } else { "unknown" },
+                "sign-in failed"
+            );
             return Err(refused());
         }
         let user = user.ok_or_else(refused)?;
