@@ -61,7 +61,7 @@ impl Application {
             "cache ready"
         );
         if config.cache.mode.uses_l2() {
-            warn_if_redis_is_unreachable(cache.clone(), &config.cache.redis_url);
+            report_redis_at_start(cache.clone(), &config.cache.redis_url);
         }
         let services = Arc::new(Services {
             db: db.clone(),
@@ -157,19 +157,20 @@ async fn seed_demo_data(db: &Db) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Says so in a warning when Redis cannot be reached shortly after start:
-/// the replica serves all the same, from L1 and the database, and `/readyz`
-/// reports the cache `degraded` until Redis answers.
-fn warn_if_redis_is_unreachable(cache: Cache, redis_url: &str) {
+/// Says whether Redis answered shortly after start: if not, in a warning,
+/// since the replica serves all the same, from L1 and the database, and
+/// `/readyz` reports the cache `degraded` until Redis answers.
+fn report_redis_at_start(cache: Cache, redis_url: &str) {
     let redis = redact::url(redis_url).into_owned();
     tokio::spawn(async move {
-        if let Err(reason) = cache.redis_first_contact(Duration::from_secs(2)).await {
-            tracing::warn!(
+        match cache.redis_first_contact(Duration::from_secs(2)).await {
+            Ok(()) => tracing::info!(%redis, "Redis answers"),
+            Err(reason) => tracing::warn!(
                 %redis,
                 %reason,
                 "Redis is unreachable: serving degraded, from the in-process cache and the \
                  database, until it answers; /readyz reports the cache \"degraded\" meanwhile"
-            );
+            ),
         }
     });
 }

@@ -23,6 +23,7 @@ mod persisted;
 mod responses;
 mod schema;
 mod seed;
+mod startup;
 mod stdio;
 mod tls;
 mod writes;
