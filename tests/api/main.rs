@@ -26,4 +26,5 @@ mod seed;
 mod startup;
 mod stdio;
 mod tls;
+mod users;
 mod writes;
