@@ -8,6 +8,7 @@ mod borrowing;
 mod browser;
 mod cache;
 mod catalogue;
+mod cli;
 mod costs;
 mod differential;
 mod domain_input;
