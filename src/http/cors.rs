@@ -68,8 +68,15 @@ impl Origins {
                 // use to tell clients apart.
                 HeaderName::from_static("apollographql-client-name"),
                 HeaderName::from_static("apollographql-client-version"),
+                // A client's own request id, kept for the access log.
+                super::access_log::X_REQUEST_ID.clone(),
             ])
-            .expose_headers([header::ETAG, header::RETRY_AFTER])
+            // The request id, so a browser client can quote it.
+            .expose_headers([
+                header::ETAG,
+                header::RETRY_AFTER,
+                super::access_log::X_REQUEST_ID.clone(),
+            ])
             .max_age(PREFLIGHT_MAX_AGE)
     }
 }

@@ -295,6 +295,7 @@ async fn browsers_on_a_configured_origin_may_call_the_api() {
         allowed.contains("content-type") && allowed.contains("authorization"),
         "{allowed}"
     );
+    assert!(allowed.contains("x-request-id"), "{allowed}");
     assert_eq!(headers["access-control-max-age"], "3600");
 
     let answer = |origin: &'static str| {
@@ -315,6 +316,7 @@ async fn browsers_on_a_configured_origin_may_call_the_api() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(exposed.contains("etag"), "{exposed}");
+    assert!(exposed.contains("x-request-id"), "{exposed}");
     assert!(allowed.headers().get_all("vary").iter().any(|v| v
         .to_str()
         .unwrap()
