@@ -1,5 +1,5 @@
 //! Logging: `tracing` to standard error, filtered by `RUST_LOG` (default
-//! `info`), as text for people or one JSON object per line for log
+//! `info`, PostgreSQL's notices at `warn`), as text for people or one JSON object per line for log
 //! pipelines (`--log-format`). Colour only when standard error is a
 //! terminal: escape codes in a file or a collector are noise. A line that
 //! cannot be written is dropped, never a panic.
@@ -18,7 +18,10 @@ pub enum LogFormat {
 
 /// Installs the subscriber (once; later calls do nothing).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's notices ("relation ... already exists, skipping", at
+    // every start) are noise at `info`.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -101,6 +101,8 @@ async fn from_a_script_user_add_names_the_flag_it_misses_and_adds_nobody() {
 struct Terminal {
     child: std::process::Child,
     shown: std::sync::Arc<std::sync::Mutex<String>>,
+    /// How much of what was shown the prompts answered so far account for.
+    consumed: usize,
 }
 
 impl Terminal {
@@ -129,23 +131,30 @@ impl Terminal {
                 writer.lock().unwrap().push_str(&text);
             }
         });
-        Self { child, shown }
+        Self {
+            child,
+            shown,
+            consumed: 0,
+        }
     }
 
     fn shown(&self) -> String {
         self.shown.lock().unwrap().clone()
     }
 
-    /// Waits until the terminal shows `prompt` (once more than before), then
-    /// types `answer` and Enter.
+    /// Waits until the terminal shows `prompt` after what earlier answers
+    /// consumed, then types `answer` and Enter.
     fn answer(&mut self, prompt: &str, answer: &str) {
-        let seen = self.shown().matches(prompt).count();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.shown().matches(prompt).count() == seen {
+        loop {
+            let shown = self.shown();
+            if let Some(at) = shown[self.consumed..].find(prompt) {
+                self.consumed += at + prompt.len();
+                break;
+            }
             assert!(
                 std::time::Instant::now() < deadline,
-                "never asked {prompt:?}: {}",
-                self.shown()
+                "never asked {prompt:?}: {shown}"
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
