@@ -23,9 +23,11 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://biblio.db?mode=rwc";
 )]
 pub struct Cli {
     /// Database to use: sqlite://FILE?mode=rwc or postgres://...
+    // The environment's value is not shown in --help: it may hold a password.
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = DEFAULT_DATABASE_URL,
         global = true
     )]
@@ -110,7 +112,12 @@ pub struct ServeArgs {
     pub bind: SocketAddr,
     /// Redis: the shared cache tier and the invalidation bus between replicas.
     /// `redis://` is plaintext, `rediss://` TLS; other schemes are refused.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
     /// PEM file of the CA certificates a `rediss://` server's certificate must
     /// chain to. By default, the system's trusted roots.
@@ -319,7 +326,12 @@ pub struct SeedArgs {
     /// One password for every seeded account, for benchmarks and scripts
     /// that sign in (at least 8 characters). By default each run draws
     /// random passwords and prints them.
-    #[arg(long, env = "BIBLIO_SEED_PASSWORD", value_name = "PASSWORD")]
+    #[arg(
+        long,
+        env = "BIBLIO_SEED_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
     pub password_for_all: Option<String>,
 }
 

@@ -8,6 +8,23 @@ use serde_json::json;
 use std::path::PathBuf;
 
 #[test]
+fn help_never_shows_a_password_from_the_environment() {
+    for args in [&["--help"][..], &["seed", "--help"]] {
+        let output = finish_within_10s(
+            biblio("postgres://app:s3cret-pw@db.example.org/biblio")
+                .env("REDIS_URL", "redis://:s3cret-pw@cache.example.org")
+                .env("BIBLIO_SEED_PASSWORD", "s3cret-pw")
+                .args(args),
+        );
+
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{help}");
+        assert!(help.contains("DATABASE_URL"), "{help}");
+        assert!(!help.contains("s3cret-pw"), "{args:?} showed a password");
+    }
+}
+
+#[test]
 fn help_lists_the_options_of_serve_under_their_own_heading() {
     let output = finish_within_10s(biblio("sqlite::memory:").arg("--help"));
 
