@@ -36,6 +36,10 @@ pub struct Event {
     /// since its cache started), meaningful only to the sender.
     #[serde(default)]
     pub beat: Option<u64>,
+    /// The namespace current in Redis when it was published: every
+    /// invalidation, heartbeat and clear carries it (see `cache::namespace`).
+    #[serde(default)]
+    pub namespace: Option<u64>,
 }
 
 impl Event {
@@ -44,9 +48,11 @@ impl Event {
         serde_json::from_str(payload).ok()
     }
 
-    /// A heartbeat's payload.
-    pub fn heartbeat(origin: &str, beat: u64) -> String {
-        serde_json::json!({ "origin": origin, "beat": beat }).to_string()
+    /// A heartbeat's payload up to the namespace's value, which the
+    /// heartbeat script reads in Redis and appends with the closing brace.
+    pub fn heartbeat_head(origin: &str, beat: u64) -> String {
+        let origin = serde_json::Value::from(origin);
+        format!(r#"{{"origin":{origin},"beat":{beat},"namespace":"#)
     }
 }
 
@@ -180,10 +186,12 @@ mod tests {
     }
 
     #[test]
-    fn heartbeats_round_trip() {
-        let beat = Event::parse(&Event::heartbeat("a", 42)).unwrap();
-        assert_eq!(beat.origin, "a");
-        assert_eq!(beat.beat, Some(42));
+    fn heartbeats_round_trip_with_the_namespace_the_script_appends() {
+        let payload = format!("{}{}}}", Event::heartbeat_head("a\"b", u64::MAX), 7);
+        let beat = Event::parse(&payload).unwrap();
+        assert_eq!(beat.origin, "a\"b");
+        assert_eq!(beat.beat, Some(u64::MAX));
+        assert_eq!(beat.namespace, Some(7));
         assert!(beat.keys.is_empty() && beat.groups.is_empty());
     }
 }
