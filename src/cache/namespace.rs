@@ -16,16 +16,16 @@
 //!
 //! # When a replica learns the namespace
 //! - From the clear's event, as soon as it arrives.
-//! - From every invalidation event and every heartbeat: both are published
-//!   by scripts that read the namespace atomically with publishing. Hearing
-//!   back its own heartbeat sent at `t` therefore proves a replica knows the
-//!   namespace as of `t`, as it proves every event published before `t`
-//!   heard. L2 is read only while such a heartbeat sent within the silence
-//!   limit has come back, so a replica that missed the event (its
-//!   subscriber lagged or reconnected) reads the old namespace no longer
-//!   than it could miss any write's event: within the bound stated in
-//!   [`crate::cache`]. A starting replica learns it from its first
-//!   heartbeat, before it trusts L2 at all.
+//! - From every invalidation event and from its own heartbeats: both are
+//!   published by scripts that read the namespace atomically with
+//!   publishing. Hearing back its own heartbeat sent at `t` therefore
+//!   proves a replica knows the namespace as of `t`, as it proves every
+//!   event published before `t` heard. L2 is read only while such a
+//!   heartbeat sent within the silence limit has come back, so a replica
+//!   that missed the event (its subscriber lagged or reconnected) reads the
+//!   old namespace no longer than it could miss any write's event: within
+//!   the bound stated in [`crate::cache`]. A starting replica learns it
+//!   from its first heartbeat, before it trusts L2 at all.
 //! - From the invalidation script, which refuses to run under an older
 //!   namespace (below).
 //!

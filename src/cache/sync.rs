@@ -372,10 +372,13 @@ impl bus::Sink for SinkHandle {
         let Some(inner) = self.0.upgrade() else {
             return;
         };
-        // First, so a heartbeat proves the namespace known before it
-        // proves anything else.
-        if let Some(namespace) = event.namespace {
-            inner.learn_namespace(namespace);
+        // From invalidations, clears and our own heartbeats (another
+        // replica's prove nothing here), and first, so that a heartbeat
+        // proves the namespace known before it proves anything else.
+        if event.beat.is_none() || event.origin == inner.origin {
+            if let Some(namespace) = event.namespace {
+                inner.learn_namespace(namespace);
+            }
         }
         if event.origin == inner.origin {
             // Our heartbeat came back: everything published before it has
