@@ -8,7 +8,10 @@
 //! ten times a second and listens for its own: Redis delivers one channel's
 //! messages in the order it executed them, so hearing back a heartbeat sent
 //! at `t` proves every event published before `t` has been received
-//! (`sync` turns that into trust).
+//! (`sync` turns that into trust). A clear (`biblio cache clear`) is an
+//! event too, carrying only the new namespace; every event and heartbeat
+//! carries the namespace current when it was published (see
+//! `cache::namespace`).
 //!
 //! Pub/sub delivers at most once, and only to connected subscribers: when
 //! the subscriber reconnects it resubscribes and then clears L1 (events sent

@@ -59,10 +59,12 @@
 //! # Clearing (`biblio cache clear`)
 //! Every entry's key carries the deployment's namespace; a clear moves it
 //! in Redis and publishes an event, and every replica that learns the new
-//! one (from that event, or from any later event or heartbeat, which carry
-//! it) reads and fills under it and drops its L1. The old entries are then
-//! removed in the background. Why no fill or write that straddles a clear
-//! breaks the bound is argued in [`namespace`].
+//! one (from that event, or from a later event or its own next heartbeat,
+//! which carry it) reads and fills under it and drops its L1. So every
+//! replica's next read loads afresh within the bound below, as if the clear
+//! were a write of everything. The old entries are then removed in the
+//! background. Why no fill or write that straddles a clear breaks the bound
+//! is argued in [`namespace`].
 //!
 //! # Glossary: every counter that guards a race
 //! - **stripe epoch** (`l1::Store`): per stripe of L1 keys, bumped by every
@@ -91,9 +93,10 @@
 //! - **outbox id** (`db::outbox`): one write's invalidation until published.
 //! - **namespace** (Redis `{prefix}:v…:namespace`, and the highest learnt in
 //!   [`keys::Keys`]): bumped by a clear; part of every entry's key (and so
-//!   of its version's), never of a counter's. Learnt from every event and
-//!   heartbeat; the invalidation script refuses to run under an older one,
-//!   so a write always deletes where readers look ([`namespace`]).
+//!   of its version's), never of a counter's. Learnt from every
+//!   invalidation and clear event and from the replica's own heartbeats;
+//!   the invalidation script refuses to run under an older one, so a write
+//!   always deletes where readers look ([`namespace`]).
 pub mod bus;
 pub mod changes;
 pub mod codec;
@@ -322,6 +325,7 @@ impl Cache {
             subscriber,
             bus_trusted: trusted,
             pending_invalidations: inner.sync.pending_count(),
+            namespace: inner.keys.namespace(),
         }
     }
 }
