@@ -106,7 +106,7 @@ pub mod keys;
 pub mod l1;
 pub mod l2;
 pub mod metrics;
-mod namespace;
+pub mod namespace;
 mod page;
 mod read;
 pub mod reads;
