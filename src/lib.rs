@@ -12,11 +12,13 @@
 //!
 //! Around them: [`auth`] (passwords, tokens, the viewer), [`error`] (the one
 //! error type and its `extensions.code`), [`app`] (build and run),
-//! [`cli`] and [`config`], [`seed`] (demo data), [`telemetry`].
+//! [`cli`] and [`config`], [`seed`] (demo data), [`warm`] (reads made
+//! ahead of clients) and [`cache_cli`] (`biblio cache`), [`telemetry`].
 pub mod app;
 pub mod auth;
 #[warn(missing_docs)]
 pub mod cache;
+pub mod cache_cli;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -26,3 +28,4 @@ pub mod graphql;
 pub mod http;
 pub mod seed;
 pub mod telemetry;
+pub mod warm;

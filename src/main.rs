@@ -4,11 +4,13 @@
 
 use biblio::app::{shutdown_signal, Application};
 use biblio::cache::Change;
-use biblio::cli::{Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand};
+use biblio::cli::{
+    CacheCommand, Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand,
+};
 use biblio::db::Db;
 use biblio::domain::{required_text, Email, Password};
 use biblio::error::BoxError;
-use biblio::{auth, db, graphql, seed, telemetry};
+use biblio::{auth, cache_cli, db, graphql, seed, telemetry};
 use clap::Parser;
 use std::io::{BufRead, Write};
 
@@ -88,6 +90,12 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             let invalidation = Change::UserCreated { id: user.id }.invalidation();
             write.commit(Some(&invalidation.to_outbox())).await?;
             say!("added {} ({:?}) with id {}", user.email, user.role, user.id)?;
+        }
+        Command::Cache(CacheCommand::Warm(args)) => {
+            cache_cli::warm(&cli.database_url, args).await?
+        }
+        Command::Cache(CacheCommand::Clear(args)) => {
+            cache_cli::clear(&cli.database_url, args).await?
         }
         Command::Documents(DocumentsCommand::Add { file }) => {
             let json = std::fs::read_to_string(&file)
