@@ -8,11 +8,13 @@ use crate::db::Db;
 use crate::error::BoxError;
 use crate::graphql::{build_schema, persisted, Documents, Services};
 use crate::http::{router, AppState, HttpCaching, Origins, Responses};
+use crate::warm::Warmer;
 use crate::{redact, seed, startup};
 use axum::Router;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -23,6 +25,9 @@ pub struct Application {
     db: Db,
     cache: Cache,
     persisted: Arc<persisted::Store>,
+    /// With `--warm`: the warm to run once serving, and the flag that holds
+    /// `/readyz` at 503 until it is done.
+    warm: Option<(Warmer, Arc<AtomicBool>)>,
 }
 
 impl Application {
@@ -73,6 +78,12 @@ impl Application {
             db_connections_per_request: config.db_connections_per_request,
         });
         let schema = build_schema(config.limits);
+        let documents = Arc::new(Documents::new(16 * 1024 * 1024, config.limits));
+        let warming = Arc::new(AtomicBool::new(config.warm));
+        let warm = config.warm.then(|| {
+            let warmer = Warmer::new(services.clone(), schema.clone(), documents.clone());
+            (warmer, warming.clone())
+        });
         let persisted = Arc::new(persisted::Store::new(
             cache.clone(),
             db.clone(),
@@ -83,7 +94,7 @@ impl Application {
                 schema,
                 services,
                 body_limit: config.body_limit,
-                documents: Arc::new(Documents::new(16 * 1024 * 1024, config.limits)),
+                documents,
                 client_address_header,
                 responses: config
                     .response_cache
@@ -91,6 +102,7 @@ impl Application {
                     .map(|bytes| Arc::new(Responses::new(cache.clone(), bytes))),
                 http_caching: HttpCaching::new(config.http_max_age),
                 persisted: persisted.clone(),
+                warming,
             },
             cors.as_ref(),
         );
@@ -100,6 +112,7 @@ impl Application {
             db,
             cache,
             persisted,
+            warm,
         })
     }
 
@@ -130,6 +143,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), "listening; GraphiQL at /graphql");
+        if let Some((warmer, warming)) = self.warm {
+            tokio::spawn(crate::warm::at_start(warmer, warming));
+        }
         // The peer's address is what sign-in throttling counts per client.
         let service = self
             .router

@@ -103,6 +103,9 @@ pub enum Command {
     /// Manage trusted documents (persisted queries registered ahead of time).
     #[command(subcommand)]
     Documents(DocumentsCommand),
+    /// Operate this deployment's cache: warm it ahead of clients, clear it.
+    #[command(subcommand)]
+    Cache(CacheCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -273,6 +276,11 @@ pub struct ServeArgs {
     /// into one named with --database-url: fill that with `biblio seed`.
     #[arg(long, env = "BIBLIO_NO_DEMO_DATA")]
     pub no_demo_data: bool,
+    /// Before reporting ready on /readyz, warm the cache as `biblio cache
+    /// warm` does (Redis and this replica's L1); /readyz answers 503
+    /// "warming" meanwhile. Skipped if Redis cannot be reached in 10 s.
+    #[arg(long, env = "BIBLIO_WARM")]
+    pub warm: bool,
     /// Run only trusted documents, registered with `biblio documents add`,
     /// sent by hash or in full; refuse every other query and learn no new
     /// persisted query at request time.
@@ -382,6 +390,82 @@ pub enum DocumentsCommand {
     },
 }
 
+/// `biblio cache ...`.
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Fill Redis with what clients read most.
+    ///
+    /// Every category, the statistics, the first page of authors, the
+    /// first pages of the default book list and the books lent most often,
+    /// with the authors and categories they show and their book counts, read
+    /// as the service reads them. Entries already in Redis are left as they
+    /// are. Prints what was stored; shows progress on a terminal.
+    Warm(WarmArgs),
+    /// Clear this deployment's cache on every replica at once.
+    ///
+    /// Its Redis entries become unreachable and every replica drops its
+    /// in-process cache as the event reaches it; then the old entries are
+    /// removed from Redis and counted. Other deployments' keys on the same
+    /// Redis are never touched.
+    Clear(ClearArgs),
+}
+
+/// Which deployment's cache a `cache` command works on. Every other
+/// setting (TTLs, timeouts, limits) is read from the same environment
+/// variables as `serve`, so a command run in a deployment's environment
+/// writes exactly what its replicas would.
+#[derive(Args, Debug, Clone)]
+pub struct CacheArgs {
+    /// The deployment's Redis (as for `serve`).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// PEM file of the CA certificates a `rediss://` server's certificate
+    /// must chain to (as for `serve`).
+    #[arg(long, env = "BIBLIO_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
+    /// The deployment's key prefix, if `serve` is given one; by default it
+    /// is read from the database (`biblio-<deployment id>`).
+    #[arg(long, env = "BIBLIO_CACHE_PREFIX")]
+    pub cache_prefix: Option<String>,
+}
+
+impl CacheArgs {
+    /// The configuration `serve` would run with in this environment, on
+    /// this deployment's Redis and prefix.
+    pub fn into_config(self, database_url: String) -> Config {
+        ServeArgs {
+            redis_url: self.redis_url,
+            redis_ca_file: self.redis_ca_file,
+            cache_prefix: self.cache_prefix,
+            ..ServeArgs::default()
+        }
+        .into_config(database_url)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WarmArgs {
+    /// Pages of the default book list to warm, from the first.
+    #[arg(long, default_value_t = crate::warm::Plan::default().book_pages)]
+    pub pages: u32,
+    /// Their size. It is part of each page's key, so warm the size clients
+    /// ask for (the schema's default is 20).
+    #[arg(long, default_value_t = crate::warm::Plan::default().page_size,
+          value_parser = clap::value_parser!(u32).range(1..=crate::domain::MAX_PAGE_SIZE as i64))]
+    pub page_size: u32,
+    /// How many of the books lent most often to warm.
+    #[arg(long, default_value_t = crate::warm::Plan::default().most_borrowed)]
+    pub most_borrowed: u64,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClearArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
 /// `entity::user::Role` as a command-line value. clap's `ValueEnum` cannot be
 /// derived on the entity's enum from here (both are foreign to this crate)
 /// and the entity crate should not depend on clap, so this mirror and its
@@ -456,6 +540,7 @@ impl ServeArgs {
             loader_delay: Duration::from_micros(self.loader_delay_us),
             demo_data_when_empty,
             persisted_only: self.persisted_only,
+            warm: self.warm,
         }
     }
 }

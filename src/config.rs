@@ -34,4 +34,6 @@ pub struct Config {
     pub demo_data_when_empty: bool,
     /// Run only trusted documents (`--persisted-only`).
     pub persisted_only: bool,
+    /// Warm the cache before reporting ready (`--warm`).
+    pub warm: bool,
 }

@@ -14,12 +14,14 @@
 //! error type and its `extensions.code`), [`app`] (build and run),
 //! [`cli`] and [`config`], [`startup`] (what stops a start, said as what to
 //! fix), [`accounts`] (the operator's `user` commands), [`seed`] (demo
-//! data), [`telemetry`] (logs), [`redact`] (passwords out of URLs shown).
+//! data), [`warm`] (reads made ahead of clients) and [`cache_cli`] (`biblio
+//! cache`), [`telemetry`] (logs), [`redact`] (passwords out of URLs shown).
 pub mod accounts;
 pub mod app;
 pub mod auth;
 #[warn(missing_docs)]
 pub mod cache;
+pub mod cache_cli;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -31,3 +33,4 @@ pub mod redact;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;
+pub mod warm;

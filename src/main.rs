@@ -4,11 +4,13 @@
 
 use biblio::accounts::{self, Console, NewAccount};
 use biblio::app::{shutdown_signal, Application};
-use biblio::cli::{Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand};
+use biblio::cli::{
+    CacheCommand, Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand,
+};
 use biblio::error::BoxError;
 use biblio::redact::Secrets;
 use biblio::telemetry::LogFormat;
-use biblio::{graphql, seed, startup, telemetry};
+use biblio::{cache_cli, graphql, seed, startup, telemetry};
 use std::io::Write;
 
 /// A request allocates and frees many small objects (futures, response
@@ -82,6 +84,12 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         Some(Command::Seed(args)) => seed(&database_url, args).await?,
         Some(Command::Schema) => write!(std::io::stdout().lock(), "{}", graphql::sdl())?,
         Some(Command::User(command)) => user(&database_url, command).await?,
+        Some(Command::Cache(CacheCommand::Warm(args))) => {
+            cache_cli::warm(&database_url, args).await?
+        }
+        Some(Command::Cache(CacheCommand::Clear(args))) => {
+            cache_cli::clear(&database_url, args).await?
+        }
         Some(Command::Documents(DocumentsCommand::Add { file })) => {
             let json = std::fs::read_to_string(&file)
                 .map_err(|err| format!("{}: {err}", file.display()))?;

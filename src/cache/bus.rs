@@ -8,7 +8,10 @@
 //! ten times a second and listens for its own: Redis delivers one channel's
 //! messages in the order it executed them, so hearing back a heartbeat sent
 //! at `t` proves every event published before `t` has been received
-//! (`sync` turns that into trust).
+//! (`sync` turns that into trust). A clear (`biblio cache clear`) is an
+//! event too, carrying only the new namespace; every event and heartbeat
+//! carries the namespace current when it was published (see
+//! `cache::namespace`).
 //!
 //! Pub/sub delivers at most once, and only to connected subscribers: when
 //! the subscriber reconnects it resubscribes and then clears L1 (events sent
@@ -36,6 +39,10 @@ pub struct Event {
     /// since its cache started), meaningful only to the sender.
     #[serde(default)]
     pub beat: Option<u64>,
+    /// The namespace current in Redis when it was published: every
+    /// invalidation, heartbeat and clear carries it (see `cache::namespace`).
+    #[serde(default)]
+    pub namespace: Option<u64>,
 }
 
 impl Event {
@@ -44,9 +51,11 @@ impl Event {
         serde_json::from_str(payload).ok()
     }
 
-    /// A heartbeat's payload.
-    pub fn heartbeat(origin: &str, beat: u64) -> String {
-        serde_json::json!({ "origin": origin, "beat": beat }).to_string()
+    /// A heartbeat's payload up to the namespace's value, which the
+    /// heartbeat script reads in Redis and appends with the closing brace.
+    pub fn heartbeat_head(origin: &str, beat: u64) -> String {
+        let origin = serde_json::Value::from(origin);
+        format!(r#"{{"origin":{origin},"beat":{beat},"namespace":"#)
     }
 }
 
@@ -180,10 +189,12 @@ mod tests {
     }
 
     #[test]
-    fn heartbeats_round_trip() {
-        let beat = Event::parse(&Event::heartbeat("a", 42)).unwrap();
-        assert_eq!(beat.origin, "a");
-        assert_eq!(beat.beat, Some(42));
+    fn heartbeats_round_trip_with_the_namespace_the_script_appends() {
+        let payload = format!("{}{}}}", Event::heartbeat_head("a\"b", u64::MAX), 7);
+        let beat = Event::parse(&payload).unwrap();
+        assert_eq!(beat.origin, "a\"b");
+        assert_eq!(beat.beat, Some(u64::MAX));
+        assert_eq!(beat.namespace, Some(7));
         assert!(beat.keys.is_empty() && beat.groups.is_empty());
     }
 }

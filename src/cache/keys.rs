@@ -1,9 +1,16 @@
-//! Every cache key is built here: `{prefix}:v{SCHEMA_VERSION}:{kind}:{...}`.
+//! Every cache key is built here:
+//! `{prefix}:v{SCHEMA_VERSION}:n{namespace}:{kind}:{...}`.
 //!
 //! The prefix lets several deployments share one Redis (by default it holds
 //! the deployment id of the database, so two databases never share keys).
 //! The schema version changes whenever a cached value's layout changes, so a
 //! deploy never decodes bytes written by an older build: it simply misses.
+//! The namespace moves when the cache is cleared (`biblio cache clear`, see
+//! [`super::namespace`]): every entry, its version counter and every stored
+//! document carry it, so moving it makes all of them unreachable at once.
+//! The counters that guard races (group generations, the sequence) and
+//! the sign-in windows carry no namespace: a clear changes no data, so it
+//! must not restart them.
 //!
 //! A key holds everything that makes its answer differ. Entities: kind and
 //! id. Lists: a [`List`] names every parameter, and its [`Group`] (with the
@@ -14,6 +21,8 @@ use crate::db::borrows::Status;
 use crate::domain::{PageRequest, SearchText};
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Bump when any cached struct (entity models, `IdPage`, `Statistics`) changes.
@@ -318,23 +327,81 @@ impl List<'_> {
     }
 }
 
-/// Builds keys for one deployment prefix.
+/// Builds keys for one deployment prefix. Clones share the namespace.
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
     /// `{prefix}:v{SCHEMA_VERSION}:`
     base: String,
     channel: String,
+    /// The **namespace** this process reads and fills under: the highest it
+    /// has learnt (see [`super::namespace`]). Shared by every clone, so the
+    /// L2 store and the cache never build keys under different ones for long.
+    namespace: Arc<AtomicU64>,
 }
 
 impl Keys {
-    /// Keys under `prefix` and the current [`SCHEMA_VERSION`].
+    /// Keys under `prefix` and the current [`SCHEMA_VERSION`], in namespace 0
+    /// until a higher one is learnt.
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
             base: format!("{prefix}:v{SCHEMA_VERSION}:"),
             channel: format!("{prefix}:invalidate"),
+            namespace: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The namespace keys are built under now.
+    pub fn namespace(&self) -> u64 {
+        self.namespace.load(Ordering::Acquire)
+    }
+
+    /// Moves to `namespace` if it is newer than the one known; namespaces
+    /// only move forward. Returns whether it moved.
+    pub fn advance_namespace(&self, namespace: u64) -> bool {
+        self.namespace.fetch_max(namespace, Ordering::AcqRel) < namespace
+    }
+
+    /// The Redis counter holding the namespace: `{base}namespace`. Outside
+    /// every namespace, and never expiring.
+    pub fn namespace_counter(&self) -> String {
+        format!("{}namespace", self.base)
+    }
+
+    /// A `SCAN` pattern matching every key of this deployment that carries
+    /// a namespace (and, since a prefix is free text, its glob characters
+    /// escaped): `{base}n*`. It also matches the namespace counter, which
+    /// [`Keys::namespace_of`] tells apart.
+    pub fn namespaced_pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.base.len() + 4);
+        for c in self.base.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str("n*");
+        pattern
+    }
+
+    /// The namespace a key of this deployment was built under; `None` for
+    /// keys that carry none (counters) or belong to another prefix.
+    pub fn namespace_of(&self, key: &str) -> Option<u64> {
+        let rest = key.strip_prefix(&self.base)?.strip_prefix('n')?;
+        let (digits, _) = rest.split_once(':')?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// `{base}n{namespace}:`, the start of every namespaced key.
+    fn start(&self, namespace: u64, capacity: usize) -> String {
+        let mut key = String::with_capacity(self.base.len() + 8 + capacity);
+        key.push_str(&self.base);
+        let _ = write!(key, "n{namespace}:");
+        key
     }
 
     /// The deployment's prefix, as shown by health and `Debug`.
@@ -347,27 +414,38 @@ impl Keys {
         &self.channel
     }
 
-    /// An entity or count by id: `biblio:v1:book:0190…`.
+    /// An entity or count by id, in the current namespace:
+    /// `biblio-…:v2:n0:book:0190…`.
     pub fn entity(&self, kind: Kind, id: Uuid) -> String {
-        let mut key = String::with_capacity(self.base.len() + 24 + 36);
-        key.push_str(&self.base);
+        self.entity_in(self.namespace(), kind, id)
+    }
+
+    /// An entity or count by id in `namespace`: for the invalidation script,
+    /// which must name the namespace its keys were built under.
+    pub fn entity_in(&self, namespace: u64, kind: Kind, id: Uuid) -> String {
+        let mut key = self.start(namespace, 24 + 36);
         key.push_str(kind.as_str());
         key.push(':');
         let _ = write!(key, "{id}");
         key
     }
 
-    /// The kind and id of an entity key built by [`Keys::entity`].
+    /// The kind and id of an entity key built by [`Keys::entity`], in any
+    /// namespace: an event names what a write changed, wherever it was kept.
     pub fn parse_entity(&self, key: &str) -> Option<(Kind, Uuid)> {
-        let (kind, id) = key.strip_prefix(&self.base)?.split_once(':')?;
+        let rest = key.strip_prefix(&self.base)?.strip_prefix('n')?;
+        let (namespace, rest) = rest.split_once(':')?;
+        if !namespace.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let (kind, id) = rest.split_once(':')?;
         Some((Kind::parse(kind)?, Uuid::parse_str(id).ok()?))
     }
 
-    /// A list entry: `{base}{kind}:{group}:g{generation}:{params}`, e.g.
-    /// `biblio-…:v2:my_borrows:user_borrows:0190…:g3:p1:s20:st=All`.
+    /// A list entry: `{base}n{namespace}:{kind}:{group}:g{generation}:{params}`,
+    /// e.g. `biblio-…:v2:n0:my_borrows:user_borrows:0190…:g3:p1:s20:st=All`.
     pub fn list(&self, list: &List<'_>, generation: u64) -> String {
-        let mut key = String::with_capacity(self.base.len() + 128);
-        key.push_str(&self.base);
+        let mut key = self.start(self.namespace(), 128);
         key.push_str(list.kind().as_str());
         key.push(':');
         list.group().write_name(&mut key);
@@ -440,16 +518,17 @@ pub enum Persisted<'a> {
 }
 
 impl Keys {
-    /// `{base}apq:{id}` for a learnt query, `{base}doc:{id}` for a trusted
-    /// document: apart, so a learnt query can never pass for a trusted one.
-    /// The id goes last, verbatim.
+    /// `{base}n{namespace}:apq:{id}` for a learnt query, `…:doc:{id}` for a
+    /// trusted document: apart, so a learnt query can never pass for a
+    /// trusted one. The id goes last, verbatim. In the namespace like any
+    /// entry, so a clear forgets them too (they are read again from the
+    /// client or the database).
     pub fn persisted(&self, document: Persisted<'_>) -> String {
         let (kind, id) = match document {
             Persisted::Learnt(id) => ("apq:", id),
             Persisted::Trusted(id) => ("doc:", id),
         };
-        let mut key = String::with_capacity(self.base.len() + kind.len() + id.len());
-        key.push_str(&self.base);
+        let mut key = self.start(self.namespace(), kind.len() + id.len());
         key.push_str(kind);
         key.push_str(id);
         key
@@ -466,11 +545,11 @@ mod tests {
         let id = Uuid::nil();
         assert_eq!(
             keys.entity(Kind::Book, id),
-            format!("lib:v{SCHEMA_VERSION}:book:{id}")
+            format!("lib:v{SCHEMA_VERSION}:n0:book:{id}")
         );
         assert_eq!(
             keys.list(&List::Authors { page: page(1, 20) }, 7),
-            format!("lib:v{SCHEMA_VERSION}:authors:authors:g7:p1:s20")
+            format!("lib:v{SCHEMA_VERSION}:n0:authors:authors:g7:p1:s20")
         );
         assert_eq!(
             keys.generation(&Group::UserBorrows(id)),
@@ -482,6 +561,78 @@ mod tests {
             Some((Kind::Borrow, id))
         );
         assert_eq!(keys.parse_entity("other:v1:book:x"), None);
+    }
+
+    #[test]
+    fn a_namespace_moves_every_entry_and_no_counter() {
+        let keys = Keys::new("lib");
+        let id = Uuid::now_v7();
+        let list = List::Authors { page: page(1, 20) };
+        let before = (
+            keys.entity(Kind::Book, id),
+            keys.list(&list, 3),
+            keys.version(&keys.entity(Kind::Book, id)),
+            keys.persisted(Persisted::Learnt("x")),
+        );
+        let counters = (
+            keys.generation(&Group::Books),
+            keys.sequence(),
+            keys.counter("c"),
+            keys.namespace_counter(),
+        );
+        let shared = keys.clone();
+        assert!(shared.advance_namespace(4), "a clone moves them all");
+        assert!(!keys.advance_namespace(2), "never backwards");
+        assert_eq!(keys.namespace(), 4);
+        let after = (
+            keys.entity(Kind::Book, id),
+            keys.list(&list, 3),
+            keys.version(&keys.entity(Kind::Book, id)),
+            keys.persisted(Persisted::Learnt("x")),
+        );
+        assert_ne!(before.0, after.0);
+        assert_ne!(before.1, after.1);
+        assert_ne!(before.2, after.2);
+        assert_ne!(before.3, after.3);
+        assert_eq!(
+            counters,
+            (
+                keys.generation(&Group::Books),
+                keys.sequence(),
+                keys.counter("c"),
+                keys.namespace_counter(),
+            )
+        );
+        // Events name entities in whatever namespace their writer used.
+        assert_eq!(keys.parse_entity(&before.0), Some((Kind::Book, id)));
+        assert_eq!(keys.parse_entity(&after.0), Some((Kind::Book, id)));
+        assert_eq!(keys.entity_in(0, Kind::Book, id), before.0);
+    }
+
+    #[test]
+    fn the_sweep_pattern_and_parser_find_only_this_deployments_namespaced_keys() {
+        let keys = Keys::new("lib*[1]");
+        let id = Uuid::nil();
+        assert_eq!(
+            keys.namespaced_pattern(),
+            format!("lib\\*\\[1\\]:v{SCHEMA_VERSION}:n*")
+        );
+        assert_eq!(keys.namespace_of(&keys.entity(Kind::Book, id)), Some(0));
+        assert_eq!(
+            keys.namespace_of(&keys.version(&keys.entity_in(12, Kind::Book, id))),
+            Some(12)
+        );
+        for counter in [
+            keys.namespace_counter(),
+            keys.sequence(),
+            keys.generation(&Group::Books),
+            keys.counter("n1:x"),
+        ] {
+            assert_eq!(keys.namespace_of(&counter), None, "{counter}");
+        }
+        let other = Keys::new("lib*[1]x");
+        assert_eq!(keys.namespace_of(&other.entity(Kind::Book, id)), None);
+        assert_eq!(keys.namespace_of("lib*[1]:v1:n0:book:x"), None);
     }
 
     fn page(page: u32, size: u32) -> PageRequest {
@@ -645,8 +796,8 @@ mod tests {
         let id = "a".repeat(64);
         let learnt = keys.persisted(Persisted::Learnt(&id));
         let trusted = keys.persisted(Persisted::Trusted(&id));
-        assert_eq!(learnt, format!("lib:v{SCHEMA_VERSION}:apq:{id}"));
-        assert_eq!(trusted, format!("lib:v{SCHEMA_VERSION}:doc:{id}"));
+        assert_eq!(learnt, format!("lib:v{SCHEMA_VERSION}:n0:apq:{id}"));
+        assert_eq!(trusted, format!("lib:v{SCHEMA_VERSION}:n0:doc:{id}"));
         assert_ne!(
             keys.persisted(Persisted::Learnt("x")),
             Keys::new("other").persisted(Persisted::Learnt("x"))

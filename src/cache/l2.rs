@@ -10,7 +10,7 @@
 //! heartbeats) on the other. Redis answers a connection's commands in order,
 //! so a write held up (`CLIENT PAUSE … WRITE`) would otherwise hold up every
 //! read queued behind it.
-use super::keys::{Group, Keys};
+use super::keys::{Group, Keys, Kind};
 use super::metrics::Metrics;
 use fred::bytes::Bytes;
 use fred::prelude::*;
@@ -18,52 +18,89 @@ use fred::types::scripts::Script;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 /// Stores entries whose guard key still holds the value read before the
 /// database was: the entry's own version, or the global invalidation
 /// sequence for rows primed from a list query. KEYS: (entry, guard) pairs;
-/// ARGV: (expected guard value or "", ttl in ms, bytes) triples.
+/// ARGV: (expected guard value or "", ttl in ms, bytes) triples. Returns
+/// how many entries were stored and their bytes.
 const FILL: &str = r"
-local stored = 0
+local stored, bytes = 0, 0
 for i = 1, #KEYS, 2 do
   local j = (i - 1) / 2 * 3
   local current = redis.call('GET', KEYS[i + 1]) or ''
   if current == ARGV[j + 1] then
     redis.call('SET', KEYS[i], ARGV[j + 3], 'PX', ARGV[j + 2])
     stored = stored + 1
+    bytes = bytes + #ARGV[j + 3]
   end
 end
-return stored
+return { stored, bytes }
+";
+
+/// The **namespace** counter as the scripts read it: never older than the
+/// namespace the caller knows. A counter found older (lost to an eviction
+/// or a flush) is restored, so the namespace never moves back and a replica
+/// that knows better never gives in to one that knows less.
+pub(super) const NAMESPACE: &str = r"
+local function namespace(counter, known)
+  local current = tonumber(redis.call('GET', counter) or '0')
+  if current < known then
+    redis.call('SET', counter, known)
+    current = known
+  end
+  return current
+end
 ";
 
 /// Deletes entries and bumps their versions, bumps group generations, and
 /// publishes one event naming all of it, atomically. A group's new
 /// generation is the sequence's new value, which never expires: a counter
 /// of its own would restart at 1 after expiring and make old pages current
-/// again. KEYS: n entries, their
-/// n versions, then the groups' generation counters. ARGV: n, version ttl
-/// (ms), generation ttl (s), channel, origin, the groups' names, then the
-/// global invalidation sequence.
+/// again. The entries are named in the namespace the caller knows; if the
+/// cache was cleared since, nothing is done and the current namespace is
+/// returned, so the caller learns it and names them again: deleting entries
+/// in a namespace nobody reads would leave the current ones stale.
+/// KEYS: the namespace counter, n entries, their n versions, then the
+/// groups' generation counters. ARGV: n, version ttl (ms), generation ttl
+/// (s), channel, origin, the entries' namespace, the groups' names, then
+/// the global invalidation sequence. Returns the namespace and, if it was
+/// the caller's, the groups' new generations.
 const INVALIDATE: &str = r"
 local n = tonumber(ARGV[1])
+local ns = namespace(KEYS[1], tonumber(ARGV[6]))
+if ns ~= tonumber(ARGV[6]) then
+  return { ns, '' }
+end
 local keys = {}
 for i = 1, n do
-  redis.call('DEL', KEYS[i])
-  redis.call('INCR', KEYS[n + i])
-  redis.call('PEXPIRE', KEYS[n + i], ARGV[2])
-  keys[i] = KEYS[i]
+  redis.call('DEL', KEYS[1 + i])
+  redis.call('INCR', KEYS[1 + n + i])
+  redis.call('PEXPIRE', KEYS[1 + n + i], ARGV[2])
+  keys[i] = KEYS[1 + i]
 end
-local sequence = redis.call('INCR', ARGV[6 + #KEYS - 2 * n])
+local sequence = redis.call('INCR', ARGV[#ARGV])
 local groups = {}
-for j = 2 * n + 1, #KEYS do
+for j = 2 * n + 2, #KEYS do
   redis.call('SET', KEYS[j], sequence, 'EX', ARGV[3])
   groups[#groups + 1] = { ARGV[6 + j - 2 * n - 1], sequence }
 end
-local event = { origin = ARGV[5] }
+local event = { origin = ARGV[5], namespace = ns }
 if n > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end
 redis.call('PUBLISH', ARGV[4], cjson.encode(event))
-return cjson.encode(groups)
+return { ns, cjson.encode(groups) }
+";
+
+/// Publishes a heartbeat carrying the namespace current when it was sent,
+/// so hearing it back proves the namespace known, as it proves every
+/// earlier event heard. KEYS: the namespace counter. ARGV: channel, the
+/// heartbeat's JSON up to the namespace's value (Lua numbers would round a
+/// large `beat`), the namespace the sender knows.
+const HEARTBEAT: &str = r"
+local ns = namespace(KEYS[1], tonumber(ARGV[3]))
+return redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', ns) .. '}')
 ";
 
 /// Reads fixed-window counters, bumping those asked to be, and starts each
@@ -190,6 +227,7 @@ pub struct Store {
     metrics: Arc<Metrics>,
     fill: Script,
     invalidate: Script,
+    heartbeat: Script,
     windows: Script,
     /// How long version and generation counters outlive the entries they guard.
     counter_ttl: Duration,
@@ -328,7 +366,8 @@ impl Store {
             breaker: Breaker::new(connection.breaker_interval),
             metrics,
             fill: Script::from_lua(FILL),
-            invalidate: Script::from_lua(INVALIDATE),
+            invalidate: Script::from_lua(format!("{NAMESPACE}{INVALIDATE}")),
+            heartbeat: Script::from_lua(format!("{NAMESPACE}{HEARTBEAT}")),
             windows: Script::from_lua(WINDOWS),
             counter_ttl,
         })
@@ -458,12 +497,15 @@ impl Store {
             args.push(Value::from(fill.ttl.as_millis().max(1) as i64));
             args.push(Value::Bytes(Bytes::from(fill.bytes)));
         }
-        let _: Option<i64> = self
+        let stored: Option<(u64, u64)> = self
             .call(
                 "fill",
                 self.fill.evalsha_with_reload(&self.writes, keys, args),
             )
             .await;
+        if let Some((entries, bytes)) = stored {
+            self.metrics.l2_filled(entries, bytes);
+        }
     }
 
     /// The global invalidation sequence, bumped by every invalidation.
@@ -485,16 +527,17 @@ impl Store {
         value.map(Option::unwrap_or_default)
     }
 
-    /// Deletes `keys`, moves `groups` and publishes the event naming them,
-    /// in one script call. Returns the groups' new generations, or `None` if
+    /// Deletes the entries, moves `groups` and publishes the event naming
+    /// them, in one script call, if `namespace` is still current. `None` if
     /// Redis did not answer (the caller keeps the invalidation pending).
     pub async fn invalidate(
         &self,
         origin: &str,
-        keys: &[String],
+        namespace: u64,
+        entries: &[(Kind, Uuid)],
         groups: &[Group],
-    ) -> Option<Vec<(Group, u64)>> {
-        self.run_invalidate(Caller::Request, origin, keys, groups)
+    ) -> Option<Invalidated> {
+        self.run_invalidate(Caller::Request, origin, namespace, entries, groups)
             .await
     }
 
@@ -502,10 +545,11 @@ impl Store {
     pub async fn replay(
         &self,
         origin: &str,
-        keys: &[String],
+        namespace: u64,
+        entries: &[(Kind, Uuid)],
         groups: &[Group],
-    ) -> Option<Vec<(Group, u64)>> {
-        self.run_invalidate(Caller::Background, origin, keys, groups)
+    ) -> Option<Invalidated> {
+        self.run_invalidate(Caller::Background, origin, namespace, entries, groups)
             .await
     }
 
@@ -513,23 +557,31 @@ impl Store {
         &self,
         caller: Caller,
         origin: &str,
-        keys: &[String],
+        namespace: u64,
+        entries: &[(Kind, Uuid)],
         groups: &[Group],
-    ) -> Option<Vec<(Group, u64)>> {
-        let mut script_keys: Vec<String> = Vec::with_capacity(keys.len() * 2 + groups.len());
-        script_keys.extend(keys.iter().cloned());
-        script_keys.extend(keys.iter().map(|key| self.keys.version(key)));
+    ) -> Option<Invalidated> {
+        let keys: Vec<String> = entries
+            .iter()
+            .map(|(kind, id)| self.keys.entity_in(namespace, *kind, *id))
+            .collect();
+        let versions: Vec<String> = keys.iter().map(|key| self.keys.version(key)).collect();
+        let mut script_keys: Vec<String> = Vec::with_capacity(1 + keys.len() * 2 + groups.len());
+        script_keys.push(self.keys.namespace_counter());
+        script_keys.extend(keys);
+        script_keys.extend(versions);
         script_keys.extend(groups.iter().map(|group| self.keys.generation(group)));
         let mut args: Vec<Value> = vec![
-            Value::from(keys.len() as i64),
+            Value::from(entries.len() as i64),
             Value::from(self.counter_ttl.as_millis() as i64),
             Value::from(self.counter_ttl.as_secs().max(1) as i64),
             Value::from(self.keys.channel()),
             Value::from(origin),
+            Value::from(namespace as i64),
         ];
         args.extend(groups.iter().map(|group| Value::from(group.name())));
         args.push(Value::from(self.keys.sequence()));
-        let reply: String = self
+        let (current, reply): (u64, String) = self
             .run(
                 caller,
                 "invalidate",
@@ -537,7 +589,11 @@ impl Store {
                     .evalsha_with_reload(&self.writes, script_keys, args),
             )
             .await?;
-        Some(parse_generations(&reply))
+        Some(if current == namespace {
+            Invalidated::Done(parse_generations(&reply))
+        } else {
+            Invalidated::Cleared(current)
+        })
     }
 
     /// Reads the fixed-window counters `keys`, bumping those whose `bump`
@@ -575,16 +631,51 @@ impl Store {
         )
     }
 
-    /// Publishes `payload` on the invalidation channel (a heartbeat).
-    pub async fn publish(&self, payload: String) -> bool {
+    /// Publishes a heartbeat (see [`Event::heartbeat_head`](super::bus::Event::heartbeat_head))
+    /// carrying the current namespace, restored to `namespace` if Redis lost it.
+    pub async fn heartbeat(&self, head: String, namespace: u64) -> bool {
+        let args: Vec<Value> = vec![
+            Value::from(self.keys.channel()),
+            Value::from(head),
+            Value::from(namespace as i64),
+        ];
         self.run::<i64, _>(
             Caller::Background,
             "heartbeat",
-            self.writes.publish(self.keys.channel(), payload),
+            self.heartbeat.evalsha_with_reload(
+                &self.writes,
+                vec![self.keys.namespace_counter()],
+                args,
+            ),
         )
         .await
         .is_some()
     }
+
+    /// The connection for writes, for the cache's own maintenance commands
+    /// (`super::namespace`), which run through [`Store::background`].
+    pub(super) fn writer(&self) -> &Client {
+        &self.writes
+    }
+
+    /// Runs a maintenance call (a clear, the removal of old entries): never
+    /// refused by the breaker and not counted as a request's round trip.
+    pub(super) async fn background<T, F>(&self, what: &str, call: F) -> Option<T>
+    where
+        F: std::future::Future<Output = Result<T, Error>>,
+    {
+        self.run(Caller::Background, what, call).await
+    }
+}
+
+/// What the invalidation script did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidated {
+    /// Done; the groups' new generations.
+    Done(Vec<(Group, u64)>),
+    /// Nothing: the cache was cleared since the caller learnt its namespace.
+    /// This is the current one; the caller learns it and tries again.
+    Cleared(u64),
 }
 
 /// The script's list of (group name, generation); Lua's cjson writes an

@@ -20,6 +20,19 @@ pub struct Metrics {
     /// Invalidations published late: after an outage, or from the outbox.
     replayed: AtomicU64,
     responses: [AtomicU64; 6],
+    /// Entries Redis stored from fills (those the guards let through), and
+    /// their encoded bytes: what `biblio cache warm` reports.
+    l2_filled_entries: AtomicU64,
+    l2_filled_bytes: AtomicU64,
+}
+
+/// What fills stored in Redis, as of some moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// Entries stored.
+    pub entries: u64,
+    /// Their encoded bytes (values only, not keys).
+    pub bytes: u64,
 }
 
 /// What the response tier (whole answers, `http::responses`) did.
@@ -152,6 +165,20 @@ impl Metrics {
     /// Redis calls made so far: how tests prove a batch is one round trip.
     pub fn redis_round_trips(&self) -> u64 {
         self.redis_round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Records one fill script's stores.
+    pub fn l2_filled(&self, entries: u64, bytes: u64) {
+        add(&self.l2_filled_entries, entries);
+        add(&self.l2_filled_bytes, bytes);
+    }
+
+    /// What fills have stored in Redis so far.
+    pub fn filled(&self) -> Filled {
+        Filled {
+            entries: self.l2_filled_entries.load(Ordering::Relaxed),
+            bytes: self.l2_filled_bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// Events from other replicas heard so far: how tests prove an event

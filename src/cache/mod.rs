@@ -56,6 +56,16 @@
 //! stale-while-revalidate only when no write touched it; after a write, the
 //! next read waits for the (single) refresh.
 //!
+//! # Clearing (`biblio cache clear`)
+//! Every entry's key carries the deployment's namespace; a clear moves it
+//! in Redis and publishes an event, and every replica that learns the new
+//! one (from that event, or from a later event or its own next heartbeat,
+//! which carry it) reads and fills under it and drops its L1. So every
+//! replica's next read loads afresh within the bound below, as if the clear
+//! were a write of everything. The old entries are then removed in the
+//! background. Why no fill or write that straddles a clear breaks the bound
+//! is argued in [`namespace`].
+//!
 //! # Glossary: every counter that guards a race
 //! - **stripe epoch** (`l1::Store`): per stripe of L1 keys, bumped by every
 //!   invalidation of a key on it; an L1 fill lands only if it is unchanged
@@ -81,6 +91,12 @@
 //! - **heard** (`sync`): when the last heartbeat of this replica that came
 //!   back was sent; decides trust, and when L1 entries are current as of.
 //! - **outbox id** (`db::outbox`): one write's invalidation until published.
+//! - **namespace** (Redis `{prefix}:v…:namespace`, and the highest learnt in
+//!   [`keys::Keys`]): bumped by a clear; part of every entry's key (and so
+//!   of its version's), never of a counter's. Learnt from every
+//!   invalidation and clear event and from the replica's own heartbeats;
+//!   the invalidation script refuses to run under an older one, so a write
+//!   always deletes where readers look ([`namespace`]).
 pub mod bus;
 pub mod changes;
 pub mod codec;
@@ -90,6 +106,7 @@ pub mod keys;
 pub mod l1;
 pub mod l2;
 pub mod metrics;
+pub mod namespace;
 mod page;
 mod read;
 pub mod reads;
@@ -99,7 +116,7 @@ mod sync;
 
 pub use changes::{Change, Invalidation};
 pub use keys::{Group, Kind, List};
-pub use metrics::{KindCounts, Metrics, ResponseCounts, ResponseEvent};
+pub use metrics::{Filled, KindCounts, Metrics, ResponseCounts, ResponseEvent};
 pub use page::{IdPage, Item};
 pub use read::FillPause;
 pub use reads::{Dependencies, Reads};
@@ -331,6 +348,7 @@ impl Cache {
             subscriber,
             bus_trusted: trusted,
             pending_invalidations: inner.sync.pending_count(),
+            namespace: inner.keys.namespace(),
         }
     }
 }

@@ -187,4 +187,7 @@ pub struct Health {
     pub bus_trusted: bool,
     /// Invalidations this replica committed but has not published yet.
     pub pending_invalidations: usize,
+    /// The namespace this replica reads under: after `biblio cache clear`,
+    /// every replica shows the new one once it has dropped its copies.
+    pub namespace: u64,
 }

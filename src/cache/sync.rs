@@ -4,6 +4,7 @@
 //! published at once. The argument is in the module documentation of
 //! [`crate::cache`].
 use super::bus::{self, Event};
+use super::l2::{self, Invalidated};
 use super::{l1, lock, Cache, Change, Group, Inner, Invalidation};
 use crate::db::{outbox, Db, Write};
 use crate::error::Result;
@@ -123,9 +124,8 @@ impl Inner {
         let Some(l2) = &self.l2 else {
             return;
         };
-        let keys = self.entity_keys(&pending.invalidation);
-        match l2
-            .invalidate(&self.origin, &keys, &pending.invalidation.groups)
+        match self
+            .invalidate_in_redis(l2, &pending.invalidation, false)
             .await
         {
             Some(generations) => {
@@ -140,12 +140,35 @@ impl Inner {
         }
     }
 
-    fn entity_keys(&self, invalidation: &Invalidation) -> Vec<String> {
-        invalidation
-            .entries
-            .iter()
-            .map(|(kind, id)| self.keys.entity(*kind, *id))
-            .collect()
+    /// Runs the invalidation script under the namespace current in Redis:
+    /// if the cache was cleared since this replica learnt its namespace, the
+    /// script does nothing and says so; the replica learns the new one
+    /// (dropping L1) and names the entries again. Deleting them under the
+    /// old one would leave the entries readers now fill stale. `None` if
+    /// Redis did not answer.
+    async fn invalidate_in_redis(
+        &self,
+        l2: &l2::Store,
+        invalidation: &Invalidation,
+        replay: bool,
+    ) -> Option<Vec<(Group, u64)>> {
+        // Only a clear between two tries sends this round again.
+        for _ in 0..3 {
+            let namespace = self.keys.namespace();
+            let (entries, groups) = (&invalidation.entries, &invalidation.groups);
+            let outcome = if replay {
+                l2.replay(&self.origin, namespace, entries, groups).await
+            } else {
+                l2.invalidate(&self.origin, namespace, entries, groups)
+                    .await
+            };
+            match outcome? {
+                Invalidated::Done(generations) => return Some(generations),
+                Invalidated::Cleared(current) => self.learn_namespace(current),
+            }
+        }
+        tracing::warn!("the cache was cleared three times during one invalidation; retrying later");
+        None
     }
 
     /// Publishes `invalidation` (gathered from elsewhere: this replica's
@@ -155,8 +178,7 @@ impl Inner {
         let Some(l2) = &self.l2 else {
             return true;
         };
-        let keys = self.entity_keys(invalidation);
-        match l2.replay(&self.origin, &keys, &invalidation.groups).await {
+        match self.invalidate_in_redis(l2, invalidation, true).await {
             Some(generations) => {
                 let (local, _) = local_names(invalidation);
                 self.evict_locally(&local, &known(generations));
@@ -320,8 +342,8 @@ pub(super) async fn maintain(inner: Weak<Inner>) {
             }
             if Instant::now() >= next_beat {
                 next_beat = Instant::now() + beat;
-                l2.publish(Event::heartbeat(&inner.origin, inner.sync.now()))
-                    .await;
+                let head = Event::heartbeat_head(&inner.origin, inner.sync.now());
+                l2.heartbeat(head, inner.keys.namespace()).await;
             }
             inner.follow_the_bus(l1).await;
             if Instant::now() >= next_sweep && l1.is_trusted() {
@@ -350,6 +372,14 @@ impl bus::Sink for SinkHandle {
         let Some(inner) = self.0.upgrade() else {
             return;
         };
+        // From invalidations, clears and our own heartbeats (another
+        // replica's prove nothing here), and first, so that a heartbeat
+        // proves the namespace known before it proves anything else.
+        if event.beat.is_none() || event.origin == inner.origin {
+            if let Some(namespace) = event.namespace {
+                inner.learn_namespace(namespace);
+            }
+        }
         if event.origin == inner.origin {
             // Our heartbeat came back: everything published before it has
             // arrived. Our own invalidations were evicted before and after

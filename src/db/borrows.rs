@@ -4,7 +4,9 @@ use crate::domain::{Page, PageRequest};
 use crate::error::{Error, Result};
 use entity::{book, borrow_record};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +35,25 @@ pub async fn page_for_user(
     };
     let select = select.order_by_desc(BorrowedAt).order_by_desc(Id);
     Ok(fetch_page(db, select, request).await?)
+}
+
+/// The ids of the `limit` books lent most often (every loan counts,
+/// returned or not), most first, ties by id so the answer is stable: what
+/// `biblio cache warm` reads ahead.
+pub async fn most_borrowed(db: &Db, limit: u64) -> Result<Vec<Uuid>> {
+    use borrow_record::Column::*;
+    let rows: Vec<(Uuid, i64)> = borrow_record::Entity::find()
+        .select_only()
+        .column(BookId)
+        .column_as(Id.count(), "n")
+        .group_by(BookId)
+        .order_by_desc(Id.count())
+        .order_by_asc(BookId)
+        .limit(limit)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
 
 pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<borrow_record::Model>> {

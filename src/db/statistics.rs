@@ -15,7 +15,10 @@ pub struct Totals {
     pub categories: i64,
     pub members: i64,
     pub active_borrows: i64,
-    /// Mean book price rounded to the cent; `None` with no books.
+    /// Mean book price rounded to the cent; `None` with no books. As text:
+    /// `Decimal`'s own `Deserialize` needs a self-describing format, which
+    /// the cache's codec is not (the bytes are the same either way).
+    #[serde(with = "rust_decimal::serde::str_option")]
     pub average_price: Option<Decimal>,
 }
 

@@ -1,10 +1,12 @@
 //! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: each
-//! dependency's state, 503 when one the service cannot work without is down).
+//! dependency's state, 503 when one the service cannot work without is down,
+//! or while `serve --warm` warms the cache).
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub async fn live() -> Json<Value> {
@@ -24,19 +26,24 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
                 json!({ "status": "down", "error": "database ping timed out" })
             }
         };
-    let ready = database["status"] == "up";
-    let status = if ready {
+    let up = database["status"] == "up";
+    // `serve --warm` keeps the replica out of rotation until its first
+    // readers would find the cache warm.
+    let warming = state.warming.load(Ordering::Acquire);
+    let status = if up && !warming {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    // The cache is never a reason to take the replica out of rotation: with
-    // Redis gone it serves from L1 and the database, and says so.
+    // The cache is otherwise never a reason to take the replica out of
+    // rotation: with Redis gone it serves from L1 and the database, and
+    // says so.
     let cache = state.services.cache.health();
-    let overall = match (ready, cache.status) {
-        (false, _) => "unavailable",
-        (true, "degraded") => "degraded",
-        (true, _) => "ready",
+    let overall = match (up, warming, cache.status) {
+        (false, _, _) => "unavailable",
+        (true, true, _) => "warming",
+        (true, false, "degraded") => "degraded",
+        (true, false, _) => "ready",
     };
     let body = json!({
         "status": overall,

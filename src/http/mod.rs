@@ -38,6 +38,9 @@ pub struct AppState {
     pub http_caching: caching::Settings,
     /// Persisted queries: learnt ones and trusted documents.
     pub persisted: Arc<crate::graphql::persisted::Store>,
+    /// Set while `serve --warm` warms the cache: `/readyz` answers 503
+    /// "warming" until it is done.
+    pub warming: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The routes; with `cors`, browsers on those origins may call them. The

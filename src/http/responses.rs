@@ -32,6 +32,10 @@ use std::time::{Duration, Instant};
 /// schema is a few hundred KB) and would crowd out many small ones.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
+/// What the operations known to be private may hold, in bytes of their
+/// texts: forgetting one only costs its next answer a lookup under shared.
+const PRIVATE_OPERATIONS_BYTES: u64 = 16 * 1024 * 1024;
+
 /// A query as the tier tells it apart from others.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Operation {
@@ -154,8 +158,12 @@ impl Responses {
                 })
                 .expire_after(ShortestDependency)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            // Bounded in bytes too: an operation holds its query text.
             private: Moka::builder()
-                .max_capacity(100_000)
+                .max_capacity(PRIVATE_OPERATIONS_BYTES)
+                .weigher(|operation: &Arc<Operation>, _: &()| {
+                    u32::try_from(operation.weight() + 64).unwrap_or(u32::MAX)
+                })
                 .build_with_hasher(foldhash::fast::RandomState::default()),
             cache,
         }

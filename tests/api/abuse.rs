@@ -41,6 +41,8 @@ enum Request {
         body: Vec<u8>,
         content_type: &'static str,
         token: bool,
+        /// Extra headers, sent as they are.
+        headers: Vec<(&'static str, String)>,
     },
     Get {
         query: String,
@@ -53,6 +55,7 @@ fn post(query: &str, variables: Value) -> Request {
         body: serde_json::to_vec(&json!({ "query": query, "variables": variables })).unwrap(),
         content_type: "application/json",
         token: false,
+        headers: Vec::new(),
     }
 }
 
@@ -61,6 +64,7 @@ fn post_as_librarian(query: &str, variables: Value) -> Request {
         body: serde_json::to_vec(&json!({ "query": query, "variables": variables })).unwrap(),
         content_type: "application/json",
         token: true,
+        headers: Vec::new(),
     }
 }
 
@@ -78,6 +82,7 @@ const CLIENT_CODES: &[&str] = &[
     "UNAUTHENTICATED",
     "FORBIDDEN",
     "TOO_MANY_REQUESTS",
+    "PERSISTED_QUERY_NOT_FOUND",
 ];
 
 /// Shape bombs at growing sizes: nesting in every position, fan-out by
@@ -382,6 +387,7 @@ fn malformed_transport() -> Vec<Case> {
         body: body.to_vec(),
         content_type,
         token: false,
+        headers: Vec::new(),
     };
     let deep_json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let deep_variables = format!(
@@ -501,6 +507,108 @@ fn malformed_transport() -> Vec<Case> {
     ]
 }
 
+/// Hostile headers and persisted-query extensions: the HTTP caching,
+/// compression, CORS and APQ surface.
+fn hostile_headers_and_extensions() -> Vec<Case> {
+    let with = |query: &str, headers: Vec<(&'static str, String)>| Request::Post {
+        body: serde_json::to_vec(&json!({ "query": query })).unwrap(),
+        content_type: "application/json",
+        token: false,
+        headers,
+    };
+    let apq = |extensions: Value| Request::Post {
+        body: serde_json::to_vec(&json!({ "extensions": extensions })).unwrap(),
+        content_type: "application/json",
+        token: false,
+        headers: Vec::new(),
+    };
+    let tags = (0..300)
+        .map(|i| format!("\"{i:032x}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let codings = (0..500)
+        .map(|i| format!("x-coding-{i};q=0.{}", i % 10))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut cases = vec![
+        Case {
+            name: "hundreds of ETags in If-None-Match".into(),
+            request: with("{ __typename }", vec![("if-none-match", tags)]),
+            expect: Expect::ClientFault,
+        },
+        Case {
+            name: "a malformed If-None-Match".into(),
+            request: with(
+                "{ __typename }",
+                vec![("if-none-match", "W/\"unterminated, \"\", ,,, W/".into())],
+            ),
+            expect: Expect::ClientFault,
+        },
+        Case {
+            name: "hundreds of unknown codings in Accept-Encoding".into(),
+            request: with("{ __typename }", vec![("accept-encoding", codings)]),
+            expect: Expect::ClientFault,
+        },
+        Case {
+            name: "malformed weights in Accept-Encoding".into(),
+            request: with(
+                "{ __typename }",
+                vec![(
+                    "accept-encoding",
+                    "br;q=abc, gzip;q=2, *;q=-1, zstd;;;;q=, identity;q=0".into(),
+                )],
+            ),
+            expect: Expect::ClientFault,
+        },
+        Case {
+            name: "a long foreign Origin".into(),
+            request: with(
+                "{ __typename }",
+                vec![("origin", format!("https://{}.example", "o".repeat(4000)))],
+            ),
+            expect: Expect::ClientFault,
+        },
+        Case {
+            name: "a long forged bearer token".into(),
+            request: with(
+                "{ me { id } }",
+                vec![("authorization", format!("Bearer {}", "A".repeat(6000)))],
+            ),
+            expect: Expect::ClientFault,
+        },
+    ];
+    for (name, extensions) in [
+        (
+            "a persisted-query hash of half a megabyte",
+            json!({ "persistedQuery": { "version": 1, "sha256Hash": "a".repeat(1 << 19) } }),
+        ),
+        (
+            "a persisted-query hash that is not hex",
+            json!({ "persistedQuery": { "version": 1, "sha256Hash": "zz".repeat(32) } }),
+        ),
+        (
+            "a persisted-query version as a string",
+            json!({ "persistedQuery": { "version": "1", "sha256Hash": "0".repeat(64) } }),
+        ),
+        (
+            "a persisted query that is an array",
+            json!({ "persistedQuery": [1, 2, 3] }),
+        ),
+        (
+            "a persisted query nested deep",
+            json!({ "persistedQuery": { "version": 1, "sha256Hash": { "a": { "b": { "c": [] } } } } }),
+        ),
+        ("extensions that are a string", json!("persistedQuery")),
+    ] {
+        cases.push(Case {
+            name: name.into(),
+            request: apq(extensions),
+            expect: Expect::ClientFault,
+        });
+    }
+    cases
+}
+
 struct Ids {
     book: String,
 }
@@ -516,11 +624,15 @@ async fn send(
             body,
             content_type,
             token: as_librarian,
+            headers,
         } => {
-            let builder = client
+            let mut builder = client
                 .post(url)
                 .header("content-type", *content_type)
                 .body(body.clone());
+            for (name, value) in headers {
+                builder = builder.header(*name, value.as_str());
+            }
             if *as_librarian {
                 builder.bearer_auth(token)
             } else {
@@ -674,6 +786,7 @@ async fn a_hostile_corpus_is_refused_and_the_replica_survives() {
     let mut corpus = shape_bombs();
     corpus.extend(odd_arguments(&mut rng, &ids));
     corpus.extend(malformed_transport());
+    corpus.extend(hostile_headers_and_extensions());
 
     let mut failures = Vec::new();
     let mut costs = Vec::new();

@@ -198,6 +198,42 @@ impl TestRedis {
         reply.trim_end().to_owned()
     }
 
+    /// Every key matching `pattern` (`KEYS`: fine on a test's small Redis),
+    /// sorted.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .expect("the test redis-server accepts connections");
+        let request = format!("*2\r\n$4\r\nKEYS\r\n${}\r\n{pattern}\r\n", pattern.len());
+        stream
+            .write_all(request.as_bytes())
+            .expect("the command is sent");
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        let mut read_line = |reader: &mut BufReader<std::net::TcpStream>| {
+            line.clear();
+            reader.read_line(&mut line).expect("redis-server replies");
+            line.trim_end().to_owned()
+        };
+        let count: usize = read_line(&mut reader)
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .expect("an array reply");
+        let mut keys = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len: usize = read_line(&mut reader)
+                .strip_prefix('$')
+                .and_then(|n| n.parse().ok())
+                .expect("a bulk string");
+            let mut key = vec![0; len + 2];
+            reader.read_exact(&mut key).expect("the key's bytes");
+            key.truncate(len);
+            keys.push(String::from_utf8(key).expect("keys are text"));
+        }
+        keys.sort();
+        keys
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.process.take() {
             let _ = child.kill();
@@ -249,6 +285,7 @@ pub struct TestAppBuilder {
     redis: RedisChoice,
     database_url: Option<String>,
     configure: Box<dyn Fn(&mut Config)>,
+    prepare: Box<dyn Fn(&Application)>,
 }
 
 enum RedisChoice {
@@ -268,6 +305,7 @@ impl Default for TestAppBuilder {
             redis: RedisChoice::Own,
             database_url: None,
             configure: Box::new(|_| {}),
+            prepare: Box::new(|_| {}),
         }
     }
 }
@@ -305,6 +343,13 @@ impl TestAppBuilder {
     /// A last change to the config, after every other choice.
     pub fn configure(mut self, configure: impl Fn(&mut Config) + 'static) -> Self {
         self.configure = Box::new(configure);
+        self
+    }
+
+    /// Something to do with each app once built, before it serves (e.g.
+    /// pause a fill its start-up makes).
+    pub fn prepare(mut self, prepare: impl Fn(&Application) + 'static) -> Self {
+        self.prepare = Box::new(prepare);
         self
     }
 
@@ -360,7 +405,7 @@ impl TestAppBuilder {
         (self.configure)(&mut config);
         let mut apps = Vec::new();
         for _ in 0..self.replicas {
-            apps.push(start(&config).await);
+            apps.push(start(&config, &*self.prepare).await);
         }
         if let Some(first) = apps.first_mut() {
             first._database = database;
@@ -375,8 +420,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// A replica: the app with `config` as given.
-async fn start(config: &Config) -> TestApp {
+async fn start(config: &Config, prepare: &dyn Fn(&Application)) -> TestApp {
     let app = Application::build(config).await.expect("the app builds");
+    prepare(&app);
     let address = format!("http://{}", app.local_addr());
     let db = app.db().clone();
     let cache = app.cache().clone();

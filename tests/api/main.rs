@@ -7,6 +7,7 @@ mod binary;
 mod borrowing;
 mod browser;
 mod cache;
+mod cache_commands;
 mod catalogue;
 mod cli;
 mod costs;

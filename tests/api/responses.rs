@@ -95,9 +95,16 @@ async fn a_write_on_another_replica_drops_the_kept_answer_when_its_event_arrives
     let (a, b) = (&replicas[0], &replicas[1]);
     let cat = catalogue(a, 1).await;
     let id = &cat.books[0];
+    // A's catalogue writes reach B as events; an answer that one overtook
+    // is (rightly) not kept, so read until one is.
+    eventually(|| async {
+        assert_eq!(title(b, id).await, "Book 000");
+        responses(b).stored > 0
+    })
+    .await;
+    let hits = responses(b).hits;
     assert_eq!(title(b, id).await, "Book 000");
-    assert_eq!(title(b, id).await, "Book 000");
-    assert_eq!(responses(b).hits, 1, "B keeps its answer");
+    assert_eq!(responses(b).hits - hits, 1, "B keeps its answer");
     let events = b.cache.metrics().events_received();
     a.data(
         Some(&cat.librarian),
@@ -107,7 +114,7 @@ async fn a_write_on_another_replica_drops_the_kept_answer_when_its_event_arrives
     .await;
     eventually(|| async { b.cache.metrics().events_received() != events }).await;
     assert_eq!(title(b, id).await, "Renamed");
-    assert_eq!(responses(b).hits, 1, "the old answer was not served");
+    assert_eq!(responses(b).hits - hits, 1, "the old answer was not served");
 }
 
 #[tokio::test]

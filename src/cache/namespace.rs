@@ -1,0 +1,197 @@
+//! Clearing the cache (`biblio cache clear`) in O(1) for readers: the
+//! **namespace**.
+//!
+//! Every entry of a deployment (entities, counts, list pages, the
+//! statistics, their version counters, stored documents) carries the
+//! namespace in its key, `{prefix}:v{SCHEMA_VERSION}:n{namespace}:…`. A
+//! clear is one script: it bumps the namespace counter in Redis and
+//! publishes an event carrying the new value. A replica that learns a newer
+//! namespace builds its keys under it from then on and drops its L1 at
+//! once, which also ends every answer the response tier keeps
+//! ([`super::reads`] compares L1's clears count). Readers delete nothing
+//! and wait for nothing; the command then removes the old namespaces' keys
+//! with `SCAN` and `UNLINK` and reports how many. The counters that guard
+//! races (group generations, the sequence) and the sign-in windows carry no
+//! namespace: a clear changes no data, so none of them has to move.
+//!
+//! # When a replica learns the namespace
+//! - From the clear's event, as soon as it arrives.
+//! - From every invalidation event and from its own heartbeats: both are
+//!   published by scripts that read the namespace atomically with
+//!   publishing. Hearing back its own heartbeat sent at `t` therefore
+//!   proves a replica knows the namespace as of `t`, as it proves every
+//!   event published before `t` heard. L2 is read only while such a
+//!   heartbeat sent within the silence limit has come back, so a replica
+//!   that missed the event (its subscriber lagged or reconnected) reads the
+//!   old namespace no longer than it could miss any write's event: within
+//!   the bound stated in [`crate::cache`]. A starting replica learns it
+//!   from its first heartbeat, before it trusts L2 at all.
+//! - From the invalidation script, which refuses to run under an older
+//!   namespace (below).
+//!
+//! # Why a clear neither resurrects old entries nor leaves new ones stale
+//! - A fill that read before the clear stores under the key it built, in
+//!   the old namespace, where no reader that has learnt the new one looks;
+//!   the removal deletes it, or, if it lands after the removal has passed,
+//!   it expires with its TTL. An entry and its **version** share their
+//!   namespace, so the version guard compares the counter of the very key
+//!   filled, as before. Rows primed from a list query are guarded by the
+//!   **sequence**, which no clear moves: a load that saw no write is still
+//!   current, in whichever namespace it lands.
+//! - In L1, dropping everything moves every stripe epoch, so no L1 fill in
+//!   flight lands afterwards.
+//! - A write deletes entries in the namespace readers use. A writer that
+//!   has not learnt of the clear names its entries in the old namespace, and
+//!   deleting those would leave the new namespace's copies stale until their
+//!   TTL. So the invalidation script compares the namespace it is given
+//!   with the counter; if it is older, the script does nothing and returns
+//!   the current one, and the writer learns it and runs again.
+//! - A replica that has not heard the clear yet may read, in the old
+//!   namespace, an entry that a later write did not delete. But the clear's
+//!   event precedes the write's on the channel, so the replica switches
+//!   namespaces (and drops L1) before the write's event arrives: it sees the
+//!   write within the same bound as any other read.
+//! - A namespace only moves forward: a replica keeps the highest it has
+//!   learnt, and every script that reads the counter restores it if Redis
+//!   lost it (an eviction, a flush), so the replicas agree again within one
+//!   heartbeat.
+//!
+//! # Removing the old entries
+//! `SCAN` matches this deployment's namespaced keys only (`{prefix}:v…:n*`,
+//! the prefix's glob characters escaped), so never another prefix's keys
+//! nor this deployment's counters; `UNLINK` (Redis frees the memory in the
+//! background) removes those of older namespaces, never the current one or
+//! a newer one that a concurrent clear made. Deleting an old namespace's
+//! version counters is safe: no write moves them any more, and a fill they
+//! let through lands where nobody reads. Keys of other schema versions are
+//! left to their TTLs: during a rolling deploy an older build still reads
+//! them.
+use super::keys::Keys;
+use super::l2::NAMESPACE;
+use super::{lock, Cache, Inner};
+use fred::prelude::*;
+use fred::types::scan::Scanner;
+use fred::types::scripts::Script;
+use futures_util::StreamExt;
+use std::time::{Duration, Instant};
+
+/// Moves the namespace one past the newest known (the counter, or the
+/// caller's knowledge if Redis lost the counter) and publishes the clear.
+/// KEYS: the namespace counter. ARGV: channel, origin, the namespace the
+/// caller knows. Returns the new namespace.
+const CLEAR: &str = r"
+local ns = namespace(KEYS[1], tonumber(ARGV[3])) + 1
+redis.call('SET', KEYS[1], ns)
+redis.call('PUBLISH', ARGV[1], cjson.encode({ origin = ARGV[2], namespace = ns }))
+return ns
+";
+
+/// Keys asked of each `SCAN` call and removed per `UNLINK`.
+const SCAN_BATCH: u32 = 1000;
+
+impl Cache {
+    /// The namespace this replica reads and fills under.
+    pub fn namespace(&self) -> u64 {
+        self.inner.keys.namespace()
+    }
+
+    /// Waits until L2 may be read and filled (Redis answers and this
+    /// replica hears its own heartbeats, so it knows the namespace); false
+    /// if that did not happen `within`, or this cache has no Redis tier.
+    pub async fn wait_until_trusted(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.inner.l2().is_some() {
+                return true;
+            }
+            if self.inner.l2.is_none() || Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Clears this deployment's cache on every replica: moves the namespace
+    /// and publishes the event, in one script call. Returns the new
+    /// namespace, or `None` if there is no Redis tier or Redis did not
+    /// answer. Old entries stay in Redis, unreachable, until
+    /// [`Cache::remove_old_namespaces`].
+    pub async fn clear(&self) -> Option<u64> {
+        let inner = &self.inner;
+        let l2 = inner.l2.as_ref()?;
+        let script = Script::from_lua(format!("{NAMESPACE}{CLEAR}"));
+        let args: Vec<Value> = vec![
+            Value::from(inner.keys.channel()),
+            Value::from(inner.origin.as_str()),
+            Value::from(inner.keys.namespace() as i64),
+        ];
+        let namespace: u64 = l2
+            .background(
+                "clear",
+                script.evalsha_with_reload(l2.writer(), vec![inner.keys.namespace_counter()], args),
+            )
+            .await?;
+        inner.learn_namespace(namespace);
+        Some(namespace)
+    }
+
+    /// Removes every key of this deployment's namespaces older than the
+    /// current one, with `SCAN` and `UNLINK`, calling `progress` with the
+    /// count removed so far after each batch. Returns how many keys were
+    /// removed, or `None` if there is no Redis tier or Redis stopped
+    /// answering (what was removed stays removed; running it again
+    /// finishes the job).
+    pub async fn remove_old_namespaces(&self, mut progress: impl FnMut(u64)) -> Option<u64> {
+        let inner = &self.inner;
+        let l2 = inner.l2.as_ref()?;
+        let keys: &Keys = &inner.keys;
+        let current = keys.namespace();
+        let mut pages = l2
+            .writer()
+            .scan(keys.namespaced_pattern(), Some(SCAN_BATCH), None);
+        let mut removed = 0;
+        while let Some(page) = pages.next().await {
+            let mut page = match page {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(error = %err, "scanning for old cache entries failed");
+                    return None;
+                }
+            };
+            let old: Vec<Key> = page
+                .take_results()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|key| {
+                    key.as_str()
+                        .and_then(|key| keys.namespace_of(key))
+                        .is_some_and(|namespace| namespace < current)
+                })
+                .collect();
+            if !old.is_empty() {
+                let unlinked: u64 = l2.background("unlink", l2.writer().unlink(old)).await?;
+                removed += unlinked;
+            }
+            progress(removed);
+            page.next();
+        }
+        Some(removed)
+    }
+}
+
+impl Inner {
+    /// Moves to `namespace` if it is newer than the one known, and then
+    /// forgets everything kept in this process: L1 (and with it every kept
+    /// answer) and the statistics snapshot. Nothing in them is stale, but a
+    /// clear promises that every replica's next read loads afresh.
+    pub(super) fn learn_namespace(&self, namespace: u64) {
+        if !self.keys.advance_namespace(namespace) {
+            return;
+        }
+        if let Some(l1) = &self.l1 {
+            l1.clear();
+        }
+        *lock(&self.statistics) = None;
+        tracing::info!(namespace, "the cache was cleared: L1 dropped");
+    }
+}

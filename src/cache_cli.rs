@@ -1,0 +1,205 @@
+//! `biblio cache warm` and `biblio cache clear` as an operator runs them:
+//! connect to the deployment's database and Redis as a replica would, do
+//! the work ([`crate::warm`], [`Cache::clear`]), show progress on a terminal
+//! and print a one-line summary per step on standard output.
+//!
+//! The cache they build reads and fills Redis only (`Mode::L2`): this
+//! process serves nobody, so an L1 would only hold copies it throws away.
+//! It publishes no outbox entries either; serving replicas do that.
+use crate::auth::throttle::Throttle;
+use crate::auth::Tokens;
+use crate::cache::{Cache, Mode};
+use crate::cli::{ClearArgs, WarmArgs};
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::BoxError;
+use crate::graphql::{build_schema, Documents, Services};
+use crate::warm::{Plan, Warmer};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a command waits for Redis (and its own heartbeat on the bus,
+/// which tells it the namespace) before it gives up.
+const REDIS_WAIT: Duration = Duration::from_secs(5);
+
+/// `biblio cache warm`.
+pub async fn warm(database_url: &str, args: WarmArgs) -> Result<(), BoxError> {
+    let config = args.cache.into_config(database_url.to_owned());
+    let db = Db::connect(database_url).await?;
+    let cache = connect(&config, Some(&db)).await?;
+    // Anonymous queries only: the token key is never used, so a random one
+    // spares the database a write.
+    let mut key = vec![0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
+    let services = Arc::new(Services {
+        db: db.clone(),
+        cache: cache.clone(),
+        tokens: Tokens::new(key, config.token_ttl),
+        throttle: Throttle::new(config.throttle, cache.clone()),
+        loan_period: config.loan_period,
+        loader_delay: config.loader_delay,
+        db_connections_per_request: config.db_connections_per_request,
+    });
+    let warmer = Warmer::new(
+        services,
+        build_schema(config.limits),
+        Arc::new(Documents::new(1024 * 1024, config.limits)),
+    );
+    let plan = Plan {
+        book_pages: args.pages,
+        page_size: args.page_size,
+        most_borrowed: args.most_borrowed,
+    };
+    let bar = Bar::new();
+    let report = warmer
+        .run(&plan, |done, total, next| bar.draw(done, total, next))
+        .await;
+    bar.finish();
+    let report = report?;
+    writeln!(
+        std::io::stdout().lock(),
+        "warmed {}: stored {} entries ({}) in Redis in {:.2} s; {} queries, {} reads answered by Redis",
+        cache.prefix(),
+        report.filled.entries,
+        bytes(report.filled.bytes),
+        report.elapsed.as_secs_f64(),
+        report.steps,
+        report.present,
+    )?;
+    Ok(())
+}
+
+/// `biblio cache clear`.
+pub async fn clear(database_url: &str, args: ClearArgs) -> Result<(), BoxError> {
+    let config = args.cache.into_config(database_url.to_owned());
+    let cache = connect(&config, None).await?;
+    let before = cache.namespace();
+    let Some(namespace) = cache.clear().await else {
+        return Err("Redis did not answer: nothing was cleared".into());
+    };
+    writeln!(
+        std::io::stdout().lock(),
+        "cleared {}: namespace {before} -> {namespace}; every replica drops its copies as the event reaches it",
+        cache.prefix()
+    )?;
+    let started = Instant::now();
+    let bar = Bar::new();
+    let removed = cache
+        .remove_old_namespaces(|removed| bar.say(&format!("removing old keys: {removed}")))
+        .await;
+    bar.finish();
+    let Some(removed) = removed else {
+        return Err(
+            "Redis stopped answering while old keys were removed; they are unreachable, \
+             and run again, this command removes the rest"
+                .into(),
+        );
+    };
+    writeln!(
+        std::io::stdout().lock(),
+        "removed {removed} keys of older namespaces in {:.2} s",
+        started.elapsed().as_secs_f64()
+    )?;
+    Ok(())
+}
+
+/// The deployment's cache, trusted (so its namespace is known): its
+/// prefix from `--cache-prefix` or from the database's deployment id.
+async fn connect(config: &Config, db: Option<&Db>) -> Result<Cache, BoxError> {
+    let mut settings = config.cache.clone();
+    if !settings.mode.uses_l2() {
+        let mode = format!("{:?}", settings.mode).to_lowercase();
+        return Err(format!("the cache mode is {mode}: there is no Redis tier to work on").into());
+    }
+    settings.mode = Mode::L2;
+    // An operator waits gladly for a slow answer rather than a failure.
+    settings.command_timeout = settings.command_timeout.max(Duration::from_secs(2));
+    let prefix = match (&settings.prefix, db) {
+        (Some(prefix), _) => prefix.clone(),
+        (None, Some(db)) => settings.key_prefix(&db.deployment_id().await?),
+        (None, None) => {
+            let db = Db::connect(&config.database_url).await?;
+            settings.key_prefix(&db.deployment_id().await?)
+        }
+    };
+    let cache = Cache::new(&settings, &prefix, None)?;
+    if !cache.wait_until_trusted(REDIS_WAIT).await {
+        return Err(format!(
+            "Redis did not answer within {} s (see --redis-url): nothing was done",
+            REDIS_WAIT.as_secs()
+        )
+        .into());
+    }
+    Ok(cache)
+}
+
+/// A one-line progress bar on standard error, drawn only on a terminal so
+/// that logs and pipes get no control characters.
+struct Bar {
+    on: bool,
+}
+
+impl Bar {
+    const WIDTH: usize = 30;
+
+    fn new() -> Self {
+        Self {
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn draw(&self, done: usize, total: usize, next: &str) {
+        let filled = (done * Self::WIDTH)
+            .checked_div(total)
+            .unwrap_or(Self::WIDTH);
+        self.say(&format!(
+            "[{}{}] {done}/{total} {next}",
+            "#".repeat(filled),
+            " ".repeat(Self::WIDTH - filled)
+        ));
+    }
+
+    /// Replaces the line with `line`.
+    fn say(&self, line: &str) {
+        if self.on {
+            let mut err = std::io::stderr().lock();
+            // Errors ignored: a progress line is not worth failing for.
+            let _ = write!(err, "\r\x1b[2K{line}");
+            let _ = err.flush();
+        }
+    }
+
+    fn finish(&self) {
+        self.say("");
+    }
+}
+
+/// `bytes` for people: B, KiB, MiB or GiB with one decimal.
+fn bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_read_as_people_write_them() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+}
