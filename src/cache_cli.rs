@@ -26,7 +26,7 @@ const REDIS_WAIT: Duration = Duration::from_secs(5);
 /// `biblio cache warm`.
 pub async fn warm(database_url: &str, args: WarmArgs) -> Result<(), BoxError> {
     let config = args.cache.into_config(database_url.to_owned());
-    let db = Db::connect(database_url).await?;
+    let db = crate::startup::open_database(database_url).await?;
     let cache = connect(&config, Some(&db)).await?;
     // Anonymous queries only: the token key is never used, so a random one
     // spares the database a write.
@@ -119,7 +119,7 @@ async fn connect(config: &Config, db: Option<&Db>) -> Result<Cache, BoxError> {
         (Some(prefix), _) => prefix.clone(),
         (None, Some(db)) => settings.key_prefix(&db.deployment_id().await?),
         (None, None) => {
-            let db = Db::connect(&config.database_url).await?;
+            let db = crate::startup::open_database(&config.database_url).await?;
             settings.key_prefix(&db.deployment_id().await?)
         }
     };

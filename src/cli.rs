@@ -417,7 +417,12 @@ pub enum CacheCommand {
 #[derive(Args, Debug, Clone)]
 pub struct CacheArgs {
     /// The deployment's Redis (as for `serve`).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
     /// PEM file of the CA certificates a `rediss://` server's certificate
     /// must chain to (as for `serve`).

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 
 #[test]
 fn help_never_shows_a_password_from_the_environment() {
-    for args in [&["--help"][..], &["seed", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["seed", "--help"],
+        &["cache", "warm", "--help"],
+    ] {
         let output = finish_within_10s(
             biblio("postgres://app:s3cret-pw@db.example.org/biblio")
                 .env("REDIS_URL", "redis://:s3cret-pw@cache.example.org")
