@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
 use crate::graphql::{build_schema, persisted, Documents, Services};
-use crate::http::{router, AppState, HttpCaching, Origins, Responses};
+use crate::http::{router, AppState, HttpCaching, Origins, RequestMetrics, Responses};
 use crate::seed;
 use axum::Router;
 use std::future::Future;
@@ -57,6 +57,10 @@ impl Application {
             db.clone(),
             config.persisted_only,
         ));
+        let mut registry = crate::metrics::Registry::default();
+        registry.collect(Box::new(cache.export()));
+        registry.collect(Box::new(db.export()));
+        let requests = Arc::new(RequestMetrics::new(&mut registry, cache.clone()));
         let router = router(
             AppState {
                 schema,
@@ -70,6 +74,8 @@ impl Application {
                     .map(|bytes| Arc::new(Responses::new(cache.clone(), bytes))),
                 http_caching: HttpCaching::new(config.http_max_age),
                 persisted: persisted.clone(),
+                registry: Arc::new(registry),
+                requests,
             },
             cors.as_ref(),
         );

@@ -11,7 +11,7 @@
 //! so a write held up (`CLIENT PAUSE … WRITE`) would otherwise hold up every
 //! read queued behind it.
 use super::keys::{Group, Keys};
-use super::metrics::Metrics;
+use super::metrics::{FillTier, Metrics, Outcome};
 use fred::bytes::Bytes;
 use fred::prelude::*;
 use fred::types::scripts::Script;
@@ -42,8 +42,10 @@ return stored
 /// of its own would restart at 1 after expiring and make old pages current
 /// again. KEYS: n entries, their
 /// n versions, then the groups' generation counters. ARGV: n, version ttl
-/// (ms), generation ttl (s), channel, origin, the groups' names, then the
-/// global invalidation sequence.
+/// (ms), generation ttl (s), channel, origin, the groups' names, the
+/// global invalidation sequence, then the publisher's wall clock (the
+/// event's `at`, microseconds since the Unix epoch, as a string: Lua's
+/// numbers would round it).
 const INVALIDATE: &str = r"
 local n = tonumber(ARGV[1])
 local keys = {}
@@ -59,7 +61,7 @@ for j = 2 * n + 1, #KEYS do
   redis.call('SET', KEYS[j], sequence, 'EX', ARGV[3])
   groups[#groups + 1] = { ARGV[6 + j - 2 * n - 1], sequence }
 end
-local event = { origin = ARGV[5] }
+local event = { origin = ARGV[5], at = ARGV[7 + #KEYS - 2 * n] }
 if n > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end
 redis.call('PUBLISH', ARGV[4], cjson.encode(event))
@@ -324,6 +326,12 @@ impl Store {
         self.breaker.is_closed() && self.reads.is_connected() && self.writes.is_connected()
     }
 
+    /// Whether the breaker is open: requests skip Redis until a probe
+    /// gets through.
+    pub fn breaker_open(&self) -> bool {
+        !self.breaker.is_closed()
+    }
+
     /// Runs one round trip for a request through the breaker; `None` if
     /// refused or failed.
     async fn call<T, F>(&self, what: &str, call: F) -> Option<T>
@@ -343,7 +351,16 @@ impl Store {
             }
             self.metrics.redis_round_trip();
         }
-        match call.await {
+        let result = call.await;
+        self.metrics.redis_call(
+            what,
+            match &result {
+                Ok(_) => Outcome::Answered,
+                Err(err) if *err.kind() == ErrorKind::Timeout => Outcome::TimedOut,
+                Err(_) => Outcome::Failed,
+            },
+        );
+        match result {
             Ok(value) => {
                 if self.breaker.success() {
                     tracing::info!("redis answers again: cache tier L2 restored");
@@ -416,6 +433,7 @@ impl Store {
         if fills.is_empty() {
             return;
         }
+        let asked = fills.len();
         let mut keys: Vec<String> = Vec::with_capacity(fills.len() * 2);
         let mut args: Vec<Value> = Vec::with_capacity(fills.len() * 3);
         for fill in fills {
@@ -425,12 +443,17 @@ impl Store {
             args.push(Value::from(fill.ttl.as_millis().max(1) as i64));
             args.push(Value::Bytes(Bytes::from(fill.bytes)));
         }
-        let _: Option<i64> = self
+        let stored: Option<i64> = self
             .call(
                 "fill",
                 self.fill.evalsha_with_reload(&self.writes, keys, args),
             )
             .await;
+        if let Some(stored) = stored {
+            let stored = usize::try_from(stored).unwrap_or(0);
+            self.metrics
+                .fills_refused(FillTier::L2, asked.saturating_sub(stored));
+        }
     }
 
     /// The global invalidation sequence, bumped by every invalidation.
@@ -496,6 +519,7 @@ impl Store {
         ];
         args.extend(groups.iter().map(|group| Value::from(group.name())));
         args.push(Value::from(self.keys.sequence()));
+        args.push(Value::from(super::bus::wall_clock_micros().to_string()));
         let reply: String = self
             .run(
                 caller,

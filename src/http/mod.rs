@@ -1,5 +1,5 @@
 //! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL and its
-//! assets, compression, and health.
+//! assets, compression, health, and metrics.
 mod answered;
 mod assets;
 mod caching;
@@ -8,6 +8,7 @@ mod compression;
 mod cors;
 mod graphql;
 mod health;
+mod metrics;
 mod responses;
 
 use crate::graphql::{BiblioSchema, Documents, Services};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub use answered::{Answered, OperationKind};
 pub use caching::Settings as HttpCaching;
 pub use cors::Origins;
+pub use metrics::{Requests as RequestMetrics, MAX_OPERATIONS};
 pub use responses::Responses;
 
 /// What every handler shares.
@@ -37,12 +39,22 @@ pub struct AppState {
     pub http_caching: caching::Settings,
     /// Persisted queries: learnt ones and trusted documents.
     pub persisted: Arc<crate::graphql::persisted::Store>,
+    /// Every metric of this replica, as `/metrics` shows them.
+    pub registry: Arc<crate::metrics::Registry>,
+    /// GraphQL requests' counters (registered in `registry`).
+    pub requests: Arc<RequestMetrics>,
 }
 
 /// The routes; with `cors`, browsers on those origins may call them.
 pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
     let router = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(metrics::Layer(state.requests.clone())),
+        )
+        .route("/metrics", get(metrics::scrape))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .merge(assets::routes())
