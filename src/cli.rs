@@ -47,6 +47,9 @@ pub enum Command {
     /// Manage trusted documents (persisted queries registered ahead of time).
     #[command(subcommand)]
     Documents(DocumentsCommand),
+    /// Inspect this deployment's cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -116,6 +119,11 @@ pub struct ServeArgs {
     /// milliseconds.
     #[arg(long, env = "BIBLIO_REDIS_BREAKER_MS", default_value_t = 1000)]
     pub redis_breaker_ms: u64,
+    /// How often this replica publishes its stats snapshot to Redis (for
+    /// `cacheStats` and `biblio cache stats`), in milliseconds; a snapshot
+    /// expires after three intervals.
+    #[arg(long, env = "BIBLIO_CACHE_STATS_INTERVAL_MS", default_value_t = 2000)]
+    pub cache_stats_interval_ms: u64,
     /// Deepest selection nesting accepted, fragments expanded (introspection
     /// is allowed the depth its standard query needs).
     #[arg(long, env = "BIBLIO_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
@@ -281,6 +289,71 @@ pub enum DocumentsCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Print every replica's cache stats and the total, from the snapshots
+    /// the replicas publish to Redis, with Redis's own figures. Needs no
+    /// replica running (a stopped replica's snapshot expires after a few
+    /// seconds).
+    Stats(CacheStatsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CacheStatsArgs {
+    #[command(flatten)]
+    pub target: CacheTarget,
+    /// Print JSON, for scripts, instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which deployment's cache, in which Redis: the options `serve` names
+/// them with, from the same environment variables.
+#[derive(Args, Debug, Clone)]
+pub struct CacheTarget {
+    /// The Redis the replicas use.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// PEM file of the CA certificates a `rediss://` server's certificate
+    /// must chain to.
+    #[arg(long, env = "BIBLIO_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
+    /// The replicas' key prefix, if `serve` was given one; otherwise it is
+    /// derived from the database's deployment id, as `serve` does.
+    #[arg(long, env = "BIBLIO_CACHE_PREFIX")]
+    pub cache_prefix: Option<String>,
+    /// Timeout of each Redis command, in milliseconds.
+    #[arg(long, env = "BIBLIO_REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    pub redis_timeout_ms: u64,
+}
+
+impl CacheTarget {
+    /// How to reach the Redis.
+    pub fn connection(&self) -> crate::cache::l2::Connection {
+        crate::cache::l2::Connection {
+            url: self.redis_url.clone(),
+            ca_file: self.redis_ca_file.clone(),
+            command_timeout: Duration::from_millis(self.redis_timeout_ms),
+            breaker_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// The deployment's key prefix: `--cache-prefix`, or the one `serve`
+    /// derives from the database at `database_url`.
+    pub async fn prefix(&self, database_url: &str) -> Result<String, crate::error::BoxError> {
+        let settings = Settings {
+            prefix: self.cache_prefix.clone(),
+            ..Settings::default()
+        };
+        if let Some(prefix) = &settings.prefix {
+            return Ok(prefix.clone());
+        }
+        let db = crate::db::Db::connect(database_url).await?;
+        db.migrate().await?;
+        Ok(settings.key_prefix(&db.deployment_id().await?))
+    }
+}
+
 /// `entity::user::Role` as a command-line value. clap's `ValueEnum` cannot be
 /// derived on the entity's enum from here (both are foreign to this crate)
 /// and the entity crate should not depend on clap, so this mirror and its
@@ -325,6 +398,7 @@ impl ServeArgs {
                 outbox_delay: Duration::from_millis(self.cache_outbox_delay_ms),
                 command_timeout: Duration::from_millis(self.redis_timeout_ms),
                 breaker_interval: Duration::from_millis(self.redis_breaker_ms),
+                stats_interval: Duration::from_millis(self.cache_stats_interval_ms.max(10)),
             },
             limits: Limits {
                 max_depth: self.max_depth,

@@ -3,8 +3,10 @@
 #![recursion_limit = "256"]
 
 use biblio::app::{shutdown_signal, Application};
-use biblio::cache::Change;
-use biblio::cli::{Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand};
+use biblio::cache::{self, Change};
+use biblio::cli::{
+    CacheCommand, Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand,
+};
 use biblio::db::Db;
 use biblio::domain::{required_text, Email, Password};
 use biblio::error::BoxError;
@@ -88,6 +90,15 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             let invalidation = Change::UserCreated { id: user.id }.invalidation();
             write.commit(Some(&invalidation.to_outbox())).await?;
             say!("added {} ({:?}) with id {}", user.email, user.role, user.id)?;
+        }
+        Command::Cache(CacheCommand::Stats(args)) => {
+            let prefix = args.target.prefix(&cli.database_url).await?;
+            let deployment = cache::stats::read(&args.target.connection(), &prefix).await?;
+            if args.json {
+                say!("{}", serde_json::to_string_pretty(&deployment.report())?)?;
+            } else {
+                write!(std::io::stdout().lock(), "{deployment}")?;
+            }
         }
         Command::Documents(DocumentsCommand::Add { file }) => {
             let json = std::fs::read_to_string(&file)

@@ -347,6 +347,31 @@ impl Keys {
         &self.channel
     }
 
+    /// A replica's stats snapshot: `{prefix}:stats:{replica}`. Outside the
+    /// versioned part: any build reads any build's snapshots.
+    pub fn stats(&self, replica: &str) -> String {
+        format!("{}:stats:{replica}", self.prefix)
+    }
+
+    /// The index of the replicas that published stats: `{prefix}:stats`.
+    pub fn stats_index(&self) -> String {
+        format!("{}:stats", self.prefix)
+    }
+
+    /// A `SCAN` pattern matching every key of this deployment and no
+    /// other's: `{prefix}:*`, the prefix's glob characters escaped.
+    pub fn everything(&self) -> String {
+        let mut pattern = String::with_capacity(self.prefix.len() + 2);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str(":*");
+        pattern
+    }
+
     /// An entity or count by id: `biblio:v1:book:0190…`.
     pub fn entity(&self, kind: Kind, id: Uuid) -> String {
         let mut key = String::with_capacity(self.base.len() + 24 + 36);
@@ -600,6 +625,15 @@ mod tests {
             0,
         );
         assert!(theirs.contains(&b.to_string()), "{theirs}");
+    }
+
+    #[test]
+    fn stats_keys_are_the_deployments_and_its_pattern_matches_no_other_prefix() {
+        let keys = Keys::new("lib");
+        assert_eq!(keys.stats("r1"), "lib:stats:r1");
+        assert_eq!(keys.stats_index(), "lib:stats");
+        assert_eq!(keys.everything(), "lib:*");
+        assert_eq!(Keys::new("a*b?[c]\\").everything(), "a\\*b\\?\\[c\\]\\\\:*");
     }
 
     #[test]

@@ -400,6 +400,25 @@ impl Store {
         }
     }
 
+    /// Runs `work` on the reads connection as a background call: not counted
+    /// as a request's round trip, and never opening the breaker.
+    pub(super) async fn background<'a, T, F, Fut>(&'a self, what: &str, work: F) -> Option<T>
+    where
+        F: FnOnce(&'a Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        self.run(Caller::Background, what, work(&self.reads)).await
+    }
+
+    /// [`Store::background`] on the writes connection.
+    pub(super) async fn background_write<'a, T, F, Fut>(&'a self, what: &str, work: F) -> Option<T>
+    where
+        F: FnOnce(&'a Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        self.run(Caller::Background, what, work(&self.writes)).await
+    }
+
     /// Entries and their versions for `keys`, in one MGET.
     pub async fn get_many(&self, keys: &[&str]) -> Option<Vec<Found>> {
         if keys.is_empty() {

@@ -95,6 +95,7 @@ mod read;
 pub mod reads;
 pub mod settings;
 mod statistics;
+pub mod stats;
 mod sync;
 
 pub use changes::{Change, Invalidation};
@@ -266,6 +267,10 @@ impl Cache {
             let subscriber = bus::Subscriber::start(&connection, keys.channel().to_owned(), sink)?;
             *lock(&inner.subscriber) = Some(subscriber);
             tokio::spawn(sync::maintain(Arc::downgrade(&inner)));
+            tokio::spawn(stats::publish(
+                Arc::downgrade(&inner),
+                settings.stats_interval,
+            ));
         }
         Ok(Self { inner })
     }
