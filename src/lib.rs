@@ -12,7 +12,8 @@
 //!
 //! Around them: [`auth`] (passwords, tokens, the viewer), [`error`] (the one
 //! error type and its `extensions.code`), [`app`] (build and run),
-//! [`cli`] and [`config`], [`seed`] (demo data), [`telemetry`].
+//! [`cli`] and [`config`], [`seed`] (demo data), [`telemetry`], and
+//! [`metrics`] (what `/metrics` shows; each layer keeps its own counters).
 pub mod app;
 pub mod auth;
 #[warn(missing_docs)]

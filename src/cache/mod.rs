@@ -56,6 +56,13 @@
 //! stale-while-revalidate only when no write touched it; after a write, the
 //! next read waits for the (single) refresh.
 //!
+//! # Watching it (`metrics`, `stats`)
+//! Every tier counts its hits, misses and loads per kind, and the race
+//! guards, the bus and Redis count what they did, in relaxed atomics
+//! ([`Metrics`]) that `/metrics` exports when scraped ([`Export`]). Each
+//! replica also publishes a snapshot of them to Redis every few seconds
+//! ([`stats`]), so any replica, or `biblio cache stats`, can show them all.
+//!
 //! # Glossary: every counter that guards a race
 //! - **stripe epoch** (`l1::Store`): per stripe of L1 keys, bumped by every
 //!   invalidation of a key on it; an L1 fill lands only if it is unchanged

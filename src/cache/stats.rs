@@ -127,7 +127,12 @@ impl Figures {
                     None => mine.kinds.push(kind.clone()),
                 }
             }
+            // Kinds in declaration order, whichever replica read them first.
+            mine.kinds
+                .sort_by_key(|k| Kind::parse(&k.kind).map_or(0, |kind| kind.index() + 1));
         }
+        self.tiers
+            .sort_by_key(|t| ["response", "l1", "l2"].iter().position(|n| *n == t.tier));
         self.loads += other.loads;
         self.requests += other.requests;
         self.latency.merge(&other.latency);

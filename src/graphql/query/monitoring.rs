@@ -1,3 +1,4 @@
+//! Operators' queries: `cacheStats`, for librarians.
 use crate::error::{Error, Result};
 use crate::graphql::types::CacheStats;
 use crate::graphql::{current_user, scope, services};

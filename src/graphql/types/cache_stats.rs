@@ -1,3 +1,5 @@
+//! `cacheStats`'s types: a deployment's stats snapshots (`cache::stats`)
+//! as GraphQL, with hit rates and percentiles worked out.
 use crate::cache::stats::{self, Deployment, Figures, KindFigures, Snapshot, TierFigures};
 use async_graphql::{Object, SimpleObject};
 use chrono::{DateTime, Utc};
