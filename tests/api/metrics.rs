@@ -406,3 +406,67 @@ fn the_parser_refuses_what_is_not_the_text_format() {
         assert!(parse(bad).is_err(), "accepted {bad:?}");
     }
 }
+
+#[tokio::test]
+async fn a_fill_a_write_overtook_is_counted_as_refused_in_both_tiers() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let id = cat.books[0].clone();
+    let before = scrape(&app).await;
+    // The read of the cold book holds between its database read and its
+    // fills while the write lands.
+    let pause = app.cache.pause_next_fill(&format!("book:{id}"));
+    let (client, url) = (app.client.clone(), app.graphql_url());
+    let body = json!({ "query": BOOK, "variables": { "id": id } });
+    let reader = tokio::spawn(async move { client.post(url).json(&body).send().await });
+    pause.reached().await;
+    app.data(Some(&cat.librarian), RENAME, json!({ "id": id }))
+        .await;
+    pause.release();
+    assert_eq!(reader.await.unwrap().unwrap().status(), 200);
+    let after = scrape(&app).await;
+    for tier in ["l1", "l2"] {
+        let labels = [("tier", tier)];
+        assert_eq!(
+            after.value("biblio_cache_fills_refused_total", &labels)
+                - before.value("biblio_cache_fills_refused_total", &labels),
+            1.0,
+            "{tier}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_waits_for_anothers_load_is_counted_as_a_flight_join() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let id = cat.books[0].clone();
+    let before = scrape(&app).await;
+    let pause = app.cache.pause_next_fill(&format!("book:{id}"));
+    let read = || {
+        let (client, url) = (app.client.clone(), app.graphql_url());
+        let body = json!({ "query": BOOK, "variables": { "id": id } });
+        tokio::spawn(async move { client.post(url).json(&body).send().await })
+    };
+    let first = read();
+    pause.reached().await;
+    let second = read();
+    let joins =
+        |scrape: &Scrape| scrape.value("biblio_cache_flight_joins_total", &[("kind", "book")]);
+    crate::helpers::eventually(|| async {
+        app.cache.metrics().flight_joins(biblio::cache::Kind::Book) > 0
+    })
+    .await;
+    pause.release();
+    for reader in [first, second] {
+        assert_eq!(reader.await.unwrap().unwrap().status(), 200);
+    }
+    let after = scrape(&app).await;
+    assert_eq!(joins(&after) - joins(&before), 1.0);
+    assert_eq!(
+        after.value("biblio_cache_loads_total", &[("kind", "book")])
+            - before.value("biblio_cache_loads_total", &[("kind", "book")]),
+        1.0,
+        "one load for both readers"
+    );
+}
