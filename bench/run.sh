@@ -6,6 +6,11 @@
 #
 #   bash bench/run.sh                 # everything (about 10 minutes)
 #   MODES="both" DURATION=5 bash bench/run.sh
+#   BEFORE_BIN=/tmp/biblio-main MODES=both WORKLOADS="book list" bash bench/run.sh
+#
+# BEFORE_BIN runs a second build (of main, say) on the same workloads just
+# before this one, mode by mode, so a change's cost is measured in one run
+# on one machine state. BIN uses a prebuilt biblio instead of building it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,8 +32,13 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WO
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
 command -v redis-server >/dev/null || { echo "redis-server is needed (apt-get install redis-server)" >&2; exit 1; }
 
-cargo build --release --quiet --bin biblio --example baseline
-BIN=target/release/biblio
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet --bin biblio --example baseline
+    BIN=target/release/biblio
+else
+    cargo build --release --quiet --example baseline
+fi
+BEFORE_BIN=${BEFORE_BIN:-}
 export DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc"
 export RUST_LOG=warn
 
@@ -47,12 +57,12 @@ gql() { # gql QUERY-JSON [TOKEN]
         ${2:+-H "authorization: Bearer $2"} -d "$1"
 }
 
-start_biblio() { # start_biblio MODE (the inputs sign in 101 users from one address: lift that throttle)
-    local cache=${1%-no-tier} tier=on
+start_biblio() { # start_biblio MODE [BINARY] (the inputs sign in 101 users from one address: lift that throttle)
+    local cache=${1%-no-tier} tier=on bin=${2:-$BIN}
     [ "$1" = "$cache" ] || tier=off
     BIBLIO_LOGIN_ATTEMPTS_PER_ADDRESS=100000 BIBLIO_CACHE_MODE=$cache BIBLIO_RESPONSE_CACHE=$tier \
         BIBLIO_CACHE_PREFIX="bench$RANDOM$cache" BIBLIO_BIND=127.0.0.1:$PORT \
-        REDIS_URL=redis://127.0.0.1:$REDIS_PORT $BIN serve &
+        REDIS_URL=redis://127.0.0.1:$REDIS_PORT $bin serve &
     BIBLIO_PID=$!
     wait_for "http://127.0.0.1:$PORT/healthz"
 }
@@ -159,17 +169,21 @@ echo
 echo "| mode | workload | req/s | x baseline | p50 ms | p99 ms | errors |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for mode in $MODES; do
-    start_biblio "$mode"
-    for workload in $WORKLOADS; do
-        run "$workload" "$WARMUP" 0 $PORT >/dev/null
-        read -r rps p50 p99 errors _ <<<"$(run "$workload" "$DURATION" 0 $PORT)"
-        ratio=$(python3 -c "print(f'{$rps/$BASE_RPS:.2f}')")
-        echo "| $mode | $workload | $rps | $ratio | $p50 | $p99 | $errors |"
+    for bin in ${BEFORE_BIN:+"$BEFORE_BIN"} "$BIN"; do
+        label=$mode
+        [ "$bin" = "$BIN" ] || label="$mode (before)"
+        start_biblio "$mode" "$bin"
+        for workload in $WORKLOADS; do
+            run "$workload" "$WARMUP" 0 $PORT >/dev/null
+            read -r rps p50 p99 errors _ <<<"$(run "$workload" "$DURATION" 0 $PORT)"
+            ratio=$(python3 -c "print(f'{$rps/$BASE_RPS:.2f}')")
+            echo "| $label | $workload | $rps | $ratio | $p50 | $p99 | $errors |"
+        done
+        if [ "$mode" = both ] && [ "$bin" = "$BIN" ]; then
+            RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$BIBLIO_PID/status)
+        fi
+        stop_biblio
     done
-    if [ "$mode" = both ]; then
-        RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$BIBLIO_PID/status)
-    fi
-    stop_biblio
 done
 
 if [[ " $MODES " == *" both "* ]]; then

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
 use crate::graphql::{build_schema, persisted, Documents, Services};
-use crate::http::{router, AppState, HttpCaching, Origins, Responses};
+use crate::http::{router, AppState, HttpCaching, Origins, RequestMetrics, Responses};
 use crate::warm::Warmer;
 use crate::{redact, seed, startup};
 use axum::Router;
@@ -89,6 +89,10 @@ impl Application {
             db.clone(),
             config.persisted_only,
         ));
+        let mut registry = crate::metrics::Registry::default();
+        registry.collect(Box::new(cache.export()));
+        registry.collect(Box::new(db.export()));
+        let requests = Arc::new(RequestMetrics::new(&mut registry, cache.clone()));
         let router = router(
             AppState {
                 schema,
@@ -103,6 +107,8 @@ impl Application {
                 http_caching: HttpCaching::new(config.http_max_age),
                 persisted: persisted.clone(),
                 warming,
+                registry: Arc::new(registry),
+                requests,
             },
             cors.as_ref(),
         );

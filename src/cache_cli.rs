@@ -9,7 +9,7 @@
 use crate::auth::throttle::Throttle;
 use crate::auth::Tokens;
 use crate::cache::{Cache, Mode};
-use crate::cli::{ClearArgs, WarmArgs};
+use crate::cli::{ClearArgs, StatsArgs, WarmArgs};
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
@@ -104,25 +104,69 @@ pub async fn clear(database_url: &str, args: ClearArgs) -> Result<(), BoxError> 
     Ok(())
 }
 
-/// The deployment's cache, trusted (so its namespace is known): its
-/// prefix from `--cache-prefix` or from the database's deployment id.
-async fn connect(config: &Config, db: Option<&Db>) -> Result<Cache, BoxError> {
+/// `biblio cache stats`: every replica's snapshot in Redis and the total,
+/// as a table or JSON. Reads Redis with a client of its own, so no replica
+/// need be running.
+pub async fn stats(database_url: &str, args: StatsArgs) -> Result<(), BoxError> {
+    let config = args.cache.into_config(database_url.to_owned());
+    let settings = operator_settings(&config)?;
+    let prefix = prefix(&settings, &config, None).await?;
+    let connection = crate::cache::l2::Connection {
+        url: settings.redis_url.clone(),
+        ca_file: settings.redis_ca_file.clone(),
+        command_timeout: settings.command_timeout,
+        breaker_interval: settings.breaker_interval,
+    };
+    let deployment = crate::cache::stats::read(&connection, &prefix).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&deployment.report())?
+        )?;
+    } else {
+        write!(out, "{deployment}")?;
+    }
+    Ok(())
+}
+
+/// The cache settings an operator's command runs with: Redis only, and
+/// patient, since an operator waits gladly for a slow answer rather than a
+/// failure.
+fn operator_settings(config: &Config) -> Result<crate::cache::Settings, BoxError> {
     let mut settings = config.cache.clone();
     if !settings.mode.uses_l2() {
         let mode = format!("{:?}", settings.mode).to_lowercase();
         return Err(format!("the cache mode is {mode}: there is no Redis tier to work on").into());
     }
     settings.mode = Mode::L2;
-    // An operator waits gladly for a slow answer rather than a failure.
     settings.command_timeout = settings.command_timeout.max(Duration::from_secs(2));
-    let prefix = match (&settings.prefix, db) {
+    Ok(settings)
+}
+
+/// The deployment's key prefix: `--cache-prefix`, or the one `serve`
+/// derives from the database's deployment id.
+async fn prefix(
+    settings: &crate::cache::Settings,
+    config: &Config,
+    db: Option<&Db>,
+) -> Result<String, BoxError> {
+    Ok(match (&settings.prefix, db) {
         (Some(prefix), _) => prefix.clone(),
         (None, Some(db)) => settings.key_prefix(&db.deployment_id().await?),
         (None, None) => {
             let db = crate::startup::open_database(&config.database_url).await?;
             settings.key_prefix(&db.deployment_id().await?)
         }
-    };
+    })
+}
+
+/// The deployment's cache, trusted (so its namespace is known): its
+/// prefix from `--cache-prefix` or from the database's deployment id.
+async fn connect(config: &Config, db: Option<&Db>) -> Result<Cache, BoxError> {
+    let settings = operator_settings(config)?;
+    let prefix = prefix(&settings, config, db).await?;
     let cache = Cache::new(&settings, &prefix, None)?;
     if !cache.wait_until_trusted(REDIS_WAIT).await {
         return Err(format!(

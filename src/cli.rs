@@ -103,7 +103,8 @@ pub enum Command {
     /// Manage trusted documents (persisted queries registered ahead of time).
     #[command(subcommand)]
     Documents(DocumentsCommand),
-    /// Operate this deployment's cache: warm it ahead of clients, clear it.
+    /// Operate this deployment's cache: warm it ahead of clients, clear it,
+    /// show its stats.
     #[command(subcommand)]
     Cache(CacheCommand),
 }
@@ -180,6 +181,11 @@ pub struct ServeArgs {
     /// milliseconds.
     #[arg(long, env = "BIBLIO_REDIS_BREAKER_MS", default_value_t = 1000)]
     pub redis_breaker_ms: u64,
+    /// How often this replica publishes its stats snapshot to Redis (for
+    /// `cacheStats` and `biblio cache stats`), in milliseconds; a snapshot
+    /// expires after three intervals.
+    #[arg(long, env = "BIBLIO_CACHE_STATS_INTERVAL_MS", default_value_t = 2000)]
+    pub cache_stats_interval_ms: u64,
     /// Deepest selection nesting accepted, fragments expanded (introspection
     /// is allowed the depth its standard query needs).
     #[arg(long, env = "BIBLIO_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
@@ -408,6 +414,11 @@ pub enum CacheCommand {
     /// removed from Redis and counted. Other deployments' keys on the same
     /// Redis are never touched.
     Clear(ClearArgs),
+    /// Print every replica's cache stats and the total, from the snapshots
+    /// the replicas publish to Redis, with Redis's own figures. Needs no
+    /// replica running (a stopped replica's snapshot expires after a few
+    /// seconds).
+    Stats(StatsArgs),
 }
 
 /// Which deployment's cache a `cache` command works on. Every other
@@ -471,6 +482,15 @@ pub struct ClearArgs {
     pub cache: CacheArgs,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct StatsArgs {
+    /// Print JSON, for scripts, instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
 /// `entity::user::Role` as a command-line value. clap's `ValueEnum` cannot be
 /// derived on the entity's enum from here (both are foreign to this crate)
 /// and the entity crate should not depend on clap, so this mirror and its
@@ -516,6 +536,7 @@ impl ServeArgs {
                 outbox_delay: Duration::from_millis(self.cache_outbox_delay_ms),
                 command_timeout: Duration::from_millis(self.redis_timeout_ms),
                 breaker_interval: Duration::from_millis(self.redis_breaker_ms),
+                stats_interval: Duration::from_millis(self.cache_stats_interval_ms.max(10)),
             },
             limits: Limits {
                 max_depth: self.max_depth,

@@ -15,7 +15,8 @@
 //! [`cli`] and [`config`], [`startup`] (what stops a start, said as what to
 //! fix), [`accounts`] (the operator's `user` commands), [`seed`] (demo
 //! data), [`warm`] (reads made ahead of clients) and [`cache_cli`] (`biblio
-//! cache`), [`telemetry`] (logs), [`redact`] (passwords out of URLs shown).
+//! cache`), [`telemetry`] (logs), [`redact`] (passwords out of URLs shown), and
+//! [`metrics`] (what `/metrics` shows; each layer keeps its own counters).
 pub mod accounts;
 pub mod app;
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod redact;
 pub mod seed;
 pub mod startup;

@@ -90,6 +90,9 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         Some(Command::Cache(CacheCommand::Clear(args))) => {
             cache_cli::clear(&database_url, args).await?
         }
+        Some(Command::Cache(CacheCommand::Stats(args))) => {
+            cache_cli::stats(&database_url, args).await?
+        }
         Some(Command::Documents(DocumentsCommand::Add { file })) => {
             let json = std::fs::read_to_string(&file)
                 .map_err(|err| format!("{}: {err}", file.display()))?;

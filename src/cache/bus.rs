@@ -43,6 +43,11 @@ pub struct Event {
     /// invalidation, heartbeat and clear carries it (see `cache::namespace`).
     #[serde(default)]
     pub namespace: Option<u64>,
+    /// When an invalidation was published, on its publisher's wall clock
+    /// (microseconds since the Unix epoch, as a string): receivers measure
+    /// the delivery lag against their own wall clock.
+    #[serde(default)]
+    pub at: Option<String>,
 }
 
 impl Event {
@@ -51,12 +56,32 @@ impl Event {
         serde_json::from_str(payload).ok()
     }
 
+    /// How long the event took to arrive, if it says when it was sent:
+    /// this replica's wall clock now minus the publisher's then. Clocks of
+    /// two hosts disagree, so a negative result is read as no lag at all.
+    pub fn lag(&self) -> Option<Duration> {
+        let sent: u64 = self.at.as_deref()?.parse().ok()?;
+        Some(Duration::from_micros(
+            wall_clock_micros().saturating_sub(sent),
+        ))
+    }
+
     /// A heartbeat's payload up to the namespace's value, which the
     /// heartbeat script reads in Redis and appends with the closing brace.
     pub fn heartbeat_head(origin: &str, beat: u64) -> String {
         let origin = serde_json::Value::from(origin);
         format!(r#"{{"origin":{origin},"beat":{beat},"namespace":"#)
     }
+}
+
+/// This host's wall clock, in microseconds since the Unix epoch: when
+/// events are published and received.
+pub fn wall_clock_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
 }
 
 /// What the subscriber reports to.
@@ -196,5 +221,16 @@ mod tests {
         assert_eq!(beat.beat, Some(u64::MAX));
         assert_eq!(beat.namespace, Some(7));
         assert!(beat.keys.is_empty() && beat.groups.is_empty());
+    }
+
+    #[test]
+    fn lag_is_measured_from_the_publishers_clock_and_never_negative() {
+        let sent = wall_clock_micros() - 2_000;
+        let event = Event::parse(&format!(r#"{{"origin":"a","at":"{sent}"}}"#)).unwrap();
+        assert!(event.lag().unwrap() >= Duration::from_millis(2));
+        let future = wall_clock_micros() + 60_000_000;
+        let skewed = Event::parse(&format!(r#"{{"origin":"a","at":"{future}"}}"#)).unwrap();
+        assert_eq!(skewed.lag(), Some(Duration::ZERO));
+        assert_eq!(Event::parse(r#"{"origin":"a"}"#).unwrap().lag(), None);
     }
 }

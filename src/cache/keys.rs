@@ -195,6 +195,20 @@ impl Group {
     }
 }
 
+/// A `SCAN` pattern: `literal` with its glob characters escaped (a prefix
+/// is free text), then the glob `tail`.
+fn glob_pattern(literal: &str, tail: &str) -> String {
+    let mut pattern = String::with_capacity(literal.len() + tail.len() + 4);
+    for c in literal.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str(tail);
+    pattern
+}
+
 /// A cached list and every parameter its answer depends on.
 #[derive(Debug, Clone, Copy)]
 pub enum List<'a> {
@@ -374,15 +388,7 @@ impl Keys {
     /// escaped): `{base}n*`. It also matches the namespace counter, which
     /// [`Keys::namespace_of`] tells apart.
     pub fn namespaced_pattern(&self) -> String {
-        let mut pattern = String::with_capacity(self.base.len() + 4);
-        for c in self.base.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push_str("n*");
-        pattern
+        glob_pattern(&self.base, "n*")
     }
 
     /// The namespace a key of this deployment was built under; `None` for
@@ -412,6 +418,23 @@ impl Keys {
     /// The pub/sub channel for invalidation events.
     pub fn channel(&self) -> &str {
         &self.channel
+    }
+
+    /// A replica's stats snapshot: `{prefix}:stats:{replica}`. Outside the
+    /// versioned part: any build reads any build's snapshots.
+    pub fn stats(&self, replica: &str) -> String {
+        format!("{}:stats:{replica}", self.prefix)
+    }
+
+    /// The index of the replicas that published stats: `{prefix}:stats`.
+    pub fn stats_index(&self) -> String {
+        format!("{}:stats", self.prefix)
+    }
+
+    /// A `SCAN` pattern matching every key of this deployment and no
+    /// other's: `{prefix}:*`, the prefix's glob characters escaped.
+    pub fn everything(&self) -> String {
+        glob_pattern(&self.prefix, ":*")
     }
 
     /// An entity or count by id, in the current namespace:
@@ -751,6 +774,15 @@ mod tests {
             0,
         );
         assert!(theirs.contains(&b.to_string()), "{theirs}");
+    }
+
+    #[test]
+    fn stats_keys_are_the_deployments_and_its_pattern_matches_no_other_prefix() {
+        let keys = Keys::new("lib");
+        assert_eq!(keys.stats("r1"), "lib:stats:r1");
+        assert_eq!(keys.stats_index(), "lib:stats");
+        assert_eq!(keys.everything(), "lib:*");
+        assert_eq!(Keys::new("a*b?[c]\\").everything(), "a\\*b\\?\\[c\\]\\\\:*");
     }
 
     #[test]

@@ -339,6 +339,20 @@ impl Store {
         }
     }
 
+    /// How many entries are held.
+    pub fn entry_count(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    /// How many entries remember an absent id: a walk over every entry.
+    pub fn negative_entries(&self) -> u64 {
+        self.cache
+            .iter()
+            .filter(|(_, entry)| entry.value.is_none())
+            .count() as u64
+    }
+
     /// Approximate bytes held (for tests and health output).
     pub fn weighted_size(&self) -> u64 {
         self.cache.run_pending_tasks();

@@ -11,7 +11,7 @@
 //! so a write held up (`CLIENT PAUSE … WRITE`) would otherwise hold up every
 //! read queued behind it.
 use super::keys::{Group, Keys, Kind};
-use super::metrics::Metrics;
+use super::metrics::{FillTier, Metrics, Outcome};
 use fred::bytes::Bytes;
 use fred::prelude::*;
 use fred::types::scripts::Script;
@@ -64,8 +64,10 @@ end
 /// in a namespace nobody reads would leave the current ones stale.
 /// KEYS: the namespace counter, n entries, their n versions, then the
 /// groups' generation counters. ARGV: n, version ttl (ms), generation ttl
-/// (s), channel, origin, the entries' namespace, the groups' names, then
-/// the global invalidation sequence. Returns the namespace and, if it was
+/// (s), channel, origin, the entries' namespace, the groups' names, the
+/// publisher's wall clock (the event's `at`, microseconds since the Unix
+/// epoch, as a string: Lua's numbers would round it), then the global
+/// invalidation sequence. Returns the namespace and, if it was
 /// the caller's, the groups' new generations.
 const INVALIDATE: &str = r"
 local n = tonumber(ARGV[1])
@@ -86,7 +88,7 @@ for j = 2 * n + 2, #KEYS do
   redis.call('SET', KEYS[j], sequence, 'EX', ARGV[3])
   groups[#groups + 1] = { ARGV[6 + j - 2 * n - 1], sequence }
 end
-local event = { origin = ARGV[5], namespace = ns }
+local event = { origin = ARGV[5], namespace = ns, at = ARGV[#ARGV - 1] }
 if n > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end
 redis.call('PUBLISH', ARGV[4], cjson.encode(event))
@@ -396,6 +398,12 @@ impl Store {
         self.breaker.is_closed() && self.reads.is_connected() && self.writes.is_connected()
     }
 
+    /// Whether the breaker is open: requests skip Redis until a probe
+    /// gets through.
+    pub fn breaker_open(&self) -> bool {
+        !self.breaker.is_closed()
+    }
+
     /// Runs one round trip for a request through the breaker; `None` if
     /// refused or failed.
     async fn call<T, F>(&self, what: &str, call: F) -> Option<T>
@@ -415,7 +423,16 @@ impl Store {
             }
             self.metrics.redis_round_trip();
         }
-        match call.await {
+        let result = call.await;
+        self.metrics.redis_call(
+            what,
+            match &result {
+                Ok(_) => Outcome::Answered,
+                Err(err) if *err.kind() == ErrorKind::Timeout => Outcome::TimedOut,
+                Err(_) => Outcome::Failed,
+            },
+        );
+        match result {
             Ok(value) => {
                 if self.breaker.success() {
                     tracing::info!("redis answers again: cache tier L2 restored");
@@ -455,6 +472,25 @@ impl Store {
         }
     }
 
+    /// Runs `work` on the reads connection as a background call: not counted
+    /// as a request's round trip, and never opening the breaker.
+    pub(super) async fn background<'a, T, F, Fut>(&'a self, what: &str, work: F) -> Option<T>
+    where
+        F: FnOnce(&'a Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        self.run(Caller::Background, what, work(&self.reads)).await
+    }
+
+    /// [`Store::background`] on the writes connection.
+    pub(super) async fn background_write<'a, T, F, Fut>(&'a self, what: &str, work: F) -> Option<T>
+    where
+        F: FnOnce(&'a Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        self.run(Caller::Background, what, work(&self.writes)).await
+    }
+
     /// Entries and their versions for `keys`, in one MGET.
     pub async fn get_many(&self, keys: &[&str]) -> Option<Vec<Found>> {
         if keys.is_empty() {
@@ -488,6 +524,7 @@ impl Store {
         if fills.is_empty() {
             return;
         }
+        let asked = fills.len();
         let mut keys: Vec<String> = Vec::with_capacity(fills.len() * 2);
         let mut args: Vec<Value> = Vec::with_capacity(fills.len() * 3);
         for fill in fills {
@@ -505,6 +542,10 @@ impl Store {
             .await;
         if let Some((entries, bytes)) = stored {
             self.metrics.l2_filled(entries, bytes);
+            self.metrics.fills_refused(
+                FillTier::L2,
+                asked.saturating_sub(usize::try_from(entries).unwrap_or(0)),
+            );
         }
     }
 
@@ -580,6 +621,7 @@ impl Store {
             Value::from(namespace as i64),
         ];
         args.extend(groups.iter().map(|group| Value::from(group.name())));
+        args.push(Value::from(super::bus::wall_clock_micros().to_string()));
         args.push(Value::from(self.keys.sequence()));
         let (current, reply): (u64, String) = self
             .run(
@@ -653,18 +695,9 @@ impl Store {
     }
 
     /// The connection for writes, for the cache's own maintenance commands
-    /// (`super::namespace`), which run through [`Store::background`].
+    /// (`super::namespace`), which run through [`Store::background_write`].
     pub(super) fn writer(&self) -> &Client {
         &self.writes
-    }
-
-    /// Runs a maintenance call (a clear, the removal of old entries): never
-    /// refused by the breaker and not counted as a request's round trip.
-    pub(super) async fn background<T, F>(&self, what: &str, call: F) -> Option<T>
-    where
-        F: std::future::Future<Output = Result<T, Error>>,
-    {
-        self.run(Caller::Background, what, call).await
     }
 }
 

@@ -1,13 +1,73 @@
-//! Hit and miss counters per tier and per kind, and the Redis round trips
-//! made. Tests assert on them; the monitoring work will export them.
+//! The cache's counters: hits, misses and loads per tier and kind, what
+//! the race guards refused, single-flight joins, invalidation events and
+//! their delivery lag, and Redis calls by command. Tests assert on them
+//! through [`Cache::metrics`](super::Cache::metrics); `/metrics` exports
+//! them ([`Export`]) and the stats snapshots publish them (`stats`).
+//!
+//! They live here, next to what they count, as plain relaxed atomics:
+//! every read of every request bumps some, so each is one atomic add, and
+//! the Prometheus families are written from them only when scraped. Gauges
+//! (L1 size, the bus's state, the breaker) are read from the cache itself
+//! at that moment rather than mirrored.
 use super::keys::Kind;
+use crate::metrics::histogram::{Histogram, LAG_SECONDS};
+use crate::metrics::{Family, Window};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 const KINDS: usize = Kind::ALL.len();
 
+/// The Redis calls counted apart, as `l2` names them (`what`), and their
+/// labels; anything else is counted as `other`.
+const COMMANDS: [(&str, &str); 13] = [
+    ("mget", "mget"),
+    ("fill", "fill"),
+    ("get sequence", "get_sequence"),
+    ("get generation", "get_generation"),
+    ("invalidate", "invalidate"),
+    ("count", "count"),
+    ("heartbeat", "heartbeat"),
+    ("mget values", "mget_values"),
+    ("set value", "set_value"),
+    ("stats", "stats"),
+    ("clear", "clear"),
+    ("unlink", "unlink"),
+    ("other", "other"),
+];
+
+fn command_index(what: &str) -> usize {
+    COMMANDS
+        .iter()
+        .position(|(name, _)| *name == what)
+        .unwrap_or(COMMANDS.len() - 1)
+}
+
+/// How one Redis call ended, for [`Metrics::redis_call`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Redis answered.
+    Answered,
+    /// The call timed out.
+    TimedOut,
+    /// Anything else: the connection failed, or Redis refused the command.
+    Failed,
+}
+
+/// A tier whose fills a race guard may refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillTier {
+    /// An L1 insert or priming whose stripe epoch or invalidation count
+    /// moved since its ticket was taken.
+    L1,
+    /// An L2 entry whose version (or the sequence) moved since it was read.
+    L2,
+}
+
 /// The cache's counters, shared by every clone of the cache. Relaxed atomics:
 /// each counter is read on its own, so none needs ordering with another.
-#[derive(Default)]
 pub struct Metrics {
     l1_hits: [AtomicU64; KINDS],
     l1_misses: [AtomicU64; KINDS],
@@ -15,11 +75,31 @@ pub struct Metrics {
     l2_misses: [AtomicU64; KINDS],
     /// Values loaded from the database after missing every tier.
     loads: [AtomicU64; KINDS],
+    /// Readers that waited for another reader's load of the same key.
+    flight_joins: [AtomicU64; KINDS],
+    /// Fills the race guards refused, by [`FillTier`].
+    fills_refused: [AtomicU64; 2],
     redis_round_trips: AtomicU64,
+    /// Every Redis call, the background ones included, by command: calls,
+    /// timeouts, other failures.
+    redis_calls: [[AtomicU64; COMMANDS.len()]; 3],
+    /// Writes' invalidations this replica published at once.
+    events_published: AtomicU64,
     events_received: AtomicU64,
     /// Invalidations published late: after an outage, or from the outbox.
     replayed: AtomicU64,
+    /// Events' trips from their publisher to this replica.
+    lag: Histogram,
+    /// The same over the last minute, for the stats snapshots.
+    lag_window: Window,
+    /// The last trip's length, in nanoseconds, plus one (0: none yet).
+    last_lag: AtomicU64,
     responses: [AtomicU64; 6],
+    /// Request durations, fed by the HTTP layer, so that the stats
+    /// snapshot a replica publishes can show its latency next to its hits.
+    requests: Window,
+    /// When the cache was built, as the stats snapshots report it.
+    started_at: SystemTime,
     /// Entries Redis stored from fills (those the guards let through), and
     /// their encoded bytes: what `biblio cache warm` reports.
     l2_filled_entries: AtomicU64,
@@ -33,6 +113,33 @@ pub struct Filled {
     pub entries: u64,
     /// Their encoded bytes (values only, not keys).
     pub bytes: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            l1_hits: Default::default(),
+            l1_misses: Default::default(),
+            l2_hits: Default::default(),
+            l2_misses: Default::default(),
+            loads: Default::default(),
+            flight_joins: Default::default(),
+            fills_refused: Default::default(),
+            redis_round_trips: AtomicU64::new(0),
+            redis_calls: Default::default(),
+            events_published: AtomicU64::new(0),
+            events_received: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            lag: Histogram::new(LAG_SECONDS),
+            lag_window: Window::default(),
+            last_lag: AtomicU64::new(0),
+            responses: Default::default(),
+            requests: Window::default(),
+            started_at: SystemTime::now(),
+            l2_filled_entries: AtomicU64::new(0),
+            l2_filled_bytes: AtomicU64::new(0),
+        }
+    }
 }
 
 /// What the response tier (whole answers, `http::responses`) did.
@@ -131,6 +238,84 @@ impl Metrics {
         self.replayed.load(Ordering::Relaxed)
     }
 
+    /// Records a reader that joined another's load of `kind` instead of
+    /// loading it again.
+    pub fn flight_joined(&self, kind: Kind) {
+        add(&self.flight_joins[kind.index()], 1);
+    }
+
+    /// Records `n` fills of `tier` that a race guard refused.
+    pub fn fills_refused(&self, tier: FillTier, n: usize) {
+        add(&self.fills_refused[tier as usize], n as u64);
+    }
+
+    /// Records how one Redis call (`what`, as `l2` names it) ended.
+    pub fn redis_call(&self, what: &str, outcome: Outcome) {
+        let command = command_index(what);
+        add(&self.redis_calls[0][command], 1);
+        match outcome {
+            Outcome::Answered => {}
+            Outcome::TimedOut => add(&self.redis_calls[1][command], 1),
+            Outcome::Failed => add(&self.redis_calls[2][command], 1),
+        }
+    }
+
+    /// Records a write's invalidation published at once.
+    pub fn event_published(&self) {
+        add(&self.events_published, 1);
+    }
+
+    /// Records the trip of an event from its publisher to this replica.
+    pub fn lag(&self, lag: Duration) {
+        self.lag.observe(lag);
+        self.lag_window.observe(Instant::now(), lag);
+        let nanos = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.last_lag.store(nanos + 1, Ordering::Relaxed);
+    }
+
+    /// Records one GraphQL request's duration, observed at `now`.
+    pub fn request(&self, now: Instant, duration: Duration) {
+        self.requests.observe(now, duration);
+    }
+
+    /// Request durations, for the stats snapshot.
+    pub fn requests(&self) -> &Window {
+        &self.requests
+    }
+
+    /// Invalidation events' trips here over the last minute.
+    pub fn lag_window(&self) -> &Window {
+        &self.lag_window
+    }
+
+    /// The last event's trip here, if one came.
+    pub fn last_lag(&self) -> Option<Duration> {
+        match self.last_lag.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos - 1)),
+        }
+    }
+
+    /// When the cache was built.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// Writes' invalidations this replica published at once.
+    pub fn events_published(&self) -> u64 {
+        self.events_published.load(Ordering::Relaxed)
+    }
+
+    /// Readers that joined another's load of `kind`.
+    pub fn flight_joins(&self, kind: Kind) -> u64 {
+        self.flight_joins[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// Fills of `tier` refused by a race guard.
+    pub fn refused_fills(&self, tier: FillTier) -> u64 {
+        self.fills_refused[tier as usize].load(Ordering::Relaxed)
+    }
+
     /// Records one event of the response tier.
     pub fn response(&self, event: ResponseEvent) {
         add(&self.responses[event as usize], 1);
@@ -185,5 +370,239 @@ impl Metrics {
     /// arrived.
     pub fn events_received(&self) -> u64 {
         self.events_received.load(Ordering::Relaxed)
+    }
+}
+
+/// What the cache is holding and how it hears the bus, read when asked
+/// (see [`Cache::gauges`](super::Cache::gauges)).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Gauges {
+    /// Entries in L1.
+    pub l1_entries: u64,
+    /// L1's weighted size, in bytes.
+    pub l1_bytes: u64,
+    /// Invalidations this replica committed but has not yet published.
+    pub pending_invalidations: u64,
+    /// Since when the last heartbeat heard back was sent (since the cache
+    /// started if none came back yet); `None` without a bus.
+    pub heartbeat_age: Option<Duration>,
+    /// Whether the bus's subscriber is connected; `None` without a bus.
+    pub subscriber_connected: Option<bool>,
+    /// Whether the bus is heard, so L1 is trusted and L2 read.
+    pub trusted: bool,
+    /// Whether Redis's breaker is open; `None` without Redis.
+    pub breaker_open: Option<bool>,
+}
+
+/// The cache's families for `/metrics`, written from its counters and
+/// gauges on every scrape.
+#[derive(Debug)]
+pub struct Export(pub(super) super::Cache);
+
+impl Collector for Export {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let cache = &self.0;
+        let metrics = cache.metrics();
+        let responses = metrics.responses();
+        let kinds = || Kind::ALL.into_iter().map(|kind| (kind, metrics.kind(kind)));
+        {
+            let mut hits = Family::start(
+                &mut encoder,
+                "biblio_cache_hits",
+                "Reads a tier answered, by tier (response: whole answers, kind `answer`; l1; l2) and kind",
+                MetricType::Counter,
+            )?;
+            hits.counter(&[("tier", "response"), ("kind", "answer")], responses.hits)?;
+            for (kind, counts) in kinds() {
+                hits.counter(&[("tier", "l1"), ("kind", kind.as_str())], counts.l1_hits)?;
+            }
+            for (kind, counts) in kinds() {
+                hits.counter(&[("tier", "l2"), ("kind", kind.as_str())], counts.l2_hits)?;
+            }
+        }
+        {
+            let mut misses = Family::start(
+                &mut encoder,
+                "biblio_cache_misses",
+                "Reads a tier could not answer, by tier and kind (a response-tier miss is a query executed)",
+                MetricType::Counter,
+            )?;
+            misses.counter(
+                &[("tier", "response"), ("kind", "answer")],
+                responses.misses,
+            )?;
+            for (kind, counts) in kinds() {
+                misses.counter(&[("tier", "l1"), ("kind", kind.as_str())], counts.l1_misses)?;
+            }
+            for (kind, counts) in kinds() {
+                misses.counter(&[("tier", "l2"), ("kind", kind.as_str())], counts.l2_misses)?;
+            }
+        }
+        {
+            let mut loads = Family::start(
+                &mut encoder,
+                "biblio_cache_loads",
+                "Values loaded from the database after missing every tier, by kind",
+                MetricType::Counter,
+            )?;
+            for (kind, counts) in kinds() {
+                loads.counter(&[("kind", kind.as_str())], counts.loads)?;
+            }
+        }
+        {
+            let mut joins = Family::start(
+                &mut encoder,
+                "biblio_cache_flight_joins",
+                "Readers that waited for another reader's load of the same key instead of loading it, by kind",
+                MetricType::Counter,
+            )?;
+            for kind in Kind::ALL {
+                joins.counter(&[("kind", kind.as_str())], metrics.flight_joins(kind))?;
+            }
+        }
+        {
+            let mut refused = Family::start(
+                &mut encoder,
+                "biblio_cache_fills_refused",
+                "Fills a race guard refused because a write invalidated the key while it was loaded, by tier",
+                MetricType::Counter,
+            )?;
+            refused.counter(&[("tier", "l1")], metrics.refused_fills(FillTier::L1))?;
+            refused.counter(&[("tier", "l2")], metrics.refused_fills(FillTier::L2))?;
+        }
+        {
+            let mut events = Family::start(
+                &mut encoder,
+                "biblio_response_tier_events",
+                "What the response tier did besides hits and misses: answers stored, refused (something they read changed, or too large), revalidations answered 304, codings compressed",
+                MetricType::Counter,
+            )?;
+            for (event, n) in [
+                ("stored", responses.stored),
+                ("refused", responses.refused),
+                ("not_modified", responses.not_modified),
+                ("compressed", responses.compressed),
+            ] {
+                events.counter(&[("event", event)], n)?;
+            }
+        }
+        let gauges = cache.gauges();
+        crate::metrics::gauge(
+            &mut encoder,
+            "biblio_cache_l1_entries",
+            "Entries in this replica's L1",
+            gauges.l1_entries,
+        )?;
+        crate::metrics::gauge(
+            &mut encoder,
+            "biblio_cache_l1_bytes",
+            "L1's weighted size: encoded values plus bookkeeping",
+            gauges.l1_bytes,
+        )?;
+        crate::metrics::gauge(
+            &mut encoder,
+            "biblio_cache_l1_negative_entries",
+            "L1 entries that remember an absent id",
+            cache.negative_entries(),
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_invalidations_published",
+            "Writes' invalidation events this replica published at once",
+            metrics.events_published(),
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_invalidations_received",
+            "Invalidation events from other replicas heard here",
+            metrics.events_received(),
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_invalidations_replayed",
+            "Invalidations published late: after a Redis outage, or from the outbox",
+            metrics.replays(),
+        )?;
+        crate::metrics::gauge(
+            &mut encoder,
+            "biblio_cache_invalidations_pending",
+            "Invalidations committed here (and in the outbox) that Redis has not taken yet",
+            gauges.pending_invalidations,
+        )?;
+        crate::metrics::histogram(
+            &mut encoder,
+            "biblio_cache_invalidation_lag_seconds",
+            "From an event's publication (the publisher's clock) to its receipt here (this clock), clamped at 0",
+            &metrics.lag,
+        )?;
+        if let Some(age) = gauges.heartbeat_age {
+            crate::metrics::gauge(
+                &mut encoder,
+                "biblio_cache_bus_heartbeat_age_seconds",
+                "How long ago the last heartbeat of this replica heard back on the bus was sent",
+                age.as_secs_f64(),
+            )?;
+        }
+        if let Some(connected) = gauges.subscriber_connected {
+            crate::metrics::gauge(
+                &mut encoder,
+                "biblio_cache_bus_subscriber_connected",
+                "1 while the bus's subscriber is connected",
+                u64::from(connected),
+            )?;
+        }
+        crate::metrics::gauge(
+            &mut encoder,
+            "biblio_cache_bus_trusted",
+            "1 while the bus is heard: L1 trusted, L2 read",
+            u64::from(gauges.trusted),
+        )?;
+        for (index, name, help) in [
+            (
+                0,
+                "biblio_redis_commands",
+                "Redis calls, requests' and background ones, by command",
+            ),
+            (
+                1,
+                "biblio_redis_timeouts",
+                "Redis calls that timed out, by command",
+            ),
+            (
+                2,
+                "biblio_redis_errors",
+                "Redis calls that failed otherwise (connection lost, command refused), by command",
+            ),
+        ] {
+            let mut family = Family::start(&mut encoder, name, help, MetricType::Counter)?;
+            for (command, (_, label)) in COMMANDS.iter().enumerate() {
+                let n = metrics.redis_calls[index][command].load(Ordering::Relaxed);
+                family.counter(&[("command", *label)], n)?;
+            }
+        }
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_redis_request_round_trips",
+            "Redis round trips made for requests (reads and fills), as the tests that prove batching count them",
+            metrics.redis_round_trips(),
+        )?;
+        if let Some(open) = gauges.breaker_open {
+            crate::metrics::gauge(
+                &mut encoder,
+                "biblio_redis_breaker_open",
+                "1 while the breaker in front of Redis is open (requests skip L2)",
+                u64::from(open),
+            )?;
+        }
+        let mut info = Family::start(
+            &mut encoder,
+            "biblio_cache_info",
+            "The cache's configuration: always 1, labelled with its mode and key prefix",
+            MetricType::Gauge,
+        )?;
+        info.gauge(
+            &[("mode", cache.mode_name()), ("prefix", cache.prefix())],
+            1u64,
+        )
     }
 }

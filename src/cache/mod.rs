@@ -66,6 +66,13 @@
 //! background. Why no fill or write that straddles a clear breaks the bound
 //! is argued in [`namespace`].
 //!
+//! # Watching it (`metrics`, `stats`)
+//! Every tier counts its hits, misses and loads per kind, and the race
+//! guards, the bus and Redis count what they did, in relaxed atomics
+//! ([`Metrics`]) that `/metrics` exports when scraped ([`Export`]). Each
+//! replica also publishes a snapshot of them to Redis every few seconds
+//! ([`stats`]), so any replica, or `biblio cache stats`, can show them all.
+//!
 //! # Glossary: every counter that guards a race
 //! - **stripe epoch** (`l1::Store`): per stripe of L1 keys, bumped by every
 //!   invalidation of a key on it; an L1 fill lands only if it is unchanged
@@ -112,11 +119,14 @@ mod read;
 pub mod reads;
 pub mod settings;
 mod statistics;
+pub mod stats;
 mod sync;
 
 pub use changes::{Change, Invalidation};
 pub use keys::{Group, Kind, List};
-pub use metrics::{Filled, KindCounts, Metrics, ResponseCounts, ResponseEvent};
+pub use metrics::{
+    Export, FillTier, Filled, Gauges, KindCounts, Metrics, ResponseCounts, ResponseEvent,
+};
 pub use page::{IdPage, Item};
 pub use read::FillPause;
 pub use reads::{Dependencies, Reads};
@@ -306,6 +316,10 @@ impl Cache {
             let subscriber = bus::Subscriber::start(&connection, keys.channel().to_owned(), sink)?;
             *lock(&inner.subscriber) = Some(subscriber);
             tokio::spawn(sync::maintain(Arc::downgrade(&inner)));
+            tokio::spawn(stats::publish(
+                Arc::downgrade(&inner),
+                settings.stats_interval,
+            ));
         }
         Ok(Self { inner })
     }
@@ -318,6 +332,51 @@ impl Cache {
     /// Hits, misses, loads and round trips, for tests and monitoring.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The cache's families for `/metrics` (see [`Export`]).
+    pub fn export(&self) -> Export {
+        Export(self.clone())
+    }
+
+    /// What the cache holds and how it hears the bus, as of now.
+    pub fn gauges(&self) -> Gauges {
+        let inner = &self.inner;
+        let l1 = inner.l1_entries();
+        Gauges {
+            l1_entries: l1.map_or(0, l1::Store::entry_count),
+            l1_bytes: l1.map_or(0, l1::Store::weighted_size),
+            pending_invalidations: inner.sync.pending_count() as u64,
+            heartbeat_age: inner.l2.as_ref().map(|_| inner.sync.heartbeat_age()),
+            subscriber_connected: lock(&inner.subscriber)
+                .as_ref()
+                .map(bus::Subscriber::is_connected),
+            trusted: inner.l1.as_ref().is_some_and(l1::Store::is_trusted),
+            breaker_open: inner.l2.as_ref().map(l2::Store::breaker_open),
+        }
+    }
+
+    /// L1 entries that remember an absent id. Counted by walking L1, so
+    /// only when scraped.
+    pub fn negative_entries(&self) -> u64 {
+        self.inner
+            .l1_entries()
+            .map_or(0, l1::Store::negative_entries)
+    }
+
+    /// The mode, as `--cache-mode` spells it.
+    pub fn mode_name(&self) -> &'static str {
+        match self.inner.mode {
+            Mode::Off => "off",
+            Mode::L1 => "l1",
+            Mode::L2 => "l2",
+            Mode::Both => "both",
+        }
+    }
+
+    /// This replica's id on the bus, and in the stats snapshots.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
     }
 
     /// The prefix of every key of this deployment.

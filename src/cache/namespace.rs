@@ -125,11 +125,11 @@ impl Cache {
             Value::from(inner.origin.as_str()),
             Value::from(inner.keys.namespace() as i64),
         ];
+        let counter = vec![inner.keys.namespace_counter()];
         let namespace: u64 = l2
-            .background(
-                "clear",
-                script.evalsha_with_reload(l2.writer(), vec![inner.keys.namespace_counter()], args),
-            )
+            .background_write("clear", |client| {
+                script.evalsha_with_reload(client, counter, args)
+            })
             .await?;
         inner.learn_namespace(namespace);
         Some(namespace)
@@ -169,7 +169,9 @@ impl Cache {
                 })
                 .collect();
             if !old.is_empty() {
-                let unlinked: u64 = l2.background("unlink", l2.writer().unlink(old)).await?;
+                let unlinked: u64 = l2
+                    .background_write("unlink", |client| client.unlink(old))
+                    .await?;
                 removed += unlinked;
             }
             progress(removed);

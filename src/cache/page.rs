@@ -153,7 +153,7 @@ impl Inner {
         let kind = M::KIND.kind();
         let current_as_of = self.sync.current_as_of();
         let mut fills = Vec::new();
-        for item in items {
+        for (primed, item) in items.iter().enumerate() {
             let key = self.keys.entity(kind, item.id());
             let bytes = codec::encode(&Slot::Present(item.as_ref())).unwrap_or_default();
             if let (Some(l1), Some(global)) = (self.l1_entries(), ticket.l1) {
@@ -161,6 +161,10 @@ impl Inner {
                 let value: l1::Value = Some(item.clone() as Arc<dyn Any + Send + Sync>);
                 let entry = l1::Entry::new(value, bytes.len(), ttl, current_as_of);
                 if !l1.prime(l1::Key::Entity(kind, item.id()), global, entry) {
+                    // The guard is every write's counter: the rest would
+                    // be refused too.
+                    self.metrics
+                        .fills_refused(super::FillTier::L1, items.len() - primed);
                     return;
                 }
             }

@@ -2,7 +2,7 @@
 //! then one database load, then the guarded fills of both tiers.
 use super::codec::{self, Slot};
 use super::flight::{self, Joined, Outcome};
-use super::{l1, l2, lock, Cache, Inner, Kind, Mode, Of};
+use super::{l1, l2, lock, Cache, FillTier, Inner, Kind, Mode, Of};
 use crate::error::LoadError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -182,7 +182,10 @@ impl Inner {
         let mut waiting: Vec<(usize, watch::Receiver<Outcome<V>>)> = Vec::new();
         for (index, joined) in missing.iter().zip(self.flights.join::<V>(&missing_keys)) {
             match joined {
-                Joined::Wait(receiver) => waiting.push((*index, receiver)),
+                Joined::Wait(receiver) => {
+                    self.metrics.flight_joined(kind);
+                    waiting.push((*index, receiver));
+                }
                 Joined::Own(sender) => owned.push(Owned {
                     index: *index,
                     sender,
@@ -354,11 +357,10 @@ impl Inner {
                     keys[index].l2.as_deref().unwrap_or_default(),
                 );
                 let value: l1::Value = value.map(|v| v as Arc<dyn Any + Send + Sync>);
-                l1.insert(
-                    keys[index].l1.clone(),
-                    ticket,
-                    l1::Entry::new(value, len, ttl, current_as_of),
-                );
+                let entry = l1::Entry::new(value, len, ttl, current_as_of);
+                if !l1.insert(keys[index].l1.clone(), ticket, entry) {
+                    self.metrics.fills_refused(FillTier::L1, 1);
+                }
             }
         }
         Ok(values)

@@ -27,6 +27,7 @@
 //! bounded by the cap from their own fill, which a whole answer cannot track.
 use super::keys::{Group, Kind, List};
 use super::{l1, lock, Cache};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -38,6 +39,9 @@ pub struct Reads {
     /// now): then nothing is recorded.
     start: Option<Start>,
     read: Mutex<Read>,
+    /// Set when the execution reads something not through the cache (live
+    /// counters, say): its answer is then never kept.
+    uncacheable: AtomicBool,
 }
 
 /// The state when execution began.
@@ -67,12 +71,19 @@ impl Reads {
         Self {
             start: None,
             read: Mutex::default(),
+            uncacheable: AtomicBool::new(false),
         }
     }
 
     /// Whether this execution's answer may be kept at all.
     pub fn is_recording(&self) -> bool {
-        self.start.is_some()
+        self.start.is_some() && !self.uncacheable.load(Ordering::Relaxed)
+    }
+
+    /// The execution read something not through the cache, which no
+    /// invalidation tracks: its answer must not be kept.
+    pub fn uncacheable(&self) {
+        self.uncacheable.store(true, Ordering::Relaxed);
     }
 
     /// An entity or count of `kind` by id; `found` is false for an absent id.
@@ -151,12 +162,16 @@ impl Cache {
                 current_as_of: inner.sync.current_as_of(),
             }),
             read: Mutex::default(),
+            uncacheable: AtomicBool::new(false),
         }
     }
 
     /// Stamps what `reads` recorded, or `None` when the answer must not be
     /// kept: nothing was recorded, or something changed while it ran.
     pub fn dependencies(&self, reads: &Reads) -> Option<Dependencies> {
+        if !reads.is_recording() {
+            return None;
+        }
         let start = reads.start.as_ref()?;
         let l1 = self.inner.l1.as_ref()?;
         let ttls = &self.inner.ttls;

@@ -139,6 +139,9 @@ pub struct Settings {
     /// How long Redis is left alone after a failure before one call probes it,
     /// so a dead Redis costs at most one timeout per interval.
     pub breaker_interval: Duration,
+    /// How often each replica publishes its stats snapshot to Redis; a
+    /// snapshot lives three intervals.
+    pub stats_interval: Duration,
 }
 
 impl Default for Settings {
@@ -155,6 +158,7 @@ impl Default for Settings {
             outbox_delay: Duration::from_millis(500),
             command_timeout: Duration::from_millis(250),
             breaker_interval: Duration::from_secs(1),
+            stats_interval: Duration::from_secs(2),
         }
     }
 }

@@ -74,6 +74,13 @@ impl State {
         self.started + Duration::from_nanos(self.heard.load(Ordering::Acquire))
     }
 
+    /// How long ago the last heartbeat heard back was sent; since the
+    /// start if none has come back yet.
+    pub(super) fn heartbeat_age(&self) -> Duration {
+        let heard = self.heard.load(Ordering::Acquire);
+        Duration::from_nanos(self.now().saturating_sub(heard))
+    }
+
     /// Whether a heartbeat sent within the silence limit has come back.
     fn bus_fresh(&self) -> bool {
         let heard = self.heard.load(Ordering::Acquire);
@@ -129,6 +136,7 @@ impl Inner {
             .await
         {
             Some(generations) => {
+                self.metrics.event_published();
                 self.evict_locally(&local, &known(generations));
                 lock(&self.sync.published).extend(pending.outbox);
             }
@@ -393,6 +401,9 @@ impl bus::Sink for SinkHandle {
             return;
         }
         inner.metrics.event_received();
+        if let Some(lag) = event.lag() {
+            inner.metrics.lag(lag);
+        }
         let groups: Vec<(Group, Option<u64>)> = event
             .groups
             .iter()

@@ -12,6 +12,7 @@ pub mod books;
 pub mod borrows;
 pub mod categories;
 pub mod documents;
+pub mod metrics;
 mod migrations;
 pub mod outbox;
 pub mod settings;
@@ -41,6 +42,8 @@ pub struct Db {
     /// next to the statement itself. The cache outbox's statements are not
     /// counted: they are background bookkeeping, not the service's reads.
     statements: Arc<AtomicU64>,
+    /// Every statement, the outbox's too, counted and timed for `/metrics`.
+    metrics: Arc<metrics::Statements>,
     /// The most database calls one request has had running at once, for
     /// tests that prove a request cannot take the whole pool.
     most_held_by_a_request: Arc<AtomicU64>,
@@ -64,15 +67,21 @@ impl Db {
             });
         let mut conn = sea_orm::Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
-        let counter = statements.clone();
+        let metrics = Arc::new(metrics::Statements::default());
+        let (counter, recorder) = (statements.clone(), metrics.clone());
         conn.set_metric_callback(move |info| {
-            if !info.statement.sql.contains(outbox::TABLE) {
+            let purpose = if info.statement.sql.contains(outbox::TABLE) {
+                metrics::Purpose::Outbox
+            } else {
                 counter.fetch_add(1, Ordering::Relaxed);
-            }
+                metrics::Purpose::Service
+            };
+            recorder.record(purpose, info.elapsed, info.failed);
         });
         Ok(Self {
             conn,
             statements,
+            metrics,
             most_held_by_a_request: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -105,6 +114,11 @@ impl Db {
 
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()
+    }
+
+    /// The database's families for `/metrics`.
+    pub fn export(&self) -> metrics::Export {
+        metrics::Export(self.clone())
     }
 
     /// How many statements have been executed since connecting.

@@ -127,6 +127,12 @@ impl Scope {
         self.viewer
     }
 
+    /// This request reads something not through the cache (live
+    /// counters): its answer is never kept by the response tier.
+    pub fn uncacheable(&self) {
+        self.reads.uncacheable();
+    }
+
     /// Claims the request's one password check (`login`, `register`).
     /// Hashing is slow on purpose, so one request with many aliased sign-ins
     /// must not buy many guesses: every field after the first is refused

@@ -1,5 +1,5 @@
 //! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL and its
-//! assets, compression, health, and the access log with request ids.
+//! assets, compression, health, metrics, and the access log with request ids.
 mod access_log;
 mod answered;
 mod assets;
@@ -9,6 +9,7 @@ mod compression;
 mod cors;
 mod graphql;
 mod health;
+mod metrics;
 mod responses;
 
 use crate::graphql::{BiblioSchema, Documents, Services};
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use answered::{Answered, OperationKind};
 pub use caching::Settings as HttpCaching;
 pub use cors::Origins;
+pub use metrics::{Requests as RequestMetrics, MAX_OPERATIONS};
 pub use responses::Responses;
 
 /// What every handler shares.
@@ -41,13 +43,23 @@ pub struct AppState {
     /// Set while `serve --warm` warms the cache: `/readyz` answers 503
     /// "warming" until it is done.
     pub warming: Arc<std::sync::atomic::AtomicBool>,
+    /// Every metric of this replica, as `/metrics` shows them.
+    pub registry: Arc<crate::metrics::Registry>,
+    /// GraphQL requests' counters (registered in `registry`).
+    pub requests: Arc<RequestMetrics>,
 }
 
 /// The routes; with `cors`, browsers on those origins may call them. The
 /// access log is outermost, so it sees every request, preflights included.
 pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
     let router = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(metrics::Layer(state.requests.clone())),
+        )
+        .route("/metrics", get(metrics::scrape))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .merge(assets::routes())

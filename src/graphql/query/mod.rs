@@ -16,6 +16,7 @@
 //! default limit of 5,000 a request runs at most 16 searches or book pages.
 mod account;
 mod catalogue;
+mod monitoring;
 
 use async_graphql::MergedObject;
 
@@ -32,4 +33,8 @@ pub(super) const MY_BORROWS_COST: usize = 5;
 pub(crate) const AUTHOR_BOOKS_COST: usize = 15;
 
 #[derive(MergedObject, Default)]
-pub struct Query(catalogue::CatalogueQuery, account::AccountQuery);
+pub struct Query(
+    catalogue::CatalogueQuery,
+    account::AccountQuery,
+    monitoring::MonitoringQuery,
+);

@@ -3,6 +3,7 @@
 mod author;
 mod book;
 mod borrow;
+mod cache_stats;
 mod category;
 mod inputs;
 mod page;
@@ -12,6 +13,7 @@ mod user;
 pub use author::Author;
 pub use book::{Book, BookOrder};
 pub use borrow::{BorrowRecord, BorrowStatus};
+pub use cache_stats::CacheStats;
 pub use category::Category;
 pub use inputs::*;
 pub use page::Paged;

@@ -1,0 +1,339 @@
+//! GraphQL request metrics, and `GET /metrics`.
+//!
+//! [`Layer`] wraps the GraphQL route: it times each request and, from the
+//! [`Answered`] the endpoint attached to the response, counts it by
+//! operation name, kind, HTTP status and whether the response tier
+//! answered. Label sets stay bounded: the first [`MAX_OPERATIONS`]
+//! operation names seen get their own label, later ones share `(other)`,
+//! anonymous operations share `(anonymous)`, and the query text is never a
+//! label. A request refused before it reached the executor has no
+//! `Answered`: it counts as kind `unknown`, tier `none`.
+//!
+//! The hot path (a response-tier hit takes a few microseconds) pays a read
+//! lock and a hash of the operation name to find its pre-resolved series,
+//! then three relaxed atomic adds: the request counter, the duration
+//! histogram (bucket and sum, see [`Histogram`]) and the last-minute window
+//! of the stats snapshots. Nothing is allocated once a series exists.
+use super::answered::{Answered, OperationKind};
+use crate::cache::Cache;
+use crate::metrics::histogram::{Histogram, REQUEST_SECONDS};
+use crate::metrics::{Registry, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Request};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Operation names given a label of their own; later ones share `(other)`.
+pub const MAX_OPERATIONS: usize = 200;
+
+const ANONYMOUS: &str = "(anonymous)";
+const OTHER: &str = "(other)";
+
+/// Who answered, as the `response_tier` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Tier {
+    /// A kept answer (or a 304 from one): nothing executed.
+    Hit,
+    /// The executor ran.
+    Executed,
+    /// Refused before reaching either.
+    None,
+}
+
+impl Tier {
+    const COUNT: usize = 3;
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Tier::Hit => "hit",
+            Tier::Executed => "executed",
+            Tier::None => "none",
+        }
+    }
+}
+
+/// The statuses the endpoint answers with, each with a pre-resolved
+/// series; any other goes through the family's map.
+const STATUSES: [u16; 10] = [200, 304, 400, 404, 405, 406, 413, 415, 429, 500];
+
+/// One series' labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Labels {
+    operation: Arc<str>,
+    kind: OperationKind,
+    tier: Tier,
+    status: u16,
+}
+
+impl EncodeLabelSet for Labels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeLabel;
+        ("operation", &*self.operation).encode(encoder.encode_label())?;
+        ("kind", self.kind.as_str()).encode(encoder.encode_label())?;
+        ("response_tier", self.tier.as_str()).encode(encoder.encode_label())?;
+        ("status", self.status).encode(encoder.encode_label())
+    }
+}
+
+/// A series' counter and histogram, resolved once.
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// One operation name's series, by kind, tier and status.
+struct Operation {
+    name: Arc<str>,
+    series: Vec<OnceLock<Series>>,
+}
+
+impl Operation {
+    fn new(name: &str) -> Self {
+        let n = OperationKind::ALL.len() * Tier::COUNT * STATUSES.len();
+        Self {
+            name: Arc::from(name),
+            series: (0..n).map(|_| OnceLock::new()).collect(),
+        }
+    }
+}
+
+/// The families and the per-operation series that feed them.
+pub struct Requests {
+    requests: Family<Labels, Counter>,
+    durations: Family<Labels, Histogram, fn() -> Histogram>,
+    operations: RwLock<HashMap<Arc<str>, Arc<Operation>, foldhash::fast::RandomState>>,
+    anonymous: Arc<Operation>,
+    other: Arc<Operation>,
+    /// Fed every request's duration, for the stats snapshots.
+    cache: Cache,
+}
+
+impl std::fmt::Debug for Requests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Requests").finish_non_exhaustive()
+    }
+}
+
+impl Requests {
+    /// Request metrics registered in `registry`; durations also go to
+    /// `cache`'s last-minute window.
+    pub fn new(registry: &mut Registry, cache: Cache) -> Self {
+        let requests = Family::<Labels, Counter>::default();
+        let durations: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(REQUEST_SECONDS));
+        registry.inner().register(
+            "biblio_graphql_requests",
+            "GraphQL requests, by operation name, kind, HTTP status and whether the response tier answered",
+            requests.clone(),
+        );
+        registry.inner().register(
+            "biblio_graphql_request_duration_seconds",
+            "How long GraphQL requests took in the service, from the request's head to the response's, by the same labels",
+            durations.clone(),
+        );
+        Self {
+            requests,
+            durations,
+            operations: RwLock::default(),
+            anonymous: Arc::new(Operation::new(ANONYMOUS)),
+            other: Arc::new(Operation::new(OTHER)),
+            cache,
+        }
+    }
+
+    /// Counts one request that began at `started`.
+    fn record(&self, answered: Option<&Answered>, status: u16, started: Instant) {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(started);
+        self.cache.metrics().request(now, elapsed);
+        let (name, kind, tier) = match answered {
+            Some(answered) => (
+                answered.operation.as_deref(),
+                answered.kind,
+                if answered.by_tier {
+                    Tier::Hit
+                } else {
+                    Tier::Executed
+                },
+            ),
+            None => (None, OperationKind::Unknown, Tier::None),
+        };
+        let record = |operation: &Operation| {
+            let series = self.series(operation, kind, tier, status);
+            match series {
+                Some(series) => {
+                    series.requests.inc();
+                    series.duration.observe(elapsed);
+                }
+                None => {
+                    let labels = Labels {
+                        operation: operation.name.clone(),
+                        kind,
+                        tier,
+                        status,
+                    };
+                    self.requests.get_or_create(&labels).inc();
+                    self.durations.get_or_create(&labels).observe(elapsed);
+                }
+            }
+        };
+        let Some(name) = name else {
+            return record(&self.anonymous);
+        };
+        {
+            let operations = self
+                .operations
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(operation) = operations.get(name) {
+                return record(operation);
+            }
+        }
+        let operation = {
+            let mut operations = self
+                .operations
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match operations.get(name) {
+                Some(operation) => operation.clone(),
+                None if operations.len() < MAX_OPERATIONS => {
+                    let operation = Arc::new(Operation::new(name));
+                    operations.insert(operation.name.clone(), operation.clone());
+                    operation
+                }
+                None => self.other.clone(),
+            }
+        };
+        record(&operation);
+    }
+
+    /// The pre-resolved series of these labels, made on first use; `None`
+    /// for a status without a slot.
+    fn series<'a>(
+        &self,
+        operation: &'a Operation,
+        kind: OperationKind,
+        tier: Tier,
+        status: u16,
+    ) -> Option<&'a Series> {
+        let status_index = STATUSES.iter().position(|known| *known == status)?;
+        let index = (kind.index() * Tier::COUNT + tier as usize) * STATUSES.len() + status_index;
+        Some(operation.series[index].get_or_init(|| {
+            let labels = Labels {
+                operation: operation.name.clone(),
+                kind,
+                tier,
+                status,
+            };
+            Series {
+                requests: self.requests.get_or_create_owned(&labels),
+                duration: self.durations.get_or_create_owned(&labels),
+            }
+        }))
+    }
+}
+
+/// Times and counts the requests of the service it wraps (see the module
+/// docs).
+#[derive(Clone)]
+pub struct Layer(pub Arc<Requests>);
+
+impl<S> tower_layer::Layer<S> for Layer {
+    type Service = Service<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Service {
+            inner,
+            requests: self.0.clone(),
+        }
+    }
+}
+
+/// [`Layer`]'s service.
+#[derive(Clone)]
+pub struct Service<S> {
+    inner: S,
+    requests: Arc<Requests>,
+}
+
+impl<S, B> tower_service::Service<Request<B>> for Service<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Timed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        Timed {
+            started: Instant::now(),
+            requests: self.requests.clone(),
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request in flight: counted when its response is ready.
+    pub struct Timed<F> {
+        started: Instant,
+        requests: Arc<Requests>,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, E> Future for Timed<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            this.requests.record(
+                response.extensions().get::<Answered>(),
+                response.status().as_u16(),
+                *this.started,
+            );
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// `GET /metrics`: every metric of this replica, in the Prometheus text
+/// format, or OpenMetrics text when the scraper asks for it first.
+pub async fn scrape(State(state): State<super::AppState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.starts_with("application/openmetrics-text"));
+    let body = state.registry.render(openmetrics);
+    let content_type = if openmetrics {
+        OPENMETRICS_TEXT
+    } else {
+        PROMETHEUS_TEXT
+    };
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
