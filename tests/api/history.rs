@@ -599,7 +599,31 @@ async fn check(fault: Fault) {
         "{}",
         report.table(fault, cycles, shared.now(), started.elapsed())
     );
+    // The bound must hold with the response tier on (the default), and the
+    // history covers it only if the tier answered reads: ask the replicas.
+    let mut kept = 0;
+    for slot in 0..REPLICAS {
+        let url = format!("{}/metrics", cluster.replica(slot).address);
+        let Ok(response) = shared.client.get(url).send().await else {
+            continue; // a replica the fault killed
+        };
+        let text = response.text().await.unwrap_or_default();
+        kept += text
+            .lines()
+            .filter(|line| {
+                line.starts_with("biblio_cache_hits_total{") && line.contains("tier=\"response\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64;
+    }
+    eprintln!(
+        "{}: {kept} reads answered by the response tier",
+        fault.describe()
+    );
     let mut failures = String::new();
+    if kept == 0 {
+        writeln!(failures, "the response tier answered no read").unwrap();
+    }
     if !report.errors.is_empty() {
         writeln!(
             failures,
