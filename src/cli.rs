@@ -223,6 +223,12 @@ pub struct ServeArgs {
     /// persisted query at request time.
     #[arg(long, env = "BIBLIO_PERSISTED_ONLY")]
     pub persisted_only: bool,
+    /// A secret that opens the dashboard's data (`/dashboard/data`) as a
+    /// librarian's sign-in does, for monitoring hosts and operators without
+    /// an account; at least 16 characters. Never printed: `--help` hides
+    /// its environment value and only its digest is kept.
+    #[arg(long, env = "BIBLIO_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<crate::auth::operator::OperatorToken>,
 }
 
 impl Default for ServeArgs {
@@ -428,6 +434,7 @@ impl ServeArgs {
             loader_delay: Duration::from_micros(self.loader_delay_us),
             demo_data_when_empty: !self.no_demo_data,
             persisted_only: self.persisted_only,
+            operator_token: self.operator_token,
         }
     }
 }

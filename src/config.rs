@@ -34,4 +34,7 @@ pub struct Config {
     pub demo_data_when_empty: bool,
     /// Run only trusted documents (`--persisted-only`).
     pub persisted_only: bool,
+    /// Opens `/dashboard/data` without a sign-in (`--operator-token`); its
+    /// `Debug` prints no secret.
+    pub operator_token: Option<crate::auth::operator::OperatorToken>,
 }
