@@ -76,6 +76,7 @@ impl Application {
                 persisted: persisted.clone(),
                 registry: Arc::new(registry),
                 requests,
+                operator_token: config.operator_token.clone(),
             },
             cors.as_ref(),
         );

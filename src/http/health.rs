@@ -1,5 +1,6 @@
 //! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: each
 //! dependency's state, 503 when one the service cannot work without is down).
+//! The dashboard shows the same checks, from [`check`].
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +13,18 @@ pub async fn live() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let (ready, body) = check(&state).await;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// Whether this replica can serve, and each dependency's state, as
+/// `/readyz` answers them.
+pub(super) async fn check(state: &AppState) -> (bool, Value) {
     let database =
         match tokio::time::timeout(Duration::from_secs(2), state.services.db.ping()).await {
             Ok(Ok(())) => json!({ "status": "up" }),
@@ -25,11 +38,6 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             }
         };
     let ready = database["status"] == "up";
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     // The cache is never a reason to take the replica out of rotation: with
     // Redis gone it serves from L1 and the database, and says so.
     let cache = state.services.cache.health();
@@ -42,5 +50,5 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "status": overall,
         "checks": { "database": database, "cache": cache },
     });
-    (status, Json(body))
+    (ready, body)
 }

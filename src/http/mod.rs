@@ -1,11 +1,12 @@
 //! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL and its
-//! assets, compression, health, and metrics.
+//! assets, compression, health, metrics, and the live dashboard.
 mod answered;
 mod assets;
 mod caching;
 mod client;
 mod compression;
 mod cors;
+mod dashboard;
 mod graphql;
 mod health;
 mod metrics;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub registry: Arc<crate::metrics::Registry>,
     /// GraphQL requests' counters (registered in `registry`).
     pub requests: Arc<RequestMetrics>,
+    /// The secret that opens `/dashboard/data` without a sign-in.
+    pub operator_token: Option<crate::auth::operator::OperatorToken>,
 }
 
 /// The routes; with `cors`, browsers on those origins may call them.
@@ -58,6 +61,7 @@ pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .merge(assets::routes())
+        .merge(dashboard::routes())
         .with_state(state);
     match cors {
         Some(origins) => router.layer(origins.layer()),
