@@ -9,6 +9,7 @@ mod browser;
 mod cache;
 mod catalogue;
 mod costs;
+mod dashboard;
 mod differential;
 mod domain_input;
 mod faults;
