@@ -227,7 +227,8 @@ pub struct ServeArgs {
     /// librarian's sign-in does, for monitoring hosts and operators without
     /// an account; at least 16 characters. Never printed: `--help` hides
     /// its environment value and only its digest is kept.
-    #[arg(long, env = "BIBLIO_OPERATOR_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "BIBLIO_OPERATOR_TOKEN", hide_env_values = true,
+          value_parser = crate::auth::operator::ValueParser)]
     pub operator_token: Option<crate::auth::operator::OperatorToken>,
 }
 

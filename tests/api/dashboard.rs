@@ -199,3 +199,28 @@ async fn the_page_is_public_and_may_load_nothing_from_elsewhere() {
         .starts_with("text/javascript"));
     assert!(script.text().await.unwrap().contains("/dashboard/data"));
 }
+
+/// The real binary: a refused token is not echoed (clap's own error would
+/// repeat it), nor is a configured one in `--help`.
+#[test]
+fn the_binary_never_prints_the_operator_token() {
+    use crate::binary::biblio;
+    let refused = "secret shorter";
+    let output = biblio("sqlite::memory:")
+        .args(["serve", "--operator-token", refused])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("--operator-token"), "{stderr}");
+    assert!(!stderr.contains(refused), "the refused token was printed");
+
+    let output = biblio("sqlite::memory:")
+        .args(["serve", "--help"])
+        .env("BIBLIO_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("--operator-token"));
+    assert!(!help.contains(OPERATOR_TOKEN), "--help showed the token");
+}
