@@ -109,6 +109,7 @@ impl Application {
                 warming,
                 registry: Arc::new(registry),
                 requests,
+                operator_token: config.operator_token.clone(),
             },
             cors.as_ref(),
         );

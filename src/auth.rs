@@ -8,6 +8,7 @@
 //! token without configuration; deleting that row and restarting revokes all
 //! tokens. The role is not in the token: it is read from the user, so a role
 //! change takes effect at once.
+pub mod operator;
 pub mod throttle;
 
 use crate::db::{self, Db};

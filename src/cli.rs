@@ -292,6 +292,13 @@ pub struct ServeArgs {
     /// persisted query at request time.
     #[arg(long, env = "BIBLIO_PERSISTED_ONLY")]
     pub persisted_only: bool,
+    /// A secret that opens the dashboard's data (`/dashboard/data`) as a
+    /// librarian's sign-in does, for monitoring hosts and operators without
+    /// an account; at least 16 characters. Never printed: `--help` hides
+    /// its environment value and only its digest is kept.
+    #[arg(long, env = "BIBLIO_OPERATOR_TOKEN", hide_env_values = true,
+          value_parser = crate::auth::operator::ValueParser)]
+    pub operator_token: Option<crate::auth::operator::OperatorToken>,
 }
 
 impl Default for ServeArgs {
@@ -567,6 +574,7 @@ impl ServeArgs {
             demo_data_when_empty,
             persisted_only: self.persisted_only,
             warm: self.warm,
+            operator_token: self.operator_token,
         }
     }
 }

@@ -36,4 +36,7 @@ pub struct Config {
     pub persisted_only: bool,
     /// Warm the cache before reporting ready (`--warm`).
     pub warm: bool,
+    /// Opens `/dashboard/data` without a sign-in (`--operator-token`); its
+    /// `Debug` prints no secret.
+    pub operator_token: Option<crate::auth::operator::OperatorToken>,
 }

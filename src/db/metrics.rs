@@ -90,6 +90,28 @@ fn pool(conn: &DatabaseConnection) -> Option<(u32, u32, u32)> {
     }
 }
 
+/// The pool's connections as of now, for the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Pool {
+    /// Open connections running a statement or held by a transaction.
+    pub in_use: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
+impl Db {
+    /// The pool's state; `None` for a connection that is not a pool.
+    pub fn pool(&self) -> Option<Pool> {
+        pool(self.conn()).map(|(open, idle, max)| Pool {
+            in_use: open.saturating_sub(idle),
+            idle,
+            max,
+        })
+    }
+}
+
 /// The database's families for `/metrics`.
 #[derive(Debug)]
 pub struct Export(pub(super) Db);

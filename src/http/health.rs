@@ -1,6 +1,7 @@
 //! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: each
 //! dependency's state, 503 when one the service cannot work without is down,
-//! or while `serve --warm` warms the cache).
+//! or while `serve --warm` warms the cache). The dashboard shows the same
+//! checks, from [`check`].
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,6 +15,18 @@ pub async fn live() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let (ready, body) = check(&state).await;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// Whether this replica can serve, and each dependency's state, as
+/// `/readyz` answers them.
+pub(super) async fn check(state: &AppState) -> (bool, Value) {
     let database =
         match tokio::time::timeout(Duration::from_secs(2), state.services.db.ping()).await {
             Ok(Ok(())) => json!({ "status": "up" }),
@@ -30,11 +43,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     // `serve --warm` keeps the replica out of rotation until its first
     // readers would find the cache warm.
     let warming = state.warming.load(Ordering::Acquire);
-    let status = if up && !warming {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let ready = up && !warming;
     // The cache is otherwise never a reason to take the replica out of
     // rotation: with Redis gone it serves from L1 and the database, and
     // says so.
@@ -49,5 +58,5 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "status": overall,
         "checks": { "database": database, "cache": cache },
     });
-    (status, Json(body))
+    (ready, body)
 }

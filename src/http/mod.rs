@@ -1,5 +1,6 @@
 //! HTTP: the GraphQL endpoint (GraphQL over HTTP), GraphiQL and its
-//! assets, compression, health, metrics, and the access log with request ids.
+//! assets, compression, health, metrics, the live dashboard, and the access
+//! log with request ids.
 mod access_log;
 mod answered;
 mod assets;
@@ -7,6 +8,7 @@ mod caching;
 mod client;
 mod compression;
 mod cors;
+mod dashboard;
 mod graphql;
 mod health;
 mod metrics;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub registry: Arc<crate::metrics::Registry>,
     /// GraphQL requests' counters (registered in `registry`).
     pub requests: Arc<RequestMetrics>,
+    /// The secret that opens `/dashboard/data` without a sign-in.
+    pub operator_token: Option<crate::auth::operator::OperatorToken>,
 }
 
 /// The routes; with `cors`, browsers on those origins may call them. The
@@ -63,6 +67,7 @@ pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .merge(assets::routes())
+        .merge(dashboard::routes())
         .with_state(state);
     let router = match cors {
         Some(origins) => router.layer(origins.layer()),

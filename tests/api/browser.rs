@@ -1,9 +1,10 @@
-//! What browsers see: GraphiQL's assets as served, GraphiQL itself and CORS
-//! in headless Chromium (Debian's `chromium`), driven by the Node scripts
+//! What browsers see: GraphiQL's assets as served, GraphiQL itself, CORS
+//! and the live dashboard in headless Chromium (Debian's `chromium`),
+//! driven by the Node scripts
 //! in `tests/browser/` with `playwright-core`. A missing browser or missing
 //! `node_modules` fails these tests with the command that installs it:
 //! a skipped browser test would let GraphiQL break unnoticed.
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{catalogue, spawn_app, TestApp};
 use serde_json::json;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -286,4 +287,70 @@ async fn preflights_allow_what_frontends_send_and_are_cached() {
         .to_ascii_lowercase();
     assert!(exposed.contains("etag"), "{exposed}");
     assert!(answer.headers().contains_key("etag"));
+}
+
+/// Two replicas on one Redis, some load on each (reads repeated so the
+/// response tier answers, and writes, so an invalidation travels), then
+/// the dashboard in Chromium: a librarian signs in on the page, it shows
+/// both replicas and, once the script's own load stops, the same totals
+/// as their `/metrics`. With `BIBLIO_UPDATE_SCREENSHOT=1`, the screenshot
+/// also replaces docs/dashboard.png, the README's (not on every run: a
+/// test should not rewrite tracked files).
+#[tokio::test]
+async fn the_dashboard_signs_a_librarian_in_and_shows_every_replica_as_metrics_counts() {
+    let (apps, _redis) = TestApp::builder()
+        .replicas(2)
+        .configure(|config| config.cache.stats_interval = std::time::Duration::from_millis(100))
+        .spawn_replicas()
+        .await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let cat = catalogue(a, 6).await;
+    let book = "query Book($id: ID!) { book(id: $id) { title author { name } } }";
+    let list = "query Books { books(pageSize: 5) { totalCount items { title } } }";
+    for app in [a, b] {
+        for id in &cat.books {
+            for _ in 0..3 {
+                app.data(None, book, json!({ "id": id })).await;
+            }
+        }
+        for _ in 0..4 {
+            app.data(None, list, json!({})).await;
+        }
+    }
+    for id in &cat.books[..2] {
+        a.data(
+            Some(&cat.librarian),
+            "mutation($id: ID!) { updateBook(id: $id, input: { copiesTotal: 3 }) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    }
+    let reader = a.librarian_account().await;
+    let path = screenshot("dashboard.png");
+    let _ = std::fs::remove_file(&path);
+
+    let stdout = run_browser_script(
+        "dashboard.mjs",
+        vec![
+            format!("{}/dashboard", a.address),
+            "--replicas".into(),
+            format!("{},{}", a.address, b.address),
+            "--email".into(),
+            reader.email.clone(),
+            "--password".into(),
+            reader.password.into(),
+            "--screenshot".into(),
+            path.display().to_string(),
+        ],
+    )
+    .await;
+
+    assert!(
+        stdout.starts_with("ok: the dashboard shows 2 replicas"),
+        "{stdout}"
+    );
+    assert!(path.is_file(), "no screenshot at {}", path.display());
+    if std::env::var_os("BIBLIO_UPDATE_SCREENSHOT").is_some() {
+        std::fs::copy(&path, repository().join("docs/dashboard.png")).expect("docs/ is writable");
+    }
 }

@@ -251,6 +251,16 @@ impl Drop for TestRedis {
     }
 }
 
+/// The password of every librarian a test creates.
+const LIBRARIAN_PASSWORD: &str = "librarian-password";
+
+/// A signed-in account: what a person would type, and the token.
+pub struct Account {
+    pub email: String,
+    pub password: &'static str,
+    pub token: String,
+}
+
 pub struct TestApp {
     pub address: String,
     /// The service's own database handle: tests read its statement count.
@@ -563,9 +573,14 @@ impl TestApp {
 
     /// Creates a librarian (as `biblio user add` does) and returns their token.
     pub async fn librarian(&self) -> String {
+        self.librarian_account().await.token
+    }
+
+    /// Creates a librarian (as `biblio user add` does) and signs them in.
+    pub async fn librarian_account(&self) -> Account {
         let email = format!("librarian-{}@biblio.test", Uuid::now_v7().simple());
         let parsed = biblio::domain::Email::parse(&email).unwrap();
-        let password = biblio::domain::Password::parse("librarian-password").unwrap();
+        let password = biblio::domain::Password::parse(LIBRARIAN_PASSWORD).unwrap();
         let hash = biblio::auth::hash_password(password).await.unwrap();
         let write = self.db.begin_write().await.unwrap();
         biblio::db::users::create(
@@ -582,10 +597,14 @@ impl TestApp {
             .data(
                 None,
                 "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
-                json!({ "e": email, "p": "librarian-password" }),
+                json!({ "e": email, "p": LIBRARIAN_PASSWORD }),
             )
             .await;
-        data["login"]["token"].as_str().unwrap().to_owned()
+        Account {
+            token: data["login"]["token"].as_str().unwrap().to_owned(),
+            email,
+            password: LIBRARIAN_PASSWORD,
+        }
     }
 
     pub async fn create_author(&self, token: &str, name: &str) -> String {

@@ -11,6 +11,7 @@ mod cache_commands;
 mod catalogue;
 mod cli;
 mod costs;
+mod dashboard;
 mod differential;
 mod domain_input;
 mod faults;

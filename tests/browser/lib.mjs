@@ -47,13 +47,14 @@ const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
  * `intercept` (the default) such requests are also aborted before they
  * are sent. Without it, nothing is intercepted: Playwright answers CORS
  * preflights itself while it intercepts, so CORS checks must go without.
+ * `viewport` is the page's size in CSS pixels.
  */
-export async function offlineBrowser({ intercept = true } = {}) {
+export async function offlineBrowser({ intercept = true, viewport = { width: 1400, height: 900 } } = {}) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'],
   });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const context = await browser.newContext({ viewport });
   const external = [];
   const local = (url) => {
     const { protocol, host, hostname } = new URL(url);
