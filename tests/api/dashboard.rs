@@ -130,7 +130,9 @@ async fn dashboard_data_shows_every_replica_on_the_redis_and_their_total() {
         .map(|r| r["requests"].as_u64().unwrap())
         .sum();
     assert_eq!(body["deployment"]["total"]["requests"], sum);
-    // The response tier answered B's second and third reads.
+    // The response tier answered B's later reads (its first may be
+    // overtaken by A's catalogue events and not kept), and the total is
+    // what the replicas themselves counted.
     let response_hits = |figures: &Value| {
         figures["tiers"]
             .as_array()
@@ -139,7 +141,12 @@ async fn dashboard_data_shows_every_replica_on_the_redis_and_their_total() {
             .find(|tier| tier["tier"] == "response")
             .map_or(0, |tier| tier["hits"].as_u64().unwrap())
     };
-    assert_eq!(response_hits(&body["deployment"]["total"]), 2);
+    let counted: u64 = apps
+        .iter()
+        .map(|app| app.cache.metrics().responses().hits)
+        .sum();
+    assert!(counted >= 1, "the response tier answered none of B's reads");
+    assert_eq!(response_hits(&body["deployment"]["total"]), counted);
 }
 
 #[tokio::test]
