@@ -494,12 +494,24 @@ pub fn selected_operation<'a>(
     document: &'a ExecutableDocument,
     operation_name: Option<&str>,
 ) -> Option<&'a Positioned<OperationDefinition>> {
+    selected_named_operation(document, operation_name).map(|(_, operation)| operation)
+}
+
+/// [`selected_operation`] with the operation's name (`None` for an
+/// anonymous one), for what reports it (metrics, the access log).
+pub fn selected_named_operation<'a>(
+    document: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<(Option<&'a str>, &'a Positioned<OperationDefinition>)> {
     match (&document.operations, operation_name) {
-        (DocumentOperations::Single(operation), _) => Some(operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next()
-        }
+        (DocumentOperations::Single(operation), _) => Some((None, operation)),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations
+            .get_key_value(name)
+            .map(|(name, operation)| (Some(name.as_str()), operation)),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations
+            .iter()
+            .next()
+            .map(|(name, operation)| (Some(name.as_str()), operation)),
         _ => None,
     }
 }

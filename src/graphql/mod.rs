@@ -14,7 +14,7 @@ mod scope;
 mod types;
 
 pub use execute::{execute, Documents};
-pub use limits::{selected_operation, Limits, NESTING_CEILING};
+pub use limits::{selected_named_operation, selected_operation, Limits, NESTING_CEILING};
 pub use schema::{build_schema, sdl, BiblioSchema};
 pub use scope::{Scope, Services};
 pub use types::MAX_NAME_CHARS;

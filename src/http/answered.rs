@@ -6,8 +6,8 @@
 //!
 //! A request refused before it reached the executor (bad HTTP usage, a
 //! persisted query that could not be resolved) carries none.
-use crate::graphql::Documents;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use crate::graphql::{selected_named_operation, Documents};
+use async_graphql::parser::types::OperationType;
 use axum::response::Response;
 use std::sync::Arc;
 
@@ -73,34 +73,23 @@ impl From<OperationType> for OperationKind {
 }
 
 impl Answered {
-    /// A request the response tier answered. Only answers to queries that
-    /// executed successfully are kept, so the document is known good and
-    /// has one operation (or `operationName` picks it): its name is read
-    /// off the front of the text, without the parsed document, unless the
-    /// text starts with something other than that operation.
+    /// A request the response tier answered: only answers to queries are
+    /// kept, so it is a query; its name is the one execution would report.
     pub(super) fn by_tier(documents: &Documents, request: &async_graphql::Request) -> Self {
-        let operation = match &request.operation_name {
-            Some(name) => Some(Arc::from(name.as_str())),
-            None => match leading_operation(&request.query) {
-                Some(name) => name.map(Arc::from),
-                None => documents.get(&request.query).ok().and_then(|document| {
-                    operation_of(&document, None).and_then(|(name, _)| name.map(Arc::from))
-                }),
-            },
-        };
         Self {
-            operation,
             kind: OperationKind::Query,
             by_tier: true,
+            ..Self::executed(documents, request)
         }
     }
 
     /// A request sent to the executor: the operation it selects, read from
-    /// the parsed document (which execution parses anyway, and keeps).
+    /// the parsed document (a lookup in the documents execution keeps).
     pub(super) fn executed(documents: &Documents, request: &async_graphql::Request) -> Self {
         let given = request.operation_name.as_deref();
         let selected = documents.get(&request.query).ok().and_then(|document| {
-            operation_of(&document, given).map(|(name, ty)| (name.map(Arc::from), ty))
+            selected_named_operation(&document, given)
+                .map(|(name, operation)| (name.map(Arc::from), operation.node.ty))
         });
         let (operation, kind) = match selected {
             Some((name, ty)) => (name, ty.into()),
@@ -120,98 +109,9 @@ impl Answered {
     }
 }
 
-/// The name and type of the operation `operation_name` selects, as
-/// async-graphql picks it (`None` if it selects none).
-fn operation_of<'a>(
-    document: &'a ExecutableDocument,
-    operation_name: Option<&str>,
-) -> Option<(Option<&'a str>, OperationType)> {
-    match (&document.operations, operation_name) {
-        (DocumentOperations::Single(operation), _) => Some((None, operation.node.ty)),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations
-            .get_key_value(name)
-            .map(|(name, operation)| (Some(name.as_str()), operation.node.ty)),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations
-            .iter()
-            .next()
-            .map(|(name, operation)| (Some(name.as_str()), operation.node.ty)),
-        _ => None,
-    }
-}
-
-/// The name of the operation a GraphQL text starts with: `Some(None)` for
-/// an anonymous one (`{ ... }`, `query { ... }`), `None` when the text
-/// starts with anything else (a fragment, say) and so cannot be read this
-/// way. Skips what the GraphQL grammar ignores: white space, commas, line
-/// terminators, a byte order mark and comments.
-fn leading_operation(text: &str) -> Option<Option<&str>> {
-    let rest = skip_ignored(text);
-    if rest.starts_with('{') {
-        return Some(None);
-    }
-    let keyword = ["query", "mutation", "subscription"]
-        .into_iter()
-        .find(|keyword| rest.starts_with(keyword))?;
-    let after = &rest[keyword.len()..];
-    if after.starts_with(is_name_char) {
-        // `queryX`: a longer word, not the keyword.
-        return None;
-    }
-    let after = skip_ignored(after);
-    let name_len = after
-        .find(|c: char| !is_name_char(c))
-        .unwrap_or(after.len());
-    match &after[..name_len] {
-        "" => Some(None),
-        // Not a name: leave it to the parser.
-        name if name.starts_with(|c: char| c.is_ascii_digit()) => None,
-        name => Some(Some(name)),
-    }
-}
-
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
-}
-
-fn skip_ignored(mut text: &str) -> &str {
-    loop {
-        let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\n', '\r', ',']);
-        match trimmed.strip_prefix('#') {
-            Some(comment) => {
-                text = comment.find(['\n', '\r']).map_or("", |end| &comment[end..]);
-            }
-            None => return trimmed,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_leading_operation_is_read_off_the_text() {
-        assert_eq!(
-            leading_operation("query Book($id: ID!) { book(id: $id) { id } }"),
-            Some(Some("Book"))
-        );
-        assert_eq!(leading_operation("  { books { totalCount } }"), Some(None));
-        assert_eq!(leading_operation("query { me { id } }"), Some(None));
-        assert_eq!(leading_operation("query($a: Int) { a }"), Some(None));
-        assert_eq!(leading_operation("query @dir { a }"), Some(None));
-        assert_eq!(
-            leading_operation("\u{feff}# a comment, query Not\n,mutation\tSave_2 { a }"),
-            Some(Some("Save_2"))
-        );
-        assert_eq!(leading_operation("subscription S { a }"), Some(Some("S")));
-        assert_eq!(
-            leading_operation("fragment F on Book { id } query Q { a }"),
-            None
-        );
-        assert_eq!(leading_operation("queryX { a }"), None);
-        assert_eq!(leading_operation(""), None);
-        assert_eq!(leading_operation("# only a comment"), None);
-    }
 
     fn executed(query: &str, name: Option<&str>) -> Answered {
         let documents = Documents::new(1 << 20, crate::graphql::Limits::default());

@@ -569,6 +569,14 @@ fn hostile_headers_and_extensions() -> Vec<Case> {
             expect: Expect::ClientFault,
         },
         Case {
+            name: "a long request id with spaces and quotes".into(),
+            request: with(
+                "{ __typename }",
+                vec![("x-request-id", "<id \"x\"\t>".repeat(800))],
+            ),
+            expect: Expect::ClientFault,
+        },
+        Case {
             name: "a long forged bearer token".into(),
             request: with(
                 "{ me { id } }",
