@@ -26,7 +26,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// Bump when any cached struct (entity models, `IdPage`, `Statistics`) changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// What a cached value is. Entities and counts are keyed by id; lists by
 /// their parameters under a group generation.

@@ -17,6 +17,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// A cached list: the ordered ids of one page and the total it was cut from.
@@ -27,6 +28,19 @@ pub struct IdPage {
     /// The count of the whole list, not of this page, so paging needs no
     /// second query.
     pub total: u64,
+    /// When the page's answer changes with time alone, in milliseconds
+    /// since the epoch ([`Page::changes_at`]): no tier keeps it past then.
+    pub changes_at: Option<i64>,
+}
+
+impl IdPage {
+    /// How much longer the page may be kept, if time alone changes it;
+    /// zero once that moment has passed.
+    pub(super) fn lifetime(&self) -> Option<Duration> {
+        let changes_at = self.changes_at?;
+        let left = changes_at.saturating_sub(chrono::Utc::now().timestamp_millis());
+        Some(Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+    }
 }
 
 /// What a page can hold: an entity cached by id.
@@ -76,19 +90,26 @@ impl Cache {
         let inner = &self.inner;
         let loaded: Mutex<Option<(Vec<Arc<M>>, PrimeTicket)>> = Mutex::new(None);
         let (key, _) = inner.list_key(list).await;
-        let ids: Arc<IdPage> = inner
-            .read_one(list.kind(), key, || async {
-                let ticket = Box::pin(inner.prime_ticket()).await;
-                let page = Box::pin(load()).await?;
-                let items: Vec<Arc<M>> = page.items.into_iter().map(Arc::new).collect();
-                let ids = items.iter().map(|item| item.id()).collect();
-                *super::lock(&loaded) = Some((items, ticket));
-                Ok(IdPage {
-                    ids,
-                    total: page.total_count,
-                })
+        let read = inner.read_one(list.kind(), key, IdPage::lifetime, || async {
+            let ticket = Box::pin(inner.prime_ticket()).await;
+            let page = Box::pin(load()).await?;
+            let items: Vec<Arc<M>> = page.items.into_iter().map(Arc::new).collect();
+            let ids = items.iter().map(|item| item.id()).collect();
+            *super::lock(&loaded) = Some((items, ticket));
+            Ok(IdPage {
+                ids,
+                total: page.total_count,
+                changes_at: page.changes_at.map(|at| at.timestamp_millis()),
             })
-            .await?;
+        });
+        let ids: Arc<IdPage> = read.await?;
+        if ids.lifetime().is_some_and(|left| left.is_zero()) {
+            // Kept past the moment it changed (a TTL rounded by a tier, or
+            // another replica's clock): read it afresh, keeping nothing.
+            let page = load().await?;
+            inner.metrics.loaded(list.kind(), 1);
+            return Ok(page.map(Arc::new));
+        }
         let loaded = super::lock(&loaded).take();
         let items = match loaded {
             Some((items, ticket)) => {
@@ -106,6 +127,9 @@ impl Cache {
             items,
             total_count: ids.total,
             request,
+            changes_at: ids
+                .changes_at
+                .and_then(chrono::DateTime::from_timestamp_millis),
         })
     }
 }

@@ -10,6 +10,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -97,14 +98,19 @@ impl Cache {
             .collect();
         let values = self
             .inner
-            .read_through::<V, _, _>(kind, keys, |indices| {
-                let wanted: Vec<Uuid> = indices.iter().map(|i| ids[*i]).collect();
-                let loading = load(wanted.clone());
-                async move {
-                    let mut found = loading.await?;
-                    Ok(wanted.iter().map(|id| found.remove(id)).collect())
-                }
-            })
+            .read_through::<V, _, _>(
+                kind,
+                keys,
+                |_| None,
+                |indices| {
+                    let wanted: Vec<Uuid> = indices.iter().map(|i| ids[*i]).collect();
+                    let loading = load(wanted.clone());
+                    async move {
+                        let mut found = loading.await?;
+                        Ok(wanted.iter().map(|id| found.remove(id)).collect())
+                    }
+                },
+            )
             .await?;
         Ok(ids
             .iter()
@@ -116,10 +122,13 @@ impl Cache {
 
 impl Inner {
     /// The read path for one key that always has a value (a list entry).
+    /// `lifetime` caps how long a value may be kept in either tier, for
+    /// values that change with time alone.
     pub(super) async fn read_one<V, F, Fut>(
         &self,
         kind: Kind,
         key: CacheKey,
+        lifetime: fn(&V) -> Option<Duration>,
         load: F,
     ) -> Result<Arc<V>, LoadError>
     where
@@ -127,7 +136,7 @@ impl Inner {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, LoadError>>,
     {
-        self.read_through::<V, _, _>(kind, vec![key], |_| {
+        self.read_through::<V, _, _>(kind, vec![key], lifetime, |_| {
             let loading = load();
             async move { Ok(vec![Some(loading.await?)]) }
         })
@@ -142,6 +151,7 @@ impl Inner {
         &self,
         kind: Kind,
         keys: Vec<CacheKey>,
+        lifetime: fn(&V) -> Option<Duration>,
         load: F,
     ) -> Result<Vec<Option<Arc<V>>>, LoadError>
     where
@@ -205,9 +215,14 @@ impl Inner {
 
         // Boxed: the miss path's state is large, and async-graphql nests one
         // per level of the query; on the stack it could overflow a worker's.
-        let result =
-            Box::pin(self.load_owned::<V, _, _>(kind, &keys, &mut owned, &load, current_as_of))
-                .await;
+        let result = Box::pin(self.load_owned::<V, _, _>(
+            kind,
+            &keys,
+            &mut owned,
+            (&load, lifetime),
+            current_as_of,
+        ))
+        .await;
         for o in &owned {
             let value = match &result {
                 Ok(values) => Ok(values.get(&o.index).cloned().flatten()),
@@ -250,7 +265,7 @@ impl Inner {
         kind: Kind,
         keys: &[CacheKey],
         owned: &mut [Owned<V>],
-        load: &F,
+        (load, lifetime): (&F, fn(&V) -> Option<Duration>),
         current_as_of: std::time::Instant,
     ) -> Result<HashMap<usize, Option<Arc<V>>>, LoadError>
     where
@@ -327,6 +342,7 @@ impl Inner {
                 if let Some(o) = owned.iter().find(|o| o.index == *index) {
                     if let (Some(version), Some(key)) = (&o.version, &keys[*index].l2) {
                         let ttl = self.ttls.jittered(self.ttls.l2(kind, value.is_none()), key);
+                        let ttl = capped(ttl, value.as_deref(), lifetime);
                         l2_fills.push(l2::Fill {
                             key: key.clone(),
                             guard: self.keys.version(key),
@@ -356,6 +372,7 @@ impl Inner {
                     self.ttls.l1(kind, value.is_none()),
                     keys[index].l2.as_deref().unwrap_or_default(),
                 );
+                let ttl = capped(ttl, value.as_deref(), lifetime);
                 let value: l1::Value = value.map(|v| v as Arc<dyn Any + Send + Sync>);
                 let entry = l1::Entry::new(value, len, ttl, current_as_of);
                 if !l1.insert(keys[index].l1.clone(), ticket, entry) {
@@ -389,6 +406,15 @@ impl Inner {
                 permit.forget();
             }
         }
+    }
+}
+
+/// `ttl`, or less if `value` changes with time sooner. A value with no
+/// time left is not kept at all (a zero TTL).
+fn capped<V>(ttl: Duration, value: Option<&V>, lifetime: fn(&V) -> Option<Duration>) -> Duration {
+    match value.and_then(lifetime) {
+        Some(left) => ttl.min(left),
+        None => ttl,
     }
 }
 

@@ -20,7 +20,8 @@
 //! replica moves stamps here the same way. The untrusted-bus rule of L1
 //! applies unchanged: while the bus is not heard, an answer is served only
 //! within the cap of when it was known current. It lives no longer than the
-//! shortest TTL of what it read.
+//! shortest TTL of what it read, nor past the first moment something it
+//! read changes with time alone (an overdue list at a loan's due date).
 //!
 //! Answers are kept only in the modes with a bus (`both`, `l2`): without
 //! one, another replica's writes are never heard, and L1 entries there are
@@ -62,6 +63,8 @@ struct Read {
     lists: Vec<(Kind, Group)>,
     /// Whether the answer depends on who asked.
     private: bool,
+    /// The first moment something read changes with time alone.
+    changes_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Reads {
@@ -102,6 +105,15 @@ impl Reads {
             let mut read = lock(&self.read);
             read.private |= kind.is_private();
             read.lists.push((kind, list.group()));
+        }
+    }
+
+    /// Something read changes with time alone at `at` (an overdue list):
+    /// the answer is not kept past it.
+    pub fn changes_at(&self, at: chrono::DateTime<chrono::Utc>) {
+        if self.is_recording() {
+            let mut read = lock(&self.read);
+            read.changes_at = Some(read.changes_at.map_or(at, |earlier| earlier.min(at)));
         }
     }
 
@@ -186,6 +198,13 @@ impl Cache {
         for (kind, group) in &read.lists {
             ttl = ttl.min(ttls.l1(*kind, false));
             groups.push((*group, l1.group_local(group)));
+        }
+        if let Some(at) = read.changes_at {
+            match (at - chrono::Utc::now()).to_std() {
+                Ok(left) if !left.is_zero() => ttl = ttl.min(left),
+                // It has changed already.
+                _ => return None,
+            }
         }
         // After every stamp: see the module docs.
         if !l1.unchanged_since(start.changes) || l1.clears() != start.clears {

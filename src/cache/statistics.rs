@@ -92,7 +92,10 @@ impl Cache {
         Fut: Future<Output = Result<Statistics, LoadError>>,
     {
         let current_as_of = self.inner.sync.current_as_of();
-        let value = self.inner.read_one(Kind::Statistics, key, load).await?;
+        let value = self
+            .inner
+            .read_one(Kind::Statistics, key, |_| None, load)
+            .await?;
         *lock(&self.inner.statistics) = Some(Snapshot {
             value: value.clone(),
             local,

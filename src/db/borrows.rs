@@ -19,6 +19,11 @@ pub enum Status {
 }
 
 /// A user's borrows, newest first.
+///
+/// The overdue list changes with time alone: a loan joins it when its due
+/// date passes, with no write. Its page says when that next happens (the
+/// earliest due date still ahead among the user's loans out), so that no
+/// cache keeps it past then.
 pub async fn page_for_user(
     db: &Db,
     user_id: Uuid,
@@ -26,15 +31,40 @@ pub async fn page_for_user(
     request: PageRequest,
 ) -> Result<Page<borrow_record::Model>> {
     use borrow_record::Column::*;
-    let mut select = borrow_record::Entity::find().filter(UserId.eq(user_id));
-    select = match status {
-        Status::All => select,
-        Status::Active => select.filter(ReturnedAt.is_null()),
-        Status::Returned => select.filter(ReturnedAt.is_not_null()),
-        Status::Overdue => select.filter(ReturnedAt.is_null()).filter(DueAt.lt(now())),
+    let now = now();
+    let mine = borrow_record::Entity::find().filter(UserId.eq(user_id));
+    let select = match status {
+        Status::All => mine,
+        Status::Active => mine.filter(ReturnedAt.is_null()),
+        Status::Returned => mine.filter(ReturnedAt.is_not_null()),
+        Status::Overdue => mine.filter(ReturnedAt.is_null()).filter(DueAt.lt(now)),
     };
     let select = select.order_by_desc(BorrowedAt).order_by_desc(Id);
-    Ok(fetch_page(db, select, request).await?)
+    let mut page = fetch_page(db, select, request).await?;
+    if status == Status::Overdue {
+        page.changes_at = next_due(db, user_id, now).await?;
+    }
+    Ok(page)
+}
+
+/// The earliest due date at or after `now` among `user_id`'s loans out:
+/// when their overdue list next grows.
+async fn next_due(
+    db: &Db,
+    user_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    use borrow_record::Column::*;
+    let next: Option<Option<chrono::DateTime<chrono::Utc>>> = borrow_record::Entity::find()
+        .select_only()
+        .column_as(DueAt.min(), "next")
+        .filter(UserId.eq(user_id))
+        .filter(ReturnedAt.is_null())
+        .filter(DueAt.gte(now))
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    Ok(next.flatten())
 }
 
 /// The ids of the `limit` books lent most often (every loan counts,

@@ -215,6 +215,7 @@ where
         items: rows.into_iter().map(|row| row.model).collect(),
         total_count,
         request,
+        changes_at: None,
     })
 }
 

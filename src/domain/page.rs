@@ -42,6 +42,10 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub total_count: u64,
     pub request: PageRequest,
+    /// The next moment the page's answer changes with time alone, no write
+    /// happening (an overdue list gains a loan at its due date); `None`
+    /// when only writes change it. The cache keeps no copy past it.
+    pub changes_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl<T> Page<T> {
@@ -58,6 +62,7 @@ impl<T> Page<T> {
             items: self.items.into_iter().map(f).collect(),
             total_count: self.total_count,
             request: self.request,
+            changes_at: self.changes_at,
         }
     }
 }

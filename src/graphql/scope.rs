@@ -253,6 +253,9 @@ impl Scope {
         for item in &page.items {
             self.reads.entity(M::KIND.kind(), item.id(), true);
         }
+        if let Some(at) = page.changes_at {
+            self.reads.changes_at(at);
+        }
         Ok(page)
     }
 

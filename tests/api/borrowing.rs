@@ -218,3 +218,48 @@ async fn loans_past_their_due_date_are_overdue() {
         .await;
     assert_eq!(overdue["myBorrows"]["totalCount"], 1);
 }
+
+#[tokio::test]
+async fn a_loan_that_passes_its_due_date_joins_the_overdue_list_on_every_replica_with_no_write() {
+    // Time alone changes this answer: no write happens when a loan falls
+    // due, so nothing invalidates. Every tier that kept the empty list (L1,
+    // L2, the kept answer) must stop serving it at the due date.
+    let (apps, _redis) = crate::helpers::TestApp::builder()
+        .replicas(2)
+        .configure(|config| config.loan_period = chrono::Duration::seconds(2))
+        .spawn_replicas()
+        .await;
+    let cat = catalogue(&apps[0], 1).await;
+    let me = apps[0].member("soon-late@example.org").await;
+    let borrowed = apps[0]
+        .data(Some(&me), BORROW, json!({ "b": cat.books[0] }))
+        .await;
+    let due =
+        chrono::DateTime::parse_from_rfc3339(borrowed["borrowBook"]["dueAt"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    let overdue = json!({ "s": "OVERDUE" });
+
+    // Before the due date: empty, and cached (a second read costs no SQL).
+    for app in &apps {
+        let before = app.data(Some(&me), MY_BORROWS, overdue.clone()).await;
+        assert_eq!(before["myBorrows"]["totalCount"], 0);
+    }
+    let statements = apps[1].statements();
+    let again = apps[1].data(Some(&me), MY_BORROWS, overdue.clone()).await;
+    assert_eq!(again["myBorrows"]["totalCount"], 0);
+    assert_eq!(apps[1].statements(), statements, "the empty list is cached");
+
+    // Past the due date: overdue everywhere, cached or not.
+    let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + std::time::Duration::from_millis(20)).await;
+    for app in &apps {
+        let after = app.data(Some(&me), MY_BORROWS, overdue.clone()).await;
+        assert_eq!(
+            after["myBorrows"]["totalCount"], 1,
+            "{}: the loan is overdue",
+            app.address
+        );
+        assert_eq!(after["myBorrows"]["items"][0]["book"]["title"], "Book 000");
+    }
+}

@@ -133,6 +133,7 @@ impl CatalogueQuery {
                         total_count: all.len() as u64,
                         items: all,
                         request: everything,
+                        changes_at: None,
                     })
                 },
                 |ids| scope.categories(ids),
