@@ -131,9 +131,9 @@ pub async fn stats(database_url: &str, args: StatsArgs) -> Result<(), BoxError> 
     Ok(())
 }
 
-/// The cache settings an operator's command runs with: Redis only, and
+/// The cache settings an operator's command runs with: Redis only,
 /// patient, since an operator waits gladly for a slow answer rather than a
-/// failure.
+/// failure, and publishing no stats, since it is not a replica.
 fn operator_settings(config: &Config) -> Result<crate::cache::Settings, BoxError> {
     let mut settings = config.cache.clone();
     if !settings.mode.uses_l2() {
@@ -141,6 +141,7 @@ fn operator_settings(config: &Config) -> Result<crate::cache::Settings, BoxError
         return Err(format!("the cache mode is {mode}: there is no Redis tier to work on").into());
     }
     settings.mode = Mode::L2;
+    settings.publishes_stats = false;
     settings.command_timeout = settings.command_timeout.max(Duration::from_secs(2));
     Ok(settings)
 }

@@ -544,6 +544,7 @@ impl ServeArgs {
                 command_timeout: Duration::from_millis(self.redis_timeout_ms),
                 breaker_interval: Duration::from_millis(self.redis_breaker_ms),
                 stats_interval: Duration::from_millis(self.cache_stats_interval_ms.max(10)),
+                publishes_stats: true,
             },
             limits: Limits {
                 max_depth: self.max_depth,

@@ -316,10 +316,12 @@ impl Cache {
             let subscriber = bus::Subscriber::start(&connection, keys.channel().to_owned(), sink)?;
             *lock(&inner.subscriber) = Some(subscriber);
             tokio::spawn(sync::maintain(Arc::downgrade(&inner)));
-            tokio::spawn(stats::publish(
-                Arc::downgrade(&inner),
-                settings.stats_interval,
-            ));
+            if settings.publishes_stats {
+                tokio::spawn(stats::publish(
+                    Arc::downgrade(&inner),
+                    settings.stats_interval,
+                ));
+            }
         }
         Ok(Self { inner })
     }

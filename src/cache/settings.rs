@@ -142,6 +142,10 @@ pub struct Settings {
     /// How often each replica publishes its stats snapshot to Redis; a
     /// snapshot lives three intervals.
     pub stats_interval: Duration,
+    /// Whether this process publishes stats snapshots at all: a replica
+    /// does; an operator's command (`biblio cache warm`, `clear`) serves
+    /// nobody and would show up as a replica that is not there.
+    pub publishes_stats: bool,
 }
 
 impl Default for Settings {
@@ -159,6 +163,7 @@ impl Default for Settings {
             command_timeout: Duration::from_millis(250),
             breaker_interval: Duration::from_secs(1),
             stats_interval: Duration::from_secs(2),
+            publishes_stats: true,
         }
     }
 }

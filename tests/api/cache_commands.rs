@@ -342,3 +342,25 @@ async fn serve_warm_reports_ready_only_once_the_cache_is_warm() {
     b.data(None, PAGE, json!({})).await;
     assert_eq!(b.statements() - sql, 0, "warm before it said ready");
 }
+
+#[tokio::test]
+async fn the_cache_commands_publish_no_stats_so_they_are_never_shown_as_replicas() {
+    let (mut apps, redis) = TestApp::builder().spawn_replicas().await;
+    let a = apps.pop().expect("one app");
+    let prefix = a.cache.prefix().to_owned();
+    catalogue(&a, 3).await;
+    cache_command(&a.database_url, &redis, &prefix, &["warm"]).await;
+    cache_command(&a.database_url, &redis, &prefix, &["clear"]).await;
+
+    let ours = format!("{prefix}:stats:{}", a.cache.origin());
+    let snapshots = redis.keys(&format!("{prefix}:stats:*"));
+    assert!(
+        snapshots.iter().all(|key| *key == ours),
+        "only the serving replica publishes stats: {snapshots:?}"
+    );
+    let indexed = redis.command(&["ZCARD", &format!("{prefix}:stats")]);
+    assert!(
+        [":0", ":1"].contains(&indexed.as_str()),
+        "the replicas' index holds the serving replica at most: {indexed}"
+    );
+}
