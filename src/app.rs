@@ -81,7 +81,7 @@ impl Application {
         let documents = Arc::new(Documents::new(16 * 1024 * 1024, config.limits));
         let warming = Arc::new(AtomicBool::new(config.warm));
         let warm = config.warm.then(|| {
-            let warmer = Warmer::new(services.clone(), schema.clone(), documents.clone());
+            let warmer = Warmer::new(services.clone());
             (warmer, warming.clone())
         });
         let persisted = Arc::new(persisted::Store::new(

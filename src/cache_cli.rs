@@ -13,7 +13,7 @@ use crate::cli::{ClearArgs, StatsArgs, WarmArgs};
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
-use crate::graphql::{build_schema, Documents, Services};
+use crate::graphql::Services;
 use crate::warm::{Plan, Warmer};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -41,11 +41,7 @@ pub async fn warm(database_url: &str, args: WarmArgs) -> Result<(), BoxError> {
         loader_delay: config.loader_delay,
         db_connections_per_request: config.db_connections_per_request,
     });
-    let warmer = Warmer::new(
-        services,
-        build_schema(config.limits),
-        Arc::new(Documents::new(1024 * 1024, config.limits)),
-    );
+    let warmer = Warmer::new(services);
     let plan = Plan {
         book_pages: args.pages,
         page_size: args.page_size,

@@ -17,7 +17,7 @@ use crate::auth::Viewer;
 use crate::cache::{Filled, Kind, Reads};
 use crate::db;
 use crate::error::BoxError;
-use crate::graphql::{execute, BiblioSchema, Documents, Scope, Services};
+use crate::graphql::{build_schema, execute, BiblioSchema, Documents, Limits, Scope, Services};
 use async_graphql::{Name, Request, Value, Variables};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -65,7 +65,7 @@ pub struct Report {
 const BOOK_FIELDS: &str =
     "fragment WarmBook on Book { id title author { id name bookCount } category { id name bookCount } }";
 
-/// Books by id per query: below the default alias limit.
+/// Books by id per query: within the default limits (a test checks).
 const BOOKS_PER_QUERY: usize = 20;
 
 /// One query of the warm and its name, for progress.
@@ -75,20 +75,25 @@ struct Step {
     variables: Variables,
 }
 
-/// Runs warms against one schema and its services.
+/// Runs warms through one deployment's services.
 pub struct Warmer {
     services: Arc<Services>,
+    /// A schema and document checker of the warm's own, with the default
+    /// limits its queries are written within: they are the service's own,
+    /// run in process, so the limits a deployment sets on clients'
+    /// documents (any value is accepted, down to 0) are not theirs to meet.
     schema: BiblioSchema,
-    documents: Arc<Documents>,
+    documents: Documents,
 }
 
 impl Warmer {
-    /// Warms through `services`' cache, executing on `schema`.
-    pub fn new(services: Arc<Services>, schema: BiblioSchema, documents: Arc<Documents>) -> Self {
+    /// Warms through `services`' cache.
+    pub fn new(services: Arc<Services>) -> Self {
+        let limits = Limits::default();
         Self {
             services,
-            schema,
-            documents,
+            schema: build_schema(limits),
+            documents: Documents::new(1024 * 1024, limits),
         }
     }
 

@@ -177,7 +177,13 @@ async fn a_replica_that_never_hears_the_clear_event_learns_the_namespace_from_it
 
     // A clear whose event is lost: the counter moves, nothing is published.
     assert_eq!(
-        redis.command(&["INCR", &format!("{prefix}:v2:namespace")]),
+        redis.command(&[
+            "INCR",
+            &format!(
+                "{prefix}:v{}:namespace",
+                biblio::cache::keys::SCHEMA_VERSION
+            )
+        ]),
         ":1"
     );
 
@@ -195,7 +201,10 @@ async fn a_writer_that_has_not_learnt_of_a_clear_deletes_in_the_namespace_reader
     let prefix = b.cache.prefix().to_owned();
     let cat = catalogue(&b, 1).await;
     let id = cat.books[0].clone();
-    let counter = format!("{prefix}:v2:namespace");
+    let counter = format!(
+        "{prefix}:v{}:namespace",
+        biblio::cache::keys::SCHEMA_VERSION
+    );
     assert_eq!(redis.command(&["SET", &counter, "5"]), "+OK");
     eventually(|| async { b.cache.namespace() == 5 }).await;
     // The writer: a cache of the same deployment that hears its own
@@ -363,4 +372,46 @@ async fn the_cache_commands_publish_no_stats_so_they_are_never_shown_as_replicas
         [":0", ":1"].contains(&indexed.as_str()),
         "the replicas' index holds the serving replica at most: {indexed}"
     );
+}
+
+#[tokio::test]
+async fn a_warm_works_under_the_tightest_limits_a_deployment_may_set_for_clients() {
+    // The warm's queries are the service's own, run in process: the limits
+    // on clients' documents are not theirs to meet.
+    let (mut apps, redis) = TestApp::builder().spawn_replicas().await;
+    let a = apps.pop().expect("one app");
+    let cat = catalogue(&a, 5).await;
+    let member = a.member("reader@biblio.test").await;
+    a.data(
+        Some(&member),
+        "mutation($b: ID!) { borrowBook(bookId: $b) { id } }",
+        json!({ "b": cat.books[0] }),
+    )
+    .await;
+    let mut command = biblio(&a.database_url);
+    command
+        .args(["cache", "warm"])
+        .env("REDIS_URL", redis.url())
+        .env("BIBLIO_CACHE_PREFIX", a.cache.prefix())
+        .env("RUST_LOG", "warn");
+    for limit in [
+        "BIBLIO_MAX_ALIASES",
+        "BIBLIO_MAX_FIELDS",
+        "BIBLIO_MAX_DEPTH",
+        "BIBLIO_MAX_COMPLEXITY",
+        "BIBLIO_MAX_FRAGMENTS",
+        "BIBLIO_MAX_TOKENS",
+        "BIBLIO_MAX_DIRECTIVES",
+    ] {
+        command.env(limit, "1");
+    }
+    let output = tokio::task::spawn_blocking(move || finish_within_10s(&mut command))
+        .await
+        .expect("the command ran");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "the warm failed: {stderr}");
+    assert!(count_before(&stdout, "entries") > 5, "{stdout}");
 }
