@@ -109,20 +109,77 @@ impl Ticket {
 pub struct GlobalTicket(u64);
 
 /// What this process knows of a list group.
-#[derive(Default, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct GroupState {
-    /// Bumped on every invalidation of the group seen here; part of L1 list
-    /// keys, so a bump makes every older L1 entry of the group unreachable.
+    /// Moved on every invalidation of the group seen here; part of L1 list
+    /// keys, so a move makes every older L1 entry of the group unreachable.
     local: u64,
     /// The group's Redis generation and when it was learned.
     remote: Option<(u64, Instant)>,
+    /// When it was last read or moved: the least recent are forgotten first.
+    touched: Instant,
+}
+
+/// Groups whose state is kept at most. A member's borrows and an author's
+/// books are groups of their own, so without a bound the state would grow
+/// with every member and author ever seen.
+pub const MAX_GROUPS: usize = 65_536;
+
+/// The state of every group seen recently, bounded by [`MAX_GROUPS`].
+///
+/// A forgotten group must never read a local counter its old L1 entries or
+/// kept answers were stamped with, or they would be reachable again after
+/// the group moved past them. So counters are handed out from one sequence
+/// (every value new, across all groups), and a group with no state reads
+/// `floor`, which takes a new value every time groups are forgotten: higher
+/// than any counter a forgotten group ever had. The cost of forgetting is a
+/// miss for entries of groups with no state, never a stale hit.
+struct Groups {
+    states: HashMap<Group, GroupState>,
+    /// The last counter value handed out.
+    sequence: u64,
+    /// What a group without state reads as its local counter.
+    floor: u64,
+}
+
+impl Groups {
+    fn next(&mut self) -> u64 {
+        self.sequence += 1;
+        self.sequence
+    }
+
+    /// The group's state, made if it has none (reading `floor`), after
+    /// forgetting the least recently touched half if the bound is reached.
+    fn entry(&mut self, group: Group) -> &mut GroupState {
+        if self.states.len() >= MAX_GROUPS && !self.states.contains_key(&group) {
+            self.forget_least_recent();
+        }
+        let floor = self.floor;
+        let state = self.states.entry(group).or_insert(GroupState {
+            local: floor,
+            remote: None,
+            touched: Instant::now(),
+        });
+        state.touched = Instant::now();
+        state
+    }
+
+    fn forget_least_recent(&mut self) {
+        let mut touched: Vec<Instant> = self.states.values().map(|state| state.touched).collect();
+        let keep = MAX_GROUPS / 2;
+        let cut = touched.len() - keep;
+        let (_, threshold, _) = touched.select_nth_unstable(cut);
+        let threshold = *threshold;
+        self.states.retain(|_, state| state.touched >= threshold);
+        self.floor = self.next();
+    }
 }
 
 /// L1, and the counters and trust that guard its fills (see the module docs).
 pub struct Store {
     cache: Cache<Key, Entry, foldhash::fast::RandomState>,
     stripes: Box<[Stripe]>,
-    groups: Mutex<HashMap<Group, GroupState>>,
+    groups: Mutex<Groups>,
     /// Whether invalidation events are known to arrive (this process hears
     /// its own heartbeats on the bus). While they are not (Redis paused or
     /// gone, the subscriber disconnected, no Redis at all), entries current
@@ -167,7 +224,11 @@ impl Store {
         Self {
             cache,
             stripes,
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(Groups {
+                states: HashMap::new(),
+                sequence: 0,
+                floor: 0,
+            }),
             trusted: AtomicBool::new(false),
             untrusted_cap,
             invalidations: AtomicU64::new(0),
@@ -278,10 +339,17 @@ impl Store {
             let _guard = lock(&stripe.lock);
             stripe.epoch.fetch_add(1, Ordering::AcqRel);
         }
-        for state in groups.values_mut() {
-            state.local += 1;
+        for state in groups.states.values_mut() {
             state.remote = None;
         }
+        let locals: Vec<Group> = groups.states.keys().copied().collect();
+        for group in locals {
+            let local = groups.next();
+            if let Some(state) = groups.states.get_mut(&group) {
+                state.local = local;
+            }
+        }
+        groups.floor = groups.next();
         self.cache.invalidate_all();
     }
 
@@ -300,8 +368,12 @@ impl Store {
     /// The group's local counter and, if known and fresh enough, its Redis
     /// generation.
     pub fn group(&self, group: &Group) -> (u64, Option<u64>) {
-        let groups = lock(&self.groups);
-        let state = groups.get(group).copied().unwrap_or_default();
+        let mut groups = lock(&self.groups);
+        let floor = groups.floor;
+        let Some(state) = groups.states.get_mut(group) else {
+            return (floor, None);
+        };
+        state.touched = Instant::now();
         let remote = state
             .remote
             .filter(|(_, learned)| self.fresh_enough(*learned))
@@ -311,14 +383,23 @@ impl Store {
 
     /// The group's local counter alone: what a kept response compares.
     pub fn group_local(&self, group: &Group) -> u64 {
-        lock(&self.groups).get(group).map_or(0, |state| state.local)
+        let groups = lock(&self.groups);
+        groups
+            .states
+            .get(group)
+            .map_or(groups.floor, |state| state.local)
+    }
+
+    /// How many groups have state here (at most [`MAX_GROUPS`]).
+    pub fn group_count(&self) -> usize {
+        lock(&self.groups).states.len()
     }
 
     /// Records a Redis generation read or announced; generations only move
     /// forward, so a late, older answer never replaces a newer one.
     pub fn learn_generation(&self, group: Group, generation: u64) {
         let mut groups = lock(&self.groups);
-        let state = groups.entry(group).or_default();
+        let state = groups.entry(group);
         let newest = state
             .remote
             .map_or(generation, |(known, _)| known.max(generation));
@@ -329,8 +410,9 @@ impl Store {
     pub fn bump_group(&self, group: Group, remote: Option<u64>) {
         let mut groups = lock(&self.groups);
         self.invalidations.fetch_add(1, Ordering::AcqRel);
-        let state = groups.entry(group).or_default();
-        state.local += 1;
+        let local = groups.next();
+        let state = groups.entry(group);
+        state.local = local;
         if let Some(generation) = remote {
             let newest = state
                 .remote
@@ -432,6 +514,36 @@ mod tests {
         assert_eq!(store.group(&Group::Books), (1, Some(6)));
         store.clear();
         assert_eq!(store.group(&Group::Books), (2, None));
+    }
+
+    #[test]
+    fn the_group_state_is_bounded_however_many_groups_are_seen() {
+        let store = Store::new(1 << 20, Duration::from_secs(1));
+        for _ in 0..3 * MAX_GROUPS {
+            store.learn_generation(Group::UserBorrows(Uuid::now_v7()), 1);
+        }
+        assert!(
+            store.group_count() <= MAX_GROUPS,
+            "{} groups kept",
+            store.group_count()
+        );
+    }
+
+    #[test]
+    fn a_forgotten_group_never_again_reads_a_counter_its_old_entries_used() {
+        let store = Store::new(1 << 20, Duration::from_secs(1));
+        store.set_trusted(true);
+        let member = Group::UserBorrows(Uuid::now_v7());
+        let mut used = vec![store.group_local(&member)];
+        store.bump_group(member, Some(1));
+        used.push(store.group_local(&member));
+        // Many other members crowd it out of the group state.
+        for _ in 0..MAX_GROUPS {
+            store.learn_generation(Group::UserBorrows(Uuid::now_v7()), 1);
+        }
+        assert_eq!(store.group(&member).1, None, "it was forgotten");
+        let now = store.group_local(&member);
+        assert!(!used.contains(&now), "{now} was used before: {used:?}");
     }
 
     #[test]

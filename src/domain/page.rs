@@ -88,6 +88,7 @@ mod tests {
             items: vec![],
             total_count: total,
             request: PageRequest::parse(n, 20).unwrap(),
+            changes_at: None,
         };
         assert_eq!(page(1, 0).total_pages(), 0);
         assert!(!page(1, 0).has_next_page());
@@ -108,7 +109,7 @@ mod tests {
                     proptest::prop_assert!(page >= 1 && (1..=MAX_PAGE_SIZE).contains(&size));
                     proptest::prop_assert_eq!((request.page as i32, request.size as i32), (page, size));
                     proptest::prop_assert_eq!(request.offset(), (page as u64 - 1) * size as u64);
-                    let page = Page::<()> { items: vec![], total_count: total, request };
+                    let page = Page::<()> { items: vec![], total_count: total, request, changes_at: None };
                     proptest::prop_assert!(page.total_pages() * request.limit() >= total);
                     proptest::prop_assert_eq!(page.has_next_page(), request.offset() + request.limit() < total);
                 }
