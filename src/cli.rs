@@ -210,9 +210,13 @@ pub struct ServeArgs {
     /// Most directives on one field or fragment.
     #[arg(long, env = "BIBLIO_MAX_DIRECTIVES", default_value_t = Limits::default().max_directives)]
     pub max_directives: usize,
-    /// Most fields in a query once its fragments are expanded.
+    /// Most fields in a query once its fragments are expanded, all its
+    /// operations together.
     #[arg(long, env = "BIBLIO_MAX_FIELDS", default_value_t = Limits::default().max_fields)]
     pub max_fields: usize,
+    /// Largest `variables` of a request, in bytes as JSON.
+    #[arg(long, env = "BIBLIO_MAX_VARIABLES_BYTES", default_value_t = Limits::default().max_variables_bytes)]
+    pub max_variables_bytes: usize,
     /// Most errors in one response; the rest are summarised in one more.
     #[arg(long, env = "BIBLIO_MAX_ERRORS", default_value_t = Limits::default().max_errors)]
     pub max_errors: usize,
@@ -555,6 +559,7 @@ impl ServeArgs {
                 max_fragments: self.max_fragments,
                 max_directives: self.max_directives,
                 max_fields: self.max_fields,
+                max_variables_bytes: self.max_variables_bytes,
                 max_errors: self.max_errors,
             },
             body_limit: self.body_limit,

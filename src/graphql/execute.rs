@@ -20,19 +20,32 @@ use std::sync::Arc;
 /// Parsing costs more than a cache hit, and clients send the same few query
 /// texts over and over.
 pub struct Documents {
-    parsed: Cache<String, Arc<ExecutableDocument>, foldhash::fast::RandomState>,
+    parsed: Cache<String, Parsed, foldhash::fast::RandomState>,
     limits: Limits,
 }
 
+/// A kept document and what it weighs.
+#[derive(Clone)]
+struct Parsed {
+    document: Arc<ExecutableDocument>,
+    weight: u32,
+}
+
+/// Bytes a parsed document holds per lexical token of its text: each field
+/// is a node of about 200 bytes with its name in an allocation of its own.
+/// Measured: a thousand one-letter fields (`{ a a a ... }`) cost 264 KB
+/// resident (`tests/api/limits.rs`), where weighing the text alone counted
+/// 16 KB.
+const BYTES_PER_TOKEN: usize = 272;
+
 impl Documents {
-    /// Bounded by the bytes of the query texts.
+    /// Bounded by what the parsed documents hold in memory (estimated from
+    /// their tokens, see [`BYTES_PER_TOKEN`]) and their texts.
     pub fn new(max_bytes: u64, limits: Limits) -> Self {
         Self {
             parsed: Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|query: &String, _: &Arc<ExecutableDocument>| {
-                    u32::try_from(query.len() * 8 + 64).unwrap_or(u32::MAX)
-                })
+                .weigher(|_: &String, parsed: &Parsed| parsed.weight)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
             limits,
         }
@@ -47,10 +60,11 @@ impl Documents {
     /// document before it is validated; a syntax error names its position
     /// and what was expected, without echoing the query.
     pub fn get(&self, query: &str) -> Result<Arc<ExecutableDocument>, ServerError> {
-        if let Some(document) = self.parsed.get(query) {
-            return Ok(document);
+        if let Some(parsed) = self.parsed.get(query) {
+            return Ok(parsed.document);
         }
-        self.limits
+        let tokens = self
+            .limits
             .check_text(query)
             .map_err(|refusal| refusal.into_server_error())?;
         let document = async_graphql::parser::parse_query(query).map_err(syntax_error)?;
@@ -58,7 +72,16 @@ impl Documents {
             .check_document(&document)
             .map_err(|refusal| refusal.into_server_error())?;
         let document = Arc::new(document);
-        self.parsed.insert(query.to_owned(), document.clone());
+        let weight = (query.len() * 2)
+            .saturating_add(tokens.saturating_mul(BYTES_PER_TOKEN))
+            .saturating_add(256);
+        self.parsed.insert(
+            query.to_owned(),
+            Parsed {
+                document: document.clone(),
+                weight: u32::try_from(weight).unwrap_or(u32::MAX),
+            },
+        );
         Ok(document)
     }
 }

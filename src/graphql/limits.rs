@@ -34,8 +34,11 @@ pub struct Limits {
     pub max_fragments: usize,
     /// Most directives on one field, fragment spread or inline fragment.
     pub max_directives: usize,
-    /// Most fields of the operation once every fragment is expanded.
+    /// Most fields of the document once every fragment is expanded, all
+    /// its operations together: validation walks every one of them.
     pub max_fields: usize,
+    /// Largest `variables`, in bytes as JSON.
+    pub max_variables_bytes: usize,
     /// Most errors in one response; the rest are summarised in one more.
     pub max_errors: usize,
 }
@@ -51,6 +54,7 @@ impl Default for Limits {
             max_fragments: 50,
             max_directives: 4,
             max_fields: 1000,
+            max_variables_bytes: 64 * 1024,
             max_errors: 20,
         }
     }
@@ -88,8 +92,9 @@ impl Refusal {
 }
 
 impl Limits {
-    /// The checks on the query text, before it is parsed.
-    pub fn check_text(&self, query: &str) -> Result<(), Refusal> {
+    /// The checks on the query text, before it is parsed; the count of its
+    /// lexical tokens when it passes.
+    pub fn check_text(&self, query: &str) -> Result<usize, Refusal> {
         let scan = scan(query, self.max_nesting.min(NESTING_CEILING));
         if scan.too_deep {
             return Err(Refusal::new(
@@ -109,7 +114,7 @@ impl Limits {
                 ),
             ));
         }
-        Ok(())
+        Ok(scan.tokens)
     }
 
     /// The checks on the parsed document, each fragment measured once.
@@ -126,11 +131,16 @@ impl Limits {
         }
         let mut text = TextCounts::default();
         for fragment in document.fragments.values() {
-            text.count(&fragment.node.selection_set, self.max_directives)?;
+            let introspection = fragment.node.type_condition.node.on.node.starts_with("__");
+            text.count(
+                &fragment.node.selection_set,
+                self.max_directives,
+                introspection,
+            )?;
         }
         for (_, operation) in document.operations.iter() {
             check_directives(&operation.node.directives, self.max_directives)?;
-            text.count(&operation.node.selection_set, self.max_directives)?;
+            text.count(&operation.node.selection_set, self.max_directives, false)?;
         }
         if text.aliases > self.max_aliases {
             return Err(Refusal::new(
@@ -145,17 +155,30 @@ impl Limits {
             document,
             measured: HashMap::new(),
         };
+        let mut fields = 0usize;
         for (_, operation) in document.operations.iter() {
-            self.check_operation(&mut expansion, &operation.node)?;
+            fields = fields.saturating_add(self.check_operation(&mut expansion, &operation.node)?);
+        }
+        if fields > self.max_fields {
+            return Err(Refusal::new(
+                "maxFields",
+                format!(
+                    "the query selects {fields} fields once its fragments are expanded; \
+                     at most {} are accepted",
+                    self.max_fields
+                ),
+            ));
         }
         Ok(())
     }
 
+    /// Checks one operation's depth and introspection; its fields once
+    /// expanded, which count towards the document's.
     fn check_operation<'a>(
         &self,
         expansion: &mut Expansion<'a>,
         operation: &'a OperationDefinition,
-    ) -> Result<(), Refusal> {
+    ) -> Result<usize, Refusal> {
         let size = expansion.measure(&operation.selection_set)?;
         if size.depth > self.max_depth {
             return Err(Refusal::new(
@@ -175,16 +198,6 @@ impl Limits {
                 ),
             ));
         }
-        if size.fields > self.max_fields {
-            return Err(Refusal::new(
-                "maxFields",
-                format!(
-                    "the query selects {} fields once its fragments are expanded; \
-                     at most {} are accepted",
-                    size.fields, self.max_fields
-                ),
-            ));
-        }
         // Each `__schema` is the whole schema: one per operation is enough.
         let mut schema_keys = Vec::new();
         expansion.root_keys_of(&operation.selection_set, "__schema", &mut schema_keys);
@@ -196,13 +209,20 @@ impl Limits {
                 "the query asks for __schema more than once".to_owned(),
             ));
         }
-        Ok(())
+        Ok(size.fields)
     }
 
-    /// The check on the variables: as deep as the text may nest.
+    /// The checks on the variables: as deep as the text may nest, and no
+    /// larger than [`Limits::max_variables_bytes`] written as JSON.
     pub fn check_variables(&self, variables: &async_graphql::Variables) -> Result<(), Refusal> {
         let limit = self.max_nesting.min(NESTING_CEILING);
-        let mut stack: Vec<(&Value, usize)> = variables.values().map(|v| (v, 1)).collect();
+        // `{}` and, per variable, its quoted name and a colon and comma.
+        let mut bytes = 2usize;
+        let mut stack: Vec<(&Value, usize)> = Vec::with_capacity(variables.len());
+        for (name, value) in variables.iter() {
+            bytes = bytes.saturating_add(name.len() + 4);
+            stack.push((value, 1));
+        }
         while let Some((value, depth)) = stack.pop() {
             if depth > limit {
                 return Err(Refusal::new(
@@ -210,10 +230,29 @@ impl Limits {
                     format!("the variables nest deeper than {limit} levels"),
                 ));
             }
-            match value {
-                Value::List(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
-                Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
-                _ => {}
+            bytes = bytes.saturating_add(match value {
+                Value::List(items) => {
+                    stack.extend(items.iter().map(|v| (v, depth + 1)));
+                    2 + items.len()
+                }
+                Value::Object(fields) => {
+                    stack.extend(fields.values().map(|v| (v, depth + 1)));
+                    2 + fields.keys().map(|key| key.len() + 4).sum::<usize>()
+                }
+                Value::String(text) => text.len() + 2,
+                Value::Binary(data) => data.len() * 4 / 3 + 2,
+                Value::Enum(name) => name.len() + 2,
+                Value::Number(_) => 8,
+                Value::Boolean(_) | Value::Null => 5,
+            });
+            if bytes > self.max_variables_bytes {
+                return Err(Refusal::new(
+                    "maxVariablesBytes",
+                    format!(
+                        "the variables are larger than {} bytes",
+                        self.max_variables_bytes
+                    ),
+                ));
             }
         }
         Ok(())
@@ -334,24 +373,47 @@ struct TextCounts {
 }
 
 impl TextCounts {
+    /// Counts `set`; `introspection` when it lies inside `__schema` or
+    /// `__type` (or a fragment on an introspection type), where an alias
+    /// would walk the schema once more and is refused: tools send none.
     fn count(
         &mut self,
         set: &Positioned<SelectionSet>,
         max_directives: usize,
+        introspection: bool,
     ) -> Result<(), Refusal> {
         for selection in &set.node.items {
             match &selection.node {
                 Selection::Field(field) => {
+                    if let (true, Some(alias)) = (introspection, &field.node.alias) {
+                        return Err(Refusal {
+                            limit: "introspection",
+                            message: "aliases inside __schema and __type are not accepted"
+                                .to_owned(),
+                            pos: Some(alias.pos),
+                        });
+                    }
                     self.aliases += usize::from(field.node.alias.is_some());
                     check_directives(&field.node.directives, max_directives)?;
-                    self.count(&field.node.selection_set, max_directives)?;
+                    let name = field.node.name.node.as_str();
+                    let inside = introspection || name == "__schema" || name == "__type";
+                    self.count(&field.node.selection_set, max_directives, inside)?;
                 }
                 Selection::FragmentSpread(spread) => {
                     check_directives(&spread.node.directives, max_directives)?;
                 }
                 Selection::InlineFragment(inline) => {
                     check_directives(&inline.node.directives, max_directives)?;
-                    self.count(&inline.node.selection_set, max_directives)?;
+                    let on_introspection = inline
+                        .node
+                        .type_condition
+                        .as_ref()
+                        .is_some_and(|condition| condition.node.on.node.starts_with("__"));
+                    self.count(
+                        &inline.node.selection_set,
+                        max_directives,
+                        introspection || on_introspection,
+                    )?;
                 }
             }
         }

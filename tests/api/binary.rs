@@ -222,3 +222,22 @@ impl Drop for Capture {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+impl Server {
+    /// The process's resident memory now and at its peak, in bytes
+    /// (`VmRSS`, `VmHWM` of /proc/PID/status).
+    pub fn resident_bytes(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))
+            .expect("the server's /proc status");
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{name} in /proc status"))
+                * 1024
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}

@@ -50,6 +50,11 @@ enum Fault {
     RedisPaused,
     /// `CLIENT PAUSE 1500 WRITE`: reads answer, writes and PUBLISH wait.
     WritesPaused,
+    /// `maxmemory 1` with `noeviction` for 1.5 s: every write (SET, the
+    /// scripts' writes, INCR) is refused with OOM, while reads and PUBLISH
+    /// still answer; as a full Redis, or a primary turned read-only replica
+    /// after a failover, behaves.
+    WritesRefused,
     /// `CLIENT KILL TYPE pubsub`: the subscribers' connections are closed.
     SubscriberKilled,
     /// SIGKILL, down 1 s, restarted on the same port with no data.
@@ -66,10 +71,11 @@ enum Fault {
 /// which so far states it in prose): how much later than a write's
 /// acknowledgement a read on any replica may start and still miss it, per
 /// fault, in milliseconds. Keep the two in step.
-const BOUNDS: [(Fault, u64); 6] = [
+const BOUNDS: [(Fault, u64); 7] = [
     (Fault::RedisUp, 500),
     (Fault::RedisPaused, 1000),
     (Fault::WritesPaused, 1000),
+    (Fault::WritesRefused, 1000),
     (Fault::SubscriberKilled, 1000),
     (Fault::RedisRestartedEmpty, 1000),
     (Fault::WriterKilledDuringOutage, 1000),
@@ -112,6 +118,7 @@ impl Fault {
             Self::RedisUp => "redis up (no fault)",
             Self::RedisPaused => "redis paused (SIGSTOP 2 s)",
             Self::WritesPaused => "writes paused (CLIENT PAUSE 1500 WRITE)",
+            Self::WritesRefused => "writes refused (maxmemory 1, noeviction, 1.5 s)",
             Self::SubscriberKilled => "subscriber killed (CLIENT KILL TYPE pubsub)",
             Self::RedisRestartedEmpty => "redis restarted empty (SIGKILL, 1 s down)",
             Self::WriterKilledDuringOutage => {
@@ -134,6 +141,11 @@ async fn reads_are_never_staler_than_the_bound_while_redis_is_paused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_never_staler_than_the_bound_while_redis_refuses_writes() {
     check(Fault::WritesPaused).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_staler_than_the_bound_while_redis_is_full_and_refuses_writes() {
+    check(Fault::WritesRefused).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -689,6 +701,27 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
             shared.note(format!("redis CLIENT PAUSE 1500 WRITE: {reply}"));
             sleep(Duration::from_millis(1500)).await;
             shared.note("redis pause over");
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+        Fault::WritesRefused => {
+            let policy = cluster
+                .redis
+                .command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+                .await;
+            let full = cluster
+                .redis
+                .command(&["CONFIG", "SET", "maxmemory", "1"])
+                .await;
+            shared.note(format!(
+                "redis maxmemory 1, noeviction: {policy} {full}; writes refused"
+            ));
+            sleep(Duration::from_millis(1500)).await;
+            let reply = cluster
+                .redis
+                .command(&["CONFIG", "SET", "maxmemory", "0"])
+                .await;
+            shared.note(format!("redis maxmemory 0: {reply}; writes accepted"));
             shared.window(began, shared.now() - began + Duration::from_secs(1));
             sleep(RECOVERY).await;
         }

@@ -279,3 +279,101 @@ async fn authors_books_are_weighed_per_author() {
     )
     .await;
 }
+
+/// Validation walks every operation of a document, not just the one that
+/// runs, so the field limit is on the whole document: many operations each
+/// under it cannot add up past it.
+#[tokio::test]
+async fn fields_are_counted_over_the_whole_document_not_each_operation() {
+    let app = spawn_app().await;
+    let operations: String = (0..3)
+        .map(|i| format!("query Q{i} {{ {} }} ", "__typename ".repeat(400)))
+        .collect();
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .json(&json!({ "query": operations, "operationName": "Q0" }))
+        .send()
+        .await
+        .expect("the request is sent");
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    assert_eq!(limit_of(&body), "maxFields", "{body}");
+}
+
+/// Each alias inside `__schema` or `__type` walks the schema again: tools
+/// never send one, and a client that does could multiply the largest
+/// answer the service gives by the alias limit.
+#[tokio::test]
+async fn aliases_inside_introspection_are_refused() {
+    let app = spawn_app().await;
+    for query in [
+        "{ __schema { a: types { name fields { name } } b: types { name fields { name } } } }",
+        "{ __type(name: \"Book\") { a: fields { name } b: fields { name } } }",
+        "{ __schema { ...T } } fragment T on __Schema { a: types { name } }",
+    ] {
+        let (status, body) = app.post(None, query, json!({})).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(limit_of(&body), "introspection", "{body}");
+    }
+    let data = app
+        .data(None, "{ __schema { types { name } } }", json!({}))
+        .await;
+    assert!(data["__schema"]["types"].is_array());
+}
+
+/// `variables` are bounded on their own, not only by the body limit: they
+/// are kept in every kept answer's key and walked by every check.
+#[tokio::test]
+async fn variables_larger_than_their_limit_are_refused_before_anything_runs() {
+    let app = spawn_app().await;
+    let statements = app.statements();
+    let query = "query($s: String!) { searchBooks(query: $s) { totalCount } }";
+    let (status, body) = app
+        .post(None, query, json!({ "s": "x".repeat(100_000) }))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(limit_of(&body), "maxVariablesBytes", "{body}");
+    assert_eq!(app.statements(), statements, "nothing ran");
+    let (status, _) = app.post(None, query, json!({ "s": "garden" })).await;
+    assert_eq!(status, 200);
+}
+
+/// The parsed documents kept to skip parsing are weighed by what they
+/// cost in memory: 1,200 distinct documents, each of the densest kind the
+/// limits admit (a thousand two-byte fields), leave the process within its
+/// parse budget (16 MiB) and some slack. Weighed by their text, as before,
+/// they grew it by 264 MiB.
+#[tokio::test]
+async fn kept_parsed_documents_stay_within_their_memory_budget() {
+    use crate::binary::{biblio, Server};
+    let database = crate::helpers::TestDatabase::create().await;
+    let mut command = biblio(&database.1);
+    command.env("RUST_LOG", "warn");
+    let server = Server::start(command, &["--cache-mode", "off", "--response-cache", "off"]).await;
+    server.query("{ __typename }").await;
+    let (before, _) = server.resident_bytes();
+    use futures_util::StreamExt;
+    let refused = futures_util::stream::iter(0..1200)
+        .map(|i| {
+            let query = format!("query D{i} {{ {} }}", "a ".repeat(1000));
+            let request = server
+                .client
+                .post(format!("{}/graphql", server.address))
+                .json(&json!({ "query": query }));
+            async move { request.send().await.expect("the server answers").status() }
+        })
+        .buffer_unordered(4)
+        .filter(|status| std::future::ready(*status == 400))
+        .count()
+        .await;
+    assert_eq!(refused, 1200, "an unknown field is refused");
+    let (after, _) = server.resident_bytes();
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "resident memory grew {} MiB for a 16 MiB parse budget",
+        grown >> 20
+    );
+}
