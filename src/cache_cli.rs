@@ -14,8 +14,9 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
 use crate::graphql::Services;
+use crate::progress::Bar;
 use crate::warm::{Plan, Warmer};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -173,47 +174,6 @@ async fn connect(config: &Config, db: Option<&Db>) -> Result<Cache, BoxError> {
         .into());
     }
     Ok(cache)
-}
-
-/// A one-line progress bar on standard error, drawn only on a terminal so
-/// that logs and pipes get no control characters.
-struct Bar {
-    on: bool,
-}
-
-impl Bar {
-    const WIDTH: usize = 30;
-
-    fn new() -> Self {
-        Self {
-            on: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn draw(&self, done: usize, total: usize, next: &str) {
-        let filled = (done * Self::WIDTH)
-            .checked_div(total)
-            .unwrap_or(Self::WIDTH);
-        self.say(&format!(
-            "[{}{}] {done}/{total} {next}",
-            "#".repeat(filled),
-            " ".repeat(Self::WIDTH - filled)
-        ));
-    }
-
-    /// Replaces the line with `line`.
-    fn say(&self, line: &str) {
-        if self.on {
-            let mut err = std::io::stderr().lock();
-            // Errors ignored: a progress line is not worth failing for.
-            let _ = write!(err, "\r\x1b[2K{line}");
-            let _ = err.flush();
-        }
-    }
-
-    fn finish(&self) {
-        self.say("");
-    }
 }
 
 /// `bytes` for people: B, KiB, MiB or GiB with one decimal.

@@ -15,8 +15,9 @@
 //! [`cli`] and [`config`], [`startup`] (what stops a start, said as what to
 //! fix), [`accounts`] (the operator's `user` commands), [`seed`] (demo
 //! data), [`warm`] (reads made ahead of clients) and [`cache_cli`] (`biblio
-//! cache`), [`telemetry`] (logs), [`redact`] (passwords out of URLs shown), and
-//! [`metrics`] (what `/metrics` shows; each layer keeps its own counters).
+//! cache`), [`progress`] (their progress bar), [`telemetry`] (logs),
+//! [`redact`] (passwords out of URLs shown), and [`metrics`] (what `/metrics`
+//! shows; each layer keeps its own counters).
 pub mod accounts;
 pub mod app;
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod progress;
 pub mod redact;
 pub mod seed;
 pub mod startup;

@@ -179,7 +179,13 @@ async fn seed(database_url: &str, args: SeedArgs) -> Result<(), BoxError> {
         None => seed::Passwords::random(),
     };
     let started = std::time::Instant::now();
-    let report = seed::run(&db, &plan, existing, &passwords).await?;
+    let bar = biblio::progress::Bar::new();
+    let report = seed::run_with_progress(&db, &plan, existing, &passwords, |done, total, doing| {
+        bar.draw(done, total, doing)
+    })
+    .await;
+    bar.finish();
+    let report = report?;
     say!(
         "seeded {} authors, {} categories, {} books, {} members, {} borrows ({} active) in {:.1?}",
         plan.authors,

@@ -4,8 +4,16 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_create_catalogue;
 mod m20261122_000001_create_cache_outbox;
 mod m20261123_000001_create_persisted_documents;
+mod m20261124_000001_create_tallies;
+mod m20261124_000002_page_indexes;
 
 pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
+
+/// The tallies the triggers keep: their kinds, the owner of library-wide
+/// ones, and how to set them all from the tables.
+pub mod tally {
+    pub use crate::m20261124_000001_create_tallies::{kind, nil, recount, SHARDS};
+}
 
 pub struct Migrator;
 
@@ -29,6 +37,14 @@ fn steps() -> Vec<Step> {
             migration: Box::new(m20261123_000001_create_persisted_documents::Migration),
             creates: m20261123_000001_create_persisted_documents::TABLES,
         },
+        Step {
+            migration: Box::new(m20261124_000001_create_tallies::Migration),
+            creates: m20261124_000001_create_tallies::TABLES,
+        },
+        Step {
+            migration: Box::new(m20261124_000002_page_indexes::Migration),
+            creates: m20261124_000002_page_indexes::TABLES,
+        },
     ]
 }
 
@@ -50,6 +66,6 @@ pub fn created_tables() -> Vec<(String, &'static [&'static str])> {
 }
 
 /// Tables whose rows the service generates again when they are missing (the
-/// deployment id, the token signing key), so that dropping them loses no
-/// one's data.
-pub const REGENERATED_TABLES: &[&str] = &["settings"];
+/// deployment id, the token signing key; the tallies, which their migration
+/// counts again), so that dropping them loses no one's data.
+pub const REGENERATED_TABLES: &[&str] = &["settings", "tallies"];

@@ -1,16 +1,21 @@
 //! Authors: pages and writes. Lookups by id go through the generic loader.
-use super::{fetch_page, now, Db, Write};
+use super::tallies::Tally;
+use super::{fetch_page, now, Db, Total, Write};
 use crate::domain::{Page, PageRequest};
 use crate::error::{Error, Result};
 use entity::author;
 use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, QueryOrder, Set};
 use uuid::Uuid;
 
+/// Authors by name; the total is their tally.
 pub async fn page(db: &Db, request: PageRequest) -> Result<Page<author::Model>> {
-    let select = author::Entity::find()
-        .order_by_asc(author::Column::Name)
-        .order_by_asc(author::Column::Id);
-    Ok(fetch_page(db, select, request).await?)
+    let by_name = |select: sea_orm::Select<author::Entity>| {
+        select
+            .order_by_asc(author::Column::Name)
+            .order_by_asc(author::Column::Id)
+    };
+    let total = Total::Tally(Tally::library(migration::tally::kind::AUTHORS));
+    Ok(fetch_page(db, author::Entity::find(), by_name, total, request).await?)
 }
 
 pub async fn create(write: &Write, name: String, bio: Option<String>) -> Result<author::Model> {

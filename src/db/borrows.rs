@@ -1,5 +1,5 @@
 //! Borrow records: a member's history, lending and returning.
-use super::{fetch_page, now, Db, Write};
+use super::{fetch_page, now, Db, Total, Write};
 use crate::domain::{Page, PageRequest};
 use crate::error::{Error, Result};
 use entity::{book, borrow_record};
@@ -39,8 +39,12 @@ pub async fn page_for_user(
         Status::Returned => mine.filter(ReturnedAt.is_not_null()),
         Status::Overdue => mine.filter(ReturnedAt.is_null()).filter(DueAt.lt(now)),
     };
-    let select = select.order_by_desc(BorrowedAt).order_by_desc(Id);
-    let mut page = fetch_page(db, select, request).await?;
+    // The user's records are few, and on idx_borrow_records_user.
+    let total = Total::count(select.clone());
+    let newest_first = |select: sea_orm::Select<borrow_record::Entity>| {
+        select.order_by_desc(BorrowedAt).order_by_desc(Id)
+    };
+    let mut page = fetch_page(db, select, newest_first, total, request).await?;
     if status == Status::Overdue {
         page.changes_at = next_due(db, user_id, now).await?;
     }

@@ -7,6 +7,14 @@
 //! about (the book being lent, the loan being returned): on PostgreSQL that
 //! takes the row lock, on SQLite the database write lock, before anything is
 //! read, so concurrent writers queue instead of deciding on stale reads.
+//!
+//! Triggers add each write's changes to the [`tallies`] (counts and sums
+//! the reads take instead of aggregating) in the same transaction, right
+//! after the statement that changes the rows they count, taking tally rows
+//! in one order (the migration that creates them says why that cannot
+//! deadlock).
+//! Pages (`fetch_page`) walk an index to their rows and take their total
+//! from a tally or a COUNT on an index, never from the whole filtered set.
 pub mod authors;
 pub mod books;
 pub mod borrows;
@@ -17,6 +25,7 @@ mod migrations;
 pub mod outbox;
 pub mod settings;
 pub mod statistics;
+pub mod tallies;
 pub mod users;
 mod write;
 
@@ -161,9 +170,8 @@ impl Db {
     }
 }
 
-/// A row of `M` with one extra integer column `n`: the window total of a page
-/// (`COUNT(*) OVER ()`), or a per-row count. Lets a page and its total come
-/// back in one statement.
+/// A row of `M` with one extra integer column `n`: the total of a page,
+/// or a per-row count. Lets a page and its total come back in one statement.
 #[derive(Debug)]
 pub(crate) struct Counted<M> {
     pub model: M,
@@ -186,34 +194,101 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// Runs `select` for one page, with its total from the same statement. Only a
-/// page past the end (no rows to carry the total) costs a second, COUNT query.
+/// How a page's total is found.
+pub(crate) enum Total {
+    /// Kept by the writes: a tally, a few row reads.
+    Tally(tallies::Tally),
+    /// Counted: `COUNT(*)` of this statement, which must be answerable on
+    /// an index (its filter's).
+    Count(Box<sea_orm::sea_query::SelectStatement>),
+}
+
+impl Total {
+    /// `COUNT(*)` of `select`'s rows (its order, if any, dropped).
+    pub fn count<E: sea_orm::EntityTrait>(select: sea_orm::Select<E>) -> Self {
+        use sea_orm::{QuerySelect, QueryTrait};
+        let mut query = select
+            .select_only()
+            .column_as(sea_orm::sea_query::Expr::cust("COUNT(*)"), "n")
+            .into_query();
+        query.clear_order_by();
+        Self::Count(Box::new(query))
+    }
+
+    fn into_query(self) -> sea_orm::sea_query::SelectStatement {
+        match self {
+            Self::Tally(tally) => tally.select(),
+            Self::Count(query) => *query,
+        }
+    }
+}
+
+/// One page of `filtered` in `order`, and its total, in one statement that
+/// reads neither more rows than the page nor the set it is cut from:
+///
+/// ```sql
+/// SELECT t.*, (<total>) AS n FROM t
+/// WHERE t.id IN (SELECT t.id FROM t WHERE <filter> ORDER BY <order> LIMIT ? OFFSET ?)
+/// ORDER BY <order>
+/// ```
+///
+/// The inner query walks the index of `order` (its columns and the id) and
+/// skips the offset without touching a row; only the page's rows are read,
+/// by primary key. The total is a tally or a COUNT on an index, evaluated
+/// once (a scalar subquery that depends on no row). A page past the end has
+/// no row to carry the total: only then does it cost a second statement.
 pub(crate) async fn fetch_page<E>(
     db: &Db,
-    select: sea_orm::Select<E>,
+    filtered: sea_orm::Select<E>,
+    order: impl Fn(sea_orm::Select<E>) -> sea_orm::Select<E>,
+    total: Total,
     request: crate::domain::PageRequest,
 ) -> Result<crate::domain::Page<E::Model>, DbErr>
 where
-    E: sea_orm::EntityTrait,
+    E: Keyed,
     E::Model: FromQueryResult + Send + Sync,
 {
-    use sea_orm::{PaginatorTrait, QuerySelect};
-    let rows = select
-        .clone()
-        .column_as(sea_orm::sea_query::Expr::cust("COUNT(*) OVER ()"), "n")
+    use sea_orm::sea_query::{Query, SimpleExpr, SubQueryStatement};
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect, QueryTrait};
+    let ids = order(filtered)
+        .select_only()
+        .column(E::id_column())
         .offset(request.offset())
         .limit(request.limit())
+        .into_query();
+    let total = total.into_query();
+    let rows = order(E::find().filter(E::id_column().in_subquery(ids)))
+        .column_as(
+            SimpleExpr::SubQuery(
+                None,
+                Box::new(SubQueryStatement::SelectStatement(total.clone())),
+            ),
+            "n",
+        )
         .into_model::<Counted<E::Model>>()
         .all(db.conn())
         .await?;
     let total_count = match rows.first() {
-        Some(row) => row.n as u64,
+        Some(row) => row.n,
         None if request.page == 1 => 0,
-        None => select.count(db.conn()).await?,
+        None => {
+            let select = Query::select()
+                .expr_as(
+                    SimpleExpr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(total))),
+                    sea_orm::sea_query::Alias::new("n"),
+                )
+                .to_owned();
+            db.conn()
+                .query_one(db.backend().build(&select))
+                .await?
+                .map(|row| row.try_get_by_index::<i64>(0))
+                .transpose()?
+                .unwrap_or(0)
+        }
     };
     Ok(crate::domain::Page {
         items: rows.into_iter().map(|row| row.model).collect(),
-        total_count,
+        total_count: total_count.max(0) as u64,
         request,
         changes_at: None,
     })

@@ -1,12 +1,14 @@
-//! Library-wide aggregates: one statement for the totals, one for the
-//! per-category counts.
-use super::{Counted, Db};
+//! Library-wide aggregates, read from the tallies the writes keep (see
+//! [`super::tallies`]): one statement for the totals, one for the
+//! per-category counts, a few rows each whatever the catalogue's size.
+use super::{tallies, Db};
 use crate::domain::Money;
 use crate::error::Result;
-use entity::{book, category};
+use entity::category;
+use migration::tally::kind;
 use rust_decimal::Decimal;
-use sea_orm::sea_query::Expr;
-use sea_orm::{EntityTrait, FromQueryResult, QueryOrder, QuerySelect, RelationTrait, Statement};
+use sea_orm::sea_query::{Alias, Condition, Expr, JoinType, Order, Query};
+use sea_orm::ConnectionTrait;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
@@ -22,47 +24,19 @@ pub struct Totals {
     pub average_price: Option<Decimal>,
 }
 
-#[derive(FromQueryResult)]
-struct TotalsRow {
-    books: i64,
-    authors: i64,
-    categories: i64,
-    members: i64,
-    active_borrows: i64,
-    price_cents_sum: i64,
-}
-
 async fn totals(db: &Db) -> Result<Totals> {
-    // Plain SQL that both backends accept; the sum is cast because
-    // PostgreSQL's SUM(bigint) is NUMERIC.
-    let sql = "SELECT \
-        (SELECT COUNT(*) FROM books) AS books, \
-        (SELECT COUNT(*) FROM authors) AS authors, \
-        (SELECT COUNT(*) FROM categories) AS categories, \
-        (SELECT COUNT(*) FROM users WHERE role = 'MEMBER') AS members, \
-        (SELECT COUNT(*) FROM borrow_records WHERE returned_at IS NULL) AS active_borrows, \
-        (SELECT CAST(COALESCE(SUM(price_cents), 0) AS BIGINT) FROM books) AS price_cents_sum";
-    let row = TotalsRow::find_by_statement(Statement::from_string(db.backend(), sql))
-        .one(db.conn())
-        .await?
-        .unwrap_or(TotalsRow {
-            books: 0,
-            authors: 0,
-            categories: 0,
-            members: 0,
-            active_borrows: 0,
-            price_cents_sum: 0,
-        });
-    let average_price = (row.books > 0).then(|| {
-        (Money::from_cents(row.price_cents_sum).to_decimal() / Decimal::from(row.books))
+    let tallies = tallies::library(db).await?;
+    let books = tallies[kind::BOOKS];
+    let average_price = (books > 0).then(|| {
+        (Money::from_cents(tallies[kind::PRICE_CENTS]).to_decimal() / Decimal::from(books))
             .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
     });
     Ok(Totals {
-        books: row.books,
-        authors: row.authors,
-        categories: row.categories,
-        members: row.members,
-        active_borrows: row.active_borrows,
+        books,
+        authors: tallies[kind::AUTHORS],
+        categories: tallies[kind::CATEGORIES],
+        members: tallies[kind::MEMBERS],
+        active_borrows: tallies[kind::COPIES_ON_LOAN],
         average_price,
     })
 }
@@ -82,14 +56,30 @@ pub async fn statistics(db: &Db) -> Result<Statistics> {
     })
 }
 
+/// Every category by name with its tally: one row per category, whose
+/// tally is found by the primary key of `tallies`.
 async fn books_by_category(db: &Db) -> Result<Vec<(uuid::Uuid, i64)>> {
-    let rows = category::Entity::find()
-        .column_as(Expr::col((book::Entity, book::Column::Id)).count(), "n")
-        .join(sea_orm::JoinType::LeftJoin, category::Relation::Book.def())
-        .group_by(category::Column::Id)
-        .order_by_asc(category::Column::Name)
-        .into_model::<Counted<category::Model>>()
-        .all(db.conn())
-        .await?;
-    Ok(rows.into_iter().map(|row| (row.model.id, row.n)).collect())
+    let tally = Alias::new("tallies");
+    let id = (category::Entity, category::Column::Id);
+    let select = Query::select()
+        .column(id)
+        .expr(tallies::total(
+            Expr::col((tally.clone(), Alias::new("value"))).into(),
+        ))
+        .from(category::Entity)
+        .join(
+            JoinType::LeftJoin,
+            tally.clone(),
+            Condition::all()
+                .add(Expr::col((tally.clone(), Alias::new("kind"))).eq(kind::CATEGORY_BOOKS))
+                .add(Expr::col((tally, Alias::new("owner"))).equals(id)),
+        )
+        .group_by_columns([id, (category::Entity, category::Column::Name)])
+        .order_by((category::Entity, category::Column::Name), Order::Asc)
+        .to_owned();
+    let rows = db.conn().query_all(db.backend().build(&select)).await?;
+    Ok(rows
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect::<Result<_, sea_orm::DbErr>>()?)
 }

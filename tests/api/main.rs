@@ -30,6 +30,7 @@ mod seed;
 mod startup;
 mod stats;
 mod stdio;
+mod tallies;
 mod tls;
 mod users;
 mod writes;

@@ -202,3 +202,130 @@ async fn a_reset_keeps_away_from_accounts_people_made_unless_told_to_include_the
     assert_eq!(still_there["login"]["user"]["role"], "MEMBER");
     assert_eq!(gone, "UNAUTHENTICATED");
 }
+
+/// The indexes, triggers and (PostgreSQL) constraints of the database, by
+/// name, with their SQL.
+async fn schema(app: &crate::helpers::TestApp) -> Vec<String> {
+    let sql = match app.db.backend() {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+             UNION ALL SELECT tgname || ' ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal \
+             UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+                 WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
+             ORDER BY 1"
+        }
+        _ => "SELECT name || ' ' || COALESCE(sql, '') FROM sqlite_master \
+              WHERE type IN ('index', 'trigger') ORDER BY name",
+    };
+    app.db
+        .conn()
+        .query_all(Statement::from_string(app.db.backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_seed_leaves_the_indexes_and_triggers_as_they_were_and_every_tally_exact() {
+    let app = spawn_app().await;
+    let before = schema(&app).await;
+    let plan = Plan {
+        authors: 40,
+        books: 300,
+        members: 20,
+        borrows: 900,
+        seed: 9,
+    };
+    let passwords = Passwords::same("same-for-all");
+
+    seed::run(&app.db, &plan, Existing::Refuse, &passwords)
+        .await
+        .unwrap();
+    assert_eq!(schema(&app).await, before, "after a seed");
+    if app.db.backend() == sea_orm::DbBackend::Sqlite {
+        // The seed's connection does not enforce foreign keys: its rows
+        // must satisfy them all the same.
+        let broken = app
+            .db
+            .conn()
+            .query_all(Statement::from_string(
+                app.db.backend(),
+                "PRAGMA foreign_key_check",
+            ))
+            .await
+            .unwrap();
+        assert!(
+            broken.is_empty(),
+            "{} rows break a foreign key",
+            broken.len()
+        );
+    }
+    let seeded = crate::tallies::tallies(&app.db).await;
+    assert_eq!(seeded, crate::tallies::recount(&app.db).await);
+    // The triggers count again: a write after the seed moves its tally.
+    app.db
+        .conn()
+        .execute_unprepared(
+            "DELETE FROM books WHERE copies_available = copies_total AND price_cents < 1000",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::tallies::tallies(&app.db).await,
+        crate::tallies::recount(&app.db).await
+    );
+
+    seed::run(
+        &app.db,
+        &Plan { seed: 10, ..plan },
+        Existing::Replace,
+        &passwords,
+    )
+    .await
+    .unwrap();
+    assert_eq!(schema(&app).await, before, "after a reset");
+    assert_eq!(
+        crate::tallies::tallies(&app.db).await,
+        crate::tallies::recount(&app.db).await
+    );
+}
+
+#[tokio::test]
+async fn a_seed_that_fails_part_way_changes_nothing() {
+    let app = spawn_app().await;
+    let passwords = Passwords::same("same-for-all");
+    let first = Plan {
+        borrows: 0,
+        ..SMALL
+    };
+    seed::run(&app.db, &first, Existing::Refuse, &passwords)
+        .await
+        .unwrap();
+    // An index of another program's that the next seed's loans break, once
+    // it is built again after the rows are in: the seed's last steps fail.
+    app.db
+        .conn()
+        .execute_unprepared(
+            "CREATE UNIQUE INDEX uq_borrow_records_one_per_book ON borrow_records (book_id)",
+        )
+        .await
+        .unwrap();
+    let (before, tallies) = (schema(&app).await, crate::tallies::tallies(&app.db).await);
+    let bigger = Plan {
+        books: 7,
+        borrows: 40,
+        ..SMALL
+    };
+
+    let failed = seed::run(&app.db, &bigger, Existing::Replace, &passwords).await;
+
+    assert!(failed.is_err(), "40 loans of 7 books break the index");
+    assert_eq!(schema(&app).await, before, "the index is still there");
+    assert_eq!(crate::tallies::tallies(&app.db).await, tallies);
+    let stats = app
+        .data(None, "{ statistics { totalBooks } }", serde_json::json!({}))
+        .await;
+    assert_eq!(stats["statistics"]["totalBooks"], SMALL.books as i64);
+}
