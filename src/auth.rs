@@ -8,14 +8,14 @@
 //! token without configuration; deleting that row and restarting revokes all
 //! tokens. The role is not in the token: it is read from the user, so a role
 //! change takes effect at once.
+pub mod hashing;
 pub mod operator;
 pub mod throttle;
 
+pub use hashing::{hash_password, verify_password, Hashers, Permit};
+
 use crate::db::{self, Db};
-use crate::domain::Password;
 use crate::error::{Error, Result};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -135,50 +135,6 @@ impl Viewer {
     }
 }
 
-/// Argon2id with the crate's recommended parameters. Hashing is deliberately
-/// slow, so it runs on the blocking pool, off the request workers.
-pub async fn hash_password(password: Password) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|err| Error::internal(err.to_string()))
-    })
-    .await
-    .map_err(Error::internal)?
-}
-
-/// Checks `password` against a stored hash. Without a user (`None`) it checks
-/// against a dummy hash anyway, so an unknown e-mail takes as long to refuse
-/// as a wrong password.
-pub async fn verify_password(password: String, stored_hash: Option<String>) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        let known = stored_hash.is_some();
-        let stored = stored_hash.unwrap_or_else(|| dummy_hash().to_owned());
-        let hash = PasswordHash::new(&stored).map_err(|err| Error::internal(err.to_string()))?;
-        let matches = Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok();
-        Ok(known && matches)
-    })
-    .await
-    .map_err(Error::internal)?
-}
-
-/// The hash of a random password nobody knows, made once per process.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        let mut secret = [0u8; 16];
-        OsRng.fill_bytes(&mut secret);
-        Argon2::default()
-            .hash_password(&secret, &SaltString::generate(&mut OsRng))
-            .expect("hashing random bytes with a fresh salt succeeds")
-            .to_string()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,19 +185,5 @@ mod tests {
             Viewer::from_authorization(Some("Basic abc"), &tokens),
             Viewer::InvalidToken
         );
-    }
-
-    #[tokio::test]
-    async fn passwords_verify_and_unknown_users_never_match() {
-        let hash = hash_password(Password::parse("correct horse").unwrap())
-            .await
-            .unwrap();
-        assert!(verify_password("correct horse".into(), Some(hash.clone()))
-            .await
-            .unwrap());
-        assert!(!verify_password("wrong horse!".into(), Some(hash))
-            .await
-            .unwrap());
-        assert!(!verify_password("correct horse".into(), None).await.unwrap());
     }
 }

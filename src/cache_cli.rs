@@ -7,7 +7,7 @@
 //! process serves nobody, so an L1 would only hold copies it throws away.
 //! It publishes no outbox entries either; serving replicas do that.
 use crate::auth::throttle::Throttle;
-use crate::auth::Tokens;
+use crate::auth::{Hashers, Tokens};
 use crate::cache::{Cache, Mode};
 use crate::cli::{ClearArgs, StatsArgs, WarmArgs};
 use crate::config::Config;
@@ -37,6 +37,7 @@ pub async fn warm(database_url: &str, args: WarmArgs) -> Result<(), BoxError> {
         cache: cache.clone(),
         tokens: Tokens::new(key, config.token_ttl),
         throttle: Throttle::new(config.throttle, cache.clone()),
+        hashers: Hashers::new(1),
         loan_period: config.loan_period,
         loader_delay: config.loader_delay,
         db_connections_per_request: config.db_connections_per_request,

@@ -239,6 +239,12 @@ pub struct ServeArgs {
     /// The per-address window, in seconds.
     #[arg(long, env = "BIBLIO_LOGIN_ADDRESS_WINDOW_SECS", default_value_t = 60)]
     pub login_address_window_secs: u64,
+    /// How many password hashes (sign-ins, registrations) this replica runs
+    /// at once; beyond it a sign-in is refused at once (429, retry after a
+    /// second), never queued. Each takes 19 MiB for tens of milliseconds.
+    /// By default two per core, within an eighth of the memory.
+    #[arg(long, env = "BIBLIO_MAX_PASSWORD_HASHES")]
+    pub max_password_hashes: Option<usize>,
     /// Behind a load balancer: the header whose rightmost address is the
     /// client's (e.g. X-Forwarded-For). Unset, the TCP peer is the client;
     /// set it only if the balancer always writes the header, or clients
@@ -565,6 +571,9 @@ impl ServeArgs {
                 attempts_per_address: self.login_attempts_per_address,
                 address_window: Duration::from_secs(self.login_address_window_secs),
             },
+            password_hashes: self
+                .max_password_hashes
+                .unwrap_or_else(crate::auth::hashing::default_capacity),
             client_address_header: self.client_address_header,
             cors_origins: self.cors_origins,
             response_cache: (self.response_cache == "on").then_some(self.response_cache_bytes),

@@ -16,6 +16,8 @@ pub struct Config {
     pub token_ttl: Duration,
     /// Sign-in throttling per e-mail and per client address.
     pub throttle: crate::auth::throttle::Policy,
+    /// How many password hashes run at once (`--max-password-hashes`).
+    pub password_hashes: usize,
     /// The header naming the client's address behind a load balancer (its
     /// rightmost address); `None`: the TCP peer.
     pub client_address_header: Option<String>,

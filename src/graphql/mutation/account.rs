@@ -1,4 +1,4 @@
-use crate::auth::{self, throttle};
+use crate::auth::throttle;
 use crate::cache::Change;
 use crate::db;
 use crate::domain::{required_text, Email, Password};
@@ -27,7 +27,7 @@ impl AccountMutation {
         let password = Password::parse(&input.password)?;
         scope.claim_password_check()?;
         services.throttle.attempt(scope.client, None).await?;
-        let hash = auth::hash_password(password).await?;
+        let hash = services.hashers.permit()?.hash(password).await?;
         let _share = scope.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let user = db::users::create(&write, &email, name, hash, Role::Member).await?;
@@ -55,6 +55,7 @@ impl AccountMutation {
             .throttle
             .attempt(scope.client, Some(&email))
             .await?;
+        let permit = services.hashers.permit()?;
         let refused = || Error::unauthenticated("invalid email or password");
         let user = match Email::parse(&email) {
             Ok(email) => {
@@ -65,7 +66,7 @@ impl AccountMutation {
             Err(_) => None,
         };
         let hash = user.as_ref().map(|user| user.password_hash.clone());
-        if !auth::verify_password(password, hash).await? {
+        if !permit.verify(password, hash).await? {
             services.throttle.failed(&email).await;
             tracing::warn!(
                 client = %throttle::logged_client(scope.client),
