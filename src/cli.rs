@@ -239,6 +239,11 @@ pub struct ServeArgs {
     /// The per-address window, in seconds.
     #[arg(long, env = "BIBLIO_LOGIN_ADDRESS_WINDOW_SECS", default_value_t = 60)]
     pub login_address_window_secs: u64,
+    /// IPv6 clients are counted per network of this many leading bits (one
+    /// host or LAN usually holds a whole /64); IPv4 clients per address.
+    #[arg(long, env = "BIBLIO_LOGIN_IPV6_PREFIX", default_value_t = 64,
+          value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub login_ipv6_prefix: u8,
     /// How many password hashes (sign-ins, registrations) this replica runs
     /// at once; beyond it a sign-in is refused at once (429, retry after a
     /// second), never queued. Each takes 19 MiB for tens of milliseconds.
@@ -570,6 +575,7 @@ impl ServeArgs {
                 email_window: Duration::from_secs(self.login_email_window_secs),
                 attempts_per_address: self.login_attempts_per_address,
                 address_window: Duration::from_secs(self.login_address_window_secs),
+                ipv6_prefix: self.login_ipv6_prefix,
             },
             password_hashes: self
                 .max_password_hashes

@@ -34,7 +34,7 @@ use crate::cache::counters::{Count, Counter};
 use crate::cache::lock;
 use crate::cache::{keys::text_hash, Cache};
 use crate::error::{Error, Result};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,10 @@ pub struct Policy {
     /// `address_window`.
     pub attempts_per_address: u32,
     pub address_window: Duration,
+    /// IPv6 clients are counted by network, their first `ipv6_prefix` bits
+    /// (64 by default: one host or one LAN is given a /64, so counting each
+    /// /128 would give one attacker 2^64 budgets).
+    pub ipv6_prefix: u8,
 }
 
 /// Counters tracked in process at most: beyond it the least used are
@@ -129,7 +133,10 @@ impl Throttle {
         }
         if let Some(address) = client {
             limits.push(Limit {
-                name: format!("signin:address:{address}"),
+                name: format!(
+                    "signin:address:{}",
+                    counted_client(address, self.policy.ipv6_prefix)
+                ),
                 window: self.policy.address_window,
                 limit: u64::from(self.policy.attempts_per_address),
                 counts_refused: true,
@@ -281,6 +288,20 @@ pub fn logged_client(client: Option<IpAddr>) -> String {
     client.map_or_else(|| "-".to_owned(), |address| address.to_string())
 }
 
+/// The client a per-address limit counts: an IPv4 address as it is (an
+/// IPv4-mapped IPv6 one, `::ffff:192.0.2.1`, as the IPv4 address it is),
+/// an IPv6 one as its network of `ipv6_prefix` bits (`2001:db8::/64`).
+pub fn counted_client(address: IpAddr, ipv6_prefix: u8) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let prefix = ipv6_prefix.clamp(1, 128);
+            let mask = u128::MAX << (128 - u32::from(prefix));
+            format!("{}/{prefix}", Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    }
+}
+
 /// The counter of an e-mail's failures. The address is hashed so that Redis
 /// holds no one's e-mail; it is normalised (case, spaces) as sign-in does.
 fn email_counter(email: &str) -> String {
@@ -307,6 +328,7 @@ mod tests {
                 email_window: Duration::from_secs(60),
                 attempts_per_address: attempts,
                 address_window: Duration::from_secs(60),
+                ipv6_prefix: 64,
             },
             cache,
         )
@@ -381,6 +403,19 @@ mod tests {
             let_through += usize::from(attempt.await.unwrap());
         }
         assert_eq!(let_through, 10);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_network_and_ipv4_mapped_ones_as_ipv4() {
+        let counted = |address: &str, prefix| counted_client(address.parse().unwrap(), prefix);
+        assert_eq!(counted("192.0.2.1", 64), "192.0.2.1");
+        assert_eq!(counted("::ffff:192.0.2.1", 64), "192.0.2.1");
+        assert_eq!(counted("2001:db8:1:2:3:4:5:6", 64), "2001:db8:1:2::/64");
+        assert_eq!(counted("2001:db8:1:2:ffff::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(counted("2001:db8:1:3::1", 64), "2001:db8:1:3::/64");
+        assert_eq!(counted("2001:db8:1:2:3:4:5:6", 48), "2001:db8:1::/48");
+        assert_eq!(counted("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(counted("2001:db8::1", 0), "::/1", "at least one bit");
     }
 
     #[tokio::test]

@@ -435,6 +435,55 @@ async fn with_redis_stopped_throttling_goes_on_in_process() {
     );
 }
 
+#[tokio::test]
+async fn forty_addresses_of_one_ipv6_slash_64_share_one_budget_and_ipv4_mapped_ones_count_as_ipv4()
+{
+    let app = TestApp::builder()
+        .configure(|config| {
+            throttled(1000, 5)(config);
+            config.client_address_header = Some("x-forwarded-for".into());
+        })
+        .spawn()
+        .await;
+
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let address = format!("2001:db8:1:2:{:x}::{:x}", i * 7919 % 65536, i + 1);
+        let (status, _, _) = sign_in(
+            &app,
+            &format!("u{i}@example.org"),
+            "whatever-1",
+            Some(&address),
+        )
+        .await;
+        statuses.push(status);
+    }
+    let (other_net, _, _) =
+        sign_in(&app, "x@example.org", "whatever-1", Some("2001:db8:1:3::1")).await;
+    let mut mapped = Vec::new();
+    for address in ["192.0.2.9", "::ffff:192.0.2.9"].iter().cycle().take(6) {
+        let (status, _, _) = sign_in(&app, "y@example.org", "whatever-1", Some(address)).await;
+        mapped.push(status);
+    }
+
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        35,
+        "{statuses:?}"
+    );
+    assert_eq!(other_net, 200, "the next /64 has a budget of its own");
+    assert_eq!(
+        mapped,
+        [200, 200, 200, 200, 200, 429],
+        "one client however written"
+    );
+}
+
 /// `n` concurrent wrong logins for `email`, the i-th from its own address
 /// and to `replicas[i % len]`: how many passwords were judged
 /// (UNAUTHENTICATED) and how many refused unjudged (TOO_MANY_REQUESTS).
