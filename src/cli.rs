@@ -400,6 +400,12 @@ pub enum UserCommand {
         /// The user's e-mail.
         email: String,
     },
+    /// Print the hash an e-mail is logged by (`email_hash` in sign-in
+    /// warnings), to find one account's lines. Needs no database.
+    EmailHash {
+        /// The e-mail, in any case.
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

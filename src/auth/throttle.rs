@@ -25,11 +25,17 @@
 //! or its breaker open), the replica judges alone, on its own counts,
 //! reserving under each counter's lock just as the script does.
 //!
-//! What is logged, deliberately: a refusal and a failed sign-in are each a
-//! warning with the client's address and the e-mail tried, normalised as
-//! sign-in reads it ([`logged_email`]), so an operator can see who is being
-//! guessed at and from where; never the password. Redis, which operators
-//! may share more widely than logs, holds only a hash of the e-mail.
+//! # What is logged
+//! A refusal and a failed sign-in are each a warning with the client's
+//! address and a hash of the e-mail tried ([`email_hash`], 16 hex digits),
+//! never the e-mail itself nor the password: logs travel further than the
+//! database (shippers, dashboards, support tickets), and an e-mail is
+//! personal data. The hash is the one the e-mail's counter in Redis is
+//! named by, of the e-mail as sign-in reads it (trimmed, lower-cased), so
+//! every line about one account carries the same one and an operator can
+//! correlate them, or find a known account's lines by hashing its e-mail
+//! (`biblio user email-hash EMAIL`). It is not a secret: anyone holding a
+//! candidate e-mail can compute it.
 use crate::cache::counters::{Count, Counter};
 use crate::cache::lock;
 use crate::cache::{keys::text_hash, Cache};
@@ -157,7 +163,7 @@ impl Throttle {
                 let retry_after = resets_in.as_secs_f64().ceil().max(1.0) as u64;
                 tracing::warn!(
                     client = %logged_client(client),
-                    email = email.map(logged_email).as_deref().unwrap_or("-"),
+                    email_hash = email.map(email_hash).as_deref().unwrap_or("-"),
                     retry_after,
                     "sign-in refused: too many attempts"
                 );
@@ -266,21 +272,10 @@ fn current(window: &mut Window, limit: &Limit, now: Instant) -> (u64, Duration) 
     let age = now.saturating_duration_since(window.started);
     (window.n, limit.window.saturating_sub(age))
 }
-/// The longest e-mail logged: the longest a valid one can be.
-const MAX_LOGGED_EMAIL: usize = 254;
-
-/// An e-mail as it is logged: trimmed and lower-cased as sign-in reads it,
-/// so every line about one account shows it the same way; cut at the
-/// longest valid length, with anything but visible ASCII shown as `?`, so
-/// what a client typed cannot forge or break a log line.
-pub fn logged_email(email: &str) -> String {
-    email
-        .trim()
-        .to_lowercase()
-        .chars()
-        .take(MAX_LOGGED_EMAIL)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
+/// The hash an e-mail is logged and counted by: of the e-mail trimmed and
+/// lower-cased as sign-in reads it, as 16 hex digits (see the module docs).
+pub fn email_hash(email: &str) -> String {
+    format!("{:016x}", text_hash(&email.trim().to_lowercase()))
 }
 
 /// A client's address as it is logged; `-` when it is not known.
@@ -302,13 +297,10 @@ pub fn counted_client(address: IpAddr, ipv6_prefix: u8) -> String {
     }
 }
 
-/// The counter of an e-mail's failures. The address is hashed so that Redis
-/// holds no one's e-mail; it is normalised (case, spaces) as sign-in does.
+/// The counter of an e-mail's failures: named by its hash, so that Redis
+/// holds no one's e-mail.
 fn email_counter(email: &str) -> String {
-    format!(
-        "signin:email:{:016x}",
-        text_hash(&email.trim().to_lowercase())
-    )
+    format!("signin:email:{}", email_hash(email))
 }
 
 #[cfg(test)]
@@ -339,10 +331,17 @@ mod tests {
     }
 
     #[test]
-    fn emails_are_logged_as_sign_in_reads_them_and_cannot_break_a_line() {
-        assert_eq!(logged_email(" Ann@Example.ORG "), "ann@example.org");
-        assert_eq!(logged_email("a@b.c\nWARN forged"), "a@b.c?warn?forged");
-        assert_eq!(logged_email(&"x".repeat(1000)).len(), MAX_LOGGED_EMAIL);
+    fn an_email_is_logged_as_a_hash_of_it_as_sign_in_reads_it() {
+        let hash = email_hash("ann@example.org");
+        assert_eq!(hash.len(), 16);
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{hash}");
+        assert_eq!(email_hash(" Ann@Example.ORG "), hash);
+        assert_ne!(email_hash("bob@example.org"), hash);
+        assert_eq!(
+            email_counter("ann@example.org"),
+            format!("signin:email:{hash}")
+        );
+        assert_eq!(email_hash("a@b.c\nWARN forged").len(), 16);
         assert_eq!(logged_client(None), "-");
         assert_eq!(
             logged_client(Some(IpAddr::from([192, 0, 2, 1]))),

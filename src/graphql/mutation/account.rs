@@ -64,7 +64,7 @@ impl AccountMutation {
                 // The reservation stays: it was this failure.
                 tracing::warn!(
                     client = %throttle::logged_client(scope.client),
-                    email = %throttle::logged_email(&email),
+                    email_hash = %throttle::email_hash(&email),
                     account = if user.is_some() { "exists" } else { "unknown" },
                     "sign-in failed"
                 );
