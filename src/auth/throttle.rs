@@ -21,9 +21,17 @@
 //! and an attacker gains nothing by spreading guesses over replicas. Each
 //! replica also counts its own attempts in process (bounded), and hands
 //! that count to the script as a floor, so a Redis that comes back empty
-//! does not wipe what this replica saw. While Redis does not answer (down,
-//! or its breaker open), the replica judges alone, on its own counts,
-//! reserving under each counter's lock just as the script does.
+//! does not wipe what this replica saw.
+//!
+//! While Redis does not answer (down, or its breaker open), the replica
+//! judges alone, on its own counts, reserving as the script does. Alone,
+//! N replicas would each allow the whole limit, N times it in all; so each
+//! allows its share instead, the limit divided by the number of replicas
+//! it last saw alive (how many subscribers its last heartbeat on the bus
+//! reached, [`Cache::replicas_seen`]), rounded down and never below 1. The
+//! deployment-wide limit then holds as long as the load balancer spreads
+//! an attacker's guesses; one that pins them to one replica gets only that
+//! replica's share.
 //!
 //! # What is logged
 //! A refusal and a failed sign-in are each a warning with the client's
@@ -220,9 +228,18 @@ impl Throttle {
         }
     }
 
+    /// `limit` as this replica applies it alone, while Redis cannot count
+    /// for the deployment: its share, the limit divided by the replicas it
+    /// last saw alive, rounded down so the shares add up to no more than
+    /// the limit, and never below 1.
+    fn share(&self, limit: u64) -> u64 {
+        (limit / self.cache.replicas_seen()).max(1)
+    }
+
     /// Counts an attempt in process: as Redis judged it (`Some(allowed)`),
-    /// or judged here (`None`) by the same rule as the script, every window
-    /// read before any is counted in.
+    /// or judged here (`None`) by the same rule as the script, on this
+    /// replica's [`share`](Self::share) of each limit, every window read
+    /// before any is counted in.
     fn count_locally(&self, limits: &[Limit], allowed: Option<bool>) -> Vec<Count> {
         let _judging = lock(&self.judging);
         let windows: Vec<_> = limits.iter().map(|limit| self.window(limit)).collect();
@@ -230,7 +247,13 @@ impl Throttle {
         let over: Vec<bool> = windows
             .iter()
             .zip(limits)
-            .map(|(window, limit)| current(&mut lock(window), limit, now).0 >= limit.limit)
+            .map(|(window, limit)| {
+                let n = current(&mut lock(window), limit, now).0;
+                match allowed {
+                    Some(_) => n >= limit.limit,
+                    None => n >= self.share(limit.limit),
+                }
+            })
             .collect();
         let allowed = allowed.unwrap_or_else(|| !over.contains(&true));
         windows

@@ -75,6 +75,15 @@ impl Cache {
         )
     }
 
+    /// How many replicas of the deployment this one last saw alive: the
+    /// subscribers its last heartbeat reached, kept while Redis is away;
+    /// 1 without Redis or before the first heartbeat. While Redis cannot
+    /// count for the deployment, each replica counts alone, and a limit
+    /// divided by this keeps their sum within it.
+    pub fn replicas_seen(&self) -> u64 {
+        self.inner.sync.replicas()
+    }
+
     /// Gives back one count of the counter `name` (a reservation the
     /// attempt turned out not to need); `false` when Redis did not answer.
     pub async fn release(&self, name: &str) -> bool {

@@ -698,7 +698,9 @@ impl Store {
 
     /// Publishes a heartbeat (see [`Event::heartbeat_head`](super::bus::Event::heartbeat_head))
     /// carrying the current namespace, restored to `namespace` if Redis lost it.
-    pub async fn heartbeat(&self, head: String, namespace: u64) -> bool {
+    /// How many subscribers it reached (every replica's bus, this one's
+    /// included), or `None` if Redis did not take it.
+    pub async fn heartbeat(&self, head: String, namespace: u64) -> Option<u64> {
         let args: Vec<Value> = vec![
             Value::from(self.keys.channel()),
             Value::from(head),
@@ -714,7 +716,7 @@ impl Store {
             ),
         )
         .await
-        .is_some()
+        .map(|reached| reached.max(0) as u64)
     }
 
     /// The connection for writes, for the cache's own maintenance commands

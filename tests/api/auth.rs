@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{eventually, spawn_app, TestApp};
 use biblio::config::Config;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -581,4 +581,38 @@ async fn a_successful_sign_in_gives_back_the_failure_it_reserved() {
         "the third failure is judged: {third}"
     );
     assert_eq!(status, 429, "and then the e-mail is refused");
+}
+
+#[tokio::test]
+async fn with_redis_stopped_two_replicas_split_the_limit_instead_of_each_allowing_all_of_it() {
+    let (replicas, mut redis) = TestApp::builder()
+        .replicas(2)
+        .configure(throttled(4, 1000))
+        .spawn_replicas()
+        .await;
+    replicas[0].member("offline@example.org").await;
+    for replica in &replicas {
+        eventually(|| async { replica.cache.replicas_seen() == 2 }).await;
+    }
+
+    redis.stop();
+    let mut judged = 0;
+    for i in 0..8 {
+        let (_, _, body) =
+            sign_in(&replicas[i % 2], "offline@example.org", "wrong-guess", None).await;
+        judged += usize::from(codes(&body) == ["UNAUTHENTICATED"]);
+    }
+
+    assert_eq!(judged, 4, "the deployment's limit, two on each replica");
+    for replica in &replicas {
+        let (status, _, body) =
+            sign_in(replica, "offline@example.org", "member-password", None).await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(
+            replica.cache.health().status,
+            "degraded",
+            "Redis really was down"
+        );
+        assert_eq!(replica.cache.replicas_seen(), 2, "what it last saw is kept");
+    }
 }
