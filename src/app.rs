@@ -57,7 +57,7 @@ impl Application {
                 );
             }
         }
-        let tokens = Tokens::load(&db, config.token_ttl).await?;
+        let tokens = Tokens::load(&db, config.token_ttl, config.token_signing_key.clone()).await?;
         let cache = Cache::connect(&config.cache, &db).await?;
         tracing::info!(
             mode = ?config.cache.mode,

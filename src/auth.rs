@@ -10,16 +10,17 @@
 //! change takes effect at once.
 pub mod hashing;
 pub mod operator;
+pub mod signing_key;
 pub mod throttle;
 
 pub use hashing::{hash_password, verify_password, Hashers, Permit};
+pub use signing_key::SigningKey;
 
 use crate::db::{self, Db};
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
 use std::time::Duration;
 use uuid::Uuid;
@@ -31,7 +32,7 @@ const MAC_LEN: usize = 32;
 /// Issues and checks access tokens.
 #[derive(Clone)]
 pub struct Tokens {
-    key: Vec<u8>,
+    key: SigningKey,
     ttl: Duration,
 }
 
@@ -44,30 +45,27 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    pub fn new(key: Vec<u8>, ttl: Duration) -> Self {
+    pub fn new(key: SigningKey, ttl: Duration) -> Self {
         Self { key, ttl }
     }
 
-    /// Loads the deployment's signing key, creating it on first start.
-    pub async fn load(db: &Db, ttl: Duration) -> Result<Self, sea_orm::DbErr> {
-        let hex = db::settings::get_or_init(db, SIGNING_KEY_SETTING, || {
-            let mut key = [0u8; 32];
-            OsRng.fill_bytes(&mut key);
-            key.iter().map(|b| format!("{b:02x}")).collect()
-        })
-        .await?;
-        let key = (0..hex.len())
-            .step_by(2)
-            .filter_map(|i| {
-                hex.get(i..i + 2)
-                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-            })
-            .collect();
+    /// The deployment's signing key: `given` (`--token-signing-key`), or
+    /// else the one stored in the database, created on first start. A
+    /// stored key too short to be safe stops the start, with the way out.
+    pub async fn load(db: &Db, ttl: Duration, given: Option<SigningKey>) -> Result<Self, BoxError> {
+        if let Some(key) = given {
+            return Ok(Self::new(key, ttl));
+        }
+        let hex =
+            db::settings::get_or_init(db, SIGNING_KEY_SETTING, || SigningKey::generate().to_hex())
+                .await?;
+        let key = SigningKey::from_hex(&hex)
+            .map_err(|why| SigningKey::stored_problem(&why, SIGNING_KEY_SETTING))?;
         Ok(Self::new(key, ttl))
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length")
+        Hmac::<Sha256>::new_from_slice(self.key.bytes()).expect("HMAC accepts keys of any length")
     }
 
     pub fn issue(&self, user_id: Uuid) -> String {
@@ -139,8 +137,12 @@ impl Viewer {
 mod tests {
     use super::*;
 
+    fn key(byte: u8) -> SigningKey {
+        SigningKey::from_bytes(vec![byte; 32]).unwrap()
+    }
+
     fn tokens(ttl_secs: u64) -> Tokens {
-        Tokens::new(b"test key".to_vec(), Duration::from_secs(ttl_secs))
+        Tokens::new(key(1), Duration::from_secs(ttl_secs))
     }
 
     #[test]
@@ -161,10 +163,10 @@ mod tests {
             None
         );
         assert_eq!(
-            Tokens::new(b"other".to_vec(), Duration::from_secs(60)).verify(&token),
+            Tokens::new(key(2), Duration::from_secs(60)).verify(&token),
             None
         );
-        let expired = Tokens::new(b"test key".to_vec(), Duration::ZERO);
+        let expired = Tokens::new(key(1), Duration::ZERO);
         let old = expired.issue(user);
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(expired.verify(&old), None);

@@ -225,6 +225,13 @@ pub struct ServeArgs {
     /// Lifetime of an access token, in hours.
     #[arg(long, env = "BIBLIO_TOKEN_TTL_HOURS", default_value_t = 24)]
     pub token_ttl_hours: u64,
+    /// The key that signs access tokens, as hex, at least 32 bytes (`openssl
+    /// rand -hex 32`); give every replica the same one. Unset, the key the
+    /// first replica generated and stored in the database is used. Never
+    /// printed: `--help` hides its environment value.
+    #[arg(long, env = "BIBLIO_TOKEN_SIGNING_KEY", hide_env_values = true,
+          value_parser = crate::auth::signing_key::ValueParser)]
+    pub token_signing_key: Option<crate::auth::SigningKey>,
     /// Failed sign-ins allowed per e-mail in a window; then that e-mail is
     /// refused (429) until the window ends, even with the right password.
     #[arg(long, env = "BIBLIO_LOGIN_FAILURES_PER_EMAIL", default_value_t = 10)]
@@ -576,6 +583,7 @@ impl ServeArgs {
             body_limit: self.body_limit,
             loan_period: chrono::Duration::days(i64::from(self.loan_days)),
             token_ttl: Duration::from_secs(self.token_ttl_hours * 3600),
+            token_signing_key: self.token_signing_key,
             throttle: crate::auth::throttle::Policy {
                 failures_per_email: self.login_failures_per_email,
                 email_window: Duration::from_secs(self.login_email_window_secs),
