@@ -36,7 +36,7 @@ impl AccountMutation {
         let change = Change::UserCreated { id: user.id };
         services.cache.commit(write, change).await?;
         Ok(Some(AuthPayload {
-            token: services.tokens.issue(user.id),
+            token: services.tokens.issue(user.id, user.token_generation),
             user: User(Arc::new(user.into())),
         }))
     }
@@ -78,7 +78,7 @@ impl AccountMutation {
         };
         services.throttle.refund(reservation).await;
         Ok(Some(AuthPayload {
-            token: services.tokens.issue(user.id),
+            token: services.tokens.issue(user.id, user.token_generation),
             user: User(Arc::new(user.into())),
         }))
     }
