@@ -654,7 +654,7 @@ impl Store {
     }
 
     /// Judges and counts an attempt against the fixed-window counters
-    /// `keys` in one script call (see [`RESERVE`]; `args` are its ARGV per
+    /// `keys` in one script call (see `RESERVE`; `args` are its ARGV per
     /// key): (count, time until its window ends, whether it refused) per
     /// key, or `None` if Redis did not answer.
     pub async fn reserve(
@@ -684,7 +684,7 @@ impl Store {
         )
     }
 
-    /// Gives back one count of the counter `key` (see [`RELEASE`]);
+    /// Gives back one count of the counter `key` (see `RELEASE`);
     /// `false` if Redis did not answer.
     pub async fn release(&self, key: String) -> bool {
         self.call::<i64, _>(
