@@ -1,7 +1,7 @@
 //! Building and running the service: connect and migrate the database, load
 //! the token key, build the schema and router, bind the listener.
 use crate::auth::throttle::Throttle;
-use crate::auth::Tokens;
+use crate::auth::{Hashers, Tokens};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
@@ -57,7 +57,7 @@ impl Application {
                 );
             }
         }
-        let tokens = Tokens::load(&db, config.token_ttl).await?;
+        let tokens = Tokens::load(&db, config.token_ttl, config.token_signing_key.clone()).await?;
         let cache = Cache::connect(&config.cache, &db).await?;
         tracing::info!(
             mode = ?config.cache.mode,
@@ -73,6 +73,7 @@ impl Application {
             cache: cache.clone(),
             tokens,
             throttle: Throttle::new(config.throttle, cache.clone()),
+            hashers: Hashers::new(config.password_hashes),
             loan_period: config.loan_period,
             loader_delay: config.loader_delay,
             db_connections_per_request: config.db_connections_per_request,

@@ -118,6 +118,10 @@ async fn serve(args: ServeArgs, database_url: String) -> Result<(), BoxError> {
 }
 
 async fn user(database_url: &str, command: UserCommand) -> Result<(), BoxError> {
+    if let UserCommand::EmailHash { email } = &command {
+        say!("{}", biblio::auth::throttle::email_hash(email))?;
+        return Ok(());
+    }
     let console = Console::new();
     // The database first: nobody should type a password only to learn
     // that it cannot be stored.
@@ -155,6 +159,7 @@ async fn user(database_url: &str, command: UserCommand) -> Result<(), BoxError> 
                 if loans == 1 { "" } else { "s" }
             )?;
         }
+        UserCommand::EmailHash { .. } => unreachable!("answered before the database is opened"),
     }
     Ok(())
 }

@@ -476,6 +476,7 @@ pub async fn run(
         name: Set("Demo Librarian".to_owned()),
         password_hash: Set(librarian_hash),
         role: Set(Role::Librarian),
+        token_generation: Set(0),
         created_at: Set(at(50)),
         updated_at: Set(at(50)),
     }];
@@ -491,6 +492,7 @@ pub async fn run(
             )),
             password_hash: Set(member_hash.clone()),
             role: Set(Role::Member),
+            token_generation: Set(0),
             created_at: Set(created),
             updated_at: Set(created),
         });

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_create_catalogue;
 mod m20261122_000001_create_cache_outbox;
 mod m20261123_000001_create_persisted_documents;
+mod m20261206_000001_add_user_token_generation;
 
 pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
 
@@ -28,6 +29,10 @@ fn steps() -> Vec<Step> {
         Step {
             migration: Box::new(m20261123_000001_create_persisted_documents::Migration),
             creates: m20261123_000001_create_persisted_documents::TABLES,
+        },
+        Step {
+            migration: Box::new(m20261206_000001_add_user_token_generation::Migration),
+            creates: m20261206_000001_add_user_token_generation::TABLES,
         },
     ]
 }

@@ -105,6 +105,10 @@
 //! - **heard** (`sync`): when the last heartbeat of this replica that came
 //!   back was sent; decides trust, and when L1 entries are current as of.
 //! - **outbox id** (`db::outbox`): one write's invalidation until published.
+//! - **token generation** (`users.token_generation`, cached in the user's
+//!   [`Profile`]): moved by a password or role change; a token carries the
+//!   one it was issued under and is refused once the cached profile, evicted
+//!   by that change, shows another ([`crate::auth`]).
 //! - **namespace** (Redis `{prefix}:v…:namespace`, and the highest learnt in
 //!   [`keys::Keys`]): bumped by a clear; part of every entry's key (and so
 //!   of its version's), never of a counter's. Learnt from every

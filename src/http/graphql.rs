@@ -359,7 +359,16 @@ async fn execute(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
+    let services = &state.services;
+    // Before the response tier: a kept private answer is served only to a
+    // token that is still the user's.
+    let viewer = Viewer::authenticate(
+        authorization,
+        &services.tokens,
+        &services.cache,
+        &services.db,
+    )
+    .await;
     // Only query answers are ever kept, so a hit needs no look at the
     // document: a mutation simply finds nothing.
     let operation = state.responses.as_ref().map(|_| {
