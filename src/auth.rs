@@ -15,8 +15,10 @@
 //! with the user's profile: on a warm request that is one L1 hit, no SQL
 //! and no Redis. A change moves the generation in the same transaction as
 //! its outbox record, which evicts the cached profile on every replica, so
-//! a token issued before is refused everywhere within the cache's bound
-//! (the outbox delay, 500 ms, for the CLI, which publishes nothing itself).
+//! a token issued before is refused everywhere within the cache's bound;
+//! for the CLI, which publishes nothing itself, add the time until a
+//! serving replica's outbox sweep publishes it (the outbox delay, 500 ms,
+//! plus up to half of it).
 //! The role is not in the token: it is read from the user, so a role change
 //! takes effect at once.
 pub mod hashing;

@@ -383,6 +383,12 @@ impl Keys {
         format!("{}namespace", self.base)
     }
 
+    /// The last heartbeat any replica sent: `{base}heartbeat`. Written by
+    /// every heartbeat only so that a Redis refusing writes fails them.
+    pub fn last_heartbeat(&self) -> String {
+        format!("{}heartbeat", self.base)
+    }
+
     /// A `SCAN` pattern matching every key of this deployment that carries
     /// a namespace (and, since a prefix is free text, its glob characters
     /// escaped): `{base}n*`. It also matches the namespace counter, which

@@ -97,10 +97,16 @@ return { ns, cjson.encode(groups) }
 
 /// Publishes a heartbeat carrying the namespace current when it was sent,
 /// so hearing it back proves the namespace known, as it proves every
-/// earlier event heard. KEYS: the namespace counter. ARGV: channel, the
-/// heartbeat's JSON up to the namespace's value (Lua numbers would round a
-/// large `beat`), the namespace the sender knows.
+/// earlier event heard. It writes before it publishes: a Redis that refuses
+/// writes but still publishes (full under `noeviction`, or a primary turned
+/// read-only replica by a failover) refuses invalidations too, so its
+/// heartbeats must fail with them, or replicas would go on trusting a bus
+/// that carries no invalidation. KEYS: the namespace counter, the last
+/// heartbeat. ARGV: channel, the heartbeat's JSON up to the namespace's
+/// value (Lua numbers would round a large `beat`), the namespace the sender
+/// knows.
 const HEARTBEAT: &str = r"
+redis.call('SET', KEYS[2], ARGV[2], 'PX', 60000)
 local ns = namespace(KEYS[1], tonumber(ARGV[3]))
 return redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', ns) .. '}')
 ";
@@ -711,7 +717,7 @@ impl Store {
             "heartbeat",
             self.heartbeat.evalsha_with_reload(
                 &self.writes,
-                vec![self.keys.namespace_counter()],
+                vec![self.keys.namespace_counter(), self.keys.last_heartbeat()],
                 args,
             ),
         )

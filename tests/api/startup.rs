@@ -404,4 +404,17 @@ async fn a_token_signing_key_given_as_a_flag_signs_the_tokens() {
         .unwrap();
 
     assert_eq!(me["data"]["me"]["email"], "k@example.org", "{me}");
+    // Signed with the key given, not one the server made: a verifier
+    // holding only that key accepts it, one with another key does not.
+    let verifier = |hex: &str| {
+        biblio::auth::Tokens::new(
+            biblio::auth::signing_key::SigningKey::from_hex(hex).expect("a valid key"),
+            std::time::Duration::from_secs(3600),
+        )
+    };
+    assert!(
+        verifier(&key).verify(token).is_some(),
+        "signed with the flag's key"
+    );
+    assert!(verifier(&"b".repeat(64)).verify(token).is_none());
 }
