@@ -203,19 +203,20 @@ impl Throttle {
     /// whether Redis made them.
     async fn reserve(&self, limits: &[Limit]) -> (Vec<Count>, bool) {
         let now = Instant::now();
-        let floors: Vec<u64> = limits
+        let floors: Vec<(u64, Duration)> = limits
             .iter()
-            .map(|limit| current(&mut lock(&self.window(limit)), limit, now).0)
+            .map(|limit| current(&mut lock(&self.window(limit)), limit, now))
             .collect();
         let counters: Vec<Counter<'_>> = limits
             .iter()
             .zip(floors)
-            .map(|(limit, floor)| Counter {
+            .map(|(limit, (floor, floor_resets_in))| Counter {
                 name: &limit.name,
                 window: limit.window,
                 limit: limit.limit,
                 counts_refused: limit.counts_refused,
                 floor,
+                floor_resets_in,
             })
             .collect();
         match self.cache.reserve(&counters).await {

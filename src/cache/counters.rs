@@ -24,6 +24,10 @@ pub struct Counter<'a> {
     /// The least the count can be: what this replica counted itself, which
     /// a Redis that restarted empty has forgotten.
     pub floor: u64,
+    /// What is left of the window `floor` was counted in: a counter Redis
+    /// lost is made again with it, so the floor does not start a window of
+    /// its own (which could hold a lockout for nearly two windows).
+    pub floor_resets_in: Duration,
 }
 
 /// A counter's value in its current window.
@@ -51,7 +55,7 @@ impl Cache {
             .iter()
             .map(|counter| self.inner.keys.counter(counter.name))
             .collect();
-        let args: Vec<[u64; 4]> = counters
+        let args: Vec<[u64; 5]> = counters
             .iter()
             .map(|counter| {
                 [
@@ -59,6 +63,7 @@ impl Cache {
                     counter.limit,
                     counter.floor,
                     u64::from(counter.counts_refused),
+                    counter.floor_resets_in.as_millis() as u64,
                 ]
             })
             .collect();

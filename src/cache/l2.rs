@@ -115,25 +115,31 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', ns) .. '}')
 /// step (see `super::counters`). Every counter is read first, raised to its
 /// floor: the attempt is refused if any has reached its limit. Then each
 /// adds one if the attempt was let through, or if it counts refusals too.
-/// A window starts with its counter's first count; a counter left without
-/// an expiry gets one, so no count outlives its window for long. KEYS:
-/// counters; ARGV: (window in ms, limit, floor, 1 if refusals count) per
-/// counter. Returns (count, ms until the window ends, 1 if it refused)
-/// per counter.
+/// A window starts with its counter's first count; a counter Redis lost
+/// (restarted empty, expired) while the floor kept counting is made again
+/// with the floor's own window left, not a new one, so a replica's count
+/// cannot lengthen a lockout; a counter left without an expiry gets one.
+/// KEYS: counters; ARGV: (window in ms, limit, floor, 1 if refusals count,
+/// ms left of the floor's window) per counter. Returns (count, ms until the
+/// window ends, 1 if it refused) per counter.
 const RESERVE: &str = r"
 local counts, refused = {}, false
 for i = 1, #KEYS do
   local stored = tonumber(redis.call('GET', KEYS[i]) or '0')
-  counts[i] = math.max(stored, tonumber(ARGV[4 * i - 1]))
-  if counts[i] >= tonumber(ARGV[4 * i - 2]) then refused = true end
+  counts[i] = math.max(stored, tonumber(ARGV[5 * i - 2]))
+  if counts[i] >= tonumber(ARGV[5 * i - 3]) then refused = true end
 end
 local out = {}
 for i = 1, #KEYS do
   local n = counts[i]
-  local over = n >= tonumber(ARGV[4 * i - 2])
-  if not refused or ARGV[4 * i] == '1' then n = n + 1 end
+  local over = n >= tonumber(ARGV[5 * i - 3])
+  if not refused or ARGV[5 * i - 1] == '1' then n = n + 1 end
   local ttl = redis.call('PTTL', KEYS[i])
-  if ttl <= 0 then ttl = tonumber(ARGV[4 * i - 3]) end
+  if ttl <= 0 then
+    ttl = tonumber(ARGV[5 * i - 4])
+    local floor_left = tonumber(ARGV[5 * i])
+    if tonumber(ARGV[5 * i - 2]) > 0 and floor_left > 0 then ttl = floor_left end
+  end
   if n > 0 then redis.call('SET', KEYS[i], n, 'PX', ttl) end
   out[#out + 1] = n
   out[#out + 1] = ttl
@@ -666,7 +672,7 @@ impl Store {
     pub async fn reserve(
         &self,
         keys: Vec<String>,
-        args: &[[u64; 4]],
+        args: &[[u64; 5]],
     ) -> Option<Vec<(u64, Duration, bool)>> {
         let args: Vec<Value> = args
             .iter()

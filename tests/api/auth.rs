@@ -610,3 +610,38 @@ async fn with_redis_stopped_two_replicas_split_the_limit_instead_of_each_allowin
         assert_eq!(replica.cache.replicas_seen(), 2, "what it last saw is kept");
     }
 }
+
+/// A counter Redis lost (it restarted empty) is made again from this
+/// replica's own count, for what is left of that count's window, not a new
+/// window: else ten wrong guesses could lock an account out for nearly
+/// two windows.
+#[tokio::test]
+async fn a_lockout_restored_after_redis_lost_its_counters_ends_with_its_first_window() {
+    let (replicas, mut redis) = TestApp::builder()
+        .configure(|config| {
+            throttled(3, 1000)(config);
+            config.throttle.email_window = Duration::from_secs(10);
+        })
+        .spawn_replicas()
+        .await;
+    let app = &replicas[0];
+    app.member("locked@example.org").await;
+    let first = std::time::Instant::now();
+    for _ in 0..3 {
+        let (_, _, body) = sign_in(app, "locked@example.org", "wrong-guess", None).await;
+        assert_eq!(codes(&body), ["UNAUTHENTICATED"], "{body}");
+    }
+    redis.stop();
+    redis.restart();
+    crate::helpers::eventually(|| async { app.cache.health().status == "up" }).await;
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(first.elapsed())).await;
+
+    let (status, retry_after, body) =
+        sign_in(app, "locked@example.org", "member-password", None).await;
+    assert_eq!(status, 429, "still within the window: {body}");
+    let left = 10 - first.elapsed().as_secs();
+    assert!(
+        retry_after.is_some_and(|secs| secs <= left + 1),
+        "the lockout ends with the window the failures began: retry after {retry_after:?}, {left} s left"
+    );
+}
