@@ -12,7 +12,7 @@
 //! and every event logged while the request runs (a failed sign-in, say) is
 //! inside a `request` span carrying it, so its lines can be matched with the
 //! access line.
-use super::answered::Answered;
+use super::answered::{Answered, MAX_OPERATION_LEN};
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::response::Response;
@@ -27,10 +27,6 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest request id taken from a client; longer ones are replaced.
 const MAX_ID_LEN: usize = 128;
-
-/// The longest operation name logged; a longer one is cut (a client may
-/// send any `operationName` with a document that does not parse).
-const MAX_OPERATION_LEN: usize = 100;
 
 /// Wraps the router so every request is logged and has an id.
 #[derive(Debug, Clone, Copy, Default)]
@@ -119,8 +115,10 @@ fn log(
 }
 
 /// The operation's name as logged: `-` for an anonymous one (no GraphQL
-/// name can be `-`), a name a client made up cut and stripped of what is
-/// not visible ASCII, so it cannot forge or break a line.
+/// name can be `-`). [`Answered`] only reports names the document defines,
+/// already cut to [`MAX_OPERATION_LEN`]; the line is still made safe here
+/// (cut, and stripped of what is not visible ASCII), so no change there
+/// could let a name forge or break a line.
 fn operation_name(answered: &Answered) -> Cow<'_, str> {
     let Some(name) = answered.operation.as_deref() else {
         return Cow::Borrowed("-");

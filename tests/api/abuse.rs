@@ -852,3 +852,84 @@ async fn a_hostile_corpus_is_refused_and_the_replica_survives() {
         failures.join("\n")
     );
 }
+
+/// `/metrics`'s size in bytes, read until `limit` at most (a scrape that
+/// grew without bound is not read whole).
+async fn metrics_size(server: &crate::binary::Server, limit: usize) -> usize {
+    let mut response = server
+        .client
+        .get(format!("{}/metrics", server.address))
+        .send()
+        .await
+        .expect("/metrics answers");
+    assert_eq!(response.status(), 200);
+    let mut size = 0;
+    while let Some(chunk) = response.chunk().await.expect("the scrape's body") {
+        size += chunk.len();
+        if size > limit {
+            break;
+        }
+    }
+    size
+}
+
+/// Issue 15's first row: anonymous POSTs of `query A { __typename }`, each
+/// with a different 100 KB `operationName` the document does not define,
+/// half asking for `application/json` (answered 200) and half for
+/// graphql-response+json (400), grew `/metrics` from 42 KB to 850 MB and
+/// the process to 1.7 GiB. Each name is the client's invention, so none
+/// becomes a label: the scrape stays small and so does the process.
+#[tokio::test]
+async fn made_up_operation_names_leave_metrics_small_and_memory_bounded() {
+    use crate::binary::{biblio, resident_kib, Capture, Server};
+    let (_database, url) = crate::helpers::TestDatabase::create().await;
+    let redis = crate::helpers::TestRedis::start();
+    let stderr = Capture::new("metrics-labels");
+    let mut command = biblio(&url);
+    command.stderr(stderr.stdio());
+    let server = Server::start(command, &["--redis-url", &redis.url()]).await;
+    let pid = server.process.id();
+    const LIMIT: usize = 128 * 1024;
+    let before = metrics_size(&server, LIMIT).await;
+    let (resident_before, peak_before) = resident_kib(pid);
+
+    for n in 0..300 {
+        let name = format!("N{n:05}{}", "x".repeat(100 * 1024));
+        let accept = if n % 2 == 0 {
+            "application/json"
+        } else {
+            "application/graphql-response+json"
+        };
+        let response = server
+            .client
+            .post(format!("{}/graphql", server.address))
+            .header("accept", accept)
+            .json(&json!({ "query": "query A { __typename }", "operationName": name }))
+            .send()
+            .await
+            .expect("the server answers");
+        assert!(
+            response.status() == 200 || response.status() == 400,
+            "{}",
+            response.status()
+        );
+    }
+    let after = metrics_size(&server, LIMIT).await;
+    let (resident_after, peak) = resident_kib(pid);
+    println!(
+        "/metrics {before} -> {after} bytes; resident {resident_before} -> {resident_after} KiB, \
+         peak {peak_before} -> {peak} KiB"
+    );
+
+    assert!(
+        after < LIMIT && after - before < 16 * 1024,
+        "/metrics grew from {before} to {after} bytes (read up to {LIMIT})"
+    );
+    assert!(
+        resident_after.saturating_sub(resident_before) < 64 * 1024
+            && peak.saturating_sub(peak_before) < 64 * 1024,
+        "resident {resident_before} KiB before (peak {peak_before}), \
+         {resident_after} KiB after (peak {peak})"
+    );
+    assert!(!stderr.read().contains("panicked"));
+}

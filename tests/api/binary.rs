@@ -222,3 +222,18 @@ impl Drop for Capture {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// Process `pid`'s resident size now and at its peak so far, in KiB, from
+/// /proc/PID/status (`VmRSS`, `VmHWM`): what a memory bound is asserted on.
+pub fn resident_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|err| panic!("/proc/{pid}/status: {err}"));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

@@ -470,3 +470,43 @@ async fn a_reader_that_waits_for_anothers_load_is_counted_as_a_flight_join() {
         "one load for both readers"
     );
 }
+
+/// A client can send any `operationName`, and a document can define a name
+/// of any length: the label is only ever a name the executed document
+/// defines, cut like the access log's, and `(anonymous)` otherwise.
+#[tokio::test]
+async fn the_operation_label_is_a_name_the_document_defines_cut_to_length() {
+    let app = spawn_app().await;
+    let made_up = format!("Invented{}", "x".repeat(10_000));
+    let undefined = app
+        .client
+        .post(app.graphql_url())
+        .json(&json!({ "query": "query A { __typename }", "operationName": made_up }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(undefined.status(), 400);
+    let long = format!("Long{}", "y".repeat(10_000));
+    app.data(None, &format!("query {long} {{ __typename }}"), json!({}))
+        .await;
+
+    let scrape = scrape(&app).await;
+    let names: HashSet<String> = scrape
+        .series("biblio_graphql_requests_total", &[])
+        .into_iter()
+        .map(|labels| labels["operation"].clone())
+        .collect();
+    assert!(
+        names.iter().all(|name| !name.starts_with("Invented")),
+        "a name the document does not define became a label"
+    );
+    assert!(names.iter().all(|name| name.len() <= 100), "{names:?}");
+    assert_eq!(
+        requests(&scrape, "(anonymous)", "unknown", "executed", "400"),
+        1.0
+    );
+    assert_eq!(
+        requests(&scrape, &long[..100], "query", "executed", "200"),
+        1.0
+    );
+}
