@@ -375,9 +375,32 @@ where
     }
 }
 
+/// Who may read `/metrics` (`--metrics-auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Access {
+    /// Anyone who can reach the port: for a network where only the
+    /// scrapers can.
+    #[default]
+    Open,
+    /// Only a request with `Authorization: Bearer <operator token>`; 401
+    /// otherwise. Operation names and rates say what clients do, which
+    /// is not for everyone who can reach the service.
+    OperatorToken,
+}
+
 /// `GET /metrics`: every metric of this replica, in the Prometheus text
-/// format, or OpenMetrics text when the scraper asks for it first.
+/// format, or OpenMetrics text when the scraper asks for it first; with
+/// [`Access::OperatorToken`], only for the operator token.
 pub async fn scrape(State(state): State<super::AppState>, headers: HeaderMap) -> Response {
+    if state.metrics_auth == Access::OperatorToken {
+        let allowed = match (&state.operator_token, super::bearer(&headers)) {
+            (Some(operator), Some(bearer)) => operator.matches(bearer),
+            _ => false,
+        };
+        if !allowed {
+            return refused();
+        }
+    }
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|accept| accept.to_str().ok())
@@ -395,6 +418,23 @@ pub async fn scrape(State(state): State<super::AppState>, headers: HeaderMap) ->
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A scrape without the operator token: 401, saying how to authenticate
+/// and nothing of the metrics.
+fn refused() -> Response {
+    let mut response = (
+        axum::http::StatusCode::UNAUTHORIZED,
+        "/metrics needs the operator token: Authorization: Bearer <token>\n",
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"biblio metrics\""),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
