@@ -1,5 +1,7 @@
-//! HTTP caching of query answers: a strong `ETag` from the answer's bytes,
-//! `If-None-Match` answered with 304, and `Cache-Control` that lets
+//! HTTP caching of query answers: a strong `ETag` from the answer's bytes
+//! (one per representation: per content coding and per media type),
+//! `If-None-Match` answered with 304, `Vary` naming every request header
+//! the answer depends on, and `Cache-Control` that lets
 //! browsers and CDNs keep an answer but never serve it without asking
 //! again (`max-age=0, must-revalidate`), so nothing downstream outlives the
 //! cache's staleness bound.
@@ -74,11 +76,11 @@ impl Policy {
             }
         };
         headers.insert(header::CACHE_CONTROL, cache_control);
-        // The answer depends on who asks, and its bytes on the codings the
-        // client accepts.
+        // The answer depends on who asks, its media type on what the client
+        // accepts, and its bytes on the codings it accepts.
         headers.insert(
             header::VARY,
-            HeaderValue::from_static("Authorization, Accept-Encoding"),
+            HeaderValue::from_static("Authorization, Accept, Accept-Encoding"),
         );
         if let Some(etag) = etag {
             headers.insert(header::ETAG, etag);
@@ -106,9 +108,16 @@ pub fn etag_in(etag: &HeaderValue, encoding: Encoding) -> HeaderValue {
     if encoding == Encoding::Identity {
         return etag.clone();
     }
+    variant(etag, encoding.as_str())
+}
+
+/// The tag of another representation of the same answer: `"<tag>-<what>"`.
+/// The same bytes sent under another media type are another
+/// representation too, so the GraphQL endpoint derives their tag this way.
+pub fn variant(etag: &HeaderValue, what: &str) -> HeaderValue {
     let plain = etag.to_str().unwrap_or("\"\"").trim_end_matches('"');
-    HeaderValue::from_str(&format!("{plain}-{}\"", encoding.as_str()))
-        .expect("a tag and a coding's name are a valid header value")
+    HeaderValue::from_str(&format!("{plain}-{what}\""))
+        .expect("a tag and a token are a valid header value")
 }
 
 /// Whether `If-None-Match` names `etag` (RFC 9110 §13.1.2: `*`, or a list

@@ -47,6 +47,17 @@ impl MediaType {
         }
     }
 
+    /// The validator of an answer sent as this type, from the validator of
+    /// its bytes: the same bytes under two media types are two
+    /// representations, so they must not share a strong tag. The
+    /// specification's default keeps the bytes' own tag.
+    fn etag(self, etag: HeaderValue) -> HeaderValue {
+        match self {
+            Self::GraphqlResponseJson => etag,
+            Self::Json => caching::variant(&etag, "json"),
+        }
+    }
+
     /// The first type in `Accept` that we can produce. No header, or a
     /// wildcard, means the specification's default, graphql-response+json.
     fn negotiate(headers: &HeaderMap) -> Option<Self> {
@@ -376,6 +387,7 @@ async fn execute(
                 .policy(answer.private || authorization.is_some());
             let encoding = Encoding::choose(headers, answer.body.len());
             let (body, etag) = responses.in_encoding(&answer, encoding);
+            let etag = media.etag(etag);
             let answered = Answered::by_tier(&state.documents, &request);
             if caching::not_modified(headers, &etag) {
                 responses.not_modified();
@@ -475,6 +487,7 @@ async fn execute(
         (None, None) if encoding == Encoding::Identity => (body, None),
         (None, None) => (Bytes::from(encoding.compress(&body)), None),
     };
+    let etag = etag.map(|etag| media.etag(etag));
     if let Some(etag) = etag
         .as_ref()
         .filter(|etag| caching::not_modified(headers, etag))

@@ -376,7 +376,10 @@ async fn answers_revalidate_with_etags_and_say_who_may_keep_them() {
         first.headers()["cache-control"],
         "public, max-age=0, must-revalidate"
     );
-    assert_eq!(first.headers()["vary"], "Authorization, Accept-Encoding");
+    assert_eq!(
+        first.headers()["vary"],
+        "Authorization, Accept, Accept-Encoding"
+    );
 
     let again = send(Some(etag.clone()), None).await.unwrap();
     assert_eq!(again.status(), 304);
@@ -446,4 +449,63 @@ async fn a_named_mutation_without_its_name_is_refused_over_get() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
+}
+
+/// The answer's media type follows `Accept`, so `Vary` names it, and each
+/// media type is its own representation with its own strong tag (RFC 9110
+/// §8.8.3): a cache must not hand one client's `application/json` to
+/// another that asked for graphql-response+json, nor revalidate one with
+/// the other's tag.
+#[tokio::test]
+async fn each_media_type_is_its_own_representation_with_its_own_etag() {
+    let app = spawn_app().await;
+    let query = [("query", "{ categories { name } }")];
+    let send = |accept: &'static str, etag: Option<&str>| {
+        let mut request = app
+            .client
+            .get(app.graphql_url())
+            .query(&query)
+            .header("accept", accept);
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        request.send()
+    };
+    let mut tags = Vec::new();
+    // Twice each: executed, then from the response tier.
+    for accept in [
+        "application/graphql-response+json",
+        "application/json",
+        "application/graphql-response+json",
+        "application/json",
+    ] {
+        let response = send(accept, None).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], accept);
+        assert_eq!(
+            response.headers()["vary"],
+            "Authorization, Accept, Accept-Encoding",
+            "{accept}"
+        );
+        tags.push(response.headers()["etag"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(tags[0], tags[2], "graphql-response+json, executed and kept");
+    assert_eq!(tags[1], tags[3], "application/json, executed and kept");
+    assert_ne!(tags[0], tags[1], "one tag for two representations");
+
+    let json = send("application/json", Some(&tags[1])).await.unwrap();
+    assert_eq!(json.status(), 304);
+    assert_eq!(json.headers()["etag"], tags[1].as_str());
+    assert_eq!(
+        json.headers()["vary"],
+        "Authorization, Accept, Accept-Encoding"
+    );
+    let other = send("application/graphql-response+json", Some(&tags[1]))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        200,
+        "the application/json tag does not name the graphql-response+json answer"
+    );
 }
