@@ -110,6 +110,7 @@ local BORROWS = "query MyBorrows { myBorrows(page: 1, pageSize: 20) { items { id
 local UPDATE = "mutation Update(\$id: ID!, \$title: String!) { updateBook(id: \$id, input: { title: \$title }) { id title } }"
 local function enc(s) return (s:gsub('\\\\', '\\\\\\\\'):gsub('"', '\\\\"')) end
 local function body(q, vars) return '{"query":"' .. enc(q) .. '","variables":' .. vars .. '}' end
+local function urlencode(s) return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end)) end
 local workload = os.getenv("WORKLOAD")
 local rate_delay = tonumber(os.getenv("DELAY_MS") or "0")
 wrk.method = "POST"
@@ -122,9 +123,11 @@ request = function()
     b = body(BOOK, '{"id":"' .. ids[math.random(#ids)] .. '"}')
   elseif workload == "revalidate" then
     -- A client holding the current copy asks whether it changed: 304.
+    -- Over GET: RFC 9110 answers a matching POST 412, not 304.
     local i = math.random(#ids)
     headers["If-None-Match"] = etags[i]
-    b = body(BOOK, '{"id":"' .. ids[i] .. '"}')
+    return wrk.format("GET", "/graphql?query=" .. urlencode(BOOK) .. "&variables="
+      .. urlencode('{"id":"' .. ids[i] .. '"}'), headers)
   elseif workload == "mixed" then
     headers["Authorization"] = "Bearer " .. librarian
     b = body(UPDATE, '{"id":"' .. ids[math.random(#ids)] .. '","title":"Retitled ' .. math.random(1000000) .. '"}')

@@ -381,11 +381,6 @@ async fn answers_revalidate_with_etags_and_say_who_may_keep_them() {
         "Authorization, Accept, Accept-Encoding"
     );
 
-    let again = send(Some(etag.clone()), None).await.unwrap();
-    assert_eq!(again.status(), 304);
-    assert_eq!(again.headers()["etag"], etag.as_str());
-    assert!(again.bytes().await.unwrap().is_empty());
-
     let get = app
         .client
         .get(app.graphql_url())
@@ -395,6 +390,10 @@ async fn answers_revalidate_with_etags_and_say_who_may_keep_them() {
         .await
         .unwrap();
     assert_eq!(get.status(), 304, "the same answer over GET");
+    assert_eq!(get.headers()["etag"], etag.as_str());
+    assert!(get.bytes().await.unwrap().is_empty());
+    let post = send(Some(etag.clone()), None).await.unwrap();
+    assert_eq!(post.status(), 412, "a POST is not revalidated but refused");
 
     let private = send(None, Some(&token)).await.unwrap();
     assert_eq!(private.headers()["cache-control"], "private, no-cache");
@@ -508,4 +507,96 @@ async fn each_media_type_is_its_own_representation_with_its_own_etag() {
         200,
         "the application/json tag does not name the graphql-response+json answer"
     );
+}
+
+/// RFC 9110 §13.1.2 and §13.2.2: `If-None-Match` that matches the current
+/// answer is 304 on GET and HEAD, and 412 Precondition Failed on any other
+/// method; `*` matches whenever there is a current answer, and an answer
+/// that is not one (an error, kept by nobody, with no tag) matches nothing.
+#[tokio::test]
+async fn if_none_match_is_304_on_get_and_head_and_412_on_post() {
+    let app = spawn_app().await;
+    let query = "{ categories { name } }";
+    let first = app
+        .client
+        .post(app.graphql_url())
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let request = |method: reqwest::Method, if_none_match: &str| {
+        let builder = app
+            .client
+            .request(method.clone(), app.graphql_url())
+            .header("if-none-match", if_none_match);
+        if method == reqwest::Method::POST {
+            builder.json(&json!({ "query": query }))
+        } else {
+            builder.query(&[("query", query)])
+        }
+        .send()
+    };
+
+    for tag in [etag.as_str(), "*", "\"other\", *"] {
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let response = request(method.clone(), tag).await.unwrap();
+            assert_eq!(response.status(), 304, "{method} {tag}");
+            assert_eq!(response.headers()["etag"], etag.as_str(), "{method} {tag}");
+        }
+        // From the response tier, which kept the first answer.
+        let response = request(reqwest::Method::POST, tag).await.unwrap();
+        assert_eq!(response.status(), 412, "POST {tag}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            "PRECONDITION_FAILED"
+        );
+    }
+    let stale = request(reqwest::Method::POST, "\"other\"").await.unwrap();
+    assert_eq!(stale.status(), 200, "a tag that names nothing current");
+
+    // Executed rather than kept: the precondition is evaluated the same.
+    let fresh = "{ categories { id } }";
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .header("if-none-match", "*")
+        .json(&json!({ "query": fresh }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 412, "an executed answer exists too");
+
+    // No current answer: an error has no tag, so `*` matches nothing.
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let builder = app
+            .client
+            .request(method.clone(), app.graphql_url())
+            .header("if-none-match", "*");
+        let broken = "{ book(id: \"nope\") { title } }";
+        let builder = if method == reqwest::Method::POST {
+            builder.json(&json!({ "query": broken }))
+        } else {
+            builder.query(&[("query", broken)])
+        };
+        let response = builder.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{method}");
+        assert!(response.headers().get("etag").is_none(), "{method}");
+    }
+    // A mutation's answer does not exist before it runs: `*` does not stop it.
+    let token = app.librarian().await;
+    let created = app
+        .client
+        .post(app.graphql_url())
+        .bearer_auth(&token)
+        .header("if-none-match", "*")
+        .json(&json!({ "query": "mutation { createCategory(input: { name: \"Star\" }) { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let body: Value = created.json().await.unwrap();
+    assert!(body["data"]["createCategory"]["id"].is_string(), "{body}");
 }
