@@ -89,14 +89,32 @@ fn log(
     // Microseconds as a decimal of milliseconds: a number in JSON.
     let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
     let request_id = id.to_str().unwrap_or_default();
-    match response.extensions().get::<Answered>() {
+    let answered = response.extensions().get::<Answered>();
+    // The same line as below, written without the subscriber's formatting
+    // (see `telemetry`): this is the one line of every request.
+    let written = crate::telemetry::access_line("biblio::access", "request", |fields| {
+        fields.display("method", method.as_str());
+        fields.str("path", path);
+        if let Some(answered) = answered {
+            fields.str("operation", &operation_name(answered));
+            fields.str("kind", answered.kind.as_str());
+            fields.str("tier", tier(answered));
+        }
+        fields.u64("status", u64::from(status));
+        fields.f64("duration_ms", duration_ms);
+        fields.str("request_id", request_id);
+    });
+    if written {
+        return;
+    }
+    match answered {
         Some(answered) => tracing::info!(
             target: "biblio::access",
             %method,
             path,
             operation = &*operation_name(answered),
             kind = answered.kind.as_str(),
-            tier = if answered.by_tier { "response" } else { "executor" },
+            tier = tier(answered),
             status,
             duration_ms,
             request_id,
@@ -111,6 +129,15 @@ fn log(
             request_id,
             "request"
         ),
+    }
+}
+
+/// Which tier answered, as logged.
+fn tier(answered: &Answered) -> &'static str {
+    if answered.by_tier {
+        "response"
+    } else {
+        "executor"
     }
 }
 
