@@ -3,6 +3,7 @@
 use crate::cache::{Mode, Settings, Ttls};
 use crate::config::Config;
 use crate::graphql::Limits;
+use crate::http::MetricsAuth;
 use crate::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -321,6 +322,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BIBLIO_OPERATOR_TOKEN", hide_env_values = true,
           value_parser = crate::auth::operator::ValueParser)]
     pub operator_token: Option<crate::auth::operator::OperatorToken>,
+    /// Who may read `/metrics`: `open` (anyone who can reach it, the
+    /// default) or `operator-token` (only with `Authorization: Bearer
+    /// <operator token>`, 401 otherwise; needs --operator-token).
+    #[arg(long, env = "BIBLIO_METRICS_AUTH", value_enum, default_value_t = MetricsAuth::Open)]
+    pub metrics_auth: MetricsAuth,
 }
 
 impl Default for ServeArgs {
@@ -610,6 +616,7 @@ impl ServeArgs {
             persisted_only: self.persisted_only,
             warm: self.warm,
             operator_token: self.operator_token,
+            metrics_auth: self.metrics_auth,
         }
     }
 }

@@ -44,4 +44,6 @@ pub struct Config {
     /// Opens `/dashboard/data` without a sign-in (`--operator-token`); its
     /// `Debug` prints no secret.
     pub operator_token: Option<crate::auth::operator::OperatorToken>,
+    /// Who may read `/metrics` (`--metrics-auth`).
+    pub metrics_auth: crate::http::MetricsAuth,
 }

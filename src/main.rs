@@ -33,7 +33,8 @@ macro_rules! say {
 async fn main() {
     let cli = Cli::parse_command_line();
     let format = cli.log_format;
-    telemetry::init(format);
+    // Kept to the end: dropping it writes out the lines still queued.
+    let logs = telemetry::init(format);
     match run(cli).await {
         Ok(()) => {}
         // Whoever read our output has stopped reading: nobody is left to
@@ -41,6 +42,9 @@ async fn main() {
         Err(err) if is_broken_pipe(&err) => {}
         Err(err) => {
             fail(format, &err);
+            // `exit` runs no destructor: the last lines (this error's, with
+            // JSON logs) are written out first.
+            drop(logs);
             std::process::exit(1);
         }
     }

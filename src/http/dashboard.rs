@@ -91,16 +91,12 @@ enum Reader {
 
 /// A librarian's token or the operator token; otherwise the error to send.
 async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Reader, Error> {
-    let Some(authorization) = headers.get(header::AUTHORIZATION) else {
+    if !headers.contains_key(header::AUTHORIZATION) {
         return Err(Error::unauthenticated(
             "sign in as a librarian, or send the operator token as a bearer token",
         ));
-    };
-    let authorization = authorization.to_str().unwrap_or_default();
-    let bearer = authorization
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+    }
+    let bearer = super::bearer(headers);
     if let (Some(operator), Some(bearer)) = (&state.operator_token, bearer) {
         if operator.matches(bearer) {
             return Ok(Reader::Operator);

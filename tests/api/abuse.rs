@@ -853,18 +853,6 @@ async fn a_hostile_corpus_is_refused_and_the_replica_survives() {
     );
 }
 
-/// A line of the service's `/proc/PID/status`, in MiB: `VmHWM` is its
-/// peak resident size so far, `VmRSS` its resident size now.
-fn resident_mib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the service runs");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in {status}"));
-    kib / 1024
-}
-
 /// One wrong `login` from `address` (as the load balancer names it):
 /// (status, error codes).
 async fn wrong_login(
@@ -918,7 +906,7 @@ async fn four_hundred_concurrent_wrong_logins_from_as_many_addresses_keep_the_re
     .await;
     let pid = server.process.id();
     let url = format!("{}/graphql", server.address);
-    let at_rest = resident_mib(pid, "VmRSS");
+    let at_rest = crate::binary::resident_kib(pid).0 / 1024;
 
     let guesses = (0..400).map(|i| {
         let (client, url) = (server.client.clone(), url.clone());
@@ -929,7 +917,7 @@ async fn four_hundred_concurrent_wrong_logins_from_as_many_addresses_keep_the_re
     });
     let answers = futures_util::future::join_all(guesses).await;
 
-    let peak = resident_mib(pid, "VmHWM");
+    let peak = crate::binary::resident_kib(pid).1 / 1024;
     let judged = answers
         .iter()
         .filter(|(status, codes)| *status == 200 && codes == &["UNAUTHENTICATED"])
@@ -956,4 +944,85 @@ async fn four_hundred_concurrent_wrong_logins_from_as_many_addresses_keep_the_re
         "the service's peak resident size was {peak} MiB ({at_rest} MiB at rest)"
     );
     assert!(!log.read().contains("panicked"), "{}", log.read());
+}
+
+/// `/metrics`'s size in bytes, read until `limit` at most (a scrape that
+/// grew without bound is not read whole).
+async fn metrics_size(server: &crate::binary::Server, limit: usize) -> usize {
+    let mut response = server
+        .client
+        .get(format!("{}/metrics", server.address))
+        .send()
+        .await
+        .expect("/metrics answers");
+    assert_eq!(response.status(), 200);
+    let mut size = 0;
+    while let Some(chunk) = response.chunk().await.expect("the scrape's body") {
+        size += chunk.len();
+        if size > limit {
+            break;
+        }
+    }
+    size
+}
+
+/// Issue 15's first row: anonymous POSTs of `query A { __typename }`, each
+/// with a different 100 KB `operationName` the document does not define,
+/// half asking for `application/json` (answered 200) and half for
+/// graphql-response+json (400), grew `/metrics` from 42 KB to 850 MB and
+/// the process to 1.7 GiB. Each name is the client's invention, so none
+/// becomes a label: the scrape stays small and so does the process.
+#[tokio::test]
+async fn made_up_operation_names_leave_metrics_small_and_memory_bounded() {
+    use crate::binary::{biblio, resident_kib, Capture, Server};
+    let (_database, url) = crate::helpers::TestDatabase::create().await;
+    let redis = crate::helpers::TestRedis::start();
+    let stderr = Capture::new("metrics-labels");
+    let mut command = biblio(&url);
+    command.stderr(stderr.stdio());
+    let server = Server::start(command, &["--redis-url", &redis.url()]).await;
+    let pid = server.process.id();
+    const LIMIT: usize = 128 * 1024;
+    let before = metrics_size(&server, LIMIT).await;
+    let (resident_before, peak_before) = resident_kib(pid);
+
+    for n in 0..300 {
+        let name = format!("N{n:05}{}", "x".repeat(100 * 1024));
+        let accept = if n % 2 == 0 {
+            "application/json"
+        } else {
+            "application/graphql-response+json"
+        };
+        let response = server
+            .client
+            .post(format!("{}/graphql", server.address))
+            .header("accept", accept)
+            .json(&json!({ "query": "query A { __typename }", "operationName": name }))
+            .send()
+            .await
+            .expect("the server answers");
+        assert!(
+            response.status() == 200 || response.status() == 400,
+            "{}",
+            response.status()
+        );
+    }
+    let after = metrics_size(&server, LIMIT).await;
+    let (resident_after, peak) = resident_kib(pid);
+    println!(
+        "/metrics {before} -> {after} bytes; resident {resident_before} -> {resident_after} KiB, \
+         peak {peak_before} -> {peak} KiB"
+    );
+
+    assert!(
+        after < LIMIT && after - before < 16 * 1024,
+        "/metrics grew from {before} to {after} bytes (read up to {LIMIT})"
+    );
+    assert!(
+        resident_after.saturating_sub(resident_before) < 64 * 1024
+            && peak.saturating_sub(peak_before) < 64 * 1024,
+        "resident {resident_before} KiB before (peak {peak_before}), \
+         {resident_after} KiB after (peak {peak})"
+    );
+    assert!(!stderr.read().contains("panicked"));
 }

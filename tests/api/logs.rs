@@ -315,3 +315,73 @@ fn text_logs_are_coloured_on_a_terminal() {
         "no colour on a terminal: {shown}"
     );
 }
+
+/// Lines are written by a thread of their own: the ones logged just before
+/// the process ends (the last requests' access lines, the shutdown line)
+/// are written out all the same, and `/metrics` says how many lines were
+/// dropped because the queue to that thread was full (none here).
+#[tokio::test]
+async fn every_line_logged_before_a_graceful_stop_is_written_and_drops_are_counted() {
+    let (_database, url) = TestDatabase::create().await;
+    let redis = TestRedis::start();
+    let (mut server, stderr) = logging_replica(&url, &redis, "json", &[]).await;
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "biblio_log_lines_dropped_total 0"),
+        "no count of dropped lines in /metrics"
+    );
+
+    let requests = 200;
+    for n in 0..requests {
+        let response = server
+            .client
+            .get(format!("{}/healthz", server.address))
+            .header("x-request-id", format!("last-requests-{n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &server.process.id().to_string()])
+        .status()
+        .expect("`kill` runs");
+    assert!(stopped.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.process.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status}");
+
+    let log = stderr.read();
+    let lines = json_lines(&log);
+    let written = lines
+        .iter()
+        .filter(|line| {
+            line["request_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("last-requests-"))
+        })
+        .count();
+    assert_eq!(written, requests, "access lines written before the exit");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["message"] == "shutting down: finishing in-flight requests"),
+        "no shutdown line"
+    );
+}
