@@ -235,7 +235,7 @@ pub struct ServeArgs {
     /// first replica generated and stored in the database is used. Never
     /// printed: `--help` hides its environment value.
     #[arg(long, env = "BIBLIO_TOKEN_SIGNING_KEY", hide_env_values = true,
-          value_parser = crate::auth::signing_key::ValueParser)]
+          value_parser = crate::redact::SecretParser::<crate::auth::SigningKey>::new(crate::auth::signing_key::FLAG))]
     pub token_signing_key: Option<crate::auth::SigningKey>,
     /// Failed sign-ins allowed per e-mail in a window; then that e-mail is
     /// refused (429) until the window ends, even with the right password.
@@ -320,7 +320,7 @@ pub struct ServeArgs {
     /// an account; at least 16 characters. Never printed: `--help` hides
     /// its environment value and only its digest is kept.
     #[arg(long, env = "BIBLIO_OPERATOR_TOKEN", hide_env_values = true,
-          value_parser = crate::auth::operator::ValueParser)]
+          value_parser = crate::redact::SecretParser::<crate::auth::operator::OperatorToken>::new("--operator-token"))]
     pub operator_token: Option<crate::auth::operator::OperatorToken>,
     /// Who may read `/metrics`: `open` (anyone who can reach it, the
     /// default) or `operator-token` (only with `Authorization: Bearer

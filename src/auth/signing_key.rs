@@ -93,35 +93,10 @@ impl std::fmt::Debug for SigningKey {
 impl std::str::FromStr for SigningKey {
     type Err = String;
 
-    /// The flag's value: hex, at least [`MIN_BYTES`] bytes.
+    /// The flag's value: hex, at least [`MIN_BYTES`] bytes; the error says
+    /// why and how to make one (clap's parser names the flag).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::from_hex(text).map_err(|why| format!("{FLAG}: {why}; {MAKE_ONE}"))
-    }
-}
-
-/// Parses `--token-signing-key` for clap. Its own parser because clap's
-/// error for a refused value repeats the value, and a refused key is still
-/// someone's secret.
-#[derive(Debug, Clone, Copy)]
-pub struct ValueParser;
-
-impl clap::builder::TypedValueParser for ValueParser {
-    type Value = SigningKey;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<Self::Value, clap::Error> {
-        let refuse = |why: String| {
-            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{why}\n")).with_cmd(cmd)
-        };
-        value
-            .to_str()
-            .ok_or_else(|| refuse(format!("{FLAG}: the key must be hex; {MAKE_ONE}")))?
-            .parse()
-            .map_err(refuse)
+        Self::from_hex(text).map_err(|why| format!("{why}; {MAKE_ONE}"))
     }
 }
 
