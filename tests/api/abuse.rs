@@ -128,6 +128,45 @@ fn shape_bombs() -> Vec<Case> {
             expect: Expect::Limit("maxNesting"),
         });
     }
+    // The limits of issue 15: variables by size, fields over every
+    // operation of a document, aliases inside introspection.
+    for bytes in [70_000, 900_000] {
+        cases.push(Case {
+            name: format!("variables of {bytes} bytes"),
+            request: post(
+                "query($s: String) { __typename }",
+                json!({ "s": "v".repeat(bytes) }),
+            ),
+            expect: Expect::Limit("maxVariablesBytes"),
+        });
+    }
+    for operations in [3, 9] {
+        let document: String = (0..operations)
+            .map(|i| format!("query Q{i} {{ {} }} ", "__typename ".repeat(400)))
+            .collect();
+        cases.push(Case {
+            name: format!("{operations} operations of 400 fields each"),
+            request: Request::Post {
+                body: serde_json::to_vec(&json!({ "query": document, "operationName": "Q0" }))
+                    .unwrap(),
+                content_type: "application/json",
+                token: false,
+                headers: Vec::new(),
+            },
+            expect: Expect::Limit("maxFields"),
+        });
+    }
+    for aliases in [2, 29] {
+        let inner = (0..aliases)
+            .map(|i| format!("t{i}: types {{ name fields {{ name }} }}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        cases.push(Case {
+            name: format!("{aliases} aliases inside __schema"),
+            request: post(&format!("{{ __schema {{ {inner} }} }}"), json!({})),
+            expect: Expect::Limit("introspection"),
+        });
+    }
     for n in [31, 300, 3_000] {
         for field in [
             "__typename",
