@@ -11,6 +11,14 @@
 # BEFORE_BIN runs a second build (of main, say) on the same workloads just
 # before this one, mode by mode, so a change's cost is measured in one run
 # on one machine state. BIN uses a prebuilt biblio instead of building it.
+#
+#   LOG_AB=1 bash bench/run.sh        # what the access log costs
+#
+# LOG_AB=1 measures logging instead of the table: book by id, answered by
+# the response tier, with the default start (RUST_LOG unset: the access
+# log at info) against RUST_LOG=warn (no access log), alternated twice
+# (ROUNDS), each replica's stderr going to a file as a log collector's
+# would. With BEFORE_BIN, that build's default start joins each round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,11 +66,13 @@ gql() { # gql QUERY-JSON [TOKEN]
 }
 
 start_biblio() { # start_biblio MODE [BINARY] (the inputs sign in 101 users from one address: lift that throttle)
-    local cache=${1%-no-tier} tier=on bin=${2:-$BIN}
+    # With DEFAULT_LOG=1, RUST_LOG is unset for the replica: the default start.
+    local cache=${1%-no-tier} tier=on bin=${2:-$BIN} unset=()
     [ "$1" = "$cache" ] || tier=off
+    [ -z "${DEFAULT_LOG:-}" ] || unset=(env -u RUST_LOG)
     BIBLIO_LOGIN_ATTEMPTS_PER_ADDRESS=100000 BIBLIO_CACHE_MODE=$cache BIBLIO_RESPONSE_CACHE=$tier \
         BIBLIO_CACHE_PREFIX="bench$RANDOM$cache" BIBLIO_BIND=127.0.0.1:$PORT \
-        REDIS_URL=redis://127.0.0.1:$REDIS_PORT $bin serve &
+        REDIS_URL=redis://127.0.0.1:$REDIS_PORT "${unset[@]}" $bin serve &
     BIBLIO_PID=$!
     wait_for "http://127.0.0.1:$PORT/healthz"
 }
@@ -110,6 +120,7 @@ local BORROWS = "query MyBorrows { myBorrows(page: 1, pageSize: 20) { items { id
 local UPDATE = "mutation Update(\$id: ID!, \$title: String!) { updateBook(id: \$id, input: { title: \$title }) { id title } }"
 local function enc(s) return (s:gsub('\\\\', '\\\\\\\\'):gsub('"', '\\\\"')) end
 local function body(q, vars) return '{"query":"' .. enc(q) .. '","variables":' .. vars .. '}' end
+local function urlencode(s) return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end)) end
 local workload = os.getenv("WORKLOAD")
 local rate_delay = tonumber(os.getenv("DELAY_MS") or "0")
 wrk.method = "POST"
@@ -122,9 +133,11 @@ request = function()
     b = body(BOOK, '{"id":"' .. ids[math.random(#ids)] .. '"}')
   elseif workload == "revalidate" then
     -- A client holding the current copy asks whether it changed: 304.
+    -- Over GET: RFC 9110 answers a matching POST 412, not 304.
     local i = math.random(#ids)
     headers["If-None-Match"] = etags[i]
-    b = body(BOOK, '{"id":"' .. ids[i] .. '"}')
+    return wrk.format("GET", "/graphql?query=" .. urlencode(BOOK) .. "&variables="
+      .. urlencode('{"id":"' .. ids[i] .. '"}'), headers)
   elseif workload == "mixed" then
     headers["Authorization"] = "Bearer " .. librarian
     b = body(UPDATE, '{"id":"' .. ids[math.random(#ids)] .. '","title":"Retitled ' .. math.random(1000000) .. '"}')
@@ -155,6 +168,42 @@ run() { # run WORKLOAD SECONDS [DELAY_MS] -> "rps p50 p99 errors requests"
     WORKLOAD=$1 DELAY_MS=${3:-0} wrk -t$THREADS -c$CONNECTIONS -d${2}s --latency -s "$WORK/workloads.lua" \
         "http://127.0.0.1:$4/graphql" 2>&1 | awk '/^RESULT/ {print $2, $3, $4, $5, $6}'
 }
+
+if [ -n "${LOG_AB:-}" ]; then
+    echo
+    echo "== the access log: default start vs RUST_LOG=warn, book by id from the response tier, $THREADS wrk threads, $CONNECTIONS connections, ${DURATION}s each"
+    echo
+    echo "| round | start | req/s | p50 ms | p99 ms | errors | log written |"
+    echo "|---|---|---:|---:|---:|---:|---:|"
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+        for variant in ${BEFORE_BIN:+before} default warn; do
+            bin=$BIN log=info
+            [ "$variant" = before ] && bin=$BEFORE_BIN
+            [ "$variant" = warn ] && log=warn
+            : >"$WORK/stderr.log"
+            # RUST_LOG unset is the default start; warn leaves the access log out.
+            if [ "$log" = warn ]; then
+                start_biblio both "$bin" 2>>"$WORK/stderr.log"
+            else
+                DEFAULT_LOG=1 start_biblio both "$bin" 2>>"$WORK/stderr.log"
+            fi
+            run book "$WARMUP" 0 $PORT >/dev/null
+            before_bytes=$(stat -c %s "$WORK/stderr.log")
+            read -r rps p50 p99 errors _ <<<"$(run book "$DURATION" 0 $PORT)"
+            written=$(( $(stat -c %s "$WORK/stderr.log") - before_bytes ))
+            dropped=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^biblio_log_lines_dropped_total/ {print $2}')
+            stop_biblio
+            label=$variant
+            case $variant in
+                default) label="default (RUST_LOG unset)" ;;
+                warn) label="RUST_LOG=warn" ;;
+                before) label="default, BEFORE_BIN" ;;
+            esac
+            echo "| $round | $label | $rps | $p50 | $p99 | $errors | $((written / 1048576)) MiB${dropped:+, $dropped dropped} |"
+        done
+    done
+    exit 0
+fi
 
 echo
 echo "== baseline: raw axum answering the book response's fixed bytes"

@@ -1,5 +1,6 @@
 //! The operator's commands on accounts (`biblio user ...`): add one, set a
-//! role, reset a password, remove one.
+//! role, reset a password, remove one. The last three sign the user out:
+//! every token issued to them before is refused (see [`crate::auth`]).
 //!
 //! Each write commits with the record of its cache invalidation in the
 //! outbox, as a mutation's does, so running replicas forget what they
@@ -162,9 +163,14 @@ pub async fn add(db: &Db, console: &Console, account: NewAccount) -> Result<user
     Ok(user)
 }
 
-/// Sets the role of the user with this e-mail; returns the user as it was.
+/// Sets the role of the user with this e-mail, which signs them out (their
+/// token generation moves); returns the user as it was. A role they
+/// already have changes nothing.
 pub async fn set_role(db: &Db, email: &str, role: Role) -> Result<user::Model, BoxError> {
     let user = find(db, email).await?;
+    if user.role == role {
+        return Ok(user);
+    }
     let write = db.begin_write().await?;
     db::users::update(&write, user.id, Some(role), None)
         .await
@@ -173,7 +179,8 @@ pub async fn set_role(db: &Db, email: &str, role: Role) -> Result<user::Model, B
     Ok(user)
 }
 
-/// Sets a new password for the user with this e-mail.
+/// Sets a new password for the user with this e-mail, which signs them out
+/// everywhere (their token generation moves).
 pub async fn reset_password(
     db: &Db,
     console: &Console,
@@ -193,7 +200,9 @@ pub async fn reset_password(
 }
 
 /// Removes the user with this e-mail and their returned loans; returns the
-/// user and how many loans went with them. Refused while a loan is out.
+/// user and how many loans went with them. Refused while a loan is out. Their
+/// tokens are refused from then on: no user, no generation to match (a user
+/// added again with the same e-mail gets a new id).
 pub async fn remove(db: &Db, email: &str) -> Result<(user::Model, usize), BoxError> {
     let user = find(db, email).await?;
     let write = db.begin_write().await?;

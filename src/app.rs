@@ -1,13 +1,13 @@
 //! Building and running the service: connect and migrate the database, load
 //! the token key, build the schema and router, bind the listener.
 use crate::auth::throttle::Throttle;
-use crate::auth::Tokens;
+use crate::auth::{Hashers, Tokens};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
 use crate::graphql::{build_schema, persisted, Documents, Services};
-use crate::http::{router, AppState, HttpCaching, Origins, RequestMetrics, Responses};
+use crate::http::{router, AppState, HttpCaching, MetricsAuth, Origins, RequestMetrics, Responses};
 use crate::warm::Warmer;
 use crate::{redact, seed, startup};
 use axum::Router;
@@ -37,6 +37,13 @@ impl Application {
     /// nor a taken port ever gets as far as migrating a database.
     pub async fn build(config: &Config) -> Result<Self, BoxError> {
         Cache::check(&config.cache).map_err(|err| err.details().to_owned())?;
+        if config.metrics_auth == MetricsAuth::OperatorToken && config.operator_token.is_none() {
+            return Err(
+                "--metrics-auth operator-token needs an operator token to check: set \
+                        --operator-token (or BIBLIO_OPERATOR_TOKEN), or leave /metrics open"
+                    .into(),
+            );
+        }
         let client_address_header = config
             .client_address_header
             .as_deref()
@@ -57,7 +64,7 @@ impl Application {
                 );
             }
         }
-        let tokens = Tokens::load(&db, config.token_ttl).await?;
+        let tokens = Tokens::load(&db, config.token_ttl, config.token_signing_key.clone()).await?;
         let cache = Cache::connect(&config.cache, &db).await?;
         tracing::info!(
             mode = ?config.cache.mode,
@@ -73,6 +80,7 @@ impl Application {
             cache: cache.clone(),
             tokens,
             throttle: Throttle::new(config.throttle, cache.clone()),
+            hashers: Hashers::new(config.password_hashes),
             loan_period: config.loan_period,
             loader_delay: config.loader_delay,
             db_connections_per_request: config.db_connections_per_request,
@@ -110,6 +118,7 @@ impl Application {
                 registry: Arc::new(registry),
                 requests,
                 operator_token: config.operator_token.clone(),
+                metrics_auth: config.metrics_auth,
             },
             cors.as_ref(),
         );

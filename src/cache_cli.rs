@@ -7,7 +7,7 @@
 //! process serves nobody, so an L1 would only hold copies it throws away.
 //! It publishes no outbox entries either; serving replicas do that.
 use crate::auth::throttle::Throttle;
-use crate::auth::Tokens;
+use crate::auth::{Hashers, SigningKey, Tokens};
 use crate::cache::{Cache, Mode};
 use crate::cli::{ClearArgs, StatsArgs, WarmArgs};
 use crate::config::Config;
@@ -31,13 +31,13 @@ pub async fn warm(database_url: &str, args: WarmArgs) -> Result<(), BoxError> {
     let cache = connect(&config, Some(&db)).await?;
     // Anonymous queries only: the token key is never used, so a random one
     // spares the database a write.
-    let mut key = vec![0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
+    let key = SigningKey::generate();
     let services = Arc::new(Services {
         db: db.clone(),
         cache: cache.clone(),
         tokens: Tokens::new(key, config.token_ttl),
         throttle: Throttle::new(config.throttle, cache.clone()),
+        hashers: Hashers::new(1),
         loan_period: config.loan_period,
         loader_delay: config.loader_delay,
         db_connections_per_request: config.db_connections_per_request,

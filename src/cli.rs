@@ -3,6 +3,7 @@
 use crate::cache::{Mode, Settings, Ttls};
 use crate::config::Config;
 use crate::graphql::Limits;
+use crate::http::MetricsAuth;
 use crate::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -229,6 +230,13 @@ pub struct ServeArgs {
     /// Lifetime of an access token, in hours.
     #[arg(long, env = "BIBLIO_TOKEN_TTL_HOURS", default_value_t = 24)]
     pub token_ttl_hours: u64,
+    /// The key that signs access tokens, as hex, at least 32 bytes (`openssl
+    /// rand -hex 32`); give every replica the same one. Unset, the key the
+    /// first replica generated and stored in the database is used. Never
+    /// printed: `--help` hides its environment value.
+    #[arg(long, env = "BIBLIO_TOKEN_SIGNING_KEY", hide_env_values = true,
+          value_parser = crate::redact::SecretParser::<crate::auth::SigningKey>::new(crate::auth::signing_key::FLAG))]
+    pub token_signing_key: Option<crate::auth::SigningKey>,
     /// Failed sign-ins allowed per e-mail in a window; then that e-mail is
     /// refused (429) until the window ends, even with the right password.
     #[arg(long, env = "BIBLIO_LOGIN_FAILURES_PER_EMAIL", default_value_t = 10)]
@@ -243,6 +251,17 @@ pub struct ServeArgs {
     /// The per-address window, in seconds.
     #[arg(long, env = "BIBLIO_LOGIN_ADDRESS_WINDOW_SECS", default_value_t = 60)]
     pub login_address_window_secs: u64,
+    /// IPv6 clients are counted per network of this many leading bits (one
+    /// host or LAN usually holds a whole /64); IPv4 clients per address.
+    #[arg(long, env = "BIBLIO_LOGIN_IPV6_PREFIX", default_value_t = 64,
+          value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub login_ipv6_prefix: u8,
+    /// How many password hashes (sign-ins, registrations) this replica runs
+    /// at once; beyond it a sign-in is refused at once (429, retry after a
+    /// second), never queued. Each takes 19 MiB for tens of milliseconds.
+    /// By default two per core, within an eighth of the memory.
+    #[arg(long, env = "BIBLIO_MAX_PASSWORD_HASHES")]
+    pub max_password_hashes: Option<usize>,
     /// Behind a load balancer: the header whose rightmost address is the
     /// client's (e.g. X-Forwarded-For). Unset, the TCP peer is the client;
     /// set it only if the balancer always writes the header, or clients
@@ -301,8 +320,13 @@ pub struct ServeArgs {
     /// an account; at least 16 characters. Never printed: `--help` hides
     /// its environment value and only its digest is kept.
     #[arg(long, env = "BIBLIO_OPERATOR_TOKEN", hide_env_values = true,
-          value_parser = crate::auth::operator::ValueParser)]
+          value_parser = crate::redact::SecretParser::<crate::auth::operator::OperatorToken>::new("--operator-token"))]
     pub operator_token: Option<crate::auth::operator::OperatorToken>,
+    /// Who may read `/metrics`: `open` (anyone who can reach it, the
+    /// default) or `operator-token` (only with `Authorization: Bearer
+    /// <operator token>`, 401 otherwise; needs --operator-token).
+    #[arg(long, env = "BIBLIO_METRICS_AUTH", value_enum, default_value_t = MetricsAuth::Open)]
+    pub metrics_auth: MetricsAuth,
 }
 
 impl Default for ServeArgs {
@@ -391,6 +415,12 @@ pub enum UserCommand {
     /// loans is out: return it first.
     Remove {
         /// The user's e-mail.
+        email: String,
+    },
+    /// Print the hash an e-mail is logged by (`email_hash` in sign-in
+    /// warnings), to find one account's lines. Needs no database.
+    EmailHash {
+        /// The e-mail, in any case.
         email: String,
     },
 }
@@ -565,12 +595,17 @@ impl ServeArgs {
             body_limit: self.body_limit,
             loan_period: chrono::Duration::days(i64::from(self.loan_days)),
             token_ttl: Duration::from_secs(self.token_ttl_hours * 3600),
+            token_signing_key: self.token_signing_key,
             throttle: crate::auth::throttle::Policy {
                 failures_per_email: self.login_failures_per_email,
                 email_window: Duration::from_secs(self.login_email_window_secs),
                 attempts_per_address: self.login_attempts_per_address,
                 address_window: Duration::from_secs(self.login_address_window_secs),
+                ipv6_prefix: self.login_ipv6_prefix,
             },
+            password_hashes: self
+                .max_password_hashes
+                .unwrap_or_else(crate::auth::hashing::default_capacity),
             client_address_header: self.client_address_header,
             cors_origins: self.cors_origins,
             response_cache: (self.response_cache == "on").then_some(self.response_cache_bytes),
@@ -581,6 +616,7 @@ impl ServeArgs {
             persisted_only: self.persisted_only,
             warm: self.warm,
             operator_token: self.operator_token,
+            metrics_auth: self.metrics_auth,
         }
     }
 }

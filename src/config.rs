@@ -14,8 +14,13 @@ pub struct Config {
     pub body_limit: usize,
     pub loan_period: chrono::Duration,
     pub token_ttl: Duration,
+    /// Signs tokens instead of the key stored in the database
+    /// (`--token-signing-key`); its `Debug` prints no byte of it.
+    pub token_signing_key: Option<crate::auth::SigningKey>,
     /// Sign-in throttling per e-mail and per client address.
     pub throttle: crate::auth::throttle::Policy,
+    /// How many password hashes run at once (`--max-password-hashes`).
+    pub password_hashes: usize,
     /// The header naming the client's address behind a load balancer (its
     /// rightmost address); `None`: the TCP peer.
     pub client_address_header: Option<String>,
@@ -39,4 +44,6 @@ pub struct Config {
     /// Opens `/dashboard/data` without a sign-in (`--operator-token`); its
     /// `Debug` prints no secret.
     pub operator_token: Option<crate::auth::operator::OperatorToken>,
+    /// Who may read `/metrics` (`--metrics-auth`).
+    pub metrics_auth: crate::http::MetricsAuth,
 }

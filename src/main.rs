@@ -33,7 +33,8 @@ macro_rules! say {
 async fn main() {
     let cli = Cli::parse_command_line();
     let format = cli.log_format;
-    telemetry::init(format);
+    // Kept to the end: dropping it writes out the lines still queued.
+    let logs = telemetry::init(format);
     match run(cli).await {
         Ok(()) => {}
         // Whoever read our output has stopped reading: nobody is left to
@@ -41,6 +42,9 @@ async fn main() {
         Err(err) if is_broken_pipe(&err) => {}
         Err(err) => {
             fail(format, &err);
+            // `exit` runs no destructor: the last lines (this error's, with
+            // JSON logs) are written out first.
+            drop(logs);
             std::process::exit(1);
         }
     }
@@ -118,6 +122,10 @@ async fn serve(args: ServeArgs, database_url: String) -> Result<(), BoxError> {
 }
 
 async fn user(database_url: &str, command: UserCommand) -> Result<(), BoxError> {
+    if let UserCommand::EmailHash { email } = &command {
+        say!("{}", biblio::auth::throttle::email_hash(email))?;
+        return Ok(());
+    }
     let console = Console::new();
     // The database first: nobody should type a password only to learn
     // that it cannot be stored.
@@ -155,6 +163,7 @@ async fn user(database_url: &str, command: UserCommand) -> Result<(), BoxError> 
                 if loans == 1 { "" } else { "s" }
             )?;
         }
+        UserCommand::EmailHash { .. } => unreachable!("answered before the database is opened"),
     }
     Ok(())
 }

@@ -147,6 +147,55 @@ impl Secrets {
     }
 }
 
+/// Parses a secret flag's value for clap (`--operator-token`,
+/// `--token-signing-key`). Its own parser because clap's error for a
+/// refused value repeats the value, and a refused secret is still
+/// someone's: the error is `flag: why`, where `why` is the value's
+/// `FromStr` error, which never repeats it.
+pub struct SecretParser<T> {
+    flag: &'static str,
+    of: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> SecretParser<T> {
+    /// A parser whose errors name `flag`.
+    pub const fn new(flag: &'static str) -> Self {
+        Self {
+            flag,
+            of: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> Clone for SecretParser<T> {
+    fn clone(&self) -> Self {
+        Self::new(self.flag)
+    }
+}
+
+impl<T> clap::builder::TypedValueParser for SecretParser<T>
+where
+    T: std::str::FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let refuse = |kind, why: &str| {
+            clap::Error::raw(kind, format!("{}: {why}\n", self.flag)).with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse(clap::error::ErrorKind::InvalidUtf8, "it must be UTF-8"))?;
+        text.parse()
+            .map_err(|why: String| refuse(clap::error::ErrorKind::InvalidValue, &why))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,10 @@ pub struct Model {
     /// Argon2id PHC string.
     pub password_hash: String,
     pub role: Role,
+    /// Moved by every change that must sign the user out (a new password,
+    /// a new role); a token carries the generation it was issued under and
+    /// is refused once it differs.
+    pub token_generation: i64,
     #[serde(with = "chrono::serde::ts_microseconds")]
     pub created_at: DateTimeUtc,
     #[serde(with = "chrono::serde::ts_microseconds")]

@@ -4,15 +4,16 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_create_catalogue;
 mod m20261122_000001_create_cache_outbox;
 mod m20261123_000001_create_persisted_documents;
-mod m20261124_000001_create_tallies;
-mod m20261124_000002_page_indexes;
+mod m20261206_000001_add_user_token_generation;
+mod m20261207_000001_create_tallies;
+mod m20261207_000002_page_indexes;
 
 pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
 
 /// The tallies the triggers keep: their kinds, the owner of library-wide
 /// ones, and how to set them all from the tables.
 pub mod tally {
-    pub use crate::m20261124_000001_create_tallies::{kind, nil, recount, SHARDS};
+    pub use crate::m20261207_000001_create_tallies::{kind, nil, recount, SHARDS};
 }
 
 pub struct Migrator;
@@ -38,12 +39,16 @@ fn steps() -> Vec<Step> {
             creates: m20261123_000001_create_persisted_documents::TABLES,
         },
         Step {
-            migration: Box::new(m20261124_000001_create_tallies::Migration),
-            creates: m20261124_000001_create_tallies::TABLES,
+            migration: Box::new(m20261206_000001_add_user_token_generation::Migration),
+            creates: m20261206_000001_add_user_token_generation::TABLES,
         },
         Step {
-            migration: Box::new(m20261124_000002_page_indexes::Migration),
-            creates: m20261124_000002_page_indexes::TABLES,
+            migration: Box::new(m20261207_000001_create_tallies::Migration),
+            creates: m20261207_000001_create_tallies::TABLES,
+        },
+        Step {
+            migration: Box::new(m20261207_000002_page_indexes::Migration),
+            creates: m20261207_000002_page_indexes::TABLES,
         },
     ]
 }

@@ -51,35 +51,6 @@ impl std::str::FromStr for OperatorToken {
     }
 }
 
-/// Parses `--operator-token` for clap. Its own parser because clap's
-/// error for a refused value repeats the value, and a refused token is
-/// still someone's secret.
-#[derive(Debug, Clone, Copy)]
-pub struct ValueParser;
-
-impl clap::builder::TypedValueParser for ValueParser {
-    type Value = OperatorToken;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<Self::Value, clap::Error> {
-        let refuse = |kind, why: &str| {
-            clap::Error::raw(kind, format!("--operator-token: {why}\n")).with_cmd(cmd)
-        };
-        let text = value.to_str().ok_or_else(|| {
-            refuse(
-                clap::error::ErrorKind::InvalidUtf8,
-                "the operator token must be UTF-8",
-            )
-        })?;
-        text.parse()
-            .map_err(|why: String| refuse(clap::error::ErrorKind::InvalidValue, &why))
-    }
-}
-
 impl std::fmt::Debug for OperatorToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("OperatorToken(redacted)")

@@ -68,21 +68,23 @@ pub enum Change {
         /// The new user.
         id: Uuid,
     },
-    /// An operator changed the user's role: the profile shows it and
-    /// statistics count members by it.
+    /// An operator changed the user's role: the profile shows it (and the
+    /// token generation the change moved: evicting it is what refuses the
+    /// user's earlier tokens) and statistics count members by it.
     UserRoleChanged {
         /// The user changed.
         id: Uuid,
     },
-    /// An operator reset the user's password. Nothing cached holds the hash;
-    /// the profile is evicted all the same, so that every write to a user is
-    /// announced and none needs an argument for why it may stay silent.
+    /// An operator reset the user's password. Nothing cached holds the hash,
+    /// but the profile holds the token generation the reset moved: evicting
+    /// it is what refuses the user's earlier tokens, on every replica.
     UserPasswordChanged {
         /// The user changed.
         id: Uuid,
     },
     /// An operator removed the user, with their returned loans (one with a
-    /// loan still out is refused).
+    /// loan still out is refused). Evicting the profile refuses their
+    /// tokens: no user, no generation to match.
     UserDeleted {
         /// The user removed.
         id: Uuid,
@@ -528,7 +530,7 @@ mod tests {
     }
 
     #[test]
-    fn a_password_reset_evicts_only_the_profile() {
+    fn a_password_reset_evicts_only_the_profile_which_holds_the_token_generation() {
         let id = Uuid::now_v7();
         let inv = Change::UserPasswordChanged { id }.invalidation();
         assert_eq!(

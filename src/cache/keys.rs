@@ -383,6 +383,12 @@ impl Keys {
         format!("{}namespace", self.base)
     }
 
+    /// The last heartbeat any replica sent: `{base}heartbeat`. Written by
+    /// every heartbeat only so that a Redis refusing writes fails them.
+    pub fn last_heartbeat(&self) -> String {
+        format!("{}heartbeat", self.base)
+    }
+
     /// A `SCAN` pattern matching every key of this deployment that carries
     /// a namespace (and, since a prefix is free text, its glob characters
     /// escaped): `{base}n*`. It also matches the namespace counter, which
@@ -438,7 +444,7 @@ impl Keys {
     }
 
     /// An entity or count by id, in the current namespace:
-    /// `biblio-…:v2:n0:book:0190…`.
+    /// `biblio-…:v3:n0:book:0190…`.
     pub fn entity(&self, kind: Kind, id: Uuid) -> String {
         self.entity_in(self.namespace(), kind, id)
     }
@@ -466,7 +472,7 @@ impl Keys {
     }
 
     /// A list entry: `{base}n{namespace}:{kind}:{group}:g{generation}:{params}`,
-    /// e.g. `biblio-…:v2:n0:my_borrows:user_borrows:0190…:g3:p1:s20:st=All`.
+    /// e.g. `biblio-…:v3:n0:my_borrows:user_borrows:0190…:g3:p1:s20:st=All`.
     pub fn list(&self, list: &List<'_>, generation: u64) -> String {
         let mut key = self.start(self.namespace(), 128);
         key.push_str(list.kind().as_str());

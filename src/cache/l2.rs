@@ -97,38 +97,63 @@ return { ns, cjson.encode(groups) }
 
 /// Publishes a heartbeat carrying the namespace current when it was sent,
 /// so hearing it back proves the namespace known, as it proves every
-/// earlier event heard. KEYS: the namespace counter. ARGV: channel, the
-/// heartbeat's JSON up to the namespace's value (Lua numbers would round a
-/// large `beat`), the namespace the sender knows.
+/// earlier event heard. It writes before it publishes: a Redis that refuses
+/// writes but still publishes (full under `noeviction`, or a primary turned
+/// read-only replica by a failover) refuses invalidations too, so its
+/// heartbeats must fail with them, or replicas would go on trusting a bus
+/// that carries no invalidation. KEYS: the namespace counter, the last
+/// heartbeat. ARGV: channel, the heartbeat's JSON up to the namespace's
+/// value (Lua numbers would round a large `beat`), the namespace the sender
+/// knows.
 const HEARTBEAT: &str = r"
+redis.call('SET', KEYS[2], ARGV[2], 'PX', 60000)
 local ns = namespace(KEYS[1], tonumber(ARGV[3]))
 return redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', ns) .. '}')
 ";
 
-/// Reads fixed-window counters, bumping those asked to be, and starts each
-/// window with the counter's first count. A counter left without an expiry
-/// gets one, so no count outlives its window for long. KEYS: counters;
-/// ARGV: (window in ms, 1 to bump or 0 to read) pairs. Returns (count,
-/// ms until the window ends) pairs.
-const WINDOWS: &str = r"
+/// Judges an attempt against fixed-window counters and counts it, in one
+/// step (see `super::counters`). Every counter is read first, raised to its
+/// floor: the attempt is refused if any has reached its limit. Then each
+/// adds one if the attempt was let through, or if it counts refusals too.
+/// A window starts with its counter's first count; a counter Redis lost
+/// (restarted empty, expired) while the floor kept counting is made again
+/// with the floor's own window left, not a new one, so a replica's count
+/// cannot lengthen a lockout; a counter left without an expiry gets one.
+/// KEYS: counters; ARGV: (window in ms, limit, floor, 1 if refusals count,
+/// ms left of the floor's window) per counter. Returns (count, ms until the
+/// window ends, 1 if it refused) per counter.
+const RESERVE: &str = r"
+local counts, refused = {}, false
+for i = 1, #KEYS do
+  local stored = tonumber(redis.call('GET', KEYS[i]) or '0')
+  counts[i] = math.max(stored, tonumber(ARGV[5 * i - 2]))
+  if counts[i] >= tonumber(ARGV[5 * i - 3]) then refused = true end
+end
 local out = {}
 for i = 1, #KEYS do
-  local window, bump = ARGV[2 * i - 1], ARGV[2 * i]
-  local n
-  if bump == '1' then
-    n = redis.call('INCR', KEYS[i])
-  else
-    n = tonumber(redis.call('GET', KEYS[i]) or '0')
-  end
+  local n = counts[i]
+  local over = n >= tonumber(ARGV[5 * i - 3])
+  if not refused or ARGV[5 * i - 1] == '1' then n = n + 1 end
   local ttl = redis.call('PTTL', KEYS[i])
-  if n > 0 and ttl < 0 then
-    redis.call('PEXPIRE', KEYS[i], window)
-    ttl = tonumber(window)
+  if ttl <= 0 then
+    ttl = tonumber(ARGV[5 * i - 4])
+    local floor_left = tonumber(ARGV[5 * i])
+    if tonumber(ARGV[5 * i - 2]) > 0 and floor_left > 0 then ttl = floor_left end
   end
+  if n > 0 then redis.call('SET', KEYS[i], n, 'PX', ttl) end
   out[#out + 1] = n
-  out[#out + 1] = math.max(ttl, 0)
+  out[#out + 1] = ttl
+  out[#out + 1] = over and 1 or 0
 end
 return out
+";
+
+/// Gives back one count of a counter, never below zero. KEYS: the counter.
+/// Returns the count left.
+const RELEASE: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
 ";
 
 /// Opens after a failure; lets one probe through per interval.
@@ -230,7 +255,8 @@ pub struct Store {
     fill: Script,
     invalidate: Script,
     heartbeat: Script,
-    windows: Script,
+    reserve: Script,
+    release: Script,
     /// How long version and generation counters outlive the entries they guard.
     counter_ttl: Duration,
 }
@@ -370,7 +396,8 @@ impl Store {
             fill: Script::from_lua(FILL),
             invalidate: Script::from_lua(format!("{NAMESPACE}{INVALIDATE}")),
             heartbeat: Script::from_lua(format!("{NAMESPACE}{HEARTBEAT}")),
-            windows: Script::from_lua(WINDOWS),
+            reserve: Script::from_lua(RESERVE),
+            release: Script::from_lua(RELEASE),
             counter_ttl,
         })
     }
@@ -638,44 +665,54 @@ impl Store {
         })
     }
 
-    /// Reads the fixed-window counters `keys`, bumping those whose `bump`
-    /// is set, in one script call: (count, time until its window ends) per
+    /// Judges and counts an attempt against the fixed-window counters
+    /// `keys` in one script call (see `RESERVE`; `args` are its ARGV per
+    /// key): (count, time until its window ends, whether it refused) per
     /// key, or `None` if Redis did not answer.
-    pub async fn windows(
+    pub async fn reserve(
         &self,
         keys: Vec<String>,
-        windows: &[(Duration, bool)],
-    ) -> Option<Vec<(u64, Duration)>> {
-        let args: Vec<Value> = windows
+        args: &[[u64; 5]],
+    ) -> Option<Vec<(u64, Duration, bool)>> {
+        let args: Vec<Value> = args
             .iter()
-            .flat_map(|(window, bump)| {
-                [
-                    Value::from(window.as_millis().max(1) as i64),
-                    Value::from(if *bump { "1" } else { "0" }),
-                ]
-            })
+            .flatten()
+            .map(|arg| Value::from(i64::try_from(*arg).unwrap_or(i64::MAX)))
             .collect();
         let reply: Vec<i64> = self
             .call(
                 "count",
-                self.windows.evalsha_with_reload(&self.writes, keys, args),
+                self.reserve.evalsha_with_reload(&self.writes, keys, args),
             )
             .await?;
         Some(
             reply
-                .chunks(2)
-                .map(|pair| {
-                    let n = pair.first().copied().unwrap_or(0).max(0) as u64;
-                    let ms = pair.get(1).copied().unwrap_or(0).max(0) as u64;
-                    (n, Duration::from_millis(ms))
+                .chunks(3)
+                .map(|triple| {
+                    let at = |i: usize| triple.get(i).copied().unwrap_or(0).max(0) as u64;
+                    (at(0), Duration::from_millis(at(1)), at(2) == 1)
                 })
                 .collect(),
         )
     }
 
+    /// Gives back one count of the counter `key` (see `RELEASE`);
+    /// `false` if Redis did not answer.
+    pub async fn release(&self, key: String) -> bool {
+        self.call::<i64, _>(
+            "count",
+            self.release
+                .evalsha_with_reload(&self.writes, vec![key], Vec::<Value>::new()),
+        )
+        .await
+        .is_some()
+    }
+
     /// Publishes a heartbeat (see [`Event::heartbeat_head`](super::bus::Event::heartbeat_head))
     /// carrying the current namespace, restored to `namespace` if Redis lost it.
-    pub async fn heartbeat(&self, head: String, namespace: u64) -> bool {
+    /// How many subscribers it reached (every replica's bus, this one's
+    /// included), or `None` if Redis did not take it.
+    pub async fn heartbeat(&self, head: String, namespace: u64) -> Option<u64> {
         let args: Vec<Value> = vec![
             Value::from(self.keys.channel()),
             Value::from(head),
@@ -686,12 +723,12 @@ impl Store {
             "heartbeat",
             self.heartbeat.evalsha_with_reload(
                 &self.writes,
-                vec![self.keys.namespace_counter()],
+                vec![self.keys.namespace_counter(), self.keys.last_heartbeat()],
                 args,
             ),
         )
         .await
-        .is_some()
+        .map(|reached| reached.max(0) as u64)
     }
 
     /// The connection for writes, for the cache's own maintenance commands

@@ -51,10 +51,17 @@
 //! A read that starts after a write's response has been received sees the
 //! write on the writer at once; on any other replica after the event's
 //! delivery time while Redis is up, and within the cap (1 s) during any
-//! fault: Redis paused, writes paused, subscriber killed, Redis restarted,
-//! writer killed during an outage. `statistics` is served
+//! fault: Redis paused, writes paused or refused, subscriber killed, Redis
+//! restarted, writer killed during an outage. `statistics` is served
 //! stale-while-revalidate only when no write touched it; after a write, the
 //! next read waits for the (single) refresh.
+//!
+//! # Answers that change with time alone
+//! An overdue list gains a loan when its due date passes, and no write
+//! says so. Its page carries the next such moment (`IdPage::changes_at`),
+//! and no tier keeps it past then: L1 and L2 cap the entry's TTL at it, a
+//! copy read after it (a tier's rounding, another replica's clock) is
+//! loaded afresh, and a kept answer that read it lives no longer ([`reads`]).
 //!
 //! # Clearing (`biblio cache clear`)
 //! Every entry's key carries the deployment's namespace; a clear moves it
@@ -98,6 +105,10 @@
 //! - **heard** (`sync`): when the last heartbeat of this replica that came
 //!   back was sent; decides trust, and when L1 entries are current as of.
 //! - **outbox id** (`db::outbox`): one write's invalidation until published.
+//! - **token generation** (`users.token_generation`, cached in the user's
+//!   [`Profile`]): moved by a password or role change; a token carries the
+//!   one it was issued under and is refused once the cached profile, evicted
+//!   by that change, shows another ([`crate::auth`]).
 //! - **namespace** (Redis `{prefix}:v…:namespace`, and the highest learnt in
 //!   [`keys::Keys`]): bumped by a clear; part of every entry's key (and so
 //!   of its version's), never of a counter's. Learnt from every

@@ -37,6 +37,11 @@ pub(super) struct State {
     silence: Duration,
     /// See [`super::Settings::outbox_delay`].
     outbox_delay: Duration,
+    /// How many replicas of the deployment the last heartbeat reached (the
+    /// subscribers of its channel, this one included); 1 before any did.
+    /// Kept through an outage: what sign-in throttling divides its limits
+    /// by while Redis cannot count for the whole deployment.
+    replicas: AtomicU64,
 }
 
 impl State {
@@ -49,7 +54,14 @@ impl State {
             outbox,
             silence: settings.bus_silence,
             outbox_delay: settings.outbox_delay,
+            replicas: AtomicU64::new(1),
         }
+    }
+
+    /// How many replicas the last heartbeat that Redis took reached, at
+    /// least 1 (this one).
+    pub(super) fn replicas(&self) -> u64 {
+        self.replicas.load(Ordering::Relaxed).max(1)
     }
 
     pub(super) fn has_pending(&self) -> bool {
@@ -351,7 +363,9 @@ pub(super) async fn maintain(inner: Weak<Inner>) {
             if Instant::now() >= next_beat {
                 next_beat = Instant::now() + beat;
                 let head = Event::heartbeat_head(&inner.origin, inner.sync.now());
-                l2.heartbeat(head, inner.keys.namespace()).await;
+                if let Some(reached) = l2.heartbeat(head, inner.keys.namespace()).await {
+                    inner.sync.replicas.store(reached.max(1), Ordering::Relaxed);
+                }
             }
             inner.follow_the_bus(l1).await;
             if Instant::now() >= next_sweep && l1.is_trusted() {

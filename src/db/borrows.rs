@@ -52,7 +52,9 @@ pub async fn page_for_user(
 }
 
 /// The earliest due date at or after `now` among `user_id`'s loans out:
-/// when their overdue list next grows.
+/// when their overdue list next grows. Reads the member's records through
+/// `idx_borrow_records_user` (user_id, borrowed_at): a member's loans are
+/// few, and the overdue page's own query reads the same rows.
 async fn next_due(
     db: &Db,
     user_id: Uuid,

@@ -40,7 +40,7 @@ const BYTES_PER_TOKEN: usize = 272;
 
 impl Documents {
     /// Bounded by what the parsed documents hold in memory (estimated from
-    /// their tokens, see [`BYTES_PER_TOKEN`]) and their texts.
+    /// their tokens, about 272 bytes each) and their texts.
     pub fn new(max_bytes: u64, limits: Limits) -> Self {
         Self {
             parsed: Cache::builder()

@@ -10,7 +10,7 @@ use crate::db::users::Profile;
 use crate::db::{self, Db, Keyed};
 use crate::error::LoadError;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{author, book, borrow_record, category, user};
+use entity::{author, book, borrow_record, category};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -56,14 +56,10 @@ impl Loader<Uuid> for Profiles {
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Arc<Profile>>, LoadError> {
         self.cache
             .entities(cache::USER, ids, |missing| async move {
-                let users = self
+                Ok(self
                     .gate
-                    .run(db::by_ids::<user::Entity>(&self.db, missing))
-                    .await?;
-                Ok(users
-                    .into_iter()
-                    .map(|(id, user)| (id, Profile::from(user)))
-                    .collect())
+                    .run(db::users::profiles(&self.db, missing))
+                    .await?)
             })
             .await
     }

@@ -13,7 +13,7 @@
 //! fields would take every pooled connection and make others wait.
 use super::loaders::{Cached, Loaders};
 use crate::auth::throttle::Throttle;
-use crate::auth::{Tokens, Viewer};
+use crate::auth::{Hashers, Tokens, Viewer};
 use crate::cache::{self, Cache, Item, List, Of, Reads};
 use crate::db::statistics::Statistics;
 use crate::db::users::Profile;
@@ -37,6 +37,8 @@ pub struct Services {
     pub cache: Cache,
     pub tokens: Tokens,
     pub throttle: Throttle,
+    /// The places to hash passwords in, bounded per replica.
+    pub hashers: Hashers,
     /// How long a borrow lasts before it is overdue.
     pub loan_period: chrono::Duration,
     /// How long a DataLoader gathers keys before dispatching a batch.

@@ -12,7 +12,7 @@
 //! and every event logged while the request runs (a failed sign-in, say) is
 //! inside a `request` span carrying it, so its lines can be matched with the
 //! access line.
-use super::answered::Answered;
+use super::answered::{Answered, MAX_OPERATION_LEN};
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::response::Response;
@@ -27,10 +27,6 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest request id taken from a client; longer ones are replaced.
 const MAX_ID_LEN: usize = 128;
-
-/// The longest operation name logged; a longer one is cut (a client may
-/// send any `operationName` with a document that does not parse).
-const MAX_OPERATION_LEN: usize = 100;
 
 /// Wraps the router so every request is logged and has an id.
 #[derive(Debug, Clone, Copy, Default)]
@@ -93,14 +89,32 @@ fn log(
     // Microseconds as a decimal of milliseconds: a number in JSON.
     let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
     let request_id = id.to_str().unwrap_or_default();
-    match response.extensions().get::<Answered>() {
+    let answered = response.extensions().get::<Answered>();
+    // The same line as below, written without the subscriber's formatting
+    // (see `telemetry`): this is the one line of every request.
+    let written = crate::telemetry::access_line("biblio::access", "request", |fields| {
+        fields.display("method", method.as_str());
+        fields.str("path", path);
+        if let Some(answered) = answered {
+            fields.str("operation", &operation_name(answered));
+            fields.str("kind", answered.kind.as_str());
+            fields.str("tier", tier(answered));
+        }
+        fields.u64("status", u64::from(status));
+        fields.f64("duration_ms", duration_ms);
+        fields.str("request_id", request_id);
+    });
+    if written {
+        return;
+    }
+    match answered {
         Some(answered) => tracing::info!(
             target: "biblio::access",
             %method,
             path,
             operation = &*operation_name(answered),
             kind = answered.kind.as_str(),
-            tier = if answered.by_tier { "response" } else { "executor" },
+            tier = tier(answered),
             status,
             duration_ms,
             request_id,
@@ -118,9 +132,20 @@ fn log(
     }
 }
 
+/// Which tier answered, as logged.
+fn tier(answered: &Answered) -> &'static str {
+    if answered.by_tier {
+        "response"
+    } else {
+        "executor"
+    }
+}
+
 /// The operation's name as logged: `-` for an anonymous one (no GraphQL
-/// name can be `-`), a name a client made up cut and stripped of what is
-/// not visible ASCII, so it cannot forge or break a line.
+/// name can be `-`). [`Answered`] only reports names the document defines,
+/// already cut to [`MAX_OPERATION_LEN`]; the line is still made safe here
+/// (cut, and stripped of what is not visible ASCII), so no change there
+/// could let a name forge or break a line.
 fn operation_name(answered: &Answered) -> Cow<'_, str> {
     let Some(name) = answered.operation.as_deref() else {
         return Cow::Borrowed("-");

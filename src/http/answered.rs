@@ -11,12 +11,19 @@ use async_graphql::parser::types::OperationType;
 use axum::response::Response;
 use std::sync::Arc;
 
+/// The longest operation name reported; a longer one is cut. A document
+/// may define a name of any length (up to the body limit), and each name
+/// becomes a metrics label and a log field.
+pub const MAX_OPERATION_LEN: usize = 100;
+
 /// How the GraphQL endpoint answered one request; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answered {
-    /// The operation's name: `operationName` as sent, or else the name the
-    /// document gives its operation; `None` for an anonymous one. Never the
-    /// query text.
+    /// The name the document gives the operation that runs, cut to
+    /// [`MAX_OPERATION_LEN`] bytes; `None` for an anonymous one, and for an
+    /// `operationName` the document does not define (a client can send any
+    /// string there, and metrics labels and log lines are made from this).
+    /// Never the query text.
     pub operation: Option<Arc<str>>,
     /// What the operation is; `Unknown` when the document could not be read
     /// or names no operation that would run.
@@ -85,15 +92,18 @@ impl Answered {
 
     /// A request sent to the executor: the operation it selects, read from
     /// the parsed document (a lookup in the documents execution keeps).
+    /// Only a name the document defines is reported: `operationName` alone
+    /// is whatever the client typed.
     pub(super) fn executed(documents: &Documents, request: &async_graphql::Request) -> Self {
         let given = request.operation_name.as_deref();
         let selected = documents.get(&request.query).ok().and_then(|document| {
-            selected_named_operation(&document, given)
-                .map(|(name, operation)| (name.map(Arc::from), operation.node.ty))
+            selected_named_operation(&document, given).map(|(name, operation)| {
+                (name.map(|name| Arc::from(capped(name))), operation.node.ty)
+            })
         });
         let (operation, kind) = match selected {
             Some((name, ty)) => (name, ty.into()),
-            None => (given.map(Arc::from), OperationKind::Unknown),
+            None => (None, OperationKind::Unknown),
         };
         Self {
             operation,
@@ -107,6 +117,19 @@ impl Answered {
         response.extensions_mut().insert(self);
         response
     }
+}
+
+/// `name` cut to at most [`MAX_OPERATION_LEN`] bytes, on a character
+/// boundary (GraphQL names are ASCII, so this is a plain cut).
+fn capped(name: &str) -> &str {
+    if name.len() <= MAX_OPERATION_LEN {
+        return name;
+    }
+    let mut end = MAX_OPERATION_LEN;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 #[cfg(test)]
@@ -148,9 +171,32 @@ mod tests {
         );
         let broken = executed("query Broken {", Some("Broken"));
         assert_eq!(
-            (broken.operation.as_deref(), broken.kind),
-            (Some("Broken"), OperationKind::Unknown)
+            (broken.operation, broken.kind),
+            (None, OperationKind::Unknown)
         );
+    }
+
+    #[test]
+    fn an_operation_name_the_document_does_not_define_is_not_reported() {
+        let made_up = "x".repeat(100 * 1024);
+        let undefined = executed("query A { __typename }", Some(&made_up));
+        assert_eq!(
+            (undefined.operation, undefined.kind),
+            (None, OperationKind::Unknown)
+        );
+        let anonymous = executed("{ __typename }", Some("Invented"));
+        assert_eq!(anonymous.operation, None);
+    }
+
+    #[test]
+    fn a_long_defined_name_is_cut() {
+        let long = format!("N{}", "x".repeat(100 * 1024));
+        let answered = executed(&format!("query {long} {{ __typename }}"), None);
+        assert_eq!(
+            answered.operation.as_deref(),
+            Some(&long[..MAX_OPERATION_LEN])
+        );
+        assert_eq!(answered.kind, OperationKind::Query);
     }
 
     #[test]

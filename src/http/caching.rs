@@ -1,10 +1,13 @@
-//! HTTP caching of query answers: a strong `ETag` from the answer's bytes,
-//! `If-None-Match` answered with 304, and `Cache-Control` that lets
+//! HTTP caching of query answers: a strong `ETag` from the answer's bytes
+//! (one per representation: per content coding and per media type),
+//! `If-None-Match` answered as RFC 9110 says (304 on GET and HEAD, 412 on
+//! POST, `*` matching any current answer), `Vary` naming every request header
+//! the answer depends on, and `Cache-Control` that lets
 //! browsers and CDNs keep an answer but never serve it without asking
 //! again (`max-age=0, must-revalidate`), so nothing downstream outlives the
 //! cache's staleness bound.
 use super::compression::Encoding;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use sha2::{Digest, Sha256};
 
 /// How long shared caches may keep an answer without asking again, from
@@ -74,11 +77,11 @@ impl Policy {
             }
         };
         headers.insert(header::CACHE_CONTROL, cache_control);
-        // The answer depends on who asks, and its bytes on the codings the
-        // client accepts.
+        // The answer depends on who asks, its media type on what the client
+        // accepts, and its bytes on the codings it accepts.
         headers.insert(
             header::VARY,
-            HeaderValue::from_static("Authorization, Accept-Encoding"),
+            HeaderValue::from_static("Authorization, Accept, Accept-Encoding"),
         );
         if let Some(etag) = etag {
             headers.insert(header::ETAG, etag);
@@ -106,14 +109,52 @@ pub fn etag_in(etag: &HeaderValue, encoding: Encoding) -> HeaderValue {
     if encoding == Encoding::Identity {
         return etag.clone();
     }
+    variant(etag, encoding.as_str())
+}
+
+/// The tag of another representation of the same answer: `"<tag>-<what>"`.
+/// The same bytes sent under another media type are another
+/// representation too, so the GraphQL endpoint derives their tag this way.
+pub fn variant(etag: &HeaderValue, what: &str) -> HeaderValue {
     let plain = etag.to_str().unwrap_or("\"\"").trim_end_matches('"');
-    HeaderValue::from_str(&format!("{plain}-{}\"", encoding.as_str()))
-        .expect("a tag and a coding's name are a valid header value")
+    HeaderValue::from_str(&format!("{plain}-{what}\""))
+        .expect("a tag and a token are a valid header value")
+}
+
+/// What a request's `If-None-Match` makes of its answer (RFC 9110 §13.1.2,
+/// §13.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No `If-None-Match`, or it names nothing current: answer as usual.
+    Holds,
+    /// It names the current answer on a GET or HEAD: 304, the client's
+    /// copy is current.
+    NotModified,
+    /// It names the current answer on any other method (POST): 412. The
+    /// client asked for the request to be carried out only if no current
+    /// answer matched, and one does.
+    Failed,
+}
+
+/// The precondition of a request by `method` whose current answer has
+/// `etag`. Only answers with a tag are current representations (the ones
+/// anyone may keep): an error or a mutation's answer has none, so neither
+/// a tag nor `*` can match it, and it is answered as usual. A query's
+/// answer is worked out (or found kept) before this is asked: reading is
+/// safe, and the tag is what the condition is about.
+pub fn precondition(method: &Method, request: &HeaderMap, etag: &HeaderValue) -> Precondition {
+    if !none_match_fails(request, etag) {
+        Precondition::Holds
+    } else if method == Method::GET || method == Method::HEAD {
+        Precondition::NotModified
+    } else {
+        Precondition::Failed
+    }
 }
 
 /// Whether `If-None-Match` names `etag` (RFC 9110 §13.1.2: `*`, or a list
 /// compared weakly, so a `W/` prefix a proxy added still matches).
-pub fn not_modified(request: &HeaderMap, etag: &HeaderValue) -> bool {
+fn none_match_fails(request: &HeaderMap, etag: &HeaderValue) -> bool {
     let Ok(etag) = etag.to_str() else {
         return false;
     };
@@ -158,14 +199,36 @@ mod tests {
     fn if_none_match_compares_weakly_and_accepts_lists_and_any() {
         let tag = etag(b"answer");
         let text = tag.to_str().unwrap().to_owned();
-        assert!(not_modified(&if_none_match(&text), &tag));
-        assert!(not_modified(&if_none_match(&format!("W/{text}")), &tag));
-        assert!(not_modified(
+        assert!(none_match_fails(&if_none_match(&text), &tag));
+        assert!(none_match_fails(&if_none_match(&format!("W/{text}")), &tag));
+        assert!(none_match_fails(
             &if_none_match(&format!("\"other\", {text}")),
             &tag
         ));
-        assert!(not_modified(&if_none_match("*"), &tag));
-        assert!(!not_modified(&if_none_match("\"other\""), &tag));
-        assert!(!not_modified(&HeaderMap::new(), &tag));
+        assert!(none_match_fails(&if_none_match("*"), &tag));
+        assert!(!none_match_fails(&if_none_match("\"other\""), &tag));
+        assert!(!none_match_fails(&HeaderMap::new(), &tag));
+    }
+
+    #[test]
+    fn a_match_is_304_on_safe_methods_and_412_on_others() {
+        let tag = etag(b"answer");
+        let matching = if_none_match("*");
+        assert_eq!(
+            precondition(&Method::GET, &matching, &tag),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            precondition(&Method::HEAD, &matching, &tag),
+            Precondition::NotModified
+        );
+        assert_eq!(
+            precondition(&Method::POST, &matching, &tag),
+            Precondition::Failed
+        );
+        let other = if_none_match("\"other\"");
+        for method in [Method::GET, Method::HEAD, Method::POST] {
+            assert_eq!(precondition(&method, &other, &tag), Precondition::Holds);
+        }
     }
 }

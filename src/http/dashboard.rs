@@ -17,7 +17,6 @@
 //!
 //! [`Cache::deployment_stats`]: crate::cache::Cache::deployment_stats
 use super::AppState;
-use crate::auth::Viewer;
 use crate::error::Error;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -92,30 +91,27 @@ enum Reader {
 
 /// A librarian's token or the operator token; otherwise the error to send.
 async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Reader, Error> {
-    let Some(authorization) = headers.get(header::AUTHORIZATION) else {
+    if !headers.contains_key(header::AUTHORIZATION) {
         return Err(Error::unauthenticated(
             "sign in as a librarian, or send the operator token as a bearer token",
         ));
-    };
-    let authorization = authorization.to_str().unwrap_or_default();
-    let bearer = authorization
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+    }
+    let bearer = super::bearer(headers);
     if let (Some(operator), Some(bearer)) = (&state.operator_token, bearer) {
         if operator.matches(bearer) {
             return Ok(Reader::Operator);
         }
     }
-    let bearer = bearer.map(|token| format!("Bearer {token}"));
-    let user_id = Viewer::from_authorization(bearer.as_deref(), &state.services.tokens)
-        .require_user()
-        .map_err(|_| Error::unauthenticated("the access token is invalid or expired"))?;
-    let user = entity::user::Entity::find_by_id(user_id)
+    let refused = || Error::unauthenticated("the access token is invalid, expired or revoked");
+    let claim = bearer
+        .and_then(|token| state.services.tokens.verify(token))
+        .ok_or_else(refused)?;
+    let user = entity::user::Entity::find_by_id(claim.user)
         .one(state.services.db.conn())
         .await
         .map_err(Error::internal)?
-        .ok_or_else(|| Error::unauthenticated("the signed-in user no longer exists"))?;
+        .filter(|user| user.token_generation == claim.generation)
+        .ok_or_else(refused)?;
     match user.role {
         Role::Librarian => Ok(Reader::Librarian),
         Role::Member => Err(Error::forbidden("only librarians may read the dashboard")),

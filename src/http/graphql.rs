@@ -9,9 +9,11 @@
 //! - a browser asking for HTML at `GET /graphql` gets GraphiQL;
 //! - a persisted query (`extensions.persistedQuery`, in the body or, as
 //!   JSON, in the `extensions` parameter of a GET) is resolved to its text
-//!   before anything else looks at the request ([`crate::graphql::persisted`]).
+//!   before anything else looks at the request ([`crate::graphql::persisted`]);
+//! - `If-None-Match` naming the current answer is 304 on GET and HEAD and
+//!   412 on POST, as RFC 9110 §13.1.2 says ([`caching::precondition`]).
 use super::answered::Answered;
-use super::caching::{self, Policy};
+use super::caching::{self, Policy, Precondition};
 use super::compression::{self, Encoding};
 use super::responses::{self, Operation};
 use super::AppState;
@@ -23,7 +25,7 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::Variables;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -44,6 +46,17 @@ impl MediaType {
         match self {
             Self::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
             Self::Json => JSON,
+        }
+    }
+
+    /// The validator of an answer sent as this type, from the validator of
+    /// its bytes: the same bytes under two media types are two
+    /// representations, so they must not share a strong tag. The
+    /// specification's default keeps the bytes' own tag.
+    fn etag(self, etag: HeaderValue) -> HeaderValue {
+        match self {
+            Self::GraphqlResponseJson => etag,
+            Self::Json => caching::variant(&etag, "json"),
         }
     }
 
@@ -102,9 +115,11 @@ struct GetParams {
     extensions: Option<String>,
 }
 
+/// `GET /graphql`, and `HEAD` (axum routes it here and drops the body).
 pub async fn get(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
@@ -197,7 +212,7 @@ pub async fn get(
             }
         }
     }
-    execute(&state, &headers, peer, request, media).await
+    execute(&state, &method, &headers, peer, request, media).await
 }
 
 pub async fn post(
@@ -272,7 +287,7 @@ pub async fn post(
         Ok(query) => query,
         Err(refusal) => return persisted_refusal(&refusal, media),
     };
-    execute(&state, &headers, peer, request, media).await
+    execute(&state, &Method::POST, &headers, peer, request, media).await
 }
 
 /// The answer to a request whose persisted query could not be resolved.
@@ -351,6 +366,7 @@ fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>)
 
 async fn execute(
     state: &AppState,
+    method: &Method,
     headers: &HeaderMap,
     peer: SocketAddr,
     request: async_graphql::Request,
@@ -359,7 +375,16 @@ async fn execute(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let viewer = Viewer::from_authorization(authorization, &state.services.tokens);
+    let services = &state.services;
+    // Before the response tier: a kept private answer is served only to a
+    // token that is still the user's.
+    let viewer = Viewer::authenticate(
+        authorization,
+        &services.tokens,
+        &services.cache,
+        &services.db,
+    )
+    .await;
     // Only query answers are ever kept, so a hit needs no look at the
     // document: a mutation simply finds nothing.
     let operation = state.responses.as_ref().map(|_| {
@@ -376,10 +401,15 @@ async fn execute(
                 .policy(answer.private || authorization.is_some());
             let encoding = Encoding::choose(headers, answer.body.len());
             let (body, etag) = responses.in_encoding(&answer, encoding);
+            let etag = media.etag(etag);
             let answered = Answered::by_tier(&state.documents, &request);
-            if caching::not_modified(headers, &etag) {
-                responses.not_modified();
-                return answered.attach(not_modified(policy, etag));
+            match caching::precondition(method, headers, &etag) {
+                Precondition::Holds => {}
+                Precondition::NotModified => {
+                    responses.not_modified();
+                    return answered.attach(not_modified(policy, etag));
+                }
+                Precondition::Failed => return answered.attach(precondition_failed(media)),
             }
             return answered.attach(answer_with(
                 StatusCode::OK,
@@ -475,11 +505,15 @@ async fn execute(
         (None, None) if encoding == Encoding::Identity => (body, None),
         (None, None) => (Bytes::from(encoding.compress(&body)), None),
     };
-    if let Some(etag) = etag
-        .as_ref()
-        .filter(|etag| caching::not_modified(headers, etag))
-    {
-        return answered.attach(not_modified(policy, etag.clone()));
+    let etag = etag.map(|etag| media.etag(etag));
+    if let Some(etag) = &etag {
+        match caching::precondition(method, headers, etag) {
+            Precondition::Holds => {}
+            Precondition::NotModified => {
+                return answered.attach(not_modified(policy, etag.clone()))
+            }
+            Precondition::Failed => return answered.attach(precondition_failed(media)),
+        }
     }
     let mut http = answer_with(status, body, encoding, policy, etag, media);
     if let Some(seconds) = retry_after {
@@ -487,6 +521,21 @@ async fn execute(
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     answered.attach(http)
+}
+
+/// A 412: `If-None-Match` named the current answer of a POST.
+fn precondition_failed(media: MediaType) -> Response {
+    let body = json!({ "errors": [{
+        "message": "If-None-Match names the current answer, so the request was not answered",
+        "extensions": { "code": "PRECONDITION_FAILED" },
+    }] });
+    let mut response = (StatusCode::PRECONDITION_FAILED, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.as_str()),
+    );
+    Policy::NoStore.apply(response.headers_mut(), None);
+    response
 }
 
 /// A 304: the client's copy is current.

@@ -3,11 +3,29 @@
 //! [`Layer`] wraps the GraphQL route: it times each request and, from the
 //! [`Answered`] the endpoint attached to the response, counts it by
 //! operation name, kind, HTTP status and whether the response tier
-//! answered. Label sets stay bounded: the first [`MAX_OPERATIONS`]
-//! operation names seen get their own label, later ones share `(other)`,
-//! anonymous operations share `(anonymous)`, and the query text is never a
-//! label. A request refused before it reached the executor has no
-//! `Answered`: it counts as kind `unknown`, tier `none`.
+//! answered. Label sets stay bounded in number and in bytes whatever
+//! clients send:
+//! - an operation label is a name the executed document defines, at most
+//!   [`MAX_OPERATION_LEN`] bytes ([`Answered`] sees to both); an
+//!   `operationName` the document does not define is the client's
+//!   invention, and counts as `(anonymous)`, like anonymous operations;
+//! - the first [`MAX_OPERATIONS`] names seen get their own label, later
+//!   ones share `(other)`;
+//! - named operations get at most [`MAX_SERIES`] series (one per
+//!   combination of name, kind, tier and status) between them; a
+//!   combination beyond it is counted under `(other)` too;
+//! - kinds, tiers and statuses are closed sets (statuses are the ones the
+//!   endpoint answers with), so `(anonymous)` and `(other)` have a fixed
+//!   number of series each.
+//!
+//! So the two request families hold at most `MAX_SERIES + 2 × 4 kinds × 3
+//! tiers × the statuses` series, each of 22 lines (a counter, a histogram
+//! of 18 buckets, `+Inf`, sum and count) of at most about 250 bytes: a few
+//! megabytes in the worst case, tens of kilobytes in practice. The query
+//! text is never a label. A request refused before it reached the executor
+//! has no `Answered`: it counts as kind `unknown`, tier `none`.
+//!
+//! [`MAX_OPERATION_LEN`]: super::answered::MAX_OPERATION_LEN
 //!
 //! The hot path (a response-tier hit takes a few microseconds) pays a read
 //! lock and a hash of the operation name to find its pre-resolved series,
@@ -27,12 +45,18 @@ use prometheus_client::metrics::family::Family;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Operation names given a label of their own; later ones share `(other)`.
 pub const MAX_OPERATIONS: usize = 200;
+
+/// Series of named operations, all names together; a combination of
+/// labels beyond it is counted under `(other)`. Five per name on average:
+/// a query answered by both tiers, with 200 and 304, and one error.
+pub const MAX_SERIES: usize = 1000;
 
 const ANONYMOUS: &str = "(anonymous)";
 const OTHER: &str = "(other)";
@@ -61,8 +85,9 @@ impl Tier {
 }
 
 /// The statuses the endpoint answers with, each with a pre-resolved
-/// series; any other goes through the family's map.
-const STATUSES: [u16; 10] = [200, 304, 400, 404, 405, 406, 413, 415, 429, 500];
+/// series; any other goes through the family's map, under `(anonymous)` or
+/// `(other)` only.
+const STATUSES: [u16; 11] = [200, 304, 400, 404, 405, 406, 412, 413, 415, 429, 500];
 
 /// One series' labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,17 +114,30 @@ struct Series {
     duration: Histogram,
 }
 
+impl Series {
+    fn observe(&self, elapsed: std::time::Duration) {
+        self.requests.inc();
+        self.duration.observe(elapsed);
+    }
+}
+
 /// One operation name's series, by kind, tier and status.
 struct Operation {
     name: Arc<str>,
-    series: Vec<OnceLock<Series>>,
+    /// Whether its series count against [`MAX_SERIES`]: a name's do,
+    /// `(anonymous)`'s and `(other)`'s, a fixed number, do not.
+    budgeted: bool,
+    /// `None` in a slot: the combination came after the budget was spent,
+    /// and is counted under `(other)` from then on.
+    series: Vec<OnceLock<Option<Series>>>,
 }
 
 impl Operation {
-    fn new(name: &str) -> Self {
+    fn new(name: &str, budgeted: bool) -> Self {
         let n = OperationKind::ALL.len() * Tier::COUNT * STATUSES.len();
         Self {
             name: Arc::from(name),
+            budgeted,
             series: (0..n).map(|_| OnceLock::new()).collect(),
         }
     }
@@ -112,6 +150,8 @@ pub struct Requests {
     operations: RwLock<HashMap<Arc<str>, Arc<Operation>, foldhash::fast::RandomState>>,
     anonymous: Arc<Operation>,
     other: Arc<Operation>,
+    /// Series of named operations made so far, up to [`MAX_SERIES`].
+    named_series: AtomicUsize,
     /// Fed every request's duration, for the stats snapshots.
     cache: Cache,
 }
@@ -143,8 +183,9 @@ impl Requests {
             requests,
             durations,
             operations: RwLock::default(),
-            anonymous: Arc::new(Operation::new(ANONYMOUS)),
-            other: Arc::new(Operation::new(OTHER)),
+            anonymous: Arc::new(Operation::new(ANONYMOUS, false)),
+            other: Arc::new(Operation::new(OTHER, false)),
+            named_series: AtomicUsize::new(0),
             cache,
         }
     }
@@ -167,23 +208,27 @@ impl Requests {
             None => (None, OperationKind::Unknown, Tier::None),
         };
         let record = |operation: &Operation| {
-            let series = self.series(operation, kind, tier, status);
-            match series {
-                Some(series) => {
-                    series.requests.inc();
-                    series.duration.observe(elapsed);
-                }
-                None => {
-                    let labels = Labels {
-                        operation: operation.name.clone(),
-                        kind,
-                        tier,
-                        status,
-                    };
-                    self.requests.get_or_create(&labels).inc();
-                    self.durations.get_or_create(&labels).observe(elapsed);
-                }
+            if let Some(series) = self.series(operation, kind, tier, status) {
+                return series.observe(elapsed);
             }
+            // Past the budget, or a status without a slot: under a shared
+            // name, whose series are a closed set.
+            let shared = if operation.budgeted {
+                &*self.other
+            } else {
+                operation
+            };
+            if let Some(series) = self.series(shared, kind, tier, status) {
+                return series.observe(elapsed);
+            }
+            let labels = Labels {
+                operation: shared.name.clone(),
+                kind,
+                tier,
+                status,
+            };
+            self.requests.get_or_create(&labels).inc();
+            self.durations.get_or_create(&labels).observe(elapsed);
         };
         let Some(name) = name else {
             return record(&self.anonymous);
@@ -205,7 +250,7 @@ impl Requests {
             match operations.get(name) {
                 Some(operation) => operation.clone(),
                 None if operations.len() < MAX_OPERATIONS => {
-                    let operation = Arc::new(Operation::new(name));
+                    let operation = Arc::new(Operation::new(name, true));
                     operations.insert(operation.name.clone(), operation.clone());
                     operation
                 }
@@ -216,7 +261,8 @@ impl Requests {
     }
 
     /// The pre-resolved series of these labels, made on first use; `None`
-    /// for a status without a slot.
+    /// for a status without a slot, and for a named operation's new
+    /// combination once [`MAX_SERIES`] are made.
     fn series<'a>(
         &self,
         operation: &'a Operation,
@@ -226,18 +272,32 @@ impl Requests {
     ) -> Option<&'a Series> {
         let status_index = STATUSES.iter().position(|known| *known == status)?;
         let index = (kind.index() * Tier::COUNT + tier as usize) * STATUSES.len() + status_index;
-        Some(operation.series[index].get_or_init(|| {
-            let labels = Labels {
-                operation: operation.name.clone(),
-                kind,
-                tier,
-                status,
-            };
-            Series {
-                requests: self.requests.get_or_create_owned(&labels),
-                duration: self.durations.get_or_create_owned(&labels),
-            }
-        }))
+        operation.series[index]
+            .get_or_init(|| {
+                if operation.budgeted && !self.spend_one_series() {
+                    return None;
+                }
+                let labels = Labels {
+                    operation: operation.name.clone(),
+                    kind,
+                    tier,
+                    status,
+                };
+                Some(Series {
+                    requests: self.requests.get_or_create_owned(&labels),
+                    duration: self.durations.get_or_create_owned(&labels),
+                })
+            })
+            .as_ref()
+    }
+
+    /// Takes one series from the named operations' budget, if any is left.
+    fn spend_one_series(&self) -> bool {
+        self.named_series
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |made| {
+                (made < MAX_SERIES).then_some(made + 1)
+            })
+            .is_ok()
     }
 }
 
@@ -315,9 +375,32 @@ where
     }
 }
 
+/// Who may read `/metrics` (`--metrics-auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Access {
+    /// Anyone who can reach the port: for a network where only the
+    /// scrapers can.
+    #[default]
+    Open,
+    /// Only a request with `Authorization: Bearer <operator token>`; 401
+    /// otherwise. Operation names and rates say what clients do, which
+    /// is not for everyone who can reach the service.
+    OperatorToken,
+}
+
 /// `GET /metrics`: every metric of this replica, in the Prometheus text
-/// format, or OpenMetrics text when the scraper asks for it first.
+/// format, or OpenMetrics text when the scraper asks for it first; with
+/// [`Access::OperatorToken`], only for the operator token.
 pub async fn scrape(State(state): State<super::AppState>, headers: HeaderMap) -> Response {
+    if state.metrics_auth == Access::OperatorToken {
+        let allowed = match (&state.operator_token, super::bearer(&headers)) {
+            (Some(operator), Some(bearer)) => operator.matches(bearer),
+            _ => false,
+        };
+        if !allowed {
+            return refused();
+        }
+    }
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|accept| accept.to_str().ok())
@@ -336,4 +419,90 @@ pub async fn scrape(State(state): State<super::AppState>, headers: HeaderMap) ->
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// A scrape without the operator token: 401, saying how to authenticate
+/// and nothing of the metrics.
+fn refused() -> Response {
+    let mut response = (
+        axum::http::StatusCode::UNAUTHORIZED,
+        "/metrics needs the operator token: Authorization: Bearer <token>\n",
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"biblio metrics\""),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Mode, Settings};
+    use crate::http::answered::MAX_OPERATION_LEN;
+
+    /// Every kind, tier and status the endpoint can report, for many long
+    /// names: the label set stays within its budget and the scrape within
+    /// the module's bound, and every request is still counted once.
+    #[test]
+    fn any_mix_of_names_kinds_tiers_and_statuses_stays_within_the_bounds() {
+        let settings = Settings {
+            mode: Mode::L1,
+            ..Settings::default()
+        };
+        let cache = Cache::new(&settings, "metrics-test", None).unwrap();
+        let mut registry = crate::metrics::Registry::default();
+        let requests = Requests::new(&mut registry, cache);
+        let empty = registry.render(false).len();
+        let statuses = STATUSES.iter().copied().chain([401, 418, 503]);
+        let mut recorded = 0u64;
+        for n in 0..MAX_OPERATIONS + 50 {
+            let name: Arc<str> = format!("N{n:04}{}", "x".repeat(MAX_OPERATION_LEN - 5)).into();
+            for kind in OperationKind::ALL {
+                for by_tier in [false, true] {
+                    for status in statuses.clone() {
+                        let answered = Answered {
+                            operation: Some(name.clone()),
+                            kind,
+                            by_tier,
+                        };
+                        requests.record(Some(&answered), status, Instant::now());
+                        recorded += 1;
+                    }
+                }
+            }
+        }
+        for status in statuses {
+            requests.record(None, status, Instant::now());
+            recorded += 1;
+        }
+
+        let text = registry.render(false);
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("biblio_graphql_requests_total{"))
+            .collect();
+        let named = samples
+            .iter()
+            .filter(|line| line.contains("operation=\"N"))
+            .count();
+        assert_eq!(named, MAX_SERIES, "named series");
+        // (anonymous) and (other): at most every kind, tier and status.
+        let shared = 2 * OperationKind::ALL.len() * Tier::COUNT * (STATUSES.len() + 3);
+        assert!(samples.len() <= MAX_SERIES + shared, "{}", samples.len());
+        let counted: f64 = samples
+            .iter()
+            .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert_eq!(counted as u64, recorded, "every request counted once");
+        let bound = (MAX_SERIES + shared) * 22 * 250;
+        assert!(
+            text.len() - empty < bound,
+            "{} bytes of request metrics, bound {bound}",
+            text.len() - empty
+        );
+    }
 }

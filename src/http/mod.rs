@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub use answered::{Answered, OperationKind};
 pub use caching::Settings as HttpCaching;
 pub use cors::Origins;
-pub use metrics::{Requests as RequestMetrics, MAX_OPERATIONS};
+pub use metrics::{Access as MetricsAuth, Requests as RequestMetrics, MAX_OPERATIONS, MAX_SERIES};
 pub use responses::Responses;
 
 /// What every handler shares.
@@ -49,8 +49,24 @@ pub struct AppState {
     pub registry: Arc<crate::metrics::Registry>,
     /// GraphQL requests' counters (registered in `registry`).
     pub requests: Arc<RequestMetrics>,
-    /// The secret that opens `/dashboard/data` without a sign-in.
+    /// The secret that opens `/dashboard/data` without a sign-in, and
+    /// `/metrics` when `metrics_auth` asks for it.
     pub operator_token: Option<crate::auth::operator::OperatorToken>,
+    /// Who may read `/metrics`.
+    pub metrics_auth: MetricsAuth,
+}
+
+/// The token of the request's `Authorization: Bearer <token>`, if it has
+/// one (the scheme in any case, as RFC 9110 §11.1 has it).
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    authorization
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
 }
 
 /// The routes; with `cors`, browsers on those origins may call them. The

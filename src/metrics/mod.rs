@@ -77,7 +77,8 @@ impl Registry {
     }
 }
 
-/// When the process started and which build it is.
+/// When the process started, which build it is, and the log lines it
+/// could not write.
 #[derive(Debug)]
 struct Process {
     started: f64,
@@ -107,7 +108,13 @@ impl Collector for Process {
             MetricType::Gauge,
         )?;
         let mut labelled = info.encode_family(&[("version", env!("CARGO_PKG_VERSION"))])?;
-        labelled.encode_gauge(&1u64)
+        labelled.encode_gauge(&1u64)?;
+        counter(
+            &mut encoder,
+            "biblio_log_lines_dropped",
+            "Log lines dropped because the queue to the writer thread was full (stderr slower than the lines logged)",
+            crate::telemetry::dropped_lines(),
+        )
     }
 }
 

@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{eventually, spawn_app, TestApp};
 use biblio::config::Config;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -432,5 +432,216 @@ async fn with_redis_stopped_throttling_goes_on_in_process() {
         app.cache.health().status,
         "degraded",
         "Redis really was down"
+    );
+}
+
+#[tokio::test]
+async fn forty_addresses_of_one_ipv6_slash_64_share_one_budget_and_ipv4_mapped_ones_count_as_ipv4()
+{
+    let app = TestApp::builder()
+        .configure(|config| {
+            throttled(1000, 5)(config);
+            config.client_address_header = Some("x-forwarded-for".into());
+        })
+        .spawn()
+        .await;
+
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let address = format!("2001:db8:1:2:{:x}::{:x}", i * 7919 % 65536, i + 1);
+        let (status, _, _) = sign_in(
+            &app,
+            &format!("u{i}@example.org"),
+            "whatever-1",
+            Some(&address),
+        )
+        .await;
+        statuses.push(status);
+    }
+    let (other_net, _, _) =
+        sign_in(&app, "x@example.org", "whatever-1", Some("2001:db8:1:3::1")).await;
+    let mut mapped = Vec::new();
+    for address in ["192.0.2.9", "::ffff:192.0.2.9"].iter().cycle().take(6) {
+        let (status, _, _) = sign_in(&app, "y@example.org", "whatever-1", Some(address)).await;
+        mapped.push(status);
+    }
+
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        35,
+        "{statuses:?}"
+    );
+    assert_eq!(other_net, 200, "the next /64 has a budget of its own");
+    assert_eq!(
+        mapped,
+        [200, 200, 200, 200, 200, 429],
+        "one client however written"
+    );
+}
+
+/// `n` concurrent wrong logins for `email`, the i-th from its own address
+/// and to `replicas[i % len]`: how many passwords were judged
+/// (UNAUTHENTICATED) and how many refused unjudged (TOO_MANY_REQUESTS).
+async fn concurrent_wrong_logins(replicas: &[TestApp], email: &str, n: usize) -> (usize, usize) {
+    let guesses = (0..n).map(|i| async move {
+        let address = format!("198.51.100.{}", i + 1);
+        let (_, _, body) = sign_in(
+            &replicas[i % replicas.len()],
+            email,
+            "wrong-guess",
+            Some(&address),
+        )
+        .await;
+        codes(&body)
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let count = |code: &str| answers.iter().filter(|codes| *codes == &[code]).count();
+    let (judged, refused) = (count("UNAUTHENTICATED"), count("TOO_MANY_REQUESTS"));
+    assert_eq!(judged + refused, n, "{answers:?}");
+    (judged, refused)
+}
+
+/// Ten failures per e-mail, addresses unlimited and read from the
+/// forwarded header, and hashing places enough for every request, so
+/// that only the e-mail's limit can refuse.
+fn ten_failures_per_email(config: &mut Config) {
+    throttled(10, 1000)(config);
+    config.client_address_header = Some("x-forwarded-for".into());
+    config.password_hashes = 64;
+}
+
+#[tokio::test]
+async fn thirty_concurrent_wrong_logins_for_one_email_judge_at_most_ten_passwords() {
+    let app = TestApp::builder()
+        .configure(ten_failures_per_email)
+        .spawn()
+        .await;
+    app.member("target@example.org").await;
+
+    let (judged, refused) =
+        concurrent_wrong_logins(std::slice::from_ref(&app), "target@example.org", 30).await;
+
+    assert_eq!(judged, 10, "{judged} passwords judged, {refused} refused");
+    let (status, _, _) = sign_in(&app, "target@example.org", "member-password", None).await;
+    assert_eq!(
+        status, 429,
+        "the e-mail is refused for the rest of the window"
+    );
+}
+
+#[tokio::test]
+async fn thirty_concurrent_wrong_logins_for_one_email_over_two_replicas_judge_at_most_ten_passwords(
+) {
+    let (replicas, _redis) = TestApp::builder()
+        .replicas(2)
+        .configure(ten_failures_per_email)
+        .spawn_replicas()
+        .await;
+    replicas[0].member("target@example.org").await;
+
+    let (judged, refused) = concurrent_wrong_logins(&replicas, "target@example.org", 30).await;
+
+    assert_eq!(judged, 10, "{judged} passwords judged, {refused} refused");
+}
+
+#[tokio::test]
+async fn a_successful_sign_in_gives_back_the_failure_it_reserved() {
+    let app = TestApp::builder()
+        .configure(throttled(3, 1000))
+        .spawn()
+        .await;
+    app.member("regular@example.org").await;
+
+    for _ in 0..2 {
+        let (_, _, body) = sign_in(&app, "regular@example.org", "wrong-guess", None).await;
+        assert_eq!(codes(&body), ["UNAUTHENTICATED"], "{body}");
+    }
+    for _ in 0..5 {
+        let (status, _, body) = sign_in(&app, "regular@example.org", "member-password", None).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["data"]["login"]["token"].is_string(), "{body}");
+    }
+    let (_, _, third) = sign_in(&app, "regular@example.org", "wrong-guess", None).await;
+    let (status, _, _) = sign_in(&app, "regular@example.org", "member-password", None).await;
+
+    assert_eq!(
+        codes(&third),
+        ["UNAUTHENTICATED"],
+        "the third failure is judged: {third}"
+    );
+    assert_eq!(status, 429, "and then the e-mail is refused");
+}
+
+#[tokio::test]
+async fn with_redis_stopped_two_replicas_split_the_limit_instead_of_each_allowing_all_of_it() {
+    let (replicas, mut redis) = TestApp::builder()
+        .replicas(2)
+        .configure(throttled(4, 1000))
+        .spawn_replicas()
+        .await;
+    replicas[0].member("offline@example.org").await;
+    for replica in &replicas {
+        eventually(|| async { replica.cache.replicas_seen() == 2 }).await;
+    }
+
+    redis.stop();
+    let mut judged = 0;
+    for i in 0..8 {
+        let (_, _, body) =
+            sign_in(&replicas[i % 2], "offline@example.org", "wrong-guess", None).await;
+        judged += usize::from(codes(&body) == ["UNAUTHENTICATED"]);
+    }
+
+    assert_eq!(judged, 4, "the deployment's limit, two on each replica");
+    for replica in &replicas {
+        let (status, _, body) =
+            sign_in(replica, "offline@example.org", "member-password", None).await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(
+            replica.cache.health().status,
+            "degraded",
+            "Redis really was down"
+        );
+        assert_eq!(replica.cache.replicas_seen(), 2, "what it last saw is kept");
+    }
+}
+
+/// A counter Redis lost (it restarted empty) is made again from this
+/// replica's own count, for what is left of that count's window, not a new
+/// window: else ten wrong guesses could lock an account out for nearly
+/// two windows.
+#[tokio::test]
+async fn a_lockout_restored_after_redis_lost_its_counters_ends_with_its_first_window() {
+    let (replicas, mut redis) = TestApp::builder()
+        .configure(|config| {
+            throttled(3, 1000)(config);
+            config.throttle.email_window = Duration::from_secs(10);
+        })
+        .spawn_replicas()
+        .await;
+    let app = &replicas[0];
+    app.member("locked@example.org").await;
+    let first = std::time::Instant::now();
+    for _ in 0..3 {
+        let (_, _, body) = sign_in(app, "locked@example.org", "wrong-guess", None).await;
+        assert_eq!(codes(&body), ["UNAUTHENTICATED"], "{body}");
+    }
+    redis.stop();
+    redis.restart();
+    crate::helpers::eventually(|| async { app.cache.health().status == "up" }).await;
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(first.elapsed())).await;
+
+    let (status, retry_after, body) =
+        sign_in(app, "locked@example.org", "member-password", None).await;
+    assert_eq!(status, 429, "still within the window: {body}");
+    let left = 10 - first.elapsed().as_secs();
+    assert!(
+        retry_after.is_some_and(|secs| secs <= left + 1),
+        "the lockout ends with the window the failures began: retry after {retry_after:?}, {left} s left"
     );
 }

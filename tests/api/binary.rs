@@ -223,21 +223,17 @@ impl Drop for Capture {
     }
 }
 
-impl Server {
-    /// The process's resident memory now and at its peak, in bytes
-    /// (`VmRSS`, `VmHWM` of /proc/PID/status).
-    pub fn resident_bytes(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))
-            .expect("the server's /proc status");
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|kib| kib.parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("{name} in /proc status"))
-                * 1024
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
+/// Process `pid`'s resident size now and at its peak so far, in KiB, from
+/// /proc/PID/status (`VmRSS`, `VmHWM`): what a memory bound is asserted on.
+pub fn resident_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|err| panic!("/proc/{pid}/status: {err}"));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }

@@ -226,7 +226,7 @@ async fn a_loan_that_passes_its_due_date_joins_the_overdue_list_on_every_replica
     // L2, the kept answer) must stop serving it at the due date.
     let (apps, _redis) = crate::helpers::TestApp::builder()
         .replicas(2)
-        .configure(|config| config.loan_period = chrono::Duration::seconds(2))
+        .configure(|config| config.loan_period = chrono::Duration::seconds(4))
         .spawn_replicas()
         .await;
     let cat = catalogue(&apps[0], 1).await;

@@ -4,6 +4,7 @@
 //! the races a clear can meet.
 use crate::binary::{biblio, finish_within_10s};
 use crate::helpers::{catalogue, eventually, TestApp, TestRedis};
+use biblio::cache::keys::SCHEMA_VERSION;
 use biblio::cache::{Cache, Change, Kind, Settings};
 use serde_json::{json, Value};
 
@@ -177,13 +178,7 @@ async fn a_replica_that_never_hears_the_clear_event_learns_the_namespace_from_it
 
     // A clear whose event is lost: the counter moves, nothing is published.
     assert_eq!(
-        redis.command(&[
-            "INCR",
-            &format!(
-                "{prefix}:v{}:namespace",
-                biblio::cache::keys::SCHEMA_VERSION
-            )
-        ]),
+        redis.command(&["INCR", &format!("{prefix}:v{SCHEMA_VERSION}:namespace")]),
         ":1"
     );
 
@@ -201,10 +196,7 @@ async fn a_writer_that_has_not_learnt_of_a_clear_deletes_in_the_namespace_reader
     let prefix = b.cache.prefix().to_owned();
     let cat = catalogue(&b, 1).await;
     let id = cat.books[0].clone();
-    let counter = format!(
-        "{prefix}:v{}:namespace",
-        biblio::cache::keys::SCHEMA_VERSION
-    );
+    let counter = format!("{prefix}:v{SCHEMA_VERSION}:namespace");
     assert_eq!(redis.command(&["SET", &counter, "5"]), "+OK");
     eventually(|| async { b.cache.namespace() == 5 }).await;
     // The writer: a cache of the same deployment that hears its own

@@ -135,6 +135,13 @@ impl Redis {
 
     /// A command that must succeed; its reply's first line.
     pub async fn command(&self, args: &[&str]) -> String {
+        let reply = self.reply(args).await;
+        assert!(!reply.starts_with('-'), "redis refused: {reply}");
+        reply
+    }
+
+    /// A command's reply's first line, an error (`-READONLY …`) included.
+    pub async fn reply(&self, args: &[&str]) -> String {
         let port = self.port;
         let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
         let reply = tokio::task::spawn_blocking(move || {
@@ -143,7 +150,6 @@ impl Redis {
         .await
         .expect("the command task")
         .unwrap_or_else(|err| panic!("redis on port {port}: {err}"));
-        assert!(!reply.starts_with('-'), "redis refused: {reply}");
         reply
     }
 }

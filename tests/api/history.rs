@@ -50,11 +50,15 @@ enum Fault {
     RedisPaused,
     /// `CLIENT PAUSE 1500 WRITE`: reads answer, writes and PUBLISH wait.
     WritesPaused,
-    /// `maxmemory 1` with `noeviction` for 1.5 s: every write (SET, the
-    /// scripts' writes, INCR) is refused with OOM, while reads and PUBLISH
-    /// still answer; as a full Redis, or a primary turned read-only replica
-    /// after a failover, behaves.
+    /// `REPLICAOF` a port nobody listens on, for 1.5 s: Redis turns into a
+    /// read-only replica that keeps its data, answers reads and PUBLISH, and
+    /// refuses every write with `-READONLY`, as a primary demoted by a
+    /// failover does to clients still connected to it.
     WritesRefused,
+    /// `maxmemory 1` with `noeviction` for 1.5 s: a full Redis refuses the
+    /// commands that may grow memory (`-OOM`), and answers reads, DEL and
+    /// PUBLISH.
+    RedisFull,
     /// `CLIENT KILL TYPE pubsub`: the subscribers' connections are closed.
     SubscriberKilled,
     /// SIGKILL, down 1 s, restarted on the same port with no data.
@@ -71,11 +75,12 @@ enum Fault {
 /// which so far states it in prose): how much later than a write's
 /// acknowledgement a read on any replica may start and still miss it, per
 /// fault, in milliseconds. Keep the two in step.
-const BOUNDS: [(Fault, u64); 7] = [
+const BOUNDS: [(Fault, u64); 8] = [
     (Fault::RedisUp, 500),
     (Fault::RedisPaused, 1000),
     (Fault::WritesPaused, 1000),
     (Fault::WritesRefused, 1000),
+    (Fault::RedisFull, 1000),
     (Fault::SubscriberKilled, 1000),
     (Fault::RedisRestartedEmpty, 1000),
     (Fault::WriterKilledDuringOutage, 1000),
@@ -118,7 +123,8 @@ impl Fault {
             Self::RedisUp => "redis up (no fault)",
             Self::RedisPaused => "redis paused (SIGSTOP 2 s)",
             Self::WritesPaused => "writes paused (CLIENT PAUSE 1500 WRITE)",
-            Self::WritesRefused => "writes refused (maxmemory 1, noeviction, 1.5 s)",
+            Self::WritesRefused => "writes refused (read-only replica, 1.5 s)",
+            Self::RedisFull => "redis full (maxmemory 1, noeviction, 1.5 s)",
             Self::SubscriberKilled => "subscriber killed (CLIENT KILL TYPE pubsub)",
             Self::RedisRestartedEmpty => "redis restarted empty (SIGKILL, 1 s down)",
             Self::WriterKilledDuringOutage => {
@@ -144,8 +150,13 @@ async fn reads_are_never_staler_than_the_bound_while_redis_refuses_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_are_never_staler_than_the_bound_while_redis_is_full_and_refuses_writes() {
+async fn reads_are_never_staler_than_the_bound_while_redis_is_read_only_and_refuses_writes() {
     check(Fault::WritesRefused).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_never_staler_than_the_bound_while_redis_is_full() {
+    check(Fault::RedisFull).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -705,16 +716,40 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
             sleep(RECOVERY).await;
         }
         Fault::WritesRefused => {
-            let policy = cluster
+            // A port nobody listens on: the replica never syncs, so it keeps
+            // its data and serves it stale, read-only.
+            let nowhere = crate::binary::free_port().to_string();
+            let reply = cluster
+                .redis
+                .command(&["REPLICAOF", "127.0.0.1", &nowhere])
+                .await;
+            let probe = cluster.redis.reply(&["SET", "history:probe", "1"]).await;
+            assert!(
+                probe.starts_with("-READONLY"),
+                "a write is refused: {probe}"
+            );
+            shared.note(format!(
+                "redis REPLICAOF 127.0.0.1:{nowhere}: {reply}; a SET answers {probe}"
+            ));
+            sleep(Duration::from_millis(1500)).await;
+            let reply = cluster.redis.command(&["REPLICAOF", "NO", "ONE"]).await;
+            shared.note(format!("redis REPLICAOF NO ONE: {reply}; writes accepted"));
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+        Fault::RedisFull => {
+            cluster
                 .redis
                 .command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
                 .await;
-            let full = cluster
+            cluster
                 .redis
                 .command(&["CONFIG", "SET", "maxmemory", "1"])
                 .await;
+            let probe = cluster.redis.reply(&["SET", "history:probe", "1"]).await;
+            assert!(probe.starts_with("-OOM"), "a write is refused: {probe}");
             shared.note(format!(
-                "redis maxmemory 1, noeviction: {policy} {full}; writes refused"
+                "redis maxmemory 1, noeviction; a SET answers {probe}"
             ));
             sleep(Duration::from_millis(1500)).await;
             let reply = cluster

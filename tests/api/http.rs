@@ -376,12 +376,10 @@ async fn answers_revalidate_with_etags_and_say_who_may_keep_them() {
         first.headers()["cache-control"],
         "public, max-age=0, must-revalidate"
     );
-    assert_eq!(first.headers()["vary"], "Authorization, Accept-Encoding");
-
-    let again = send(Some(etag.clone()), None).await.unwrap();
-    assert_eq!(again.status(), 304);
-    assert_eq!(again.headers()["etag"], etag.as_str());
-    assert!(again.bytes().await.unwrap().is_empty());
+    assert_eq!(
+        first.headers()["vary"],
+        "Authorization, Accept, Accept-Encoding"
+    );
 
     let get = app
         .client
@@ -392,6 +390,10 @@ async fn answers_revalidate_with_etags_and_say_who_may_keep_them() {
         .await
         .unwrap();
     assert_eq!(get.status(), 304, "the same answer over GET");
+    assert_eq!(get.headers()["etag"], etag.as_str());
+    assert!(get.bytes().await.unwrap().is_empty());
+    let post = send(Some(etag.clone()), None).await.unwrap();
+    assert_eq!(post.status(), 412, "a POST is not revalidated but refused");
 
     let private = send(None, Some(&token)).await.unwrap();
     assert_eq!(private.headers()["cache-control"], "private, no-cache");
@@ -446,4 +448,155 @@ async fn a_named_mutation_without_its_name_is_refused_over_get() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
+}
+
+/// The answer's media type follows `Accept`, so `Vary` names it, and each
+/// media type is its own representation with its own strong tag (RFC 9110
+/// §8.8.3): a cache must not hand one client's `application/json` to
+/// another that asked for graphql-response+json, nor revalidate one with
+/// the other's tag.
+#[tokio::test]
+async fn each_media_type_is_its_own_representation_with_its_own_etag() {
+    let app = spawn_app().await;
+    let query = [("query", "{ categories { name } }")];
+    let send = |accept: &'static str, etag: Option<&str>| {
+        let mut request = app
+            .client
+            .get(app.graphql_url())
+            .query(&query)
+            .header("accept", accept);
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        request.send()
+    };
+    let mut tags = Vec::new();
+    // Twice each: executed, then from the response tier.
+    for accept in [
+        "application/graphql-response+json",
+        "application/json",
+        "application/graphql-response+json",
+        "application/json",
+    ] {
+        let response = send(accept, None).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], accept);
+        assert_eq!(
+            response.headers()["vary"],
+            "Authorization, Accept, Accept-Encoding",
+            "{accept}"
+        );
+        tags.push(response.headers()["etag"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(tags[0], tags[2], "graphql-response+json, executed and kept");
+    assert_eq!(tags[1], tags[3], "application/json, executed and kept");
+    assert_ne!(tags[0], tags[1], "one tag for two representations");
+
+    let json = send("application/json", Some(&tags[1])).await.unwrap();
+    assert_eq!(json.status(), 304);
+    assert_eq!(json.headers()["etag"], tags[1].as_str());
+    assert_eq!(
+        json.headers()["vary"],
+        "Authorization, Accept, Accept-Encoding"
+    );
+    let other = send("application/graphql-response+json", Some(&tags[1]))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        200,
+        "the application/json tag does not name the graphql-response+json answer"
+    );
+}
+
+/// RFC 9110 §13.1.2 and §13.2.2: `If-None-Match` that matches the current
+/// answer is 304 on GET and HEAD, and 412 Precondition Failed on any other
+/// method; `*` matches whenever there is a current answer, and an answer
+/// that is not one (an error, kept by nobody, with no tag) matches nothing.
+#[tokio::test]
+async fn if_none_match_is_304_on_get_and_head_and_412_on_post() {
+    let app = spawn_app().await;
+    let query = "{ categories { name } }";
+    let first = app
+        .client
+        .post(app.graphql_url())
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let request = |method: reqwest::Method, if_none_match: &str| {
+        let builder = app
+            .client
+            .request(method.clone(), app.graphql_url())
+            .header("if-none-match", if_none_match);
+        if method == reqwest::Method::POST {
+            builder.json(&json!({ "query": query }))
+        } else {
+            builder.query(&[("query", query)])
+        }
+        .send()
+    };
+
+    for tag in [etag.as_str(), "*", "\"other\", *"] {
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let response = request(method.clone(), tag).await.unwrap();
+            assert_eq!(response.status(), 304, "{method} {tag}");
+            assert_eq!(response.headers()["etag"], etag.as_str(), "{method} {tag}");
+        }
+        // From the response tier, which kept the first answer.
+        let response = request(reqwest::Method::POST, tag).await.unwrap();
+        assert_eq!(response.status(), 412, "POST {tag}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            "PRECONDITION_FAILED"
+        );
+    }
+    let stale = request(reqwest::Method::POST, "\"other\"").await.unwrap();
+    assert_eq!(stale.status(), 200, "a tag that names nothing current");
+
+    // Executed rather than kept: the precondition is evaluated the same.
+    let fresh = "{ categories { id } }";
+    let response = app
+        .client
+        .post(app.graphql_url())
+        .header("if-none-match", "*")
+        .json(&json!({ "query": fresh }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 412, "an executed answer exists too");
+
+    // No current answer: an error has no tag, so `*` matches nothing.
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let builder = app
+            .client
+            .request(method.clone(), app.graphql_url())
+            .header("if-none-match", "*");
+        let broken = "{ book(id: \"nope\") { title } }";
+        let builder = if method == reqwest::Method::POST {
+            builder.json(&json!({ "query": broken }))
+        } else {
+            builder.query(&[("query", broken)])
+        };
+        let response = builder.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{method}");
+        assert!(response.headers().get("etag").is_none(), "{method}");
+    }
+    // A mutation's answer does not exist before it runs: `*` does not stop it.
+    let token = app.librarian().await;
+    let created = app
+        .client
+        .post(app.graphql_url())
+        .bearer_auth(&token)
+        .header("if-none-match", "*")
+        .json(&json!({ "query": "mutation { createCategory(input: { name: \"Star\" }) { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let body: Value = created.json().await.unwrap();
+    assert!(body["data"]["createCategory"]["id"].is_string(), "{body}");
 }

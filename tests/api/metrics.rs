@@ -470,3 +470,129 @@ async fn a_reader_that_waits_for_anothers_load_is_counted_as_a_flight_join() {
         "one load for both readers"
     );
 }
+
+/// A client can send any `operationName`, and a document can define a name
+/// of any length: the label is only ever a name the executed document
+/// defines, cut like the access log's, and `(anonymous)` otherwise.
+#[tokio::test]
+async fn the_operation_label_is_a_name_the_document_defines_cut_to_length() {
+    let app = spawn_app().await;
+    let made_up = format!("Invented{}", "x".repeat(10_000));
+    let undefined = app
+        .client
+        .post(app.graphql_url())
+        .json(&json!({ "query": "query A { __typename }", "operationName": made_up }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(undefined.status(), 400);
+    let long = format!("Long{}", "y".repeat(10_000));
+    app.data(None, &format!("query {long} {{ __typename }}"), json!({}))
+        .await;
+
+    let scrape = scrape(&app).await;
+    let names: HashSet<String> = scrape
+        .series("biblio_graphql_requests_total", &[])
+        .into_iter()
+        .map(|labels| labels["operation"].clone())
+        .collect();
+    assert!(
+        names.iter().all(|name| !name.starts_with("Invented")),
+        "a name the document does not define became a label"
+    );
+    assert!(names.iter().all(|name| name.len() <= 100), "{names:?}");
+    assert_eq!(
+        requests(&scrape, "(anonymous)", "unknown", "executed", "400"),
+        1.0
+    );
+    assert_eq!(
+        requests(&scrape, &long[..100], "query", "executed", "200"),
+        1.0
+    );
+}
+
+const OPERATOR_TOKEN: &str = "operator-token-for-metrics-0123456789";
+
+/// With `--metrics-auth operator-token`, a scrape must carry the operator
+/// token as a bearer token; without it or with another it is 401, and
+/// `/graphql` is as open as before.
+#[tokio::test]
+async fn with_metrics_auth_a_scrape_needs_the_operator_token() {
+    use crate::binary::{biblio, Server};
+    let (_database, url) = crate::helpers::TestDatabase::create().await;
+    let redis = crate::helpers::TestRedis::start();
+    let mut command = biblio(&url);
+    command.stderr(std::process::Stdio::null());
+    let server = Server::start(
+        command,
+        &[
+            "--redis-url",
+            &redis.url(),
+            "--operator-token",
+            OPERATOR_TOKEN,
+            "--metrics-auth",
+            "operator-token",
+        ],
+    )
+    .await;
+    let metrics = format!("{}/metrics", server.address);
+    let scrape = |authorization: Option<String>| {
+        let mut request = server.client.get(&metrics);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request.send()
+    };
+
+    for refused in [
+        None,
+        Some("Bearer not-the-operator-token-at-all".to_owned()),
+        Some(format!("Basic {OPERATOR_TOKEN}")),
+        Some(OPERATOR_TOKEN.to_owned()),
+    ] {
+        let response = scrape(refused.clone()).await.unwrap();
+        assert_eq!(response.status(), 401, "{refused:?}");
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer"),
+            "{refused:?}"
+        );
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains("biblio_"),
+            "{refused:?} read metrics: {body}"
+        );
+    }
+    let allowed = scrape(Some(format!("Bearer {OPERATOR_TOKEN}")))
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    let text = allowed.text().await.unwrap();
+    parse(&text).unwrap_or_else(|why| panic!("not the Prometheus text format: {why}"));
+    assert!(text.contains("biblio_build_info"));
+
+    let answer = server.query("{ books { totalCount } }").await;
+    assert_eq!(answer["data"]["books"]["totalCount"], 0);
+}
+
+/// Asking for the token with no token to ask for is a mistake at start,
+/// not an endpoint nobody can read.
+#[test]
+fn metrics_auth_without_an_operator_token_is_refused_at_start() {
+    use crate::binary::{biblio, finish_within_10s};
+    let output = finish_within_10s(
+        biblio("sqlite::memory:")
+            .env_remove("BIBLIO_OPERATOR_TOKEN")
+            .args(["serve", "--metrics-auth", "operator-token"]),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--metrics-auth") && stderr.contains("--operator-token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

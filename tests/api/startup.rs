@@ -299,3 +299,122 @@ async fn a_reachable_redis_gives_no_warning() {
     assert!(log.contains("Redis answers"), "{log}");
     assert!(!log.contains("Redis is unreachable"), "{log}");
 }
+
+#[test]
+fn a_short_token_signing_key_is_refused_naming_the_flag_and_how_to_make_one() {
+    for short in [
+        "",
+        "0123456789abcdef",
+        "not hex at all, and long enough to be 32 bytes",
+    ] {
+        let output = finish_within_10s(biblio("sqlite::memory:").args([
+            "serve",
+            "--cache-mode",
+            "off",
+            "--bind",
+            "127.0.0.1:0",
+            "--token-signing-key",
+            short,
+        ]));
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{short:?} was accepted");
+        for part in [
+            "--token-signing-key",
+            "BIBLIO_TOKEN_SIGNING_KEY",
+            "32 bytes",
+            "openssl rand -hex 32",
+        ] {
+            assert!(stderr.contains(part), "{part:?} in {stderr}");
+        }
+        if !short.is_empty() {
+            assert!(
+                !stderr.contains(short),
+                "the refused key was printed: {stderr}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_short_token_signing_key_stored_in_the_database_stops_the_start_and_says_how_to_replace_it(
+) {
+    use sea_orm::ConnectionTrait;
+    let (_database, url) = TestDatabase::create().await;
+    let migrated = finish_within_10s(biblio(&url).arg("migrate"));
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let db = biblio::db::Db::connect(&url).await.unwrap();
+    db.conn()
+        .execute_unprepared(
+            "INSERT INTO settings (key, value) VALUES ('token_signing_key', '0123abcd')",
+        )
+        .await
+        .unwrap();
+
+    let output = serve(&url, &["--cache-mode", "off", "--bind", "127.0.0.1:0"]);
+
+    assert_refused(
+        &output,
+        &["token_signing_key", "4 bytes", "--token-signing-key"],
+        None,
+    );
+}
+
+#[tokio::test]
+async fn a_token_signing_key_given_as_a_flag_signs_the_tokens() {
+    let (_database, url) = TestDatabase::create().await;
+    let key = "a".repeat(64);
+    let mut command = biblio(&url);
+    command.stderr(std::process::Stdio::null());
+    let server = Server::start(
+        command,
+        &["--cache-mode", "off", "--token-signing-key", &key],
+    )
+    .await;
+    let register = serde_json::json!({
+        "query": "mutation { register(input: { email: \"k@example.org\", name: \"K\", password: \"a-password-1\" }) { token } }"
+    });
+    let registered: serde_json::Value = server
+        .client
+        .post(format!("{}/graphql", server.address))
+        .json(&register)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["data"]["register"]["token"]
+        .as_str()
+        .expect("a token");
+    let me: serde_json::Value = server
+        .client
+        .post(format!("{}/graphql", server.address))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "query": "{ me { email } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(me["data"]["me"]["email"], "k@example.org", "{me}");
+    // Signed with the key given, not one the server made: a verifier
+    // holding only that key accepts it, one with another key does not.
+    let verifier = |hex: &str| {
+        biblio::auth::Tokens::new(
+            biblio::auth::signing_key::SigningKey::from_hex(hex).expect("a valid key"),
+            std::time::Duration::from_secs(3600),
+        )
+    };
+    assert!(
+        verifier(&key).verify(token).is_some(),
+        "signed with the flag's key"
+    );
+    assert!(verifier(&"b".repeat(64)).verify(token).is_none());
+}

@@ -218,14 +218,17 @@ async fn on_a_terminal_user_add_asks_for_what_is_missing_and_never_shows_the_pas
 async fn a_role_set_with_the_cli_reaches_a_running_replica_that_cached_the_profile() {
     let app = spawn_app().await;
     let token = app.member("reader@example.org").await;
-    let role = || async {
-        app.data(Some(&token), "{ me { role } }", json!({})).await["me"]["role"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+    let role = |token: String| {
+        let app = &app;
+        async move {
+            app.data(Some(&token), "{ me { role } }", json!({})).await["me"]["role"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
     };
-    assert_eq!(role().await, "MEMBER");
-    assert_eq!(role().await, "MEMBER");
+    assert_eq!(role(token.clone()).await, "MEMBER");
+    assert_eq!(role(token.clone()).await, "MEMBER");
 
     let output = user(&app, &["role", "reader@example.org", "librarian"], "");
 
@@ -235,8 +238,11 @@ async fn a_role_set_with_the_cli_reaches_a_running_replica_that_cached_the_profi
         "reader@example.org is now Librarian (was Member)"
     );
     // Only the outbox row tells the replica: its cached profile would
-    // otherwise live out its TTL (5 minutes).
-    eventually(|| async { role().await == "LIBRARIAN" }).await;
+    // otherwise live out its TTL (5 minutes), and the token issued before
+    // the change with it.
+    eventually(|| async { token_answer(&app, &token).await == "UNAUTHENTICATED" }).await;
+    let token = sign_in(&app, "reader@example.org", "member-password").await;
+    assert_eq!(role(token).await, "LIBRARIAN");
     let members = app
         .data(None, "{ statistics { totalMembers } }", json!({}))
         .await;
@@ -350,4 +356,96 @@ async fn a_user_command_for_an_unknown_email_says_so() {
             "{args:?}"
         );
     }
+}
+
+/// The code a token gets for `{ me { email } }` on `app`: `OK` when it is
+/// accepted.
+async fn token_answer(app: &TestApp, token: &str) -> String {
+    let (_, body) = app.post(Some(token), "{ me { email } }", json!({})).await;
+    match body["errors"][0]["extensions"]["code"].as_str() {
+        Some(code) => code.to_owned(),
+        None if body["data"]["me"]["email"].is_string() => "OK".to_owned(),
+        None => format!("no answer: {body}"),
+    }
+}
+
+/// A fresh sign-in's token, which must succeed.
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> String {
+    let data = app
+        .data(None, LOGIN, json!({ "e": email, "p": password }))
+        .await;
+    data["login"]["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_password_reset_a_role_change_and_a_removal_each_revoke_earlier_tokens_on_every_replica()
+{
+    let (replicas, _redis) = TestApp::builder().replicas(2).spawn_replicas().await;
+    let email = "reader@example.org";
+    let first = replicas[0].member(email).await;
+    // Both replicas accept it, and have cached the profile it is checked
+    // against.
+    for replica in &replicas {
+        assert_eq!(token_answer(replica, &first).await, "OK");
+        assert_eq!(token_answer(replica, &first).await, "OK");
+    }
+
+    let reset = user(&replicas[0], &["password", email], "a-new-password-1\n");
+    assert!(reset.status.success(), "{}", stderr(&reset));
+    for replica in &replicas {
+        eventually(|| async { token_answer(replica, &first).await == "UNAUTHENTICATED" }).await;
+    }
+    let second = sign_in(&replicas[1], email, "a-new-password-1").await;
+    for replica in &replicas {
+        assert_eq!(token_answer(replica, &second).await, "OK");
+    }
+
+    let promoted = user(&replicas[0], &["role", email, "librarian"], "");
+    assert!(promoted.status.success(), "{}", stderr(&promoted));
+    for replica in &replicas {
+        eventually(|| async { token_answer(replica, &second).await == "UNAUTHENTICATED" }).await;
+    }
+    let third = sign_in(&replicas[0], email, "a-new-password-1").await;
+    for replica in &replicas {
+        assert_eq!(token_answer(replica, &third).await, "OK");
+    }
+
+    let removed = user(&replicas[0], &["remove", email], "");
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    for replica in &replicas {
+        eventually(|| async { token_answer(replica, &third).await == "UNAUTHENTICATED" }).await;
+    }
+}
+
+#[tokio::test]
+async fn setting_the_role_a_user_already_has_keeps_their_tokens() {
+    let app = spawn_app().await;
+    let token = app.member("reader@example.org").await;
+
+    let output = user(&app, &["role", "reader@example.org", "member"], "");
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "reader@example.org was already Member"
+    );
+    assert_eq!(token_answer(&app, &token).await, "OK");
+}
+
+#[tokio::test]
+async fn the_token_generation_is_read_through_the_cache_so_a_warm_signed_in_request_costs_no_sql() {
+    let app = spawn_app().await;
+    let token = app.member("reader@example.org").await;
+    let user_hits = || app.cache.metrics().kind(biblio::cache::Kind::User).l1_hits;
+
+    let sql = app.statements();
+    app.data(Some(&token), "{ __typename }", json!({})).await;
+    let cold = app.statements() - sql;
+    let (sql, hits) = (app.statements(), user_hits());
+    app.data(Some(&token), "{ __typename }", json!({})).await;
+    let warm = app.statements() - sql;
+
+    assert_eq!(cold, 1, "a cold check loads the user's profile once");
+    assert_eq!(warm, 0, "a warm check costs no SQL");
+    assert_eq!(user_hits() - hits, 1, "it is one L1 hit");
 }
