@@ -9,9 +9,9 @@
 //! The request id is the client's `x-request-id` when it is usable (1 to 128
 //! visible ASCII characters), so a proxy's id follows the request through;
 //! otherwise a new UUID v7. It is returned in the response's `x-request-id`,
-//! and every event logged while the request runs (a failed sign-in, say) is
-//! inside a `request` span carrying it, so its lines can be matched with the
-//! access line.
+//! and every event logged while the request runs (a failed sign-in, say)
+//! carries it as `request_id` (see [`crate::telemetry::in_request`]), so its
+//! lines can be matched with the access line.
 use super::answered::{Answered, MAX_OPERATION_LEN};
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request};
@@ -20,7 +20,6 @@ use futures_util::future::BoxFuture;
 use std::borrow::Cow;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tracing::Instrument;
 
 /// The header that carries the request id, both ways.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -65,10 +64,10 @@ where
         // What the line needs of the request, copied only if it is written.
         let logged = tracing::enabled!(target: "biblio::access", tracing::Level::INFO)
             .then(|| (request.method().clone(), request.uri().path().to_owned()));
-        let span = tracing::info_span!("request", id = id.to_str().unwrap_or_default());
         let future = self.inner.call(request);
         Box::pin(async move {
-            let mut response = future.instrument(span).await?;
+            let mut response =
+                crate::telemetry::in_request(id.to_str().unwrap_or_default(), future).await?;
             if let Some((method, path)) = logged {
                 log(&method, &path, &response, started, &id);
             }

@@ -210,7 +210,7 @@ async fn failed_sign_ins_are_logged_with_a_hash_of_the_email_and_the_request_id_
         .map(|line| {
             (
                 line["message"].as_str().unwrap(),
-                line["spans"][0]["id"].as_str().unwrap(),
+                line["request_id"].as_str().unwrap(),
             )
         })
         .collect();
