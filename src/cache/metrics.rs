@@ -94,7 +94,7 @@ pub struct Metrics {
     lag_window: Window,
     /// The last trip's length, in nanoseconds, plus one (0: none yet).
     last_lag: AtomicU64,
-    responses: [AtomicU64; 6],
+    responses: [AtomicU64; 8],
     /// Request durations, fed by the HTTP layer, so that the stats
     /// snapshot a replica publishes can show its latency next to its hits.
     requests: Window,
@@ -159,6 +159,12 @@ pub struct ResponseCounts {
     /// Kept answers compressed in one more coding (each at most once per
     /// coding).
     pub compressed: u64,
+    /// Queries that missed while the same query was executing, and waited
+    /// for it.
+    pub waited: u64,
+    /// Waiting queries answered with the answer that execution kept:
+    /// executions skipped. The rest are counted as misses and executed.
+    pub joined: u64,
 }
 
 /// One event of the response tier, for [`Metrics::response`].
@@ -176,6 +182,10 @@ pub enum ResponseEvent {
     NotModified,
     /// See [`ResponseCounts::compressed`].
     Compressed,
+    /// See [`ResponseCounts::waited`].
+    Waited,
+    /// See [`ResponseCounts::joined`].
+    Joined,
 }
 
 /// The counters for one kind.
@@ -331,6 +341,8 @@ impl Metrics {
             refused: get(ResponseEvent::Refused),
             not_modified: get(ResponseEvent::NotModified),
             compressed: get(ResponseEvent::Compressed),
+            waited: get(ResponseEvent::Waited),
+            joined: get(ResponseEvent::Joined),
         }
     }
 
@@ -474,7 +486,7 @@ impl Collector for Export {
             let mut events = Family::start(
                 &mut encoder,
                 "biblio_response_tier_events",
-                "What the response tier did besides hits and misses: answers stored, refused (something they read changed, or too large), revalidations answered 304, codings compressed",
+                "What the response tier did besides hits and misses: answers stored, refused (something they read changed, or too large), revalidations answered 304, codings compressed, queries that waited for the same query's execution, and those it answered",
                 MetricType::Counter,
             )?;
             for (event, n) in [
@@ -482,6 +494,8 @@ impl Collector for Export {
                 ("refused", responses.refused),
                 ("not_modified", responses.not_modified),
                 ("compressed", responses.compressed),
+                ("waited", responses.waited),
+                ("joined", responses.joined),
             ] {
                 events.counter(&[("event", event)], n)?;
             }

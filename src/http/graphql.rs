@@ -15,7 +15,7 @@
 use super::answered::Answered;
 use super::caching::{self, Policy, Precondition};
 use super::compression::{self, Encoding};
-use super::responses::{self, Operation};
+use super::responses::{self, Answer, Flight, Operation};
 use super::AppState;
 use crate::auth::Viewer;
 use crate::cache::Reads;
@@ -372,9 +372,7 @@ async fn execute(
     request: async_graphql::Request,
     media: MediaType,
 ) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = authorization(headers);
     let services = &state.services;
     // Before the response tier: a kept private answer is served only to a
     // token that is still the user's.
@@ -396,29 +394,7 @@ async fn execute(
     });
     if let (Some(responses), Some(operation)) = (&state.responses, &operation) {
         if let Some(answer) = responses.get(operation, viewer) {
-            let policy = state
-                .http_caching
-                .policy(answer.private || authorization.is_some());
-            let encoding = Encoding::choose(headers, answer.body.len());
-            let (body, etag) = responses.in_encoding(&answer, encoding);
-            let etag = media.etag(etag);
-            let answered = Answered::by_tier(&state.documents, &request);
-            match caching::precondition(method, headers, &etag) {
-                Precondition::Holds => {}
-                Precondition::NotModified => {
-                    responses.not_modified();
-                    return answered.attach(not_modified(policy, etag));
-                }
-                Precondition::Failed => return answered.attach(precondition_failed(media)),
-            }
-            return answered.attach(answer_with(
-                StatusCode::OK,
-                body,
-                encoding,
-                policy,
-                Some(etag),
-                media,
-            ));
+            return kept_answer(state, method, headers, &request, media, &answer);
         }
     }
     let mutation = is_mutation(
@@ -427,8 +403,21 @@ async fn execute(
         request.operation_name.as_deref(),
     );
     let tier = state.responses.as_ref().filter(|_| !mutation);
-    if let Some(responses) = tier {
-        responses.missed();
+    // Concurrent misses of one query execute once; see `responses`.
+    let mut leader = None;
+    if let (Some(responses), Some(operation)) = (tier, &operation) {
+        match responses.flight(operation, viewer) {
+            Flight::Lead(lead) => {
+                responses.missed();
+                leader = Some(lead);
+            }
+            Flight::Wait(mut done) => {
+                let _ = done.changed().await;
+                if let Some(answer) = responses.joined(operation, viewer) {
+                    return kept_answer(state, method, headers, &request, media, &answer);
+                }
+            }
+        }
     }
 
     let client = super::client::address(peer, headers, state.client_address_header.as_ref());
@@ -490,6 +479,8 @@ async fn execute(
         }
         _ => None,
     };
+    // Kept (or not): the requests waiting for this execution look now.
+    drop(leader);
     let encoding = Encoding::choose(headers, body.len());
     let (body, etag) = match (&kept, etag) {
         (Some(answer), _) => {
@@ -521,6 +512,51 @@ async fn execute(
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     answered.attach(http)
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The HTTP answer for a kept `answer`: found by the lookup, or kept by
+/// the execution this request waited for.
+fn kept_answer(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    request: &async_graphql::Request,
+    media: MediaType,
+    answer: &Answer,
+) -> Response {
+    let responses = state
+        .responses
+        .as_ref()
+        .expect("only the response tier keeps answers");
+    let policy = state
+        .http_caching
+        .policy(answer.private || authorization(headers).is_some());
+    let encoding = Encoding::choose(headers, answer.body.len());
+    let (body, etag) = responses.in_encoding(answer, encoding);
+    let etag = media.etag(etag);
+    let answered = Answered::by_tier(&state.documents, request);
+    match caching::precondition(method, headers, &etag) {
+        Precondition::Holds => {}
+        Precondition::NotModified => {
+            responses.not_modified();
+            return answered.attach(not_modified(policy, etag));
+        }
+        Precondition::Failed => return answered.attach(precondition_failed(media)),
+    }
+    answered.attach(answer_with(
+        StatusCode::OK,
+        body,
+        encoding,
+        policy,
+        Some(etag),
+        media,
+    ))
 }
 
 /// A 412: `If-None-Match` named the current answer of a POST.

@@ -16,6 +16,14 @@
 //! its answers are looked up and kept under the viewer. An answer kept as
 //! shared read nothing private, so it is the same for everyone while it is
 //! valid.
+//!
+//! Concurrent misses of one query execute once ([`Responses::flight`]): the
+//! first leads, the others wait for it and then look again, so they are
+//! answered by what it kept, checked exactly as a hit is, or, when it kept
+//! nothing (an error, an answer a write overtook, a private one), execute
+//! themselves. Without this a popular page that misses (after a write, or
+//! on a cold start) is executed by every request that arrives while it
+//! runs, which on a large catalogue is what keeps it from ever warming.
 use super::compression::{Coded, Encoding};
 use crate::auth::Viewer;
 use crate::cache::{Cache, Dependencies, Reads, ResponseEvent};
@@ -24,9 +32,11 @@ use axum::body::Bytes;
 use axum::http::HeaderValue;
 use moka::sync::Cache as Moka;
 use moka::Expiry;
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// The largest answer kept: larger ones are rare (the biggest page of the
 /// schema is a few hundred KB) and would crowd out many small ones.
@@ -138,7 +148,33 @@ pub struct Responses {
     answers: Moka<Key, Arc<Answer>, foldhash::fast::RandomState>,
     /// Operations found to depend on who asks; see the module docs.
     private: Moka<Arc<Operation>, (), foldhash::fast::RandomState>,
+    /// The executions in progress, by the key their answer would be kept
+    /// under; the receiver wakes when the leader has kept its answer, or
+    /// has given up (dropped).
+    flights: Mutex<HashMap<Key, watch::Receiver<()>>>,
     cache: Cache,
+}
+
+/// What a request that missed does: see [`Responses::flight`].
+pub enum Flight<'a> {
+    /// Execute, and keep the answer before dropping the leader.
+    Lead(Leader<'a>),
+    /// Wait for the execution in progress, then [`Responses::joined`].
+    Wait(watch::Receiver<()>),
+}
+
+/// The one request executing a query others may be waiting for: dropping
+/// it (after keeping the answer, or on any early return) wakes them.
+pub struct Leader<'a> {
+    flights: &'a Mutex<HashMap<Key, watch::Receiver<()>>>,
+    key: Key,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        crate::cache::lock(self.flights).remove(&self.key);
+    }
 }
 
 impl Responses {
@@ -165,8 +201,54 @@ impl Responses {
                     u32::try_from(operation.weight() + 64).unwrap_or(u32::MAX)
                 })
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            flights: Mutex::new(HashMap::new()),
             cache,
         }
+    }
+
+    /// Whether a request that missed leads the execution of `operation`
+    /// or waits for the one in progress. Waiting is as exact as a hit: the
+    /// leader's answer is served to it only if kept and still valid when
+    /// it wakes ([`Responses::joined`]).
+    pub fn flight(&self, operation: &Arc<Operation>, viewer: Viewer) -> Flight<'_> {
+        let key = Key {
+            operation: operation.clone(),
+            viewer: self.private.contains_key(operation).then_some(viewer),
+        };
+        let mut flights = crate::cache::lock(&self.flights);
+        if let Some(done) = flights.get(&key) {
+            self.cache.metrics().response(ResponseEvent::Waited);
+            return Flight::Wait(done.clone());
+        }
+        let (done, waiting) = watch::channel(());
+        flights.insert(key.clone(), waiting);
+        Flight::Lead(Leader {
+            flights: &self.flights,
+            key,
+            _done: done,
+        })
+    }
+
+    /// After waiting for a leader: the answer it kept for `viewer`, if
+    /// still valid, counted as joined; `None` (counted as a miss) when
+    /// the request must execute after all.
+    pub fn joined(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
+        let shared = Key {
+            operation: operation.clone(),
+            viewer: None,
+        };
+        let found = self.valid(&shared).or_else(|| {
+            self.valid(&Key {
+                operation: operation.clone(),
+                viewer: Some(viewer),
+            })
+        });
+        let event = match found {
+            Some(_) => ResponseEvent::Joined,
+            None => ResponseEvent::Miss,
+        };
+        self.cache.metrics().response(event);
+        found
     }
 
     /// The valid answer to `operation` for `viewer`, if one is kept.

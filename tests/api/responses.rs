@@ -14,6 +14,8 @@ const UPDATE_TITLE: &str =
 const MY_BORROWS: &str =
     "query Mine { me { email } myBorrows { totalCount items { book { title } } } }";
 const BORROW: &str = "mutation($b: ID!) { borrowBook(bookId: $b) { id } }";
+const FIRST_PAGE: &str =
+    "query First { books(page: 1, pageSize: 20) { totalCount items { id title } } }";
 
 fn responses(app: &TestApp) -> ResponseCounts {
     app.cache.metrics().responses()
@@ -428,5 +430,99 @@ async fn a_small_answer_is_sent_as_it_is() {
     assert_eq!(
         response.json::<Value>().await.unwrap()["data"]["categories"],
         json!([])
+    );
+}
+
+/// Starts `n` anonymous `FIRST_PAGE` requests.
+fn first_pages(app: &TestApp, n: usize) -> Vec<tokio::task::JoinHandle<Value>> {
+    (0..n)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.graphql_url());
+            tokio::spawn(async move {
+                let body = json!({ "query": FIRST_PAGE });
+                let response = client.post(url).json(&body).send().await.unwrap();
+                response.json::<Value>().await.unwrap()
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn concurrent_misses_of_one_query_execute_once_and_share_its_answer() {
+    let app = spawn_app().await;
+    catalogue(&app, 3).await;
+    let before = responses(&app);
+    let loads = app.cache.metrics().kind(Kind::BookPage).loads;
+
+    // The first request holds while filling the page; five more arrive.
+    let pause = app.cache.pause_next_fill("books");
+    let leader = first_pages(&app, 1);
+    pause.reached().await;
+    let followers = first_pages(&app, 5);
+    eventually(|| async { responses(&app).waited - before.waited == 5 }).await;
+    pause.release();
+
+    let mut answers = Vec::new();
+    for request in leader.into_iter().chain(followers) {
+        answers.push(request.await.unwrap());
+    }
+    assert!(
+        answers[0]["data"]["books"]["totalCount"] == 3,
+        "{}",
+        answers[0]
+    );
+    assert!(answers.iter().all(|answer| *answer == answers[0]));
+    let after = responses(&app);
+    assert_eq!(after.misses - before.misses, 1, "one execution");
+    assert_eq!(after.joined - before.joined, 5, "five answered by it");
+    assert_eq!(after.stored - before.stored, 1);
+    assert_eq!(
+        app.cache.metrics().kind(Kind::BookPage).loads - loads,
+        1,
+        "the page was read from the database once"
+    );
+}
+
+#[tokio::test]
+async fn requests_waiting_on_an_execution_a_write_overtook_execute_themselves() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 3).await;
+    let before = responses(&app);
+
+    // The leader reads the page, then holds; a write renames a book on it.
+    let pause = app.cache.pause_next_fill("books");
+    let leader = first_pages(&app, 1);
+    pause.reached().await;
+    let followers = first_pages(&app, 3);
+    eventually(|| async { responses(&app).waited - before.waited == 3 }).await;
+    app.data(
+        Some(&cat.librarian),
+        UPDATE_TITLE,
+        json!({ "id": cat.books[0], "t": "Renamed" }),
+    )
+    .await;
+    pause.release();
+
+    leader.into_iter().next().unwrap().await.unwrap();
+    for follower in followers {
+        let answer = follower.await.unwrap();
+        let titles: Vec<&str> = answer["data"]["books"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|book| book["title"].as_str().unwrap())
+            .collect();
+        assert!(titles.contains(&"Renamed"), "{answer}");
+    }
+    let after = responses(&app);
+    assert_eq!(
+        after.joined - before.joined,
+        0,
+        "the overtaken answer was not shared"
+    );
+    assert_eq!(
+        after.misses - before.misses,
+        4,
+        "the leader and each follower executed"
     );
 }
