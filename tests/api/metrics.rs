@@ -443,14 +443,16 @@ async fn a_reader_that_waits_for_anothers_load_is_counted_as_a_flight_join() {
     let id = cat.books[0].clone();
     let before = scrape(&app).await;
     let pause = app.cache.pause_next_fill(&format!("book:{id}"));
-    let read = || {
+    // Two documents, so the second is not held at the response tier
+    // waiting for the first's answer, but joins its load of the book.
+    let read = |query: &'static str| {
         let (client, url) = (app.client.clone(), app.graphql_url());
-        let body = json!({ "query": BOOK, "variables": { "id": id } });
+        let body = json!({ "query": query, "variables": { "id": id } });
         tokio::spawn(async move { client.post(url).json(&body).send().await })
     };
-    let first = read();
+    let first = read(BOOK);
     pause.reached().await;
-    let second = read();
+    let second = read("query Again($id: ID!) { book(id: $id) { id title } }");
     let joins =
         |scrape: &Scrape| scrape.value("biblio_cache_flight_joins_total", &[("kind", "book")]);
     crate::helpers::eventually(|| async {
