@@ -1,7 +1,9 @@
 //! Books: lookups, filtered and searched pages, and catalogue writes.
+use super::keyset::{fetch_slice, Sort};
 use super::tallies::Tally;
 use super::{fetch_page, now, Db, Total, Write};
-use crate::domain::{Isbn, Money, Page, PageRequest, SearchText};
+use crate::domain::cursor::{Cursor, Key, KeyKind, Listing};
+use crate::domain::{Isbn, Money, Page, PageRequest, SearchText, Slice, SliceRequest};
 use crate::error::{violation, Error, Result, Violation};
 use entity::{author, book, borrow_record, category};
 use migration::tally::kind;
@@ -154,6 +156,115 @@ pub async fn page(
         db,
         filtered(filter),
         |select| ordered(select, order),
+        total(filter),
+        request,
+    )
+    .await?)
+}
+
+/// How `order` sorts, for keyset slices.
+fn sort(order: SortOrder) -> Sort<book::Column> {
+    use book::Column::*;
+    let uniform = |column, descending| Sort::Uniform {
+        columns: vec![column, Id],
+        descending,
+    };
+    match order {
+        SortOrder::TitleAsc => uniform(Title, false),
+        SortOrder::TitleDesc => uniform(Title, true),
+        SortOrder::PriceAsc => uniform(PriceCents, false),
+        SortOrder::PriceDesc => uniform(PriceCents, true),
+        SortOrder::PublishedDesc => Sort::NullsLast {
+            lead: PublishedYear,
+            tail: vec![Title, Id],
+        },
+        SortOrder::Newest => uniform(CreatedAt, true),
+    }
+}
+
+impl SortOrder {
+    /// The kind of cursor key this order sorts by.
+    pub fn key_kind(self) -> KeyKind {
+        match self {
+            SortOrder::TitleAsc | SortOrder::TitleDesc => KeyKind::Title,
+            SortOrder::PriceAsc | SortOrder::PriceDesc => KeyKind::Price,
+            SortOrder::PublishedDesc => KeyKind::Published,
+            SortOrder::Newest => KeyKind::Time,
+        }
+    }
+
+    /// `book`'s sort key in this order, for its cursor.
+    pub fn key(self, book: &book::Model) -> Key {
+        match self {
+            SortOrder::TitleAsc | SortOrder::TitleDesc => Key::Title(book.title.clone()),
+            SortOrder::PriceAsc | SortOrder::PriceDesc => Key::Price(book.price_cents),
+            SortOrder::PublishedDesc => Key::Published(book.published_year, book.title.clone()),
+            SortOrder::Newest => Key::Time(book.created_at.timestamp_micros()),
+        }
+    }
+}
+
+impl Filter {
+    /// The list of books this filter and `order` select, for cursors: a
+    /// cursor of one is refused by every other.
+    pub fn listing(&self, order: SortOrder) -> Listing {
+        let opt = |value: Option<String>| value.unwrap_or_default();
+        let description = format!(
+            "books|order={order:?}|author={}|category={}|min={}|max={}|from={}|to={}|available={}",
+            opt(self.author_id.map(|id| id.to_string())),
+            opt(self.category_id.map(|id| id.to_string())),
+            opt(self.min_price.map(|money| money.cents().to_string())),
+            opt(self.max_price.map(|money| money.cents().to_string())),
+            opt(self.published_from.map(|year| year.to_string())),
+            opt(self.published_to.map(|year| year.to_string())),
+            opt(self.available.map(|available| available.to_string())),
+        );
+        Listing::new(&description, order.key_kind())
+    }
+}
+
+/// The sort values of a cursor's position, one per column of `sort(order)`.
+/// The key's kind was checked against the order when the cursor was parsed.
+fn position(order: SortOrder, cursor: &Cursor) -> Result<Vec<sea_orm::Value>> {
+    let id = sea_orm::Value::from(cursor.id);
+    Ok(match (&cursor.key, order.key_kind()) {
+        (Key::Title(title), KeyKind::Title) => vec![title.clone().into(), id],
+        (Key::Price(cents), KeyKind::Price) => vec![(*cents).into(), id],
+        (Key::Published(year, title), KeyKind::Published) => {
+            vec![(*year).into(), title.clone().into(), id]
+        }
+        (key @ Key::Time(_), KeyKind::Time) => match key.time() {
+            Some(at) => vec![at.into(), id],
+            None => return Err(Error::bad_input("the cursor's time is out of range")),
+        },
+        _ => return Err(Error::bad_input("the cursor is not one of this order")),
+    })
+}
+
+/// A keyset slice of books (see [`super::keyset`]): the same index walks
+/// as [`page`], started at the cursor's key instead of skipping an offset.
+///
+/// Plans at 1,000,000 books (SQLite / PostgreSQL), a slice of 20 after a
+/// cursor 40% deep in `TITLE_ASC`: `SEARCH books USING COVERING INDEX
+/// idx_books_title ((title,id)>(?,?))` / `Index Only Scan using
+/// idx_books_title, Index Cond: (ROW(title, id) > ROW($1, $2))`, the rows
+/// by primary key, the total from `tallies`, and the row behind the cursor
+/// by the same index read the other way.
+pub async fn slice(
+    db: &Db,
+    filter: &Filter,
+    order: SortOrder,
+    request: &SliceRequest,
+) -> Result<Slice<book::Model>> {
+    let position = match &request.cursor {
+        Some(cursor) => Some(position(order, cursor)?),
+        None => None,
+    };
+    Ok(fetch_slice(
+        db,
+        filtered(filter),
+        &sort(order),
+        position,
         total(filter),
         request,
     )
