@@ -347,6 +347,136 @@ pub async fn search(db: &Db, text: &SearchText, request: PageRequest) -> Result<
     })
 }
 
+/// The list of search results for `text`, for cursors (by title, then id).
+pub fn search_listing(text: &SearchText) -> Listing {
+    Listing::new(&format!("search|q={}", text.as_str()), KeyKind::Title)
+}
+
+/// A keyset slice of the books [`search`] matches, by title then id: the
+/// same matched set (so it moves with `search` when search gets an index),
+/// cut after (or before) the cursor's `(title, id)` instead of at an
+/// offset, with its total and whether a match lies behind the cursor.
+pub async fn search_slice(
+    db: &Db,
+    text: &SearchText,
+    request: &SliceRequest,
+) -> Result<Slice<book::Model>> {
+    use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+    let backend = db.backend();
+    let postgres = backend == sea_orm::DbBackend::Postgres;
+    let placeholder = |n: usize| {
+        if postgres {
+            format!("${n}")
+        } else {
+            format!("?{n}")
+        }
+    };
+    let backward = request.direction == crate::domain::Direction::Backward;
+    let pattern = placeholder(1);
+    let mut values: Vec<sea_orm::Value> = vec![text.like_pattern().into()];
+    let (ahead, behind) = match &request.cursor {
+        Some(cursor) => {
+            let title = match &cursor.key {
+                Key::Title(title) => title.clone(),
+                _ => return Err(Error::bad_input("the cursor is not one of this list")),
+            };
+            values.push(title.into());
+            values.push(cursor.id.into());
+            let at = format!("({}, {})", placeholder(2), placeholder(3));
+            let (ahead, behind) = if backward { ("<", ">=") } else { (">", "<=") };
+            (
+                format!("WHERE (title, id) {ahead} {at}"),
+                format!("EXISTS (SELECT 1 FROM matches WHERE (title, id) {behind} {at})"),
+            )
+        }
+        None => (String::new(), "1 = 0".to_owned()),
+    };
+    // The limit goes last, so the statement that only counts can leave it out.
+    let limit = placeholder(values.len() + 1);
+    let scalar_values = values.clone();
+    values.push((request.limit() as i64).into());
+    let walk = if backward {
+        "title DESC, id DESC"
+    } else {
+        "title, id"
+    };
+    let matches = format!(
+        "WITH matches AS MATERIALIZED (\
+            SELECT books.id, books.title FROM books \
+            JOIN authors ON authors.id = books.author_id \
+            WHERE lower(books.title) LIKE {pattern} ESCAPE '\\' \
+            OR lower(authors.name) LIKE {pattern} ESCAPE '\\')"
+    );
+    let slice = format!(
+        "{matches} SELECT books.*, (SELECT COUNT(*) FROM matches) AS n, ({behind}) AS b \
+         FROM books WHERE books.id IN \
+         (SELECT id FROM matches {ahead} ORDER BY {walk} LIMIT {limit}) \
+         ORDER BY books.title, books.id"
+    );
+    #[derive(Debug)]
+    struct Row {
+        model: book::Model,
+        n: i64,
+        b: bool,
+    }
+    impl FromQueryResult for Row {
+        fn from_query_result(
+            row: &sea_orm::QueryResult,
+            pre: &str,
+        ) -> Result<Self, sea_orm::DbErr> {
+            Ok(Self {
+                model: book::Model::from_query_result(row, pre)?,
+                n: row.try_get(pre, "n")?,
+                b: row.try_get(pre, "b")?,
+            })
+        }
+    }
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, &slice, values))
+        .all(db.conn())
+        .await?;
+    let (total, behind) = match rows.first() {
+        Some(row) => (row.n, row.b),
+        None => {
+            let scalars =
+                format!("{matches} SELECT (SELECT COUNT(*) FROM matches) AS n, ({behind}) AS b");
+            match db
+                .conn()
+                .query_one(Statement::from_sql_and_values(
+                    backend,
+                    scalars,
+                    scalar_values,
+                ))
+                .await?
+            {
+                Some(row) => (row.try_get::<i64>("", "n")?, row.try_get::<bool>("", "b")?),
+                None => (0, false),
+            }
+        }
+    };
+    let more = rows.len() as u64 >= request.limit();
+    let mut items: Vec<book::Model> = rows.into_iter().map(|row| row.model).collect();
+    if more {
+        if backward {
+            items.remove(0);
+        } else {
+            items.pop();
+        }
+    }
+    let cursor_given = request.cursor.is_some();
+    let (has_previous, has_next) = if backward {
+        (more, cursor_given && behind)
+    } else {
+        (cursor_given && behind, more)
+    };
+    Ok(Slice {
+        items,
+        total_count: total.max(0) as u64,
+        has_previous,
+        has_next,
+        changes_at: None,
+    })
+}
+
 /// What [`counts`] groups books by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CountPer {

@@ -91,15 +91,44 @@ async fn connection(app: &TestApp, variables: Value) -> Value {
 /// backward from the end; returns the ids in list order, checking every
 /// slice's page info and total on the way.
 async fn walk(app: &TestApp, filter: &Value, order: &str, size: i64, forward: bool) -> Vec<String> {
+    let base = json!({ "filter": filter, "order": order });
+    walk_connection(
+        app,
+        None,
+        CONNECTION,
+        &base,
+        "/booksConnection",
+        size,
+        forward,
+    )
+    .await
+}
+
+/// Walks the connection at `path` of `query` (which takes `$first`,
+/// `$after`, `$last`, `$before` and selects `totalCount`, `pageInfo` and
+/// `edges { cursor node { id } }`) with `variables` besides.
+async fn walk_connection(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+    variables: &Value,
+    path: &str,
+    size: i64,
+    forward: bool,
+) -> Vec<String> {
     let (mut ids, mut cursor) = (Vec::new(), Value::Null);
     let mut slices = 0;
     loop {
-        let variables = if forward {
-            json!({ "first": size, "after": cursor, "filter": filter, "order": order })
+        let mut variables = variables.clone();
+        if forward {
+            variables["first"] = json!(size);
+            variables["after"] = cursor;
         } else {
-            json!({ "last": size, "before": cursor, "filter": filter, "order": order })
-        };
-        let slice = connection(app, variables).await;
+            variables["last"] = json!(size);
+            variables["before"] = cursor;
+        }
+        let data = app.data(token, query, variables).await;
+        let slice = data.pointer(path).expect("the connection").clone();
         let info = &slice["pageInfo"];
         let edges = slice["edges"].as_array().unwrap();
         let mut got = ids_of(&slice["edges"], |edge| &edge["node"]);
@@ -113,11 +142,7 @@ async fn walk(app: &TestApp, filter: &Value, order: &str, size: i64, forward: bo
         } else {
             (&info["hasPreviousPage"], &info["hasNextPage"])
         };
-        assert_eq!(
-            behind,
-            &json!(slices > 0),
-            "{order} slice {slices}: {slice}"
-        );
+        assert_eq!(behind, &json!(slices > 0), "{path} slice {slices}: {slice}");
         if forward {
             ids.append(&mut got);
         } else {
@@ -371,6 +396,127 @@ async fn a_cached_slice_is_read_again_without_a_statement_and_moves_with_a_write
     assert_eq!(
         moved["booksConnection"]["edges"][0]["node"]["title"],
         "Aardvark"
+    );
+}
+
+const SLICE: &str = "totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } \
+                     edges { cursor node { id } }";
+
+#[tokio::test]
+async fn an_authors_books_search_results_and_my_borrows_walk_like_their_pages() {
+    let app = spawn_app().await;
+    let (_, _, books) = tied_catalogue(&app, 11).await;
+    let author = app
+        .data(None, "{ authors { items { id } } }", json!({}))
+        .await["authors"]["items"][0]["id"]
+        .clone();
+    let member = app.member("reader@biblio.test").await;
+    for book in books.iter().take(7) {
+        app.data(
+            Some(&member),
+            "mutation($id: ID!) { borrowBook(bookId: $id) { id } }",
+            json!({ "id": book }),
+        )
+        .await;
+    }
+    let cases = [
+        (
+            None,
+            format!("query($id: ID!) {{ author(id: $id) {{ books(pageSize: 100) {{ items {{ id }} }} }} }}"),
+            format!("query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) \
+                     {{ author(id: $id) {{ booksConnection(first: $first, after: $after, last: $last, \
+                     before: $before) {{ {SLICE} }} }} }}"),
+            json!({ "id": author }),
+            "/author/books/items",
+            "/author/booksConnection",
+        ),
+        (
+            None,
+            "query($q: String!) { searchBooks(query: $q, pageSize: 100) { items { id } } }".to_owned(),
+            format!("query($q: String!, $first: Int, $after: String, $last: Int, $before: String) \
+                     {{ searchBooksConnection(query: $q, first: $first, after: $after, last: $last, \
+                     before: $before) {{ {SLICE} }} }}"),
+            json!({ "q": "i" }),
+            "/searchBooks/items",
+            "/searchBooksConnection",
+        ),
+        (
+            Some(member.as_str()),
+            "query($s: BorrowStatus) { myBorrows(status: $s, pageSize: 100) { items { id } } }".to_owned(),
+            format!("query($s: BorrowStatus, $first: Int, $after: String, $last: Int, $before: String) \
+                     {{ myBorrowsConnection(status: $s, first: $first, after: $after, last: $last, \
+                     before: $before) {{ {SLICE} }} }}"),
+            json!({ "s": "ACTIVE" }),
+            "/myBorrows/items",
+            "/myBorrowsConnection",
+        ),
+    ];
+    for (token, page, connection, variables, items, path) in cases {
+        let data = app.data(token, &page, variables.clone()).await;
+        let expected = ids_of(data.pointer(items).unwrap(), |item| item);
+        assert!(expected.len() > 3, "{page}: {expected:?}");
+        for size in [1, 2, 4] {
+            for forward in [true, false] {
+                let walked =
+                    walk_connection(&app, token, &connection, &variables, path, size, forward)
+                        .await;
+                assert_eq!(walked, expected, "{path} size {size} forward {forward}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_of_another_member_search_or_status_is_bad_user_input() {
+    let app = spawn_app().await;
+    let (_, _, books) = tied_catalogue(&app, 4).await;
+    let (ann, bob) = (
+        app.member("ann@biblio.test").await,
+        app.member("bob@biblio.test").await,
+    );
+    for (member, books) in [(&ann, &books[..2]), (&bob, &books[2..])] {
+        for book in books {
+            app.data(
+                Some(member),
+                "mutation($id: ID!) { borrowBook(bookId: $id) { id } }",
+                json!({ "id": book }),
+            )
+            .await;
+        }
+    }
+    let borrows = "query($s: BorrowStatus, $after: String) { myBorrowsConnection(status: $s, \
+                   first: 1, after: $after) { pageInfo { endCursor } edges { node { id } } } }";
+    let anns = app.data(Some(&ann), borrows, json!({})).await;
+    let cursor = anns["myBorrowsConnection"]["pageInfo"]["endCursor"].clone();
+    let next = app
+        .data(Some(&ann), borrows, json!({ "after": cursor }))
+        .await;
+    assert_eq!(
+        next["myBorrowsConnection"]["edges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for (token, variables) in [
+        (&bob, json!({ "after": cursor })),
+        (&ann, json!({ "after": cursor, "s": "ACTIVE" })),
+    ] {
+        assert_eq!(
+            app.error_code(Some(token), borrows, variables).await,
+            "BAD_USER_INPUT"
+        );
+    }
+    let search = "query($q: String!, $after: String) { searchBooksConnection(query: $q, first: 1, \
+                  after: $after) { pageInfo { endCursor } } }";
+    let found = app.data(None, search, json!({ "q": "a" })).await;
+    let cursor = found["searchBooksConnection"]["pageInfo"]["endCursor"].clone();
+    app.data(None, search, json!({ "q": "A ", "after": cursor }))
+        .await;
+    assert_eq!(
+        app.error_code(None, search, json!({ "q": "b", "after": cursor }))
+            .await,
+        "BAD_USER_INPUT"
     );
 }
 

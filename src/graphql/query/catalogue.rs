@@ -1,6 +1,6 @@
 use crate::cache::List;
 use crate::db;
-use crate::domain::cursor::Cursor;
+use crate::domain::cursor::{Cursor, Key};
 use crate::domain::{parse_id, PageRequest, SearchText, SliceRequest};
 use crate::error::Result;
 use crate::graphql::types::{
@@ -136,6 +136,49 @@ impl CatalogueQuery {
             )
             .await?;
         Ok(Paged::new(books.map(Book)))
+    }
+
+    /// Books whose title or author's name contains `query`, ignoring case,
+    /// by title, as a Relay connection (arguments and cursors as
+    /// `booksConnection`; a cursor is of one search text).
+    #[graphql(
+        complexity = "super::SCAN_COST + first.or(last).unwrap_or(crate::domain::DEFAULT_SLICE_SIZE as i32).clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+    )]
+    async fn search_books_connection(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connected<Book>> {
+        let text = SearchText::parse(&query)?;
+        let listing = db::books::search_listing(&text);
+        let request =
+            SliceRequest::parse(first, after.as_deref(), last, before.as_deref(), &listing)?;
+        let services = services(ctx)?;
+        let scope = scope(ctx)?;
+        let list = List::SearchSlice {
+            text: &text,
+            slice: &request,
+        };
+        let books = scope
+            .slice(
+                &list,
+                || scope.on_db(db::books::search_slice(&services.db, &text, &request)),
+                |ids| scope.books(ids),
+            )
+            .await?;
+        Ok(connection(
+            books,
+            |book| {
+                Cursor::new(&listing, Key::Title(book.title.clone()), book.id)
+                    .as_str()
+                    .to_owned()
+            },
+            Book,
+        ))
     }
 
     /// The author with this id, or null.
