@@ -748,6 +748,27 @@ mod tests {
         PageRequest::parse(page as i32, size as i32).expect("a valid page")
     }
 
+    /// Slices that differ in direction, size, or cursor (two positions, and
+    /// none), the sizes written like page numbers.
+    fn slices() -> Vec<SliceRequest> {
+        use crate::domain::cursor::{Cursor, Key, KeyKind, Listing};
+        let listing = Listing::new("keys", KeyKind::Title);
+        let at = |title: &str| {
+            Cursor::new(&listing, Key::Title(title.into()), Uuid::nil())
+                .as_str()
+                .to_owned()
+        };
+        let (one, two) = (at("p1:s20"), at("Solaris"));
+        let mut slices = Vec::new();
+        for size in [1, 12, 20] {
+            for cursor in [None, Some(one.as_str()), Some(two.as_str())] {
+                slices.push(SliceRequest::parse(Some(size), cursor, None, None, &listing).unwrap());
+                slices.push(SliceRequest::parse(None, None, Some(size), cursor, &listing).unwrap());
+            }
+        }
+        slices
+    }
+
     /// Every kind of list, with inputs that differ in exactly one parameter
     /// or in whose list it is: no two may share a key, at any generation.
     #[test]
@@ -800,7 +821,32 @@ mod tests {
             SearchText::parse("p1:s20").unwrap(),
         ];
         let pages = [page(1, 20), page(2, 20), page(1, 10), page(12, 1)];
+        let slices = slices();
         let mut lists: Vec<List<'_>> = vec![List::Categories, List::Statistics];
+        for slice in &slices {
+            for filter in &filters {
+                for order in [SortOrder::TitleAsc, SortOrder::PriceDesc] {
+                    lists.push(List::BookSlice {
+                        filter,
+                        order,
+                        slice,
+                    });
+                }
+            }
+            for text in &texts {
+                lists.push(List::SearchSlice { text, slice });
+            }
+            for author in [a, b] {
+                lists.push(List::AuthorBooksSlice { author, slice });
+                for status in [Status::All, Status::Overdue] {
+                    lists.push(List::UserBorrowsSlice {
+                        user: author,
+                        status,
+                        slice,
+                    });
+                }
+            }
+        }
         for page in pages {
             for filter in &filters {
                 for order in [SortOrder::TitleAsc, SortOrder::PriceDesc] {
@@ -860,6 +906,72 @@ mod tests {
             0,
         );
         assert!(theirs.contains(&b.to_string()), "{theirs}");
+    }
+
+    /// A write moves a connection's slices exactly when it moves the pages
+    /// of the same list: they share its group (and kind, for the metrics).
+    #[test]
+    fn a_slice_lives_under_the_group_and_kind_of_its_pages() {
+        let (user, request) = (Uuid::now_v7(), page(1, 20));
+        let slices = slices();
+        let slice = &slices[3];
+        let text = SearchText::parse("dune").unwrap();
+        for available in [None, Some(true)] {
+            let filter = Filter {
+                available,
+                ..Filter::default()
+            };
+            let order = SortOrder::Newest;
+            let pair = [
+                List::Books {
+                    filter: &filter,
+                    order,
+                    page: request,
+                },
+                List::BookSlice {
+                    filter: &filter,
+                    order,
+                    slice,
+                },
+            ];
+            assert_eq!(pair[0].group(), pair[1].group());
+            assert_eq!(pair[0].kind(), pair[1].kind());
+        }
+        let pairs = [
+            (
+                List::Search {
+                    text: &text,
+                    page: request,
+                },
+                List::SearchSlice { text: &text, slice },
+            ),
+            (
+                List::AuthorBooks {
+                    author: user,
+                    page: request,
+                },
+                List::AuthorBooksSlice {
+                    author: user,
+                    slice,
+                },
+            ),
+            (
+                List::UserBorrows {
+                    user,
+                    status: Status::Active,
+                    page: request,
+                },
+                List::UserBorrowsSlice {
+                    user,
+                    status: Status::Active,
+                    slice,
+                },
+            ),
+        ];
+        for (page, slice) in pairs {
+            assert_eq!(page.group(), slice.group(), "{slice:?}");
+            assert_eq!(page.kind(), slice.kind(), "{slice:?}");
+        }
     }
 
     #[test]
