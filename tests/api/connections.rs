@@ -422,7 +422,7 @@ async fn an_authors_books_search_results_and_my_borrows_walk_like_their_pages() 
     let cases = [
         (
             None,
-            format!("query($id: ID!) {{ author(id: $id) {{ books(pageSize: 100) {{ items {{ id }} }} }} }}"),
+            "query($id: ID!) { author(id: $id) { books(pageSize: 100) { items { id } } } }".to_owned(),
             format!("query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) \
                      {{ author(id: $id) {{ booksConnection(first: $first, after: $after, last: $last, \
                      before: $before) {{ {SLICE} }} }} }}"),
