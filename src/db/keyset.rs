@@ -117,7 +117,7 @@ impl<C: ColumnTrait + Copy> Sort<C> {
             Sort::NullsLast { lead, tail } => {
                 let (year, rest) = values.split_first().expect("a value per column");
                 let tail_beyond = compare(tail, rest, op(true));
-                let year_is_null = year_is_null(year);
+                let year_is_null = is_null(year);
                 match (side, year_is_null) {
                     (Side::Later, false) => vec![
                         Expr::col(*lead).eq(year.clone()).and(tail_beyond),
@@ -139,8 +139,8 @@ impl<C: ColumnTrait + Copy> Sort<C> {
     }
 }
 
-/// Whether a sort value is SQL NULL.
-fn year_is_null(value: &Value) -> bool {
+/// Whether a sort value is SQL NULL (a missing year).
+fn is_null(value: &Value) -> bool {
     matches!(
         value,
         Value::Int(None) | Value::BigInt(None) | Value::String(None)
@@ -221,7 +221,16 @@ where
                     .column(E::id_column())
                     .filter(part);
                 sort.order(QueryTrait::query(&mut nearest), !backward, None);
-                Expr::exists(nearest.limit(1).into_query())
+                // Not EXISTS: PostgreSQL drops an EXISTS's ORDER BY and
+                // may scan the table for it; the nearest row by the
+                // order's index is one index probe.
+                let nearest = SimpleExpr::SubQuery(
+                    None,
+                    Box::new(SubQueryStatement::SelectStatement(
+                        nearest.limit(1).into_query(),
+                    )),
+                );
+                Expr::expr(nearest).is_not_null()
             })
             .reduce(|a, b| a.or(b))
             .unwrap_or_else(|| Expr::val(false).into()),
