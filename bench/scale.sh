@@ -85,10 +85,40 @@ login = "mutation($e:String!,$p:String!){login(email:$e,password:$p){token}}"
 token = post(login, {"e": "member1@biblio.test", "p": "bench-password"})[0]["login"]["token"]
 author = post("{ authors(page: 1, pageSize: 1) { items { id } } }")[0]["authors"]["items"][0]["id"]
 ITEMS = "totalCount items { id title price author { name } category { name } }"
+EDGES = "totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id title price author { name } category { name } } }"
 deep = max(1, int(size * 0.4) // 20)
+import base64, hashlib, uuid
+def varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7f, n >> 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+def text(s):
+    return varint(len(s.encode())) + s.encode()
+def cursor(order, key, book_id):
+    """The cursor the service gives the book (src/domain/cursor.rs, version 1), unfiltered list."""
+    listing = f"books|order={order}|author=|category=|min=|max=|from=|to=|available="
+    fingerprint = int.from_bytes(hashlib.sha256(listing.encode()).digest()[:8], "little")
+    body = bytes([1]) + varint(fingerprint)
+    if order == "TitleAsc":
+        body += varint(0) + text(key)
+    else:
+        year, title = key
+        body += varint(2) + (b"\x00" if year is None else b"\x01" + varint((year << 1) ^ (year >> 31))) + text(title)
+    return base64.urlsafe_b64encode(body + varint(16) + uuid.UUID(book_id).bytes).rstrip(b"=").decode()
+# The books 40% deep in title order and in PUBLISHED_DESC, found by page number (untimed).
+at = post(f"{{ books(page: {deep}, pageSize: 1) {{ items {{ id title }} }} }}")[0]["books"]["items"][0]
+title_cursor = cursor("TitleAsc", at["title"], at["id"])
+at = post(f"{{ books(page: {deep}, pageSize: 1, orderBy: PUBLISHED_DESC) {{ items {{ id title publishedYear }} }} }}")[0]["books"]["items"][0]
+published_cursor = cursor("PublishedDesc", (at["publishedYear"], at["title"]), at["id"])
 requests = [
     ("`books(page: 1, pageSize: 20)` with totalCount, author, category", f"{{ books(page: 1, pageSize: 20) {{ {ITEMS} }} }}", {}, None),
     ("`books` page at 40% depth", f"{{ books(page: {deep}, pageSize: 20) {{ {ITEMS} }} }}", {}, None),
+    ("`booksConnection(first: 20, after)`, a cursor at 40% depth", f"query($c: String) {{ booksConnection(first: 20, after: $c) {{ {EDGES} }} }}", {"c": title_cursor}, None),
+    ("`booksConnection(last: 20, before)`, a cursor at 40% depth", f"query($c: String) {{ booksConnection(last: 20, before: $c) {{ {EDGES} }} }}", {"c": title_cursor}, None),
+    ("`booksConnection(first: 20, after, orderBy: PUBLISHED_DESC)`, 40% depth", f"query($c: String) {{ booksConnection(first: 20, after: $c, orderBy: PUBLISHED_DESC) {{ {EDGES} }} }}", {"c": published_cursor}, None),
     ("`books(filter: {minPrice: \"50.00\", available: true}, orderBy: PRICE_ASC)`", f"{{ books(filter: {{minPrice: \"50.00\", available: true}}, orderBy: PRICE_ASC) {{ {ITEMS} }} }}", {}, None),
     ("`searchBooks(\"garden\")`", f"{{ searchBooks(query: \"garden\") {{ {ITEMS} }} }}", {}, None),
     ("`searchBooks(\"zqx\")` (no match)", f"{{ searchBooks(query: \"zqx\") {{ {ITEMS} }} }}", {}, None),

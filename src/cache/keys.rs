@@ -18,7 +18,7 @@
 //! cannot leave out whose list it is.
 use crate::db::books::{Filter, SortOrder};
 use crate::db::borrows::Status;
-use crate::domain::{PageRequest, SearchText};
+use crate::domain::{Direction, PageRequest, SearchText, SliceRequest};
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// Bump when any cached struct (entity models, `IdPage`, `Statistics`) changes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// What a cached value is. Entities and counts are keyed by id; lists by
 /// their parameters under a group generation.
@@ -254,18 +254,52 @@ pub enum List<'a> {
     },
     /// The catalogue aggregate: one entry, no parameters.
     Statistics,
+    /// A slice of `booksConnection`: the books of [`List::Books`], under
+    /// its group and kind, so the same writes move both.
+    BookSlice {
+        /// Every filter is in the key; `available` also picks the group.
+        filter: &'a Filter,
+        /// The order decides which ids follow the cursor.
+        order: SortOrder,
+        /// Direction, size and cursor.
+        slice: &'a SliceRequest,
+    },
+    /// A slice of `searchBooksConnection`, as [`List::Search`].
+    SearchSlice {
+        /// Written last and verbatim, so no text can pass for other parameters.
+        text: &'a SearchText,
+        /// Direction, size and cursor.
+        slice: &'a SliceRequest,
+    },
+    /// A slice of `Author.booksConnection`, as [`List::AuthorBooks`].
+    AuthorBooksSlice {
+        /// Whose books: picks the group, so a write to one author moves only theirs.
+        author: Uuid,
+        /// Direction, size and cursor.
+        slice: &'a SliceRequest,
+    },
+    /// A slice of `myBorrowsConnection`, as [`List::UserBorrows`] (private).
+    UserBorrowsSlice {
+        /// Whose borrows: part of the key, so one member's list is never read as
+        /// another's.
+        user: Uuid,
+        /// Which borrows the slice lists (all, active, returned, overdue).
+        status: Status,
+        /// Direction, size and cursor.
+        slice: &'a SliceRequest,
+    },
 }
 
 impl List<'_> {
     /// The kind the entry is keyed and counted under.
     pub fn kind(&self) -> Kind {
         match self {
-            List::Books { .. } => Kind::BookPage,
-            List::Search { .. } => Kind::SearchPage,
+            List::Books { .. } | List::BookSlice { .. } => Kind::BookPage,
+            List::Search { .. } | List::SearchSlice { .. } => Kind::SearchPage,
             List::Authors { .. } => Kind::AuthorPage,
-            List::AuthorBooks { .. } => Kind::AuthorBooksPage,
+            List::AuthorBooks { .. } | List::AuthorBooksSlice { .. } => Kind::AuthorBooksPage,
             List::Categories => Kind::CategoryList,
-            List::UserBorrows { .. } => Kind::BorrowPage,
+            List::UserBorrows { .. } | List::UserBorrowsSlice { .. } => Kind::BorrowPage,
             List::Statistics => Kind::Statistics,
         }
     }
@@ -275,13 +309,21 @@ impl List<'_> {
         match self {
             // Pages that filter on availability move with every borrow and
             // return; the rest do not.
-            List::Books { filter, .. } if filter.available.is_some() => Group::BooksByAvailability,
-            List::Books { .. } => Group::Books,
-            List::Search { .. } => Group::Search,
+            List::Books { filter, .. } | List::BookSlice { filter, .. }
+                if filter.available.is_some() =>
+            {
+                Group::BooksByAvailability
+            }
+            List::Books { .. } | List::BookSlice { .. } => Group::Books,
+            List::Search { .. } | List::SearchSlice { .. } => Group::Search,
             List::Authors { .. } => Group::Authors,
-            List::AuthorBooks { author, .. } => Group::AuthorBooks(*author),
+            List::AuthorBooks { author, .. } | List::AuthorBooksSlice { author, .. } => {
+                Group::AuthorBooks(*author)
+            }
             List::Categories => Group::Categories,
-            List::UserBorrows { user, .. } => Group::UserBorrows(*user),
+            List::UserBorrows { user, .. } | List::UserBorrowsSlice { user, .. } => {
+                Group::UserBorrows(*user)
+            }
             List::Statistics => Group::Statistics,
         }
     }
@@ -291,6 +333,25 @@ impl List<'_> {
     fn write_params(&self, out: &mut String) {
         fn page(out: &mut String, page: &PageRequest) {
             let _ = write!(out, "p{}:s{}", page.page, page.size);
+        }
+        // Never starts with `p`, so no slice shares a page's key. A cursor
+        // is base64url: it holds no `:`.
+        fn slice(out: &mut String, slice: &SliceRequest) {
+            let way = match slice.direction {
+                Direction::Forward => 'f',
+                Direction::Backward => 'l',
+            };
+            let cursor = slice.cursor.as_ref().map_or("", |cursor| cursor.as_str());
+            let _ = write!(out, "{way}{}:c={cursor}", slice.size);
+        }
+        fn filter_params(out: &mut String, filter: &Filter) {
+            opt(out, "a", filter.author_id);
+            opt(out, "c", filter.category_id);
+            opt(out, "min", filter.min_price.map(|money| money.cents()));
+            opt(out, "max", filter.max_price.map(|money| money.cents()));
+            opt(out, "from", filter.published_from);
+            opt(out, "to", filter.published_to);
+            opt(out, "av", filter.available);
         }
         fn opt<T: std::fmt::Display>(out: &mut String, name: &str, value: Option<T>) {
             match value {
@@ -310,13 +371,32 @@ impl List<'_> {
             } => {
                 page(out, request);
                 let _ = write!(out, ":o={order:?}");
-                opt(out, "a", filter.author_id);
-                opt(out, "c", filter.category_id);
-                opt(out, "min", filter.min_price.map(|money| money.cents()));
-                opt(out, "max", filter.max_price.map(|money| money.cents()));
-                opt(out, "from", filter.published_from);
-                opt(out, "to", filter.published_to);
-                opt(out, "av", filter.available);
+                filter_params(out, filter);
+            }
+            List::BookSlice {
+                filter,
+                order,
+                slice: request,
+            } => {
+                slice(out, request);
+                let _ = write!(out, ":o={order:?}");
+                filter_params(out, filter);
+            }
+            List::SearchSlice {
+                text,
+                slice: request,
+            } => {
+                slice(out, request);
+                let _ = write!(out, ":q={}", text.as_str());
+            }
+            List::AuthorBooksSlice { slice: request, .. } => slice(out, request),
+            List::UserBorrowsSlice {
+                status,
+                slice: request,
+                ..
+            } => {
+                slice(out, request);
+                let _ = write!(out, ":st={status:?}");
             }
             List::Search {
                 text,
@@ -444,7 +524,7 @@ impl Keys {
     }
 
     /// An entity or count by id, in the current namespace:
-    /// `biblio-…:v3:n0:book:0190…`.
+    /// `biblio-…:v4:n0:book:0190…`.
     pub fn entity(&self, kind: Kind, id: Uuid) -> String {
         self.entity_in(self.namespace(), kind, id)
     }
@@ -472,7 +552,7 @@ impl Keys {
     }
 
     /// A list entry: `{base}n{namespace}:{kind}:{group}:g{generation}:{params}`,
-    /// e.g. `biblio-…:v3:n0:my_borrows:user_borrows:0190…:g3:p1:s20:st=All`.
+    /// e.g. `biblio-…:v4:n0:my_borrows:user_borrows:0190…:g3:p1:s20:st=All`.
     pub fn list(&self, list: &List<'_>, generation: u64) -> String {
         let mut key = self.start(self.namespace(), 128);
         key.push_str(list.kind().as_str());
@@ -668,6 +748,27 @@ mod tests {
         PageRequest::parse(page as i32, size as i32).expect("a valid page")
     }
 
+    /// Slices that differ in direction, size, or cursor (two positions, and
+    /// none), the sizes written like page numbers.
+    fn slices() -> Vec<SliceRequest> {
+        use crate::domain::cursor::{Cursor, Key, KeyKind, Listing};
+        let listing = Listing::new("keys", KeyKind::Title);
+        let at = |title: &str| {
+            Cursor::new(&listing, Key::Title(title.into()), Uuid::nil())
+                .as_str()
+                .to_owned()
+        };
+        let (one, two) = (at("p1:s20"), at("Solaris"));
+        let mut slices = Vec::new();
+        for size in [1, 12, 20] {
+            for cursor in [None, Some(one.as_str()), Some(two.as_str())] {
+                slices.push(SliceRequest::parse(Some(size), cursor, None, None, &listing).unwrap());
+                slices.push(SliceRequest::parse(None, None, Some(size), cursor, &listing).unwrap());
+            }
+        }
+        slices
+    }
+
     /// Every kind of list, with inputs that differ in exactly one parameter
     /// or in whose list it is: no two may share a key, at any generation.
     #[test]
@@ -720,7 +821,32 @@ mod tests {
             SearchText::parse("p1:s20").unwrap(),
         ];
         let pages = [page(1, 20), page(2, 20), page(1, 10), page(12, 1)];
+        let slices = slices();
         let mut lists: Vec<List<'_>> = vec![List::Categories, List::Statistics];
+        for slice in &slices {
+            for filter in &filters {
+                for order in [SortOrder::TitleAsc, SortOrder::PriceDesc] {
+                    lists.push(List::BookSlice {
+                        filter,
+                        order,
+                        slice,
+                    });
+                }
+            }
+            for text in &texts {
+                lists.push(List::SearchSlice { text, slice });
+            }
+            for author in [a, b] {
+                lists.push(List::AuthorBooksSlice { author, slice });
+                for status in [Status::All, Status::Overdue] {
+                    lists.push(List::UserBorrowsSlice {
+                        user: author,
+                        status,
+                        slice,
+                    });
+                }
+            }
+        }
         for page in pages {
             for filter in &filters {
                 for order in [SortOrder::TitleAsc, SortOrder::PriceDesc] {
@@ -780,6 +906,72 @@ mod tests {
             0,
         );
         assert!(theirs.contains(&b.to_string()), "{theirs}");
+    }
+
+    /// A write moves a connection's slices exactly when it moves the pages
+    /// of the same list: they share its group (and kind, for the metrics).
+    #[test]
+    fn a_slice_lives_under_the_group_and_kind_of_its_pages() {
+        let (user, request) = (Uuid::now_v7(), page(1, 20));
+        let slices = slices();
+        let slice = &slices[3];
+        let text = SearchText::parse("dune").unwrap();
+        for available in [None, Some(true)] {
+            let filter = Filter {
+                available,
+                ..Filter::default()
+            };
+            let order = SortOrder::Newest;
+            let pair = [
+                List::Books {
+                    filter: &filter,
+                    order,
+                    page: request,
+                },
+                List::BookSlice {
+                    filter: &filter,
+                    order,
+                    slice,
+                },
+            ];
+            assert_eq!(pair[0].group(), pair[1].group());
+            assert_eq!(pair[0].kind(), pair[1].kind());
+        }
+        let pairs = [
+            (
+                List::Search {
+                    text: &text,
+                    page: request,
+                },
+                List::SearchSlice { text: &text, slice },
+            ),
+            (
+                List::AuthorBooks {
+                    author: user,
+                    page: request,
+                },
+                List::AuthorBooksSlice {
+                    author: user,
+                    slice,
+                },
+            ),
+            (
+                List::UserBorrows {
+                    user,
+                    status: Status::Active,
+                    page: request,
+                },
+                List::UserBorrowsSlice {
+                    user,
+                    status: Status::Active,
+                    slice,
+                },
+            ),
+        ];
+        for (page, slice) in pairs {
+            assert_eq!(page.group(), slice.group(), "{slice:?}");
+            assert_eq!(page.kind(), slice.kind(), "{slice:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::codec::{self, Slot};
 use super::read::CacheKey;
 use super::{l1, l2, Cache, Inner, List, Of, AUTHOR, BOOK, BORROW, CATEGORY};
-use crate::domain::{Page, PageRequest};
+use crate::domain::{Page, PageRequest, Slice};
 use crate::error::{LoadError, Result};
 use entity::{author, book, borrow_record, category};
 use serde::de::DeserializeOwned;
@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A cached list: the ordered ids of one page and the total it was cut from.
+/// A cached list: the ordered ids of one page (or a connection's slice)
+/// and the total it was cut from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdPage {
     /// The page's ids in order; the items are read through the entity cache.
@@ -28,6 +29,11 @@ pub struct IdPage {
     /// The count of the whole list, not of this page, so paging needs no
     /// second query.
     pub total: u64,
+    /// Whether the list has items before this page: a connection's
+    /// `hasPreviousPage`, found by the slice's query and kept with it.
+    pub has_previous: bool,
+    /// Whether the list has items after this page (`hasNextPage`).
+    pub has_next: bool,
     /// When the page's answer changes with time alone, in milliseconds
     /// since the epoch ([`Page::changes_at`]): no tier keeps it past then.
     pub changes_at: Option<i64>,
@@ -87,28 +93,54 @@ impl Cache {
         R: FnOnce(Vec<Uuid>) -> RFut,
         RFut: Future<Output = std::result::Result<HashMap<Uuid, Arc<M>>, LoadError>>,
     {
+        let load = || {
+            let page = load();
+            async move { page.await.map(Slice::from) }
+        };
+        let slice = self.slice(list, load, resolve).await?;
+        Ok(slice.into_page(request))
+    }
+
+    /// Reads the slice `list` (a page, or a connection's slice) through the
+    /// cache. `load` runs its query; `resolve` reads the items of a cached
+    /// slice by id.
+    pub async fn slice<M, F, Fut, R, RFut>(
+        &self,
+        list: &List<'_>,
+        load: F,
+        resolve: R,
+    ) -> Result<Slice<Arc<M>>>
+    where
+        M: Item,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Slice<M>>>,
+        R: FnOnce(Vec<Uuid>) -> RFut,
+        RFut: Future<Output = std::result::Result<HashMap<Uuid, Arc<M>>, LoadError>>,
+    {
         let inner = &self.inner;
         let loaded: Mutex<Option<(Vec<Arc<M>>, PrimeTicket)>> = Mutex::new(None);
         let (key, _) = inner.list_key(list).await;
         let read = inner.read_one(list.kind(), key, IdPage::lifetime, || async {
             let ticket = Box::pin(inner.prime_ticket()).await;
-            let page = Box::pin(load()).await?;
-            let items: Vec<Arc<M>> = page.items.into_iter().map(Arc::new).collect();
+            let slice = Box::pin(load()).await?;
+            let items: Vec<Arc<M>> = slice.items.into_iter().map(Arc::new).collect();
             let ids = items.iter().map(|item| item.id()).collect();
             *super::lock(&loaded) = Some((items, ticket));
             Ok(IdPage {
                 ids,
-                total: page.total_count,
-                changes_at: page.changes_at.map(|at| at.timestamp_millis()),
+                total: slice.total_count,
+                has_previous: slice.has_previous,
+                has_next: slice.has_next,
+                changes_at: slice.changes_at.map(|at| at.timestamp_millis()),
             })
         });
         let ids: Arc<IdPage> = read.await?;
         if ids.lifetime().is_some_and(|left| left.is_zero()) {
             // Kept past the moment it changed (a TTL rounded by a tier, or
             // another replica's clock): read it afresh, keeping nothing.
-            let page = load().await?;
+            let slice = load().await?;
             inner.metrics.loaded(list.kind(), 1);
-            return Ok(page.map(Arc::new));
+            return Ok(slice.map(Arc::new));
         }
         let loaded = super::lock(&loaded).take();
         let items = match loaded {
@@ -123,10 +155,11 @@ impl Cache {
                 ids.ids.iter().filter_map(|id| found.remove(id)).collect()
             }
         };
-        Ok(Page {
+        Ok(Slice {
             items,
             total_count: ids.total,
-            request,
+            has_previous: ids.has_previous,
+            has_next: ids.has_next,
             changes_at: ids
                 .changes_at
                 .and_then(chrono::DateTime::from_timestamp_millis),

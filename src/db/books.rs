@@ -1,7 +1,9 @@
 //! Books: lookups, filtered and searched pages, and catalogue writes.
+use super::keyset::{fetch_slice, Sort};
 use super::tallies::Tally;
 use super::{fetch_page, now, Db, Total, Write};
-use crate::domain::{Isbn, Money, Page, PageRequest, SearchText};
+use crate::domain::cursor::{Cursor, Key, KeyKind, Listing};
+use crate::domain::{Isbn, Money, Page, PageRequest, SearchText, Slice, SliceRequest};
 use crate::error::{violation, Error, Result, Violation};
 use entity::{author, book, borrow_record, category};
 use migration::tally::kind;
@@ -160,6 +162,115 @@ pub async fn page(
     .await?)
 }
 
+/// How `order` sorts, for keyset slices.
+fn sort(order: SortOrder) -> Sort<book::Column> {
+    use book::Column::*;
+    let uniform = |column, descending| Sort::Uniform {
+        columns: vec![column, Id],
+        descending,
+    };
+    match order {
+        SortOrder::TitleAsc => uniform(Title, false),
+        SortOrder::TitleDesc => uniform(Title, true),
+        SortOrder::PriceAsc => uniform(PriceCents, false),
+        SortOrder::PriceDesc => uniform(PriceCents, true),
+        SortOrder::PublishedDesc => Sort::NullsLast {
+            lead: PublishedYear,
+            tail: vec![Title, Id],
+        },
+        SortOrder::Newest => uniform(CreatedAt, true),
+    }
+}
+
+impl SortOrder {
+    /// The kind of cursor key this order sorts by.
+    pub fn key_kind(self) -> KeyKind {
+        match self {
+            SortOrder::TitleAsc | SortOrder::TitleDesc => KeyKind::Title,
+            SortOrder::PriceAsc | SortOrder::PriceDesc => KeyKind::Price,
+            SortOrder::PublishedDesc => KeyKind::Published,
+            SortOrder::Newest => KeyKind::Time,
+        }
+    }
+
+    /// `book`'s sort key in this order, for its cursor.
+    pub fn key(self, book: &book::Model) -> Key {
+        match self {
+            SortOrder::TitleAsc | SortOrder::TitleDesc => Key::Title(book.title.clone()),
+            SortOrder::PriceAsc | SortOrder::PriceDesc => Key::Price(book.price_cents),
+            SortOrder::PublishedDesc => Key::Published(book.published_year, book.title.clone()),
+            SortOrder::Newest => Key::Time(book.created_at.timestamp_micros()),
+        }
+    }
+}
+
+impl Filter {
+    /// The list of books this filter and `order` select, for cursors: a
+    /// cursor of one is refused by every other.
+    pub fn listing(&self, order: SortOrder) -> Listing {
+        let opt = |value: Option<String>| value.unwrap_or_default();
+        let description = format!(
+            "books|order={order:?}|author={}|category={}|min={}|max={}|from={}|to={}|available={}",
+            opt(self.author_id.map(|id| id.to_string())),
+            opt(self.category_id.map(|id| id.to_string())),
+            opt(self.min_price.map(|money| money.cents().to_string())),
+            opt(self.max_price.map(|money| money.cents().to_string())),
+            opt(self.published_from.map(|year| year.to_string())),
+            opt(self.published_to.map(|year| year.to_string())),
+            opt(self.available.map(|available| available.to_string())),
+        );
+        Listing::new(&description, order.key_kind())
+    }
+}
+
+/// The sort values of a cursor's position, one per column of `sort(order)`.
+/// The key's kind was checked against the order when the cursor was parsed.
+fn position(order: SortOrder, cursor: &Cursor) -> Result<Vec<sea_orm::Value>> {
+    let id = sea_orm::Value::from(cursor.id);
+    Ok(match (&cursor.key, order.key_kind()) {
+        (Key::Title(title), KeyKind::Title) => vec![title.clone().into(), id],
+        (Key::Price(cents), KeyKind::Price) => vec![(*cents).into(), id],
+        (Key::Published(year, title), KeyKind::Published) => {
+            vec![(*year).into(), title.clone().into(), id]
+        }
+        (key @ Key::Time(_), KeyKind::Time) => match key.time() {
+            Some(at) => vec![at.into(), id],
+            None => return Err(Error::bad_input("the cursor's time is out of range")),
+        },
+        _ => return Err(Error::bad_input("the cursor is not one of this order")),
+    })
+}
+
+/// A keyset slice of books (see [`super::keyset`]): the same index walks
+/// as [`page`], started at the cursor's key instead of skipping an offset.
+///
+/// Plans at 1,000,000 books (SQLite / PostgreSQL), a slice of 20 after a
+/// cursor 40% deep in `TITLE_ASC`: `SEARCH books USING COVERING INDEX
+/// idx_books_title ((title,id)>(?,?))` / `Index Only Scan using
+/// idx_books_title, Index Cond: (ROW(title, id) > ROW($1, $2))`, the rows
+/// by primary key, the total from `tallies`, and the row behind the cursor
+/// by the same index read the other way.
+pub async fn slice(
+    db: &Db,
+    filter: &Filter,
+    order: SortOrder,
+    request: &SliceRequest,
+) -> Result<Slice<book::Model>> {
+    let position = match &request.cursor {
+        Some(cursor) => Some(position(order, cursor)?),
+        None => None,
+    };
+    Ok(fetch_slice(
+        db,
+        filtered(filter),
+        &sort(order),
+        position,
+        total(filter),
+        request,
+    )
+    .await?)
+}
+
 pub async fn by_author(
     db: &Db,
     author_id: Uuid,
@@ -232,6 +343,136 @@ pub async fn search(db: &Db, text: &SearchText, request: PageRequest) -> Result<
         items: rows.into_iter().map(|row| row.model).collect(),
         total_count: total_count.max(0) as u64,
         request,
+        changes_at: None,
+    })
+}
+
+/// The list of search results for `text`, for cursors (by title, then id).
+pub fn search_listing(text: &SearchText) -> Listing {
+    Listing::new(&format!("search|q={}", text.as_str()), KeyKind::Title)
+}
+
+/// A keyset slice of the books [`search`] matches, by title then id: the
+/// same matched set (so it moves with `search` when search gets an index),
+/// cut after (or before) the cursor's `(title, id)` instead of at an
+/// offset, with its total and whether a match lies behind the cursor.
+pub async fn search_slice(
+    db: &Db,
+    text: &SearchText,
+    request: &SliceRequest,
+) -> Result<Slice<book::Model>> {
+    use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+    let backend = db.backend();
+    let postgres = backend == sea_orm::DbBackend::Postgres;
+    let placeholder = |n: usize| {
+        if postgres {
+            format!("${n}")
+        } else {
+            format!("?{n}")
+        }
+    };
+    let backward = request.direction == crate::domain::Direction::Backward;
+    let pattern = placeholder(1);
+    let mut values: Vec<sea_orm::Value> = vec![text.like_pattern().into()];
+    let (ahead, behind) = match &request.cursor {
+        Some(cursor) => {
+            let title = match &cursor.key {
+                Key::Title(title) => title.clone(),
+                _ => return Err(Error::bad_input("the cursor is not one of this list")),
+            };
+            values.push(title.into());
+            values.push(cursor.id.into());
+            let at = format!("({}, {})", placeholder(2), placeholder(3));
+            let (ahead, behind) = if backward { ("<", ">=") } else { (">", "<=") };
+            (
+                format!("WHERE (title, id) {ahead} {at}"),
+                format!("EXISTS (SELECT 1 FROM matches WHERE (title, id) {behind} {at})"),
+            )
+        }
+        None => (String::new(), "1 = 0".to_owned()),
+    };
+    // The limit goes last, so the statement that only counts can leave it out.
+    let limit = placeholder(values.len() + 1);
+    let scalar_values = values.clone();
+    values.push((request.limit() as i64).into());
+    let walk = if backward {
+        "title DESC, id DESC"
+    } else {
+        "title, id"
+    };
+    let matches = format!(
+        "WITH matches AS MATERIALIZED (\
+            SELECT books.id, books.title FROM books \
+            JOIN authors ON authors.id = books.author_id \
+            WHERE lower(books.title) LIKE {pattern} ESCAPE '\\' \
+            OR lower(authors.name) LIKE {pattern} ESCAPE '\\')"
+    );
+    let slice = format!(
+        "{matches} SELECT books.*, (SELECT COUNT(*) FROM matches) AS n, ({behind}) AS b \
+         FROM books WHERE books.id IN \
+         (SELECT id FROM matches {ahead} ORDER BY {walk} LIMIT {limit}) \
+         ORDER BY books.title, books.id"
+    );
+    #[derive(Debug)]
+    struct Row {
+        model: book::Model,
+        n: i64,
+        b: bool,
+    }
+    impl FromQueryResult for Row {
+        fn from_query_result(
+            row: &sea_orm::QueryResult,
+            pre: &str,
+        ) -> Result<Self, sea_orm::DbErr> {
+            Ok(Self {
+                model: book::Model::from_query_result(row, pre)?,
+                n: row.try_get(pre, "n")?,
+                b: row.try_get(pre, "b")?,
+            })
+        }
+    }
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, &slice, values))
+        .all(db.conn())
+        .await?;
+    let (total, behind) = match rows.first() {
+        Some(row) => (row.n, row.b),
+        None => {
+            let scalars =
+                format!("{matches} SELECT (SELECT COUNT(*) FROM matches) AS n, ({behind}) AS b");
+            match db
+                .conn()
+                .query_one(Statement::from_sql_and_values(
+                    backend,
+                    scalars,
+                    scalar_values,
+                ))
+                .await?
+            {
+                Some(row) => (row.try_get::<i64>("", "n")?, row.try_get::<bool>("", "b")?),
+                None => (0, false),
+            }
+        }
+    };
+    let more = rows.len() as u64 >= request.limit();
+    let mut items: Vec<book::Model> = rows.into_iter().map(|row| row.model).collect();
+    if more {
+        if backward {
+            items.remove(0);
+        } else {
+            items.pop();
+        }
+    }
+    let cursor_given = request.cursor.is_some();
+    let (has_previous, has_next) = if backward {
+        (more, cursor_given && behind)
+    } else {
+        (cursor_given && behind, more)
+    };
+    Ok(Slice {
+        items,
+        total_count: total.max(0) as u64,
+        has_previous,
+        has_next,
         changes_at: None,
     })
 }

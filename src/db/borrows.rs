@@ -1,6 +1,8 @@
 //! Borrow records: a member's history, lending and returning.
+use super::keyset::{fetch_slice, Sort};
 use super::{fetch_page, now, Db, Total, Write};
-use crate::domain::{Page, PageRequest};
+use crate::domain::cursor::{Key, KeyKind, Listing};
+use crate::domain::{Page, PageRequest, Slice, SliceRequest};
 use crate::error::{Error, Result};
 use entity::{book, borrow_record};
 use sea_orm::sea_query::Expr;
@@ -32,13 +34,7 @@ pub async fn page_for_user(
 ) -> Result<Page<borrow_record::Model>> {
     use borrow_record::Column::*;
     let now = now();
-    let mine = borrow_record::Entity::find().filter(UserId.eq(user_id));
-    let select = match status {
-        Status::All => mine,
-        Status::Active => mine.filter(ReturnedAt.is_null()),
-        Status::Returned => mine.filter(ReturnedAt.is_not_null()),
-        Status::Overdue => mine.filter(ReturnedAt.is_null()).filter(DueAt.lt(now)),
-    };
+    let select = of_user(user_id, status, now);
     // The user's records are few, and on idx_borrow_records_user.
     let total = Total::count(select.clone());
     let newest_first = |select: sea_orm::Select<borrow_record::Entity>| {
@@ -49,6 +45,67 @@ pub async fn page_for_user(
         page.changes_at = next_due(db, user_id, now).await?;
     }
     Ok(page)
+}
+
+/// The records of `user_id` with `status` at `now`, unordered.
+fn of_user(
+    user_id: Uuid,
+    status: Status,
+    now: chrono::DateTime<chrono::Utc>,
+) -> sea_orm::Select<borrow_record::Entity> {
+    use borrow_record::Column::*;
+    let mine = borrow_record::Entity::find().filter(UserId.eq(user_id));
+    match status {
+        Status::All => mine,
+        Status::Active => mine.filter(ReturnedAt.is_null()),
+        Status::Returned => mine.filter(ReturnedAt.is_not_null()),
+        Status::Overdue => mine.filter(ReturnedAt.is_null()).filter(DueAt.lt(now)),
+    }
+}
+
+/// The list of `user_id`'s borrows with `status`, for cursors: a cursor of
+/// one member's list, or of another status, is refused by every other.
+pub fn listing(user_id: Uuid, status: Status) -> Listing {
+    Listing::new(
+        &format!("my_borrows|user={user_id}|status={status:?}"),
+        KeyKind::Time,
+    )
+}
+
+/// A record's sort key in `myBorrows` (newest first), for its cursor.
+pub fn key(record: &borrow_record::Model) -> Key {
+    Key::Time(record.borrowed_at.timestamp_micros())
+}
+
+/// A keyset slice of a user's borrows, newest first (see
+/// [`super::keyset`]); like [`page_for_user`], the overdue slice says
+/// when it next changes with time alone.
+pub async fn slice_for_user(
+    db: &Db,
+    user_id: Uuid,
+    status: Status,
+    request: &SliceRequest,
+) -> Result<Slice<borrow_record::Model>> {
+    use borrow_record::Column::*;
+    let now = now();
+    let select = of_user(user_id, status, now);
+    let total = Total::count(select.clone());
+    let newest_first = Sort::Uniform {
+        columns: vec![BorrowedAt, Id],
+        descending: true,
+    };
+    let position = match &request.cursor {
+        Some(cursor) => match cursor.key.time() {
+            Some(at) => Some(vec![at.into(), cursor.id.into()]),
+            None => return Err(Error::bad_input("the cursor is not one of this list")),
+        },
+        None => None,
+    };
+    let mut slice = fetch_slice(db, select, &newest_first, position, total, request).await?;
+    if status == Status::Overdue {
+        slice.changes_at = next_due(db, user_id, now).await?;
+    }
+    Ok(slice)
 }
 
 /// The earliest due date at or after `now` among `user_id`'s loans out:

@@ -20,6 +20,7 @@ pub mod books;
 pub mod borrows;
 pub mod categories;
 pub mod documents;
+pub(crate) mod keyset;
 pub mod metrics;
 mod migrations;
 pub mod outbox;

@@ -1,11 +1,13 @@
 //! Validated values. Each `parse` is the one place its rule is checked, so
 //! resolvers and the database layer only ever see values that passed.
 mod credentials;
+pub mod cursor;
 mod ids;
 mod isbn;
 mod money;
 mod page;
 mod search;
+mod slice;
 mod text;
 
 pub use credentials::{Email, Password};
@@ -14,6 +16,7 @@ pub use isbn::Isbn;
 pub use money::Money;
 pub use page::{Page, PageRequest, MAX_PAGE_SIZE};
 pub use search::SearchText;
+pub use slice::{Direction, Slice, SliceRequest, DEFAULT_SLICE_SIZE};
 pub use text::{optional_multiline_text, required_text};
 
 /// Strategies the domain's property tests share: client input as it may

@@ -18,7 +18,7 @@ use crate::cache::{self, Cache, Item, List, Of, Reads};
 use crate::db::statistics::Statistics;
 use crate::db::users::Profile;
 use crate::db::Db;
-use crate::domain::{Page, PageRequest};
+use crate::domain::{Page, PageRequest, Slice};
 use crate::error::LoadError;
 use crate::error::{Error, Result};
 use async_graphql::dataloader::Loader;
@@ -251,14 +251,39 @@ impl Scope {
             .cache
             .page(list, request, load, resolve)
             .await?;
-        // A cold page's rows come from its query, not through `resolve`.
-        for item in &page.items {
+        self.record(&page.items, page.changes_at);
+        Ok(page)
+    }
+
+    /// A connection's slice of `list` through the cache, as [`Scope::page`].
+    pub async fn slice<M, F, Fut, R, RFut>(
+        &self,
+        list: &List<'_>,
+        load: F,
+        resolve: R,
+    ) -> Result<Slice<Arc<M>>>
+    where
+        M: Item,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Slice<M>>>,
+        R: FnOnce(Vec<Uuid>) -> RFut,
+        RFut: Future<Output = Result<HashMap<Uuid, Arc<M>>, LoadError>>,
+    {
+        self.reads.list(list);
+        let slice = self.services.cache.slice(list, load, resolve).await?;
+        self.record(&slice.items, slice.changes_at);
+        Ok(slice)
+    }
+
+    /// Records the items of a page or slice, whose rows may have come from
+    /// its query rather than through `resolve`, and when it changes alone.
+    fn record<M: Item>(&self, items: &[Arc<M>], changes_at: Option<chrono::DateTime<chrono::Utc>>) {
+        for item in items {
             self.reads.entity(M::KIND.kind(), item.id(), true);
         }
-        if let Some(at) = page.changes_at {
+        if let Some(at) = changes_at {
             self.reads.changes_at(at);
         }
-        Ok(page)
     }
 
     /// The catalogue statistics through the cache.

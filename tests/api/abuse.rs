@@ -28,6 +28,9 @@ enum Expect {
     /// Many password fields: at most one is checked, the others refused
     /// without hashing.
     OnePasswordCheck,
+    /// A field error: 200, every error `BAD_USER_INPUT` (a bad cursor, a
+    /// slice size out of range).
+    BadInput,
 }
 
 struct Case {
@@ -360,6 +363,12 @@ fn odd_arguments(rng: &mut Rng, ids: &Ids) -> Vec<Case> {
         ("query($v: Int!) { books(pageSize: $v) { totalCount } }".into(), false),
         ("query($v: String!) { searchBooks(query: $v) { totalCount items { title } } }".into(), false),
         ("query($v: Int!) { searchBooks(query: \"a\", page: $v) { totalCount } }".into(), false),
+        ("query($v: Int) { booksConnection(first: $v) { totalCount edges { cursor } } }".into(), false),
+        ("query($v: Int) { booksConnection(last: $v) { totalCount edges { cursor } } }".into(), false),
+        ("query($v: String) { booksConnection(after: $v) { edges { node { title } } } }".into(), false),
+        ("query($v: String) { booksConnection(last: 3, before: $v, orderBy: PUBLISHED_DESC) { pageInfo { hasNextPage } } }".into(), false),
+        ("query($v: String) { searchBooksConnection(query: \"t\", after: $v) { totalCount } }".into(), false),
+        ("query($v: String) { myBorrowsConnection(after: $v) { totalCount } }".into(), true),
         ("query($v: ID!) { book(id: $v) { title } }".into(), false),
         ("query($v: ID!) { author(id: $v) { name } }".into(), false),
         ("query($v: ID!) { category(id: $v) { name } }".into(), false),
@@ -416,6 +425,97 @@ fn odd_arguments(rng: &mut Rng, ids: &Ids) -> Vec<Case> {
                 expect: Expect::ClientFault,
             });
         }
+    }
+    cases
+}
+
+/// Connection arguments that are refused, each with `BAD_USER_INPUT`:
+/// `cursor` (a real cursor of `booksConnection` in title order) tampered
+/// with or used where it does not belong, and sizes out of range or in
+/// conflict.
+fn bad_slices(cursor: &str) -> Vec<Case> {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let bytes = engine.decode(cursor).expect("a cursor is base64url");
+    // After the version byte, the list's fingerprint (a varint), then the
+    // key: its variant (0, a title) and the title's length.
+    let key_at = 2 + bytes[1..].iter().position(|b| b & 0x80 == 0).unwrap();
+    let tampered = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut bytes = bytes.clone();
+        edit(&mut bytes);
+        engine.encode(bytes)
+    };
+    let books =
+        "query($first: Int, $after: String, $last: Int, $before: String, $order: BookOrder) \
+                 { booksConnection(first: $first, after: $after, last: $last, before: $before, \
+                 orderBy: $order) { totalCount edges { cursor node { title } } } }";
+    let mut cases = Vec::new();
+    let mut add = |name: &str, variables: Value| {
+        cases.push(Case {
+            name: format!("booksConnection with {name}"),
+            request: post(books, variables),
+            expect: Expect::BadInput,
+        });
+    };
+    for (name, after) in [
+        ("a cursor of another version", tampered(&|b| b[0] ^= 0x7f)),
+        ("a cursor of version 0", tampered(&|b| b[0] = 0)),
+        ("a cursor with a byte more", tampered(&|b| b.push(0))),
+        (
+            "a cursor a byte short",
+            tampered(&|b| {
+                b.pop();
+            }),
+        ),
+        ("a cursor of another list", tampered(&|b| b[1] ^= 0x01)),
+        (
+            "a cursor with a key of another kind",
+            tampered(&|b| b[key_at] = 1),
+        ),
+        (
+            "a cursor with a key that is no kind",
+            tampered(&|b| b[key_at] = 9),
+        ),
+        (
+            "a cursor whose title claims four gigabytes",
+            tampered(&|b| {
+                b.splice(key_at + 1..key_at + 2, [0xff, 0xff, 0xff, 0xff, 0x0f]);
+            }),
+        ),
+        ("only the version byte", engine.encode([bytes[0]])),
+        ("standard base64 padding", format!("{cursor}==")),
+        ("a cursor of 4,000 characters", "A".repeat(4_000)),
+        ("an empty cursor", String::new()),
+        ("a page number", "2".into()),
+        ("SQL", "' OR 1=1 --".into()),
+    ] {
+        add(name, json!({ "first": 2, "after": after }));
+        add(
+            &format!("{name}, backward"),
+            json!({ "last": 2, "before": after }),
+        );
+    }
+    for order in ["TITLE_DESC", "PRICE_ASC", "PUBLISHED_DESC", "NEWEST"] {
+        add(
+            &format!("a title cursor in {order}"),
+            json!({ "after": cursor, "order": order }),
+        );
+    }
+    for (name, variables) in [
+        ("first: -1", json!({ "first": -1 })),
+        ("first: 101", json!({ "first": 101 })),
+        ("first: 2^31-1", json!({ "first": i32::MAX })),
+        ("last: -2^31", json!({ "last": i32::MIN })),
+        ("last: 101", json!({ "last": 101 })),
+        ("first and last", json!({ "first": 1, "last": 1 })),
+        (
+            "after and before",
+            json!({ "after": cursor, "before": cursor }),
+        ),
+        ("first with before", json!({ "first": 1, "before": cursor })),
+        ("last with after", json!({ "last": 1, "after": cursor })),
+    ] {
+        add(name, variables);
     }
     cases
 }
@@ -773,6 +873,11 @@ fn check(expect: Expect, status: u16, body: &Value) -> Result<(), String> {
                 return Err(format!("{checked} password checks: {codes:?}"));
             }
         }
+        Expect::BadInput => {
+            if status != 200 || codes.is_empty() || codes.iter().any(|c| c != "BAD_USER_INPUT") {
+                return Err(format!("expected BAD_USER_INPUT, got {status} {codes:?}"));
+            }
+        }
         Expect::ClientFault => {
             if status != 200 && status != 400 && status != 429 {
                 return Err(format!("status {status}"));
@@ -828,10 +933,23 @@ async fn a_hostile_corpus_is_refused_and_the_replica_survives() {
     let ids = Ids {
         book: book["createBook"]["id"].as_str().unwrap().to_owned(),
     };
+    let slice = graphql(
+        &client,
+        &url,
+        None,
+        "{ booksConnection(first: 1) { edges { cursor } } }",
+        json!({}),
+    )
+    .await;
+    let cursor = slice["booksConnection"]["edges"][0]["cursor"]
+        .as_str()
+        .expect("a cursor")
+        .to_owned();
 
     let mut rng = Rng(seed);
     let mut corpus = shape_bombs();
     corpus.extend(odd_arguments(&mut rng, &ids));
+    corpus.extend(bad_slices(&cursor));
     corpus.extend(malformed_transport());
     corpus.extend(hostile_headers_and_extensions());
 

@@ -58,6 +58,9 @@ const PAGE: &str = "totalCount page pageSize totalPages hasNextPage";
 const BORROW: &str = "id borrowedAt dueAt returnedAt \
                       book { id title copiesAvailable author { name } } user { id email name role }";
 const USER: &str = "id email name role";
+/// A connection's selection, up to its node's.
+const CONNECTION: &str = "totalCount pageInfo { hasNextPage hasPreviousPage startCursor \
+                          endCursor } edges { cursor";
 const STATISTICS: &str = "{ statistics { totalBooks totalAuthors totalCategories totalMembers \
                           activeBorrows averagePrice booksByCategory { count category { id name bookCount } } } }";
 
@@ -156,6 +159,20 @@ async fn cached_answers_equal_the_uncached_oracle_on_a_random_workload() {
         .map(|replica| replica.cache.metrics().responses().hits)
         .sum();
     eprintln!("differential: {kept} reads answered by the response tier");
+    // The comparison covers slices after a cursor only if it made some.
+    let cursors: usize = deployments
+        .iter()
+        .map(|d| {
+            d.cursors
+                .lock()
+                .unwrap()
+                .values()
+                .map(Vec::len)
+                .sum::<usize>()
+        })
+        .sum();
+    eprintln!("differential: {cursors} cursors kept for connection reads");
+    assert!(cursors > 0, "no connection read returned a cursor");
     assert!(kept > 0, "the response tier answered no read");
 }
 
@@ -184,6 +201,10 @@ struct Deployment {
     loans: Vec<(usize, String)>,
     /// Ids that exist only in the other deployment.
     foreign: Vec<String>,
+    /// Cursors the oracle answered, by the list they belong to
+    /// ([`cursor_pool`]): connection reads start from them, so that slices
+    /// deep in a list, after writes moved it, are compared too.
+    cursors: std::sync::Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 /// The oracle (mode `off`, owning a fresh database) and `replicas` cached
@@ -219,6 +240,7 @@ async fn deploy(name: &'static str, redis: &TestRedis, replicas: usize) -> Deplo
         books: Vec::new(),
         loans: Vec::new(),
         foreign: Vec::new(),
+        cursors: std::sync::Mutex::default(),
     }
 }
 
@@ -279,6 +301,62 @@ async fn populate(
 }
 
 impl Deployment {
+    /// Keeps the cursors of the oracle's `answer` to `request`, under the
+    /// list they belong to (at most 40 a list).
+    fn harvest(&self, request: &Request, answer: &Value) {
+        fn cursors(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::Object(object) => {
+                    if let Some(cursor) = object.get("cursor").and_then(Value::as_str) {
+                        out.push(cursor.to_owned());
+                    }
+                    object.values().for_each(|value| cursors(value, out));
+                }
+                Value::Array(values) => values.iter().for_each(|value| cursors(value, out)),
+                _ => {}
+            }
+        }
+        if !request.shape.ends_with("Connection") {
+            return;
+        }
+        let mut found = Vec::new();
+        cursors(&answer["data"], &mut found);
+        if found.is_empty() {
+            return;
+        }
+        let key = cursor_pool(request.shape, request.viewer, &request.variables);
+        let mut pools = self.cursors.lock().unwrap();
+        let pool = pools.entry(key).or_default();
+        for cursor in found {
+            if !pool.contains(&cursor) {
+                if pool.len() >= 40 {
+                    pool.remove(0);
+                }
+                pool.push(cursor);
+            }
+        }
+    }
+
+    /// A cursor for a connection read: mostly one of this list's, sometimes
+    /// none, another list's or garbage (both refused alike).
+    fn cursor(&self, rng: &mut Rng, shape: &str, viewer: usize, variables: &Value) -> Value {
+        let pools = self.cursors.lock().unwrap();
+        let key = cursor_pool(shape, viewer, variables);
+        match rng.below(12) {
+            0 | 1 => Value::Null,
+            2 if !pools.is_empty() => {
+                let others: Vec<&Vec<String>> = pools.values().collect();
+                let other = rng.pick(&others);
+                json!(rng.pick(other))
+            }
+            3 if rng.one_in(3) => json!("not-a-cursor"),
+            _ => match pools.get(&key) {
+                Some(pool) if !pool.is_empty() => json!(rng.pick(pool)),
+                _ => Value::Null,
+            },
+        }
+    }
+
     fn catalogue_ids(&self) -> Vec<String> {
         [&self.books, &self.authors, &self.categories]
             .into_iter()
@@ -313,6 +391,44 @@ impl Deployment {
                 email: Some(email.clone()),
             }),
         }
+    }
+}
+
+/// The list a connection read pages through: its shape, its arguments but
+/// the paging ones, and whose it is when private.
+fn cursor_pool(shape: &str, viewer: usize, variables: &Value) -> String {
+    let mut list = variables.clone();
+    if let Some(object) = list.as_object_mut() {
+        for paging in ["first", "after", "last", "before"] {
+            object.remove(paging);
+        }
+    }
+    let whose = if shape == "myBorrowsConnection" {
+        viewer
+    } else {
+        0
+    };
+    format!("{shape}|{whose}|{list}")
+}
+
+/// `first` with `after`, or `last` with `before`: 0 to 5 items, now and
+/// then a size or a combination that is refused.
+fn slice_arguments(rng: &mut Rng, cursor: Value) -> Value {
+    let size = if rng.one_in(30) {
+        *rng.pick(&[-1, 101])
+    } else {
+        rng.below(6) as i64
+    };
+    match rng.below(10) {
+        0 => json!({ "first": size, "last": size }),
+        1..=4 => json!({ "last": size, "before": cursor }),
+        _ => json!({ "first": size, "after": cursor }),
+    }
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
     }
 }
 
@@ -386,7 +502,7 @@ fn random_read(rng: &mut Rng, d: &Deployment) -> Request {
     } else {
         1 + rng.below(d.viewers.len() - 1)
     };
-    let (shape, viewer, query, variables) = match rng.below(13) {
+    let (shape, viewer, query, variables) = match rng.below(17) {
         0 | 1 => (
             "book",
             anyone,
@@ -473,6 +589,93 @@ fn random_read(rng: &mut Rng, d: &Deployment) -> Request {
         ),
         10 => ("statistics", anyone, STATISTICS.into(), json!({})),
         11 => ("me", signed_in, format!("{{ me {{ {USER} }} }}"), json!({})),
+        12 => {
+            // A few lists, so that cursors are often reused.
+            let mut variables = json!({ "order": rng.pick(&[
+                "TITLE_ASC",
+                "TITLE_DESC",
+                "PRICE_ASC",
+                "PRICE_DESC",
+                "PUBLISHED_DESC",
+                "NEWEST",
+            ]) });
+            match rng.below(4) {
+                0 => variables["filter"] = json!({ "available": rng.one_in(2) }),
+                1 if !d.categories.is_empty() => {
+                    variables["filter"] = json!({ "categoryId": rng.pick(&d.categories) })
+                }
+                _ => {}
+            }
+            let shape = "booksConnection";
+            let cursor = d.cursor(rng, shape, anyone, &variables);
+            merge(&mut variables, slice_arguments(rng, cursor));
+            (
+                shape,
+                anyone,
+                format!(
+                    "query($filter: BookFilter, $order: BookOrder, $first: Int, $after: String, \
+                     $last: Int, $before: String) {{ booksConnection(filter: $filter, \
+                     orderBy: $order, first: $first, after: $after, last: $last, \
+                     before: $before) {{ {CONNECTION} node {{ {BOOK} }} }} }} }}"
+                ),
+                variables,
+            )
+        }
+        13 => {
+            let shape = "searchBooksConnection";
+            let mut variables = json!({ "q": rng.pick(&["e", "le", "so", "ubik"]) });
+            let cursor = d.cursor(rng, shape, anyone, &variables);
+            merge(&mut variables, slice_arguments(rng, cursor));
+            (
+                shape,
+                anyone,
+                format!(
+                    "query($q: String!, $first: Int, $after: String, $last: Int, \
+                     $before: String) {{ searchBooksConnection(query: $q, first: $first, \
+                     after: $after, last: $last, before: $before) \
+                     {{ {CONNECTION} node {{ {BOOK} }} }} }} }}"
+                ),
+                variables,
+            )
+        }
+        14 => {
+            let shape = "authorBooksConnection";
+            let mut variables = json!({ "id": some_id(rng, d, &d.authors) });
+            let cursor = d.cursor(rng, shape, anyone, &variables);
+            merge(&mut variables, slice_arguments(rng, cursor));
+            (
+                shape,
+                anyone,
+                format!(
+                    "query($id: ID!, $first: Int, $after: String, $last: Int, \
+                     $before: String) {{ author(id: $id) {{ id bookCount \
+                     booksConnection(first: $first, after: $after, last: $last, \
+                     before: $before) {{ {CONNECTION} node {{ id title price \
+                     copiesAvailable author {{ id name }} }} }} }} }} }}"
+                ),
+                variables,
+            )
+        }
+        15 => {
+            let shape = "myBorrowsConnection";
+            let mut variables = json!({});
+            if !rng.one_in(3) {
+                variables["status"] = json!(rng.pick(&["ALL", "ACTIVE", "RETURNED", "OVERDUE"]));
+            }
+            let cursor = d.cursor(rng, shape, signed_in, &variables);
+            merge(&mut variables, slice_arguments(rng, cursor));
+            (
+                shape,
+                signed_in,
+                format!(
+                    "query($status: BorrowStatus, $first: Int, $after: String, $last: Int, \
+                     $before: String) {{ me {{ id }} myBorrowsConnection(status: $status, \
+                     first: $first, after: $after, last: $last, before: $before) \
+                     {{ {CONNECTION} node {{ {BORROW} }} }} }} }}"
+                ),
+                variables,
+            )
+        }
         _ => {
             let (page, size) = paging(rng);
             let mut variables = json!({ "page": page, "size": size });
@@ -970,6 +1173,7 @@ async fn check(seed: u64, point: &str, deployments: &[Deployment], requests: &[V
                 let first = answer(send(d, app, request).await);
                 let repeated = answer(send(d, app, request).await);
                 let oracle = answer(send(d, &d.oracle, request).await);
+                d.harvest(request, &oracle);
                 for (read, cached) in [("first read", first), ("repeated (warm) read", repeated)] {
                     if cached != oracle {
                         let health = app.cache.health();

@@ -1,9 +1,10 @@
 use crate::cache::List;
 use crate::db;
-use crate::domain::{parse_id, PageRequest, SearchText};
+use crate::domain::cursor::{Cursor, Key};
+use crate::domain::{parse_id, PageRequest, SearchText, SliceRequest};
 use crate::error::Result;
 use crate::graphql::types::{
-    Author, Book, BookFilter, BookOrder, Category, LibraryStatistics, Paged,
+    connection, Author, Book, BookFilter, BookOrder, Category, Connected, LibraryStatistics, Paged,
 };
 use crate::graphql::{scope, services};
 use async_graphql::{Context, Object, ID};
@@ -52,6 +53,61 @@ impl CatalogueQuery {
         Ok(Paged::new(books.map(Book)))
     }
 
+    /// Books, filtered and ordered, as a Relay connection: `first` books
+    /// after the cursor `after` (or from the start), or `last` books before
+    /// `before` (or up to the end); 20 forward when neither size is given.
+    /// `first` and `last` are 0 to 100 and exclusive, as are `after` and
+    /// `before`; `after` goes with `first` and `before` with `last`.
+    ///
+    /// A cursor is a position in this list (its filter and order): it stays
+    /// valid across writes, even once its own book is gone, and the next
+    /// slice starts right after it. A cursor of another list, of another
+    /// version of the service, or not a cursor at all, is `BAD_USER_INPUT`.
+    /// Every slice costs an index seek, however deep in the list.
+    #[graphql(
+        complexity = "super::SCAN_COST + first.or(last).unwrap_or(crate::domain::DEFAULT_SLICE_SIZE as i32).clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn books_connection(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<BookFilter>,
+        #[graphql(default_with = "Some(BookOrder::TitleAsc)")] order_by: Option<BookOrder>,
+    ) -> Result<Connected<Book>> {
+        let filter = filter.unwrap_or_default().validate()?;
+        let order: db::books::SortOrder = order_by.unwrap_or_default().into();
+        let listing = filter.listing(order);
+        let request =
+            SliceRequest::parse(first, after.as_deref(), last, before.as_deref(), &listing)?;
+        let services = services(ctx)?;
+        let scope = scope(ctx)?;
+        let list = List::BookSlice {
+            filter: &filter,
+            order,
+            slice: &request,
+        };
+        let books = scope
+            .slice(
+                &list,
+                || scope.on_db(db::books::slice(&services.db, &filter, order, &request)),
+                |ids| scope.books(ids),
+            )
+            .await?;
+        Ok(connection(
+            books,
+            |book| {
+                Cursor::new(&listing, order.key(book), book.id)
+                    .as_str()
+                    .to_owned()
+            },
+            Book,
+        ))
+    }
+
     /// Books whose title or author's name contains `query`, ignoring case.
     #[graphql(
         complexity = "super::SCAN_COST + page_size.clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
@@ -80,6 +136,49 @@ impl CatalogueQuery {
             )
             .await?;
         Ok(Paged::new(books.map(Book)))
+    }
+
+    /// Books whose title or author's name contains `query`, ignoring case,
+    /// by title, as a Relay connection (arguments and cursors as
+    /// `booksConnection`; a cursor is of one search text).
+    #[graphql(
+        complexity = "super::SCAN_COST + first.or(last).unwrap_or(crate::domain::DEFAULT_SLICE_SIZE as i32).clamp(1, crate::domain::MAX_PAGE_SIZE) as usize * child_complexity"
+    )]
+    async fn search_books_connection(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connected<Book>> {
+        let text = SearchText::parse(&query)?;
+        let listing = db::books::search_listing(&text);
+        let request =
+            SliceRequest::parse(first, after.as_deref(), last, before.as_deref(), &listing)?;
+        let services = services(ctx)?;
+        let scope = scope(ctx)?;
+        let list = List::SearchSlice {
+            text: &text,
+            slice: &request,
+        };
+        let books = scope
+            .slice(
+                &list,
+                || scope.on_db(db::books::search_slice(&services.db, &text, &request)),
+                |ids| scope.books(ids),
+            )
+            .await?;
+        Ok(connection(
+            books,
+            |book| {
+                Cursor::new(&listing, Key::Title(book.title.clone()), book.id)
+                    .as_str()
+                    .to_owned()
+            },
+            Book,
+        ))
     }
 
     /// The author with this id, or null.
