@@ -23,6 +23,7 @@ pub mod documents;
 pub mod metrics;
 mod migrations;
 pub mod outbox;
+mod search;
 pub mod settings;
 pub mod statistics;
 pub mod tallies;
