@@ -1,5 +1,6 @@
 //! Database migrations, run at start and by `biblio migrate`.
 pub use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DbBackend;
 
 mod m20261121_000001_create_catalogue;
 mod m20261122_000001_create_cache_outbox;
@@ -7,6 +8,7 @@ mod m20261123_000001_create_persisted_documents;
 mod m20261206_000001_add_user_token_generation;
 mod m20261207_000001_create_tallies;
 mod m20261207_000002_page_indexes;
+mod m20261207_000003_search_index;
 
 pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
 
@@ -16,39 +18,50 @@ pub mod tally {
     pub use crate::m20261207_000001_create_tallies::{kind, nil, recount, SHARDS};
 }
 
+/// The search index (an FTS5 table on SQLite, trigram indexes on
+/// PostgreSQL), and how to fill it from the tables.
+pub mod search {
+    pub use crate::m20261207_000003_search_index::rebuild;
+}
+
 pub struct Migrator;
 
-/// A migration and the tables it creates, in the order it creates them.
+/// A migration and the tables it creates on a backend, in the order it
+/// creates them.
 struct Step {
     migration: Box<dyn MigrationTrait>,
-    creates: &'static [&'static str],
+    creates: fn(DbBackend) -> &'static [&'static str],
 }
 
 fn steps() -> Vec<Step> {
     vec![
         Step {
             migration: Box::new(m20261121_000001_create_catalogue::Migration),
-            creates: m20261121_000001_create_catalogue::TABLES,
+            creates: |_| m20261121_000001_create_catalogue::TABLES,
         },
         Step {
             migration: Box::new(m20261122_000001_create_cache_outbox::Migration),
-            creates: m20261122_000001_create_cache_outbox::TABLES,
+            creates: |_| m20261122_000001_create_cache_outbox::TABLES,
         },
         Step {
             migration: Box::new(m20261123_000001_create_persisted_documents::Migration),
-            creates: m20261123_000001_create_persisted_documents::TABLES,
+            creates: |_| m20261123_000001_create_persisted_documents::TABLES,
         },
         Step {
             migration: Box::new(m20261206_000001_add_user_token_generation::Migration),
-            creates: m20261206_000001_add_user_token_generation::TABLES,
+            creates: |_| m20261206_000001_add_user_token_generation::TABLES,
         },
         Step {
             migration: Box::new(m20261207_000001_create_tallies::Migration),
-            creates: m20261207_000001_create_tallies::TABLES,
+            creates: |_| m20261207_000001_create_tallies::TABLES,
         },
         Step {
             migration: Box::new(m20261207_000002_page_indexes::Migration),
-            creates: m20261207_000002_page_indexes::TABLES,
+            creates: |_| m20261207_000002_page_indexes::TABLES,
+        },
+        Step {
+            migration: Box::new(m20261207_000003_search_index::Migration),
+            creates: m20261207_000003_search_index::tables,
         },
     ]
 }
@@ -63,14 +76,24 @@ impl MigratorTrait for Migrator {
 /// Each migration's name with the tables it creates, in order: how a
 /// database that an interrupted migration left half-applied (tables without
 /// their record in `seaql_migrations`) is recognised, and repaired.
-pub fn created_tables() -> Vec<(String, &'static [&'static str])> {
+pub fn created_tables(backend: DbBackend) -> Vec<(String, &'static [&'static str])> {
     steps()
         .into_iter()
-        .map(|step| (step.migration.name().to_owned(), step.creates))
+        .map(|step| (step.migration.name().to_owned(), (step.creates)(backend)))
         .collect()
 }
 
 /// Tables whose rows the service generates again when they are missing (the
 /// deployment id, the token signing key; the tallies, which their migration
-/// counts again), so that dropping them loses no one's data.
-pub const REGENERATED_TABLES: &[&str] = &["settings", "tallies"];
+/// counts again; the search index, which its migration fills again), so
+/// that dropping them loses no one's data.
+pub const REGENERATED_TABLES: &[&str] = &[
+    "settings",
+    "tallies",
+    "book_search_keys",
+    "book_search",
+    "book_search_data",
+    "book_search_idx",
+    "book_search_docsize",
+    "book_search_config",
+];

@@ -283,68 +283,10 @@ pub async fn by_author(
     page(db, &filter, SortOrder::TitleAsc, request).await
 }
 
-/// Books whose title or author's name contains `text`, case-insensitively.
-///
-/// Still a scan until search has an index (issue 16's next step), but one
-/// scan: the matches are read once into a materialised CTE, which gives
-/// both the total and, sorted, the page. The scan reads
-/// `idx_books_author_title` (every book's author, title and id) rather
-/// than the table, joined with the authors by primary key: 0.7 s at a
-/// million books on SQLite, whatever the word. (Walking the title index
-/// instead, as the other pages do, stops early for a common word but reads
-/// every book at random for a word nothing matches: 5.7 s.)
+/// Books whose title or author's name contains `text`, case-insensitively:
+/// a page in title order and the total ([`super::search`] has the plans).
 pub async fn search(db: &Db, text: &SearchText, request: PageRequest) -> Result<Page<book::Model>> {
-    use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
-    let backend = db.backend();
-    let (pattern, limit, offset) = match backend {
-        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3"),
-        _ => ("?1", "?2", "?3"),
-    };
-    let matches = format!(
-        "WITH matches AS MATERIALIZED (\
-            SELECT books.id, books.title FROM books \
-            JOIN authors ON authors.id = books.author_id \
-            WHERE lower(books.title) LIKE {pattern} ESCAPE '\\' \
-            OR lower(authors.name) LIKE {pattern} ESCAPE '\\')"
-    );
-    let page = format!(
-        "{matches} SELECT books.*, (SELECT COUNT(*) FROM matches) AS n FROM books \
-         WHERE books.id IN (SELECT id FROM matches ORDER BY title, id LIMIT {limit} OFFSET {offset}) \
-         ORDER BY books.title, books.id"
-    );
-    let values = [
-        text.like_pattern().into(),
-        (request.limit() as i64).into(),
-        (request.offset() as i64).into(),
-    ];
-    let rows = super::Counted::<book::Model>::find_by_statement(Statement::from_sql_and_values(
-        backend, &page, values,
-    ))
-    .all(db.conn())
-    .await?;
-    let total_count = match rows.first() {
-        Some(row) => row.n,
-        None if request.page == 1 => 0,
-        None => {
-            let count = Statement::from_sql_and_values(
-                backend,
-                format!("{matches} SELECT COUNT(*) FROM matches"),
-                [text.like_pattern().into()],
-            );
-            db.conn()
-                .query_one(count)
-                .await?
-                .map(|row| row.try_get_by_index::<i64>(0))
-                .transpose()?
-                .unwrap_or(0)
-        }
-    };
-    Ok(Page {
-        items: rows.into_iter().map(|row| row.model).collect(),
-        total_count: total_count.max(0) as u64,
-        request,
-        changes_at: None,
-    })
+    super::search::books(db, text, request).await
 }
 
 /// The list of search results for `text`, for cursors (by title, then id).

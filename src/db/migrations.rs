@@ -86,7 +86,7 @@ async fn leftovers(conn: &DatabaseConnection) -> Result<Vec<Leftover>, DbErr> {
         .collect();
     let manager = SchemaManager::new(conn);
     let mut leftovers = Vec::new();
-    for (migration, created) in migration::created_tables() {
+    for (migration, created) in migration::created_tables(conn.get_database_backend()) {
         if !pending.contains(&migration) {
             continue;
         }

@@ -24,6 +24,7 @@ pub(crate) mod keyset;
 pub mod metrics;
 mod migrations;
 pub mod outbox;
+mod search;
 pub mod settings;
 pub mod statistics;
 pub mod tallies;

@@ -31,6 +31,18 @@ impl SearchText {
         &self.0
     }
 
+    /// The length in characters (Unicode scalar values), as a trigram
+    /// index counts them.
+    pub fn chars(&self) -> usize {
+        self.0.chars().count()
+    }
+
+    /// The text as one FTS5 phrase (a string in double quotes, each `"`
+    /// doubled): every character in it is literal, none is query syntax.
+    pub fn fts5_phrase(&self) -> String {
+        format!("\"{}\"", self.0.replace('"', "\"\""))
+    }
+
     /// A `LIKE` pattern matching the text anywhere, with `\` as the escape
     /// character so that `%` and `_` in the query match themselves.
     pub fn like_pattern(&self) -> String {
@@ -81,6 +93,14 @@ mod tests {
         assert_eq!(
             SearchText::parse("50%_off").unwrap().like_pattern(),
             r"%50\%\_off%"
+        );
+    }
+
+    #[test]
+    fn an_fts5_phrase_quotes_the_text_and_doubles_its_quotes() {
+        assert_eq!(
+            SearchText::parse(r#"say "hi" *"#).unwrap().fts5_phrase(),
+            r#""say ""hi"" *""#
         );
     }
 

@@ -17,7 +17,8 @@
 //!   catalogue, so the seed repeats no migration; building an index from
 //!   sorted rows costs a fraction of inserting into it row by row. The
 //!   tallies the triggers would have kept are then counted once
-//!   ([`migration::tally::recount`]). DDL is transactional on both
+//!   ([`migration::tally::recount`]), and SQLite's search index filled
+//!   once ([`migration::search::rebuild`]). DDL is transactional on both
 //!   databases: a failed seed leaves indexes, triggers and rows as they
 //!   were;
 //! - loans go in sorted by id, so their primary key grows at its end;
@@ -442,6 +443,16 @@ impl Load {
         if self.backend() == DbBackend::Postgres {
             self.execute(&format!("ANALYZE {}, tallies", TABLES.join(", ")))
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Fills the search index from the rows (SQLite's FTS5 table: see
+    /// [`migration::search::rebuild`]; PostgreSQL's trigram indexes are
+    /// among the indexes [`Self::restore`] builds).
+    pub async fn rebuild_search(&mut self) -> Result<(), sqlx::Error> {
+        for statement in migration::search::rebuild(self.backend()) {
+            self.execute(&statement).await?;
         }
         Ok(())
     }

@@ -325,12 +325,19 @@ pub async fn run_with_progress(
         return Err("the database already has data; pass --reset to replace it".into());
     }
     let suspended = load.suspend().await?;
+    // The tallies count every book; SQLite's search index is filled with
+    // them afterwards (PostgreSQL's is among the suspended indexes).
+    let search = match load.backend() {
+        sea_orm::DbBackend::Postgres => 0,
+        _ => plan.books,
+    };
     let total = rows
         + suspended
             .iter()
             .map(|item| table_rows(item.table()))
             .sum::<usize>()
-        + plan.books;
+        + plan.books
+        + search;
     let mut done = 0;
     progress(done, total, "clearing");
     load.clear().await?;
@@ -390,6 +397,9 @@ pub async fn run_with_progress(
     .await?;
     progress(done, total, "tallies");
     load.recount().await?;
+    done += plan.books;
+    progress(done, total, "search index");
+    load.rebuild_search().await?;
     progress(total, total, "committing");
     load.commit().await?;
     Ok(Report {

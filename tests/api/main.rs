@@ -27,6 +27,7 @@ mod migrations;
 mod persisted;
 mod responses;
 mod schema;
+mod search_index;
 mod seed;
 mod startup;
 mod stats;

@@ -161,7 +161,7 @@ async fn each_migration_declares_exactly_the_tables_it_creates() {
     let db = Db::connect(&url).await.unwrap();
     let mut expected = std::collections::BTreeSet::new();
 
-    for (name, created) in migration::created_tables() {
+    for (name, created) in migration::created_tables(db.backend()) {
         migration::Migrator::up(db.conn(), Some(1))
             .await
             .unwrap_or_else(|err| panic!("{name}: {err}"));

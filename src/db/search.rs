@@ -1,0 +1,238 @@
+//! `searchBooks`: the books whose title or author's name contains the
+//! search text, case-insensitively, as
+//!
+//! ```sql
+//! lower(books.title) LIKE '%t%' ESCAPE '\' OR lower(authors.name) LIKE '%t%' ESCAPE '\'
+//! ```
+//!
+//! decides it (`t` the text lower-cased, its `%`, `_` and `\` escaped: see
+//! [`SearchText::like_pattern`]), in title order (then id), with their
+//! total. That predicate is the definition; the plans below only find its
+//! rows faster, and the differential test (`tests/api/search_index.rs`)
+//! compares them with it on random titles, names and queries.
+//!
+//! - Three characters or more, PostgreSQL: the same predicate, split into
+//!   a UNION of its title half and its name half, each a `Bitmap Index
+//!   Scan` of its `pg_trgm` GIN index (`idx_books_title_trgm`,
+//!   `idx_authors_name_trgm`, on exactly `lower(title)` and `lower(name)`)
+//!   and a `Recheck Cond` of the predicate itself on each candidate.
+//! - Three characters or more, SQLite: the FTS5 table `book_search` (see
+//!   the migration `m20261207_000003_search_index`), whose phrase query
+//!   matches exactly the predicate's rows, so its count is the total, read
+//!   from the index alone. The page is then cut one of two ways, whichever
+//!   reads fewer entries: few matches are read and sorted; many are kept
+//!   as a set of keys while `idx_books_title` is walked in order until the
+//!   page is full.
+//! - One or two characters: no trigram index can answer (every trigram
+//!   holds three), so the plan is the scan, bounded by the catalogue's
+//!   size: one pass over `idx_books_author_title` (every book's author,
+//!   title and id, the smallest index that has them) joined with the
+//!   authors by primary key, the matches materialised once for both the
+//!   total and the page. About 0.7 s at a million books on SQLite; the
+//!   README's search section says so.
+use super::tallies::Tally;
+use super::{Counted, Db};
+use crate::domain::{Page, PageRequest, SearchText};
+use crate::error::Result;
+use entity::book;
+use migration::tally::kind;
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, TransactionTrait,
+    Value,
+};
+
+/// The shortest text a trigram index can find.
+const TRIGRAM: usize = 3;
+
+/// Books matching `text`, one page of them in title order, and their total.
+pub async fn books(db: &Db, text: &SearchText, request: PageRequest) -> Result<Page<book::Model>> {
+    match db.backend() {
+        DbBackend::Sqlite if text.chars() >= TRIGRAM => fts(db, text, request).await,
+        DbBackend::Postgres if text.chars() >= TRIGRAM => {
+            materialised(db, text, request, Matches::TrigramUnion).await
+        }
+        _ => materialised(db, text, request, Matches::Scan).await,
+    }
+}
+
+/// How the matches of a [`materialised`] search are found.
+#[derive(Clone, Copy)]
+enum Matches {
+    /// One pass over every book: the short-text plan.
+    Scan,
+    /// PostgreSQL, three characters or more: each half of the predicate on
+    /// its trigram index. Both halves are index-backed only as a UNION (an
+    /// OR across the join would leave the planner one scan of the join).
+    TrigramUnion,
+}
+
+impl Matches {
+    /// The CTE `matches (id, title)`, `{pattern}` the LIKE pattern's
+    /// placeholder.
+    fn cte(self, pattern: &str) -> String {
+        match self {
+            Self::Scan => format!(
+                "WITH matches AS MATERIALIZED (\
+                    SELECT books.id, books.title FROM books \
+                    JOIN authors ON authors.id = books.author_id \
+                    WHERE lower(books.title) LIKE {pattern} ESCAPE '\\' \
+                    OR lower(authors.name) LIKE {pattern} ESCAPE '\\')"
+            ),
+            Self::TrigramUnion => format!(
+                "WITH matches AS MATERIALIZED (\
+                    SELECT books.id, books.title FROM books \
+                    WHERE lower(books.title) LIKE {pattern} ESCAPE '\\' \
+                    UNION \
+                    SELECT books.id, books.title FROM authors \
+                    JOIN books ON books.author_id = authors.id \
+                    WHERE lower(authors.name) LIKE {pattern} ESCAPE '\\')"
+            ),
+        }
+    }
+}
+
+/// The matches read once into a materialised CTE, which gives both the
+/// total and, sorted, the page: one statement (two for a page past the
+/// end, which has no row to carry the total).
+///
+/// PostgreSQL at 1,000,000 books, `garden` (50,000 matches): see
+/// BENCHMARKS.md for the plan's timings.
+async fn materialised(
+    db: &Db,
+    text: &SearchText,
+    request: PageRequest,
+    matches: Matches,
+) -> Result<Page<book::Model>> {
+    let backend = db.backend();
+    let (pattern, limit, offset) = match backend {
+        DbBackend::Postgres => ("$1", "$2", "$3"),
+        _ => ("?1", "?2", "?3"),
+    };
+    let matches = matches.cte(pattern);
+    let page = format!(
+        "{matches} SELECT books.*, (SELECT COUNT(*) FROM matches) AS n FROM books \
+         WHERE books.id IN (SELECT id FROM matches ORDER BY title, id LIMIT {limit} OFFSET {offset}) \
+         ORDER BY books.title, books.id"
+    );
+    let values = [
+        text.like_pattern().into(),
+        (request.limit() as i64).into(),
+        (request.offset() as i64).into(),
+    ];
+    let rows = Counted::<book::Model>::find_by_statement(Statement::from_sql_and_values(
+        backend, &page, values,
+    ))
+    .all(db.conn())
+    .await?;
+    let total_count = match rows.first() {
+        Some(row) => row.n,
+        None if request.page == 1 => 0,
+        None => {
+            let count = Statement::from_sql_and_values(
+                backend,
+                format!("{matches} SELECT COUNT(*) FROM matches"),
+                [text.like_pattern().into()],
+            );
+            count_of(db.conn(), count).await?
+        }
+    };
+    Ok(Page {
+        items: rows.into_iter().map(|row| row.model).collect(),
+        total_count: total_count.max(0) as u64,
+        request,
+        changes_at: None,
+    })
+}
+
+/// SQLite, three characters or more: the total from the FTS5 index, then
+/// the page by whichever of two plans reads less, in one read transaction
+/// (so the page is cut from the set that was counted).
+///
+/// - Sorting the matches reads each one (its key, then its book by
+///   primary key) and sorts them: `SCAN book_search VIRTUAL TABLE INDEX
+///   0:M`, `SEARCH k USING INTEGER PRIMARY KEY`, `SEARCH books USING INDEX
+///   sqlite_autoindex_books_1 (id=?)`, `USE TEMP B-TREE FOR ORDER BY`.
+/// - Walking `idx_books_title` (`SCAN b USING INDEX idx_books_title`)
+///   reads no row: each entry's key comes from `book_search_keys`'
+///   unique index (`SEARCH k USING COVERING INDEX
+///   sqlite_autoindex_book_search_keys_1 (book_id=?)`) and is looked up in
+///   the matches' keys, held in a temporary B-tree (`LIST SUBQUERY`); a
+///   common word fills the first page after a few hundred entries.
+///
+/// The walk reads about `(offset + limit) * books / total` entries, the
+/// sort `total` matches at roughly twice the cost each: the walk is taken
+/// when it reads fewer than twice the matches.
+async fn fts(db: &Db, text: &SearchText, request: PageRequest) -> Result<Page<book::Model>> {
+    let phrase = text.fts5_phrase();
+    let txn = db.conn().begin().await?;
+    let count = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "SELECT COUNT(*) FROM book_search WHERE book_search MATCH ?1",
+        [phrase.clone().into()],
+    );
+    let total = count_of(&txn, count).await?.max(0) as u64;
+    let (offset, limit) = (request.offset(), request.limit());
+    let items = if offset >= total {
+        Vec::new()
+    } else {
+        let books = books_in_catalogue(&txn).await?.max(total);
+        let walked = (offset + limit).saturating_mul(books) / total;
+        let sql = if walked < total.saturating_mul(2) {
+            WALK
+        } else {
+            SORT
+        };
+        let values: [Value; 3] = [phrase.into(), (limit as i64).into(), (offset as i64).into()];
+        book::Model::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            values,
+        ))
+        .all(&txn)
+        .await?
+    };
+    txn.commit().await?;
+    Ok(Page {
+        items,
+        total_count: total,
+        request,
+        changes_at: None,
+    })
+}
+
+/// The page of a few matches: each read, then sorted.
+const SORT: &str = "SELECT books.* FROM book_search \
+    JOIN book_search_keys AS k ON k.key = book_search.rowid \
+    JOIN books ON books.id = k.book_id \
+    WHERE book_search MATCH ?1 \
+    ORDER BY books.title, books.id LIMIT ?2 OFFSET ?3";
+
+/// The page of many matches: their keys in a temporary B-tree, the title
+/// index walked in order (CROSS JOIN keeps that order of the loops) until
+/// the page is full; then only the page's rows are read.
+const WALK: &str = "WITH m(key) AS MATERIALIZED (\
+        SELECT rowid FROM book_search WHERE book_search MATCH ?1) \
+    SELECT books.* FROM books WHERE books.id IN (\
+        SELECT b.id FROM books AS b INDEXED BY idx_books_title \
+        CROSS JOIN book_search_keys AS k ON k.book_id = b.id \
+        WHERE k.key IN m ORDER BY b.title, b.id LIMIT ?2 OFFSET ?3) \
+    ORDER BY books.title, books.id";
+
+/// Books in the catalogue, from their tally.
+async fn books_in_catalogue(txn: &DatabaseTransaction) -> Result<u64> {
+    let select = Tally::library(kind::BOOKS).select();
+    let statement = txn.get_database_backend().build(&select);
+    Ok(count_of(txn, statement).await?.max(0) as u64)
+}
+
+/// The one integer `statement` returns (0 for no row).
+async fn count_of(
+    conn: &impl ConnectionTrait,
+    statement: Statement,
+) -> Result<i64, sea_orm::DbErr> {
+    conn.query_one(statement)
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
