@@ -3,11 +3,27 @@
 //! Each mutation describes what it changed as a [`Change`]; [`Change::invalidation`]
 //! names the entries (by kind and id) and the list groups it makes stale.
 //! An entity update costs its own eviction; list groups are touched only by
-//! changes to what a list contains or how it is ordered. Each variant has a
-//! test below, and each mutation an end-to-end test in `tests/api/invalidation.rs`.
+//! changes to what a list contains or how it is ordered, and of those only
+//! the groups whose lists read what changed: `books` pages by the fields
+//! their filter and order read, search pages by the trigrams their term can
+//! match ([`super::matching`] says why that is never fewer than a change
+//! can affect). Each variant has a test below, and each mutation an
+//! end-to-end test in `tests/api/invalidation.rs`.
 use super::keys::{Group, Kind};
+use super::matching::{BookFields, SearchBucket};
 use entity::{book, borrow_record};
 use uuid::Uuid;
+
+/// A book as lists and search see it: its row, and its author's name,
+/// which search matches as it matches the title. The write path reads the
+/// name in the write's transaction, locked against a concurrent rename.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The row.
+    pub book: book::Model,
+    /// The name of the book's author.
+    pub author: String,
+}
 
 /// What one mutation changed, in the terms that decide what it invalidates.
 /// A new mutation needs a variant here, and the `match` in
@@ -19,10 +35,15 @@ pub enum Change {
         /// The new author.
         id: Uuid,
     },
-    /// Evicts the author; its name orders `authors` and is matched by search.
+    /// Evicts the author; a new name also reorders `authors` and changes
+    /// what search matches, under the old name and the new.
     AuthorUpdated {
         /// The author changed.
         id: Uuid,
+        /// The name before the update.
+        before: String,
+        /// The name after it (the same when only the bio changed).
+        after: String,
     },
     /// As a create, and also moves the author's own book pages.
     AuthorDeleted {
@@ -44,22 +65,23 @@ pub enum Change {
         /// The category removed.
         id: Uuid,
     },
-    /// Moves every book list; evicts the two counts the book adds to.
+    /// Moves every book list, the search results its title and author's
+    /// name can match, and the two counts the book adds to.
     BookCreated {
         /// The new book: its author and category say which counts move.
-        book: book::Model,
+        book: Listed,
     },
     /// Both versions, so only the lists that read a changed field move.
     BookUpdated {
         /// The book as it was: where it is leaving (old author, old category).
-        before: book::Model,
+        before: Listed,
         /// The book as it is now: where it is arriving.
-        after: book::Model,
+        after: Listed,
     },
     /// With the borrow records deleted along with it.
     BookDeleted {
         /// The book as it was, for its author's and category's counts and pages.
-        book: book::Model,
+        book: Listed,
         /// (borrow id, user id) of each deleted record: the user's borrow pages move.
         borrows: Vec<(Uuid, Uuid)>,
     },
@@ -125,13 +147,22 @@ impl Invalidation {
         serde_json::from_str(payload).ok()
     }
 
-    /// Adds `other`'s entries and groups (to publish several as one).
+    /// Adds `other`'s entries and groups (to publish several as one). A
+    /// write can move dozens of search buckets and a replay merges
+    /// hundreds of writes, so what is already named is looked up in a set.
     pub fn merge(&mut self, other: &Invalidation) {
-        for (kind, id) in &other.entries {
-            self.entry(*kind, *id);
+        let mut entries: std::collections::HashSet<(Kind, Uuid)> =
+            self.entries.iter().copied().collect();
+        for entry in &other.entries {
+            if entries.insert(*entry) {
+                self.entries.push(*entry);
+            }
         }
+        let mut groups: std::collections::HashSet<Group> = self.groups.iter().copied().collect();
         for group in &other.groups {
-            self.group(*group);
+            if groups.insert(*group) {
+                self.groups.push(*group);
+            }
         }
     }
 
@@ -145,6 +176,36 @@ impl Invalidation {
     fn group(&mut self, group: Group) -> &mut Self {
         if !self.groups.contains(&group) {
             self.groups.push(group);
+        }
+        self
+    }
+
+    /// Every `books` page group that reads one of `changed`.
+    fn book_pages(&mut self, changed: BookFields) -> &mut Self {
+        for reads in BookFields::groups_reading(changed) {
+            self.group(Group::Books(reads));
+        }
+        self
+    }
+
+    /// Every `books` page group: a book came or went, so every total moved.
+    fn every_book_page(&mut self) -> &mut Self {
+        for reads in BookFields::all() {
+            self.group(Group::Books(reads));
+        }
+        self.group(Group::BooksByAvailability)
+    }
+
+    /// The search buckets of every term that can match `texts` (titles or
+    /// author names as they were or are), so whose results a change of
+    /// them can change.
+    fn search_matching(&mut self, texts: &[&str]) -> &mut Self {
+        let mut buckets = Vec::new();
+        for text in texts {
+            SearchBucket::moved_by(text, &mut buckets);
+        }
+        for bucket in buckets {
+            self.group(Group::Search(bucket));
         }
         self
     }
@@ -163,10 +224,16 @@ impl Change {
                     .group(Authors)
                     .group(Statistics);
             }
-            // The name orders `authors` and is matched by search.
-            Change::AuthorUpdated { id } => {
-                inv.entry(Kind::Author, *id).group(Authors).group(Search);
+            // The name orders `authors` and is matched by search; the bio
+            // is read through the entity alone.
+            Change::AuthorUpdated { id, before, after } => {
+                inv.entry(Kind::Author, *id);
+                if before != after {
+                    inv.group(Authors).search_matching(&[before, after]);
+                }
             }
+            // Only an author without books can go (the foreign key), so no
+            // search result or `books` page held one of theirs.
             Change::AuthorDeleted { id } => {
                 inv.entry(Kind::Author, *id)
                     .entry(Kind::AuthorBookCount, *id)
@@ -186,58 +253,67 @@ impl Change {
                     .group(Categories)
                     .group(Statistics);
             }
-            Change::BookCreated { book } => {
+            // Every total moves: every page of every list it can be in.
+            Change::BookCreated { book: listed } | Change::BookDeleted { book: listed, .. } => {
+                let book = &listed.book;
                 inv.entry(Kind::Book, book.id)
                     .entry(Kind::AuthorBookCount, book.author_id)
                     .entry(Kind::CategoryBookCount, book.category_id)
-                    .group(Books)
-                    .group(BooksByAvailability)
-                    .group(Search)
+                    .every_book_page()
+                    .search_matching(&[&book.title, &listed.author])
                     .group(Statistics)
                     .group(AuthorBooks(book.author_id));
+                if let Change::BookDeleted { borrows, .. } = self {
+                    for (borrow, user) in borrows {
+                        inv.entry(Kind::Borrow, *borrow).group(UserBorrows(*user));
+                    }
+                }
             }
             Change::BookUpdated { before, after } => {
-                inv.entry(Kind::Book, after.id);
-                let title = before.title != after.title;
-                let price = before.price_cents != after.price_cents;
-                let year = before.published_year != after.published_year;
-                let author = before.author_id != after.author_id;
-                let category = before.category_id != after.category_id;
-                let availability = before.copies_available != after.copies_available;
-                // Filters and orders of `books` read these fields.
-                if title || price || year || author || category {
-                    inv.group(Books).group(BooksByAvailability);
-                } else if availability {
+                let (was, is) = (&before.book, &after.book);
+                inv.entry(Kind::Book, is.id);
+                let title = was.title != is.title;
+                let author = was.author_id != is.author_id;
+                let category = was.category_id != is.category_id;
+                let price = was.price_cents != is.price_cents;
+                let changed = [
+                    (title, BookFields::TITLE),
+                    (price, BookFields::PRICE),
+                    (was.published_year != is.published_year, BookFields::YEAR),
+                    (author, BookFields::AUTHOR),
+                    (category, BookFields::CATEGORY),
+                ]
+                .into_iter()
+                .filter(|(changed, _)| *changed)
+                .fold(BookFields::NONE, |fields, (_, field)| fields.with(field));
+                inv.book_pages(changed);
+                // Pages filtered on availability are one group, for every field.
+                if changed != BookFields::NONE || was.copies_available != is.copies_available {
                     inv.group(BooksByAvailability);
                 }
+                // A retitled book moves in the results of terms in its
+                // author's name too (they are ordered by title); a book
+                // moved to another author leaves one name's results for
+                // the other's, and keeps its place in its title's.
+                if title {
+                    inv.search_matching(&[&was.title, &is.title, &before.author, &after.author]);
+                } else if author {
+                    inv.search_matching(&[&before.author, &after.author]);
+                }
                 if title || author {
-                    inv.group(Search)
-                        .group(AuthorBooks(before.author_id))
-                        .group(AuthorBooks(after.author_id));
+                    inv.group(AuthorBooks(was.author_id))
+                        .group(AuthorBooks(is.author_id));
                 }
                 if author {
-                    inv.entry(Kind::AuthorBookCount, before.author_id)
-                        .entry(Kind::AuthorBookCount, after.author_id);
+                    inv.entry(Kind::AuthorBookCount, was.author_id)
+                        .entry(Kind::AuthorBookCount, is.author_id);
                 }
                 if category {
-                    inv.entry(Kind::CategoryBookCount, before.category_id)
-                        .entry(Kind::CategoryBookCount, after.category_id);
+                    inv.entry(Kind::CategoryBookCount, was.category_id)
+                        .entry(Kind::CategoryBookCount, is.category_id);
                 }
                 if price || category {
                     inv.group(Statistics);
-                }
-            }
-            Change::BookDeleted { book, borrows } => {
-                inv.entry(Kind::Book, book.id)
-                    .entry(Kind::AuthorBookCount, book.author_id)
-                    .entry(Kind::CategoryBookCount, book.category_id)
-                    .group(Books)
-                    .group(BooksByAvailability)
-                    .group(Search)
-                    .group(Statistics)
-                    .group(AuthorBooks(book.author_id));
-                for (borrow, user) in borrows {
-                    inv.entry(Kind::Borrow, *borrow).group(UserBorrows(*user));
                 }
             }
             Change::UserCreated { id } | Change::UserRoleChanged { id } => {
@@ -268,6 +344,7 @@ impl Change {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::SearchText;
     use chrono::Utc;
 
     fn book() -> book::Model {
@@ -286,6 +363,21 @@ mod tests {
         }
     }
 
+    fn listed(book: book::Model) -> Listed {
+        Listed {
+            book,
+            author: "Stanisław Lem".into(),
+        }
+    }
+
+    fn updated(before: book::Model, after: book::Model) -> Invalidation {
+        Change::BookUpdated {
+            before: listed(before),
+            after: listed(after),
+        }
+        .invalidation()
+    }
+
     fn record(book: &book::Model) -> borrow_record::Model {
         borrow_record::Model {
             id: Uuid::now_v7(),
@@ -299,6 +391,30 @@ mod tests {
         }
     }
 
+    /// The `books` page groups among `groups`.
+    fn book_pages(groups: &[Group]) -> Vec<BookFields> {
+        groups
+            .iter()
+            .filter_map(|group| match group {
+                Group::Books(reads) => Some(*reads),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the results of searching `term` are moved by `inv`.
+    fn moves_search(inv: &Invalidation, term: &str) -> bool {
+        let term = SearchText::parse(term).expect("a valid term");
+        inv.groups
+            .contains(&Group::Search(SearchBucket::of_term(&term)))
+    }
+
+    fn moves_any_search(inv: &Invalidation) -> bool {
+        inv.groups
+            .iter()
+            .any(|group| matches!(group, Group::Search(_)))
+    }
+
     #[test]
     fn an_isbn_only_update_costs_one_entity_eviction() {
         let before = book();
@@ -306,13 +422,8 @@ mod tests {
             isbn: "9780306406157".into(),
             ..before.clone()
         };
-        let inv = Change::BookUpdated {
-            before: before.clone(),
-            after,
-        }
-        .invalidation();
         assert_eq!(
-            inv,
+            updated(before.clone(), after),
             Invalidation {
                 entries: vec![(Kind::Book, before.id)],
                 groups: vec![]
@@ -321,25 +432,39 @@ mod tests {
     }
 
     #[test]
-    fn a_title_change_moves_pages_search_and_the_authors_books() {
+    fn a_title_change_moves_title_ordered_pages_searches_it_can_match_and_the_authors_books() {
         let before = book();
         let after = book::Model {
             title: "Eden".into(),
             ..before.clone()
         };
-        let inv = Change::BookUpdated {
-            before: before.clone(),
-            after,
+        let inv = updated(before.clone(), after);
+        let pages = book_pages(&inv.groups);
+        assert_eq!(pages.len(), 16, "the 16 sets of fields with the title");
+        assert!(pages
+            .iter()
+            .all(|reads| reads.intersects(BookFields::TITLE)));
+        assert!(
+            !pages.contains(&BookFields::PRICE),
+            "price-ordered pages stay"
+        );
+        assert!(
+            !pages.contains(&BookFields::NONE),
+            "newest-first pages stay"
+        );
+        assert!(pages.contains(&BookFields::TITLE.with(BookFields::YEAR)));
+        assert!(inv.groups.contains(&Group::BooksByAvailability));
+        assert!(inv.groups.contains(&Group::AuthorBooks(before.author_id)));
+        for term in ["solaris", "sol", "eden", "lem", "stanisław", "so"] {
+            assert!(moves_search(&inv, term), "{term}");
         }
-        .invalidation();
-        assert_eq!(
-            inv.groups,
-            vec![
-                Group::Books,
-                Group::BooksByAvailability,
-                Group::Search,
-                Group::AuthorBooks(before.author_id)
-            ]
+        let warm = ["kindred", "ubik", "dune", "babel", "foundation", "zqx"]
+            .iter()
+            .filter(|term| !moves_search(&inv, term))
+            .count();
+        assert!(
+            warm >= 5,
+            "searches for other words stay warm ({warm} of 6)"
         );
         assert!(!inv.groups.contains(&Group::Statistics));
     }
@@ -353,8 +478,11 @@ mod tests {
             ..before.clone()
         };
         let inv = Change::BookUpdated {
-            before: before.clone(),
-            after: after.clone(),
+            before: listed(before.clone()),
+            after: Listed {
+                book: after.clone(),
+                author: "Octavia E. Butler".into(),
+            },
         }
         .invalidation();
         for entry in [
@@ -369,24 +497,51 @@ mod tests {
             Group::AuthorBooks(before.author_id),
             Group::AuthorBooks(after.author_id),
             Group::Statistics,
-            Group::Search,
         ] {
             assert!(inv.groups.contains(&group), "{group:?}");
         }
+        let pages = book_pages(&inv.groups);
+        assert!(pages.contains(&BookFields::AUTHOR));
+        assert!(pages.contains(&BookFields::CATEGORY));
+        assert!(!pages.contains(&BookFields::TITLE), "no order moved");
+        // Results for either name move; those for its title keep their order.
+        assert!(moves_search(&inv, "lem") && moves_search(&inv, "butler"));
+        assert!(!moves_search(&inv, "solaris"));
     }
 
     #[test]
-    fn a_price_change_moves_pages_and_statistics_but_not_search() {
+    fn a_price_change_moves_price_pages_and_statistics_but_not_search() {
         let before = book();
         let after = book::Model {
             price_cents: 999,
             ..before.clone()
         };
-        let inv = Change::BookUpdated { before, after }.invalidation();
-        assert_eq!(
-            inv.groups,
-            vec![Group::Books, Group::BooksByAvailability, Group::Statistics]
-        );
+        let inv = updated(before, after);
+        let pages = book_pages(&inv.groups);
+        assert_eq!(pages.len(), 16);
+        assert!(pages
+            .iter()
+            .all(|reads| reads.intersects(BookFields::PRICE)));
+        assert!(!pages.contains(&BookFields::TITLE));
+        assert!(inv.groups.contains(&Group::BooksByAvailability));
+        assert!(inv.groups.contains(&Group::Statistics));
+        assert!(!moves_any_search(&inv));
+    }
+
+    #[test]
+    fn a_year_change_moves_year_ordered_and_year_filtered_pages_only() {
+        let before = book();
+        let after = book::Model {
+            published_year: None,
+            ..before.clone()
+        };
+        let inv = updated(before, after);
+        let pages = book_pages(&inv.groups);
+        assert!(pages.iter().all(|reads| reads.intersects(BookFields::YEAR)));
+        assert!(pages.contains(&BookFields::YEAR.with(BookFields::TITLE)));
+        assert!(!pages.contains(&BookFields::TITLE));
+        assert!(!moves_any_search(&inv));
+        assert!(!inv.groups.contains(&Group::Statistics));
     }
 
     #[test]
@@ -397,8 +552,10 @@ mod tests {
             copies_available: 5,
             ..before.clone()
         };
-        let inv = Change::BookUpdated { before, after }.invalidation();
-        assert_eq!(inv.groups, vec![Group::BooksByAvailability]);
+        assert_eq!(
+            updated(before, after).groups,
+            vec![Group::BooksByAvailability]
+        );
     }
 
     #[test]
@@ -407,9 +564,12 @@ mod tests {
         let user = Uuid::now_v7();
         let borrow = Uuid::now_v7();
         for inv in [
-            Change::BookCreated { book: book.clone() }.invalidation(),
+            Change::BookCreated {
+                book: listed(book.clone()),
+            }
+            .invalidation(),
             Change::BookDeleted {
-                book: book.clone(),
+                book: listed(book.clone()),
                 borrows: vec![(borrow, user)],
             }
             .invalidation(),
@@ -421,18 +581,26 @@ mod tests {
             assert!(inv
                 .entries
                 .contains(&(Kind::CategoryBookCount, book.category_id)));
+            assert_eq!(
+                book_pages(&inv.groups).len(),
+                usize::from(BookFields::COUNT),
+                "every total moved"
+            );
             for group in [
-                Group::Books,
                 Group::BooksByAvailability,
-                Group::Search,
                 Group::Statistics,
                 Group::AuthorBooks(book.author_id),
+                Group::Search(SearchBucket::Short),
             ] {
                 assert!(inv.groups.contains(&group), "{group:?}");
             }
+            for term in ["solaris", "laris", "lem", "ław"] {
+                assert!(moves_search(&inv, term), "{term}");
+            }
+            assert!(!moves_search(&inv, "kindred"));
         }
         let deleted = Change::BookDeleted {
-            book,
+            book: listed(book),
             borrows: vec![(borrow, user)],
         }
         .invalidation();
@@ -473,16 +641,69 @@ mod tests {
         let id = Uuid::now_v7();
         let created = Change::AuthorCreated { id }.invalidation();
         assert_eq!(created.groups, vec![Group::Authors, Group::Statistics]);
-        let updated = Change::AuthorUpdated { id }.invalidation();
-        assert_eq!(
-            updated,
-            Invalidation {
-                entries: vec![(Kind::Author, id)],
-                groups: vec![Group::Authors, Group::Search]
-            }
-        );
         let deleted = Change::AuthorDeleted { id }.invalidation();
         assert!(deleted.groups.contains(&Group::AuthorBooks(id)));
+        assert!(
+            !moves_any_search(&deleted),
+            "an author with books cannot go"
+        );
+    }
+
+    #[test]
+    fn renaming_an_author_moves_the_author_list_and_searches_for_either_name() {
+        let id = Uuid::now_v7();
+        let renamed = Change::AuthorUpdated {
+            id,
+            before: "Octavia Butler".into(),
+            after: "Octavia E. Butler".into(),
+        }
+        .invalidation();
+        assert_eq!(renamed.entries, vec![(Kind::Author, id)]);
+        assert_eq!(renamed.groups[0], Group::Authors);
+        for term in ["octavia", "e. b", "butler", "oc"] {
+            assert!(moves_search(&renamed, term), "{term}");
+        }
+        assert!(!moves_search(&renamed, "solaris"));
+        assert!(!renamed
+            .groups
+            .iter()
+            .any(|group| matches!(group, Group::Books(_) | Group::Statistics)));
+    }
+
+    #[test]
+    fn a_new_bio_evicts_only_the_author() {
+        let id = Uuid::now_v7();
+        let inv = Change::AuthorUpdated {
+            id,
+            before: "Ted Chiang".into(),
+            after: "Ted Chiang".into(),
+        }
+        .invalidation();
+        assert_eq!(
+            inv,
+            Invalidation {
+                entries: vec![(Kind::Author, id)],
+                groups: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn merging_keeps_each_entry_and_group_once_in_order() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut merged = Change::AuthorCreated { id: a }.invalidation();
+        merged.merge(&Change::AuthorCreated { id: b }.invalidation());
+        merged.merge(&Change::AuthorCreated { id: a }.invalidation());
+        assert_eq!(
+            merged.entries,
+            vec![
+                (Kind::Author, a),
+                (Kind::AuthorBookCount, a),
+                (Kind::Author, b),
+                (Kind::AuthorBookCount, b)
+            ]
+        );
+        assert_eq!(merged.groups, vec![Group::Authors, Group::Statistics]);
     }
 
     #[test]

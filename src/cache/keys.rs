@@ -16,6 +16,7 @@
 //! id. Lists: a [`List`] names every parameter, and its [`Group`] (with the
 //! user, author or category it belongs to) follows from it, so a list key
 //! cannot leave out whose list it is.
+use super::matching::{BookFields, SearchBucket};
 use crate::db::books::{Filter, SortOrder};
 use crate::db::borrows::Status;
 use crate::domain::{Direction, PageRequest, SearchText, SliceRequest};
@@ -128,13 +129,17 @@ impl Kind {
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub enum Group {
-    /// `books` pages without the `available` filter.
-    Books,
+    /// `books` pages without the `available` filter, by the book fields
+    /// their filter and order read: an update moves only the groups that
+    /// read a field it changed (see [`super::matching`]).
+    Books(BookFields),
     /// `books` pages with the `available` filter (they move on every borrow
     /// and return, so they are kept apart from the rest).
     BooksByAvailability,
-    /// Search result pages: they match book titles and author names.
-    Search,
+    /// Search result pages, by their term's first trigram: a write moves
+    /// only the buckets its changed titles and names can match (see
+    /// [`super::matching`]).
+    Search(SearchBucket),
     /// `authors` pages.
     Authors,
     /// The category list.
@@ -158,10 +163,14 @@ impl Group {
 
     /// Reads back [`Group::name`], for groups that arrive in invalidation events.
     pub fn parse(name: &str) -> Option<Self> {
+        if let Some(letters) = name.strip_prefix("books:") {
+            return BookFields::parse(letters).map(Group::Books);
+        }
+        if let Some(bucket) = name.strip_prefix("search:") {
+            return SearchBucket::parse(bucket).map(Group::Search);
+        }
         Some(match name {
-            "books" => Group::Books,
             "books_available" => Group::BooksByAvailability,
-            "search" => Group::Search,
             "authors" => Group::Authors,
             "categories" => Group::Categories,
             "statistics" => Group::Statistics,
@@ -179,9 +188,15 @@ impl Group {
 
     fn write_name(&self, out: &mut String) {
         match self {
-            Group::Books => out.push_str("books"),
+            Group::Books(fields) => {
+                out.push_str("books:");
+                out.push_str(&fields.letters());
+            }
             Group::BooksByAvailability => out.push_str("books_available"),
-            Group::Search => out.push_str("search"),
+            Group::Search(bucket) => {
+                out.push_str("search:");
+                out.push_str(&bucket.name());
+            }
             Group::Authors => out.push_str("authors"),
             Group::Categories => out.push_str("categories"),
             Group::Statistics => out.push_str("statistics"),
@@ -314,8 +329,12 @@ impl List<'_> {
             {
                 Group::BooksByAvailability
             }
-            List::Books { .. } | List::BookSlice { .. } => Group::Books,
-            List::Search { .. } | List::SearchSlice { .. } => Group::Search,
+            List::Books { filter, order, .. } | List::BookSlice { filter, order, .. } => {
+                Group::Books(BookFields::read_by(filter, *order))
+            }
+            List::Search { text, .. } | List::SearchSlice { text, .. } => {
+                Group::Search(SearchBucket::of_term(text))
+            }
             List::Authors { .. } => Group::Authors,
             List::AuthorBooks { author, .. } | List::AuthorBooksSlice { author, .. } => {
                 Group::AuthorBooks(*author)
@@ -684,7 +703,7 @@ mod tests {
             keys.persisted(Persisted::Learnt("x")),
         );
         let counters = (
-            keys.generation(&Group::Books),
+            keys.generation(&Group::Books(BookFields::TITLE)),
             keys.sequence(),
             keys.counter("c"),
             keys.namespace_counter(),
@@ -706,7 +725,7 @@ mod tests {
         assert_eq!(
             counters,
             (
-                keys.generation(&Group::Books),
+                keys.generation(&Group::Books(BookFields::TITLE)),
                 keys.sequence(),
                 keys.counter("c"),
                 keys.namespace_counter(),
@@ -734,7 +753,7 @@ mod tests {
         for counter in [
             keys.namespace_counter(),
             keys.sequence(),
-            keys.generation(&Group::Books),
+            keys.generation(&Group::Books(BookFields::NONE)),
             keys.counter("n1:x"),
         ] {
             assert_eq!(keys.namespace_of(&counter), None, "{counter}");
@@ -993,16 +1012,19 @@ mod tests {
             two.list(&List::Statistics, 0)
         );
         assert_ne!(one.channel(), two.channel());
-        assert_ne!(one.generation(&Group::Books), two.generation(&Group::Books));
+        let books = Group::Books(BookFields::NONE);
+        assert_ne!(one.generation(&books), two.generation(&books));
     }
 
     #[test]
     fn group_names_round_trip() {
         let id = Uuid::now_v7();
         for group in [
-            Group::Books,
+            Group::Books(BookFields::NONE),
+            Group::Books(BookFields::TITLE.with(BookFields::CATEGORY)),
             Group::BooksByAvailability,
-            Group::Search,
+            Group::Search(SearchBucket::Short),
+            Group::Search(SearchBucket::Trigram(4095)),
             Group::Authors,
             Group::Categories,
             Group::Statistics,
@@ -1011,7 +1033,16 @@ mod tests {
         ] {
             assert_eq!(Group::parse(&group.name()), Some(group));
         }
-        assert_eq!(Group::parse("nope"), None);
+        for bad in [
+            "nope",
+            "books",
+            "search",
+            "books:pt",
+            "search:4096",
+            "author_books:x",
+        ] {
+            assert_eq!(Group::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

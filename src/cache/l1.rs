@@ -507,13 +507,14 @@ mod tests {
     fn generations_only_move_forward_and_clear_forgets_them() {
         let store = Store::new(1 << 20, Duration::from_secs(1));
         store.set_trusted(true);
-        store.learn_generation(Group::Books, 5);
-        store.learn_generation(Group::Books, 3);
-        assert_eq!(store.group(&Group::Books), (0, Some(5)));
-        store.bump_group(Group::Books, Some(6));
-        assert_eq!(store.group(&Group::Books), (1, Some(6)));
+        let authors = Group::Authors;
+        store.learn_generation(authors, 5);
+        store.learn_generation(authors, 3);
+        assert_eq!(store.group(&authors), (0, Some(5)));
+        store.bump_group(authors, Some(6));
+        assert_eq!(store.group(&authors), (1, Some(6)));
         store.clear();
-        assert_eq!(store.group(&Group::Books), (2, None));
+        assert_eq!(store.group(&authors), (2, None));
     }
 
     #[test]

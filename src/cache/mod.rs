@@ -123,6 +123,7 @@ mod flight;
 pub mod keys;
 pub mod l1;
 pub mod l2;
+pub mod matching;
 pub mod metrics;
 pub mod namespace;
 mod page;
@@ -133,7 +134,7 @@ mod statistics;
 pub mod stats;
 mod sync;
 
-pub use changes::{Change, Invalidation};
+pub use changes::{Change, Invalidation, Listed};
 pub use keys::{Group, Kind, List};
 pub use metrics::{
     Export, FillTier, Filled, Gauges, KindCounts, Metrics, ResponseCounts, ResponseEvent,

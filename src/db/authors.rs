@@ -4,7 +4,11 @@ use super::{fetch_page, now, Db, Total, Write};
 use crate::domain::{Page, PageRequest};
 use crate::error::{Error, Result};
 use entity::author;
-use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, QueryOrder, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
+};
 use uuid::Uuid;
 
 /// Authors by name; the total is their tally.
@@ -31,13 +35,43 @@ pub async fn create(write: &Write, name: String, bio: Option<String>) -> Result<
     .await?)
 }
 
+/// The name of author `id`, read in `write` and locked against a rename
+/// until it commits (PostgreSQL: `FOR SHARE`; SQLite: the write already
+/// holds the database's write lock), so the cache's invalidation names the
+/// name the committed write saw. Search matches it: see `cache::changes`.
+pub async fn name(write: &Write, id: Uuid) -> Result<String> {
+    author::Entity::find_by_id(id)
+        .select_only()
+        .column(author::Column::Name)
+        .lock_shared()
+        .into_tuple::<String>()
+        .one(write.conn())
+        .await?
+        .ok_or_else(|| Error::not_found("author not found"))
+}
+
 /// `None` leaves a field as it is; `bio: Some(None)` clears the bio.
+/// Returns the name before the update, and the author after it.
 pub async fn update(
     write: &Write,
     id: Uuid,
     name: Option<String>,
     bio: Option<Option<String>>,
-) -> Result<author::Model> {
+) -> Result<(String, author::Model)> {
+    // Lock the row first (on SQLite, the database), so the name read next is
+    // the one this update replaces.
+    let locked = author::Entity::update_many()
+        .col_expr(
+            author::Column::UpdatedAt,
+            Expr::col(author::Column::UpdatedAt).into(),
+        )
+        .filter(author::Column::Id.eq(id))
+        .exec(write.conn())
+        .await?;
+    if locked.rows_affected == 0 {
+        return Err(Error::not_found("author not found"));
+    }
+    let before = self::name(write, id).await?;
     let changes = author::ActiveModel {
         id: ActiveValue::Unchanged(id),
         name: name.map_or(ActiveValue::NotSet, Set),
@@ -45,10 +79,14 @@ pub async fn update(
         updated_at: Set(now()),
         ..Default::default()
     };
-    changes.update(write.conn()).await.map_err(|err| match err {
-        sea_orm::DbErr::RecordNotUpdated => Error::not_found("author not found"),
-        err => err.into(),
-    })
+    let after = changes
+        .update(write.conn())
+        .await
+        .map_err(|err| match err {
+            sea_orm::DbErr::RecordNotUpdated => Error::not_found("author not found"),
+            err => err.into(),
+        })?;
+    Ok((before, after))
 }
 
 /// Refused with CONFLICT while the author has books; the foreign key makes

@@ -112,6 +112,10 @@ async fn absent_ids_are_cached_briefly_and_a_create_clears_them() {
         .insert(write.conn())
         .await
         .unwrap();
+    let book = biblio::cache::Listed {
+        author: "the author".into(),
+        book,
+    };
     app.cache
         .commit(write, Change::BookCreated { book })
         .await

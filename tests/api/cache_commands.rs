@@ -233,10 +233,15 @@ async fn a_writer_that_has_not_learnt_of_a_clear_deletes_in_the_namespace_reader
     let mut renamed = before.clone().into_active_model();
     renamed.title = Set("Renamed".into());
     let after = renamed.update(write.conn()).await.unwrap();
-    writer
-        .commit(write, Change::BookUpdated { before, after })
-        .await
-        .unwrap();
+    let listed = |book| biblio::cache::Listed {
+        book,
+        author: "the author".into(),
+    };
+    let change = Change::BookUpdated {
+        before: listed(before),
+        after: listed(after),
+    };
+    writer.commit(write, change).await.unwrap();
 
     assert_eq!(writer.namespace(), 6, "the script told the writer");
     eventually(|| async {

@@ -73,7 +73,7 @@ const A_AUTHORS: [&str; 4] = [
 const A_CATEGORIES: [&str; 4] = ["Science Fiction", "Philosophy", "Poetry", "History"];
 const B_AUTHORS: [&str; 3] = ["Ted Chiang", "Iain M. Banks", "N. K. Jemisin"];
 const B_CATEGORIES: [&str; 3] = ["Essays", "Fantasy", "Mathematics"];
-const WORDS: [&str; 16] = [
+const WORDS: [&str; 18] = [
     "Solaris",
     "Kindred",
     "Ubik",
@@ -90,9 +90,13 @@ const WORDS: [&str; 16] = [
     "Parable",
     "Sower",
     "Excession",
+    // Case folding: `İ` lowers to `i` (PostgreSQL) or stays (SQLite); the
+    // Kelvin sign lowers to ASCII `k` (PostgreSQL) or stays (SQLite).
+    "İstanbul",
+    "\u{212A}elvin",
 ];
-const NAMES: [&str; 8] = [
-    "Ada", "Borges", "Calvino", "Delany", "Egan", "Frank", "Gibson", "Herbert",
+const NAMES: [&str; 9] = [
+    "Ada", "Borges", "Calvino", "Delany", "Egan", "Frank", "Gibson", "Herbert", "İlhan",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1039,13 +1043,32 @@ fn book_filter(rng: &mut Rng, d: &Deployment) -> Value {
     Value::Object(filter)
 }
 
+/// Words of titles and names, whole or in pieces (which a retitle or a
+/// rename can make match or stop matching), and terms that match nothing,
+/// match everything or match only under one database's case folding.
 fn search_text(rng: &mut Rng, d: &Deployment) -> String {
     let word = rng.pick(&WORDS).to_lowercase();
-    match rng.below(8) {
-        0 => word[..3].to_owned(),
+    match rng.below(9) {
+        0 => word.chars().take(3).collect(),
         1 => rng
-            .pick(&["le", "k.", "%", "_", "zzz", " ", "e"])
+            .pick(&[
+                "le",
+                "k.",
+                "%",
+                "_",
+                "zzz",
+                " ",
+                "e",
+                "ist",
+                "kel",
+                "i\u{307}st",
+            ])
             .to_string(),
+        2 if rng.one_in(2) => {
+            // three or four characters from inside a word
+            let skip = 1 + rng.below(3);
+            word.chars().skip(skip).take(3 + rng.below(2)).collect()
+        }
         2 => rng.pick(&NAMES).to_string(),
         3 => {
             // a piece of one of this deployment's author names, as written

@@ -381,3 +381,85 @@ async fn borrow_and_return_update_availability_the_borrowers_list_and_statistics
     })
     .await;
 }
+
+/// What a retitle leaves warm, counted on the replica that did not write
+/// it: a price-ordered page and a search its titles and author cannot match
+/// are answered without loading their list (from L1 or the response tier),
+/// while a title-ordered page and a search for a word of the new title are
+/// loaded afresh, with the new answer.
+#[tokio::test]
+async fn a_retitle_leaves_price_pages_and_unrelated_searches_warm() {
+    use biblio::cache::Kind;
+    let (r, _redis) = TestApp::builder().replicas(2).spawn_replicas().await;
+    let librarian = r[0].librarian().await;
+    let author = r[0].create_author(&librarian, "Ursula K. Le Guin").await;
+    let category = r[0].create_category(&librarian, "Science Fiction").await;
+    let mut books = Vec::new();
+    for (n, title) in ["Solaris", "Kindred", "Ubik", "Dune"].iter().enumerate() {
+        let book = NewBook {
+            title,
+            n: n as u64,
+            author: &author,
+            category: &category,
+            copies: 1,
+        };
+        books.push(r[0].create_book(&librarian, book).await);
+    }
+    let by_price = "{ books(orderBy: PRICE_ASC) { totalCount items { id } } }";
+    let by_title = "{ books(orderBy: TITLE_ASC) { totalCount items { id title } } }";
+    let search = "query($q: String!) { searchBooks(query: $q) { totalCount items { id title } } }";
+    let reads = [
+        (by_price, json!({})),
+        (by_title, json!({})),
+        (search, json!({ "q": "kindred" })),
+        (search, json!({ "q": "hyperion" })),
+    ];
+    let loads = |kind| r[1].cache.metrics().kind(kind).loads;
+    let list_loads = || loads(Kind::BookPage) + loads(Kind::SearchPage);
+    // Warm B until a whole round loads no list: the setup's events have all
+    // arrived and every read is cached.
+    crate::helpers::eventually(|| async {
+        let before = list_loads();
+        for (query, variables) in &reads {
+            r[1].data(None, query, variables.clone()).await;
+        }
+        list_loads() == before
+    })
+    .await;
+
+    let events = r[1].cache.metrics().events_received();
+    r[0].data(
+        Some(&librarian),
+        "mutation($id: ID!) { updateBook(id: $id, input: { title: \"Hyperion\" }) { id } }",
+        json!({ "id": books[0] }),
+    )
+    .await;
+    crate::helpers::eventually(|| async { r[1].cache.metrics().events_received() > events }).await;
+
+    let (pages, searches) = (loads(Kind::BookPage), loads(Kind::SearchPage));
+    let price_page = r[1].data(None, by_price, json!({})).await;
+    assert_eq!(price_page["books"]["totalCount"], 4);
+    assert_eq!(
+        loads(Kind::BookPage),
+        pages,
+        "the price-ordered page stayed warm"
+    );
+    let unrelated = r[1].data(None, search, json!({ "q": "kindred" })).await;
+    assert_eq!(unrelated["searchBooks"]["totalCount"], 1);
+    assert_eq!(
+        loads(Kind::SearchPage),
+        searches,
+        "the unrelated search stayed warm"
+    );
+
+    let title_page = r[1].data(None, by_title, json!({})).await;
+    assert_eq!(title_page["books"]["items"][1]["title"], "Hyperion");
+    assert_eq!(loads(Kind::BookPage), pages + 1, "the title order moved");
+    let matching = r[1].data(None, search, json!({ "q": "hyperion" })).await;
+    assert_eq!(matching["searchBooks"]["items"][0]["id"], books[0]);
+    assert_eq!(
+        loads(Kind::SearchPage),
+        searches + 1,
+        "the new title's search moved"
+    );
+}

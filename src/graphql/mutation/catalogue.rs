@@ -1,4 +1,4 @@
-use crate::cache::Change;
+use crate::cache::{Change, Listed};
 use crate::db;
 use crate::domain::{parse_id, required_text};
 use crate::error::Result;
@@ -49,10 +49,11 @@ impl CatalogueMutation {
         let services = services(ctx)?;
         let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
-        let author = db::authors::update(&write, id, name, bio).await?;
+        let (before, author) = db::authors::update(&write, id, name, bio).await?;
+        let after = author.name.clone();
         services
             .cache
-            .commit(write, Change::AuthorUpdated { id })
+            .commit(write, Change::AuthorUpdated { id, before, after })
             .await?;
         Ok(Some(Author(Arc::new(author))))
     }
@@ -138,9 +139,13 @@ impl CatalogueMutation {
         let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let book = db::books::create(&write, book).await?;
+        let listed = Listed {
+            author: db::authors::name(&write, book.author_id).await?,
+            book: book.clone(),
+        };
         services
             .cache
-            .commit(write, Change::BookCreated { book: book.clone() })
+            .commit(write, Change::BookCreated { book: listed })
             .await?;
         Ok(Some(Book(Arc::new(book))))
     }
@@ -159,16 +164,23 @@ impl CatalogueMutation {
         let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let (before, after) = db::books::update(&write, id, changes).await?;
-        services
-            .cache
-            .commit(
-                write,
-                Change::BookUpdated {
-                    before,
-                    after: after.clone(),
-                },
-            )
-            .await?;
+        let was_by = db::authors::name(&write, before.author_id).await?;
+        let is_by = if after.author_id == before.author_id {
+            was_by.clone()
+        } else {
+            db::authors::name(&write, after.author_id).await?
+        };
+        let change = Change::BookUpdated {
+            before: Listed {
+                book: before,
+                author: was_by,
+            },
+            after: Listed {
+                book: after.clone(),
+                author: is_by,
+            },
+        };
+        services.cache.commit(write, change).await?;
         Ok(Some(Book(Arc::new(after))))
     }
 
@@ -180,16 +192,15 @@ impl CatalogueMutation {
         let _share = scope(ctx)?.db_gate().enter().await;
         let write = services.db.begin_write().await?;
         let deleted = db::books::delete(&write, id).await?;
-        services
-            .cache
-            .commit(
-                write,
-                Change::BookDeleted {
-                    book: deleted.book,
-                    borrows: deleted.borrows,
-                },
-            )
-            .await?;
+        let book = Listed {
+            author: db::authors::name(&write, deleted.book.author_id).await?,
+            book: deleted.book,
+        };
+        let change = Change::BookDeleted {
+            book,
+            borrows: deleted.borrows,
+        };
+        services.cache.commit(write, change).await?;
         Ok(Some(types::id(id)))
     }
 }

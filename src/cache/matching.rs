@@ -1,0 +1,452 @@
+//! What a cached list reads, and which lists a change can reach: the two
+//! halves of invalidating no more than a write changes, and never less.
+//!
+//! # Book pages: the fields they read
+//! A `books` page holds ids in an order and the total of its filter. Its
+//! answer can change only when a book enters or leaves its filter, or moves
+//! in its order, so only through the fields its filter and its order read
+//! ([`BookFields::read_by`]). Pages are grouped by that set of fields, and
+//! an update moves only the groups that read a field it changed
+//! ([`BookFields::groups_reading`]). The item fields a page shows are
+//! entities, evicted by id: they move no group. The `available` filter
+//! reads the copies, which every borrow and return change, so those pages
+//! keep a group of their own (`Group::BooksByAvailability`).
+//!
+//! # Search results: the trigrams a term can match
+//! A search for term t matches a book when t occurs in its title or its
+//! author's name as the database folds case: `lower(x) LIKE '%t%'`, where
+//! t was lower-cased by Rust. A result page can change only if t occurs in
+//! one of the strings a write changed (the old or new title, the old or new
+//! author name, or the name of the author of a retitled book, whose place
+//! in the title order moved). So pages are grouped by a bucket of their
+//! term's first trigram ([`SearchBucket::of_term`]), and a write moves the
+//! bucket of every trigram the changed strings can show
+//! ([`SearchBucket::moved_by`]). Terms shorter than three characters have
+//! one bucket, which every such write moves.
+//!
+//! The trigrams of a changed string must cover every folding a database
+//! may apply, or a match in the database would miss its bucket:
+//! - ASCII only: SQLite's `lower()`, and PostgreSQL's under the C locale;
+//! - Unicode simple case mapping, one character to one (PostgreSQL with a
+//!   libc locale such as `C.UTF-8` or `en_US.UTF-8`: `İ` becomes `i`);
+//! - Unicode full case mapping, which can lengthen text (Rust, ICU: `İ`
+//!   becomes `i` and a combining dot), and the Turkish and Azeri `I` → `ı`.
+//!
+//! Trigrams are taken over symbols: an ASCII character is itself, and every
+//! other character is one placeholder. Under every folding above an ASCII
+//! character of the string folds to its ASCII lower case (or `ı`, a
+//! placeholder), and any other character to a placeholder, or to what its
+//! full or simple lower case is (`K`, the Kelvin sign, folds to ASCII `k`).
+//! So for each character the string's trigrams take every one of those
+//! alternatives, and a term's first trigram, as symbols, is a trigram of
+//! the string under whichever folding the database applied: a property
+//! test below checks it for all three.
+use crate::db::books::{Filter, SortOrder};
+use crate::domain::SearchText;
+
+/// A set of the book fields a `books` page's filter and order read, among
+/// those an update can change. Creation time (the `NEWEST` order) never
+/// changes, and `available` pages are grouped apart.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct BookFields(u8);
+
+impl BookFields {
+    /// No field: unfiltered pages in `NEWEST` order change only when a
+    /// book is created or deleted.
+    pub const NONE: Self = Self(0);
+    /// The title: title orders, and `PUBLISHED_DESC`, whose tiebreak it is.
+    pub const TITLE: Self = Self(1);
+    /// The price: price orders and the price filters.
+    pub const PRICE: Self = Self(1 << 1);
+    /// The publication year: `PUBLISHED_DESC` and the year filters.
+    pub const YEAR: Self = Self(1 << 2);
+    /// The author: the author filter.
+    pub const AUTHOR: Self = Self(1 << 3);
+    /// The category: the category filter.
+    pub const CATEGORY: Self = Self(1 << 4);
+    /// Every field, in the order of their letters in a group's name.
+    const NAMED: [(Self, char); 5] = [
+        (Self::TITLE, 't'),
+        (Self::PRICE, 'p'),
+        (Self::YEAR, 'y'),
+        (Self::AUTHOR, 'a'),
+        (Self::CATEGORY, 'c'),
+    ];
+    /// How many distinct sets there are: every subset of the five fields.
+    pub const COUNT: u8 = 1 << 5;
+
+    /// The fields a page with `filter` (without `available`) in `order` reads.
+    pub fn read_by(filter: &Filter, order: SortOrder) -> Self {
+        let mut fields = match order {
+            SortOrder::TitleAsc | SortOrder::TitleDesc => Self::TITLE,
+            SortOrder::PriceAsc | SortOrder::PriceDesc => Self::PRICE,
+            SortOrder::PublishedDesc => Self::YEAR.with(Self::TITLE),
+            SortOrder::Newest => Self::NONE,
+        };
+        let reads = [
+            (filter.author_id.is_some(), Self::AUTHOR),
+            (filter.category_id.is_some(), Self::CATEGORY),
+            (
+                filter.min_price.is_some() || filter.max_price.is_some(),
+                Self::PRICE,
+            ),
+            (
+                filter.published_from.is_some() || filter.published_to.is_some(),
+                Self::YEAR,
+            ),
+        ];
+        for (read, field) in reads {
+            if read {
+                fields = fields.with(field);
+            }
+        }
+        fields
+    }
+
+    /// Both sets together.
+    pub const fn with(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether the two sets share a field.
+    pub const fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Every set of fields a page can read.
+    pub fn all() -> impl Iterator<Item = Self> {
+        (0..Self::COUNT).map(Self)
+    }
+
+    /// Every set of fields that reads at least one of `changed`: the page
+    /// groups an update of those fields moves.
+    pub fn groups_reading(changed: Self) -> impl Iterator<Item = Self> {
+        Self::all().filter(move |reads| reads.intersects(changed))
+    }
+
+    /// The set's letters in a group's name (`tp` for title and price; empty
+    /// for none).
+    pub fn letters(self) -> String {
+        Self::NAMED
+            .iter()
+            .filter(|(field, _)| self.intersects(*field))
+            .map(|(_, letter)| *letter)
+            .collect()
+    }
+
+    /// Reads back [`BookFields::letters`]; `None` unless they are in order.
+    pub fn parse(letters: &str) -> Option<Self> {
+        let mut fields = Self::NONE;
+        for letter in letters.chars() {
+            let (field, _) = Self::NAMED.iter().find(|(_, named)| *named == letter)?;
+            fields = fields.with(*field);
+        }
+        (fields.letters() == letters).then_some(fields)
+    }
+}
+
+/// Which search result pages a group holds: by the first trigram of their
+/// term, hashed into [`SearchBucket::TRIGRAM_BUCKETS`], or the terms too
+/// short to have one.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum SearchBucket {
+    /// Terms of one or two characters: moved by every change to a title or
+    /// an author's name.
+    Short,
+    /// Terms whose first trigram hashes here.
+    Trigram(u16),
+}
+
+/// A character that is not ASCII, as a symbol: every such character is
+/// the same one (a byte no ASCII character is).
+const OTHER: u8 = 0x80;
+
+/// One character as a symbol (ASCII is itself, anything else [`OTHER`]).
+fn symbol(c: char) -> u8 {
+    if c.is_ascii() {
+        c as u8
+    } else {
+        OTHER
+    }
+}
+
+/// What one character of a stored string can fold to, as symbols, under
+/// any of the foldings the module docs list. At most two symbols each.
+fn foldings(c: char) -> Vec<Vec<u8>> {
+    if c.is_ascii() {
+        let lower = c.to_ascii_lowercase() as u8;
+        // Turkish and Azeri locales lower `I` to the dotless `ı`.
+        return if c == 'I' {
+            vec![vec![lower], vec![OTHER]]
+        } else {
+            vec![vec![lower]]
+        };
+    }
+    // Left as it is (an ASCII-only lower()), or lower-cased one character
+    // to one (the simple mapping: the first of the full one), or in full.
+    let full: Vec<u8> = c.to_lowercase().map(symbol).collect();
+    let mut out = vec![vec![OTHER], vec![full[0]]];
+    if full.len() > 1 {
+        out.push(full);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+impl SearchBucket {
+    /// Buckets for terms of three characters or more.
+    pub const TRIGRAM_BUCKETS: u16 = 4096;
+
+    /// The bucket whose group holds the result pages of `term`.
+    pub fn of_term(term: &SearchText) -> Self {
+        let mut chars = term.as_str().chars().map(symbol);
+        match (chars.next(), chars.next(), chars.next()) {
+            (Some(a), Some(b), Some(c)) => Self::of_trigram([a, b, c]),
+            _ => Self::Short,
+        }
+    }
+
+    fn of_trigram(trigram: [u8; 3]) -> Self {
+        // FNV-1a: the same on every replica and build.
+        let mut hash: u32 = 0x811c_9dc5;
+        for byte in trigram {
+            hash ^= u32::from(byte);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+        Self::Trigram((hash % u32::from(Self::TRIGRAM_BUCKETS)) as u16)
+    }
+
+    /// Adds to `out` the buckets of every term a change of `text` (as it
+    /// was, or as it is now) can make match or stop matching: the bucket
+    /// of each trigram it shows under any folding, and the short terms'.
+    pub fn moved_by(text: &str, out: &mut Vec<SearchBucket>) {
+        out.push(Self::Short);
+        // The last two symbols so far, for each way of folding the text
+        // read so far that ends differently (rarely more than one).
+        let mut tails: Vec<Vec<u8>> = vec![Vec::new()];
+        for c in text.chars() {
+            let foldings = foldings(c);
+            let mut next = Vec::with_capacity(tails.len() * foldings.len());
+            for tail in &tails {
+                for folded in &foldings {
+                    let mut run = tail.clone();
+                    run.extend_from_slice(folded);
+                    for window in run.windows(3) {
+                        let bucket = Self::of_trigram([window[0], window[1], window[2]]);
+                        if !out.contains(&bucket) {
+                            out.push(bucket);
+                        }
+                    }
+                    let keep = run.len().saturating_sub(2);
+                    next.push(run.split_off(keep));
+                }
+            }
+            next.sort_unstable();
+            next.dedup();
+            tails = next;
+        }
+    }
+
+    /// The bucket's name in a group's name: `short`, or the bucket number.
+    pub fn name(self) -> String {
+        match self {
+            Self::Short => "short".into(),
+            Self::Trigram(bucket) => bucket.to_string(),
+        }
+    }
+
+    /// Reads back [`SearchBucket::name`].
+    pub fn parse(name: &str) -> Option<Self> {
+        if name == "short" {
+            return Some(Self::Short);
+        }
+        let bucket: u16 = name.parse().ok()?;
+        (bucket < Self::TRIGRAM_BUCKETS && bucket.to_string() == name)
+            .then_some(Self::Trigram(bucket))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Money;
+    use uuid::Uuid;
+
+    #[test]
+    fn a_page_reads_the_fields_of_its_order_and_its_filter() {
+        let none = Filter::default();
+        assert_eq!(
+            BookFields::read_by(&none, SortOrder::TitleDesc),
+            BookFields::TITLE
+        );
+        assert_eq!(
+            BookFields::read_by(&none, SortOrder::PublishedDesc),
+            BookFields::TITLE.with(BookFields::YEAR),
+            "the title breaks ties between years"
+        );
+        assert_eq!(
+            BookFields::read_by(&none, SortOrder::Newest),
+            BookFields::NONE
+        );
+        let filter = Filter {
+            author_id: Some(Uuid::nil()),
+            max_price: Some(Money::from_cents(100)),
+            ..Filter::default()
+        };
+        assert_eq!(
+            BookFields::read_by(&filter, SortOrder::PriceAsc),
+            BookFields::PRICE.with(BookFields::AUTHOR)
+        );
+    }
+
+    #[test]
+    fn an_update_moves_exactly_the_groups_that_read_a_field_it_changed() {
+        let moved: Vec<BookFields> = BookFields::groups_reading(BookFields::PRICE).collect();
+        assert_eq!(moved.len(), 16, "half of the 32 sets read the price");
+        assert!(moved
+            .iter()
+            .all(|reads| reads.intersects(BookFields::PRICE)));
+        assert_eq!(BookFields::groups_reading(BookFields::NONE).count(), 0);
+    }
+
+    #[test]
+    fn field_sets_name_and_parse_back() {
+        for fields in BookFields::all() {
+            assert_eq!(BookFields::parse(&fields.letters()), Some(fields));
+        }
+        assert_eq!(BookFields::parse("pt"), None, "only in order");
+        assert_eq!(BookFields::parse("tt"), None);
+        assert_eq!(BookFields::parse("x"), None);
+    }
+
+    #[test]
+    fn buckets_name_and_parse_back() {
+        for bucket in [
+            SearchBucket::Short,
+            SearchBucket::Trigram(0),
+            SearchBucket::Trigram(4095),
+        ] {
+            assert_eq!(SearchBucket::parse(&bucket.name()), Some(bucket));
+        }
+        for bad in ["4096", "01", "-1", "", "shortx"] {
+            assert_eq!(SearchBucket::parse(bad), None, "{bad}");
+        }
+    }
+
+    fn term(text: &str) -> SearchText {
+        SearchText::parse(text).expect("a valid term")
+    }
+
+    fn moved(text: &str) -> Vec<SearchBucket> {
+        let mut out = Vec::new();
+        SearchBucket::moved_by(text, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_change_moves_the_buckets_of_the_terms_it_can_match_and_few_others() {
+        let buckets = moved("The Left Hand of Darkness");
+        for hit in ["left", "hand of", "darkness", "the", "ness", "e l"] {
+            assert!(
+                buckets.contains(&SearchBucket::of_term(&term(hit))),
+                "{hit}"
+            );
+        }
+        assert!(buckets.contains(&SearchBucket::of_term(&term("le"))));
+        // 23 distinct trigrams and the short terms' bucket, among 4097.
+        assert!(buckets.len() <= 24, "{}", buckets.len());
+        let unrelated = ["zqx", "solaris", "kindred", "ubik"]
+            .iter()
+            .filter(|miss| !buckets.contains(&SearchBucket::of_term(&term(miss))))
+            .count();
+        assert!(unrelated >= 3, "most unrelated terms stay warm");
+    }
+
+    #[test]
+    fn case_foldings_that_reach_ascii_are_covered() {
+        // The Kelvin sign lower-cases to ASCII `k` (PostgreSQL with a libc
+        // or ICU locale), `İ` to `i` (simple) or `i` and a combining dot.
+        let kelvin = moved("\u{212A}indred");
+        assert!(kelvin.contains(&SearchBucket::of_term(&term("kin"))));
+        let dotted = moved("\u{130}stanbul");
+        assert!(dotted.contains(&SearchBucket::of_term(&term("ist"))));
+        assert!(dotted.contains(&SearchBucket::of_term(&term("i\u{307}s"))));
+        // Turkish `I` → `ı`.
+        let turkish = moved("IRMAK");
+        assert!(turkish.contains(&SearchBucket::of_term(&term("\u{131}rm"))));
+        assert!(turkish.contains(&SearchBucket::of_term(&term("irm"))));
+    }
+
+    /// The foldings a database may apply to a stored string before `LIKE`.
+    fn fold(kind: usize, text: &str) -> String {
+        match kind {
+            0 => text.to_ascii_lowercase(),
+            1 => text.to_lowercase(),
+            _ => text
+                .chars()
+                .map(|c| c.to_lowercase().next().expect("never empty"))
+                .collect(),
+        }
+    }
+
+    fn tricky_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let chars = prop_oneof![
+            proptest::char::range('a', 'e'),
+            proptest::char::range('A', 'E'),
+            Just('I'),
+            Just('i'),
+            Just('K'),
+            Just(' '),
+            Just('%'),
+            Just('_'),
+            Just('\u{212A}'), // Kelvin sign
+            Just('\u{130}'),  // İ
+            Just('\u{131}'),  // ı
+            Just('\u{307}'),  // combining dot above
+            Just('\u{3A3}'),  // Σ
+            Just('\u{DF}'),   // ß
+            Just('\u{1E9E}'), // ẞ
+            Just('\u{212B}'), // Ångström sign
+            Just('\u{141}'),  // Ł
+            Just('\u{142}'),  // ł
+            Just('\u{1F600}'),
+        ];
+        proptest::collection::vec(chars, 0..12).prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// If the database can match a term against a string under any of
+        /// the foldings, the term's bucket is among those the string moves.
+        #[test]
+        fn a_term_that_matches_under_any_folding_has_its_bucket_moved(
+            text in tricky_text(),
+            kind in 0usize..3,
+            start in 0usize..16,
+            len in 1usize..8,
+        ) {
+            let folded: Vec<char> = fold(kind, &text).chars().collect();
+            let start = start.min(folded.len());
+            let end = (start + len).min(folded.len());
+            let piece: String = folded[start..end].iter().collect();
+            if let Ok(term) = SearchText::parse(&piece) {
+                for kind in 0..3 {
+                    if fold(kind, &text).contains(term.as_str()) {
+                        let bucket = SearchBucket::of_term(&term);
+                        proptest::prop_assert!(
+                            moved(&text).contains(&bucket),
+                            "{:?} matches {:?} folded by {} but {:?} is not moved",
+                            term.as_str(), text, kind, bucket
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
