@@ -365,6 +365,7 @@ impl TestAppBuilder {
 
     /// One app, owning its database and Redis (unless they are shared).
     pub async fn spawn(self) -> TestApp {
+        log_when_asked();
         assert_eq!(self.replicas, 1, "use spawn_replicas for more than one");
         let (mut apps, redis) = self.launch().await;
         let mut app = apps.pop().expect("one app");
@@ -713,4 +714,18 @@ pub fn fragment_ladder(n: usize, leaf: &str) -> String {
     }
     query.push_str(&format!("fragment F{n} on Query {{ {leaf} }}\n"));
     query
+}
+
+/// With `RUST_LOG` set, the in-process apps' logs go to the test's output
+/// (shown for a failing test): what an `INTERNAL` error was, say.
+fn log_when_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("RUST_LOG").is_some() {
+        ONCE.call_once(|| {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        });
+    }
 }
