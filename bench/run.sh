@@ -10,7 +10,18 @@
 #
 # BEFORE_BIN runs a second build (of main, say) on the same workloads just
 # before this one, mode by mode, so a change's cost is measured in one run
-# on one machine state. BIN uses a prebuilt biblio instead of building it.
+# on one machine state. BIN uses a prebuilt biblio instead of building it,
+# BASELINE_BIN a prebuilt baseline.
+#
+#   MODES=both WORKLOADS=listsearch bash bench/run.sh
+#
+# `listsearch` is issue 16's list/search mix: 45% `books` pages 1-50 of 20
+# in title order, 50% `searchBooks` over 100 terms, 5% `updateBook`
+# retitling one of 1,000 books. After it runs, every one of those 150
+# reads is compared with a replica that caches nothing (on the same
+# database), and the table says how many answered the same ("exact"), and
+# which share of the page reads and of the search reads (by the mix's
+# proportions) loaded their list from the database.
 #
 #   LOG_AB=1 bash bench/run.sh        # what the access log costs
 #
@@ -30,9 +41,10 @@ WARMUP=${WARMUP:-3}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 RATE=${RATE:-10000}
-WORKLOADS=${WORKLOADS:-"book list search statistics borrows mixed revalidate"}
-PORT=18180
-BASELINE_PORT=18181
+WORKLOADS=${WORKLOADS:-"book list search statistics borrows mixed revalidate listsearch"}
+PORT=${PORT:-18180}
+BASELINE_PORT=${BASELINE_PORT:-18181}
+ORACLE_PORT=${ORACLE_PORT:-18182}
 REDIS_PORT=${REDIS_PORT:-18379}
 WORK=$(mktemp -d /tmp/biblio-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -40,10 +52,11 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WO
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
 command -v redis-server >/dev/null || { echo "redis-server is needed (apt-get install redis-server)" >&2; exit 1; }
 
+BASELINE_BIN=${BASELINE_BIN:-target/release/examples/baseline}
 if [ -z "${BIN:-}" ]; then
     cargo build --release --quiet --bin biblio --example baseline
     BIN=target/release/biblio
-else
+elif [ ! -x "$BASELINE_BIN" ] || [ "$BASELINE_BIN" = target/release/examples/baseline ]; then
     cargo build --release --quiet --example baseline
 fi
 BEFORE_BIN=${BEFORE_BIN:-}
@@ -141,6 +154,16 @@ request = function()
   elseif workload == "mixed" then
     headers["Authorization"] = "Bearer " .. librarian
     b = body(UPDATE, '{"id":"' .. ids[math.random(#ids)] .. '","title":"Retitled ' .. math.random(1000000) .. '"}')
+  elseif workload == "listsearch" then
+    local r = math.random(100)
+    if r <= 45 then
+      b = body(LIST, '{"page":' .. math.random(50) .. ',"pageSize":20}')
+    elseif r <= 95 then
+      b = body(SEARCH, '{"q":"' .. terms[math.random(#terms)] .. '"}')
+    else
+      headers["Authorization"] = "Bearer " .. librarian
+      b = body(UPDATE, '{"id":"' .. ids[math.random(#ids)] .. '","title":"Retitled ' .. math.random(1000000) .. '"}')
+    end
   elseif workload == "list" then
     b = body(LIST, '{"page":' .. math.random(50) .. ',"pageSize":20}')
   elseif workload == "search" then
@@ -163,6 +186,42 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status + summary.errors.read + summary.errors.timeout, summary.requests))
 end
 LUA
+
+# exact -> "equal/compared": after `listsearch`, each of its reads (pages
+# 1-50 in title order, the 100 terms) from the replica under test against a
+# replica with every cache off on the same database, once the last write's
+# invalidation has had time to arrive (300 ms, the differential test's bound).
+exact() {
+    BIBLIO_CACHE_MODE=off BIBLIO_RESPONSE_CACHE=off BIBLIO_BIND=127.0.0.1:$ORACLE_PORT $BIN serve &
+    local oracle=$!
+    wait_for "http://127.0.0.1:$ORACLE_PORT/healthz"
+    sleep 0.3
+    python3 - "$WORK" "$PORT" "$ORACLE_PORT" <<'PY'
+import json, re, sys, urllib.request
+work, port, oracle = sys.argv[1], sys.argv[2], sys.argv[3]
+LIST = "query Books($page: Int!, $pageSize: Int!) { books(page: $page, pageSize: $pageSize) { items { id title price author { name } category { name } } totalCount totalPages page pageSize hasNextPage } }"
+SEARCH = "query Search($q: String!) { searchBooks(query: $q, page: 1, pageSize: 20) { items { id title author { name } } totalCount } }"
+terms = json.loads("[" + re.search(r"^terms = \{(.*)\}$", open(f"{work}/data.lua").read(), re.M).group(1) + "]")
+def ask(p, query, variables):
+    req = urllib.request.Request(f"http://127.0.0.1:{p}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"content-type": "application/json"})
+    return json.load(urllib.request.urlopen(req))
+reads = [(LIST, {"page": p, "pageSize": 20}) for p in range(1, 51)] + [(SEARCH, {"q": t}) for t in terms]
+equal = sum(ask(port, q, v) == ask(oracle, q, v) for q, v in reads)
+print(f"{equal}/{len(reads)}")
+PY
+    kill $oracle; wait $oracle 2>/dev/null || true
+}
+
+# loads -> "books search": the list pages and search pages the replica under
+# test has loaded from the database so far (its /metrics).
+loads() {
+    curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+        /^biblio_cache_loads_total\{.*kind="books"/ { books = $NF }
+        /^biblio_cache_loads_total\{.*kind="search"/ { search = $NF }
+        END { printf "%d %d\n", books, search }'
+}
 
 run() { # run WORKLOAD SECONDS [DELAY_MS] -> "rps p50 p99 errors requests"
     WORKLOAD=$1 DELAY_MS=${3:-0} wrk -t$THREADS -c$CONNECTIONS -d${2}s --latency -s "$WORK/workloads.lua" \
@@ -207,7 +266,7 @@ fi
 
 echo
 echo "== baseline: raw axum answering the book response's fixed bytes"
-target/release/examples/baseline "$WORK/book-response.json" 127.0.0.1:$BASELINE_PORT &
+$BASELINE_BIN "$WORK/book-response.json" 127.0.0.1:$BASELINE_PORT &
 BASE_PID=$!
 sleep 0.5
 read -r BASE_RPS BASE_P50 BASE_P99 _ _ <<<"$(run book "$DURATION" 0 $BASELINE_PORT)"
@@ -215,8 +274,8 @@ kill $BASE_PID; wait $BASE_PID 2>/dev/null || true
 printf "baseline: %s req/s, p50 %s ms, p99 %s ms\n" "$BASE_RPS" "$BASE_P50" "$BASE_P99"
 
 echo
-echo "| mode | workload | req/s | x baseline | p50 ms | p99 ms | errors |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+echo "| mode | workload | req/s | x baseline | p50 ms | p99 ms | errors | exact | loaded: pages / searches |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for mode in $MODES; do
     for bin in ${BEFORE_BIN:+"$BEFORE_BIN"} "$BIN"; do
         label=$mode
@@ -224,9 +283,17 @@ for mode in $MODES; do
         start_biblio "$mode" "$bin"
         for workload in $WORKLOADS; do
             run "$workload" "$WARMUP" 0 $PORT >/dev/null
-            read -r rps p50 p99 errors _ <<<"$(run "$workload" "$DURATION" 0 $PORT)"
-            ratio=$(python3 -c "print(f'{$rps/$BASE_RPS:.2f}')")
-            echo "| $label | $workload | $rps | $ratio | $p50 | $p99 | $errors |"
+            loaded=$(loads)
+            read -r rps p50 p99 errors requests <<<"$(run "$workload" "$DURATION" 0 $PORT)"
+            ratio=$(python3 -c "print(f'{$rps/$BASE_RPS:.3f}')")
+            same= misses=
+            if [ "$workload" = listsearch ]; then
+                same=$(exact)
+                misses=$(python3 -c "
+b0, s0 = map(int, '$loaded'.split()); b1, s1 = map(int, '$(loads)'.split())
+print(f'{(b1 - b0) / (0.45 * $requests):.0%} / {(s1 - s0) / (0.50 * $requests):.0%}')")
+            fi
+            echo "| $label | $workload | $rps | $ratio | $p50 | $p99 | $errors | $same | $misses |"
         done
         if [ "$mode" = both ] && [ "$bin" = "$BIN" ]; then
             RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$BIBLIO_PID/status)
