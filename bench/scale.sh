@@ -122,6 +122,7 @@ requests = [
     ("`books(filter: {minPrice: \"50.00\", available: true}, orderBy: PRICE_ASC)`", f"{{ books(filter: {{minPrice: \"50.00\", available: true}}, orderBy: PRICE_ASC) {{ {ITEMS} }} }}", {}, None),
     ("`searchBooks(\"garden\")`", f"{{ searchBooks(query: \"garden\") {{ {ITEMS} }} }}", {}, None),
     ("`searchBooks(\"zqx\")` (no match)", f"{{ searchBooks(query: \"zqx\") {{ {ITEMS} }} }}", {}, None),
+    ("`searchBooks(\"ar\")` (two characters: the scan)", f"{{ searchBooks(query: \"ar\") {{ {ITEMS} }} }}", {}, None),
     ("`statistics`", "{ statistics { totalBooks totalAuthors totalCategories totalMembers activeBorrows averagePrice booksByCategory { category { name } count } } }", {}, None),
     ("`author(id) { books }`", f"query($id: ID!) {{ author(id: $id) {{ name books {{ {ITEMS} }} }} }}", {"id": author}, None),
     ("`myBorrows` (signed in)", "{ myBorrows { totalCount items { id borrowedAt book { title } } } }", {}, token),

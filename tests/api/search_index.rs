@@ -133,11 +133,28 @@ async fn search_answers_equal_a_like_scan_after_a_seed_rebuilt_the_index() {
     .await
     .unwrap();
 
-    // The seed's vocabulary (common and rare words, an author's name, a
-    // word of its bios, which search does not read), and no match at all.
-    for query in [
-        "garden", "GARDEN", "the", "of the", "ada", "ada abe", "lisbon", "writes", "zqx", "ar", "e",
-    ] {
+    // The seed's vocabulary (common and rare words, a word of its bios,
+    // which search does not read), no match at all, and the last names of
+    // authors it made (matched by name only).
+    let mut queries: Vec<String> = [
+        "garden", "GARDEN", "the", "of the", "lisbon", "writes", "zqx", "ar", "e",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let authors = app
+        .db
+        .conn()
+        .query_all(Statement::from_string(
+            app.db.backend(),
+            "SELECT name FROM authors ORDER BY name LIMIT 3",
+        ))
+        .await
+        .unwrap();
+    queries.extend(authors.iter().filter_map(|row| {
+        let name = row.try_get_by_index::<String>(0).ok()?;
+        name.split(' ').nth(1).map(str::to_owned)
+    }));
+    for query in &queries {
         for size in [7, 50] {
             check(&app, 0, "after a seed", query, size).await;
         }
