@@ -6,9 +6,11 @@
 //! MGET, loads all L2 misses with one database query, fills L2 with one script
 //! call, then fills L1. Concurrent misses of the same key in this process
 //! share one load (`flight`). Absent ids are cached briefly as negative
-//! entries. Lists (pages, search results) store ids and a total, never
+//! entries. Lists (pages, search results, connections' slices) store ids
+//! and a total (and a slice whether items lie before and after it), never
 //! objects; their keys carry their group, with its identity, and the group's
-//! generation ([`keys`]).
+//! generation ([`keys`]). A slice lives under its page list's group, its key
+//! naming the cursor, so a write moves both alike.
 //!
 //! # Writing (`sync`)
 //! A mutation's statements and the record of what it invalidates (an outbox

@@ -1,5 +1,5 @@
 //! Borrow records: a member's history, lending and returning.
-use super::keyset::{fetch_slice, Sort};
+use super::keyset::{fetch_slice, Sides, Sort};
 use super::{fetch_page, now, Db, Total, Write};
 use crate::domain::cursor::{Key, KeyKind, Listing};
 use crate::domain::{Page, PageRequest, Slice, SliceRequest};
@@ -101,7 +101,8 @@ pub async fn slice_for_user(
         },
         None => None,
     };
-    let mut slice = fetch_slice(db, select, &newest_first, position, total, request).await?;
+    let sides = Sides::both(select);
+    let mut slice = fetch_slice(db, sides, &newest_first, position, total, request).await?;
     if status == Status::Overdue {
         slice.changes_at = next_due(db, user_id, now).await?;
     }

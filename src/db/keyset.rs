@@ -165,12 +165,34 @@ impl<M: FromQueryResult> FromQueryResult for Sliced<M> {
     }
 }
 
-/// The slice of `filtered`, sorted by `sort`, that `request` asks for;
-/// `position` gives the sort values of its cursor (one per column of
+/// The list's rows, filtered, for the two sides of a cursor: `ahead`
+/// where the slice is read, `behind` where the nearest row is looked for.
+/// Both select the same rows, but each may have its filter's bound on the
+/// sort's leading column moved to the cursor's key (which every row on
+/// its side satisfies anyway): given two lower (or upper) bounds on one
+/// column, SQLite seeks to one of them, and walked from the filter's
+/// (`minPrice: 5.00` with a cursor at 60.00 read every price in between).
+pub(crate) struct Sides<E: sea_orm::EntityTrait> {
+    pub ahead: sea_orm::Select<E>,
+    pub behind: sea_orm::Select<E>,
+}
+
+impl<E: sea_orm::EntityTrait> Sides<E> {
+    /// The same rows on both sides.
+    pub fn both(filtered: sea_orm::Select<E>) -> Self {
+        Self {
+            ahead: filtered.clone(),
+            behind: filtered,
+        }
+    }
+}
+
+/// The slice of the filtered rows, sorted by `sort`, that `request` asks
+/// for; `position` gives the sort values of its cursor (one per column of
 /// `sort`), and `total` the list's total.
 pub(crate) async fn fetch_slice<E>(
     db: &Db,
-    filtered: sea_orm::Select<E>,
+    sides: Sides<E>,
     sort: &Sort<E::Column>,
     position: Option<Vec<Value>>,
     total: Total,
@@ -181,6 +203,10 @@ where
     E::Column: Copy,
     E::Model: FromQueryResult + Send + Sync,
 {
+    let Sides {
+        ahead: filtered,
+        behind: behind_filtered,
+    } = sides;
     let backward = request.direction == Direction::Backward;
     let (ahead, behind) = if backward {
         (Side::Earlier, Side::Later)
@@ -215,7 +241,7 @@ where
             .beyond(values, behind, true)
             .into_iter()
             .map(|part| {
-                let mut nearest = filtered
+                let mut nearest = behind_filtered
                     .clone()
                     .select_only()
                     .column(E::id_column())
