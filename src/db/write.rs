@@ -3,24 +3,76 @@
 //! never lose its invalidation. Every write function takes a [`Write`];
 //! only [`Write::commit`] ends one successfully, and dropping it rolls back.
 use super::{outbox, Db};
-use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
 
 pub struct Write {
     db: Db,
     txn: DatabaseTransaction,
 }
 
+/// How many times a write retries taking SQLite's write lock when the
+/// snapshot it began with went stale (each after a pause of a millisecond
+/// or so): SQLite refuses that case at once, without its busy timeout.
+const LOCK_ATTEMPTS: u32 = 50;
+
 impl Db {
     /// Opens a write. On SQLite the transaction takes the database's write
-    /// lock with its first write statement; on PostgreSQL each statement
-    /// locks the rows it changes, so write functions begin with the UPDATE of
-    /// the row they are about.
+    /// lock before anything else, as `BEGIN IMMEDIATE` would: a deferred
+    /// transaction that has read anything (if only the schema) and then
+    /// writes after another connection committed fails at once with
+    /// `SQLITE_BUSY_SNAPSHOT`, which no busy timeout waits out. On
+    /// PostgreSQL each statement locks the rows it changes, so write
+    /// functions begin with the UPDATE of the row they are about.
     pub async fn begin_write(&self) -> Result<Write, DbErr> {
-        Ok(Write {
-            db: self.clone(),
-            txn: self.conn().begin().await?,
-        })
+        let mut attempt = 0;
+        loop {
+            let txn = self.conn().begin().await?;
+            if self.backend() != sea_orm::DbBackend::Sqlite {
+                return Ok(self.write(txn));
+            }
+            // A write that changes nothing, to take the lock; it names the
+            // outbox, so it is counted as bookkeeping, not as the service's
+            // statements.
+            let locked = txn
+                .execute_unprepared(&format!("DELETE FROM {} WHERE 0 = 1", outbox::TABLE))
+                .await;
+            match locked {
+                Ok(_) => return Ok(self.write(txn)),
+                Err(err) if is_stale_snapshot(&err) && attempt < LOCK_ATTEMPTS => {
+                    attempt += 1;
+                    txn.rollback().await?;
+                    tokio::time::sleep(std::time::Duration::from_micros(
+                        500 + u64::from(attempt) * 100,
+                    ))
+                    .await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
+
+    fn write(&self, txn: DatabaseTransaction) -> Write {
+        Write {
+            db: self.clone(),
+            txn,
+        }
+    }
+}
+
+/// SQLite's "database is locked" for a snapshot gone stale
+/// (`SQLITE_BUSY_SNAPSHOT`, 517): the transaction read before it wrote
+/// (a connection's first statement reads the schema), and another
+/// connection committed in between. A plain busy database (5) has waited
+/// out the busy timeout already and is not retried.
+fn is_stale_snapshot(err: &DbErr) -> bool {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(sqlx))) = err
+    else {
+        return false;
+    };
+    sqlx.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "517")
 }
 
 impl Write {

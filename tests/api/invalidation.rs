@@ -12,10 +12,23 @@ async fn eventually(
     variables: Value,
     check: impl Fn(&Value) -> bool,
 ) {
-    crate::helpers::eventually(|| async {
-        check(&app.data(token, query, variables.clone()).await)
-    })
-    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, body) = app.post(token, query, variables.clone()).await;
+        assert!(
+            status == 200 && body.get("errors").is_none(),
+            "unexpected errors ({status}): {body}"
+        );
+        if check(&body["data"]) {
+            return;
+        }
+        // Say what was last seen: which stale answer it was.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the condition never held; the last answer ({status}): {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
 
 /// Two replicas and a catalogue; B's cache warmed with `warm`.
