@@ -35,6 +35,10 @@ pub struct Event {
     /// (group name, new generation)
     #[serde(default)]
     pub groups: Vec<(String, u64)>,
+    /// The books that moved within an order, as JSON (`changes::Move`s):
+    /// the groups they name are evicted by range, not whole.
+    #[serde(default)]
+    pub moves: Option<String>,
     /// A heartbeat: when it was sent, on its sender's clock (nanoseconds
     /// since its cache started), meaningful only to the sender.
     #[serde(default)]

@@ -10,7 +10,8 @@
 //! can affect). Each variant has a test below, and each mutation an
 //! end-to-end test in `tests/api/invalidation.rs`.
 use super::keys::{Group, Kind};
-use super::matching::{BookFields, SearchBucket};
+use super::matching::{BookFields, Ranged, SearchBucket};
+use crate::domain::cursor::Key;
 use entity::{book, borrow_record};
 use uuid::Uuid;
 
@@ -126,12 +127,32 @@ pub enum Change {
     },
 }
 
-/// Entries to evict and groups to move.
+/// Entries to evict, groups to move whole, and ranges of ordered groups a
+/// book moved through.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Invalidation {
     /// Evicted by (kind, id), here and on every replica.
     pub entries: Vec<(Kind, Uuid)>,
     /// Moved, so every list entry filled under the old generation is unreachable.
+    pub groups: Vec<Group>,
+    /// Books that moved within an order (never naming a group of `groups`).
+    #[serde(default)]
+    pub moves: Vec<Move>,
+}
+
+/// A book moved from one sort key to another in `order`, within the lists
+/// of `groups` (whose filters it stays in or out of): only their entries
+/// whose span meets the range change. Their Redis generations move all the
+/// same, since L2 cannot evict by range.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Move {
+    /// The order it moved in.
+    pub order: Ranged,
+    /// Its key before the write.
+    pub from: Key,
+    /// Its key after.
+    pub to: Key,
+    /// The groups of that order whose filter the write did not touch.
     pub groups: Vec<Group>,
 }
 
@@ -164,6 +185,40 @@ impl Invalidation {
                 self.groups.push(*group);
             }
         }
+        self.moves.extend(other.moves.iter().cloned());
+        // A group moved whole by one needs no range of it from the other.
+        for moved in &mut self.moves {
+            moved.groups.retain(|group| !groups.contains(group));
+        }
+        self.moves.retain(|moved| !moved.groups.is_empty());
+    }
+
+    /// Every group a move names: generations to move in Redis, and groups
+    /// whose local entries are evicted by range.
+    pub fn ranged_groups(&self) -> impl Iterator<Item = Group> + '_ {
+        self.moves
+            .iter()
+            .flat_map(|moved| moved.groups.iter().copied())
+    }
+
+    /// Makes the moves in `order` whole-group moves: for a database whose
+    /// order of titles Rust cannot reproduce (a collation other than
+    /// bytes), a range would be compared wrongly.
+    pub fn harden(&mut self, order: Ranged) {
+        let (hard, kept): (Vec<Move>, Vec<Move>) = std::mem::take(&mut self.moves)
+            .into_iter()
+            .partition(|moved| moved.order == order);
+        self.moves = kept;
+        for moved in hard {
+            for group in moved.groups {
+                self.group(group);
+            }
+        }
+        let groups: std::collections::HashSet<Group> = self.groups.iter().copied().collect();
+        for moved in &mut self.moves {
+            moved.groups.retain(|group| !groups.contains(group));
+        }
+        self.moves.retain(|moved| !moved.groups.is_empty());
     }
 
     fn entry(&mut self, kind: Kind, id: Uuid) -> &mut Self {
@@ -193,7 +248,39 @@ impl Invalidation {
         for reads in BookFields::all() {
             self.group(Group::Books(reads));
         }
+        for order in Ranged::ALL {
+            for filter in BookFields::filter_sets() {
+                self.group(Group::BooksIn(order, filter));
+            }
+        }
         self.group(Group::BooksByAvailability)
+    }
+
+    /// Title and price pages after an update of `changed`: a group whose
+    /// filter reads a changed field moves whole (the book may have entered
+    /// or left it); in the others the book can only have moved within the
+    /// order, from its old key to its new one.
+    fn ordered_pages(&mut self, changed: BookFields, was: &book::Model, is: &book::Model) {
+        for order in Ranged::ALL {
+            let moved = changed.intersects(order.field());
+            let mut within = Vec::new();
+            for filter in BookFields::filter_sets() {
+                let group = Group::BooksIn(order, filter);
+                if filter.intersects(changed) {
+                    self.group(group);
+                } else if moved {
+                    within.push(group);
+                }
+            }
+            if !within.is_empty() {
+                self.moves.push(Move {
+                    order,
+                    from: order.key(was),
+                    to: order.key(is),
+                    groups: within,
+                });
+            }
+        }
     }
 
     /// The search buckets of every term that can match `texts` (titles or
@@ -287,6 +374,7 @@ impl Change {
                 .filter(|(changed, _)| *changed)
                 .fold(BookFields::NONE, |fields, (_, field)| fields.with(field));
                 inv.book_pages(changed);
+                inv.ordered_pages(changed, was, is);
                 // Pages filtered on availability are one group, for every field.
                 if changed != BookFields::NONE || was.copies_available != is.copies_available {
                     inv.group(BooksByAvailability);
@@ -378,6 +466,108 @@ mod tests {
         .invalidation()
     }
 
+    /// The title and price page groups an invalidation moves whole.
+    fn ordered_groups(inv: &Invalidation) -> Vec<Group> {
+        inv.groups
+            .iter()
+            .copied()
+            .filter(|group| group.ranged().is_some())
+            .collect()
+    }
+
+    #[test]
+    fn a_retitle_moves_a_range_of_every_title_page_group_and_no_title_group_whole() {
+        let before = book();
+        let mut after = before.clone();
+        after.title = "Return from the Stars".into();
+        let inv = updated(before, after);
+        assert!(ordered_groups(&inv).is_empty(), "{:?}", inv.groups);
+        assert_eq!(inv.moves.len(), 1, "no price moved");
+        let moved = &inv.moves[0];
+        assert_eq!(moved.order, Ranged::Title);
+        assert_eq!(moved.from, Key::Title("Solaris".into()));
+        assert_eq!(moved.to, Key::Title("Return from the Stars".into()));
+        assert_eq!(
+            moved.groups.len(),
+            BookFields::filter_sets().count(),
+            "every filter keeps a retitled book in or out"
+        );
+    }
+
+    #[test]
+    fn a_price_change_moves_price_filtered_groups_whole_and_a_range_of_the_others() {
+        let before = book();
+        let mut after = before.clone();
+        after.price_cents = 990;
+        let inv = updated(before, after);
+        for group in ordered_groups(&inv) {
+            let Group::BooksIn(_, filter) = group else {
+                unreachable!()
+            };
+            assert!(filter.intersects(BookFields::PRICE), "{group:?}");
+        }
+        // Title pages filtered on price, and price pages filtered on it.
+        assert_eq!(ordered_groups(&inv).len(), 2 * 8);
+        assert_eq!(inv.moves.len(), 1);
+        let moved = &inv.moves[0];
+        assert_eq!(moved.order, Ranged::Price);
+        assert_eq!(
+            (&moved.from, &moved.to),
+            (&Key::Price(1450), &Key::Price(990))
+        );
+        assert!(moved
+            .groups
+            .iter()
+            .all(|group| matches!(group, Group::BooksIn(Ranged::Price, f) if !f.intersects(BookFields::PRICE))));
+    }
+
+    #[test]
+    fn a_new_book_moves_every_title_and_price_group_whole() {
+        let inv = Change::BookCreated {
+            book: listed(book()),
+        }
+        .invalidation();
+        assert_eq!(ordered_groups(&inv).len(), 2 * 16);
+        assert!(inv.moves.is_empty());
+    }
+
+    #[test]
+    fn merging_keeps_a_group_whole_if_either_moves_it_whole() {
+        let before = book();
+        let mut retitled = before.clone();
+        retitled.title = "Eden".into();
+        let mut merged = updated(before.clone(), retitled);
+        let created = Change::BookCreated {
+            book: listed(book()),
+        }
+        .invalidation();
+        merged.merge(&created);
+        assert!(merged.moves.is_empty(), "every title group moves whole");
+        assert_eq!(ordered_groups(&merged).len(), 2 * 16);
+        let back = Invalidation::from_outbox(&merged.to_outbox()).unwrap();
+        assert_eq!(back, merged);
+    }
+
+    #[test]
+    fn hardened_title_moves_become_whole_groups() {
+        let before = book();
+        let mut after = before.clone();
+        after.title = "Eden".into();
+        after.price_cents = 100;
+        let mut inv = updated(before, after);
+        inv.harden(Ranged::Title);
+        assert!(inv.moves.iter().all(|moved| moved.order == Ranged::Price));
+        assert!(
+            inv.groups
+                .iter()
+                .filter(|group| group.ranged() == Some(Ranged::Title))
+                .count()
+                == 16
+        );
+        let whole: std::collections::HashSet<Group> = inv.groups.iter().copied().collect();
+        assert!(inv.ranged_groups().all(|group| !whole.contains(&group)));
+    }
+
     fn record(book: &book::Model) -> borrow_record::Model {
         borrow_record::Model {
             id: Uuid::now_v7(),
@@ -426,7 +616,8 @@ mod tests {
             updated(before.clone(), after),
             Invalidation {
                 entries: vec![(Kind::Book, before.id)],
-                groups: vec![]
+                groups: vec![],
+                moves: vec![]
             }
         );
     }
@@ -683,7 +874,8 @@ mod tests {
             inv,
             Invalidation {
                 entries: vec![(Kind::Author, id)],
-                groups: vec![]
+                groups: vec![],
+                moves: vec![]
             }
         );
     }
@@ -732,7 +924,8 @@ mod tests {
             inv,
             Invalidation {
                 entries: vec![(Kind::User, id)],
-                groups: vec![Group::Statistics]
+                groups: vec![Group::Statistics],
+                moves: vec![]
             }
         );
     }
@@ -745,7 +938,8 @@ mod tests {
             inv,
             Invalidation {
                 entries: vec![(Kind::User, id)],
-                groups: vec![Group::Statistics]
+                groups: vec![Group::Statistics],
+                moves: vec![]
             }
         );
     }
@@ -758,7 +952,8 @@ mod tests {
             inv,
             Invalidation {
                 entries: vec![(Kind::User, id)],
-                groups: vec![]
+                groups: vec![],
+                moves: vec![]
             }
         );
     }
@@ -776,7 +971,8 @@ mod tests {
             inv,
             Invalidation {
                 entries: vec![(Kind::User, id), (Kind::Borrow, loan)],
-                groups: vec![Group::UserBorrows(id), Group::Statistics]
+                groups: vec![Group::UserBorrows(id), Group::Statistics],
+                moves: vec![]
             }
         );
     }

@@ -16,7 +16,7 @@
 //! id. Lists: a [`List`] names every parameter, and its [`Group`] (with the
 //! user, author or category it belongs to) follows from it, so a list key
 //! cannot leave out whose list it is.
-use super::matching::{BookFields, SearchBucket};
+use super::matching::{BookFields, Ranged, SearchBucket};
 use crate::db::books::{Filter, SortOrder};
 use crate::db::borrows::Status;
 use crate::domain::{Direction, PageRequest, SearchText, SliceRequest};
@@ -27,7 +27,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// Bump when any cached struct (entity models, `IdPage`, `Statistics`) changes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// What a cached value is. Entities and counts are keyed by id; lists by
 /// their parameters under a group generation.
@@ -133,6 +133,11 @@ pub enum Group {
     /// their filter and order read: an update moves only the groups that
     /// read a field it changed (see [`super::matching`]).
     Books(BookFields),
+    /// `books` pages (not connection slices) in a title or price order,
+    /// without the `available` filter, by the fields their filter reads: a
+    /// change of those moves the group, a change of the order's key only a
+    /// range of it (see [`super::matching`]).
+    BooksIn(Ranged, BookFields),
     /// `books` pages with the `available` filter (they move on every borrow
     /// and return, so they are kept apart from the rest).
     BooksByAvailability,
@@ -161,10 +166,24 @@ impl Group {
         name
     }
 
+    /// The order whose moves evict this group's entries by range, if any.
+    pub fn ranged(&self) -> Option<Ranged> {
+        match self {
+            Group::BooksIn(order, _) => Some(*order),
+            _ => None,
+        }
+    }
+
     /// Reads back [`Group::name`], for groups that arrive in invalidation events.
     pub fn parse(name: &str) -> Option<Self> {
         if let Some(letters) = name.strip_prefix("books:") {
             return BookFields::parse(letters).map(Group::Books);
+        }
+        if let Some(rest) = name.strip_prefix("books_in:") {
+            let (order, letters) = rest.split_once(':')?;
+            let filter = BookFields::parse(letters)?;
+            return (!filter.intersects(BookFields::TITLE))
+                .then_some(Group::BooksIn(Ranged::parse(order)?, filter));
         }
         if let Some(bucket) = name.strip_prefix("search:") {
             return SearchBucket::parse(bucket).map(Group::Search);
@@ -191,6 +210,12 @@ impl Group {
             Group::Books(fields) => {
                 out.push_str("books:");
                 out.push_str(&fields.letters());
+            }
+            Group::BooksIn(order, filter) => {
+                out.push_str("books_in:");
+                out.push(order.letter());
+                out.push(':');
+                out.push_str(&filter.letters());
             }
             Group::BooksByAvailability => out.push_str("books_available"),
             Group::Search(bucket) => {
@@ -329,7 +354,13 @@ impl List<'_> {
             {
                 Group::BooksByAvailability
             }
-            List::Books { filter, order, .. } | List::BookSlice { filter, order, .. } => {
+            // Pages of a title or price order are invalidated by range;
+            // connection slices, which a cursor also places, whole.
+            List::Books { filter, order, .. } => match Ranged::of(*order) {
+                Some(ranged) => Group::BooksIn(ranged, BookFields::filtered_by(filter)),
+                None => Group::Books(BookFields::read_by(filter, *order)),
+            },
+            List::BookSlice { filter, order, .. } => {
                 Group::Books(BookFields::read_by(filter, *order))
             }
             List::Search { text, .. } | List::SearchSlice { text, .. } => {

@@ -11,6 +11,8 @@
 //! A stripe shared by unrelated keys only costs a skipped fill.
 use super::keys::{Group, Kind};
 use super::lock;
+use super::matching::Span;
+use crate::domain::cursor::Key as SortKey;
 use moka::sync::Cache;
 use moka::Expiry;
 use std::any::Any;
@@ -175,7 +177,32 @@ impl Groups {
     }
 }
 
+/// What a watched page of a ranged group (see `matching`) is known to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reach {
+    /// Not yet known (its fill has not landed): every move evicts it.
+    Unknown,
+    /// Books from one sort key to another: moves that meet them evict it.
+    Span(Span),
+    /// No book (a page past the end): no move changes it.
+    Nothing,
+}
+
+/// How many pages of one ranged group are watched at most; past it the
+/// group's watches are dropped and their pages evicted.
+const MAX_WATCHED: usize = 4096;
+
 /// L1, and the counters and trust that guard its fills (see the module docs).
+///
+/// # Ranged pages
+/// Pages of a ranged group are not made unreachable when a book moves
+/// within their order; the move evicts, by key, those whose span it meets.
+/// So each such page is **watched** from before it is read (its span
+/// unknown, so any move evicts it) until its fill records its span; a fill
+/// lands only if its page is still watched and its stripe unmoved, and a
+/// move evicts (moving the stripe's epoch) every watched page it can
+/// change and forgets the watch. A kept answer stamps the page's stripe
+/// like an entity's, so the same eviction invalidates it.
 pub struct Store {
     cache: Cache<Key, Entry, foldhash::fast::RandomState>,
     stripes: Box<[Stripe]>,
@@ -196,6 +223,8 @@ pub struct Store {
     /// How many times everything was cleared: a group this store has never
     /// seen has no counter of its own to move.
     clears: AtomicU64,
+    /// The watched pages of ranged groups (see above), by group and key.
+    ranges: Mutex<HashMap<Group, HashMap<Key, Reach>>>,
 }
 
 impl Store {
@@ -233,6 +262,7 @@ impl Store {
             untrusted_cap,
             invalidations: AtomicU64::new(0),
             clears: AtomicU64::new(0),
+            ranges: Mutex::new(HashMap::new()),
         }
     }
 
@@ -306,6 +336,89 @@ impl Store {
         self.cache.invalidate(key);
     }
 
+    /// Starts watching `key`, a page of the ranged `group`, before it is
+    /// read: until its fill says what it spans, every move in the group
+    /// evicts it.
+    pub fn watch(&self, group: Group, key: &Key) {
+        let dropped: Vec<Key> = {
+            let mut ranges = lock(&self.ranges);
+            let watched = ranges.entry(group).or_default();
+            if watched.contains_key(key) {
+                return;
+            }
+            let dropped = if watched.len() >= MAX_WATCHED {
+                watched.drain().map(|(key, _)| key).collect()
+            } else {
+                Vec::new()
+            };
+            watched.insert(key.clone(), Reach::Unknown);
+            dropped
+        };
+        // An unwatched page must not be served, nor a kept answer built on it.
+        for key in &dropped {
+            self.invalidate(key);
+        }
+    }
+
+    /// Inserts a watched page holding books of `span` (`None`: no book)
+    /// unless it was invalidated since `ticket` or is watched no more; from
+    /// then on only moves meeting `span` evict it.
+    pub fn insert_ranged(
+        &self,
+        key: Key,
+        ticket: Ticket,
+        entry: Entry,
+        group: Group,
+        span: Option<Span>,
+    ) -> bool {
+        let stripe = &self.stripes[Self::stripe_of(&key)];
+        let _guard = lock(&stripe.lock);
+        if stripe.epoch.load(Ordering::Acquire) != ticket.epoch {
+            return false;
+        }
+        let mut ranges = lock(&self.ranges);
+        let Some(reach) = ranges.get_mut(&group).and_then(|keys| keys.get_mut(&key)) else {
+            return false;
+        };
+        *reach = span.map_or(Reach::Nothing, Reach::Span);
+        self.cache.insert(key, entry);
+        true
+    }
+
+    /// A book moved from `from` to `to` within the lists of `groups`:
+    /// evicts the watched pages it can change (and forgets their watch);
+    /// returns their keys, whose loads in flight must not be joined.
+    pub fn move_range(&self, groups: &[Group], from: &SortKey, to: &SortKey) -> Vec<Key> {
+        let mut met = Vec::new();
+        {
+            let mut ranges = lock(&self.ranges);
+            for group in groups {
+                if let Some(watched) = ranges.get_mut(group) {
+                    watched.retain(|key, reach| {
+                        let meets = match reach {
+                            Reach::Unknown => true,
+                            Reach::Span(span) => span.meets(from, to),
+                            Reach::Nothing => false,
+                        };
+                        if meets {
+                            met.push(key.clone());
+                        }
+                        !meets
+                    });
+                }
+            }
+        }
+        for key in &met {
+            self.invalidate(key);
+        }
+        met
+    }
+
+    /// How many pages of ranged groups are watched (for tests).
+    pub fn watched(&self) -> usize {
+        lock(&self.ranges).values().map(HashMap::len).sum()
+    }
+
     /// Taken before a list query whose rows will be primed: the **invalidation
     /// count**, for [`Store::prime`].
     pub fn global_ticket(&self) -> GlobalTicket {
@@ -350,6 +463,7 @@ impl Store {
             }
         }
         groups.floor = groups.next();
+        lock(&self.ranges).clear();
         self.cache.invalidate_all();
     }
 
@@ -413,6 +527,10 @@ impl Store {
         let local = groups.next();
         let state = groups.entry(group);
         state.local = local;
+        // Its pages' keys named the old counter: nothing watches them now.
+        if group.ranged().is_some() {
+            lock(&self.ranges).remove(&group);
+        }
         if let Some(generation) = remote {
             let newest = state
                 .remote
@@ -476,6 +594,47 @@ mod tests {
         let ticket = store.ticket(&key("k"));
         assert!(store.insert(key("k"), ticket, entry(2)));
         assert_eq!(read(&store, "k"), Some(2));
+    }
+
+    #[test]
+    fn a_move_evicts_the_watched_pages_it_meets_and_those_not_yet_filled() {
+        use super::super::matching::{BookFields, Ranged};
+        let store = Store::new(1 << 20, Duration::from_secs(1));
+        store.set_trusted(true);
+        let group = Group::BooksIn(Ranged::Title, BookFields::NONE);
+        let t = |s: &str| SortKey::Title(s.into());
+        let span = |a: &str, b: &str| Span::of([t(a), t(b)]);
+        let fill = |name: &str, span: Option<Span>| {
+            store.watch(group, &key(name));
+            let ticket = store.ticket(&key(name));
+            store.insert_ranged(key(name), ticket, entry(1), group, span)
+        };
+        assert!(fill("a-c", span("A", "C")));
+        assert!(fill("d-f", span("D", "F")));
+        assert!(fill("past the end", None));
+        store.watch(group, &key("loading"));
+        let loading = store.ticket(&key("loading"));
+        let before = store.global_ticket();
+        let evicted = store.move_range(&[group], &t("B"), &t("Bz"));
+        assert_eq!(read(&store, "a-c"), None, "the move is within its span");
+        assert_eq!(read(&store, "d-f"), Some(1), "out of its reach");
+        assert_eq!(read(&store, "past the end"), Some(1), "it holds no book");
+        assert!(!store.unchanged_since(before), "kept answers see it");
+        let mut evicted: Vec<String> = evicted.iter().map(|k| format!("{k:?}")).collect();
+        evicted.sort();
+        assert_eq!(
+            evicted,
+            [format!("{:?}", key("a-c")), format!("{:?}", key("loading"))]
+        );
+        // The load that began before the move does not land, and its page
+        // is watched no more: a fill must watch again first.
+        assert!(!store.insert_ranged(key("loading"), loading, entry(2), group, span("X", "Y")));
+        let unwatched = store.ticket(&key("a-c"));
+        assert!(!store.insert_ranged(key("a-c"), unwatched, entry(2), group, span("A", "C")));
+        // Moving the group whole forgets its watches.
+        store.bump_group(group, None);
+        assert_eq!(store.watched(), 0);
+        assert!(store.move_range(&[group], &t("A"), &t("Z")).is_empty());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! heartbeats) on the other. Redis answers a connection's commands in order,
 //! so a write held up (`CLIENT PAUSE … WRITE`) would otherwise hold up every
 //! read queued behind it.
-use super::keys::{Group, Keys, Kind};
+use super::changes::Invalidation;
+use super::keys::{Group, Keys};
 use super::metrics::{FillTier, Metrics, Outcome};
 use fred::bytes::Bytes;
 use fred::prelude::*;
@@ -18,7 +19,6 @@ use fred::types::scripts::Script;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 /// Stores entries whose guard key still holds the value read before the
 /// database was: the entry's own version, or the global invalidation
@@ -65,8 +65,9 @@ end
 /// KEYS: the namespace counter, n entries, their n versions, then the
 /// groups' generation counters. ARGV: n, version ttl (ms), generation ttl
 /// (s), channel, origin, the entries' namespace, the groups' names, the
-/// publisher's wall clock (the event's `at`, microseconds since the Unix
-/// epoch, as a string: Lua's numbers would round it), then the global
+/// moves (JSON, passed through to the event as a string; empty for none),
+/// the publisher's wall clock (the event's `at`, microseconds since the
+/// Unix epoch, as a string: Lua's numbers would round it), then the global
 /// invalidation sequence. Returns the namespace and, if it was
 /// the caller's, the groups' new generations.
 const INVALIDATE: &str = r"
@@ -91,6 +92,7 @@ end
 local event = { origin = ARGV[5], namespace = ns, at = ARGV[#ARGV - 1] }
 if n > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end
+if ARGV[#ARGV - 2] ~= '' then event.moves = ARGV[#ARGV - 2] end
 redis.call('PUBLISH', ARGV[4], cjson.encode(event))
 return { ns, cjson.encode(groups) }
 ";
@@ -602,10 +604,9 @@ impl Store {
         &self,
         origin: &str,
         namespace: u64,
-        entries: &[(Kind, Uuid)],
-        groups: &[Group],
+        invalidation: &Invalidation,
     ) -> Option<Invalidated> {
-        self.run_invalidate(Caller::Request, origin, namespace, entries, groups)
+        self.run_invalidate(Caller::Request, origin, namespace, invalidation)
             .await
     }
 
@@ -614,21 +615,34 @@ impl Store {
         &self,
         origin: &str,
         namespace: u64,
-        entries: &[(Kind, Uuid)],
-        groups: &[Group],
+        invalidation: &Invalidation,
     ) -> Option<Invalidated> {
-        self.run_invalidate(Caller::Background, origin, namespace, entries, groups)
+        self.run_invalidate(Caller::Background, origin, namespace, invalidation)
             .await
     }
 
+    /// Runs `INVALIDATE`: the groups a move names get new generations like
+    /// the others (L2 cannot evict by range), and the moves travel in the
+    /// event so that replicas evict only what they meet.
     async fn run_invalidate(
         &self,
         caller: Caller,
         origin: &str,
         namespace: u64,
-        entries: &[(Kind, Uuid)],
-        groups: &[Group],
+        invalidation: &Invalidation,
     ) -> Option<Invalidated> {
+        let entries = &invalidation.entries;
+        let groups: Vec<Group> = invalidation
+            .groups
+            .iter()
+            .copied()
+            .chain(invalidation.ranged_groups())
+            .collect();
+        let moves = if invalidation.moves.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&invalidation.moves).expect("moves serialise")
+        };
         let keys: Vec<String> = entries
             .iter()
             .map(|(kind, id)| self.keys.entity_in(namespace, *kind, *id))
@@ -648,6 +662,7 @@ impl Store {
             Value::from(namespace as i64),
         ];
         args.extend(groups.iter().map(|group| Value::from(group.name())));
+        args.push(Value::from(moves));
         args.push(Value::from(super::bus::wall_clock_micros().to_string()));
         args.push(Value::from(self.keys.sequence()));
         let (current, reply): (u64, String) = self

@@ -12,6 +12,20 @@
 //! reads the copies, which every borrow and return change, so those pages
 //! keep a group of their own (`Group::BooksByAvailability`).
 //!
+//! # Title and price pages: the keys they span
+//! A `books` page in title or price order holds the books whose sort keys
+//! fall in one window of that order. A book whose title (or price) moves
+//! from k1 to k2 shifts only the books between k1 and k2, so a page whose
+//! window ([`Span`]) does not meet [k1, k2] is unchanged: neither its items
+//! nor how many come before it move. Such pages are grouped by order and by
+//! the fields their filter reads ([`Ranged`], `Group::BooksIn`); a change
+//! of a filtered field moves the group (a book may enter or leave it), a
+//! change of the order's own key only moves a range ([`super::changes::Move`]),
+//! which evicts the pages whose span it meets (see `l1`). Keys are compared
+//! as Rust compares them: titles by their bytes, as SQLite's `BINARY` and
+//! PostgreSQL's `C` collations do; under any other collation title moves
+//! are made whole-group moves before they are published (`harden`).
+//!
 //! # Search results: the trigrams a term can match
 //! A search for term t matches a book when t occurs in its title or its
 //! author's name as the database folds case: `lower(x) LIKE '%t%'`, where
@@ -42,7 +56,9 @@
 //! the string under whichever folding the database applied: a property
 //! test below checks it for all three.
 use crate::db::books::{Filter, SortOrder};
+use crate::domain::cursor::Key;
 use crate::domain::SearchText;
+use std::cmp::Ordering;
 
 /// A set of the book fields a `books` page's filter and order read, among
 /// those an update can change. Creation time (the `NEWEST` order) never
@@ -79,12 +95,18 @@ impl BookFields {
 
     /// The fields a page with `filter` (without `available`) in `order` reads.
     pub fn read_by(filter: &Filter, order: SortOrder) -> Self {
-        let mut fields = match order {
+        let fields = match order {
             SortOrder::TitleAsc | SortOrder::TitleDesc => Self::TITLE,
             SortOrder::PriceAsc | SortOrder::PriceDesc => Self::PRICE,
             SortOrder::PublishedDesc => Self::YEAR.with(Self::TITLE),
             SortOrder::Newest => Self::NONE,
         };
+        fields.with(Self::filtered_by(filter))
+    }
+
+    /// The fields `filter` (without `available`) reads.
+    pub fn filtered_by(filter: &Filter) -> Self {
+        let mut fields = Self::NONE;
         let reads = [
             (filter.author_id.is_some(), Self::AUTHOR),
             (filter.category_id.is_some(), Self::CATEGORY),
@@ -120,6 +142,11 @@ impl BookFields {
         (0..Self::COUNT).map(Self)
     }
 
+    /// Every set of fields a filter can read (the title is never filtered on).
+    pub fn filter_sets() -> impl Iterator<Item = Self> {
+        Self::all().filter(|fields| !fields.intersects(Self::TITLE))
+    }
+
     /// Every set of fields that reads at least one of `changed`: the page
     /// groups an update of those fields moves.
     pub fn groups_reading(changed: Self) -> impl Iterator<Item = Self> {
@@ -144,6 +171,129 @@ impl BookFields {
             fields = fields.with(*field);
         }
         (fields.letters() == letters).then_some(fields)
+    }
+}
+
+/// An order whose pages are invalidated by the range a book moves through,
+/// not whole (see the module docs).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum Ranged {
+    /// `TITLE_ASC` and `TITLE_DESC`.
+    Title,
+    /// `PRICE_ASC` and `PRICE_DESC`.
+    Price,
+}
+
+impl Ranged {
+    /// Every ranged order.
+    pub const ALL: [Self; 2] = [Self::Title, Self::Price];
+
+    /// The ranged order `order` is, if it is one.
+    pub fn of(order: SortOrder) -> Option<Self> {
+        match order {
+            SortOrder::TitleAsc | SortOrder::TitleDesc => Some(Self::Title),
+            SortOrder::PriceAsc | SortOrder::PriceDesc => Some(Self::Price),
+            SortOrder::PublishedDesc | SortOrder::Newest => None,
+        }
+    }
+
+    /// The field whose change moves a book in this order.
+    pub fn field(self) -> BookFields {
+        match self {
+            Self::Title => BookFields::TITLE,
+            Self::Price => BookFields::PRICE,
+        }
+    }
+
+    /// Its letter in a group's name.
+    pub fn letter(self) -> char {
+        match self {
+            Self::Title => 't',
+            Self::Price => 'p',
+        }
+    }
+
+    /// Reads back [`Ranged::letter`].
+    pub fn parse(letter: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|order| letter.len() == 1 && letter.starts_with(order.letter()))
+    }
+
+    /// A book's key in this order.
+    pub fn key(self, book: &entity::book::Model) -> Key {
+        match self {
+            Self::Title => Key::Title(book.title.clone()),
+            Self::Price => Key::Price(book.price_cents),
+        }
+    }
+}
+
+/// The first and last sort keys of a page's items: the window a move must
+/// meet to change it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Span {
+    /// The lowest key (the first book's in an ascending order).
+    pub low: Key,
+    /// The highest.
+    pub high: Key,
+}
+
+/// Two keys of one ranged order compared as the database orders them
+/// (titles by bytes); `None` for keys of different kinds.
+fn compare(a: &Key, b: &Key) -> Option<Ordering> {
+    match (a, b) {
+        (Key::Title(a), Key::Title(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+        (Key::Price(a), Key::Price(b)) => Some(a.cmp(b)),
+        _ => None,
+    }
+}
+
+impl Span {
+    /// The span of `keys`; `None` for no keys (an empty page, which no
+    /// move changes: only its total could, and moves keep totals).
+    pub fn of(keys: impl IntoIterator<Item = Key>) -> Option<Self> {
+        let mut span: Option<Self> = None;
+        for key in keys {
+            span = Some(match span {
+                None => Self {
+                    low: key.clone(),
+                    high: key,
+                },
+                Some(Self { low, high }) => {
+                    let low = if compare(&key, &low) == Some(Ordering::Less) {
+                        key.clone()
+                    } else {
+                        low
+                    };
+                    let high = if compare(&key, &high) == Some(Ordering::Greater) {
+                        key
+                    } else {
+                        high
+                    };
+                    Self { low, high }
+                }
+            });
+        }
+        span
+    }
+
+    /// Whether a book moving from `from` to `to` can change a page of this
+    /// span: the closed ranges meet. Ties count as meeting (the id, which
+    /// breaks them, is not compared), and so do keys that cannot be
+    /// compared: erring only towards an eviction.
+    pub fn meets(&self, from: &Key, to: &Key) -> bool {
+        let (first, last) = match compare(from, to) {
+            Some(Ordering::Greater) => (to, from),
+            Some(_) => (from, to),
+            None => return true,
+        };
+        let starts_after = compare(first, &self.high) == Some(Ordering::Greater);
+        let ends_before = compare(last, &self.low) == Some(Ordering::Less);
+        let comparable = compare(first, &self.high).is_some() && compare(last, &self.low).is_some();
+        !comparable || !(starts_after || ends_before)
     }
 }
 
@@ -273,6 +423,34 @@ impl SearchBucket {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_span_meets_the_moves_that_can_change_its_page() {
+        let t = |s: &str| Key::Title(s.into());
+        let span = Span::of([t("Dune"), t("Babel"), t("Emma")]).unwrap();
+        assert_eq!(
+            (span.low.clone(), span.high.clone()),
+            (t("Babel"), t("Emma"))
+        );
+        // Both ends before, or both after: the page keeps its books.
+        assert!(!span.meets(&t("Aa"), &t("Ab")));
+        assert!(!span.meets(&t("Zz"), &t("Faust")));
+        // Into, out of, within, or across it; ends included.
+        assert!(span.meets(&t("Aa"), &t("Cuckoo")));
+        assert!(span.meets(&t("Dune"), &t("Zz")));
+        assert!(span.meets(&t("Aa"), &t("Zz")));
+        assert!(span.meets(&t("Zz"), &t("Emma")));
+        assert!(span.meets(&t("Babel"), &t("Aa")));
+        // Bytes, as SQLite's BINARY and PostgreSQL's C collations order:
+        // lower case sorts after every capital.
+        assert!(!span.meets(&t("apple"), &t("zebra")));
+        let prices = Span::of([Key::Price(500), Key::Price(900)]).unwrap();
+        assert!(!prices.meets(&Key::Price(100), &Key::Price(499)));
+        assert!(prices.meets(&Key::Price(100), &Key::Price(500)));
+        // Keys it cannot compare meet, to err towards an eviction.
+        assert!(prices.meets(&t("a"), &t("b")));
+        assert_eq!(Span::of(std::iter::empty()), None);
+    }
     use super::*;
     use crate::domain::Money;
     use uuid::Uuid;

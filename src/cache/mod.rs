@@ -449,18 +449,36 @@ impl Inner {
             .filter(|_| trusted && !self.sync.has_pending())
     }
 
-    /// Evicts keys from L1, cancels their flights so no later reader joins a
-    /// load that began before the write, and moves groups locally.
-    fn evict_locally(&self, keys: &[l1::Key], groups: &[(Group, Option<u64>)]) {
+    /// Evicts keys from L1, moves groups locally (those `moves` name only
+    /// learn their generation) and evicts the pages the moves reach, then
+    /// cancels the flights of all it evicted, so no later reader joins a
+    /// load that began before the write.
+    fn evict_locally(
+        &self,
+        keys: &[l1::Key],
+        groups: &[(Group, Option<u64>)],
+        moves: &[changes::Move],
+    ) {
+        let mut evicted = keys.to_vec();
         if let Some(l1) = &self.l1 {
             for key in keys {
                 l1.invalidate(key);
             }
             for (group, generation) in groups {
-                l1.bump_group(*group, *generation);
+                let ranged = moves.iter().any(|moved| moved.groups.contains(group));
+                match (ranged, generation) {
+                    (true, Some(generation)) => l1.learn_generation(*group, *generation),
+                    (true, None) => {}
+                    (false, _) => l1.bump_group(*group, *generation),
+                }
+            }
+            // After the generations: a reader whose watch began after this
+            // eviction reads L2 under them.
+            for moved in moves {
+                evicted.extend(l1.move_range(&moved.groups, &moved.from, &moved.to));
             }
         }
-        self.flights.cancel(keys);
+        self.flights.cancel(&evicted);
     }
 }
 

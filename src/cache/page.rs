@@ -6,8 +6,11 @@
 //! is guarded by every write's counter, since its keys are only known from
 //! the query.
 use super::codec::{self, Slot};
+use super::matching::{Ranged, Span};
 use super::read::CacheKey;
-use super::{l1, l2, Cache, Inner, List, Of, AUTHOR, BOOK, BORROW, CATEGORY};
+use super::reads::Reads;
+use super::{l1, l2, Cache, Group, Inner, List, Of, AUTHOR, BOOK, BORROW, CATEGORY};
+use crate::domain::cursor::Key as SortKey;
 use crate::domain::{Page, PageRequest, Slice};
 use crate::error::{LoadError, Result};
 use entity::{author, book, borrow_record, category};
@@ -37,6 +40,15 @@ pub struct IdPage {
     /// When the page's answer changes with time alone, in milliseconds
     /// since the epoch ([`Page::changes_at`]): no tier keeps it past then.
     pub changes_at: Option<i64>,
+    /// The sort keys of its first and last books, for a page of a ranged
+    /// group (see `matching`); `None` otherwise, or with no book.
+    pub span: Option<Span>,
+}
+
+impl IdPage {
+    fn span(&self) -> Option<Span> {
+        self.span.clone()
+    }
 }
 
 impl IdPage {
@@ -55,6 +67,10 @@ pub trait Item: Serialize + DeserializeOwned + Send + Sync + 'static {
     const KIND: Of<Self>;
     /// The id the page stores in place of the item.
     fn id(&self) -> Uuid;
+    /// Its key in a ranged order, if it is a book.
+    fn sort_key(&self, _order: Ranged) -> Option<SortKey> {
+        None
+    }
 }
 
 macro_rules! item {
@@ -67,7 +83,17 @@ macro_rules! item {
         }
     )*};
 }
-item!(book::Model => BOOK, author::Model => AUTHOR, category::Model => CATEGORY, borrow_record::Model => BORROW);
+item!(author::Model => AUTHOR, category::Model => CATEGORY, borrow_record::Model => BORROW);
+
+impl Item for book::Model {
+    const KIND: Of<Self> = BOOK;
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn sort_key(&self, order: Ranged) -> Option<SortKey> {
+        Some(order.key(self))
+    }
+}
 
 /// The invalidation counters before a list query, for [`Inner::prime`].
 #[derive(Debug, Clone, Default)]
@@ -82,6 +108,7 @@ impl Cache {
     pub async fn page<M, F, Fut, R, RFut>(
         &self,
         list: &List<'_>,
+        reads: &Reads,
         request: PageRequest,
         load: F,
         resolve: R,
@@ -97,16 +124,17 @@ impl Cache {
             let page = load();
             async move { page.await.map(Slice::from) }
         };
-        let slice = self.slice(list, load, resolve).await?;
+        let slice = self.slice(list, reads, load, resolve).await?;
         Ok(slice.into_page(request))
     }
 
     /// Reads the slice `list` (a page, or a connection's slice) through the
-    /// cache. `load` runs its query; `resolve` reads the items of a cached
-    /// slice by id.
+    /// cache, recording it in `reads`. `load` runs its query; `resolve`
+    /// reads the items of a cached slice by id.
     pub async fn slice<M, F, Fut, R, RFut>(
         &self,
         list: &List<'_>,
+        reads: &Reads,
         load: F,
         resolve: R,
     ) -> Result<Slice<Arc<M>>>
@@ -119,12 +147,24 @@ impl Cache {
     {
         let inner = &self.inner;
         let loaded: Mutex<Option<(Vec<Arc<M>>, PrimeTicket)>> = Mutex::new(None);
+        reads.list(list);
         let (key, _) = inner.list_key(list).await;
-        let read = inner.read_one(list.kind(), key, IdPage::lifetime, || async {
+        if key.ranged.is_some() {
+            // Moves evict it by this key: see `l1`.
+            reads.page(&key.l1);
+        }
+        let ranged = list.group().ranged();
+        let shape = (
+            IdPage::lifetime as fn(&IdPage) -> _,
+            IdPage::span as fn(&IdPage) -> _,
+        );
+        let read = inner.read_one(list.kind(), key, shape, || async {
             let ticket = Box::pin(inner.prime_ticket()).await;
             let slice = Box::pin(load()).await?;
             let items: Vec<Arc<M>> = slice.items.into_iter().map(Arc::new).collect();
             let ids = items.iter().map(|item| item.id()).collect();
+            let span = ranged
+                .and_then(|order| Span::of(items.iter().filter_map(|item| item.sort_key(order))));
             *super::lock(&loaded) = Some((items, ticket));
             Ok(IdPage {
                 ids,
@@ -132,6 +172,7 @@ impl Cache {
                 has_previous: slice.has_previous,
                 has_next: slice.has_next,
                 changes_at: slice.changes_at.map(|at| at.timestamp_millis()),
+                span,
             })
         });
         let ids: Arc<IdPage> = read.await?;
@@ -171,6 +212,9 @@ impl Inner {
     /// The keys of a list entry, and the group's local counter.
     pub(super) async fn list_key(&self, list: &List<'_>) -> (CacheKey, u64) {
         let group = list.group();
+        if let (Some(l1), Some(_)) = (&self.l1, group.ranged()) {
+            return self.ranged_key(l1, list, group).await;
+        }
         let (local, mut remote) = self.l1.as_ref().map_or((0, None), |l1| l1.group(&group));
         if remote.is_none() {
             if let Some(l2) = self.l2() {
@@ -186,6 +230,35 @@ impl Inner {
             CacheKey {
                 l1: l1_key,
                 l2: remote.map(|_| shared),
+                ranged: None,
+            },
+            local,
+        )
+    }
+
+    /// The key of a page of a ranged group, watched (see `l1`). Its L1 key
+    /// names the group's local counter alone: a move changes the Redis
+    /// generation without touching the pages it cannot reach. The
+    /// generation is read after the watch began: a move evicts the watched
+    /// page, or was seen before the watch, generation included.
+    async fn ranged_key(&self, l1: &l1::Store, list: &List<'_>, group: Group) -> (CacheKey, u64) {
+        let (local, _) = l1.group(&group);
+        let l1_key = l1::Key::List(format!("{}#{local}", self.keys.list(list, 0)).into_boxed_str());
+        l1.watch(group, &l1_key);
+        let (_, mut remote) = l1.group(&group);
+        if remote.is_none() {
+            if let Some(l2) = self.l2() {
+                remote = l2.generation(&group).await;
+                if let Some(generation) = remote {
+                    l1.learn_generation(group, generation);
+                }
+            }
+        }
+        (
+            CacheKey {
+                l1: l1_key,
+                l2: remote.map(|generation| self.keys.list(list, generation)),
+                ranged: Some(group),
             },
             local,
         )

@@ -2,7 +2,8 @@
 //! then one database load, then the guarded fills of both tiers.
 use super::codec::{self, Slot};
 use super::flight::{self, Joined, Outcome};
-use super::{l1, l2, lock, Cache, FillTier, Inner, Kind, Mode, Of};
+use super::matching::Span;
+use super::{l1, l2, lock, Cache, FillTier, Group, Inner, Kind, Mode, Of};
 use crate::error::LoadError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -20,6 +21,9 @@ pub(super) struct CacheKey {
     /// `None`: do not use L2 for this key (a list whose group generation
     /// could not be read, so its L2 key is unknown).
     pub(super) l2: Option<String>,
+    /// The ranged group of a watched page (see `l1`), whose fill records
+    /// its span.
+    pub(super) ranged: Option<Group>,
 }
 
 /// A test hook: holds fills of matching keys between the database read and
@@ -41,6 +45,10 @@ impl FillPause {
         self.release.add_permits(1);
     }
 }
+
+/// What the read path asks of a value besides its bytes: how long it may
+/// be kept if time alone changes it, and the span of a ranged page.
+pub(super) type Shape<V> = (fn(&V) -> Option<Duration>, fn(&V) -> Option<Span>);
 
 /// A key this call loads (it owns the key's flight).
 struct Owned<V> {
@@ -94,23 +102,19 @@ impl Cache {
             .map(|id| CacheKey {
                 l1: l1::Key::Entity(kind, *id),
                 l2: Some(self.inner.keys.entity(kind, *id)),
+                ranged: None,
             })
             .collect();
         let values = self
             .inner
-            .read_through::<V, _, _>(
-                kind,
-                keys,
-                |_| None,
-                |indices| {
-                    let wanted: Vec<Uuid> = indices.iter().map(|i| ids[*i]).collect();
-                    let loading = load(wanted.clone());
-                    async move {
-                        let mut found = loading.await?;
-                        Ok(wanted.iter().map(|id| found.remove(id)).collect())
-                    }
-                },
-            )
+            .read_through::<V, _, _>(kind, keys, (|_| None, |_| None), |indices| {
+                let wanted: Vec<Uuid> = indices.iter().map(|i| ids[*i]).collect();
+                let loading = load(wanted.clone());
+                async move {
+                    let mut found = loading.await?;
+                    Ok(wanted.iter().map(|id| found.remove(id)).collect())
+                }
+            })
             .await?;
         Ok(ids
             .iter()
@@ -122,13 +126,14 @@ impl Cache {
 
 impl Inner {
     /// The read path for one key that always has a value (a list entry).
-    /// `lifetime` caps how long a value may be kept in either tier, for
-    /// values that change with time alone.
+    /// `shape.0` caps how long a value may be kept in either tier, for
+    /// values that change with time alone; `shape.1` is the span of a
+    /// ranged page (see `l1`).
     pub(super) async fn read_one<V, F, Fut>(
         &self,
         kind: Kind,
         key: CacheKey,
-        lifetime: fn(&V) -> Option<Duration>,
+        shape: Shape<V>,
         load: F,
     ) -> Result<Arc<V>, LoadError>
     where
@@ -136,7 +141,7 @@ impl Inner {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, LoadError>>,
     {
-        self.read_through::<V, _, _>(kind, vec![key], lifetime, |_| {
+        self.read_through::<V, _, _>(kind, vec![key], shape, |_| {
             let loading = load();
             async move { Ok(vec![Some(loading.await?)]) }
         })
@@ -151,7 +156,7 @@ impl Inner {
         &self,
         kind: Kind,
         keys: Vec<CacheKey>,
-        lifetime: fn(&V) -> Option<Duration>,
+        shape: Shape<V>,
         load: F,
     ) -> Result<Vec<Option<Arc<V>>>, LoadError>
     where
@@ -219,7 +224,7 @@ impl Inner {
             kind,
             &keys,
             &mut owned,
-            (&load, lifetime),
+            (&load, shape),
             current_as_of,
         ))
         .await;
@@ -265,7 +270,7 @@ impl Inner {
         kind: Kind,
         keys: &[CacheKey],
         owned: &mut [Owned<V>],
-        (load, lifetime): (&F, fn(&V) -> Option<Duration>),
+        (load, (lifetime, span)): (&F, Shape<V>),
         current_as_of: std::time::Instant,
     ) -> Result<HashMap<usize, Option<Arc<V>>>, LoadError>
     where
@@ -373,9 +378,15 @@ impl Inner {
                     keys[index].l2.as_deref().unwrap_or_default(),
                 );
                 let ttl = capped(ttl, value.as_deref(), lifetime);
+                let spanned = value.as_deref().and_then(span);
                 let value: l1::Value = value.map(|v| v as Arc<dyn Any + Send + Sync>);
                 let entry = l1::Entry::new(value, len, ttl, current_as_of);
-                if !l1.insert(keys[index].l1.clone(), ticket, entry) {
+                let key = keys[index].l1.clone();
+                let inserted = match keys[index].ranged {
+                    Some(group) => l1.insert_ranged(key, ticket, entry, group, spanned),
+                    None => l1.insert(key, ticket, entry),
+                };
+                if !inserted {
                     self.metrics.fills_refused(FillTier::L1, 1);
                 }
             }

@@ -61,6 +61,8 @@ struct Read {
     entities: Vec<(Kind, Uuid, bool)>,
     /// List pages and the statistics, by the group that moves them.
     lists: Vec<(Kind, Group)>,
+    /// Pages of ranged groups, by their L1 key, which a move evicts.
+    pages: Vec<l1::Key>,
     /// Whether the answer depends on who asked.
     private: bool,
     /// The first moment something read changes with time alone.
@@ -105,6 +107,14 @@ impl Reads {
             let mut read = lock(&self.read);
             read.private |= kind.is_private();
             read.lists.push((kind, list.group()));
+        }
+    }
+
+    /// A page of a ranged group (see `l1`): a move that reaches it evicts
+    /// it by key, as a write evicts an entity.
+    pub fn page(&self, key: &l1::Key) {
+        if self.is_recording() {
+            lock(&self.read).pages.push(key.clone());
         }
     }
 
@@ -194,6 +204,7 @@ impl Cache {
             ttl = ttl.min(ttls.l1(*kind, !found));
             entities.push(l1.ticket(&l1::Key::Entity(*kind, *id)));
         }
+        entities.extend(read.pages.iter().map(|key| l1.ticket(key)));
         let mut groups: Vec<(Group, u64)> = Vec::with_capacity(read.lists.len());
         for (kind, group) in &read.lists {
             ttl = ttl.min(ttls.l1(*kind, false));

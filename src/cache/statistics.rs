@@ -94,7 +94,7 @@ impl Cache {
         let current_as_of = self.inner.sync.current_as_of();
         let value = self
             .inner
-            .read_one(Kind::Statistics, key, |_| None, load)
+            .read_one(Kind::Statistics, key, (|_| None, |_| None), load)
             .await?;
         *lock(&self.inner.statistics) = Some(Snapshot {
             value: value.clone(),

@@ -4,6 +4,7 @@
 //! published at once. The argument is in the module documentation of
 //! [`crate::cache`].
 use super::bus::{self, Event};
+use super::changes::Move;
 use super::l2::{self, Invalidated};
 use super::{l1, lock, Cache, Change, Group, Inner, Invalidation};
 use crate::db::{outbox, Db, Write};
@@ -107,7 +108,10 @@ impl Cache {
     /// answer, the invalidation stays pending here and in the outbox.
     pub async fn commit(&self, write: Write, change: Change) -> Result<()> {
         let inner = &self.inner;
-        let invalidation = change.invalidation();
+        let mut invalidation = change.invalidation();
+        if !write.db().orders_text_by_bytes() {
+            invalidation.harden(super::matching::Ranged::Title);
+        }
         let payload = inner.sync.outbox.as_ref().map(|_| invalidation.to_outbox());
         let outbox = write.commit(payload.as_deref()).await?;
         inner
@@ -120,8 +124,8 @@ impl Cache {
     }
 }
 
-/// L1's names for an invalidation's entries and its groups, generations
-/// unknown.
+/// L1's names for an invalidation's entries and its groups (those its
+/// moves name too), generations unknown.
 fn local_names(invalidation: &Invalidation) -> (Vec<l1::Key>, Vec<(Group, Option<u64>)>) {
     let keys = invalidation
         .entries
@@ -131,15 +135,18 @@ fn local_names(invalidation: &Invalidation) -> (Vec<l1::Key>, Vec<(Group, Option
     let groups = invalidation
         .groups
         .iter()
-        .map(|group| (*group, None))
+        .copied()
+        .chain(invalidation.ranged_groups())
+        .map(|group| (group, None))
         .collect();
     (keys, groups)
 }
 
 impl Inner {
     async fn publish(&self, pending: Pending) {
+        let moves = &pending.invalidation.moves;
         let (local, unknown) = local_names(&pending.invalidation);
-        self.evict_locally(&local, &unknown);
+        self.evict_locally(&local, &unknown, moves);
         let Some(l2) = &self.l2 else {
             return;
         };
@@ -149,11 +156,11 @@ impl Inner {
         {
             Some(generations) => {
                 self.metrics.event_published();
-                self.evict_locally(&local, &known(generations));
+                self.evict_locally(&local, &known(generations), moves);
                 lock(&self.sync.published).extend(pending.outbox);
             }
             None => {
-                self.evict_locally(&local, &unknown);
+                self.evict_locally(&local, &unknown, moves);
                 tracing::warn!("an invalidation could not reach redis: kept pending, L2 skipped until it is published");
                 lock(&self.sync.pending).push(pending);
             }
@@ -175,12 +182,10 @@ impl Inner {
         // Only a clear between two tries sends this round again.
         for _ in 0..3 {
             let namespace = self.keys.namespace();
-            let (entries, groups) = (&invalidation.entries, &invalidation.groups);
             let outcome = if replay {
-                l2.replay(&self.origin, namespace, entries, groups).await
+                l2.replay(&self.origin, namespace, invalidation).await
             } else {
-                l2.invalidate(&self.origin, namespace, entries, groups)
-                    .await
+                l2.invalidate(&self.origin, namespace, invalidation).await
             };
             match outcome? {
                 Invalidated::Done(generations) => return Some(generations),
@@ -201,7 +206,7 @@ impl Inner {
         match self.invalidate_in_redis(l2, invalidation, true).await {
             Some(generations) => {
                 let (local, _) = local_names(invalidation);
-                self.evict_locally(&local, &known(generations));
+                self.evict_locally(&local, &known(generations), &invalidation.moves);
                 self.metrics.replayed(1);
                 true
             }
@@ -429,7 +434,16 @@ impl bus::Sink for SinkHandle {
             .filter_map(|key| inner.keys.parse_entity(key))
             .map(|(kind, id)| l1::Key::Entity(kind, id))
             .collect();
-        inner.evict_locally(&entries, &groups);
+        let moves: Vec<Move> = match event.moves.as_deref().map(serde_json::from_str) {
+            None => Vec::new(),
+            Some(Ok(moves)) => moves,
+            Some(Err(_)) => {
+                // Moves this build cannot read: their groups move whole.
+                tracing::warn!("ignoring the unreadable moves of an invalidation event");
+                Vec::new()
+            }
+        };
+        inner.evict_locally(&entries, &groups, &moves);
     }
 
     fn connected(&self) {

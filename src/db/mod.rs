@@ -58,7 +58,14 @@ pub struct Db {
     /// The most database calls one request has had running at once, for
     /// tests that prove a request cannot take the whole pool.
     most_held_by_a_request: Arc<AtomicU64>,
+    /// Whether text sorts as Rust compares strings; see
+    /// [`Db::orders_text_by_bytes`].
+    text_by_bytes: bool,
 }
+
+/// Strings whose order by bytes differs from their order under any
+/// linguistic collation (case, accents, punctuation, spaces).
+const COLLATION_PROBE: [&str; 10] = ["B", "a", "_x", "é", "e", "Z", "ab", "a b", "A", "ä"];
 
 impl Db {
     /// Connects to `url` (`sqlite://...` or `postgres://...`). SQLite runs in
@@ -77,6 +84,8 @@ impl Db {
                     .busy_timeout(Duration::from_secs(10))
             });
         let mut conn = sea_orm::Database::connect(options).await?;
+        // Before the statement counter is attached: no request asked for it.
+        let text_by_bytes = probe_text_order(&conn).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let metrics = Arc::new(metrics::Statements::default());
         let (counter, recorder) = (statements.clone(), metrics.clone());
@@ -94,7 +103,15 @@ impl Db {
             statements,
             metrics,
             most_held_by_a_request: Arc::new(AtomicU64::new(0)),
+            text_by_bytes,
         })
+    }
+
+    /// Whether this database orders text as Rust compares strings, by
+    /// bytes (SQLite's `BINARY`, PostgreSQL's `C` collations), so the cache
+    /// may compare titles to know which pages a retitle reaches.
+    pub fn orders_text_by_bytes(&self) -> bool {
+        self.text_by_bytes
     }
 
     /// Applies every pending migration, each atomically with its record. A
@@ -324,4 +341,28 @@ pub async fn by_ids<E: Keyed>(db: &Db, ids: Vec<Uuid>) -> Result<HashMap<Uuid, E
         .all(db.conn())
         .await?;
     Ok(rows.into_iter().map(|row| (E::id_of(&row), row)).collect())
+}
+
+/// Sorts [`COLLATION_PROBE`] in the database's default collation (the one
+/// the catalogue's columns use) and compares with Rust's order.
+async fn probe_text_order(conn: &DatabaseConnection) -> Result<bool, DbErr> {
+    let values = COLLATION_PROBE
+        .iter()
+        .map(|text| format!("('{text}')"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("SELECT column1 AS text FROM (VALUES {values}) AS probe ORDER BY column1");
+    let rows = conn
+        .query_all(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            sql,
+        ))
+        .await?;
+    let sorted: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get::<String>("", "text"))
+        .collect::<Result<_, _>>()?;
+    let mut by_bytes: Vec<String> = COLLATION_PROBE.iter().map(|s| (*s).to_owned()).collect();
+    by_bytes.sort_unstable();
+    Ok(sorted == by_bytes)
 }

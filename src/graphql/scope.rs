@@ -245,11 +245,10 @@ impl Scope {
         R: FnOnce(Vec<Uuid>) -> RFut,
         RFut: Future<Output = Result<HashMap<Uuid, Arc<M>>, LoadError>>,
     {
-        self.reads.list(list);
         let page = self
             .services
             .cache
-            .page(list, request, load, resolve)
+            .page(list, &self.reads, request, load, resolve)
             .await?;
         self.record(&page.items, page.changes_at);
         Ok(page)
@@ -269,8 +268,11 @@ impl Scope {
         R: FnOnce(Vec<Uuid>) -> RFut,
         RFut: Future<Output = Result<HashMap<Uuid, Arc<M>>, LoadError>>,
     {
-        self.reads.list(list);
-        let slice = self.services.cache.slice(list, load, resolve).await?;
+        let slice = self
+            .services
+            .cache
+            .slice(list, &self.reads, load, resolve)
+            .await?;
         self.record(&slice.items, slice.changes_at);
         Ok(slice)
     }

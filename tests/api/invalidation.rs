@@ -476,3 +476,83 @@ async fn a_retitle_leaves_price_pages_and_unrelated_searches_warm() {
         "the new title's search moved"
     );
 }
+
+/// A retitle reloads only the title-ordered pages whose span of titles the
+/// move passes through (issue 16: "invalidate by range"); the pages it
+/// cannot reach stay warm on the other replica, and every page read there
+/// after the event is exact.
+#[tokio::test]
+async fn a_retitle_reloads_only_the_title_pages_it_moves_through() {
+    use biblio::cache::Kind;
+    let (r, _redis) = TestApp::builder().replicas(2).spawn_replicas().await;
+    let librarian = r[0].librarian().await;
+    let author = r[0].create_author(&librarian, "Ursula K. Le Guin").await;
+    let category = r[0].create_category(&librarian, "Science Fiction").await;
+    let mut titles: Vec<(String, String)> = Vec::new();
+    for n in 0..12u64 {
+        let title = format!("Book {n:02}");
+        let book = NewBook {
+            title: &title,
+            n,
+            author: &author,
+            category: &category,
+            copies: 1,
+        };
+        titles.push((title.clone(), r[0].create_book(&librarian, book).await));
+    }
+    let page = "query($p: Int!) { books(orderBy: TITLE_ASC, page: $p, pageSize: 3) { totalCount items { id title } } }";
+    let loads = || r[1].cache.metrics().kind(Kind::BookPage).loads;
+    let read_all = || async {
+        let mut seen = Vec::new();
+        for p in 1..=4 {
+            let data = r[1].data(None, page, json!({ "p": p })).await;
+            for item in data["books"]["items"].as_array().unwrap() {
+                seen.push(item["title"].as_str().unwrap().to_owned());
+            }
+        }
+        seen
+    };
+    // Warm B until a whole round loads nothing: every setup event arrived.
+    crate::helpers::eventually(|| async {
+        let before = loads();
+        read_all().await;
+        loads() == before
+    })
+    .await;
+
+    // (book, new title, pages it moves through)
+    let retitles = [
+        ("Book 04", "Book 045", 1), // within page 2
+        ("Book 11", "Zed", 1),      // within page 4, to the end
+        ("Book 01", "Book 10a", 4), // from page 1 across to page 4
+    ];
+    for (from, to, reached) in retitles {
+        let id = titles
+            .iter()
+            .find(|(title, _)| title == from)
+            .unwrap()
+            .1
+            .clone();
+        let events = r[1].cache.metrics().events_received();
+        r[0].data(
+            Some(&librarian),
+            "mutation($id: ID!, $t: String!) { updateBook(id: $id, input: { title: $t }) { id } }",
+            json!({ "id": id, "t": to }),
+        )
+        .await;
+        crate::helpers::eventually(|| async { r[1].cache.metrics().events_received() > events })
+            .await;
+        for entry in titles.iter_mut().filter(|(title, _)| title == from) {
+            entry.0 = to.to_owned();
+        }
+        let mut expected: Vec<String> = titles.iter().map(|(title, _)| title.clone()).collect();
+        expected.sort();
+        let before = loads();
+        assert_eq!(read_all().await, expected, "after {from} became {to}");
+        assert_eq!(
+            loads() - before,
+            reached,
+            "{from} to {to} reloads the pages it passes through, and only those"
+        );
+    }
+}
