@@ -334,8 +334,8 @@ pub fn search_listing(text: &SearchText) -> Listing {
 }
 
 /// A keyset slice of the books [`search`] matches, by title then id: the
-/// same matched set (so it moves with `search` when search gets an index),
-/// cut after (or before) the cursor's `(title, id)` instead of at an
+/// same matched set, found by the same index (`search::matches_cte`), cut
+/// after (or before) the cursor's `(title, id)` instead of at an
 /// offset, with its total and whether a match lies behind the cursor.
 pub async fn search_slice(
     db: &Db,
@@ -353,8 +353,10 @@ pub async fn search_slice(
         }
     };
     let backward = request.direction == crate::domain::Direction::Backward;
-    let pattern = placeholder(1);
-    let mut values: Vec<sea_orm::Value> = vec![text.like_pattern().into()];
+    // The plan `searchBooks` takes: an index for text of three characters
+    // or more.
+    let (matches, parameter) = super::search::matches_cte(backend, text, &placeholder(1));
+    let mut values: Vec<sea_orm::Value> = vec![parameter];
     let (ahead, behind) = match &request.cursor {
         Some(cursor) => {
             let title = match &cursor.key {
@@ -381,13 +383,6 @@ pub async fn search_slice(
     } else {
         "title, id"
     };
-    let matches = format!(
-        "WITH matches AS MATERIALIZED (\
-            SELECT books.id, books.title FROM books \
-            JOIN authors ON authors.id = books.author_id \
-            WHERE lower(books.title) LIKE {pattern} ESCAPE '\\' \
-            OR lower(authors.name) LIKE {pattern} ESCAPE '\\')"
-    );
     let slice = format!(
         "{matches} SELECT books.*, (SELECT COUNT(*) FROM matches) AS n, ({behind}) AS b \
          FROM books WHERE books.id IN \

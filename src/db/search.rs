@@ -89,6 +89,34 @@ fn pg_trgm_finds(text: &SearchText) -> bool {
     false
 }
 
+/// The CTE `matches (id, title)` of the plan [`books`] takes for `text`,
+/// with its one parameter (written `{parameter}`): for searches cut by a
+/// cursor rather than an offset (`books::search_slice`), which read the
+/// matches once for both the total and the slice.
+pub(super) fn matches_cte(
+    backend: DbBackend,
+    text: &SearchText,
+    parameter: &str,
+) -> (String, Value) {
+    match backend {
+        DbBackend::Sqlite if text.chars() >= TRIGRAM => (
+            format!(
+                "WITH matches AS MATERIALIZED (\
+                    SELECT books.id, books.title FROM book_search \
+                    JOIN book_search_keys AS k ON k.key = book_search.rowid \
+                    JOIN books ON books.id = k.book_id \
+                    WHERE book_search MATCH {parameter})"
+            ),
+            text.fts5_phrase().into(),
+        ),
+        DbBackend::Postgres if pg_trgm_finds(text) => (
+            Matches::TrigramUnion.cte(parameter),
+            text.like_pattern().into(),
+        ),
+        _ => (Matches::Scan.cte(parameter), text.like_pattern().into()),
+    }
+}
+
 /// How the matches of a [`materialised`] search are found.
 #[derive(Clone, Copy)]
 enum Matches {

@@ -445,6 +445,18 @@ async fn an_authors_books_search_results_and_my_borrows_walk_like_their_pages() 
             "/searchBooks/items",
             "/searchBooksConnection",
         ),
+        // Three characters or more: the index's plan (FTS5, pg_trgm), here
+        // matching through the author's name.
+        (
+            None,
+            "query($q: String!) { searchBooks(query: $q, pageSize: 100) { items { id } } }".to_owned(),
+            format!("query($q: String!, $first: Int, $after: String, $last: Int, $before: String) \
+                     {{ searchBooksConnection(query: $q, first: $first, after: $after, last: $last, \
+                     before: $before) {{ {SLICE} }} }}"),
+            json!({ "q": "gui" }),
+            "/searchBooks/items",
+            "/searchBooksConnection",
+        ),
         (
             Some(member.as_str()),
             "query($s: BorrowStatus) { myBorrows(status: $s, pageSize: 100) { items { id } } }".to_owned(),
