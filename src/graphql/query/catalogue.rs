@@ -4,7 +4,8 @@ use crate::domain::cursor::{Cursor, Key};
 use crate::domain::{parse_id, PageRequest, SearchText, SliceRequest};
 use crate::error::Result;
 use crate::graphql::types::{
-    connection, Author, Book, BookFilter, BookOrder, Category, Connected, LibraryStatistics, Paged,
+    books_connection, connection, Author, Book, BookFilter, BookOrder, BookSliceOf, Category,
+    Connected, LibraryStatistics, Paged,
 };
 use crate::graphql::{scope, services};
 use async_graphql::{Context, Object, ID};
@@ -80,32 +81,14 @@ impl CatalogueQuery {
     ) -> Result<Connected<Book>> {
         let filter = filter.unwrap_or_default().validate()?;
         let order: db::books::SortOrder = order_by.unwrap_or_default().into();
-        let listing = filter.listing(order);
-        let request =
-            SliceRequest::parse(first, after.as_deref(), last, before.as_deref(), &listing)?;
-        let services = services(ctx)?;
-        let scope = scope(ctx)?;
-        let list = List::BookSlice {
-            filter: &filter,
+        books_connection(
+            ctx,
+            BookSliceOf::Catalogue,
+            &filter,
             order,
-            slice: &request,
-        };
-        let books = scope
-            .slice(
-                &list,
-                || scope.on_db(db::books::slice(&services.db, &filter, order, &request)),
-                |ids| scope.books(ids),
-            )
-            .await?;
-        Ok(connection(
-            books,
-            |book| {
-                Cursor::new(&listing, order.key(book), book.id)
-                    .as_str()
-                    .to_owned()
-            },
-            Book,
-        ))
+            (first, after, last, before),
+        )
+        .await
     }
 
     /// Books whose title or author's name contains `query`, ignoring case.

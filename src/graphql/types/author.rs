@@ -1,9 +1,8 @@
-use super::{connection, id, Book, Connected, Paged};
+use super::{id, Book, Connected, Paged};
 use crate::cache::List;
 use crate::db;
 use crate::db::books::{Filter, SortOrder};
-use crate::domain::cursor::Cursor;
-use crate::domain::{PageRequest, SliceRequest};
+use crate::domain::PageRequest;
 use crate::error::Result;
 use crate::graphql::{scope, services};
 use async_graphql::{Context, Object, ID};
@@ -75,36 +74,17 @@ impl Author {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Connected<Book>> {
-        let author_id = self.0.id;
         let filter = Filter {
-            author_id: Some(author_id),
+            author_id: Some(self.0.id),
             ..Filter::default()
         };
-        let order = SortOrder::TitleAsc;
-        let listing = filter.listing(order);
-        let request =
-            SliceRequest::parse(first, after.as_deref(), last, before.as_deref(), &listing)?;
-        let services = services(ctx)?;
-        let scope = scope(ctx)?;
-        let list = List::AuthorBooksSlice {
-            author: author_id,
-            slice: &request,
-        };
-        let books = scope
-            .slice(
-                &list,
-                || scope.on_db(db::books::slice(&services.db, &filter, order, &request)),
-                |ids| scope.books(ids),
-            )
-            .await?;
-        Ok(connection(
-            books,
-            |book| {
-                Cursor::new(&listing, order.key(book), book.id)
-                    .as_str()
-                    .to_owned()
-            },
-            Book,
-        ))
+        super::book::books_connection(
+            ctx,
+            super::book::BookSliceOf::Author(self.0.id),
+            &filter,
+            SortOrder::TitleAsc,
+            (first, after, last, before),
+        )
+        .await
     }
 }

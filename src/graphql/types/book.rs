@@ -91,3 +91,70 @@ pub enum BookOrder {
     /// Most recently added to the catalogue first.
     Newest,
 }
+
+/// Whose connection a slice of books is: the catalogue's `booksConnection`
+/// or an author's, which the cache keeps in different groups.
+pub enum BookSliceOf {
+    Catalogue,
+    Author(uuid::Uuid),
+}
+
+/// `first`, `after`, `last`, `before`, as a connection field takes them.
+pub type SliceArguments = (Option<i32>, Option<String>, Option<i32>, Option<String>);
+
+/// A connection of the books `filter` selects in `order`: the arguments
+/// checked against the list's cursors, the slice read through the cache.
+pub async fn books_connection(
+    ctx: &Context<'_>,
+    of: BookSliceOf,
+    filter: &crate::db::books::Filter,
+    order: crate::db::books::SortOrder,
+    (first, after, last, before): SliceArguments,
+) -> Result<super::Connected<Book>> {
+    use crate::cache::List;
+    use crate::domain::cursor::Cursor;
+    let listing = filter.listing(order);
+    let request = crate::domain::SliceRequest::parse(
+        first,
+        after.as_deref(),
+        last,
+        before.as_deref(),
+        &listing,
+    )?;
+    let services = crate::graphql::services(ctx)?;
+    let scope = scope(ctx)?;
+    let list = match of {
+        BookSliceOf::Catalogue => List::BookSlice {
+            filter,
+            order,
+            slice: &request,
+        },
+        BookSliceOf::Author(author) => List::AuthorBooksSlice {
+            author,
+            slice: &request,
+        },
+    };
+    let books = scope
+        .slice(
+            &list,
+            || {
+                scope.on_db(crate::db::books::slice(
+                    &services.db,
+                    filter,
+                    order,
+                    &request,
+                ))
+            },
+            |ids| scope.books(ids),
+        )
+        .await?;
+    Ok(super::connection(
+        books,
+        |book| {
+            Cursor::new(&listing, order.key(book), book.id)
+                .as_str()
+                .to_owned()
+        },
+        Book,
+    ))
+}

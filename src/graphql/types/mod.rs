@@ -12,7 +12,7 @@ mod statistics;
 mod user;
 
 pub use author::Author;
-pub use book::{Book, BookOrder};
+pub use book::{books_connection, Book, BookOrder, BookSliceOf};
 pub use borrow::{BorrowRecord, BorrowStatus};
 pub use cache_stats::CacheStats;
 pub use category::Category;
