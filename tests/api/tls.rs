@@ -287,6 +287,11 @@ async fn a_redis_url_scheme_the_service_cannot_honour_is_refused_at_start() {
         ("http://127.0.0.1:6379", "\"http\""),
         ("redis-cluster://127.0.0.1:6379", "\"redis-cluster\""),
         ("127.0.0.1:6379", "redis://"),
+        ("127.0.0.1:6379", "redis-sentinel://"),
+        (
+            "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380",
+            "sentinelServiceName=NAME",
+        ),
     ] {
         let output = finish_within_10s(biblio(&url).args([
             "serve",
