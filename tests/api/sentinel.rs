@@ -588,3 +588,61 @@ async fn a_write_the_failover_lost_is_not_read_back_from_the_promoted_replica() 
         "one replica moved the namespace, the other learnt it"
     );
 }
+
+/// `biblio cache warm`, `stats` and `clear` through the same Sentinel URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_commands_work_through_sentinel() {
+    let group = SentinelGroup::start();
+    let apps = TestApp::builder()
+        .redis_url(&group.url())
+        .spawn_many()
+        .await;
+    let a = &apps[0];
+    let primary = group.servers[0].port;
+    catalogue(a, 2).await;
+    let run = |args: &'static [&'static str]| {
+        let mut command = crate::binary::biblio(&a.database_url);
+        command
+            .arg("cache")
+            .args(args)
+            .env("REDIS_URL", group.url())
+            .env("BIBLIO_CACHE_PREFIX", a.cache.prefix())
+            .env("RUST_LOG", "warn");
+        async move {
+            let output =
+                tokio::task::spawn_blocking(move || crate::binary::finish_within_10s(&mut command))
+                    .await
+                    .expect("the command ran");
+            assert!(
+                output.status.success(),
+                "biblio cache {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).expect("text")
+        }
+    };
+
+    let warmed = run(&["warm"]).await;
+    assert!(warmed.contains("stored"), "{warmed}");
+    assert!(!keys_ending(primary, "").is_empty());
+    let origin = a.cache.origin().to_owned();
+    eventually_within(
+        Duration::from_secs(30),
+        "the stats list the replica",
+        || {
+            let stats = run(&["stats", "--json"]);
+            let origin = origin.clone();
+            async move { stats.await.contains(&origin) }
+        },
+    )
+    .await;
+    let namespace = a.cache.namespace();
+    let cleared = run(&["clear"]).await;
+    assert!(cleared.contains("cleared"), "{cleared}");
+    eventually_within(
+        Duration::from_secs(10),
+        "the replica learns the clear",
+        || async { a.cache.namespace() > namespace },
+    )
+    .await;
+}
