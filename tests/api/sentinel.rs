@@ -7,10 +7,11 @@
 //! ports; nothing is mocked.
 use crate::binary::free_port;
 use crate::helpers::{catalogue, TestApp};
+use crate::tls::Certificates;
 use biblio::cache::Kind;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,7 +44,16 @@ where
 /// `redis-cli` against 127.0.0.1:`port`: its output, trimmed (raw: one
 /// line per element), or `None` if it could not connect.
 fn cli(port: u16, args: &[&str]) -> Option<String> {
-    let output = Command::new("redis-cli")
+    cli_with(None, port, args)
+}
+
+/// [`cli`], over TLS verified with the CA file `ca` if given.
+fn cli_with(ca: Option<&Path>, port: u16, args: &[&str]) -> Option<String> {
+    let mut command = Command::new("redis-cli");
+    if let Some(ca) = ca {
+        command.args(["--tls", "--cacert", &ca.display().to_string()]);
+    }
+    let output = command
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .stdin(Stdio::null())
@@ -60,7 +70,7 @@ struct Node {
 }
 
 impl Node {
-    fn spawn(port: u16, args: &[String]) -> Self {
+    fn spawn(ca: Option<&Path>, port: u16, args: &[String]) -> Self {
         let process = Command::new("redis-server")
             .args(args)
             .stdout(Stdio::null())
@@ -72,7 +82,7 @@ impl Node {
             process: Some(process),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while cli(port, &["PING"]).as_deref() != Some("PONG") {
+        while cli_with(ca, port, &["PING"]).as_deref() != Some("PONG") {
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not answer on port {port}"
@@ -82,21 +92,28 @@ impl Node {
         node
     }
 
-    /// A data node; a replica of `primary` if given.
-    fn server(primary: Option<u16>) -> Self {
+    /// A data node; a replica of `primary` if given; TLS only (replication
+    /// too) with `certificates`.
+    fn server(certificates: Option<&Certificates>, primary: Option<u16>) -> Self {
         let port = free_port();
-        let mut args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut args: Vec<String> = match certificates {
+            None => vec!["--port".into(), port.to_string()],
+            Some(certificates) => {
+                let mut args: Vec<String> = vec![
+                    "--port".into(),
+                    "0".into(),
+                    "--tls-port".into(),
+                    port.to_string(),
+                ];
+                args.extend(
+                    tls_options(certificates)
+                        .iter()
+                        .flat_map(|(name, value)| [format!("--{name}"), value.clone()]),
+                );
+                args
+            }
+        };
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
         if let Some(primary) = primary {
             args.extend([
                 "--replicaof".into(),
@@ -104,7 +121,7 @@ impl Node {
                 primary.to_string(),
             ]);
         }
-        Self::spawn(port, &args)
+        Self::spawn(ca(certificates).as_deref(), port, &args)
     }
 
     fn signal(&self, signal: &str) {
@@ -143,33 +160,70 @@ struct SentinelGroup {
     servers: Vec<Node>,
     sentinels: Vec<Node>,
     dir: PathBuf,
+    /// The CA every node's certificate chains to, when all speak TLS only.
+    ca: Option<PathBuf>,
+    _certificates: Option<Certificates>,
+}
+
+/// The CA file of `certificates`, if any.
+fn ca(certificates: Option<&Certificates>) -> Option<PathBuf> {
+    certificates.map(|certificates| certificates.path("ca.pem"))
+}
+
+/// What makes a node speak TLS, to clients and to the nodes it connects to
+/// (a replica to its primary, a sentinel to everything), as config names
+/// and values.
+fn tls_options(certificates: &Certificates) -> Vec<(&'static str, String)> {
+    let file = |name: &str| certificates.path(name).display().to_string();
+    vec![
+        ("tls-cert-file", file("server.pem")),
+        ("tls-key-file", file("server.key")),
+        ("tls-ca-cert-file", file("ca.pem")),
+        ("tls-auth-clients", "no".into()),
+        ("tls-replication", "yes".into()),
+    ]
 }
 
 impl SentinelGroup {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A group whose every node (sentinels included) speaks TLS only.
+    fn start_tls() -> Self {
+        Self::start_with(Some(Certificates::create()))
+    }
+
+    fn start_with(certificates: Option<Certificates>) -> Self {
         let dir = std::env::temp_dir().join(format!("biblio-sentinel-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
-        let primary = Node::server(None);
-        let replica = Node::server(Some(primary.port));
-        let group = |sentinels| Self {
-            servers: vec![],
-            sentinels,
-            dir: dir.clone(),
-        };
+        let ca = ca(certificates.as_ref());
+        let primary = Node::server(certificates.as_ref(), None);
+        let replica = Node::server(certificates.as_ref(), Some(primary.port));
         // The sentinels find the replica in the primary's INFO: start them
         // once it is attached, so the first INFO already lists it.
         wait_blocking("the replica to attach", || {
-            cli(replica.port, &["INFO", "replication"])
+            cli_with(ca.as_deref(), replica.port, &["INFO", "replication"])
                 .is_some_and(|info| info.contains("master_link_status:up"))
         });
         let mut sentinels = Vec::new();
         for _ in 0..3 {
             let port = free_port();
             let conf = dir.join(format!("sentinel-{port}.conf"));
+            let listen = match &certificates {
+                None => format!("port {port}\n"),
+                Some(certificates) => {
+                    let mut listen = format!("port 0\ntls-port {port}\n");
+                    for (name, value) in tls_options(certificates) {
+                        listen.push_str(&format!("{name} {value}\n"));
+                    }
+                    listen
+                }
+            };
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                    "{listen}bind 127.0.0.1\ndir {}\n\
                      sentinel monitor {SERVICE} 127.0.0.1 {} 2\n\
                      sentinel down-after-milliseconds {SERVICE} 1000\n\
                      sentinel failover-timeout {SERVICE} 4000\n\
@@ -180,14 +234,25 @@ impl SentinelGroup {
             )
             .expect("the sentinel's config is written");
             sentinels.push(Node::spawn(
+                ca.as_deref(),
                 port,
                 &[conf.display().to_string(), "--sentinel".into()],
             ));
         }
-        let mut group = group(sentinels);
-        group.servers = vec![primary, replica];
+        let group = Self {
+            servers: vec![primary, replica],
+            sentinels,
+            dir,
+            ca,
+            _certificates: certificates,
+        };
         group.wait_until_settled(group.servers[0].port, group.servers[1].port);
         group
+    }
+
+    /// `redis-cli` to one of the group's nodes (over TLS if they speak it).
+    fn cli(&self, port: u16, args: &[&str]) -> Option<String> {
+        cli_with(self.ca.as_deref(), port, args)
     }
 
     /// The URL the service is given: every sentinel, comma-separated.
@@ -197,15 +262,19 @@ impl SentinelGroup {
             .iter()
             .map(|sentinel| format!("127.0.0.1:{}", sentinel.port))
             .collect();
+        let scheme = match self.ca {
+            None => "redis-sentinel",
+            Some(_) => "rediss-sentinel",
+        };
         format!(
-            "redis-sentinel://{}/0?sentinelServiceName={SERVICE}",
+            "{scheme}://{}/0?sentinelServiceName={SERVICE}",
             hosts.join(",")
         )
     }
 
     /// The primary's port as `sentinel` reports it.
     fn primary_by(&self, sentinel: &Node) -> Option<u16> {
-        let reply = cli(
+        let reply = self.cli(
             sentinel.port,
             &["SENTINEL", "get-master-addr-by-name", SERVICE],
         )?;
@@ -217,12 +286,15 @@ impl SentinelGroup {
     /// `primary` is one: only then can the group fail over.
     fn wait_until_settled(&self, primary: u16, replica: u16) {
         wait_blocking("the sentinel group to settle", || {
-            cli(primary, &["ROLE"]).is_some_and(|role| role.starts_with("master"))
+            self.cli(primary, &["ROLE"])
+                .is_some_and(|role| role.starts_with("master"))
                 && self.sentinels.iter().all(|sentinel| {
-                    let replicas =
-                        cli(sentinel.port, &["SENTINEL", "replicas", SERVICE]).unwrap_or_default();
-                    let others =
-                        cli(sentinel.port, &["SENTINEL", "sentinels", SERVICE]).unwrap_or_default();
+                    let replicas = self
+                        .cli(sentinel.port, &["SENTINEL", "replicas", SERVICE])
+                        .unwrap_or_default();
+                    let others = self
+                        .cli(sentinel.port, &["SENTINEL", "sentinels", SERVICE])
+                        .unwrap_or_default();
                     self.primary_by(sentinel) == Some(primary)
                         && replicas.contains(&format!("127.0.0.1:{replica}"))
                         && !replicas.contains("s_down")
@@ -235,7 +307,8 @@ impl SentinelGroup {
     /// Waits until every sentinel names `port` as the primary and it says so.
     fn wait_for_primary(&self, port: u16) {
         wait_blocking("the sentinels to promote the replica", || {
-            cli(port, &["ROLE"]).is_some_and(|role| role.starts_with("master"))
+            self.cli(port, &["ROLE"])
+                .is_some_and(|role| role.starts_with("master"))
                 && self
                     .sentinels
                     .iter()
@@ -644,5 +717,37 @@ async fn the_cache_commands_work_through_sentinel() {
         "the replica learns the clear",
         || async { a.cache.namespace() > namespace },
     )
+    .await;
+}
+
+/// `rediss-sentinel://`: TLS to the sentinels and to the primary they name,
+/// verified against `--redis-ca-file`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_sentinel_caches_over_tls_to_the_sentinels_and_the_primary() {
+    let group = SentinelGroup::start_tls();
+    let ca = group.ca.clone().expect("a TLS group");
+    assert!(group.url().starts_with("rediss-sentinel://"));
+    let apps = TestApp::builder()
+        .redis_url(&group.url())
+        .configure(move |config| config.cache.redis_ca_file = Some(ca.clone()))
+        .replicas(2)
+        .spawn_many()
+        .await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let primary = group.servers[0].port;
+    let cat = catalogue(a, 1).await;
+    let id = &cat.books[0];
+
+    assert_eq!(title(a, id).await, "Book 000");
+    eventually_within(Duration::from_secs(10), "the fill", || async {
+        group
+            .cli(primary, &["KEYS", &format!("*{id}")])
+            .is_some_and(|keys| !keys.is_empty())
+    })
+    .await;
+    retitle(a, &cat.librarian, id, "Over TLS").await;
+    eventually_within(Duration::from_secs(10), "B sees A's write", || async {
+        title(b, id).await == "Over TLS"
+    })
     .await;
 }
