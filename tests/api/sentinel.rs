@@ -93,8 +93,9 @@ impl Node {
     }
 
     /// A data node; a replica of `primary` if given; TLS only (replication
-    /// too) with `certificates`.
-    fn server(certificates: Option<&Certificates>, primary: Option<u16>) -> Self {
+    /// too) with `certificates`. Whatever it writes (a replica stores the
+    /// snapshot it syncs from) goes in a directory under `dir`.
+    fn server(dir: &Path, certificates: Option<&Certificates>, primary: Option<u16>) -> Self {
         let port = free_port();
         let mut args: Vec<String> = match certificates {
             None => vec!["--port".into(), port.to_string()],
@@ -114,6 +115,9 @@ impl Node {
             }
         };
         args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
+        let dir = dir.join(format!("node-{port}"));
+        std::fs::create_dir_all(&dir).expect("a node's directory");
+        args.extend(["--dir".into(), dir.display().to_string()]);
         if let Some(primary) = primary {
             args.extend([
                 "--replicaof".into(),
@@ -198,8 +202,8 @@ impl SentinelGroup {
         let dir = std::env::temp_dir().join(format!("biblio-sentinel-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let ca = ca(certificates.as_ref());
-        let primary = Node::server(certificates.as_ref(), None);
-        let replica = Node::server(certificates.as_ref(), Some(primary.port));
+        let primary = Node::server(&dir, certificates.as_ref(), None);
+        let replica = Node::server(&dir, certificates.as_ref(), Some(primary.port));
         // The sentinels find the replica in the primary's INFO: start them
         // once it is attached, so the first INFO already lists it.
         wait_blocking("the replica to attach", || {
