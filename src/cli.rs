@@ -116,7 +116,10 @@ pub struct ServeArgs {
     #[arg(long, env = "BIBLIO_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// Redis: the shared cache tier and the invalidation bus between replicas.
-    /// `redis://` is plaintext, `rediss://` TLS; other schemes are refused.
+    /// `redis://` is plaintext, `rediss://` TLS;
+    /// `redis-sentinel://HOST:26379[,HOST:PORT...]?sentinelServiceName=NAME`
+    /// (`rediss-sentinel://` for TLS) asks Sentinel for the primary and
+    /// follows failovers; other schemes are refused.
     #[arg(
         long,
         env = "REDIS_URL",

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 const MASK: &str = "***";
 
 /// Query parameters that carry a password in some drivers' URLs.
-const PASSWORD_PARAMETERS: &[&str] = &["password", "pass", "pwd"];
+const PASSWORD_PARAMETERS: &[&str] = &["password", "pass", "pwd", "sentinelpassword"];
 
 /// `url` with its password (in the userinfo, or a `password=` query
 /// parameter) replaced by `***`; the user name, host and path are kept, as
@@ -238,6 +238,14 @@ mod tests {
         assert_eq!(
             url("postgres://app:a@db/x?PASSWORD=b"),
             "postgres://app:***@db/x?PASSWORD=***"
+        );
+    }
+
+    #[test]
+    fn a_sentinel_urls_passwords_for_the_primary_and_the_sentinels_are_masked() {
+        assert_eq!(
+            url("redis-sentinel://app:one@a:26379,b:26379/0?sentinelServiceName=m&sentinelPassword=two"),
+            "redis-sentinel://app:***@a:26379,b:26379/0?sentinelServiceName=m&sentinelPassword=***"
         );
     }
 

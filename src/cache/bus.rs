@@ -15,7 +15,9 @@
 //!
 //! Pub/sub delivers at most once, and only to connected subscribers: when
 //! the subscriber reconnects it resubscribes and then clears L1 (events sent
-//! in between were lost).
+//! in between were lost). A subscriber that falls behind, so that messages
+//! are dropped before it reads them, is a gap of the same kind: L1 (and with
+//! it every kept answer) is cleared and the gap counted.
 use super::l2::{builder, Connection};
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
@@ -98,6 +100,44 @@ pub trait Sink: Send + Sync + 'static {
     /// The connection dropped: events may be missed from now on, so L1 stops
     /// being trusted at once rather than when the heartbeats fall silent.
     fn disconnected(&self);
+    /// The subscriber fell behind and `dropped` messages were lost before
+    /// they were read: a gap, as bad as a reconnect, though the connection
+    /// never dropped.
+    fn lagged(&self, dropped: u64);
+}
+
+/// How many messages the subscriber may fall behind by before some are
+/// dropped (fred's default is 32). A burst of writes on a busy host can
+/// outrun the task that reads them; what is dropped anyway is a gap
+/// ([`Sink::lagged`]).
+const BACKLOG: usize = 4096;
+
+/// Hands every message on `rx` to `sink` until the client closes; a
+/// lagging receiver (messages dropped unread) is reported as a gap.
+async fn deliver(
+    mut rx: tokio::sync::broadcast::Receiver<fred::types::Message>,
+    sink: Arc<dyn Sink>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(message) => {
+                let payload: Option<String> = message.value.convert().ok();
+                match payload.as_deref().and_then(Event::parse) {
+                    Some(event) => sink.event(event),
+                    None => tracing::warn!("ignoring a malformed invalidation event"),
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(dropped)) => {
+                tracing::warn!(
+                    dropped,
+                    "the invalidation subscriber fell behind and messages were dropped: \
+                     clearing L1 and the kept answers"
+                );
+                sink.lagged(dropped);
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
 }
 
 /// The live subscription to the bus. Dropping it stops its tasks and closes
@@ -127,33 +167,15 @@ impl Subscriber {
         channel: String,
         sink: Arc<dyn Sink>,
     ) -> Result<Self, Error> {
-        let client = builder(connection)?.build_subscriber_client()?;
+        let client = builder(connection)?
+            .with_performance_config(|perf| {
+                perf.broadcast_channel_capacity = BACKLOG;
+            })
+            .build_subscriber_client()?;
         client.connect();
         let mut tasks = Vec::new();
 
-        let messages = {
-            let sink = sink.clone();
-            let mut rx = client.message_rx();
-            tokio::spawn(async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(message) => {
-                            let payload: Option<String> = message.value.convert().ok();
-                            match payload.as_deref().and_then(Event::parse) {
-                                Some(event) => sink.event(event),
-                                None => tracing::warn!("ignoring a malformed invalidation event"),
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                            // Events were dropped locally: as bad as a disconnect.
-                            tracing::warn!(missed, "invalidation events were dropped; clearing L1");
-                            sink.connected();
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    }
-                }
-            })
-        };
+        let messages = tokio::spawn(deliver(client.message_rx(), sink.clone()));
         tasks.push(messages);
 
         // (Re)subscribe whenever the connection is (re)established, then
@@ -206,6 +228,57 @@ impl Subscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts what the subscriber reports.
+    #[derive(Default)]
+    struct Recorder {
+        events: std::sync::Mutex<Vec<Event>>,
+        lagged: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl Sink for Recorder {
+        fn event(&self, event: Event) {
+            self.events.lock().unwrap().push(event);
+        }
+        fn connected(&self) {}
+        fn disconnected(&self) {}
+        fn lagged(&self, dropped: u64) {
+            self.lagged.lock().unwrap().push(dropped);
+        }
+    }
+
+    fn message(payload: &str) -> fred::types::Message {
+        fred::types::Message {
+            channel: "test:invalidate".into(),
+            value: Value::from(payload),
+            kind: fred::types::MessageKind::Message,
+            server: fred::types::config::Server::new("127.0.0.1", 6379),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_reports_the_gap_then_goes_on_delivering() {
+        let (tx, rx) = tokio::sync::broadcast::channel(2);
+        // Five messages into a backlog of two, before the reader reads any.
+        for i in 0..5 {
+            tx.send(message(&format!(r#"{{"origin":"o{i}"}}"#)))
+                .unwrap();
+        }
+        drop(tx);
+        let recorder = Arc::new(Recorder::default());
+
+        deliver(rx, recorder.clone()).await;
+
+        assert_eq!(*recorder.lagged.lock().unwrap(), vec![3], "three dropped");
+        let origins: Vec<String> = recorder
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|event| event.origin.clone())
+            .collect();
+        assert_eq!(origins, ["o3", "o4"], "what was kept is still delivered");
+    }
 
     #[test]
     fn events_parse_with_and_without_lists() {

@@ -519,6 +519,13 @@ impl Keys {
         format!("{}heartbeat", self.base)
     }
 
+    /// Which primary's dataset this is: `{base}primary`, the replication id
+    /// of the Redis primary the cache last found (Sentinel only; see
+    /// `l2::PRIMARY`). Outside every namespace, and never expiring.
+    pub fn primary_marker(&self) -> String {
+        format!("{}primary", self.base)
+    }
+
     /// A `SCAN` pattern matching every key of this deployment that carries
     /// a namespace (and, since a prefix is free text, its glob characters
     /// escaped): `{base}n*`. It also matches the namespace counter, which

@@ -13,6 +13,7 @@
 use super::changes::Invalidation;
 use super::keys::{Group, Keys};
 use super::metrics::{FillTier, Metrics, Outcome};
+use super::topology::{self, Scheme, Topology};
 use fred::bytes::Bytes;
 use fred::prelude::*;
 use fred::types::scripts::Script;
@@ -111,6 +112,30 @@ const HEARTBEAT: &str = r"
 redis.call('SET', KEYS[2], ARGV[2], 'PX', 60000)
 local ns = namespace(KEYS[1], tonumber(ARGV[3]))
 return redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', ns) .. '}')
+";
+
+/// Finds out whether the dataset is the one the cache last worked on, or
+/// one a failover promoted (Sentinel only). A promoted replica may lack
+/// writes the old primary acknowledged (replication is asynchronous): the
+/// deletions, version bumps and generation moves of invalidations whose
+/// writes were answered. So when the primary's replication id differs from
+/// the one recorded in the dataset, the namespace moves, as `cache clear`
+/// moves it: nothing filled before the failover is read again, whatever it
+/// missed. The first replica to find the new primary moves it; the others
+/// find the id recorded and only learn the namespace. A dataset with no id
+/// recorded holds no entry (the id is recorded before any replica trusts
+/// the bus, so before any fill, and replication keeps that order) and
+/// needs no move. KEYS: the namespace counter, the primary marker. ARGV:
+/// the namespace the caller knows. Returns the namespace and 1 if it moved.
+const PRIMARY: &str = r"
+local ns = namespace(KEYS[1], tonumber(ARGV[1]))
+local id = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+if not id then return redis.error_reply('no master_replid in INFO replication') end
+local recorded = redis.call('GET', KEYS[2])
+if recorded == id then return { ns, 0 } end
+redis.call('SET', KEYS[2], id)
+if not recorded then return { ns, 0 } end
+return { redis.call('INCR', KEYS[1]), 1 }
 ";
 
 /// Judges an attempt against fixed-window counters and counts it, in one
@@ -259,6 +284,10 @@ pub struct Store {
     heartbeat: Script,
     reserve: Script,
     release: Script,
+    primary: Script,
+    /// Single server or Sentinel: whether a failover can roll the dataset
+    /// back (see `PRIMARY`).
+    topology: Topology,
     /// How long version and generation counters outlive the entries they guard.
     counter_ttl: Duration,
 }
@@ -306,45 +335,47 @@ pub fn builder(connection: &Connection) -> Result<Builder, Error> {
     Ok(builder)
 }
 
-/// The server and TLS settings of `connection`'s URL. Only `redis://`
-/// (plaintext) and `rediss://` (TLS through rustls) are honoured; anything
-/// else is refused rather than read as plaintext. fred's other schemes
-/// (cluster, sentinel, unix sockets) are refused too: the scripts and keys
-/// here assume one server. Errors show the URL with its password masked.
+/// The server and TLS settings of `connection`'s URL, for the topology its
+/// scheme names ([`Topology`]). Only `redis://` and `redis-sentinel://`
+/// are plaintext; `rediss://` and `rediss-sentinel://` are TLS through
+/// rustls (to the sentinels and to the primary alike); anything else is
+/// refused rather than read as plaintext, cluster URLs included: the
+/// scripts here touch keys of many slots. Errors show the URL with its
+/// passwords masked.
 fn config(connection: &Connection) -> Result<Config, Error> {
     let refuse = |message: String| Err(Error::new(ErrorKind::Config, message));
-    let tls = match connection.url.split_once("://") {
-        Some(("redis", _)) => false,
-        Some(("rediss", _)) => true,
-        Some((scheme, _)) => {
-            return refuse(format!(
-                "--redis-url: the scheme {scheme:?} is not supported; \
-                 use redis:// (plaintext) or rediss:// (TLS)"
-            ))
-        }
-        None => return refuse("--redis-url must start with redis:// or rediss:// (TLS)".into()),
+    let Scheme { topology, tls } = Scheme::of(&connection.url)?;
+    let mut config = match topology {
+        Topology::Single => Config::from_url_centralized(&connection.url).map_err(|err| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "--redis-url {} is malformed ({}): expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], \
+                     or rediss://... for TLS",
+                    crate::redact::url(&connection.url),
+                    err.details()
+                ),
+            )
+        })?,
+        Topology::Sentinel => topology::sentinel_config(&connection.url)?,
     };
-    let mut config = Config::from_url_centralized(&connection.url).map_err(|err| {
-        Error::new(
-            ErrorKind::Config,
-            format!(
-                "--redis-url {} is malformed ({}): expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], \
-                 or rediss://... for TLS",
-                crate::redact::url(&connection.url),
-                err.details()
-            ),
-        )
-    })?;
     match (&connection.ca_file, tls) {
         (Some(ca_file), true) => config.tls = Some(trusting(ca_file)?.into()),
-        (Some(_), false) => {
-            return refuse("--redis-ca-file is given but --redis-url is not rediss://".into())
-        }
+        (Some(_), false) => return refuse(
+            "--redis-ca-file is given but --redis-url is not TLS (rediss:// or rediss-sentinel://)"
+                .into(),
+        ),
         // fred verifies against the system's roots.
         (None, true) => debug_assert!(config.tls.is_some(), "TLS is compiled in"),
         (None, false) => {}
     }
     Ok(config)
+}
+
+/// The topology `connection`'s URL names; `Single` for a URL [`config`]
+/// refuses (which start-up has refused already).
+pub fn topology_of(connection: &Connection) -> Topology {
+    Scheme::of(&connection.url).map_or(Topology::Single, |scheme| scheme.topology)
 }
 
 /// Refuses, without connecting, what [`config`] would refuse: for start-up,
@@ -400,6 +431,8 @@ impl Store {
             heartbeat: Script::from_lua(format!("{NAMESPACE}{HEARTBEAT}")),
             reserve: Script::from_lua(RESERVE),
             release: Script::from_lua(RELEASE),
+            primary: Script::from_lua(format!("{NAMESPACE}{PRIMARY}")),
+            topology: topology_of(connection),
             counter_ttl,
         })
     }
@@ -744,6 +777,29 @@ impl Store {
         )
         .await
         .map(|reached| reached.max(0) as u64)
+    }
+
+    /// After a silence, before the bus is trusted again: on Sentinel, makes
+    /// sure the dataset is the one the cache worked on, moving the namespace
+    /// if a failover promoted another (see `PRIMARY`). The namespace current
+    /// (at least `namespace`) and whether this call moved it; on a single
+    /// server, `namespace` unchanged. `None` if Redis did not answer.
+    pub async fn settle_primary(&self, namespace: u64) -> Option<(u64, bool)> {
+        if self.topology == Topology::Single {
+            return Some((namespace, false));
+        }
+        let (current, moved): (u64, u8) = self
+            .run(
+                Caller::Background,
+                "primary",
+                self.primary.evalsha_with_reload(
+                    &self.writes,
+                    vec![self.keys.namespace_counter(), self.keys.primary_marker()],
+                    vec![Value::from(namespace as i64)],
+                ),
+            )
+            .await?;
+        Some((current, moved == 1))
     }
 
     /// The connection for writes, for the cache's own maintenance commands

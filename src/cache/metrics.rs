@@ -22,7 +22,7 @@ const KINDS: usize = Kind::ALL.len();
 
 /// The Redis calls counted apart, as `l2` names them (`what`), and their
 /// labels; anything else is counted as `other`.
-const COMMANDS: [(&str, &str); 13] = [
+const COMMANDS: [(&str, &str); 14] = [
     ("mget", "mget"),
     ("fill", "fill"),
     ("get sequence", "get_sequence"),
@@ -35,6 +35,7 @@ const COMMANDS: [(&str, &str); 13] = [
     ("stats", "stats"),
     ("clear", "clear"),
     ("unlink", "unlink"),
+    ("primary", "primary"),
     ("other", "other"),
 ];
 
@@ -88,6 +89,14 @@ pub struct Metrics {
     events_received: AtomicU64,
     /// Invalidations published late: after an outage, or from the outbox.
     replayed: AtomicU64,
+    /// Times the subscriber fell behind and messages were dropped before
+    /// they were read (each a gap: L1 and the kept answers dropped), and
+    /// how many messages those dropped.
+    bus_lagged: AtomicU64,
+    bus_dropped: AtomicU64,
+    /// Times this replica found a Redis primary a failover had promoted and
+    /// moved the namespace for it (Sentinel; see `l2::PRIMARY`).
+    failovers: AtomicU64,
     /// Events' trips from their publisher to this replica.
     lag: Histogram,
     /// The same over the last minute, for the stats snapshots.
@@ -130,6 +139,9 @@ impl Default for Metrics {
             events_published: AtomicU64::new(0),
             events_received: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            bus_lagged: AtomicU64::new(0),
+            bus_dropped: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
             lag: Histogram::new(LAG_SECONDS),
             lag_window: Window::default(),
             last_lag: AtomicU64::new(0),
@@ -241,6 +253,31 @@ impl Metrics {
     /// outbox).
     pub fn replayed(&self, n: u64) {
         add(&self.replayed, n);
+    }
+
+    /// Records a gap in the bus: the subscriber fell behind and `dropped`
+    /// messages were lost before they were read.
+    pub fn bus_lagged(&self, dropped: u64) {
+        add(&self.bus_lagged, 1);
+        add(&self.bus_dropped, dropped);
+    }
+
+    /// Gaps from a lagging subscriber so far, and the messages they dropped.
+    pub fn bus_lags(&self) -> (u64, u64) {
+        (
+            self.bus_lagged.load(Ordering::Relaxed),
+            self.bus_dropped.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Records a promoted primary this replica moved the namespace for.
+    pub fn failover(&self) {
+        add(&self.failovers, 1);
+    }
+
+    /// Promoted primaries this replica moved the namespace for so far.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(Ordering::Relaxed)
     }
 
     /// Invalidations published late so far: tests of outages assert on it.
@@ -536,6 +573,25 @@ impl Collector for Export {
             "biblio_cache_invalidations_replayed",
             "Invalidations published late: after a Redis outage, or from the outbox",
             metrics.replays(),
+        )?;
+        let (lagged, dropped) = metrics.bus_lags();
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_bus_lagged",
+            "Times the bus's subscriber fell behind and messages were dropped unread; each dropped L1 and the kept answers",
+            lagged,
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_bus_dropped_messages",
+            "Bus messages dropped unread because the subscriber fell behind",
+            dropped,
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_redis_failovers",
+            "Promoted Redis primaries (Sentinel failovers) found here, for which the namespace moved",
+            metrics.failovers(),
         )?;
         crate::metrics::gauge(
             &mut encoder,

@@ -42,6 +42,15 @@
 //! not current as of less than the cap (1 s) ago; when it hears itself
 //! again, it first publishes every invalidation still in the outbox.
 //!
+//! # Why a failover cannot bring back what a write deleted
+//! On Sentinel ([`topology`]), a promoted replica may lack invalidations
+//! the old primary acknowledged (replication is asynchronous), and the
+//! outbox row of an acknowledged invalidation is gone. So before a replica
+//! trusts the bus again it compares the primary's replication id with the
+//! one the dataset records, and if a failover changed it, moves the
+//! namespace as a clear does (`l2::PRIMARY`): nothing filled before the
+//! failover is read again. See `docs/redis-topologies.md`.
+//!
 //! # Why an invalidation is never lost
 //! It is in the database with the write. The writer publishes it at once;
 //! if Redis does not answer, the writer keeps it pending, skips L2 until it
@@ -107,6 +116,9 @@
 //! - **heard** (`sync`): when the last heartbeat of this replica that came
 //!   back was sent; decides trust, and when L1 entries are current as of.
 //! - **outbox id** (`db::outbox`): one write's invalidation until published.
+//! - **primary marker** (Redis `{prefix}:primary`, Sentinel only): the
+//!   replication id of the primary the cache last worked on; a different
+//!   id found after a silence moves the namespace (`l2::PRIMARY`).
 //! - **token generation** (`users.token_generation`, cached in the user's
 //!   [`Profile`]): moved by a password or role change; a token carries the
 //!   one it was issued under and is refused once the cached profile, evicted
@@ -135,6 +147,7 @@ pub mod settings;
 mod statistics;
 pub mod stats;
 mod sync;
+pub mod topology;
 
 pub use changes::{Change, Invalidation, Listed};
 pub use keys::{Group, Kind, List};

@@ -321,7 +321,10 @@ impl Inner {
         let fresh = self.subscriber_connected() && self.sync.bus_fresh();
         let trusted = l1.is_trusted();
         if fresh && !trusted {
-            if self.replay_pending().await && self.sweep(Duration::ZERO).await {
+            if self.replay_pending().await
+                && self.sweep(Duration::ZERO).await
+                && self.settle_primary().await
+            {
                 l1.set_trusted(true);
                 tracing::info!("the invalidation bus is heard: L1 and L2 trusted");
             }
@@ -331,6 +334,31 @@ impl Inner {
                 "the invalidation bus is silent: skipping L2, L1 entries served within the cap"
             );
         }
+    }
+}
+
+impl Inner {
+    /// Before trusting the bus again: on Sentinel, a primary a failover
+    /// promoted may lack invalidations the old one acknowledged, so the
+    /// namespace moves (once, by whichever replica finds it first) and every
+    /// replica learns it. Returns whether Redis answered.
+    async fn settle_primary(&self) -> bool {
+        let Some(l2) = &self.l2 else {
+            return true;
+        };
+        let Some((namespace, moved)) = l2.settle_primary(self.keys.namespace()).await else {
+            return false;
+        };
+        if moved {
+            self.metrics.failover();
+            tracing::warn!(
+                namespace,
+                "redis: a failover promoted another primary, which may have lost acknowledged \
+                 writes: the cache moved to a new namespace"
+            );
+        }
+        self.learn_namespace(namespace);
+        true
     }
 }
 
@@ -458,6 +486,20 @@ impl bus::Sink for SinkHandle {
         }
     }
 
+    fn lagged(&self, dropped: u64) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        inner.metrics.bus_lagged(dropped);
+        // Which events were dropped is unknown: forget all, as after a
+        // reconnect. Clearing L1 also ends every kept answer (their stamps
+        // include L1's clears).
+        if let Some(l1) = &inner.l1 {
+            l1.clear();
+        }
+        *lock(&inner.statistics) = None;
+    }
+
     fn disconnected(&self) {
         if let Some(l1) = self
             .0
@@ -467,5 +509,35 @@ impl bus::Sink for SinkHandle {
         {
             l1.set_trusted(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Mode, Settings};
+    use super::*;
+    use crate::cache::bus::Sink;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_lagging_subscriber_clears_l1_and_the_kept_answers_and_is_counted() {
+        let cache = Cache::new(
+            &Settings {
+                mode: Mode::L1,
+                ..Settings::default()
+            },
+            "lag-test",
+            None,
+        )
+        .expect("an L1-only cache needs no Redis");
+        let l1 = cache.inner.l1.as_ref().expect("L1");
+        // Kept answers are stamped with L1's clears and its change count.
+        let (clears, ticket) = (l1.clears(), l1.global_ticket());
+
+        SinkHandle(Arc::downgrade(&cache.inner)).lagged(7);
+
+        assert_eq!(l1.clears(), clears + 1, "L1 forgot everything");
+        assert!(!l1.unchanged_since(ticket), "every kept answer is stale");
+        assert_eq!(cache.metrics().bus_lags(), (1, 7));
     }
 }

@@ -344,6 +344,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs on the Redis at `url`, which the caller keeps (e.g. a Sentinel
+    /// group's URL).
+    pub fn redis_url(mut self, url: &str) -> Self {
+        self.redis = RedisChoice::Shared(url.to_owned());
+        self
+    }
+
     /// Runs on a database the caller keeps (e.g. another app's).
     pub fn shared_database(mut self, url: &str) -> Self {
         self.database_url = Some(url.to_owned());
@@ -381,6 +388,13 @@ impl TestAppBuilder {
             apps,
             redis.expect("spawn_replicas with a Redis of their own"),
         )
+    }
+
+    /// The replicas (the first owns the database), on a Redis the caller
+    /// keeps ([`TestAppBuilder::redis_url`]).
+    pub async fn spawn_many(self) -> Vec<TestApp> {
+        log_when_asked();
+        self.launch().await.0
     }
 
     async fn launch(self) -> (Vec<TestApp>, Option<TestRedis>) {

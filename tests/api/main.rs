@@ -29,6 +29,7 @@ mod responses;
 mod schema;
 mod search_index;
 mod seed;
+mod sentinel;
 mod startup;
 mod stats;
 mod stdio;

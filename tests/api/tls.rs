@@ -32,12 +32,12 @@ fn openssl(args: &[&str]) {
 
 /// A certificate authority made for one test, and a certificate it signed
 /// for 127.0.0.1, in a directory removed when dropped.
-struct Certificates {
+pub(crate) struct Certificates {
     dir: PathBuf,
 }
 
 impl Certificates {
-    fn create() -> Self {
+    pub(crate) fn create() -> Self {
         let dir = std::env::temp_dir().join(format!("biblio-tls-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let certificates = Self { dir };
@@ -86,7 +86,7 @@ impl Certificates {
         certificates
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 }
@@ -287,6 +287,11 @@ async fn a_redis_url_scheme_the_service_cannot_honour_is_refused_at_start() {
         ("http://127.0.0.1:6379", "\"http\""),
         ("redis-cluster://127.0.0.1:6379", "\"redis-cluster\""),
         ("127.0.0.1:6379", "redis://"),
+        ("127.0.0.1:6379", "redis-sentinel://"),
+        (
+            "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380",
+            "sentinelServiceName=NAME",
+        ),
     ] {
         let output = finish_within_10s(biblio(&url).args([
             "serve",
