@@ -88,6 +88,12 @@ pub struct Metrics {
     events_received: AtomicU64,
     /// Invalidations published late: after an outage, or from the outbox.
     replayed: AtomicU64,
+    /// Rows of `cache_changes` (other programs' writes) this replica
+    /// turned into invalidations.
+    foreign_changes: AtomicU64,
+    /// Times a backlog of other programs' writes too long to name row by
+    /// row made this replica clear the whole cache instead.
+    foreign_clears: AtomicU64,
     /// Events' trips from their publisher to this replica.
     lag: Histogram,
     /// The same over the last minute, for the stats snapshots.
@@ -130,6 +136,8 @@ impl Default for Metrics {
             events_published: AtomicU64::new(0),
             events_received: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            foreign_changes: AtomicU64::new(0),
+            foreign_clears: AtomicU64::new(0),
             lag: Histogram::new(LAG_SECONDS),
             lag_window: Window::default(),
             last_lag: AtomicU64::new(0),
@@ -241,6 +249,26 @@ impl Metrics {
     /// outbox).
     pub fn replayed(&self, n: u64) {
         add(&self.replayed, n);
+    }
+
+    /// Records `n` rows of other programs' writes turned into one invalidation.
+    pub fn foreign_changes(&self, n: u64) {
+        add(&self.foreign_changes, n);
+    }
+
+    /// Records a backlog of other programs' writes answered by a clear.
+    pub fn foreign_cleared(&self) {
+        add(&self.foreign_clears, 1);
+    }
+
+    /// Rows of other programs' writes this replica turned into invalidations.
+    pub fn foreign_changes_taken(&self) -> u64 {
+        self.foreign_changes.load(Ordering::Relaxed)
+    }
+
+    /// Backlogs of other programs' writes this replica answered with a clear.
+    pub fn foreign_clears(&self) -> u64 {
+        self.foreign_clears.load(Ordering::Relaxed)
     }
 
     /// Invalidations published late so far: tests of outages assert on it.
@@ -536,6 +564,18 @@ impl Collector for Export {
             "biblio_cache_invalidations_replayed",
             "Invalidations published late: after a Redis outage, or from the outbox",
             metrics.replays(),
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_foreign_changes",
+            "Rows changed by other programs (recorded by the database's triggers) this replica turned into invalidations",
+            metrics.foreign_changes_taken(),
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_foreign_clears",
+            "Backlogs of other programs' changes too long to name row by row, answered by clearing the cache",
+            metrics.foreign_clears(),
         )?;
         crate::metrics::gauge(
             &mut encoder,

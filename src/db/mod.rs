@@ -19,6 +19,7 @@ pub mod authors;
 pub mod books;
 pub mod borrows;
 pub mod categories;
+pub mod changes;
 pub mod documents;
 pub(crate) mod keyset;
 pub mod metrics;
@@ -51,7 +52,8 @@ pub struct Db {
     /// Every statement executed, for tests that prove batching (N+1 bounds)
     /// by counting rather than timing. An atomic add per statement is free
     /// next to the statement itself. The cache outbox's statements are not
-    /// counted: they are background bookkeeping, not the service's reads.
+    /// counted (nor those of `cache_changes`): they are background
+    /// bookkeeping, not the service's reads.
     statements: Arc<AtomicU64>,
     /// Every statement, the outbox's too, counted and timed for `/metrics`.
     metrics: Arc<metrics::Statements>,
@@ -75,13 +77,19 @@ impl Db {
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
+            })
+            // Marks biblio's sessions, whose writes the triggers that
+            // announce other programs' writes skip (see `changes`).
+            .map_sqlx_postgres_opts(|opts| {
+                opts.options([(migration::changes::WRITER_SETTING, "on")])
             });
         let mut conn = sea_orm::Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let metrics = Arc::new(metrics::Statements::default());
         let (counter, recorder) = (statements.clone(), metrics.clone());
         conn.set_metric_callback(move |info| {
-            let purpose = if info.statement.sql.contains(outbox::TABLE) {
+            let sql = &info.statement.sql;
+            let purpose = if sql.contains(outbox::TABLE) || sql.contains(changes::TABLE) {
                 metrics::Purpose::Outbox
             } else {
                 counter.fetch_add(1, Ordering::Relaxed);
