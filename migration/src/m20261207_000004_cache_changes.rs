@@ -26,15 +26,18 @@
 //!   connection pooler in transaction mode that hands biblio's server
 //!   connections to other clients would hide their writes: point such
 //!   poolers at biblio with session pooling, or not at all.
-//! - SQLite has no session settings a trigger can read, so each of
-//!   biblio's write transactions first makes sure its connection has a
-//!   TEMP trigger (`own_writes_unannounced`, seen by that connection only)
-//!   that drops, with `RAISE(IGNORE)`, every row the triggers below try to
-//!   add to `cache_changes`. One statement inside SQLite, no I/O once the
-//!   trigger exists.
+//! - SQLite has no session settings a trigger can read, and a trigger of
+//!   the database cannot read a connection's TEMP objects; but a TEMP
+//!   trigger of a connection fires on the database's tables. So every
+//!   connection of biblio's pool has one (`own_writes_unannounced`, made
+//!   when the connection opens and whenever it is taken from the pool,
+//!   outside any transaction) that drops, with `RAISE(IGNORE)`, every row
+//!   the triggers below try to add to `cache_changes` on that connection.
+//!   No other connection has it.
 //!
-//! Writes biblio makes outside a write transaction (none of its mutations)
-//! would be announced twice, which is harmless: an invalidation evicts
+//! A write of biblio's that the triggers recorded anyway (a connection
+//! opened before this migration ran, until it is next taken from the
+//! pool) is announced twice, which is harmless: an invalidation evicts
 //! nothing more the second time.
 //!
 //! # Cost

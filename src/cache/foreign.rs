@@ -295,26 +295,19 @@ impl Inner {
     /// Clears the cache for every change recorded so far, then deletes
     /// them. False if Redis or the database did not answer (the rows stay).
     async fn clear_for_changes(&self, db: &Db) -> bool {
-        let through = match changes::newest(db).await {
-            Ok(Some(through)) => through,
-            Ok(None) => return true,
-            Err(err) => {
-                tracing::warn!(error = %err, "could not read other programs' changes");
-                return false;
+        match changes::remove_cleared(db, || async { self.clear().await.is_some() }).await {
+            Ok(Some(0)) => true,
+            Ok(Some(rows)) => {
+                self.metrics.foreign_cleared();
+                tracing::info!(
+                    rows,
+                    "other programs changed more rows than one invalidation names: cleared the cache"
+                );
+                true
             }
-        };
-        if self.clear().await.is_none() {
-            return false;
-        }
-        self.metrics.foreign_cleared();
-        tracing::info!(
-            through,
-            "other programs changed more rows than one invalidation names: cleared the cache"
-        );
-        match changes::remove_through(db, through).await {
-            Ok(()) => true,
+            Ok(None) => false,
             Err(err) => {
-                tracing::warn!(error = %err, "could not delete other programs' changes");
+                tracing::warn!(error = %err, "could not delete other programs' changes after a clear");
                 false
             }
         }

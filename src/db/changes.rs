@@ -7,7 +7,7 @@
 //! like a mutation's. Its statements are cache bookkeeping, counted apart
 //! like the outbox's.
 use super::{outbox, Db};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, IsolationLevel, Statement, TransactionTrait};
 
 /// The table's name, which the statement counter recognises.
 pub const TABLE: &str = "cache_changes";
@@ -26,18 +26,6 @@ pub async fn head(db: &Db, limit: u64) -> Result<Vec<i64>, DbErr> {
         ))
         .await?;
     rows.iter().map(|row| row.try_get_by_index(0)).collect()
-}
-
-/// The newest row's id, if any.
-pub async fn newest(db: &Db) -> Result<Option<i64>, DbErr> {
-    let row = db
-        .conn()
-        .query_one(Statement::from_string(
-            db.backend(),
-            format!("SELECT MAX(id) FROM {TABLE}"),
-        ))
-        .await?;
-    Ok(row.and_then(|row| row.try_get_by_index::<Option<i64>>(0).ok().flatten()))
 }
 
 /// What [`take`] did.
@@ -91,25 +79,41 @@ pub async fn take(
     })
 }
 
-/// Deletes every row up to `through`, once the whole cache was cleared
-/// after they were committed.
-pub async fn remove_through(db: &Db, through: i64) -> Result<(), DbErr> {
-    db.conn()
+/// Deletes every row committed before `cleared` (clearing the whole cache)
+/// succeeded, and none committed after: the rows are those of one
+/// snapshot, taken before `cleared` runs (REPEATABLE READ on PostgreSQL;
+/// on SQLite the read transaction's, which cannot delete if anyone wrote
+/// since). Returns how many were deleted, `None` if `cleared` failed
+/// (nothing is deleted). An error (another replica took rows of the
+/// snapshot meanwhile) leaves the rows for the next try.
+pub async fn remove_cleared<F>(db: &Db, cleared: impl FnOnce() -> F) -> Result<Option<u64>, DbErr>
+where
+    F: std::future::Future<Output = bool>,
+{
+    let isolation = (db.backend() == DbBackend::Postgres).then_some(IsolationLevel::RepeatableRead);
+    let txn = db.conn().begin_with_config(isolation, None).await?;
+    let newest = txn
+        .query_one(Statement::from_string(
+            db.backend(),
+            format!("SELECT MAX(id) FROM {TABLE}"),
+        ))
+        .await?
+        .map(|row| row.try_get_by_index::<Option<i64>>(0))
+        .transpose()?
+        .flatten();
+    let Some(through) = newest else {
+        return Ok(Some(0));
+    };
+    if !cleared().await {
+        return Ok(None);
+    }
+    let deleted = txn
         .execute(Statement::from_string(
             db.backend(),
             format!("DELETE FROM {TABLE} WHERE id <= {through}"),
         ))
-        .await
-        .map(drop)
-}
-
-/// Keeps the writes of the transaction `conn` out of the table (SQLite:
-/// see the migration). Nothing on PostgreSQL, whose sessions are marked
-/// when they connect.
-pub(super) async fn unannounced(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    if conn.get_database_backend() == DbBackend::Sqlite {
-        conn.execute_unprepared(migration::changes::SQLITE_OWN_WRITES)
-            .await?;
-    }
-    Ok(())
+        .await?
+        .rows_affected();
+    txn.commit().await?;
+    Ok(Some(deleted))
 }

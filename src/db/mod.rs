@@ -83,7 +83,11 @@ impl Db {
             .map_sqlx_postgres_opts(|opts| {
                 opts.options([(migration::changes::WRITER_SETTING, "on")])
             });
-        let mut conn = sea_orm::Database::connect(options).await?;
+        let mut conn = if url.starts_with("sqlite:") {
+            connect_sqlite(url).await?
+        } else {
+            sea_orm::Database::connect(options).await?
+        };
         let statements = Arc::new(AtomicU64::new(0));
         let metrics = Arc::new(metrics::Statements::default());
         let (counter, recorder) = (statements.clone(), metrics.clone());
@@ -178,6 +182,50 @@ impl Db {
             .await?;
         row.map(|row| row.try_get_by_index::<String>(0)).transpose()
     }
+}
+
+/// SQLite's pool, built here rather than by sea-orm for its connection
+/// hooks: every connection gets the TEMP trigger that keeps biblio's own
+/// writes out of `cache_changes` (see [`changes`]) when it opens and each
+/// time it is taken from the pool, outside any transaction. Inside a write
+/// transaction it would read the schema before the first write, and a
+/// SQLite transaction that reads before it writes cannot take the write
+/// lock once another connection has committed. Until the migrations have
+/// made the table the statement fails, and is tried again at the next
+/// taking.
+async fn connect_sqlite(url: &str) -> Result<DatabaseConnection, DbErr> {
+    use sea_orm::sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
+    let sqlx_error = |err| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(err));
+    let options = url
+        .parse::<SqliteConnectOptions>()
+        .map_err(sqlx_error)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .disable_statement_logging();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
+                Ok(())
+            })
+        })
+        .before_acquire(|conn, _| {
+            Box::pin(async move {
+                let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
+                Ok(true)
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(sqlx_error)?;
+    Ok(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
 }
 
 /// A row of `M` with one extra integer column `n`: the total of a page,

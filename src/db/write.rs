@@ -2,7 +2,7 @@
 //! cache invalidation it causes (an outbox row), so a committed change can
 //! never lose its invalidation. Every write function takes a [`Write`];
 //! only [`Write::commit`] ends one successfully, and dropping it rolls back.
-use super::{changes, outbox, Db};
+use super::{outbox, Db};
 use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
 
 pub struct Write {
@@ -15,16 +15,10 @@ impl Db {
     /// lock with its first write statement; on PostgreSQL each statement
     /// locks the rows it changes, so write functions begin with the UPDATE of
     /// the row they are about.
-    ///
-    /// The write's own changes are not recorded by the triggers that
-    /// announce other programs' writes (`cache_changes`): its outbox row
-    /// announces them, more precisely.
     pub async fn begin_write(&self) -> Result<Write, DbErr> {
-        let txn = self.conn().begin().await?;
-        changes::unannounced(&txn).await?;
         Ok(Write {
             db: self.clone(),
-            txn,
+            txn: self.conn().begin().await?,
         })
     }
 }
