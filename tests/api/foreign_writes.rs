@@ -172,12 +172,16 @@ impl Deployment {
         .await;
         let heard = |replica: &TestApp| {
             let metrics = replica.cache.metrics();
-            (metrics.foreign_changes_taken(), metrics.events_received())
+            (
+                metrics.foreign_changes_taken() + metrics.foreign_clears(),
+                metrics.events_received(),
+            )
         };
         let before_write: Vec<_> = self.replicas.iter().map(heard).collect();
         let changed = self.foreign_write(write).await;
         let committed = std::time::Instant::now();
-        // Each replica took the change or heard an event about it.
+        // Each replica took the change (or cleared the cache for it), or
+        // heard an event about it.
         let reached = eventually(|| async {
             self.replicas
                 .iter()
