@@ -66,26 +66,20 @@ impl Db {
     /// Connects to `url` (`sqlite://...` or `postgres://...`). SQLite runs in
     /// WAL mode with foreign keys on.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(5))
-            .max_connections(if url.starts_with("sqlite:") { 8 } else { 20 })
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
-            })
-            // Marks biblio's sessions, whose writes the triggers that
-            // announce other programs' writes skip (see `changes`).
-            .map_sqlx_postgres_opts(|opts| {
-                opts.options([(migration::changes::WRITER_SETTING, "on")])
-            });
         let mut conn = if url.starts_with("sqlite:") {
             connect_sqlite(url).await?
         } else {
+            let mut options = ConnectOptions::new(url.to_owned());
+            options
+                .sqlx_logging(false)
+                .connect_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(5))
+                .max_connections(20)
+                // Marks biblio's sessions, whose writes the triggers that
+                // announce other programs' writes skip (see `changes`).
+                .map_sqlx_postgres_opts(|opts| {
+                    opts.options([(migration::changes::WRITER_SETTING, "on")])
+                });
             sea_orm::Database::connect(options).await?
         };
         let statements = Arc::new(AtomicU64::new(0));
@@ -184,8 +178,8 @@ impl Db {
     }
 }
 
-/// SQLite's pool, built here rather than by sea-orm for its connection
-/// hooks: every connection gets the TEMP trigger that keeps biblio's own
+/// SQLite's pool (8 connections, WAL, foreign keys on), built here rather
+/// than by sea-orm for its connection hooks: every connection gets the TEMP trigger that keeps biblio's own
 /// writes out of `cache_changes` (see [`changes`]) when it opens and each
 /// time it is taken from the pool, outside any transaction. Inside a write
 /// transaction it would read the schema before the first write, and a
