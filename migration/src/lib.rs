@@ -9,8 +9,15 @@ mod m20261206_000001_add_user_token_generation;
 mod m20261207_000001_create_tallies;
 mod m20261207_000002_page_indexes;
 mod m20261207_000003_search_index;
+mod m20261207_000004_cache_changes;
 
 pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
+
+/// The table of changes the triggers record, and how biblio keeps its own
+/// writes out of it.
+pub mod changes {
+    pub use crate::m20261207_000004_cache_changes::{CHANNEL, SQLITE_OWN_WRITES, WRITER_SETTING};
+}
 
 /// The tallies the triggers keep: their kinds, the owner of library-wide
 /// ones, and how to set them all from the tables.
@@ -62,6 +69,10 @@ fn steps() -> Vec<Step> {
         Step {
             migration: Box::new(m20261207_000003_search_index::Migration),
             creates: m20261207_000003_search_index::tables,
+        },
+        Step {
+            migration: Box::new(m20261207_000004_cache_changes::Migration),
+            creates: |_| m20261207_000004_cache_changes::TABLES,
         },
     ]
 }

@@ -97,6 +97,12 @@ pub struct Metrics {
     /// Times this replica found a Redis primary a failover had promoted and
     /// moved the namespace for it (Sentinel; see `l2::PRIMARY`).
     failovers: AtomicU64,
+    /// Rows of `cache_changes` (other programs' writes) this replica
+    /// turned into invalidations.
+    foreign_changes: AtomicU64,
+    /// Times a backlog of other programs' writes too long to name row by
+    /// row made this replica clear the whole cache instead.
+    foreign_clears: AtomicU64,
     /// Events' trips from their publisher to this replica.
     lag: Histogram,
     /// The same over the last minute, for the stats snapshots.
@@ -142,6 +148,8 @@ impl Default for Metrics {
             bus_lagged: AtomicU64::new(0),
             bus_dropped: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
+            foreign_changes: AtomicU64::new(0),
+            foreign_clears: AtomicU64::new(0),
             lag: Histogram::new(LAG_SECONDS),
             lag_window: Window::default(),
             last_lag: AtomicU64::new(0),
@@ -278,6 +286,26 @@ impl Metrics {
     /// Promoted primaries this replica moved the namespace for so far.
     pub fn failovers(&self) -> u64 {
         self.failovers.load(Ordering::Relaxed)
+    }
+
+    /// Records `n` rows of other programs' writes turned into one invalidation.
+    pub fn foreign_changes(&self, n: u64) {
+        add(&self.foreign_changes, n);
+    }
+
+    /// Records a backlog of other programs' writes answered by a clear.
+    pub fn foreign_cleared(&self) {
+        add(&self.foreign_clears, 1);
+    }
+
+    /// Rows of other programs' writes this replica turned into invalidations.
+    pub fn foreign_changes_taken(&self) -> u64 {
+        self.foreign_changes.load(Ordering::Relaxed)
+    }
+
+    /// Backlogs of other programs' writes this replica answered with a clear.
+    pub fn foreign_clears(&self) -> u64 {
+        self.foreign_clears.load(Ordering::Relaxed)
     }
 
     /// Invalidations published late so far: tests of outages assert on it.
@@ -592,6 +620,18 @@ impl Collector for Export {
             "biblio_cache_redis_failovers",
             "Promoted Redis primaries (Sentinel failovers) found here, for which the namespace moved",
             metrics.failovers(),
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_foreign_changes",
+            "Rows changed by other programs (recorded by the database's triggers) this replica turned into invalidations",
+            metrics.foreign_changes_taken(),
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_foreign_clears",
+            "Backlogs of other programs' changes too long to name row by row, answered by clearing the cache",
+            metrics.foreign_clears(),
         )?;
         crate::metrics::gauge(
             &mut encoder,

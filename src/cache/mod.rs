@@ -30,6 +30,15 @@
 //! value after that write's invalidation, here or on another replica,
 //! whichever of the event and the fill comes first.
 //!
+//! # Writes from other programs (`foreign`)
+//! Triggers on every table a cached answer reads record each change
+//! another program commits (`psql`, an import) in `cache_changes`, in its
+//! transaction; biblio's own writes are left out, their outbox row says
+//! more. A replica takes the rows (woken by `NOTIFY` on PostgreSQL, polling
+//! every 20 ms on SQLite), records their merged invalidation in the outbox
+//! in the same transaction, and publishes it as a mutation's: the same
+//! bound holds. A backlog too long to name clears the cache ([`foreign`]).
+//!
 //! # Why a lost or late event cannot break the bound
 //! Each replica publishes a heartbeat on the bus every fifth of the silence
 //! limit and listens for its own ([`bus`]). Redis delivers one channel's
@@ -134,6 +143,7 @@ pub mod changes;
 pub mod codec;
 pub mod counters;
 mod flight;
+mod foreign;
 pub mod keys;
 pub mod l1;
 pub mod l2;
@@ -343,6 +353,11 @@ impl Cache {
             let subscriber = bus::Subscriber::start(&connection, keys.channel().to_owned(), sink)?;
             *lock(&inner.subscriber) = Some(subscriber);
             tokio::spawn(sync::maintain(Arc::downgrade(&inner)));
+            if let Some(db) = inner.sync.outbox.clone() {
+                let wake = Arc::new(tokio::sync::Notify::new());
+                tokio::spawn(foreign::watch(Arc::downgrade(&inner), wake.clone()));
+                tokio::spawn(foreign::listen(Arc::downgrade(&inner), db, wake));
+            }
             if settings.publishes_stats {
                 tokio::spawn(stats::publish(
                     Arc::downgrade(&inner),

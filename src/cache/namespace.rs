@@ -117,22 +117,7 @@ impl Cache {
     /// answer. Old entries stay in Redis, unreachable, until
     /// [`Cache::remove_old_namespaces`].
     pub async fn clear(&self) -> Option<u64> {
-        let inner = &self.inner;
-        let l2 = inner.l2.as_ref()?;
-        let script = Script::from_lua(format!("{NAMESPACE}{CLEAR}"));
-        let args: Vec<Value> = vec![
-            Value::from(inner.keys.channel()),
-            Value::from(inner.origin.as_str()),
-            Value::from(inner.keys.namespace() as i64),
-        ];
-        let counter = vec![inner.keys.namespace_counter()];
-        let namespace: u64 = l2
-            .background_write("clear", |client| {
-                script.evalsha_with_reload(client, counter, args)
-            })
-            .await?;
-        inner.learn_namespace(namespace);
-        Some(namespace)
+        self.inner.clear().await
     }
 
     /// Removes every key of this deployment's namespaces older than the
@@ -182,6 +167,26 @@ impl Cache {
 }
 
 impl Inner {
+    /// See [`Cache::clear`].
+    pub(super) async fn clear(&self) -> Option<u64> {
+        let inner = self;
+        let l2 = inner.l2.as_ref()?;
+        let script = Script::from_lua(format!("{NAMESPACE}{CLEAR}"));
+        let args: Vec<Value> = vec![
+            Value::from(inner.keys.channel()),
+            Value::from(inner.origin.as_str()),
+            Value::from(inner.keys.namespace() as i64),
+        ];
+        let counter = vec![inner.keys.namespace_counter()];
+        let namespace: u64 = l2
+            .background_write("clear", |client| {
+                script.evalsha_with_reload(client, counter, args)
+            })
+            .await?;
+        inner.learn_namespace(namespace);
+        Some(namespace)
+    }
+
     /// Moves to `namespace` if it is newer than the one known, and then
     /// forgets everything kept in this process: L1 (and with it every kept
     /// answer) and the statistics snapshot. Nothing in them is stale, but a

@@ -14,9 +14,9 @@ use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// One committed write's invalidation, and its outbox row if it has one.
-struct Pending {
-    outbox: Option<i64>,
-    invalidation: Invalidation,
+pub(super) struct Pending {
+    pub(super) outbox: Option<i64>,
+    pub(super) invalidation: Invalidation,
 }
 
 /// What this replica knows of the bus and of its unpublished invalidations.
@@ -31,9 +31,10 @@ pub(super) struct State {
     pending: Mutex<Vec<Pending>>,
     /// Outbox rows published, deleted together at the next tick.
     published: Mutex<Vec<i64>>,
-    /// The database whose outbox this replica publishes; `None` in the modes
-    /// without Redis, where writes record no invalidation.
-    outbox: Option<Db>,
+    /// The database whose outbox (and `cache_changes`) this replica
+    /// publishes; `None` in the modes without Redis, where writes record no
+    /// invalidation.
+    pub(super) outbox: Option<Db>,
     /// See [`super::Settings::bus_silence`].
     silence: Duration,
     /// See [`super::Settings::outbox_delay`].
@@ -143,7 +144,9 @@ fn local_names(invalidation: &Invalidation) -> (Vec<l1::Key>, Vec<(Group, Option
 }
 
 impl Inner {
-    async fn publish(&self, pending: Pending) {
+    /// Evicts `pending` here and publishes it; keeps it pending if Redis
+    /// does not take it.
+    pub(super) async fn publish(&self, pending: Pending) {
         let moves = &pending.invalidation.moves;
         let (local, unknown) = local_names(&pending.invalidation);
         self.evict_locally(&local, &unknown, moves);
@@ -315,13 +318,15 @@ impl Inner {
     }
 
     /// Moves trust with the bus. Trust is regained only after this replica's
-    /// pending invalidations and the whole outbox have been published, so
-    /// nothing a silent spell hid can be read from L2 afterwards.
+    /// pending invalidations, other programs' changes and the whole outbox
+    /// have been published, so nothing a silent spell hid can be read from
+    /// L2 afterwards.
     async fn follow_the_bus(&self, l1: &l1::Store) {
         let fresh = self.subscriber_connected() && self.sync.bus_fresh();
         let trusted = l1.is_trusted();
         if fresh && !trusted {
             if self.replay_pending().await
+                && self.take_foreign_changes().await
                 && self.sweep(Duration::ZERO).await
                 && self.settle_primary().await
             {

@@ -19,6 +19,7 @@ pub mod authors;
 pub mod books;
 pub mod borrows;
 pub mod categories;
+pub mod changes;
 pub mod documents;
 pub(crate) mod keyset;
 pub mod metrics;
@@ -51,7 +52,8 @@ pub struct Db {
     /// Every statement executed, for tests that prove batching (N+1 bounds)
     /// by counting rather than timing. An atomic add per statement is free
     /// next to the statement itself. The cache outbox's statements are not
-    /// counted: they are background bookkeeping, not the service's reads.
+    /// counted (nor those of `cache_changes`): they are background
+    /// bookkeeping, not the service's reads.
     statements: Arc<AtomicU64>,
     /// Every statement, the outbox's too, counted and timed for `/metrics`.
     metrics: Arc<metrics::Statements>,
@@ -71,26 +73,30 @@ impl Db {
     /// Connects to `url` (`sqlite://...` or `postgres://...`). SQLite runs in
     /// WAL mode with foreign keys on.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(5))
-            .max_connections(if url.starts_with("sqlite:") { 8 } else { 20 })
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
-            });
-        let mut conn = sea_orm::Database::connect(options).await?;
+        let mut conn = if url.starts_with("sqlite:") {
+            connect_sqlite(url).await?
+        } else {
+            let mut options = ConnectOptions::new(url.to_owned());
+            options
+                .sqlx_logging(false)
+                .connect_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(5))
+                .max_connections(20)
+                // Marks biblio's sessions, whose writes the triggers that
+                // announce other programs' writes skip (see `changes`).
+                .map_sqlx_postgres_opts(|opts| {
+                    opts.options([(migration::changes::WRITER_SETTING, "on")])
+                });
+            sea_orm::Database::connect(options).await?
+        };
         // Before the statement counter is attached: no request asked for it.
         let text_by_bytes = probe_text_order(&conn).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let metrics = Arc::new(metrics::Statements::default());
         let (counter, recorder) = (statements.clone(), metrics.clone());
         conn.set_metric_callback(move |info| {
-            let purpose = if info.statement.sql.contains(outbox::TABLE) {
+            let sql = &info.statement.sql;
+            let purpose = if sql.contains(outbox::TABLE) || sql.contains(changes::TABLE) {
                 metrics::Purpose::Outbox
             } else {
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -187,6 +193,50 @@ impl Db {
             .await?;
         row.map(|row| row.try_get_by_index::<String>(0)).transpose()
     }
+}
+
+/// SQLite's pool (8 connections, WAL, foreign keys on), built here rather
+/// than by sea-orm for its connection hooks: every connection gets the TEMP trigger that keeps biblio's own
+/// writes out of `cache_changes` (see [`changes`]) when it opens and each
+/// time it is taken from the pool, outside any transaction. Inside a write
+/// transaction it would read the schema before the first write, and a
+/// SQLite transaction that reads before it writes cannot take the write
+/// lock once another connection has committed. Until the migrations have
+/// made the table the statement fails, and is tried again at the next
+/// taking.
+async fn connect_sqlite(url: &str) -> Result<DatabaseConnection, DbErr> {
+    use sea_orm::sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
+    let sqlx_error = |err| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(err));
+    let options = url
+        .parse::<SqliteConnectOptions>()
+        .map_err(sqlx_error)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .disable_statement_logging();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
+                Ok(())
+            })
+        })
+        .before_acquire(|conn, _| {
+            Box::pin(async move {
+                let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
+                Ok(true)
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(sqlx_error)?;
+    Ok(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
 }
 
 /// A row of `M` with one extra integer column `n`: the total of a page,

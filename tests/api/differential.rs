@@ -20,6 +20,12 @@
 //! has filled the cache with its own, so that keys which omit a user, an
 //! author or a deployment cannot go unnoticed.
 //!
+//! Among the writes, some are made with plain SQL on a connection of the
+//! test's own, as another program would make them (a retitle, a price,
+//! more copies, an author's new name, a price change over the whole
+//! catalogue): the triggers record them and the replicas publish their
+//! invalidations, within the same bound as the service's own writes.
+//!
 //! `BIBLIO_DIFF_SEED=S` replays a seed (printed at the start and on failure):
 //! it fixes every operation, and since writes run one at a time, their
 //! outcomes too; only the interleaving of the unchecked reads with the writes
@@ -177,6 +183,13 @@ async fn cached_answers_equal_the_uncached_oracle_on_a_random_workload() {
         .sum();
     eprintln!("differential: {cursors} cursors kept for connection reads");
     assert!(cursors > 0, "no connection read returned a cursor");
+    let taken: u64 = deployments
+        .iter()
+        .flat_map(|d| &d.replicas)
+        .map(|replica| replica.cache.metrics().foreign_changes_taken())
+        .sum();
+    eprintln!("differential: {taken} rows changed with plain SQL taken by the replicas");
+    assert!(taken > 0, "no write was made behind the service's back");
     assert!(kept > 0, "the response tier answered no read");
 }
 
@@ -205,6 +218,9 @@ struct Deployment {
     loans: Vec<(usize, String)>,
     /// Ids that exist only in the other deployment.
     foreign: Vec<String>,
+    /// A plain connection to the database, for writes made with SQL
+    /// behind the service's back.
+    sql: sea_orm::DatabaseConnection,
     /// Cursors the oracle answered, by the list they belong to
     /// ([`cursor_pool`]): connection reads start from them, so that slices
     /// deep in a list, after writes moved it, are compared too.
@@ -234,6 +250,9 @@ async fn deploy(name: &'static str, redis: &TestRedis, replicas: usize) -> Deplo
             .await;
         cached.push(replica);
     }
+    let sql = sea_orm::Database::connect(&oracle.database_url)
+        .await
+        .expect("a plain connection to the database");
     Deployment {
         name,
         oracle,
@@ -244,6 +263,7 @@ async fn deploy(name: &'static str, redis: &TestRedis, replicas: usize) -> Deplo
         books: Vec::new(),
         loans: Vec::new(),
         foreign: Vec::new(),
+        sql,
         cursors: std::sync::Mutex::default(),
     }
 }
@@ -480,7 +500,11 @@ fn random_op(rng: &mut Rng, deployments: &[Deployment]) -> Op {
     let d = &deployments[deployment];
     let replica = rng.below(d.replicas.len());
     if rng.below(10) < 4 {
-        let (request, effect) = random_write(rng, d);
+        let (request, effect) = if rng.one_in(8) {
+            sql_write(rng, d)
+        } else {
+            random_write(rng, d)
+        };
         Op {
             deployment,
             replica,
@@ -1123,9 +1147,93 @@ fn year(rng: &mut Rng) -> Option<i64> {
 // Running and comparing
 
 async fn send(d: &Deployment, app: &TestApp, request: &Request) -> (u16, Value) {
+    if request.shape == SQL {
+        return run_sql(d, &request.variables).await;
+    }
     let token = d.viewers[request.viewer].token.as_deref();
     app.post(token, &request.query, request.variables.clone())
         .await
+}
+
+/// The shape of a write made with plain SQL, not through the service.
+const SQL: &str = "sql";
+
+/// A write another program makes on the deployment's database: one of
+/// [`run_sql`]'s statements, with random values.
+fn sql_write(rng: &mut Rng, d: &Deployment) -> (Request, Effect) {
+    let kind = if d.books.is_empty() { 3 } else { rng.below(5) };
+    let id = match kind {
+        2 if !d.authors.is_empty() => rng.pick(&d.authors).clone(),
+        _ => d
+            .books
+            .first()
+            .map_or_else(String::new, |_| rng.pick(&d.books).clone()),
+    };
+    let text = match kind {
+        2 => person(rng),
+        _ => format!("{} {}", rng.pick(&WORDS), rng.pick(&WORDS)),
+    };
+    let request = Request {
+        shape: SQL,
+        viewer: ANONYMOUS,
+        query: String::new(),
+        variables: json!({
+            "kind": kind, "id": id, "text": text, "n": 100 + rng.below(4900) as i64,
+        }),
+    };
+    (request, Effect::Nothing)
+}
+
+/// Runs a [`sql_write`] on the deployment's plain connection.
+async fn run_sql(d: &Deployment, write: &Value) -> (u16, Value) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let id = write["id"]
+        .as_str()
+        .and_then(|id| uuid::Uuid::parse_str(id).ok());
+    let text = write["text"].as_str().unwrap_or_default().to_owned();
+    let n = write["n"].as_i64().unwrap_or(100);
+    let (sql, values): (&str, Vec<sea_orm::Value>) = match (write["kind"].as_u64(), id) {
+        (Some(0), Some(id)) => (
+            "UPDATE books SET title = ? WHERE id = ?",
+            vec![text.into(), id.into()],
+        ),
+        (Some(1), Some(id)) => (
+            "UPDATE books SET price_cents = ? WHERE id = ?",
+            vec![n.into(), id.into()],
+        ),
+        (Some(2), Some(id)) => (
+            "UPDATE authors SET name = ? WHERE id = ?",
+            vec![text.into(), id.into()],
+        ),
+        (Some(4), Some(id)) => (
+            "UPDATE books SET copies_total = copies_total + 1, \
+             copies_available = copies_available + 1 WHERE id = ?",
+            vec![id.into()],
+        ),
+        _ => (
+            "UPDATE books SET price_cents = price_cents + ?",
+            vec![(n % 7).into()],
+        ),
+    };
+    let backend = d.sql.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            let mut numbered = String::new();
+            for (n, part) in sql.split('?').enumerate() {
+                if n > 0 {
+                    numbered.push_str(&format!("${n}"));
+                }
+                numbered.push_str(part);
+            }
+            numbered
+        }
+        _ => sql.to_owned(),
+    };
+    d.sql
+        .execute(Statement::from_sql_and_values(backend, sql.clone(), values))
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    (200, json!({}))
 }
 
 /// Runs a burst: its writes one after another, its reads in concurrent

@@ -16,6 +16,7 @@ mod dashboard;
 mod differential;
 mod domain_input;
 mod faults;
+mod foreign_writes;
 mod helpers;
 mod history;
 mod http;

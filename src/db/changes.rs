@@ -1,0 +1,119 @@
+//! The changes the database's triggers record (`cache_changes`, see the
+//! migration `m20261207_000004_cache_changes` for what a row holds and
+//! why biblio's own writes are not among them). A replica reads the head
+//! of the table, and takes rows out in the transaction that records their
+//! invalidation in the outbox, so that each row is taken by exactly one
+//! replica and no taken row can be lost: from then on it is an outbox row
+//! like a mutation's. Its statements are cache bookkeeping, counted apart
+//! like the outbox's.
+use super::{outbox, Db};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, IsolationLevel, Statement, TransactionTrait};
+
+/// The table's name, which the statement counter recognises.
+pub const TABLE: &str = "cache_changes";
+
+/// The channel PostgreSQL's triggers notify.
+pub use migration::changes::CHANNEL;
+
+/// The ids of the oldest rows, at most `limit`: one read on the primary
+/// key, nothing when the table is empty.
+pub async fn head(db: &Db, limit: u64) -> Result<Vec<i64>, DbErr> {
+    let rows = db
+        .conn()
+        .query_all(Statement::from_string(
+            db.backend(),
+            format!("SELECT id FROM {TABLE} ORDER BY id LIMIT {limit}"),
+        ))
+        .await?;
+    rows.iter().map(|row| row.try_get_by_index(0)).collect()
+}
+
+/// What [`take`] did.
+pub enum Taken {
+    /// Another replica had taken them: nothing was done.
+    Nothing,
+    /// The rows are gone and their invalidation is this outbox row.
+    Recorded {
+        /// The outbox row.
+        outbox: i64,
+        /// How many changes it covers.
+        rows: usize,
+    },
+    /// `convert` could not read a row: nothing was done.
+    Unreadable,
+}
+
+/// Takes every row up to `through` out of the table and records, in the
+/// same transaction, what `convert` makes of their changes (a serialised
+/// invalidation) in the outbox. Rows another replica took first are not
+/// returned here (on PostgreSQL the DELETE waits for that replica's
+/// transaction and then skips them).
+pub async fn take(
+    db: &Db,
+    through: i64,
+    convert: impl FnOnce(&[String]) -> Option<String>,
+) -> Result<Taken, DbErr> {
+    let txn = db.conn().begin().await?;
+    let rows = txn
+        .query_all(Statement::from_string(
+            db.backend(),
+            format!("DELETE FROM {TABLE} WHERE id <= {through} RETURNING change"),
+        ))
+        .await?;
+    let changes: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get_by_index(0))
+        .collect::<Result<_, _>>()?;
+    if changes.is_empty() {
+        return Ok(Taken::Nothing);
+    }
+    let Some(payload) = convert(&changes) else {
+        // Dropping the transaction rolls the DELETE back.
+        return Ok(Taken::Unreadable);
+    };
+    let outbox = outbox::record(&txn, &payload).await?;
+    txn.commit().await?;
+    Ok(Taken::Recorded {
+        outbox,
+        rows: changes.len(),
+    })
+}
+
+/// Deletes every row committed before `cleared` (clearing the whole cache)
+/// succeeded, and none committed after: the rows are those of one
+/// snapshot, taken before `cleared` runs (REPEATABLE READ on PostgreSQL;
+/// on SQLite the read transaction's, which cannot delete if anyone wrote
+/// since). Returns how many were deleted, `None` if `cleared` failed
+/// (nothing is deleted). An error (another replica took rows of the
+/// snapshot meanwhile) leaves the rows for the next try.
+pub async fn remove_cleared<F>(db: &Db, cleared: impl FnOnce() -> F) -> Result<Option<u64>, DbErr>
+where
+    F: std::future::Future<Output = bool>,
+{
+    let isolation = (db.backend() == DbBackend::Postgres).then_some(IsolationLevel::RepeatableRead);
+    let txn = db.conn().begin_with_config(isolation, None).await?;
+    let newest = txn
+        .query_one(Statement::from_string(
+            db.backend(),
+            format!("SELECT MAX(id) FROM {TABLE}"),
+        ))
+        .await?
+        .map(|row| row.try_get_by_index::<Option<i64>>(0))
+        .transpose()?
+        .flatten();
+    let Some(through) = newest else {
+        return Ok(Some(0));
+    };
+    if !cleared().await {
+        return Ok(None);
+    }
+    let deleted = txn
+        .execute(Statement::from_string(
+            db.backend(),
+            format!("DELETE FROM {TABLE} WHERE id <= {through}"),
+        ))
+        .await?
+        .rows_affected();
+    txn.commit().await?;
+    Ok(Some(deleted))
+}
