@@ -260,7 +260,7 @@ impl Inner {
             if head.len() as u64 <= CAP {
                 let mut merged = None;
                 let taken = changes::take(db, last, |rows| {
-                    let found = invalidation(rows)?;
+                    let found = super::sync::for_database(invalidation(rows)?, db);
                     let payload = found.to_outbox();
                     merged = Some(found);
                     Some(payload)

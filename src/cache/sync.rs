@@ -109,10 +109,7 @@ impl Cache {
     /// answer, the invalidation stays pending here and in the outbox.
     pub async fn commit(&self, write: Write, change: Change) -> Result<()> {
         let inner = &self.inner;
-        let mut invalidation = change.invalidation();
-        if !write.db().orders_text_by_bytes() {
-            invalidation.harden(super::matching::Ranged::Title);
-        }
+        let invalidation = for_database(change.invalidation(), write.db());
         let payload = inner.sync.outbox.as_ref().map(|_| invalidation.to_outbox());
         let outbox = write.commit(payload.as_deref()).await?;
         inner
@@ -123,6 +120,16 @@ impl Cache {
             .await;
         Ok(())
     }
+}
+
+/// `invalidation` as `db` can honour it: title moves compare titles as
+/// Rust does, so under a collation that orders them otherwise they move
+/// their groups whole.
+pub(super) fn for_database(mut invalidation: Invalidation, db: &Db) -> Invalidation {
+    if !db.orders_text_by_bytes() {
+        invalidation.harden(super::matching::Ranged::Title);
+    }
+    invalidation
 }
 
 /// L1's names for an invalidation's entries and its groups (those its

@@ -216,10 +216,22 @@ async fn a_writer_that_has_not_learnt_of_a_clear_deletes_in_the_namespace_reader
     eventually(|| async { writer.health().subscriber == "connected" }).await;
     b.create_author(&cat.librarian, "Someone").await;
     eventually(|| async { writer.namespace() == 5 }).await;
-    // A clear whose event the writer misses: nothing is published.
-    assert_eq!(redis.command(&["INCR", &counter]), ":6");
-    eventually(|| async { b.cache.namespace() == 6 }).await;
-    assert_eq!(writer.namespace(), 5, "the writer has not heard of it");
+    // A clear whose event the writer misses: nothing is published. Under
+    // load B may still publish something late (an outbox row swept after
+    // 500 ms) that teaches the writer the new namespace; then clear again.
+    let mut cleared = 5;
+    for _ in 0..5 {
+        cleared += 1;
+        assert_eq!(redis.command(&["INCR", &counter]), format!(":{cleared}"));
+        eventually(|| async { b.cache.namespace() == cleared }).await;
+        if writer.namespace() < cleared {
+            break;
+        }
+    }
+    assert!(
+        writer.namespace() < cleared,
+        "the writer has not heard of it"
+    );
     // B fills the new namespace.
     b.data(None, BOOK, json!({ "id": id })).await;
 
@@ -243,7 +255,7 @@ async fn a_writer_that_has_not_learnt_of_a_clear_deletes_in_the_namespace_reader
     };
     writer.commit(write, change).await.unwrap();
 
-    assert_eq!(writer.namespace(), 6, "the script told the writer");
+    assert_eq!(writer.namespace(), cleared, "the script told the writer");
     eventually(|| async {
         b.data(None, BOOK, json!({ "id": id })).await["book"]["title"] == "Renamed"
     })
