@@ -411,6 +411,12 @@ pub(super) async fn maintain(inner: Weak<Inner>) {
                 if let Some(reached) = l2.heartbeat(head, inner.keys.namespace()).await {
                     inner.sync.replicas.store(reached.max(1), Ordering::Relaxed);
                 }
+                // A failover quicker than the silence limit never costs the
+                // bus its trust, so the primary is also checked while
+                // trusted, every beat (on Sentinel; nothing otherwise).
+                if l1.is_trusted() {
+                    inner.settle_primary().await;
+                }
             }
             inner.follow_the_bus(l1).await;
             if Instant::now() >= next_sweep && l1.is_trusted() {
