@@ -5,6 +5,9 @@
 //! renames its book to `b<book> v<n>`, n rising, always on the book's home
 //! replica (so each book's versions are totally ordered, every written value
 //! is unique, and the other replicas learn of it only through invalidation);
+//! the last book's writer is another program: it renames the book with plain
+//! SQL on the database, which no replica sees but through the triggers that
+//! record other programs' writes (`FOREIGN_BOOK`);
 //! readers read `book(id) { title }` on random replicas (and one reads pages
 //! of `books` on one replica, see `PAGE_REPLICA`).
 //! Every operation is recorded with the time it was sent, the time its
@@ -90,7 +93,9 @@ const BOUNDS: [(Fault, u64); 8] = [
 const STALENESS: [u64; 5] = [0, 10, 50, 250, 1000];
 
 const REPLICAS: usize = 3;
-const BOOKS: usize = 3;
+const BOOKS: usize = 4;
+/// The book renamed with plain SQL, behind every replica's back.
+const FOREIGN_BOOK: usize = BOOKS - 1;
 /// Readers of single books, on random replicas; one more reads pages.
 const READERS: usize = 6;
 /// Where pages are read. A page whose list misses L1 is read from the
@@ -204,9 +209,9 @@ enum What {
 
 #[derive(Debug, Clone)]
 struct Op {
-    /// `w<book>`, `r<reader>`, or `test`.
+    /// `w<book>`, `f<book>` (the plain-SQL writer), `r<reader>`, or `test`.
     who: String,
-    /// The replica's slot; `None` for notes.
+    /// The replica's slot; `None` for notes and plain-SQL writes.
     replica: Option<usize>,
     /// Sent, and response received, since the history began.
     start: Duration,
@@ -421,6 +426,55 @@ async fn writer(shared: Arc<Shared>, book: usize) {
     }
 }
 
+/// The writer of `FOREIGN_BOOK`: another program renaming it with plain SQL
+/// (`b<book> v<n>`, as [`writer`] does), acknowledged when the statement
+/// returns. It writes whenever the other writers do (`writing`), whichever
+/// replicas are alive: the database is never the fault here.
+async fn foreign_writer(shared: Arc<Shared>, sql: sea_orm::DatabaseConnection) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let book = FOREIGN_BOOK;
+    let id = uuid::Uuid::parse_str(&shared.books[book]).expect("a book id");
+    let rename = match sql.get_database_backend() {
+        DbBackend::Postgres => "UPDATE books SET title = $1 WHERE id = $2",
+        _ => "UPDATE books SET title = ? WHERE id = ?",
+    };
+    let mut rng = Rng::new(1000 + book as u64);
+    let mut version = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        if !shared.writing.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        version += 1;
+        let title = format!("b{book} v{version}");
+        let start = shared.now();
+        let statement = Statement::from_sql_and_values(
+            sql.get_database_backend(),
+            rename,
+            [title.into(), id.into()],
+        );
+        let result = sql.execute(statement).await;
+        let end = shared.now();
+        let outcome = match result {
+            Ok(done) if done.rows_affected() == 1 => Outcome::Ok,
+            Ok(done) => Outcome::Error(format!("the rename changed {} rows", done.rows_affected())),
+            Err(err) => Outcome::Error(format!("plain SQL: {err}")),
+        };
+        shared.record(Op {
+            who: format!("f{book}"),
+            replica: None,
+            start,
+            end,
+            what: What::Write {
+                book,
+                version,
+                outcome,
+            },
+        });
+        tokio::time::sleep(rng.millis(10, 40)).await;
+    }
+}
+
 /// Reads a random book on a random live replica or, with `page`, the page of
 /// all books on replica `PAGE_REPLICA`.
 async fn reader(shared: Arc<Shared>, number: usize, page: bool) {
@@ -583,9 +637,13 @@ async fn check(fault: Fault) {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     ));
     let mut clients = tokio::task::JoinSet::new();
-    for book in 0..BOOKS {
+    for book in 0..FOREIGN_BOOK {
         clients.spawn(writer(shared.clone(), book));
     }
+    let sql = sea_orm::Database::connect(&cluster.database_url)
+        .await
+        .expect("a plain connection to the database");
+    clients.spawn(foreign_writer(shared.clone(), sql));
     for number in 0..READERS {
         clients.spawn(reader(shared.clone(), number, false));
     }
@@ -867,6 +925,10 @@ struct Report {
     /// Reads stale at the bound.
     offenders: Vec<Staleness>,
     max_staleness: Duration,
+    /// Of those, the plain-SQL writer's: writes acknowledged, and the
+    /// most a read of its book was stale by.
+    foreign_acked: usize,
+    foreign_max_staleness: Duration,
     /// Write ack → first read on another replica that showed it, outside
     /// fault windows.
     delivery: Vec<Duration>,
@@ -889,6 +951,8 @@ fn analyse(history: &[Op], windows: &[(Duration, Duration)], bound: u64) -> Repo
         stale: [0; STALENESS.len()],
         offenders: Vec::new(),
         max_staleness: Duration::ZERO,
+        foreign_acked: 0,
+        foreign_max_staleness: Duration::ZERO,
         delivery: Vec::new(),
         sampling: Duration::ZERO,
     };
@@ -903,6 +967,7 @@ fn analyse(history: &[Op], windows: &[(Duration, Duration)], bound: u64) -> Repo
                 if matches!(outcome, Outcome::Ok) {
                     writes[*book].push((*version, op.end, index));
                     report.acked += 1;
+                    report.foreign_acked += usize::from(*book == FOREIGN_BOOK);
                 }
                 outcome
             }
@@ -960,6 +1025,9 @@ fn analyse(history: &[Op], windows: &[(Duration, Duration)], bound: u64) -> Repo
             if let Some(&(_, ack, write)) = writes[book].get(newer) {
                 if ack < op.start {
                     let by = op.start - ack;
+                    if book == FOREIGN_BOOK {
+                        report.foreign_max_staleness = report.foreign_max_staleness.max(by);
+                    }
                     if worst.as_ref().is_none_or(|w| by > w.by) {
                         worst = Some(Staleness {
                             read: index,
@@ -1045,6 +1113,13 @@ impl Report {
         let counts: String = self.stale.iter().map(|n| format!("{n:>8}")).collect();
         writeln!(out, "  stale at D:{header}  | max staleness").unwrap();
         writeln!(out, "             {counts}  | {}", ms(self.max_staleness)).unwrap();
+        writeln!(
+            out,
+            "  plain-SQL writes (b{FOREIGN_BOOK}): {} acked, reads of it stale by {} at most",
+            self.foreign_acked,
+            ms(self.foreign_max_staleness)
+        )
+        .unwrap();
         let percentile = |p: f64| {
             let i = ((self.delivery.len() as f64 * p).ceil() as usize).saturating_sub(1);
             self.delivery.get(i).copied().map(ms).unwrap_or("-".into())
