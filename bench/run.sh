@@ -24,6 +24,11 @@
 # proportions) loaded their list from the database.
 #
 #   LOG_AB=1 bash bench/run.sh        # what the access log costs
+#   DATABASE=postgres bash bench/run.sh
+#
+# DATABASE=postgres runs every replica on PostgreSQL instead of SQLite: a
+# database of its own on $PGHOST:$PGPORT (default 127.0.0.1:5432, user
+# postgres), created for the run and dropped after it.
 #
 # LOG_AB=1 measures logging instead of the table: book by id, answered by
 # the response tier, with the default start (RUST_LOG unset: the access
@@ -46,8 +51,17 @@ PORT=${PORT:-18180}
 BASELINE_PORT=${BASELINE_PORT:-18181}
 ORACLE_PORT=${ORACLE_PORT:-18182}
 REDIS_PORT=${REDIS_PORT:-18379}
+DATABASE=${DATABASE:-sqlite}
 WORK=$(mktemp -d /tmp/biblio-bench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PG_DATABASE=
+cleanup() {
+    kill $(jobs -p) 2>/dev/null || true
+    wait 2>/dev/null || true
+    [ -z "$PG_DATABASE" ] || psql -q -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" \
+        -d postgres -c "DROP DATABASE IF EXISTS $PG_DATABASE" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
 command -v redis-server >/dev/null || { echo "redis-server is needed (apt-get install redis-server)" >&2; exit 1; }
@@ -60,9 +74,20 @@ elif [ ! -x "$BASELINE_BIN" ] || [ "$BASELINE_BIN" = target/release/examples/bas
     cargo build --release --quiet --example baseline
 fi
 BEFORE_BIN=${BEFORE_BIN:-}
-export DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc"
+case $DATABASE in
+    sqlite) export DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc" ;;
+    postgres)
+        command -v psql >/dev/null || { echo "DATABASE=postgres needs psql (apt-get install postgresql-client)" >&2; exit 1; }
+        PG_DATABASE="bench_$(date +%s)_$$"
+        psql -q -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U "${PGUSER:-postgres}" -d postgres \
+            -c "CREATE DATABASE $PG_DATABASE" >/dev/null
+        export DATABASE_URL="postgres://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/$PG_DATABASE"
+        ;;
+    *) echo "DATABASE is sqlite or postgres, not $DATABASE" >&2; exit 1 ;;
+esac
 export RUST_LOG=warn
 
+echo "== database: $DATABASE"
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/ {print $2}') GiB"
 # One known password for every seeded account, so the inputs below can sign in.
 export BIBLIO_SEED_PASSWORD=bench-password
