@@ -46,6 +46,13 @@ impl Cluster {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "1000",
+                    // A replica whose primary dies always takes over (the
+                    // default refuses if the link was down too long, which
+                    // a loaded CI machine can cause), and syncs at once.
+                    "--cluster-replica-validity-factor",
+                    "0",
+                    "--repl-diskless-sync-delay",
+                    "0",
                     "--save",
                     "",
                     "--appendonly",
@@ -80,8 +87,9 @@ impl Cluster {
     }
 
     /// Waits until every live node sees the cluster `ok` with three
-    /// primaries, and, if `replicated`, each has a replica in sync: only
-    /// then can a primary fail over.
+    /// primaries, and, if `replicated`, three replicas whose link to their
+    /// primary is up (synced, not only attached): only then can a primary
+    /// fail over.
     fn wait_until_healthy(&self, replicated: bool) {
         wait_blocking("the cluster to be healthy", || {
             self.live().all(|port| {
@@ -89,10 +97,14 @@ impl Cluster {
                     .is_some_and(|info| info.contains("cluster_state:ok"))
             }) && self.primaries().len() == 3
                 && (!replicated
-                    || self.primaries().into_iter().all(|port| {
-                        cli(port, &["INFO", "replication"])
-                            .is_some_and(|info| info.contains("connected_slaves:1"))
-                    }))
+                    || self
+                        .live()
+                        .filter(|port| {
+                            cli(*port, &["INFO", "replication"])
+                                .is_some_and(|info| info.contains("master_link_status:up"))
+                        })
+                        .count()
+                        == 3)
         });
     }
 
@@ -372,4 +384,87 @@ async fn a_primary_killed_on_a_cluster_is_survived_within_the_bound() {
 async fn on_a_cluster_cached_answers_equal_the_uncached_oracle() {
     let cluster = Cluster::start();
     crate::differential::cached_answers_equal_the_uncached_oracle(&cluster.url()).await;
+}
+
+/// Slots move from one primary to another (`redis-cli --cluster reshard`)
+/// while one replica writes and the other reads: `MOVED` and `ASK` are
+/// followed, what fails meanwhile is replayed, and once the move is done
+/// both replicas read every book as last written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_migrated_while_writes_and_reads_run_leave_every_replica_exact() {
+    let cluster = Cluster::start();
+    let apps = TestApp::builder()
+        .redis_url(&cluster.url())
+        .replicas(2)
+        .spawn_many()
+        .await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let cat = catalogue(a, 12).await;
+    let mut written: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for (n, id) in cat.books.iter().enumerate() {
+        written.insert(id.clone(), format!("Book {n:03}"));
+        title(a, id).await;
+        title(b, id).await;
+    }
+    let primaries = cluster.primaries();
+    let id_of = |port: u16| cli(port, &["CLUSTER", "MYID"]).expect("a node id");
+    let (from, to) = (id_of(primaries[0]), id_of(primaries[1]));
+    let mut reshard = Command::new("redis-cli");
+    reshard
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", primaries[0]),
+        ])
+        .args(["--cluster-from", &from, "--cluster-to", &to])
+        .args(["--cluster-slots", "3000", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let moving = tokio::task::spawn_blocking(move || {
+        reshard
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run redis-cli ({err}). {INSTALL}"))
+    });
+
+    let mut writes = 0;
+    while !moving.is_finished() {
+        let id = &cat.books[writes % cat.books.len()];
+        let new = format!("Written during the move {writes}");
+        retitle(a, &cat.librarian, id, &new).await;
+        written.insert(id.clone(), new);
+        for id in cat.books.iter().take(4) {
+            title(b, id).await;
+        }
+        titles(b).await;
+        writes += 1;
+    }
+    let moved = moving.await.expect("redis-cli ran");
+    assert!(
+        moved.status.success(),
+        "redis-cli --cluster reshard: {}",
+        String::from_utf8_lossy(&moved.stdout)
+    );
+    assert!(writes > 0, "no write ran while the slots moved");
+
+    for app in [a, b] {
+        eventually_within(DEADLINE, "up after the move", || async {
+            cache_status(app).await == "up"
+        })
+        .await;
+    }
+    for (id, expected) in &written {
+        for app in [a, b] {
+            eventually_within(
+                Duration::from_secs(10),
+                "the last write is read",
+                || async { title(app, id).await == *expected },
+            )
+            .await;
+        }
+    }
+    eventually_within(Duration::from_secs(10), "the lists agree", || async {
+        titles(a).await == titles(b).await
+    })
+    .await;
 }
