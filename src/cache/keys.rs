@@ -12,11 +12,21 @@
 //! the sign-in windows carry no namespace: a clear changes no data, so it
 //! must not restart them.
 //!
+//! On a Redis Cluster ([`Keys::for_topology`]) keys carry hash tags, so
+//! that the keys one script touches share a slot while entries still
+//! spread over every slot: an entry's part after the namespace is its tag
+//! (`…:n0:{book:0190…}`), which its version (`…:n0:{book:0190…}:ver`)
+//! shares; the counters the scripts move together (namespace, sequence,
+//! generations, heartbeat, sign-in windows) share the deployment's tag
+//! (`{prefix}:v…:{prefix}:sequence`), as do the stats snapshots and their
+//! index (`{prefix}:stats:{prefix}`). Elsewhere keys carry no tag.
+//!
 //! A key holds everything that makes its answer differ. Entities: kind and
 //! id. Lists: a [`List`] names every parameter, and its [`Group`] (with the
 //! user, author or category it belongs to) follows from it, so a list key
 //! cannot leave out whose list it is.
 use super::matching::{BookFields, Ranged, SearchBucket};
+use super::topology::Topology;
 use crate::db::books::{Filter, SortOrder};
 use crate::db::borrows::Status;
 use crate::domain::{Direction, PageRequest, SearchText, SliceRequest};
@@ -477,6 +487,11 @@ pub struct Keys {
     prefix: String,
     /// `{prefix}:v{SCHEMA_VERSION}:`
     base: String,
+    /// Where the counters go: `base`, or on a Cluster `base` and the
+    /// deployment's hash tag, so that every script's counters share a slot.
+    control: String,
+    /// Whether entries carry a hash tag of their own (Cluster only).
+    tagged: bool,
     channel: String,
     /// The **namespace** this process reads and fills under: the highest it
     /// has learnt (see [`super::namespace`]). Shared by every clone, so the
@@ -488,14 +503,44 @@ impl Keys {
     /// Keys under `prefix` and the current [`SCHEMA_VERSION`], in namespace 0
     /// until a higher one is learnt.
     pub fn new(prefix: &str) -> Self {
+        let base = format!("{prefix}:v{SCHEMA_VERSION}:");
         Self {
             prefix: prefix.to_owned(),
-            base: format!("{prefix}:v{SCHEMA_VERSION}:"),
+            control: base.clone(),
+            base,
+            tagged: false,
             channel: format!("{prefix}:invalidate"),
             namespace: Arc::new(AtomicU64::new(0)),
         }
     }
 
+    /// Keys for `topology`: with hash tags on a Cluster (see the module's
+    /// documentation), without elsewhere. A Cluster prefix with braces is
+    /// refused: it would make a hash tag of its own and could split the
+    /// keys of one script over slots.
+    pub fn for_topology(prefix: &str, topology: Topology) -> Result<Self, String> {
+        let keys = Self::new(prefix);
+        if topology != Topology::Cluster {
+            return Ok(keys);
+        }
+        if prefix.contains(['{', '}']) {
+            return Err(format!(
+                "the cache prefix {prefix:?} contains a brace, which on a Redis Cluster makes a \
+                 hash tag of its own: choose a prefix without {{ or }}"
+            ));
+        }
+        Ok(Self {
+            control: format!("{}{{{prefix}}}:", keys.base),
+            tagged: true,
+            ..keys
+        })
+    }
+
+    /// The hash slot key `key` is stored in on a Cluster: that of its hash
+    /// tag if it has one.
+    pub fn slot(key: &str) -> u16 {
+        fred::util::redis_keyslot(key.as_bytes())
+    }
     /// The namespace keys are built under now.
     pub fn namespace(&self) -> u64 {
         self.namespace.load(Ordering::Acquire)
@@ -510,20 +555,20 @@ impl Keys {
     /// The Redis counter holding the namespace: `{base}namespace`. Outside
     /// every namespace, and never expiring.
     pub fn namespace_counter(&self) -> String {
-        format!("{}namespace", self.base)
+        format!("{}namespace", self.control)
     }
 
     /// The last heartbeat any replica sent: `{base}heartbeat`. Written by
     /// every heartbeat only so that a Redis refusing writes fails them.
     pub fn last_heartbeat(&self) -> String {
-        format!("{}heartbeat", self.base)
+        format!("{}heartbeat", self.control)
     }
 
     /// Which primary's dataset this is: `{base}primary`, the replication id
     /// of the Redis primary the cache last found (Sentinel only; see
     /// `l2::PRIMARY`). Outside every namespace, and never expiring.
     pub fn primary_marker(&self) -> String {
-        format!("{}primary", self.base)
+        format!("{}primary", self.control)
     }
 
     /// A `SCAN` pattern matching every key of this deployment that carries
@@ -545,11 +590,23 @@ impl Keys {
         digits.parse().ok()
     }
 
-    /// `{base}n{namespace}:`, the start of every namespaced key.
+    /// `{base}n{namespace}:`, the start of every namespaced key, then on
+    /// a Cluster the `{` of its hash tag, which [`Keys::end`] closes.
     fn start(&self, namespace: u64, capacity: usize) -> String {
-        let mut key = String::with_capacity(self.base.len() + 8 + capacity);
+        let mut key = String::with_capacity(self.base.len() + 10 + capacity);
         key.push_str(&self.base);
         let _ = write!(key, "n{namespace}:");
+        if self.tagged {
+            key.push('{');
+        }
+        key
+    }
+
+    /// Closes the hash tag [`Keys::start`] opened, if any.
+    fn end(&self, mut key: String) -> String {
+        if self.tagged {
+            key.push('}');
+        }
         key
     }
 
@@ -566,12 +623,16 @@ impl Keys {
     /// A replica's stats snapshot: `{prefix}:stats:{replica}`. Outside the
     /// versioned part: any build reads any build's snapshots.
     pub fn stats(&self, replica: &str) -> String {
-        format!("{}:stats:{replica}", self.prefix)
+        format!("{}:{replica}", self.stats_index())
     }
 
     /// The index of the replicas that published stats: `{prefix}:stats`.
     pub fn stats_index(&self) -> String {
-        format!("{}:stats", self.prefix)
+        if self.tagged {
+            format!("{0}:stats:{{{0}}}", self.prefix)
+        } else {
+            format!("{}:stats", self.prefix)
+        }
     }
 
     /// A `SCAN` pattern matching every key of this deployment and no
@@ -593,7 +654,7 @@ impl Keys {
         key.push_str(kind.as_str());
         key.push(':');
         let _ = write!(key, "{id}");
-        key
+        self.end(key)
     }
 
     /// The kind and id of an entity key built by [`Keys::entity`], in any
@@ -604,6 +665,11 @@ impl Keys {
         if !namespace.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
+        // Tagged or not: an event may come from a replica of either kind.
+        let rest = rest
+            .strip_prefix('{')
+            .and_then(|tagged| tagged.strip_suffix('}'))
+            .unwrap_or(rest);
         let (kind, id) = rest.split_once(':')?;
         Some((Kind::parse(kind)?, Uuid::parse_str(id).ok()?))
     }
@@ -617,13 +683,13 @@ impl Keys {
         list.group().write_name(&mut key);
         let _ = write!(key, ":g{generation}:");
         list.write_params(&mut key);
-        key
+        self.end(key)
     }
 
     /// The Redis counter holding a group's generation.
     pub fn generation(&self, group: &Group) -> String {
-        let mut key = String::with_capacity(self.base.len() + 60);
-        key.push_str(&self.base);
+        let mut key = String::with_capacity(self.control.len() + 60);
+        key.push_str(&self.control);
         key.push_str("gen:");
         group.write_name(&mut key);
         key
@@ -632,13 +698,13 @@ impl Keys {
     /// The Redis counter bumped by every invalidation; guards entities
     /// primed from list queries, which have no version read beforehand.
     pub fn sequence(&self) -> String {
-        format!("{}sequence", self.base)
+        format!("{}sequence", self.control)
     }
 
     /// A fixed-window counter shared by the replicas (sign-in throttling):
     /// `{base}counter:{name}`.
     pub fn counter(&self, name: &str) -> String {
-        format!("{}counter:{name}", self.base)
+        format!("{}counter:{name}", self.control)
     }
 
     /// The Redis counter bumped whenever `key` is invalidated; a fill only
@@ -697,7 +763,7 @@ impl Keys {
         let mut key = self.start(self.namespace(), kind.len() + id.len());
         key.push_str(kind);
         key.push_str(id);
-        key
+        self.end(key)
     }
 }
 
@@ -828,6 +894,65 @@ mod tests {
 
     /// Every kind of list, with inputs that differ in exactly one parameter
     /// or in whose list it is: no two may share a key, at any generation.
+    #[test]
+    fn on_a_cluster_each_scripts_keys_share_a_slot_and_entries_spread() {
+        let keys = Keys::for_topology("lib", Topology::Cluster).unwrap();
+        let slot = |key: &str| Keys::slot(key);
+        let control = slot(&keys.namespace_counter());
+        for counter in [
+            keys.sequence(),
+            keys.last_heartbeat(),
+            keys.primary_marker(),
+            keys.counter("sign-in:a"),
+            keys.counter("sign-in:b"),
+            keys.generation(&Group::Authors),
+            keys.generation(&Group::UserBorrows(Uuid::now_v7())),
+        ] {
+            assert_eq!(slot(&counter), control, "{counter}");
+        }
+        assert_eq!(slot(&keys.stats("r1")), slot(&keys.stats_index()));
+        let list = List::Authors { page: page(1, 20) };
+        let text = SearchText::parse("a}b{c").unwrap();
+        let search = List::Search {
+            text: &text,
+            page: page(1, 20),
+        };
+        let mut entries = std::collections::BTreeSet::new();
+        for key in (0..64)
+            .map(|_| keys.entity(Kind::Book, Uuid::now_v7()))
+            .chain([keys.list(&list, 3), keys.list(&search, 4)])
+            .chain([keys.persisted(Persisted::Learnt("x{y}"))])
+        {
+            assert_eq!(slot(&key), slot(&keys.version(&key)), "{key}");
+            assert_eq!(keys.namespace_of(&key), Some(0), "{key}");
+            entries.insert(slot(&key));
+        }
+        assert!(
+            entries.len() > 32,
+            "entries spread: {} slots",
+            entries.len()
+        );
+        let id = Uuid::now_v7();
+        assert_eq!(
+            keys.entity(Kind::Book, id),
+            format!("lib:v{SCHEMA_VERSION}:n0:{{book:{id}}}")
+        );
+        assert_eq!(
+            keys.parse_entity(&keys.entity(Kind::Book, id)),
+            Some((Kind::Book, id))
+        );
+        assert_eq!(keys.namespace_of(&keys.namespace_counter()), None);
+        assert!(Keys::for_topology("a{b", Topology::Cluster).is_err());
+        assert!(Keys::for_topology("a{b", Topology::Single).is_ok());
+        assert_eq!(
+            Keys::for_topology("lib", Topology::Sentinel)
+                .unwrap()
+                .sequence(),
+            Keys::new("lib").sequence(),
+            "only a Cluster tags keys"
+        );
+    }
+
     #[test]
     fn different_lists_never_share_a_key() {
         use crate::domain::Money;

@@ -16,6 +16,7 @@ use super::metrics::{FillTier, Metrics, Outcome};
 use super::topology::{self, Scheme, Topology};
 use fred::bytes::Bytes;
 use fred::prelude::*;
+use fred::types::scan::ScanResult;
 use fred::types::scripts::Script;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -98,6 +99,54 @@ redis.call('PUBLISH', ARGV[4], cjson.encode(event))
 return { ns, cjson.encode(groups) }
 ";
 
+/// On a Cluster, `INVALIDATE`'s first half, run once per slot the entries
+/// are in: deletes them and bumps their versions. KEYS: n entries of one
+/// slot, then their n versions. ARGV: version ttl (ms).
+const REMOVE: &str = r"
+local n = #KEYS / 2
+for i = 1, n do
+  redis.call('DEL', KEYS[i])
+  redis.call('INCR', KEYS[n + i])
+  redis.call('PEXPIRE', KEYS[n + i], ARGV[1])
+end
+return n
+";
+
+/// On a Cluster, `INVALIDATE`'s second half, run after `REMOVE` took every
+/// slot's entries, in the slot of the deployment's counters: if the
+/// namespace is still the one the entries were named in, moves the groups
+/// and publishes the event, as `INVALIDATE` does; otherwise does nothing
+/// and returns the current namespace. Checking the namespace after the
+/// removal rather than before is as safe: it only moves forward, so it was
+/// the caller's during the removal too, and a replica that learns a newer
+/// one learns it after this check, so after the write committed: its loads
+/// read the written rows. KEYS: the namespace counter, the sequence, then
+/// the groups' generation counters. ARGV: the number of groups, generation
+/// ttl (s), channel, origin, the entries' namespace, the moves (as in
+/// `INVALIDATE`), the publisher's wall clock, the groups' names, then the
+/// removed entries' keys, for the event.
+const ANNOUNCE: &str = r"
+local g = tonumber(ARGV[1])
+local ns = namespace(KEYS[1], tonumber(ARGV[5]))
+if ns ~= tonumber(ARGV[5]) then
+  return { ns, '' }
+end
+local sequence = redis.call('INCR', KEYS[2])
+local groups = {}
+for j = 1, g do
+  redis.call('SET', KEYS[2 + j], sequence, 'EX', ARGV[2])
+  groups[j] = { ARGV[7 + j], sequence }
+end
+local keys = {}
+for i = 8 + g, #ARGV do keys[#keys + 1] = ARGV[i] end
+local event = { origin = ARGV[4], namespace = ns, at = ARGV[7] }
+if #keys > 0 then event.keys = keys end
+if #groups > 0 then event.groups = groups end
+if ARGV[6] ~= '' then event.moves = ARGV[6] end
+redis.call('PUBLISH', ARGV[3], cjson.encode(event))
+return { ns, cjson.encode(groups) }
+";
+
 /// Publishes a heartbeat carrying the namespace current when it was sent,
 /// so hearing it back proves the namespace known, as it proves every
 /// earlier event heard. It writes before it publishes: a Redis that refuses
@@ -125,11 +174,17 @@ return redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', ns) .. '}')
 /// find the id recorded and only learn the namespace. A dataset with no id
 /// recorded holds no entry (the id is recorded before any replica trusts
 /// the bus, so before any fill, and replication keeps that order) and
-/// needs no move. KEYS: the namespace counter, the primary marker. ARGV:
-/// the namespace the caller knows. Returns the namespace and 1 if it moved.
+/// needs no move. On a Cluster every primary holds part of the dataset, so
+/// the id is that of every primary together, which the caller reads and
+/// passes: any failover changes it. KEYS: the namespace counter, the
+/// primary marker. ARGV: the namespace the caller knows, then on a Cluster
+/// the primaries' ids. Returns the namespace and 1 if it moved.
 const PRIMARY: &str = r"
 local ns = namespace(KEYS[1], tonumber(ARGV[1]))
-local id = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+local id = ARGV[2]
+if not id then
+  id = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+end
 if not id then return redis.error_reply('no master_replid in INFO replication') end
 local recorded = redis.call('GET', KEYS[2])
 if recorded == id then return { ns, 0 } end
@@ -285,8 +340,11 @@ pub struct Store {
     reserve: Script,
     release: Script,
     primary: Script,
-    /// Single server or Sentinel: whether a failover can roll the dataset
-    /// back (see `PRIMARY`).
+    remove: Script,
+    announce: Script,
+    /// Single server, Sentinel or Cluster: whether a failover can roll the
+    /// dataset back (see `PRIMARY`), and whether a call must be split by
+    /// hash slot.
     topology: Topology,
     /// How long version and generation counters outlive the entries they guard.
     counter_ttl: Duration,
@@ -336,12 +394,11 @@ pub fn builder(connection: &Connection) -> Result<Builder, Error> {
 }
 
 /// The server and TLS settings of `connection`'s URL, for the topology its
-/// scheme names ([`Topology`]). Only `redis://` and `redis-sentinel://`
-/// are plaintext; `rediss://` and `rediss-sentinel://` are TLS through
-/// rustls (to the sentinels and to the primary alike); anything else is
-/// refused rather than read as plaintext, cluster URLs included: the
-/// scripts here touch keys of many slots. Errors show the URL with its
-/// passwords masked.
+/// scheme names ([`Topology`]). Only `redis://`, `redis-sentinel://` and
+/// `redis-cluster://` are plaintext; their `rediss` forms are TLS through
+/// rustls (to the sentinels and to the primary alike, or to every cluster
+/// node); anything else is refused rather than read as plaintext. Errors
+/// show the URL with its passwords masked.
 fn config(connection: &Connection) -> Result<Config, Error> {
     let refuse = |message: String| Err(Error::new(ErrorKind::Config, message));
     let Scheme { topology, tls } = Scheme::of(&connection.url)?;
@@ -358,11 +415,13 @@ fn config(connection: &Connection) -> Result<Config, Error> {
             )
         })?,
         Topology::Sentinel => topology::sentinel_config(&connection.url)?,
+        Topology::Cluster => topology::cluster_config(&connection.url)?,
     };
     match (&connection.ca_file, tls) {
         (Some(ca_file), true) => config.tls = Some(trusting(ca_file)?.into()),
         (Some(_), false) => return refuse(
-            "--redis-ca-file is given but --redis-url is not TLS (rediss:// or rediss-sentinel://)"
+            "--redis-ca-file is given but --redis-url is not TLS (rediss://, rediss-sentinel:// \
+             or rediss-cluster://)"
                 .into(),
         ),
         // fred verifies against the system's roots.
@@ -432,6 +491,8 @@ impl Store {
             reserve: Script::from_lua(RESERVE),
             release: Script::from_lua(RELEASE),
             primary: Script::from_lua(format!("{NAMESPACE}{PRIMARY}")),
+            remove: Script::from_lua(REMOVE),
+            announce: Script::from_lua(format!("{NAMESPACE}{ANNOUNCE}")),
             topology: topology_of(connection),
             counter_ttl,
         })
@@ -563,18 +624,15 @@ impl Store {
             request.push((*key).to_owned());
             request.push(self.keys.version(key));
         }
-        let values: Vec<Value> = self.call("mget", self.reads.mget(request)).await?;
-        let bytes = |value: &Value| match value {
-            Value::Null => None,
-            Value::Bytes(bytes) => Some(bytes.clone()),
-            other => other.as_bytes().map(Bytes::copy_from_slice),
-        };
+        let values = self
+            .call("mget", mget(self.topology, &self.reads, request))
+            .await?;
         Some(
             values
                 .chunks(2)
                 .map(|pair| Found {
-                    bytes: pair.first().and_then(bytes),
-                    version: pair.get(1).and_then(bytes),
+                    bytes: pair.first().and_then(value_bytes),
+                    version: pair.get(1).and_then(value_bytes),
                 })
                 .collect(),
         )
@@ -587,20 +645,43 @@ impl Store {
             return;
         }
         let asked = fills.len();
-        let mut keys: Vec<String> = Vec::with_capacity(fills.len() * 2);
-        let mut args: Vec<Value> = Vec::with_capacity(fills.len() * 3);
-        for fill in fills {
-            keys.push(fill.key);
-            keys.push(fill.guard);
-            args.push(Value::Bytes(fill.expected));
-            args.push(Value::from(fill.ttl.as_millis().max(1) as i64));
-            args.push(Value::Bytes(Bytes::from(fill.bytes)));
-        }
+        let calls = by_slot(self.topology, fills, |fill| &fill.key)
+            .into_iter()
+            .map(|fills| {
+                let mut keys: Vec<String> = Vec::with_capacity(fills.len() * 2);
+                let mut args: Vec<Value> = Vec::with_capacity(fills.len() * 3);
+                for fill in fills {
+                    // On a Cluster a guard in another slot than its entry
+                    // (the sequence, guarding rows primed from a list
+                    // query) cannot be checked in the same step: such an
+                    // entry is not filled, and counts as refused.
+                    if self.topology == Topology::Cluster
+                        && Keys::slot(&fill.guard) != Keys::slot(&fill.key)
+                    {
+                        continue;
+                    }
+                    keys.push(fill.key);
+                    keys.push(fill.guard);
+                    args.push(Value::Bytes(fill.expected));
+                    args.push(Value::from(fill.ttl.as_millis().max(1) as i64));
+                    args.push(Value::Bytes(Bytes::from(fill.bytes)));
+                }
+                async move {
+                    if keys.is_empty() {
+                        return Ok((0, 0));
+                    }
+                    self.fill
+                        .evalsha_with_reload::<(u64, u64), _, _>(&self.writes, keys, args)
+                        .await
+                }
+            });
         let stored: Option<(u64, u64)> = self
-            .call(
-                "fill",
-                self.fill.evalsha_with_reload(&self.writes, keys, args),
-            )
+            .call("fill", async move {
+                let stored = futures_util::future::try_join_all(calls).await?;
+                Ok(stored
+                    .into_iter()
+                    .fold((0, 0), |(n, b), (entries, bytes)| (n + entries, b + bytes)))
+            })
             .await;
         if let Some((entries, bytes)) = stored {
             self.metrics.l2_filled(entries, bytes);
@@ -680,6 +761,11 @@ impl Store {
             .iter()
             .map(|(kind, id)| self.keys.entity_in(namespace, *kind, *id))
             .collect();
+        if self.topology == Topology::Cluster {
+            return self
+                .invalidate_by_slot(caller, origin, namespace, keys, &groups, moves)
+                .await;
+        }
         let versions: Vec<String> = keys.iter().map(|key| self.keys.version(key)).collect();
         let mut script_keys: Vec<String> = Vec::with_capacity(1 + keys.len() * 2 + groups.len());
         script_keys.push(self.keys.namespace_counter());
@@ -705,6 +791,60 @@ impl Store {
                 self.invalidate
                     .evalsha_with_reload(&self.writes, script_keys, args),
             )
+            .await?;
+        Some(if current == namespace {
+            Invalidated::Done(parse_generations(&reply))
+        } else {
+            Invalidated::Cleared(current)
+        })
+    }
+
+    /// `INVALIDATE` on a Cluster, where the entries are in many slots: the
+    /// entries of each slot are removed (`REMOVE`, every slot at once),
+    /// then the groups are moved and the event published (`ANNOUNCE`).
+    /// If any slot did not answer, nothing is announced and the caller
+    /// keeps the invalidation pending, as when Redis is down: its replay
+    /// removes again, which only bumps the versions once more.
+    async fn invalidate_by_slot(
+        &self,
+        caller: Caller,
+        origin: &str,
+        namespace: u64,
+        keys: Vec<String>,
+        groups: &[Group],
+        moves: String,
+    ) -> Option<Invalidated> {
+        let ttl = Value::from(self.counter_ttl.as_millis() as i64);
+        let removals = by_slot(self.topology, keys.clone(), |key| key)
+            .into_iter()
+            .map(|entries| {
+                let versions = entries.iter().map(|key| self.keys.version(key));
+                let script_keys: Vec<String> = entries.iter().cloned().chain(versions).collect();
+                self.remove
+                    .evalsha_with_reload::<i64, _, _>(&self.writes, script_keys, ttl.clone())
+            });
+        let mut script_keys: Vec<String> = Vec::with_capacity(2 + groups.len());
+        script_keys.push(self.keys.namespace_counter());
+        script_keys.push(self.keys.sequence());
+        script_keys.extend(groups.iter().map(|group| self.keys.generation(group)));
+        let mut args: Vec<Value> = vec![
+            Value::from(groups.len() as i64),
+            Value::from(self.counter_ttl.as_secs().max(1) as i64),
+            Value::from(self.keys.channel()),
+            Value::from(origin),
+            Value::from(namespace as i64),
+            Value::from(moves),
+            Value::from(super::bus::wall_clock_micros().to_string()),
+        ];
+        args.extend(groups.iter().map(|group| Value::from(group.name())));
+        args.extend(keys.into_iter().map(Value::from));
+        let (current, reply): (u64, String) = self
+            .run(caller, "invalidate", async move {
+                futures_util::future::try_join_all(removals).await?;
+                self.announce
+                    .evalsha_with_reload(&self.writes, script_keys, args)
+                    .await
+            })
             .await?;
         Some(if current == namespace {
             Invalidated::Done(parse_generations(&reply))
@@ -785,8 +925,11 @@ impl Store {
     /// (at least `namespace`) and whether this call moved it; on a single
     /// server, `namespace` unchanged. `None` if Redis did not answer.
     pub async fn settle_primary(&self, namespace: u64) -> Option<(u64, bool)> {
-        if self.topology == Topology::Single {
-            return Some((namespace, false));
+        let mut args = vec![Value::from(namespace as i64)];
+        match self.topology {
+            Topology::Single => return Some((namespace, false)),
+            Topology::Sentinel => {}
+            Topology::Cluster => args.push(Value::from(self.primaries().await?)),
         }
         let (current, moved): (u64, u8) = self
             .run(
@@ -795,18 +938,138 @@ impl Store {
                 self.primary.evalsha_with_reload(
                     &self.writes,
                     vec![self.keys.namespace_counter(), self.keys.primary_marker()],
-                    vec![Value::from(namespace as i64)],
+                    args,
                 ),
             )
             .await?;
         Some((current, moved == 1))
     }
 
-    /// The connection for writes, for the cache's own maintenance commands
-    /// (`super::namespace`), which run through [`Store::background_write`].
-    pub(super) fn writer(&self) -> &Client {
-        &self.writes
+    /// On a Cluster, the replication ids of every primary, sorted and
+    /// joined: what `PRIMARY` records. `None` if any primary did not
+    /// answer, or the slots are not known yet.
+    async fn primaries(&self) -> Option<String> {
+        let state = self.writes.cached_cluster_state()?;
+        let asked = state.unique_primary_nodes().into_iter().map(|server| {
+            let client = self.writes.with_cluster_node(server);
+            async move {
+                let info: String = client
+                    .info(Some(fred::types::InfoKind::Replication))
+                    .await?;
+                info.lines()
+                    .find_map(|line| line.strip_prefix("master_replid:"))
+                    .map(|id| id.trim().to_owned())
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::Unknown, "no master_replid in INFO replication")
+                    })
+            }
+        });
+        let Some(mut ids) = self
+            .run(
+                Caller::Background,
+                "primary",
+                futures_util::future::try_join_all(asked),
+            )
+            .await
+        else {
+            // A primary that does not answer may have been replaced: ask
+            // the cluster for its slots again before the next try.
+            let _ = self.writes.sync_cluster().await;
+            return None;
+        };
+        if ids.is_empty() {
+            return None;
+        }
+        ids.sort();
+        Some(ids.join(","))
     }
+
+    /// Single server, Sentinel or Cluster.
+    pub(super) fn topology(&self) -> Topology {
+        self.topology
+    }
+
+    /// Every key matching `pattern`, page by page: on a Cluster, of every
+    /// primary.
+    pub(super) fn scan(
+        &self,
+        pattern: String,
+        count: u32,
+    ) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<ScanResult, Error>> + Send>> {
+        match self.topology {
+            Topology::Cluster => Box::pin(self.writes.scan_cluster(pattern, Some(count), None)),
+            _ => Box::pin(self.writes.scan(pattern, Some(count), None)),
+        }
+    }
+
+    /// UNLINKs `keys`, one call per slot on a Cluster (a multi-slot UNLINK
+    /// is refused there); how many existed. A background call.
+    pub(super) async fn unlink(&self, keys: Vec<String>) -> Option<u64> {
+        let calls = by_slot(self.topology, keys, |key| key)
+            .into_iter()
+            .map(|keys| self.writes.unlink::<u64, _>(keys));
+        let unlinked = self
+            .background_write("unlink", |_| futures_util::future::try_join_all(calls))
+            .await?;
+        Some(unlinked.into_iter().sum())
+    }
+}
+
+/// A value MGET read, as bytes; `None` for a missing key.
+fn value_bytes(value: &Value) -> Option<Bytes> {
+    match value {
+        Value::Null => None,
+        Value::Bytes(bytes) => Some(bytes.clone()),
+        other => other.as_bytes().map(Bytes::copy_from_slice),
+    }
+}
+
+/// `items` in one batch, or on a Cluster in one batch per hash slot of
+/// their keys (a command or script whose keys span slots is refused
+/// there), each in the order given.
+pub(super) fn by_slot<T>(
+    topology: Topology,
+    items: Vec<T>,
+    key: impl Fn(&T) -> &str,
+) -> Vec<Vec<T>> {
+    if topology != Topology::Cluster {
+        return if items.is_empty() {
+            Vec::new()
+        } else {
+            vec![items]
+        };
+    }
+    let mut slots: std::collections::BTreeMap<u16, Vec<T>> = std::collections::BTreeMap::new();
+    for item in items {
+        slots.entry(Keys::slot(key(&item))).or_default().push(item);
+    }
+    slots.into_values().collect()
+}
+
+/// The values at `keys`, in their order: one MGET, or on a Cluster one per
+/// slot, all sent at once.
+pub(super) async fn mget(
+    topology: Topology,
+    client: &Client,
+    keys: Vec<String>,
+) -> Result<Vec<Value>, Error> {
+    if topology != Topology::Cluster {
+        return client.mget(keys).await;
+    }
+    let indexed: Vec<(usize, String)> = keys.into_iter().enumerate().collect();
+    let batches = by_slot(topology, indexed, |(_, key)| key);
+    let calls = batches.iter().map(|batch| {
+        let keys: Vec<String> = batch.iter().map(|(_, key)| key.clone()).collect();
+        client.mget::<Vec<Value>, _>(keys)
+    });
+    let answers = futures_util::future::try_join_all(calls).await?;
+    let mut values = vec![Value::Null; batches.iter().map(Vec::len).sum()];
+    for (batch, answer) in batches.iter().zip(answers) {
+        for ((index, _), value) in batch.iter().zip(answer) {
+            values[*index] = value;
+        }
+    }
+    Ok(values)
 }
 
 /// What the invalidation script did.
@@ -836,7 +1099,10 @@ impl Store {
         if keys.is_empty() {
             return Some(Vec::new());
         }
-        self.call("mget values", self.reads.mget(keys)).await
+        let values = self
+            .call("mget values", mget(self.topology, &self.reads, keys))
+            .await?;
+        Some(values.iter().map(value_bytes).collect())
     }
 
     /// Stores `bytes` at `key` for `ttl`, unguarded: only for values that

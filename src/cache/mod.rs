@@ -116,7 +116,9 @@
 //! - **version** (Redis `{key}:ver`): per L2 entry, bumped by the
 //!   invalidation script; the fill script stores only if it is unchanged.
 //! - **sequence** (Redis `{prefix}:v…:sequence`): bumped by every
-//!   invalidation script; guards rows primed into L2 from a list query.
+//!   invalidation script; guards rows primed into L2 from a list query
+//!   (not on a Cluster, where it is in another slot than the rows: see
+//!   `l2::Store::fill`).
 //! - **generation** (Redis `{prefix}:v…:gen:{group}`): per list group, bumped
 //!   when the group is invalidated; part of every list key, so moving it
 //!   makes the group's old entries unreachable at once.
@@ -125,9 +127,10 @@
 //! - **heard** (`sync`): when the last heartbeat of this replica that came
 //!   back was sent; decides trust, and when L1 entries are current as of.
 //! - **outbox id** (`db::outbox`): one write's invalidation until published.
-//! - **primary marker** (Redis `{prefix}:primary`, Sentinel only): the
-//!   replication id of the primary the cache last worked on; a different
-//!   id found after a silence moves the namespace (`l2::PRIMARY`).
+//! - **primary marker** (Redis `{prefix}:primary`, Sentinel and Cluster):
+//!   the replication id of the primary the cache last worked on (on a
+//!   Cluster, of every primary); a different id found moves the namespace
+//!   (`l2::PRIMARY`).
 //! - **token generation** (`users.token_generation`, cached in the user's
 //!   [`Profile`]): moved by a password or role change; a token carries the
 //!   one it was issued under and is refused once the cached profile, evicted
@@ -305,7 +308,6 @@ impl Cache {
         prefix: &str,
         outbox: Option<Db>,
     ) -> Result<Self, fred::error::Error> {
-        let keys = Keys::new(prefix);
         let metrics = Arc::new(Metrics::default());
         let connection = l2::Connection {
             url: settings.redis_url.clone(),
@@ -313,6 +315,8 @@ impl Cache {
             command_timeout: settings.command_timeout,
             breaker_interval: settings.breaker_interval,
         };
+        let keys = Keys::for_topology(prefix, l2::topology_of(&connection))
+            .map_err(|message| fred::error::Error::new(fred::error::ErrorKind::Config, message))?;
         let l1 = (settings.mode != Mode::Off)
             .then(|| l1::Store::new(settings.l1_max_bytes, settings.untrusted_cap));
         let l2 = if settings.mode.uses_l2() {

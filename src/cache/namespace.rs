@@ -57,7 +57,8 @@
 //!   heartbeat.
 //!
 //! # Removing the old entries
-//! `SCAN` matches this deployment's namespaced keys only (`{prefix}:v…:n*`,
+//! `SCAN` (on a Cluster, of every primary) matches this deployment's
+//! namespaced keys only (`{prefix}:v…:n*`,
 //! the prefix's glob characters escaped), so never another prefix's keys
 //! nor this deployment's counters; `UNLINK` (Redis frees the memory in the
 //! background) removes those of older namespaces, never the current one or
@@ -131,9 +132,7 @@ impl Cache {
         let l2 = inner.l2.as_ref()?;
         let keys: &Keys = &inner.keys;
         let current = keys.namespace();
-        let mut pages = l2
-            .writer()
-            .scan(keys.namespaced_pattern(), Some(SCAN_BATCH), None);
+        let mut pages = l2.scan(keys.namespaced_pattern(), SCAN_BATCH);
         let mut removed = 0;
         while let Some(page) = pages.next().await {
             let mut page = match page {
@@ -143,21 +142,18 @@ impl Cache {
                     return None;
                 }
             };
-            let old: Vec<Key> = page
+            let old: Vec<String> = page
                 .take_results()
                 .unwrap_or_default()
                 .into_iter()
+                .filter_map(|key| key.into_string())
                 .filter(|key| {
-                    key.as_str()
-                        .and_then(|key| keys.namespace_of(key))
+                    keys.namespace_of(key)
                         .is_some_and(|namespace| namespace < current)
                 })
                 .collect();
             if !old.is_empty() {
-                let unlinked: u64 = l2
-                    .background_write("unlink", |client| client.unlink(old))
-                    .await?;
-                removed += unlinked;
+                removed += l2.unlink(old).await?;
             }
             progress(removed);
             page.next();

@@ -14,13 +14,16 @@
 //! stats are read.
 use super::keys::{Keys, Kind};
 use super::l2::{self, Connection};
+use super::topology::Topology;
 use super::{Cache, Inner};
 use crate::metrics::Summary;
 use chrono::{DateTime, Utc};
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, KeysInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface};
 use fred::prelude::{Error, ErrorKind};
+use fred::types::scan::Scanner;
 use fred::types::scripts::Script;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -289,7 +292,10 @@ impl Cache {
         let own = self.snapshot();
         let keys = &self.inner.keys;
         let gathered = match &self.inner.l2 {
-            Some(l2) => l2.background("stats", |client| gather(client, keys)).await,
+            Some(l2) => {
+                l2.background("stats", |client| gather(client, keys, l2.topology()))
+                    .await
+            }
             None => None,
         };
         let (mut replicas, redis) = match gathered {
@@ -353,7 +359,11 @@ pub(super) async fn publish(inner: Weak<Inner>, interval: Duration) {
 }
 
 /// The snapshots of every replica in the index and Redis's own figures.
-async fn gather(client: &Client, keys: &Keys) -> Result<(Vec<Snapshot>, RedisFigures), Error> {
+async fn gather(
+    client: &Client,
+    keys: &Keys,
+    topology: Topology,
+) -> Result<(Vec<Snapshot>, RedisFigures), Error> {
     let mut replicas: Vec<String> = client
         .custom(
             fred::cmd!("ZRANGE"),
@@ -378,24 +388,42 @@ async fn gather(client: &Client, keys: &Keys) -> Result<(Vec<Snapshot>, RedisFig
             }
         }
     }
-    let info: String = client.info(None).await?;
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-            .map(str::trim)
-    };
-    let mut redis = RedisFigures {
-        version: field("redis_version").unwrap_or_default().to_owned(),
-        used_memory_bytes: field("used_memory")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        connected_clients: field("connected_clients")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        keys: 0,
-        keys_complete: false,
-    };
+    let mut redis = RedisFigures::default();
+    for info in infos(client, topology).await? {
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        if redis.version.is_empty() {
+            redis.version = field("redis_version").unwrap_or_default().to_owned();
+        }
+        redis.used_memory_bytes += field("used_memory")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        redis.connected_clients += field("connected_clients")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
     let pattern = keys.everything();
+    if topology == Topology::Cluster {
+        // Every primary's keys, within the same budget of pages per primary.
+        let budget = SCAN_PAGES * client.num_primary_cluster_nodes().max(1);
+        let mut pages = client.scan_cluster(pattern, Some(1000), None);
+        redis.keys_complete = true;
+        let mut read = 0;
+        while let Some(page) = pages.next().await {
+            let mut page = page?;
+            redis.keys += page.take_results().map_or(0, |keys| keys.len() as u64);
+            read += 1;
+            if read >= budget {
+                redis.keys_complete = false;
+                break;
+            }
+            page.next();
+        }
+        return Ok((snapshots, redis));
+    }
     let mut cursor = "0".to_owned();
     for _ in 0..SCAN_PAGES {
         let (next, page): (String, Vec<String>) = client
@@ -409,6 +437,21 @@ async fn gather(client: &Client, keys: &Keys) -> Result<(Vec<Snapshot>, RedisFig
         cursor = next;
     }
     Ok((snapshots, redis))
+}
+
+/// `INFO` of the server, or on a Cluster of every primary: the figures
+/// the stats show are their sums.
+async fn infos(client: &Client, topology: Topology) -> Result<Vec<String>, Error> {
+    let primaries = match (topology, client.cached_cluster_state()) {
+        (Topology::Cluster, Some(state)) => state.unique_primary_nodes(),
+        _ => return Ok(vec![client.info(None).await?]),
+    };
+    futures_util::future::try_join_all(
+        primaries
+            .into_iter()
+            .map(|server| async move { client.with_cluster_node(server).info(None).await }),
+    )
+    .await
 }
 
 /// The stats of the deployment whose keys are under `prefix`, read from
@@ -433,8 +476,9 @@ pub async fn read(connection: &Connection, prefix: &str) -> Result<Deployment, E
             ))
         }
     }
-    let keys = Keys::new(prefix);
-    let result = gather(&client, &keys).await;
+    let keys = Keys::for_topology(prefix, l2::topology_of(connection))
+        .map_err(|message| Error::new(ErrorKind::Config, message))?;
+    let result = gather(&client, &keys, l2::topology_of(connection)).await;
     let _ = client.quit().await;
     let (replicas, redis) = result?;
     Ok(Deployment {

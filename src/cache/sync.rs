@@ -6,6 +6,7 @@
 use super::bus::{self, Event};
 use super::changes::Move;
 use super::l2::{self, Invalidated};
+use super::topology::Topology;
 use super::{l1, lock, Cache, Change, Group, Inner, Invalidation};
 use crate::db::{outbox, Db, Write};
 use crate::error::Result;
@@ -413,9 +414,20 @@ pub(super) async fn maintain(inner: Weak<Inner>) {
                 }
                 // A failover quicker than the silence limit never costs the
                 // bus its trust, so the primary is also checked while
-                // trusted, every beat (on Sentinel; nothing otherwise).
-                if l1.is_trusted() {
-                    inner.settle_primary().await;
+                // trusted, every beat (on Sentinel and Cluster; nothing
+                // otherwise). On a Cluster the heartbeat reaches one
+                // primary only: one that stops answering may hold entries
+                // a write could not remove, whose event therefore waits,
+                // so the bus is not trusted until every primary answers.
+                if l1.is_trusted()
+                    && !inner.settle_primary().await
+                    && l2.topology() == Topology::Cluster
+                {
+                    l1.set_trusted(false);
+                    tracing::warn!(
+                        "a Redis Cluster primary does not answer: skipping L2, L1 entries served \
+                         within the cap"
+                    );
                 }
             }
             inner.follow_the_bus(l1).await;

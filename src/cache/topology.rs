@@ -11,8 +11,12 @@
 //!   also guards against a rolled-back dataset (see `sync`, and
 //!   `docs/redis-topologies.md`).
 //!
-//! Any other scheme is refused rather than guessed at: cluster URLs in
-//! particular, since the scripts here touch keys of many slots.
+//! - `redis-cluster://` and `rediss-cluster://` (TLS): a Redis Cluster,
+//!   found from the seed nodes the URL names (`HOST:PORT`, more as
+//!   `?node=HOST:PORT`). Keys then carry hash tags so that every script's
+//!   keys share a slot (see `keys` and `docs/redis-topologies.md`).
+//!
+//! Any other scheme is refused rather than guessed at.
 use fred::prelude::{Error, ErrorKind};
 
 /// The kind of Redis deployment a URL names.
@@ -23,12 +27,15 @@ pub enum Topology {
     /// A primary with replicas whose address the sentinels give; it moves on
     /// failover.
     Sentinel,
+    /// Primaries sharing the hash slots, each with replicas that take over
+    /// its slots on failover.
+    Cluster,
 }
 
 /// What the scheme of a Redis URL says: the topology and whether it is TLS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scheme {
-    /// One server, or a primary found through Sentinel.
+    /// One server, a primary found through Sentinel, or a Cluster.
     pub topology: Topology,
     /// Whether every connection (to the sentinels too) is TLS.
     pub tls: bool,
@@ -36,7 +43,12 @@ pub struct Scheme {
 
 /// The schemes accepted, for error messages.
 pub const SCHEMES: &str = "redis:// (plaintext), rediss:// (TLS), \
-     redis-sentinel:// or rediss-sentinel:// (Sentinel)";
+     redis-sentinel:// or rediss-sentinel:// (Sentinel), \
+     redis-cluster:// or rediss-cluster:// (Cluster)";
+
+/// The form of a Cluster URL, for error messages.
+const CLUSTER_FORM: &str =
+    "redis-cluster://[[USER]:PASSWORD@]HOST:PORT[?node=HOST:PORT&node=HOST:PORT...]";
 
 /// The form of a Sentinel URL, for error messages.
 const SENTINEL_FORM: &str = "redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][/DB]\
@@ -55,6 +67,8 @@ impl Scheme {
             Some(("rediss", _)) => (Topology::Single, true),
             Some(("redis-sentinel", _)) => (Topology::Sentinel, false),
             Some(("rediss-sentinel", _)) => (Topology::Sentinel, true),
+            Some(("redis-cluster", _)) => (Topology::Cluster, false),
+            Some(("rediss-cluster", _)) => (Topology::Cluster, true),
             Some((scheme, _)) => {
                 return refuse(format!(
                     "--redis-url: the scheme {scheme:?} is not supported; use {SCHEMES}"
@@ -89,6 +103,65 @@ pub fn sentinel_config(url: &str) -> Result<fred::types::config::Config, Error> 
             format!(
                 "--redis-url {} is malformed ({}): expected {SENTINEL_FORM}",
                 crate::redact::url(url),
+                err.details()
+            ),
+        )
+    })
+}
+
+/// The fred config of a Cluster URL: the seed nodes are the host part and
+/// every `node=` parameter, each with its port (a cluster has no default
+/// port to guess); fred asks them for the slots and finds the rest. A
+/// database other than 0 is refused: a Cluster has only database 0.
+pub fn cluster_config(url: &str) -> Result<fred::types::config::Config, Error> {
+    let redacted = || crate::redact::url(url);
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let host = authority
+        .rfind('@')
+        .map_or(authority, |at| &authority[at + 1..]);
+    let has_port = |node: &str| {
+        node.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    if !has_port(host) {
+        return refuse(format!(
+            "--redis-url {} names no Cluster node: give one as HOST:PORT (any node of the \
+             cluster; more as ?node=HOST:PORT); expected {CLUSTER_FORM}",
+            redacted()
+        ));
+    }
+    let mut nodes = query(url)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| *name == "node");
+    if let Some((_, node)) = nodes.find(|(_, node)| !has_port(node)) {
+        return refuse(format!(
+            "--redis-url {}: the Cluster node {node:?} needs a port (HOST:PORT); expected \
+             {CLUSTER_FORM}",
+            redacted()
+        ));
+    }
+    let database = rest[authority_end..]
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('/');
+    if !database.is_empty() && database != "0" {
+        return refuse(format!(
+            "--redis-url {}: a Cluster has only database 0, not {database:?}; expected \
+             {CLUSTER_FORM}",
+            redacted()
+        ));
+    }
+    fred::types::config::Config::from_url_clustered(url).map_err(|err| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "--redis-url {} is malformed ({}): expected {CLUSTER_FORM}",
+                redacted(),
                 err.details()
             ),
         )
@@ -185,18 +258,58 @@ mod tests {
             ("rediss://h", Topology::Single, true),
             ("redis-sentinel://h", Topology::Sentinel, false),
             ("rediss-sentinel://h", Topology::Sentinel, true),
+            ("redis-cluster://h:7000", Topology::Cluster, false),
+            ("rediss-cluster://h:7000", Topology::Cluster, true),
         ] {
             assert_eq!(Scheme::of(url).unwrap(), Scheme { topology, tls }, "{url}");
         }
     }
 
     #[test]
-    fn other_schemes_are_refused_naming_the_flag_and_the_sentinel_schemes() {
-        for url in ["redis-cluster://h:7000", "http://h", "h:6379"] {
+    fn other_schemes_are_refused_naming_the_flag_and_every_scheme() {
+        for url in ["redis-clusters://h:7000", "http://h", "h:6379"] {
             let err = Scheme::of(url).unwrap_err();
             assert!(err.details().contains("--redis-url"), "{url}: {err}");
             assert!(err.details().contains("redis-sentinel://"), "{url}: {err}");
             assert!(err.details().contains("rediss-sentinel://"), "{url}: {err}");
+            assert!(err.details().contains("redis-cluster://"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn cluster_seed_nodes_are_the_host_and_every_node_parameter() {
+        let config = cluster_config("rediss-cluster://app:secret@a:7000?node=b:7001&node=c:7002")
+            .expect("a valid Cluster URL");
+        assert_eq!(config.username.as_deref(), Some("app"));
+        assert_eq!(config.password.as_deref(), Some("secret"));
+        assert!(config.tls.is_some(), "rediss-cluster is TLS");
+        match config.server {
+            ServerConfig::Clustered { hosts, .. } => {
+                let mut hosts: Vec<String> = hosts
+                    .iter()
+                    .map(|server| format!("{}:{}", server.host, server.port))
+                    .collect();
+                hosts.sort();
+                assert_eq!(hosts, ["a:7000", "b:7001", "c:7002"]);
+            }
+            other => panic!("not a Cluster config: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cluster_url_without_a_node_or_port_or_with_a_database_is_refused_saying_what_to_fix() {
+        for (url, says) in [
+            ("redis-cluster://", "names no Cluster node"),
+            ("redis-cluster://:pw@", "names no Cluster node"),
+            ("redis-cluster://a", "names no Cluster node"),
+            ("redis-cluster://a:7000?node=b", "needs a port"),
+            ("redis-cluster://:pw@a:7000/2", "only database 0"),
+        ] {
+            let err = cluster_config(url).unwrap_err();
+            assert!(err.details().contains("--redis-url"), "{url}: {err}");
+            assert!(err.details().contains(says), "{url}: {err}");
+            assert!(err.details().contains(CLUSTER_FORM), "{url}: {err}");
+            assert!(!err.details().contains(":pw@"), "{url}: {err}");
         }
     }
 

@@ -107,6 +107,13 @@ const NAMES: [&str; 9] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_answers_equal_the_uncached_oracle_on_a_random_workload() {
+    let redis = TestRedis::start();
+    cached_answers_equal_the_uncached_oracle(&redis.url()).await;
+}
+
+/// The random workload and its checks, with every cached replica on the
+/// Redis at `redis_url` (`cluster` runs it on a Redis Cluster).
+pub(crate) async fn cached_answers_equal_the_uncached_oracle(redis_url: &str) {
     let seed = seed();
     let ops = ops();
     eprintln!(
@@ -114,9 +121,8 @@ async fn cached_answers_equal_the_uncached_oracle_on_a_random_workload() {
          (BIBLIO_DIFF_SEED={seed} replays it; BIBLIO_DIFF_OPS=N runs longer)"
     );
     let mut rng = Rng(seed);
-    let redis = TestRedis::start();
-    let mut a = deploy("A", &redis, 3).await;
-    let mut b = deploy("B", &redis, 2).await;
+    let mut a = deploy("A", redis_url, 3).await;
+    let mut b = deploy("B", redis_url, 2).await;
     populate(&mut a, &mut rng, &A_AUTHORS, &A_CATEGORIES, 10, 8).await;
     populate(&mut b, &mut rng, &B_AUTHORS, &B_CATEGORIES, 4, 3).await;
     a.foreign = b.catalogue_ids();
@@ -228,8 +234,9 @@ struct Deployment {
 }
 
 /// The oracle (mode `off`, owning a fresh database) and `replicas` cached
-/// replicas on its database and on `redis`, all with the default prefix.
-async fn deploy(name: &'static str, redis: &TestRedis, replicas: usize) -> Deployment {
+/// replicas on its database and on the Redis at `redis_url`, all with the
+/// default prefix.
+async fn deploy(name: &'static str, redis_url: &str, replicas: usize) -> Deployment {
     let default_prefix = Settings::default().prefix;
     let with_default_prefix = move |config: &mut biblio::config::Config| {
         config.cache.prefix = default_prefix.clone();
@@ -243,7 +250,7 @@ async fn deploy(name: &'static str, redis: &TestRedis, replicas: usize) -> Deplo
     for _ in 0..replicas {
         let replica = TestApp::builder()
             .shared_database(&oracle.database_url)
-            .shared_redis(redis)
+            .redis_url(redis_url)
             .cache_mode(Mode::Both)
             .configure(with_default_prefix.clone())
             .spawn()

@@ -10,6 +10,7 @@ mod cache;
 mod cache_commands;
 mod catalogue;
 mod cli;
+mod cluster;
 mod connections;
 mod costs;
 mod dashboard;

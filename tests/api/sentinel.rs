@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SERVICE: &str = "mymaster";
-const INSTALL: &str = "Install Redis (Debian: apt-get install redis-server redis-tools; \
+pub(crate) const INSTALL: &str =
+    "Install Redis (Debian: apt-get install redis-server redis-tools; \
                        macOS: brew install redis) so that redis-server and redis-cli are on PATH";
 
 /// How long the sentinels may take to agree on anything: generous, since a
@@ -26,7 +27,7 @@ const INSTALL: &str = "Install Redis (Debian: apt-get install redis-server redis
 const SENTINEL_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Polls `check` until it holds; panics with `what` after `within`.
-async fn eventually_within<F, Fut>(within: Duration, what: &str, check: F)
+pub(crate) async fn eventually_within<F, Fut>(within: Duration, what: &str, check: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -43,7 +44,7 @@ where
 
 /// `redis-cli` against 127.0.0.1:`port`: its output, trimmed (raw: one
 /// line per element), or `None` if it could not connect.
-fn cli(port: u16, args: &[&str]) -> Option<String> {
+pub(crate) fn cli(port: u16, args: &[&str]) -> Option<String> {
     cli_with(None, port, args)
 }
 
@@ -64,13 +65,13 @@ fn cli_with(ca: Option<&Path>, port: u16, args: &[&str]) -> Option<String> {
 }
 
 /// One `redis-server` process (a data node or a sentinel).
-struct Node {
-    port: u16,
+pub(crate) struct Node {
+    pub(crate) port: u16,
     process: Option<Child>,
 }
 
 impl Node {
-    fn spawn(ca: Option<&Path>, port: u16, args: &[String]) -> Self {
+    pub(crate) fn spawn(ca: Option<&Path>, port: u16, args: &[String]) -> Self {
         let process = Command::new("redis-server")
             .args(args)
             .stdout(Stdio::null())
@@ -138,7 +139,7 @@ impl Node {
     }
 
     /// SIGKILL: the process dies at once, with whatever it had not sent.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {
             let _ = process.kill();
             let _ = process.wait();
@@ -331,7 +332,7 @@ impl Drop for SentinelGroup {
 
 /// Polls `check` (blocking: only between the service's steps) until it
 /// holds, for up to [`SENTINEL_DEADLINE`].
-fn wait_blocking(what: &str, check: impl Fn() -> bool) {
+pub(crate) fn wait_blocking(what: &str, check: impl Fn() -> bool) {
     let deadline = Instant::now() + SENTINEL_DEADLINE;
     while !check() {
         assert!(
@@ -359,16 +360,16 @@ fn command(port: u16, args: &[&str]) -> String {
     reply.trim_end().to_owned()
 }
 
-const TITLE: &str = "query($id: ID!) { book(id: $id) { title } }";
+pub(crate) const TITLE: &str = "query($id: ID!) { book(id: $id) { title } }";
 
-async fn title(app: &TestApp, id: &str) -> String {
+pub(crate) async fn title(app: &TestApp, id: &str) -> String {
     app.data(None, TITLE, json!({ "id": id })).await["book"]["title"]
         .as_str()
         .expect("a title")
         .to_owned()
 }
 
-async fn retitle(app: &TestApp, token: &str, id: &str, title: &str) {
+pub(crate) async fn retitle(app: &TestApp, token: &str, id: &str, title: &str) {
     let data = app
         .data(
             Some(token),
@@ -380,7 +381,7 @@ async fn retitle(app: &TestApp, token: &str, id: &str, title: &str) {
 }
 
 /// `/readyz`'s cache status.
-async fn cache_status(app: &TestApp) -> String {
+pub(crate) async fn cache_status(app: &TestApp) -> String {
     let ready: Value = app
         .client
         .get(format!("{}/readyz", app.address))
@@ -422,7 +423,7 @@ fn subscribers(port: u16, app: &TestApp) -> u64 {
 }
 
 /// Every key on `port` whose name ends with `suffix`.
-fn keys_ending(port: u16, suffix: &str) -> Vec<String> {
+pub(crate) fn keys_ending(port: u16, suffix: &str) -> Vec<String> {
     cli(port, &["KEYS", &format!("*{suffix}")])
         .unwrap_or_default()
         .lines()

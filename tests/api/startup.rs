@@ -219,6 +219,28 @@ fn a_malformed_redis_url_is_refused_before_anything_is_touched_and_without_its_p
 }
 
 #[test]
+fn a_cluster_url_without_a_node_is_refused_before_anything_is_touched() {
+    let database = Unborn::new();
+
+    let output = serve(
+        &database.url(),
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--redis-url",
+            "redis-cluster://:s3cret-pw@",
+        ],
+    );
+
+    assert_refused(
+        &output,
+        &["names no Cluster node", "expected redis-cluster://"],
+        Some("s3cret-pw"),
+    );
+    assert!(!database.exists(), "the database was created anyway");
+}
+
+#[test]
 fn with_json_logs_the_error_is_one_json_line() {
     let missing = std::env::temp_dir().join(format!("biblio-no-dir-{}", uuid::Uuid::now_v7()));
     let url = format!("sqlite://{}/biblio.db?mode=rwc", missing.display());

@@ -285,9 +285,11 @@ async fn a_redis_url_scheme_the_service_cannot_honour_is_refused_at_start() {
     let (_database, url) = TestDatabase::create().await;
     for (redis_url, named) in [
         ("http://127.0.0.1:6379", "\"http\""),
-        ("redis-cluster://127.0.0.1:6379", "\"redis-cluster\""),
+        ("redis-clusters://127.0.0.1:6379", "\"redis-clusters\""),
         ("127.0.0.1:6379", "redis://"),
         ("127.0.0.1:6379", "redis-sentinel://"),
+        ("127.0.0.1:6379", "redis-cluster://"),
+        ("redis-cluster://127.0.0.1", "names no Cluster node"),
         (
             "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380",
             "sentinelServiceName=NAME",
