@@ -68,9 +68,12 @@ end
 /// (s), channel, origin, the entries' namespace, the groups' names, the
 /// moves (JSON, passed through to the event as a string; empty for none),
 /// the publisher's wall clock (the event's `at`, microseconds since the
-/// Unix epoch, as a string: Lua's numbers would round it), then the global
-/// invalidation sequence. Returns the namespace and, if it was
-/// the caller's, the groups' new generations.
+/// Unix epoch, as a string: Lua's numbers would round it), the global
+/// invalidation sequence, the LSN key, then the primary's WAL position
+/// after the write (16 hex digits, so strings compare as positions; empty
+/// without read replicas), kept in the LSN key if higher and carried by
+/// the event. Returns the namespace and, if it was the caller's, the
+/// groups' new generations.
 const INVALIDATE: &str = r"
 local n = tonumber(ARGV[1])
 local ns = namespace(KEYS[1], tonumber(ARGV[6]))
@@ -84,18 +87,34 @@ for i = 1, n do
   redis.call('PEXPIRE', KEYS[1 + n + i], ARGV[2])
   keys[i] = KEYS[1 + i]
 end
-local sequence = redis.call('INCR', ARGV[#ARGV])
+local sequence = redis.call('INCR', ARGV[#ARGV - 2])
 local groups = {}
 for j = 2 * n + 2, #KEYS do
   redis.call('SET', KEYS[j], sequence, 'EX', ARGV[3])
   groups[#groups + 1] = { ARGV[6 + j - 2 * n - 1], sequence }
 end
-local event = { origin = ARGV[5], namespace = ns, at = ARGV[#ARGV - 1] }
+local event = { origin = ARGV[5], namespace = ns, at = ARGV[#ARGV - 3] }
 if n > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end
-if ARGV[#ARGV - 2] ~= '' then event.moves = ARGV[#ARGV - 2] end
+if ARGV[#ARGV - 4] ~= '' then event.moves = ARGV[#ARGV - 4] end
+local lsn = ARGV[#ARGV]
+if lsn ~= '' then
+  if lsn > (redis.call('GET', ARGV[#ARGV - 1]) or '') then
+    redis.call('SET', ARGV[#ARGV - 1], lsn)
+  end
+  event.lsn = lsn
+end
 redis.call('PUBLISH', ARGV[4], cjson.encode(event))
 return { ns, cjson.encode(groups) }
+";
+
+/// Keeps ARGV[1] (an LSN, 16 hex digits) in KEYS[1] if it is higher than
+/// the one there.
+const RECORD_LSN: &str = r"
+if ARGV[1] > (redis.call('GET', KEYS[1]) or '') then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
 ";
 
 /// Publishes a heartbeat carrying the namespace current when it was sent,
@@ -285,11 +304,16 @@ pub struct Store {
     reserve: Script,
     release: Script,
     primary: Script,
+    record_lsn: Script,
     /// Single server or Sentinel: whether a failover can roll the dataset
     /// back (see `PRIMARY`).
     topology: Topology,
     /// How long version and generation counters outlive the entries they guard.
     counter_ttl: Duration,
+    /// With read replicas, the database whose horizon every MGET of
+    /// versions and every read of the sequence raises to the LSN key's
+    /// value (see `db::replicas`); `None` without them.
+    horizon: Option<crate::db::Db>,
 }
 
 /// Whether a call is made for a request (counted as a round trip, refused
@@ -432,9 +456,44 @@ impl Store {
             reserve: Script::from_lua(RESERVE),
             release: Script::from_lua(RELEASE),
             primary: Script::from_lua(format!("{NAMESPACE}{PRIMARY}")),
+            record_lsn: Script::from_lua(RECORD_LSN),
             topology: topology_of(connection),
             counter_ttl,
+            horizon: None,
         })
+    }
+
+    /// Makes reads of versions and of the sequence raise `db`'s horizon to
+    /// the highest LSN an invalidation was published with, if `db` sends
+    /// reads to replicas.
+    pub fn follow_lsns(mut self, db: Option<crate::db::Db>) -> Self {
+        self.horizon = db.filter(|db| db.read_replicas().is_some());
+        self
+    }
+
+    /// Records `lsn` in the LSN key if it is higher than the one there: for
+    /// a clear, whose readers must not fill from a replica behind the
+    /// changes it clears for. Returns whether Redis answered.
+    pub async fn record_lsn(&self, lsn: u64) -> bool {
+        let recorded: Option<i64> = self
+            .background_write("record lsn", |writes| {
+                self.record_lsn.evalsha_with_reload(
+                    writes,
+                    vec![self.keys.lsn()],
+                    vec![lsn_text(lsn)],
+                )
+            })
+            .await;
+        recorded.is_some()
+    }
+
+    /// Raises the horizon to the LSN key's value read with others.
+    fn learn_lsn(&self, value: Option<&Value>) {
+        if let (Some(db), Some(lsn)) = (&self.horizon, value.and_then(Value::as_str)) {
+            if let Ok(lsn) = u64::from_str_radix(&lsn, 16) {
+                db.learn_lsn(lsn);
+            }
+        }
     }
 
     /// Waits up to `within` for the first connection to Redis; the reason
@@ -558,12 +617,18 @@ impl Store {
         if keys.is_empty() {
             return Some(Vec::new());
         }
-        let mut request: Vec<String> = Vec::with_capacity(keys.len() * 2);
+        let mut request: Vec<String> = Vec::with_capacity(keys.len() * 2 + 1);
         for key in keys {
             request.push((*key).to_owned());
             request.push(self.keys.version(key));
         }
-        let values: Vec<Value> = self.call("mget", self.reads.mget(request)).await?;
+        if self.horizon.is_some() {
+            request.push(self.keys.lsn());
+        }
+        let mut values: Vec<Value> = self.call("mget", self.reads.mget(request)).await?;
+        if self.horizon.is_some() {
+            self.learn_lsn(values.pop().as_ref());
+        }
         let bytes = |value: &Value| match value {
             Value::Null => None,
             Value::Bytes(bytes) => Some(bytes.clone()),
@@ -613,6 +678,22 @@ impl Store {
 
     /// The global invalidation sequence, bumped by every invalidation.
     pub async fn sequence(&self) -> Option<Bytes> {
+        if self.horizon.is_some() {
+            let values: Vec<Value> = self
+                .call(
+                    "get sequence",
+                    self.reads.mget(vec![self.keys.sequence(), self.keys.lsn()]),
+                )
+                .await?;
+            self.learn_lsn(values.get(1));
+            return Some(
+                values
+                    .first()
+                    .and_then(Value::as_bytes)
+                    .map(Bytes::copy_from_slice)
+                    .unwrap_or_default(),
+            );
+        }
         let value: Option<Option<Bytes>> = self
             .call("get sequence", self.reads.get(self.keys.sequence()))
             .await;
@@ -638,8 +719,9 @@ impl Store {
         origin: &str,
         namespace: u64,
         invalidation: &Invalidation,
+        lsn: Option<u64>,
     ) -> Option<Invalidated> {
-        self.run_invalidate(Caller::Request, origin, namespace, invalidation)
+        self.run_invalidate(Caller::Request, origin, namespace, invalidation, lsn)
             .await
     }
 
@@ -649,8 +731,9 @@ impl Store {
         origin: &str,
         namespace: u64,
         invalidation: &Invalidation,
+        lsn: Option<u64>,
     ) -> Option<Invalidated> {
-        self.run_invalidate(Caller::Background, origin, namespace, invalidation)
+        self.run_invalidate(Caller::Background, origin, namespace, invalidation, lsn)
             .await
     }
 
@@ -663,6 +746,7 @@ impl Store {
         origin: &str,
         namespace: u64,
         invalidation: &Invalidation,
+        lsn: Option<u64>,
     ) -> Option<Invalidated> {
         let entries = &invalidation.entries;
         let groups: Vec<Group> = invalidation
@@ -698,6 +782,8 @@ impl Store {
         args.push(Value::from(moves));
         args.push(Value::from(super::bus::wall_clock_micros().to_string()));
         args.push(Value::from(self.keys.sequence()));
+        args.push(Value::from(self.keys.lsn()));
+        args.push(Value::from(lsn.map(lsn_text).unwrap_or_default()));
         let (current, reply): (u64, String) = self
             .run(
                 caller,
@@ -821,6 +907,12 @@ pub enum Invalidated {
 
 /// The script's list of (group name, generation); Lua's cjson writes an
 /// empty list as `{}`.
+/// An LSN as the scripts compare it: 16 hex digits, so that the order of
+/// strings is the order of positions.
+pub(super) fn lsn_text(lsn: u64) -> String {
+    format!("{lsn:016x}")
+}
+
 fn parse_generations(reply: &str) -> Vec<(Group, u64)> {
     let pairs: Vec<(String, u64)> = serde_json::from_str(reply).unwrap_or_default();
     pairs
