@@ -284,7 +284,7 @@ fn on_postgres() -> bool {
 /// read from its standby, sharing one Redis.
 struct Deployment {
     apps: Vec<TestApp>,
-    _redis: TestRedis,
+    redis: TestRedis,
     primary: DatabaseConnection,
     standby: DatabaseConnection,
     cluster: Cluster,
@@ -323,7 +323,7 @@ impl Deployment {
             .await;
         Self {
             apps,
-            _redis: redis,
+            redis,
             primary: connect(&primary_url).await,
             standby: connect(&standby_url).await,
             cluster,
@@ -517,6 +517,46 @@ async fn a_write_is_never_read_back_old_from_a_lagging_replica_by_any_tier_or_re
             "app {app}"
         );
     }
+}
+
+/// The path a replica takes when another one's invalidation reached Redis
+/// but its event has not reached this one yet: the MGET that reads the
+/// versions reads the highest LSN too, and the miss goes to the primary.
+#[tokio::test]
+async fn a_miss_learns_the_highest_lsn_from_redis_before_it_picks_a_replica() {
+    if !on_postgres() {
+        return;
+    }
+    let deployment = Deployment::start(1, Duration::from_secs(600)).await;
+    let app = &deployment.apps[0];
+    let cat = catalogue(app, 1).await;
+    let lsn_keys = deployment.redis.keys("*:lsn");
+    assert_eq!(
+        lsn_keys.len(),
+        1,
+        "the writes recorded their LSN: {lsn_keys:?}"
+    );
+    deployment.caught_up().await;
+    // As if some replica had published a write far ahead of the standby.
+    let ahead = u64::MAX >> 1;
+    deployment
+        .redis
+        .command(&["SET", &lsn_keys[0], &format!("{ahead:016x}")]);
+    let (replica_before, primary_before) = deployment.reads(0);
+
+    deployment.title(0, &cat.books[0]).await;
+
+    let replicas = app.db.read_replicas().expect("replicas");
+    assert_eq!(replicas.horizon(), ahead, "the MGET taught the horizon");
+    let (replica_after, primary_after) = deployment.reads(0);
+    assert_eq!(
+        replica_after, replica_before,
+        "the standby is behind it: not read"
+    );
+    assert!(
+        primary_after > primary_before,
+        "the miss was read from the primary"
+    );
 }
 
 #[tokio::test]
