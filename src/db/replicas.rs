@@ -47,6 +47,9 @@ use std::time::Duration;
 /// How often each standby's replay position and lag are read.
 pub const POLL: Duration = Duration::from_millis(20);
 
+/// How long a poll may take before its standby is skipped as not answering.
+const POLL_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// The primary's WAL position after everything committed so far, as a
 /// number (`pg_lsn - '0/0'`).
 const CURRENT_LSN: &str = "SELECT (pg_current_wal_lsn() - '0/0')::bigint";
@@ -86,7 +89,7 @@ struct Standby {
     /// Its URL without the password: how `/readyz` and `/metrics` name it.
     pub name: String,
     conn: DatabaseConnection,
-    /// The replay position its last answered poll reported; only grows.
+    /// The replay position its last answered poll reported.
     replayed: AtomicU64,
     /// Its replay lag at the last poll, in microseconds.
     lag_micros: AtomicU64,
@@ -226,11 +229,9 @@ impl Replicas {
             .collect()
     }
 
-    /// Reads every standby's replay position and lag once.
+    /// Reads every standby's replay position and lag once, all at once.
     async fn poll(&self) {
-        for standby in &self.standbys {
-            standby.poll().await;
-        }
+        futures_util::future::join_all(self.standbys.iter().map(Standby::poll)).await;
     }
 
     /// Polls the standbys every [`POLL`] until `replicas` is dropped.
@@ -257,10 +258,14 @@ impl Standby {
     }
 
     async fn poll(&self) {
-        let polled = self
+        let query = self
             .conn
-            .query_one(Statement::from_string(DbBackend::Postgres, REPLAY))
+            .query_one(Statement::from_string(DbBackend::Postgres, REPLAY));
+        // A standby that stops answering is skipped after this long, not
+        // after the pool's acquire timeout: reads sent to it meanwhile fail.
+        let polled = tokio::time::timeout(POLL_TIMEOUT, query)
             .await
+            .unwrap_or_else(|_| Err(DbErr::Custom("the poll timed out".into())))
             .and_then(|row| {
                 let row = row.ok_or_else(|| DbErr::Custom("no row".into()))?;
                 Ok((
@@ -270,8 +275,10 @@ impl Standby {
             });
         match polled {
             Ok((Some(replayed), lag)) => {
+                // Stored, not maxed: a standby rebuilt from a new base
+                // backup starts behind where the old one was.
                 self.replayed
-                    .fetch_max(u64::try_from(replayed).unwrap_or(0), Ordering::AcqRel);
+                    .store(u64::try_from(replayed).unwrap_or(0), Ordering::Release);
                 let micros = (lag.max(0.0) * 1e6) as u64;
                 self.lag_micros.store(micros, Ordering::Release);
                 self.answering.store(true, Ordering::Release);

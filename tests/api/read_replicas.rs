@@ -125,6 +125,12 @@ impl Cluster {
         .await;
     }
 
+    /// Stops the standby, as a crash or a network cut would take it away.
+    fn stop_standby(&self) {
+        let standby = self.dir.join("standby").display().to_string();
+        self.run("pg_ctl", &["-D", &standby, "-m", "immediate", "stop"]);
+    }
+
     fn configure(&self, data: &Path, port: u16, extra: &str) {
         let conf = data.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
@@ -639,6 +645,47 @@ async fn a_replica_lagging_past_the_limit_is_skipped_and_reported_then_used_agai
     assert!(
         deployment.reads(0).0 > replica_after,
         "reads went to the replica again"
+    );
+}
+
+#[tokio::test]
+async fn a_standby_that_stops_answering_is_skipped_and_reads_go_on_from_the_primary() {
+    if !on_postgres() {
+        return;
+    }
+    let deployment = Deployment::start(1, Duration::from_secs(600)).await;
+    let app = &deployment.apps[0];
+    let cat = catalogue(app, 1).await;
+    deployment.caught_up().await;
+
+    deployment.cluster.stop_standby();
+
+    let replicas = app.db.read_replicas().expect("replicas");
+    eventually(|| async { replicas.report()[0].status == "down" }).await;
+    let (replica_before, primary_before) = deployment.reads(0);
+    app.data(None, "{ authors { totalCount items { name } } }", json!({}))
+        .await;
+    assert_eq!(deployment.title(0, &cat.books[0]).await, "Book 000");
+    let (replica_after, primary_after) = deployment.reads(0);
+    assert_eq!(
+        replica_after, replica_before,
+        "nothing was sent to the stopped standby"
+    );
+    assert!(
+        primary_after > primary_before,
+        "the misses went to the primary"
+    );
+    let response = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .expect("/readyz answers");
+    assert_eq!(response.status().as_u16(), 200, "biblio stays in rotation");
+    let ready: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(
+        ready["checks"]["read_replicas"][0]["status"], "down",
+        "{ready}"
     );
 }
 
