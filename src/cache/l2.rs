@@ -984,6 +984,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lsns_as_the_scripts_compare_them_order_as_wal_positions() {
+        let positions = [0, 9, 0x10, 0x1_0000_0000, 0x16_B374_D848, u64::MAX >> 1];
+        for pair in positions.windows(2) {
+            assert!(lsn_text(pair[0]) < lsn_text(pair[1]), "{pair:x?}");
+        }
+        assert_eq!(lsn_text(0x16_B374_D848), "00000016b374d848");
+    }
+
+    #[test]
     fn generations_parse_and_empty_lua_tables_are_empty() {
         assert_eq!(
             parse_generations(r#"[["statistics",4]]"#),
