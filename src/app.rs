@@ -51,9 +51,13 @@ impl Application {
             .transpose()
             .map_err(|err| format!("--client-address-header: {err}"))?;
         let cors = Origins::parse(&config.cors_origins)?;
+        crate::db::replicas::check_urls(&config.database_url, &config.database_read_urls)?;
         let listener = startup::bind(config.bind).await?;
         let db = startup::open_database(&config.database_url).await?;
         db.migrate().await?;
+        let db = db
+            .with_read_replicas(&config.database_read_urls, config.database_read_max_lag)
+            .await?;
         if seed::is_empty(&db).await? {
             if config.demo_data_when_empty {
                 seed_demo_data(&db).await?;

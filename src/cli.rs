@@ -115,6 +115,24 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "BIBLIO_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// A PostgreSQL streaming standby of --database-url's server that cache
+    /// misses may read from (repeat for more; comma-separated in the
+    /// environment). A read goes to a standby only once it has replayed
+    /// every write whose invalidation this replica knows of, so no fill is
+    /// older than an invalidation; writes, and reads inside them, go to
+    /// the primary.
+    // The environment's value is not shown in --help: it may hold a password.
+    #[arg(
+        long = "database-read-url",
+        env = "DATABASE_READ_URLS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub database_read_urls: Vec<String>,
+    /// How far (in milliseconds of replay) a read replica may lag behind the
+    /// primary before it is skipped and reported in /readyz and /metrics.
+    #[arg(long, env = "BIBLIO_DATABASE_READ_MAX_LAG_MS", default_value_t = 5000)]
+    pub database_read_max_lag_ms: u64,
     /// Redis: the shared cache tier and the invalidation bus between replicas.
     /// `redis://` is plaintext, `rediss://` TLS;
     /// `redis-sentinel://HOST:26379[,HOST:PORT...]?sentinelServiceName=NAME`
@@ -560,6 +578,8 @@ impl ServeArgs {
         Config {
             bind: self.bind,
             database_url,
+            database_read_urls: self.database_read_urls,
+            database_read_max_lag: Duration::from_millis(self.database_read_max_lag_ms),
             cache: Settings {
                 mode: self.cache_mode,
                 prefix: self.cache_prefix,

@@ -7,6 +7,11 @@ use std::time::Duration;
 pub struct Config {
     pub bind: SocketAddr,
     pub database_url: String,
+    /// Standbys cache misses may read from (`--database-read-url`); empty:
+    /// every read goes to `database_url`.
+    pub database_read_urls: Vec<String>,
+    /// Lag beyond which a standby is skipped (`--database-read-max-lag-ms`).
+    pub database_read_max_lag: Duration,
     /// The cache tiers; `cache.redis_url` is the shared tier and the
     /// invalidation bus.
     pub cache: crate::cache::Settings,

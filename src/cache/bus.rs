@@ -54,9 +54,19 @@ pub struct Event {
     /// the delivery lag against their own wall clock.
     #[serde(default)]
     pub at: Option<String>,
+    /// The primary's WAL position after the write (16 hex digits), with
+    /// read replicas: receivers raise their horizon to it before evicting
+    /// (see `db::replicas`).
+    #[serde(default)]
+    pub lsn: Option<String>,
 }
 
 impl Event {
+    /// [`Event::lsn`] as a number.
+    pub fn lsn(&self) -> Option<u64> {
+        u64::from_str_radix(self.lsn.as_deref()?, 16).ok()
+    }
+
     /// `None` for a malformed payload, which the subscriber logs and skips.
     pub fn parse(payload: &str) -> Option<Self> {
         serde_json::from_str(payload).ok()

@@ -270,9 +270,17 @@ impl Inner {
                     (Ok(Taken::Nothing), _) => continue,
                     (Ok(Taken::Recorded { outbox, rows }), Some(invalidation)) => {
                         self.metrics.foreign_changes(rows as u64);
+                        // Past the commits of the changes taken (theirs came
+                        // before the take's); unread, the outbox row waits
+                        // for the sweep, which reads one.
+                        let Ok(lsn) = db.lsn_after_commit().await else {
+                            tracing::warn!("could not read the primary's WAL position: the sweep publishes these changes");
+                            return false;
+                        };
                         self.publish(Pending {
                             outbox: Some(outbox),
                             invalidation,
+                            lsn,
                         })
                         .await;
                         continue;
@@ -295,7 +303,28 @@ impl Inner {
     /// Clears the cache for every change recorded so far, then deletes
     /// them. False if Redis or the database did not answer (the rows stay).
     async fn clear_for_changes(&self, db: &Db) -> bool {
-        match changes::remove_cleared(db, || async { self.clear().await.is_some() }).await {
+        let cleared = || async {
+            // Readers after the clear must not fill from a replica that
+            // lacks the changes it clears for: the LSN goes first.
+            match db.lsn_after_commit().await {
+                Ok(None) => {}
+                Ok(Some(lsn)) => {
+                    let recorded = match &self.l2 {
+                        Some(l2) => l2.record_lsn(lsn).await,
+                        None => true,
+                    };
+                    if !recorded {
+                        return false;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read the primary's WAL position");
+                    return false;
+                }
+            }
+            self.clear().await.is_some()
+        };
+        match changes::remove_cleared(db, cleared).await {
             Ok(Some(0)) => true,
             Ok(Some(rows)) => {
                 self.metrics.foreign_cleared();

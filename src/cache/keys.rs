@@ -701,6 +701,14 @@ impl Keys {
         format!("{}sequence", self.control)
     }
 
+    /// The highest primary WAL position (LSN, 16 hex digits) an
+    /// invalidation was published with: read with every version, so a
+    /// reader learns of a write before deciding whether a read replica may
+    /// serve it (see `db::replicas`).
+    pub fn lsn(&self) -> String {
+        format!("{}lsn", self.control)
+    }
+
     /// A fixed-window counter shared by the replicas (sign-in throttling):
     /// `{base}counter:{name}`.
     pub fn counter(&self, name: &str) -> String {

@@ -69,9 +69,12 @@ end
 /// (s), channel, origin, the entries' namespace, the groups' names, the
 /// moves (JSON, passed through to the event as a string; empty for none),
 /// the publisher's wall clock (the event's `at`, microseconds since the
-/// Unix epoch, as a string: Lua's numbers would round it), then the global
-/// invalidation sequence. Returns the namespace and, if it was
-/// the caller's, the groups' new generations.
+/// Unix epoch, as a string: Lua's numbers would round it), the global
+/// invalidation sequence, the LSN key, then the primary's WAL position
+/// after the write (16 hex digits, so strings compare as positions; empty
+/// without read replicas), kept in the LSN key if higher and carried by
+/// the event. Returns the namespace and, if it was the caller's, the
+/// groups' new generations.
 const INVALIDATE: &str = r"
 local n = tonumber(ARGV[1])
 local ns = namespace(KEYS[1], tonumber(ARGV[6]))
@@ -85,16 +88,23 @@ for i = 1, n do
   redis.call('PEXPIRE', KEYS[1 + n + i], ARGV[2])
   keys[i] = KEYS[1 + i]
 end
-local sequence = redis.call('INCR', ARGV[#ARGV])
+local sequence = redis.call('INCR', ARGV[#ARGV - 2])
 local groups = {}
 for j = 2 * n + 2, #KEYS do
   redis.call('SET', KEYS[j], sequence, 'EX', ARGV[3])
   groups[#groups + 1] = { ARGV[6 + j - 2 * n - 1], sequence }
 end
-local event = { origin = ARGV[5], namespace = ns, at = ARGV[#ARGV - 1] }
+local event = { origin = ARGV[5], namespace = ns, at = ARGV[#ARGV - 3] }
 if n > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end
-if ARGV[#ARGV - 2] ~= '' then event.moves = ARGV[#ARGV - 2] end
+if ARGV[#ARGV - 4] ~= '' then event.moves = ARGV[#ARGV - 4] end
+local lsn = ARGV[#ARGV]
+if lsn ~= '' then
+  if lsn > (redis.call('GET', ARGV[#ARGV - 1]) or '') then
+    redis.call('SET', ARGV[#ARGV - 1], lsn)
+  end
+  event.lsn = lsn
+end
 redis.call('PUBLISH', ARGV[4], cjson.encode(event))
 return { ns, cjson.encode(groups) }
 ";
@@ -121,10 +131,11 @@ return n
 /// the caller's during the removal too, and a replica that learns a newer
 /// one learns it after this check, so after the write committed: its loads
 /// read the written rows. KEYS: the namespace counter, the sequence, then
-/// the groups' generation counters. ARGV: the number of groups, generation
-/// ttl (s), channel, origin, the entries' namespace, the moves (as in
-/// `INVALIDATE`), the publisher's wall clock, the groups' names, then the
-/// removed entries' keys, for the event.
+/// the LSN key, then the groups' generation counters. ARGV: the number of
+/// groups, generation ttl (s), channel, origin, the entries' namespace, the
+/// moves (as in `INVALIDATE`), the publisher's wall clock, the LSN (as in
+/// `INVALIDATE`), the groups' names, then the removed entries' keys, for
+/// the event.
 const ANNOUNCE: &str = r"
 local g = tonumber(ARGV[1])
 local ns = namespace(KEYS[1], tonumber(ARGV[5]))
@@ -134,17 +145,33 @@ end
 local sequence = redis.call('INCR', KEYS[2])
 local groups = {}
 for j = 1, g do
-  redis.call('SET', KEYS[2 + j], sequence, 'EX', ARGV[2])
-  groups[j] = { ARGV[7 + j], sequence }
+  redis.call('SET', KEYS[3 + j], sequence, 'EX', ARGV[2])
+  groups[j] = { ARGV[8 + j], sequence }
 end
 local keys = {}
-for i = 8 + g, #ARGV do keys[#keys + 1] = ARGV[i] end
+for i = 9 + g, #ARGV do keys[#keys + 1] = ARGV[i] end
 local event = { origin = ARGV[4], namespace = ns, at = ARGV[7] }
 if #keys > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end
 if ARGV[6] ~= '' then event.moves = ARGV[6] end
+local lsn = ARGV[8]
+if lsn ~= '' then
+  if lsn > (redis.call('GET', KEYS[3]) or '') then
+    redis.call('SET', KEYS[3], lsn)
+  end
+  event.lsn = lsn
+end
 redis.call('PUBLISH', ARGV[3], cjson.encode(event))
 return { ns, cjson.encode(groups) }
+";
+
+/// Keeps ARGV[1] (an LSN, 16 hex digits) in KEYS[1] if it is higher than
+/// the one there.
+const RECORD_LSN: &str = r"
+if ARGV[1] > (redis.call('GET', KEYS[1]) or '') then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
 ";
 
 /// Publishes a heartbeat carrying the namespace current when it was sent,
@@ -342,12 +369,17 @@ pub struct Store {
     primary: Script,
     remove: Script,
     announce: Script,
+    record_lsn: Script,
     /// Single server, Sentinel or Cluster: whether a failover can roll the
     /// dataset back (see `PRIMARY`), and whether a call must be split by
     /// hash slot.
     topology: Topology,
     /// How long version and generation counters outlive the entries they guard.
     counter_ttl: Duration,
+    /// With read replicas, the database whose horizon every MGET of
+    /// versions and every read of the sequence raises to the LSN key's
+    /// value (see `db::replicas`); `None` without them.
+    horizon: Option<crate::db::Db>,
 }
 
 /// Whether a call is made for a request (counted as a round trip, refused
@@ -493,9 +525,44 @@ impl Store {
             primary: Script::from_lua(format!("{NAMESPACE}{PRIMARY}")),
             remove: Script::from_lua(REMOVE),
             announce: Script::from_lua(format!("{NAMESPACE}{ANNOUNCE}")),
+            record_lsn: Script::from_lua(RECORD_LSN),
             topology: topology_of(connection),
             counter_ttl,
+            horizon: None,
         })
+    }
+
+    /// Makes reads of versions and of the sequence raise `db`'s horizon to
+    /// the highest LSN an invalidation was published with, if `db` sends
+    /// reads to replicas.
+    pub fn follow_lsns(mut self, db: Option<crate::db::Db>) -> Self {
+        self.horizon = db.filter(|db| db.read_replicas().is_some());
+        self
+    }
+
+    /// Records `lsn` in the LSN key if it is higher than the one there: for
+    /// a clear, whose readers must not fill from a replica behind the
+    /// changes it clears for. Returns whether Redis answered.
+    pub async fn record_lsn(&self, lsn: u64) -> bool {
+        let recorded: Option<i64> = self
+            .background_write("record lsn", |writes| {
+                self.record_lsn.evalsha_with_reload(
+                    writes,
+                    vec![self.keys.lsn()],
+                    vec![lsn_text(lsn)],
+                )
+            })
+            .await;
+        recorded.is_some()
+    }
+
+    /// Raises the horizon to the LSN key's value read with others.
+    fn learn_lsn(&self, value: Option<&Value>) {
+        if let (Some(db), Some(lsn)) = (&self.horizon, value.and_then(Value::as_str)) {
+            if let Ok(lsn) = u64::from_str_radix(&lsn, 16) {
+                db.learn_lsn(lsn);
+            }
+        }
     }
 
     /// Waits up to `within` for the first connection to Redis; the reason
@@ -619,14 +686,20 @@ impl Store {
         if keys.is_empty() {
             return Some(Vec::new());
         }
-        let mut request: Vec<String> = Vec::with_capacity(keys.len() * 2);
+        let mut request: Vec<String> = Vec::with_capacity(keys.len() * 2 + 1);
         for key in keys {
             request.push((*key).to_owned());
             request.push(self.keys.version(key));
         }
-        let values = self
+        if self.horizon.is_some() {
+            request.push(self.keys.lsn());
+        }
+        let mut values = self
             .call("mget", mget(self.topology, &self.reads, request))
             .await?;
+        if self.horizon.is_some() {
+            self.learn_lsn(values.pop().as_ref());
+        }
         Some(
             values
                 .chunks(2)
@@ -694,6 +767,22 @@ impl Store {
 
     /// The global invalidation sequence, bumped by every invalidation.
     pub async fn sequence(&self) -> Option<Bytes> {
+        if self.horizon.is_some() {
+            let values: Vec<Value> = self
+                .call(
+                    "get sequence",
+                    self.reads.mget(vec![self.keys.sequence(), self.keys.lsn()]),
+                )
+                .await?;
+            self.learn_lsn(values.get(1));
+            return Some(
+                values
+                    .first()
+                    .and_then(Value::as_bytes)
+                    .map(Bytes::copy_from_slice)
+                    .unwrap_or_default(),
+            );
+        }
         let value: Option<Option<Bytes>> = self
             .call("get sequence", self.reads.get(self.keys.sequence()))
             .await;
@@ -719,8 +808,9 @@ impl Store {
         origin: &str,
         namespace: u64,
         invalidation: &Invalidation,
+        lsn: Option<u64>,
     ) -> Option<Invalidated> {
-        self.run_invalidate(Caller::Request, origin, namespace, invalidation)
+        self.run_invalidate(Caller::Request, origin, namespace, invalidation, lsn)
             .await
     }
 
@@ -730,8 +820,9 @@ impl Store {
         origin: &str,
         namespace: u64,
         invalidation: &Invalidation,
+        lsn: Option<u64>,
     ) -> Option<Invalidated> {
-        self.run_invalidate(Caller::Background, origin, namespace, invalidation)
+        self.run_invalidate(Caller::Background, origin, namespace, invalidation, lsn)
             .await
     }
 
@@ -744,6 +835,7 @@ impl Store {
         origin: &str,
         namespace: u64,
         invalidation: &Invalidation,
+        lsn: Option<u64>,
     ) -> Option<Invalidated> {
         let entries = &invalidation.entries;
         let groups: Vec<Group> = invalidation
@@ -763,7 +855,7 @@ impl Store {
             .collect();
         if self.topology == Topology::Cluster {
             return self
-                .invalidate_by_slot(caller, origin, namespace, keys, &groups, moves)
+                .invalidate_by_slot(caller, origin, namespace, keys, &groups, moves, lsn)
                 .await;
         }
         let versions: Vec<String> = keys.iter().map(|key| self.keys.version(key)).collect();
@@ -784,6 +876,8 @@ impl Store {
         args.push(Value::from(moves));
         args.push(Value::from(super::bus::wall_clock_micros().to_string()));
         args.push(Value::from(self.keys.sequence()));
+        args.push(Value::from(self.keys.lsn()));
+        args.push(Value::from(lsn.map(lsn_text).unwrap_or_default()));
         let (current, reply): (u64, String) = self
             .run(
                 caller,
@@ -813,6 +907,7 @@ impl Store {
         keys: Vec<String>,
         groups: &[Group],
         moves: String,
+        lsn: Option<u64>,
     ) -> Option<Invalidated> {
         let ttl = Value::from(self.counter_ttl.as_millis() as i64);
         let removals = by_slot(self.topology, keys.clone(), |key| key)
@@ -823,9 +918,10 @@ impl Store {
                 self.remove
                     .evalsha_with_reload::<i64, _, _>(&self.writes, script_keys, ttl.clone())
             });
-        let mut script_keys: Vec<String> = Vec::with_capacity(2 + groups.len());
+        let mut script_keys: Vec<String> = Vec::with_capacity(3 + groups.len());
         script_keys.push(self.keys.namespace_counter());
         script_keys.push(self.keys.sequence());
+        script_keys.push(self.keys.lsn());
         script_keys.extend(groups.iter().map(|group| self.keys.generation(group)));
         let mut args: Vec<Value> = vec![
             Value::from(groups.len() as i64),
@@ -835,6 +931,7 @@ impl Store {
             Value::from(namespace as i64),
             Value::from(moves),
             Value::from(super::bus::wall_clock_micros().to_string()),
+            Value::from(lsn.map(lsn_text).unwrap_or_default()),
         ];
         args.extend(groups.iter().map(|group| Value::from(group.name())));
         args.extend(keys.into_iter().map(Value::from));
@@ -1084,6 +1181,12 @@ pub enum Invalidated {
 
 /// The script's list of (group name, generation); Lua's cjson writes an
 /// empty list as `{}`.
+/// An LSN as the scripts compare it: 16 hex digits, so that the order of
+/// strings is the order of positions.
+pub(super) fn lsn_text(lsn: u64) -> String {
+    format!("{lsn:016x}")
+}
+
 fn parse_generations(reply: &str) -> Vec<(Group, u64)> {
     let pairs: Vec<(String, u64)> = serde_json::from_str(reply).unwrap_or_default();
     pairs
@@ -1156,6 +1259,15 @@ impl super::Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lsns_as_the_scripts_compare_them_order_as_wal_positions() {
+        let positions = [0, 9, 0x10, 0x1_0000_0000, 0x16_B374_D848, u64::MAX >> 1];
+        for pair in positions.windows(2) {
+            assert!(lsn_text(pair[0]) < lsn_text(pair[1]), "{pair:x?}");
+        }
+        assert_eq!(lsn_text(0x16_B374_D848), "00000016b374d848");
+    }
 
     #[test]
     fn generations_parse_and_empty_lua_tables_are_empty() {

@@ -127,6 +127,12 @@
 //! - **heard** (`sync`): when the last heartbeat of this replica that came
 //!   back was sent; decides trust, and when L1 entries are current as of.
 //! - **outbox id** (`db::outbox`): one write's invalidation until published.
+//! - **LSN** (with read replicas; Redis `{prefix}:v…:lsn`, and the
+//!   **horizon** in `db::replicas`): the primary's WAL position after a
+//!   write, carried by its invalidation; the script keeps the highest, every
+//!   MGET of versions and read of the sequence raise the horizon to it, and
+//!   so does every event, before it evicts. A miss reads a standby only if
+//!   the standby has replayed the horizon ([`crate::db::replicas`]).
 //! - **primary marker** (Redis `{prefix}:primary`, Sentinel and Cluster):
 //!   the replication id of the primary the cache last worked on (on a
 //!   Cluster, of every primary); a different id found moves the namespace
@@ -326,12 +332,10 @@ impl Cache {
                 .max(settings.ttls.list)
                 .max(settings.ttls.statistics)
                 * 2;
-            Some(l2::Store::connect(
-                &connection,
-                keys.clone(),
-                metrics.clone(),
-                counter_ttl,
-            )?)
+            Some(
+                l2::Store::connect(&connection, keys.clone(), metrics.clone(), counter_ttl)?
+                    .follow_lsns(outbox.clone()),
+            )
         } else {
             None
         };
@@ -353,6 +357,8 @@ impl Cache {
             subscriber: Mutex::new(None),
         });
         if inner.l2.is_some() {
+            // Until the bus is first heard, as when it falls silent.
+            inner.hear_bus(false);
             let sink = Arc::new(sync::SinkHandle(Arc::downgrade(&inner)));
             let subscriber = bus::Subscriber::start(&connection, keys.channel().to_owned(), sink)?;
             *lock(&inner.subscriber) = Some(subscriber);

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 pub(super) struct Pending {
     pub(super) outbox: Option<i64>,
     pub(super) invalidation: Invalidation,
+    /// The primary's WAL position after the write, with read replicas (see
+    /// `db::replicas`); this process's horizon already holds it.
+    pub(super) lsn: Option<u64>,
 }
 
 /// What this replica knows of the bus and of its unpublished invalidations.
@@ -112,11 +115,12 @@ impl Cache {
         let inner = &self.inner;
         let invalidation = for_database(change.invalidation(), write.db());
         let payload = inner.sync.outbox.as_ref().map(|_| invalidation.to_outbox());
-        let outbox = write.commit(payload.as_deref()).await?;
+        let committed = write.commit(payload.as_deref()).await?;
         inner
             .publish(Pending {
-                outbox,
+                outbox: committed.outbox,
                 invalidation,
+                lsn: committed.lsn,
             })
             .await;
         Ok(())
@@ -152,6 +156,14 @@ fn local_names(invalidation: &Invalidation) -> (Vec<l1::Key>, Vec<(Group, Option
 }
 
 impl Inner {
+    /// Tells the database whether invalidations are known to arrive: while
+    /// they are not, its reads stay on the primary (see `db::replicas`).
+    pub(super) fn hear_bus(&self, heard: bool) {
+        if let Some(db) = &self.sync.outbox {
+            db.hear_bus(heard);
+        }
+    }
+
     /// Evicts `pending` here and publishes it; keeps it pending if Redis
     /// does not take it.
     pub(super) async fn publish(&self, pending: Pending) {
@@ -162,7 +174,7 @@ impl Inner {
             return;
         };
         match self
-            .invalidate_in_redis(l2, &pending.invalidation, false)
+            .invalidate_in_redis(l2, &pending.invalidation, pending.lsn, false)
             .await
         {
             Some(generations) => {
@@ -188,15 +200,17 @@ impl Inner {
         &self,
         l2: &l2::Store,
         invalidation: &Invalidation,
+        lsn: Option<u64>,
         replay: bool,
     ) -> Option<Vec<(Group, u64)>> {
         // Only a clear between two tries sends this round again.
         for _ in 0..3 {
             let namespace = self.keys.namespace();
             let outcome = if replay {
-                l2.replay(&self.origin, namespace, invalidation).await
+                l2.replay(&self.origin, namespace, invalidation, lsn).await
             } else {
-                l2.invalidate(&self.origin, namespace, invalidation).await
+                l2.invalidate(&self.origin, namespace, invalidation, lsn)
+                    .await
             };
             match outcome? {
                 Invalidated::Done(generations) => return Some(generations),
@@ -210,11 +224,11 @@ impl Inner {
     /// Publishes `invalidation` (gathered from elsewhere: this replica's
     /// pending ones, or the outbox) and evicts it here. Returns whether Redis
     /// took it.
-    async fn replay(&self, invalidation: &Invalidation) -> bool {
+    async fn replay(&self, invalidation: &Invalidation, lsn: Option<u64>) -> bool {
         let Some(l2) = &self.l2 else {
             return true;
         };
-        match self.invalidate_in_redis(l2, invalidation, true).await {
+        match self.invalidate_in_redis(l2, invalidation, lsn, true).await {
             Some(generations) => {
                 let (local, _) = local_names(invalidation);
                 self.evict_locally(&local, &known(generations), &invalidation.moves);
@@ -232,7 +246,7 @@ impl Inner {
         /// Writes merged into one script call.
         const BATCH: usize = 256;
         loop {
-            let (count, merged, ids) = {
+            let (count, merged, ids, lsn) = {
                 let pending = lock(&self.sync.pending);
                 let batch = &pending[..pending.len().min(BATCH)];
                 let mut merged = Invalidation::default();
@@ -240,12 +254,13 @@ impl Inner {
                     merged.merge(&p.invalidation);
                 }
                 let ids: Vec<i64> = batch.iter().filter_map(|p| p.outbox).collect();
-                (batch.len(), merged, ids)
+                let lsn = batch.iter().filter_map(|p| p.lsn).max();
+                (batch.len(), merged, ids, lsn)
             };
             if count == 0 {
                 return true;
             }
-            if !self.replay(&merged).await {
+            if !self.replay(&merged, lsn).await {
                 return false;
             }
             // Only this task removes entries, and new ones are appended, so
@@ -279,6 +294,14 @@ impl Inner {
             if rows.is_empty() {
                 return true;
             }
+            // Read after the rows: past the commit of every write they record.
+            let lsn = match db.lsn_after_commit().await {
+                Ok(lsn) => lsn,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read the primary's WAL position");
+                    return false;
+                }
+            };
             let mut merged = Invalidation::default();
             for row in &rows {
                 match Invalidation::from_outbox(&row.payload) {
@@ -286,7 +309,7 @@ impl Inner {
                     None => tracing::error!(id = row.id, "ignoring a malformed cache outbox entry"),
                 }
             }
-            if !self.replay(&merged).await {
+            if !self.replay(&merged, lsn).await {
                 return false;
             }
             tracing::info!(
@@ -339,10 +362,12 @@ impl Inner {
                 && self.settle_primary().await
             {
                 l1.set_trusted(true);
+                self.hear_bus(true);
                 tracing::info!("the invalidation bus is heard: L1 and L2 trusted");
             }
         } else if !fresh && trusted {
             l1.set_trusted(false);
+            self.hear_bus(false);
             tracing::warn!(
                 "the invalidation bus is silent: skipping L2, L1 entries served within the cap"
             );
@@ -481,6 +506,11 @@ impl bus::Sink for SinkHandle {
         if let Some(lag) = event.lag() {
             inner.metrics.lag(lag);
         }
+        // Before anything is evicted: a fill whose guard is taken after the
+        // eviction must not read a replica that lacks the write.
+        if let (Some(lsn), Some(db)) = (event.lsn(), &inner.sync.outbox) {
+            db.learn_lsn(lsn);
+        }
         let groups: Vec<(Group, Option<u64>)> = event
             .groups
             .iter()
@@ -531,14 +561,13 @@ impl bus::Sink for SinkHandle {
     }
 
     fn disconnected(&self) {
-        if let Some(l1) = self
-            .0
-            .upgrade()
-            .as_ref()
-            .and_then(|inner| inner.l1.as_ref())
-        {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        if let Some(l1) = &inner.l1 {
             l1.set_trusted(false);
         }
+        inner.hear_bus(false);
     }
 }
 

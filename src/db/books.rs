@@ -408,7 +408,7 @@ pub async fn search_slice(
         }
     }
     let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, &slice, values))
-        .all(db.conn())
+        .all(db.reader())
         .await?;
     let (total, behind) = match rows.first() {
         Some(row) => (row.n, row.b),
@@ -416,7 +416,7 @@ pub async fn search_slice(
             let scalars =
                 format!("{matches} SELECT (SELECT COUNT(*) FROM matches) AS n, ({behind}) AS b");
             match db
-                .conn()
+                .reader()
                 .query_one(Statement::from_sql_and_values(
                     backend,
                     scalars,

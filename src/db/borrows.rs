@@ -126,7 +126,7 @@ async fn next_due(
         .filter(ReturnedAt.is_null())
         .filter(DueAt.gte(now))
         .into_tuple()
-        .one(db.conn())
+        .one(db.reader())
         .await?;
     Ok(next.flatten())
 }
@@ -145,11 +145,12 @@ pub async fn most_borrowed(db: &Db, limit: u64) -> Result<Vec<Uuid>> {
         .order_by_asc(BookId)
         .limit(limit)
         .into_tuple()
-        .all(db.conn())
+        .all(db.reader())
         .await?;
     Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
 
+/// From the primary: a mutation decides on what it returns.
 pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<borrow_record::Model>> {
     Ok(borrow_record::Entity::find_by_id(id).one(db.conn()).await?)
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 pub async fn all(db: &Db) -> Result<Vec<category::Model>> {
     Ok(category::Entity::find()
         .order_by_asc(category::Column::Name)
-        .all(db.conn())
+        .all(db.reader())
         .await?)
 }
 

@@ -270,7 +270,10 @@ where
         .column_as(subquery(total.clone()), "n")
         .column_as(behind.clone(), "b");
     sort.order(QueryTrait::query(&mut rows), false, None);
-    let rows = rows.into_model::<Sliced<E::Model>>().all(db.conn()).await?;
+    let rows = rows
+        .into_model::<Sliced<E::Model>>()
+        .all(db.reader())
+        .await?;
     let (total_count, behind) = match rows.first() {
         Some(row) => (row.n, row.b),
         None => {
@@ -278,7 +281,7 @@ where
                 .expr_as(subquery(total), Alias::new("n"))
                 .expr_as(behind, Alias::new("b"))
                 .to_owned();
-            match db.conn().query_one(db.backend().build(&select)).await? {
+            match db.reader().query_one(db.backend().build(&select)).await? {
                 Some(row) => (row.try_get::<i64>("", "n")?, row.try_get::<bool>("", "b")?),
                 None => (0, false),
             }

@@ -160,6 +160,47 @@ impl Collector for Export {
                 )?;
             }
         }
+        if let Some(replicas) = self.0.read_replicas() {
+            let (to_standbys, to_primary) = replicas.reads();
+            {
+                let mut family = Family::start(
+                    &mut encoder,
+                    "biblio_db_reads",
+                    "Reads outside write transactions, by where they went: a read replica that \
+                     had replayed every invalidation known here, or the primary",
+                    MetricType::Counter,
+                )?;
+                family.counter(&[("target", "replica")], to_standbys)?;
+                family.counter(&[("target", "primary")], to_primary)?;
+            }
+            let report = replicas.report();
+            {
+                let mut family = Family::start(
+                    &mut encoder,
+                    "biblio_db_replica_lag_seconds",
+                    "How far each read replica's replay lags the primary, at its last poll",
+                    MetricType::Gauge,
+                )?;
+                for standby in &report {
+                    family.gauge(
+                        &[("replica", standby.name.as_str())],
+                        standby.lag.as_secs_f64(),
+                    )?;
+                }
+            }
+            let mut family = Family::start(
+                &mut encoder,
+                "biblio_db_replica_skipped",
+                "1 while a read replica is skipped (lagging beyond the limit, or not answering)",
+                MetricType::Gauge,
+            )?;
+            for standby in &report {
+                family.gauge(
+                    &[("replica", standby.name.as_str())],
+                    i64::from(standby.status != "up"),
+                )?;
+            }
+        }
         if let Some((open, idle, max)) = pool(self.0.conn()) {
             {
                 let mut family = Family::start(

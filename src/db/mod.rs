@@ -25,6 +25,7 @@ pub(crate) mod keyset;
 pub mod metrics;
 mod migrations;
 pub mod outbox;
+pub mod replicas;
 mod search;
 pub mod settings;
 pub mod statistics;
@@ -32,7 +33,7 @@ pub mod tallies;
 pub mod users;
 mod write;
 
-pub use write::Write;
+pub use write::{Committed, Write};
 
 use entity::{author, book, borrow_record, category, user};
 use sea_orm::{
@@ -65,6 +66,9 @@ pub struct Db {
     text_by_bytes: bool,
     /// SQLite: when the migrations were last applied; see [`connect_sqlite`].
     migrated: Option<Migrated>,
+    /// The standbys reads may go to (`--database-read-url`); `None`: every
+    /// statement goes to the primary. See [`replicas`].
+    replicas: Option<Arc<replicas::Replicas>>,
 }
 
 /// When this process last finished applying the migrations, shared with
@@ -85,34 +89,13 @@ impl Db {
             migrated = Some(since.clone());
             connect_sqlite(url, since).await?
         } else {
-            let mut options = ConnectOptions::new(url.to_owned());
-            options
-                .sqlx_logging(false)
-                .connect_timeout(Duration::from_secs(5))
-                .acquire_timeout(Duration::from_secs(5))
-                .max_connections(20)
-                // Marks biblio's sessions, whose writes the triggers that
-                // announce other programs' writes skip (see `changes`).
-                .map_sqlx_postgres_opts(|opts| {
-                    opts.options([(migration::changes::WRITER_SETTING, "on")])
-                });
-            sea_orm::Database::connect(options).await?
+            connect_postgres(url).await?
         };
         // Before the statement counter is attached: no request asked for it.
         let text_by_bytes = probe_text_order(&conn).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let metrics = Arc::new(metrics::Statements::default());
-        let (counter, recorder) = (statements.clone(), metrics.clone());
-        conn.set_metric_callback(move |info| {
-            let sql = &info.statement.sql;
-            let purpose = if sql.contains(outbox::TABLE) || sql.contains(changes::TABLE) {
-                metrics::Purpose::Outbox
-            } else {
-                counter.fetch_add(1, Ordering::Relaxed);
-                metrics::Purpose::Service
-            };
-            recorder.record(purpose, info.elapsed, info.failed);
-        });
+        instrument(&mut conn, &statements, &metrics);
         Ok(Self {
             conn,
             statements,
@@ -120,7 +103,76 @@ impl Db {
             most_held_by_a_request: Arc::new(AtomicU64::new(0)),
             text_by_bytes,
             migrated,
+            replicas: None,
         })
+    }
+
+    /// Sends reads outside write transactions to the standbys at `urls`
+    /// when they have replayed every write the cache could race (see
+    /// [`replicas`]); skips one lagging beyond `max_lag`. Start-up checks
+    /// the URLs first ([`replicas::check_urls`]).
+    pub async fn with_read_replicas(
+        mut self,
+        urls: &[String],
+        max_lag: Duration,
+    ) -> Result<Self, String> {
+        if urls.is_empty() {
+            return Ok(self);
+        }
+        if self.backend() != DbBackend::Postgres {
+            return Err("--database-read-url needs a PostgreSQL --database-url".into());
+        }
+        let (statements, metrics) = (self.statements.clone(), self.metrics.clone());
+        let replicas = replicas::Replicas::connect(urls, max_lag, |conn| {
+            instrument(conn, &statements, &metrics)
+        })
+        .await?;
+        let replicas = Arc::new(replicas);
+        tokio::spawn(replicas::Replicas::follow(Arc::downgrade(&replicas)));
+        self.replicas = Some(replicas);
+        Ok(self)
+    }
+
+    /// The standbys, if reads may go to any.
+    pub fn read_replicas(&self) -> Option<&replicas::Replicas> {
+        self.replicas.as_deref()
+    }
+
+    /// Where a read outside a write transaction goes: a standby that has
+    /// replayed every invalidation this process knows of, else the primary.
+    pub fn reader(&self) -> &DatabaseConnection {
+        self.replicas
+            .as_ref()
+            .and_then(|replicas| replicas.choose())
+            .unwrap_or(&self.conn)
+    }
+
+    /// The primary's WAL position now, if reads may go to standbys (the
+    /// position an invalidation of a write committed before carries), and
+    /// raises this process's horizon to it. `None` without standbys.
+    pub async fn lsn_after_commit(&self) -> Result<Option<u64>, DbErr> {
+        let Some(replicas) = &self.replicas else {
+            return Ok(None);
+        };
+        let lsn = replicas::current_lsn(&self.conn).await?;
+        replicas.learn(lsn);
+        Ok(Some(lsn))
+    }
+
+    /// Whether the cache hears its invalidation bus: while it does not,
+    /// reads stay on the primary (see [`replicas`]).
+    pub fn hear_bus(&self, heard: bool) {
+        if let Some(replicas) = &self.replicas {
+            replicas.hear_bus(heard);
+        }
+    }
+
+    /// Raises this process's horizon to `lsn` (an invalidation's, heard
+    /// from Redis): no read goes to a standby that has not replayed it.
+    pub fn learn_lsn(&self, lsn: u64) {
+        if let Some(replicas) = &self.replicas {
+            replicas.learn(lsn);
+        }
     }
 
     /// Whether this database orders text as Rust compares strings, by
@@ -213,6 +265,44 @@ impl Db {
             .await?;
         row.map(|row| row.try_get_by_index::<String>(0)).transpose()
     }
+}
+
+/// Counts and times every statement sent through `conn`: all of them for
+/// `/metrics`, the service's own (not the cache's bookkeeping) in
+/// `statements`.
+fn instrument(
+    conn: &mut DatabaseConnection,
+    statements: &Arc<AtomicU64>,
+    metrics: &Arc<metrics::Statements>,
+) {
+    let (counter, recorder) = (statements.clone(), metrics.clone());
+    conn.set_metric_callback(move |info| {
+        let sql = &info.statement.sql;
+        let purpose = if sql.contains(outbox::TABLE)
+            || sql.contains(changes::TABLE)
+            || replicas::is_bookkeeping(sql)
+        {
+            metrics::Purpose::Outbox
+        } else {
+            counter.fetch_add(1, Ordering::Relaxed);
+            metrics::Purpose::Service
+        };
+        recorder.record(purpose, info.elapsed, info.failed);
+    });
+}
+
+/// PostgreSQL's pool (20 connections), each session marked as biblio's.
+async fn connect_postgres(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(20)
+        // Marks biblio's sessions, whose writes the triggers that
+        // announce other programs' writes skip (see `changes`).
+        .map_sqlx_postgres_opts(|opts| opts.options([(migration::changes::WRITER_SETTING, "on")]));
+    sea_orm::Database::connect(options).await
 }
 
 /// SQLite's pool (8 connections, WAL, foreign keys on), built here rather
@@ -370,7 +460,7 @@ where
             "n",
         )
         .into_model::<Counted<E::Model>>()
-        .all(db.conn())
+        .all(db.reader())
         .await?;
     let total_count = match rows.first() {
         Some(row) => row.n,
@@ -382,7 +472,7 @@ where
                     sea_orm::sea_query::Alias::new("n"),
                 )
                 .to_owned();
-            db.conn()
+            db.reader()
                 .query_one(db.backend().build(&select))
                 .await?
                 .map(|row| row.try_get_by_index::<i64>(0))
@@ -423,7 +513,7 @@ pub async fn by_ids<E: Keyed>(db: &Db, ids: Vec<Uuid>) -> Result<HashMap<Uuid, E
     use sea_orm::{ColumnTrait, QueryFilter};
     let rows = E::find()
         .filter(E::id_column().is_in(ids))
-        .all(db.conn())
+        .all(db.reader())
         .await?;
     Ok(rows.into_iter().map(|row| (E::id_of(&row), row)).collect())
 }

@@ -189,7 +189,7 @@ async fn materialised(
     let rows = Counted::<book::Model>::find_by_statement(Statement::from_sql_and_values(
         backend, &page, values,
     ))
-    .all(db.conn())
+    .all(db.reader())
     .await?;
     let total_count = match rows.first() {
         Some(row) => row.n,
@@ -200,7 +200,7 @@ async fn materialised(
                 format!("{matches} SELECT COUNT(*) FROM matches"),
                 [text.like_pattern().into()],
             );
-            count_of(db.conn(), count).await?
+            count_of(db.reader(), count).await?
         }
     };
     Ok(Page {

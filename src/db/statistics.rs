@@ -77,7 +77,7 @@ async fn books_by_category(db: &Db) -> Result<Vec<(uuid::Uuid, i64)>> {
         .group_by_columns([id, (category::Entity, category::Column::Name)])
         .order_by((category::Entity, category::Column::Name), Order::Asc)
         .to_owned();
-    let rows = db.conn().query_all(db.backend().build(&select)).await?;
+    let rows = db.reader().query_all(db.backend().build(&select)).await?;
     Ok(rows
         .iter()
         .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))

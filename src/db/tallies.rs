@@ -103,7 +103,7 @@ pub async fn library(db: &Db) -> Result<HashMap<&'static str, i64>, DbErr> {
         .and_where(column("owner").eq(LIBRARY))
         .group_by_col((table(), Alias::new("kind")))
         .to_owned();
-    let rows = db.conn().query_all(db.backend().build(&select)).await?;
+    let rows = db.reader().query_all(db.backend().build(&select)).await?;
     let mut tallies: HashMap<&'static str, i64> = KINDS.iter().map(|kind| (*kind, 0)).collect();
     for row in rows {
         let kind: String = row.try_get_by_index(0)?;
@@ -129,7 +129,7 @@ pub async fn of_each(
         .and_where(column("owner").is_in(owners.iter().copied()))
         .group_by_col((table(), Alias::new("owner")))
         .to_owned();
-    let rows = db.conn().query_all(db.backend().build(&select)).await?;
+    let rows = db.reader().query_all(db.backend().build(&select)).await?;
     let mut tallies: HashMap<Uuid, i64> = owners.iter().map(|owner| (*owner, 0)).collect();
     for row in rows {
         tallies.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);

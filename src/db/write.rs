@@ -5,6 +5,15 @@
 use super::{outbox, Db};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
 
+/// What [`Write::commit`] recorded.
+pub struct Committed {
+    /// The outbox row of the write's invalidation, if one was recorded.
+    pub outbox: Option<i64>,
+    /// The primary's WAL position after the commit, with read replicas
+    /// (see [`super::replicas`]): the invalidation carries it.
+    pub lsn: Option<u64>,
+}
+
 pub struct Write {
     db: Db,
     txn: DatabaseTransaction,
@@ -89,14 +98,16 @@ impl Write {
     }
 
     /// Commits, recording `invalidation` (the cache's serialised form) in the
-    /// same transaction; returns its outbox id. `None` records nothing: for
-    /// deployments without a shared cache to invalidate.
-    pub async fn commit(self, invalidation: Option<&str>) -> Result<Option<i64>, DbErr> {
-        let id = match invalidation {
+    /// same transaction. `None` records nothing: for deployments without a
+    /// shared cache to invalidate.
+    pub async fn commit(self, invalidation: Option<&str>) -> Result<Committed, DbErr> {
+        let outbox = match invalidation {
             Some(payload) => Some(outbox::record(&self.txn, payload).await?),
             None => None,
         };
         self.txn.commit().await?;
-        Ok(id)
+        // After the commit, so the position is past its commit record.
+        let lsn = self.db.lsn_after_commit().await?;
+        Ok(Committed { outbox, lsn })
     }
 }

@@ -54,9 +54,22 @@ pub(super) async fn check(state: &AppState) -> (bool, Value) {
         (true, false, "degraded") => "degraded",
         (true, false, _) => "ready",
     };
-    let body = json!({
-        "status": overall,
-        "checks": { "database": database, "cache": cache },
-    });
+    let mut checks = json!({ "database": database, "cache": cache });
+    // Reported, never a reason to leave rotation: a lagging or silent
+    // standby is skipped and its reads go to the primary.
+    if let Some(replicas) = state.services.db.read_replicas() {
+        checks["read_replicas"] = replicas
+            .report()
+            .into_iter()
+            .map(|standby| {
+                json!({
+                    "replica": standby.name,
+                    "status": standby.status,
+                    "lag_seconds": standby.lag.as_secs_f64(),
+                })
+            })
+            .collect();
+    }
+    let body = json!({ "status": overall, "checks": checks });
     (ready, body)
 }

@@ -27,6 +27,7 @@ mod logs;
 mod metrics;
 mod migrations;
 mod persisted;
+mod read_replicas;
 mod responses;
 mod schema;
 mod search_index;
