@@ -229,6 +229,13 @@ impl Subscriber {
         Ok(Self { client, tasks })
     }
 
+    /// The node the subscriber listens on, as `host:port`, while connected.
+    pub fn node(&self) -> Option<String> {
+        let servers = self.client.active_connections();
+        let server = servers.first()?;
+        Some(format!("{}:{}", server.host, server.port))
+    }
+
     /// Reported by `health`; whether events can currently arrive at all.
     pub fn is_connected(&self) -> bool {
         self.client.is_connected()

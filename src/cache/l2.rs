@@ -1086,6 +1086,23 @@ impl Store {
         self.topology
     }
 
+    /// The primaries this replica's commands go to, as `host:port`: on a
+    /// Cluster every primary of the slot map it last read, elsewhere the
+    /// one server (on Sentinel, the primary the sentinels named).
+    pub(super) fn primary_addresses(&self) -> Vec<String> {
+        let mut servers = match (self.topology, self.writes.cached_cluster_state()) {
+            (Topology::Cluster, Some(state)) => state.unique_primary_nodes(),
+            _ => self.writes.active_connections(),
+        };
+        let mut primaries: Vec<String> = servers
+            .drain(..)
+            .map(|server| format!("{}:{}", server.host, server.port))
+            .collect();
+        primaries.sort();
+        primaries.dedup();
+        primaries
+    }
+
     /// Every key matching `pattern`, page by page: on a Cluster, of every
     /// primary.
     pub(super) fn scan(

@@ -441,10 +441,10 @@ impl Cache {
     /// What `/readyz` reports: whether the tiers answer and the bus is trusted.
     pub fn health(&self) -> Health {
         let inner = &self.inner;
-        let subscriber = match &*lock(&inner.subscriber) {
-            Some(subscriber) if subscriber.is_connected() => "connected",
-            Some(_) => "disconnected",
-            None => "none",
+        let (subscriber, subscriber_node) = match &*lock(&inner.subscriber) {
+            Some(subscriber) if subscriber.is_connected() => ("connected", subscriber.node()),
+            Some(_) => ("disconnected", None),
+            None => ("none", None),
         };
         let trusted = inner.l1.as_ref().is_some_and(l1::Store::is_trusted);
         let status = match &inner.l2 {
@@ -459,6 +459,13 @@ impl Cache {
             prefix: inner.keys.prefix().to_owned(),
             l1_bytes: inner.l1.as_ref().map_or(0, l1::Store::weighted_size),
             subscriber,
+            topology: inner.l2.as_ref().map(|l2| l2.topology().as_str()),
+            primaries: inner
+                .l2
+                .as_ref()
+                .map(l2::Store::primary_addresses)
+                .unwrap_or_default(),
+            subscriber_node,
             bus_trusted: trusted,
             pending_invalidations: inner.sync.pending_count(),
             namespace: inner.keys.namespace(),

@@ -191,6 +191,15 @@ pub struct Health {
     pub l1_bytes: u64,
     /// "connected", "disconnected" or "none".
     pub subscriber: &'static str,
+    /// Redis's deployment: "single", "sentinel" or "cluster"; absent
+    /// without Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<&'static str>,
+    /// The primaries this replica writes to (`host:port`; on a Cluster,
+    /// every one).
+    pub primaries: Vec<String>,
+    /// The node the invalidation subscriber listens on, while connected.
+    pub subscriber_node: Option<String>,
     /// Whether this replica hears its own heartbeats on the bus, so that it
     /// trusts L1 and reads L2.
     pub bus_trusted: bool,

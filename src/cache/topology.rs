@@ -32,6 +32,17 @@ pub enum Topology {
     Cluster,
 }
 
+impl Topology {
+    /// As `/readyz` and the dashboard name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Sentinel => "sentinel",
+            Self::Cluster => "cluster",
+        }
+    }
+}
+
 /// What the scheme of a Redis URL says: the topology and whether it is TLS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scheme {

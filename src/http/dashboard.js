@@ -262,7 +262,10 @@ function render(data) {
   show('db.in-use', database.pool ? String(database.pool.in_use) : '–', database.pool?.in_use);
   show('db.idle', database.pool ? String(database.pool.idle) : '–', database.pool?.idle);
   show('db.max', database.pool ? String(database.pool.max) : '–', database.pool?.max);
-  show('cache.subscriber', `${cache.subscriber}${cache.pending_invalidations ? ` · ${cache.pending_invalidations} pending` : ''}`);
+  const topology = cache.topology
+    ? ` · ${cache.topology}${cache.primaries.length > 1 ? `, ${cache.primaries.length} primaries` : ''}`
+    : '';
+  show('cache.subscriber', `${cache.subscriber}${cache.subscriber_node ? ` on ${cache.subscriber_node}` : ''}${topology}${cache.pending_invalidations ? ` · ${cache.pending_invalidations} pending` : ''}`);
 
   renderReplicas(data);
   $('signin').hidden = true;

@@ -200,6 +200,33 @@ async fn on_a_cluster_entries_spread_over_every_primary_and_writes_reach_every_r
     assert_eq!(filled.len(), 12, "every book filled once: {filled:?}");
     assert_eq!(primaries.len(), 3, "on every primary: {filled:?}");
 
+    // `/readyz` names the topology, every primary and the subscriber's node.
+    let ready: serde_json::Value = a
+        .client
+        .get(format!("{}/readyz", a.address))
+        .send()
+        .await
+        .expect("/readyz answers")
+        .json()
+        .await
+        .expect("a JSON body");
+    let cache = &ready["checks"]["cache"];
+    assert_eq!(cache["topology"], "cluster", "{cache}");
+    let mut listed: Vec<String> = cluster
+        .primaries()
+        .iter()
+        .map(|port| format!("127.0.0.1:{port}"))
+        .collect();
+    listed.sort();
+    assert_eq!(cache["primaries"], serde_json::json!(listed), "{cache}");
+    let node = cache["subscriber_node"].as_str().unwrap_or_default();
+    assert!(
+        cluster
+            .live()
+            .any(|port| node == format!("127.0.0.1:{port}")),
+        "the subscriber is on one of the cluster's nodes: {cache}"
+    );
+
     let before = b.cache.metrics().kind(Kind::Book);
     for id in &cat.books {
         title(b, id).await;

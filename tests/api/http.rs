@@ -193,6 +193,16 @@ async fn health_and_readiness_report_the_service_and_its_database() {
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["database"]["status"], "up");
+    let cache = &body["checks"]["cache"];
+    assert_eq!(cache["topology"], "single", "{cache}");
+    let primaries = cache["primaries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(primaries.len(), 1, "{cache}");
+    assert!(
+        primaries[0]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{cache}"
+    );
 }
 
 #[tokio::test]
