@@ -73,7 +73,7 @@ pub struct Db {
 
 /// When this process last finished applying the migrations, shared with
 /// SQLite's connection hooks.
-type Migrated = Arc<std::sync::OnceLock<std::time::Instant>>;
+type Migrated = Arc<std::sync::Mutex<Option<std::time::Instant>>>;
 
 /// Strings whose order by bytes differs from their order under any
 /// linguistic collation (case, accents, punctuation, spaces).
@@ -201,7 +201,7 @@ impl Db {
 
     fn note_migrated(&self) {
         if let Some(migrated) = &self.migrated {
-            let _ = migrated.set(std::time::Instant::now());
+            *crate::cache::lock(migrated) = Some(std::time::Instant::now());
         }
     }
 
@@ -316,8 +316,10 @@ async fn connect_postgres(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// Until the migrations have made the table, the statement fails. So
 /// until this process has applied them (`migrated`), the statement is
 /// tried again each time a connection is taken from the pool; from then
-/// on, a connection opened before they finished is closed when next taken
-/// (a new one replaces it), and taking one costs no statement.
+/// on, a connection opened before they last finished is closed when next
+/// taken (a new one replaces it), and taking one costs no statement. (A
+/// connection that could not make the trigger only has its own writes
+/// announced twice, which is harmless.)
 async fn connect_sqlite(url: &str, migrated: Migrated) -> Result<DatabaseConnection, DbErr> {
     use sea_orm::sqlx::sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -332,23 +334,17 @@ async fn connect_sqlite(url: &str, migrated: Migrated) -> Result<DatabaseConnect
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
         .disable_statement_logging();
-    let on_connect = migrated.clone();
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(5))
-        .after_connect(move |conn, _| {
-            let migrated = on_connect.get().is_some();
+        .after_connect(|conn, _| {
             Box::pin(async move {
-                let hidden = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
-                // Before the migrations the table may not exist yet.
-                if migrated {
-                    hidden?;
-                }
+                let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
                 Ok(())
             })
         })
         .before_acquire(move |conn, meta| {
-            let since = migrated.get().copied();
+            let since = *crate::cache::lock(&migrated);
             Box::pin(async move {
                 let Some(since) = since else {
                     let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
