@@ -854,8 +854,13 @@ impl Store {
             .map(|(kind, id)| self.keys.entity_in(namespace, *kind, *id))
             .collect();
         if self.topology == Topology::Cluster {
+            let announced = Announced {
+                groups: &groups,
+                moves,
+                lsn,
+            };
             return self
-                .invalidate_by_slot(caller, origin, namespace, keys, &groups, moves, lsn)
+                .invalidate_by_slot(caller, origin, namespace, keys, announced)
                 .await;
         }
         let versions: Vec<String> = keys.iter().map(|key| self.keys.version(key)).collect();
@@ -905,10 +910,9 @@ impl Store {
         origin: &str,
         namespace: u64,
         keys: Vec<String>,
-        groups: &[Group],
-        moves: String,
-        lsn: Option<u64>,
+        announced: Announced<'_>,
     ) -> Option<Invalidated> {
+        let Announced { groups, moves, lsn } = announced;
         let ttl = Value::from(self.counter_ttl.as_millis() as i64);
         let removals = by_slot(self.topology, keys.clone(), |key| key)
             .into_iter()
@@ -1196,14 +1200,21 @@ pub enum Invalidated {
     Cleared(u64),
 }
 
-/// The script's list of (group name, generation); Lua's cjson writes an
-/// empty list as `{}`.
+/// What `ANNOUNCE` publishes besides the removed entries' keys.
+struct Announced<'a> {
+    groups: &'a [Group],
+    moves: String,
+    lsn: Option<u64>,
+}
+
 /// An LSN as the scripts compare it: 16 hex digits, so that the order of
 /// strings is the order of positions.
 pub(super) fn lsn_text(lsn: u64) -> String {
     format!("{lsn:016x}")
 }
 
+/// The script's list of (group name, generation); Lua's cjson writes an
+/// empty list as `{}`.
 fn parse_generations(reply: &str) -> Vec<(Group, u64)> {
     let pairs: Vec<(String, u64)> = serde_json::from_str(reply).unwrap_or_default();
     pairs
