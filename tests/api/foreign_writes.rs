@@ -490,7 +490,11 @@ async fn readiness_names_a_disabled_outbox_trigger_until_it_is_enabled_again() {
     }
     assert_eq!(readiness(&app).await.0, 200);
 
-    run_foreign(&app, "ALTER TABLE books DISABLE TRIGGER announce_books_update").await;
+    run_foreign(
+        &app,
+        "ALTER TABLE books DISABLE TRIGGER announce_books_update",
+    )
+    .await;
 
     eventually(|| async { readiness(&app).await.0 == 503 }).await;
     let (_, body) = readiness(&app).await;
@@ -503,7 +507,11 @@ async fn readiness_names_a_disabled_outbox_trigger_until_it_is_enabled_again() {
     );
     assert_eq!(triggers["missing"], json!([]), "{body}");
 
-    run_foreign(&app, "ALTER TABLE books ENABLE TRIGGER announce_books_update").await;
+    run_foreign(
+        &app,
+        "ALTER TABLE books ENABLE TRIGGER announce_books_update",
+    )
+    .await;
 
     eventually(|| async { readiness(&app).await.0 == 200 }).await;
     let (_, body) = readiness(&app).await;
