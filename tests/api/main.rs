@@ -13,6 +13,7 @@ mod cli;
 mod connections;
 mod costs;
 mod dashboard;
+mod deploy;
 mod differential;
 mod domain_input;
 mod faults;
