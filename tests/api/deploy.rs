@@ -49,7 +49,10 @@ fn every_variable_the_deployment_sets_is_one_biblio_reads() {
     assert!(known.contains("BIBLIO_BIND"), "{known:?}");
     for file in deployment_files() {
         let text = std::fs::read_to_string(&file).expect("a deployment file");
-        let unknown: Vec<_> = variables_named_in(&text).difference(&known).cloned().collect();
+        let unknown: Vec<_> = variables_named_in(&text)
+            .difference(&known)
+            .cloned()
+            .collect();
         assert!(
             unknown.is_empty(),
             "{} names variables no biblio command reads: {unknown:?}",
