@@ -119,6 +119,7 @@ impl Application {
                 http_caching: HttpCaching::new(config.http_max_age),
                 persisted: persisted.clone(),
                 warming,
+                triggers: Arc::default(),
                 registry: Arc::new(registry),
                 requests,
                 operator_token: config.operator_token.clone(),

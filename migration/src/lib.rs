@@ -16,7 +16,9 @@ pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
 /// The table of changes the triggers record, and how biblio keeps its own
 /// writes out of it.
 pub mod changes {
-    pub use crate::m20261207_000004_cache_changes::{CHANNEL, SQLITE_OWN_WRITES, WRITER_SETTING};
+    pub use crate::m20261207_000004_cache_changes::{
+        triggers, CHANNEL, SQLITE_OWN_WRITES, WRITER_SETTING,
+    };
 }
 
 /// The tallies the triggers keep: their kinds, the owner of library-wide

@@ -71,6 +71,28 @@ pub const WRITER_SETTING: &str = "biblio.writer";
 pub const SQLITE_OWN_WRITES: &str = "CREATE TEMP TRIGGER IF NOT EXISTS own_writes_unannounced \
      BEFORE INSERT ON main.cache_changes BEGIN SELECT RAISE(IGNORE); END";
 
+/// The events each watched table has a trigger for.
+const EVENTS: [&str; 3] = ["insert", "update", "delete"];
+
+/// The name of the trigger that announces `event`s on `table`.
+fn trigger_name(table: &str, event: &str) -> String {
+    format!("announce_{table}_{event}")
+}
+
+/// Every trigger `up` creates, as `(table, trigger)`: what `/readyz` checks
+/// is still there (and, on PostgreSQL, enabled), since a write nothing
+/// announces is a write every replica's cache misses.
+pub fn triggers() -> Vec<(&'static str, String)> {
+    WATCHED
+        .iter()
+        .flat_map(|watched| {
+            EVENTS
+                .iter()
+                .map(|event| (watched.table, trigger_name(watched.table, event)))
+        })
+        .collect()
+}
+
 /// A watched table and the columns its rows carry into a change, as
 /// `(name in the JSON, column, kind)`.
 struct Watched {
@@ -178,8 +200,9 @@ fn sqlite_triggers(watched: &Watched) -> Vec<String> {
     ]
     .into_iter()
     .map(|(name, event, sides)| {
+        let trigger = trigger_name(table, name);
         format!(
-            "CREATE TRIGGER announce_{table}_{name} AFTER {event} ON {table} BEGIN \
+            "CREATE TRIGGER {trigger} AFTER {event} ON {table} BEGIN \
              INSERT INTO cache_changes (change) VALUES (json_object('t', '{table}', {sides})); END"
         )
     })
@@ -235,8 +258,9 @@ fn postgres_triggers(watched: &Watched) -> Vec<String> {
         ),
         ("delete", "DELETE", "OLD TABLE AS old_rows"),
     ] {
+        let trigger = trigger_name(table, name);
         statements.push(format!(
-            "CREATE TRIGGER announce_{table}_{name} AFTER {event} ON {table} \
+            "CREATE TRIGGER {trigger} AFTER {event} ON {table} \
              REFERENCING {referencing} FOR EACH STATEMENT EXECUTE FUNCTION announce_{table}()"
         ));
     }
@@ -264,20 +288,18 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let conn = manager.get_connection();
         let backend = manager.get_database_backend();
-        for watched in WATCHED {
-            let table = watched.table;
-            for event in ["insert", "update", "delete"] {
-                let on = if backend == DbBackend::Postgres {
-                    format!(" ON {table}")
-                } else {
-                    String::new()
-                };
-                conn.execute_unprepared(&format!(
-                    "DROP TRIGGER IF EXISTS announce_{table}_{event}{on}"
-                ))
+        for (table, trigger) in triggers() {
+            let on = if backend == DbBackend::Postgres {
+                format!(" ON {table}")
+            } else {
+                String::new()
+            };
+            conn.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {trigger}{on}"))
                 .await?;
-            }
-            if backend == DbBackend::Postgres {
+        }
+        if backend == DbBackend::Postgres {
+            for watched in WATCHED {
+                let table = watched.table;
                 conn.execute_unprepared(&format!("DROP FUNCTION IF EXISTS announce_{table}()"))
                     .await?;
             }

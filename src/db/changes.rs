@@ -117,3 +117,61 @@ where
     txn.commit().await?;
     Ok(Some(deleted))
 }
+
+/// The announcing triggers a write could get past, each as `table.trigger`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Bypasses {
+    /// Triggers the migration created that are gone (dropped by hand, or
+    /// by a restore that left them out).
+    pub missing: Vec<String>,
+    /// Triggers present but not firing for ordinary sessions: disabled
+    /// (`ALTER TABLE … DISABLE TRIGGER`), or firing only in replica mode
+    /// (`ENABLE REPLICA TRIGGER`). PostgreSQL only: SQLite's triggers
+    /// cannot be disabled.
+    pub disabled: Vec<String>,
+}
+
+impl Bypasses {
+    /// Whether every trigger is there and fires.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.disabled.is_empty()
+    }
+}
+
+/// Which of the triggers that announce other programs' writes are missing
+/// or disabled: one read of the catalogue (`pg_trigger` on PostgreSQL,
+/// `sqlite_master` on SQLite).
+pub async fn bypasses(db: &Db) -> Result<Bypasses, DbErr> {
+    // `tgenabled`: 'O' fires in ordinary sessions, 'A' always, 'R' only in
+    // replica mode, 'D' never. `pg_table_is_visible`: the tables biblio
+    // uses, those of its search path.
+    let sql = match db.backend() {
+        DbBackend::Postgres => {
+            "SELECT c.relname::text, t.tgname::text, t.tgenabled IN ('O', 'A') \
+             FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             WHERE NOT t.tgisinternal AND pg_table_is_visible(c.oid)"
+        }
+        _ => "SELECT tbl_name, name, 1 FROM sqlite_master WHERE type = 'trigger'",
+    };
+    let rows = db
+        .conn()
+        .query_all(Statement::from_string(db.backend(), sql))
+        .await?;
+    let mut present = std::collections::HashMap::new();
+    for row in rows {
+        let table: String = row.try_get_by_index(0)?;
+        let trigger: String = row.try_get_by_index(1)?;
+        let fires: bool = row.try_get_by_index(2)?;
+        present.insert(format!("{table}.{trigger}"), fires);
+    }
+    let mut bypasses = Bypasses::default();
+    for (table, trigger) in migration::changes::triggers() {
+        let name = format!("{table}.{trigger}");
+        match present.get(&name) {
+            None => bypasses.missing.push(name),
+            Some(false) => bypasses.disabled.push(name),
+            Some(true) => {}
+        }
+    }
+    Ok(bypasses)
+}

@@ -45,6 +45,9 @@ pub struct AppState {
     /// Set while `serve --warm` warms the cache: `/readyz` answers 503
     /// "warming" until it is done.
     pub warming: Arc<std::sync::atomic::AtomicBool>,
+    /// The outbox triggers' state, read at most every few seconds however
+    /// often `/readyz` is probed.
+    pub triggers: Arc<health::Triggers>,
     /// Every metric of this replica, as `/metrics` shows them.
     pub registry: Arc<crate::metrics::Registry>,
     /// GraphQL requests' counters (registered in `registry`).

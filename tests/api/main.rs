@@ -14,6 +14,7 @@ mod cluster;
 mod connections;
 mod costs;
 mod dashboard;
+mod deploy;
 mod differential;
 mod domain_input;
 mod faults;
