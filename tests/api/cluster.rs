@@ -22,13 +22,13 @@ const DEADLINE: Duration = Duration::from_secs(90);
 /// Three primaries and a replica of each, with a short node timeout so a
 /// killed primary is replaced within seconds; all killed, and their
 /// directory removed, when dropped.
-struct Cluster {
-    nodes: Vec<Node>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Node>,
     dir: PathBuf,
 }
 
 impl Cluster {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("biblio-cluster-{}", uuid::Uuid::now_v7()));
         let nodes: Vec<Node> = (0..6)
             .map(|_| {
@@ -90,7 +90,7 @@ impl Cluster {
     /// primaries, and, if `replicated`, three replicas whose link to their
     /// primary is up (synced, not only attached): only then can a primary
     /// fail over.
-    fn wait_until_healthy(&self, replicated: bool) {
+    pub(crate) fn wait_until_healthy(&self, replicated: bool) {
         wait_blocking("the cluster to be healthy", || {
             self.live().all(|port| {
                 cli(port, &["CLUSTER", "INFO"])
@@ -109,7 +109,7 @@ impl Cluster {
     }
 
     /// The URL the service is given: one node, the others as `node=`.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let others: Vec<String> = self.nodes[1..]
             .iter()
             .map(|node| format!("node=127.0.0.1:{}", node.port))
@@ -130,7 +130,7 @@ impl Cluster {
     }
 
     /// The ports of the live primaries.
-    fn primaries(&self) -> Vec<u16> {
+    pub(crate) fn primaries(&self) -> Vec<u16> {
         self.live()
             .filter(|port| cli(*port, &["ROLE"]).is_some_and(|role| role.starts_with("master")))
             .collect()
@@ -151,7 +151,102 @@ impl Cluster {
             .collect()
     }
 
-    fn node(&mut self, port: u16) -> &mut Node {
+    /// A node's cluster id.
+    pub(crate) fn id_of(port: u16) -> String {
+        cli(port, &["CLUSTER", "MYID"]).expect("a node id")
+    }
+
+    /// The hash slot of a key (or of a hash tag given as the key).
+    pub(crate) fn slot_of(&self, key: &str) -> u16 {
+        let port = self.primaries()[0];
+        cli(port, &["CLUSTER", "KEYSLOT", key])
+            .and_then(|slot| slot.parse().ok())
+            .expect("a slot")
+    }
+
+    /// The port of the live primary that serves `slot`, as its own
+    /// `CLUSTER NODES` says.
+    pub(crate) fn owner(&self, slot: u16) -> u16 {
+        self.primaries()
+            .into_iter()
+            .find(|port| {
+                let nodes = cli(*port, &["CLUSTER", "NODES"]).unwrap_or_default();
+                let Some(myself) = nodes.lines().find(|line| line.contains("myself")) else {
+                    return false;
+                };
+                // id address flags primary ping pong epoch link slots…
+                myself.split_whitespace().skip(8).any(|range| {
+                    let (from, to) = range.split_once('-').unwrap_or((range, range));
+                    match (from.parse::<u16>(), to.parse::<u16>()) {
+                        (Ok(from), Ok(to)) => (from..=to).contains(&slot),
+                        _ => false, // `[slot->-id]`: a migration in progress
+                    }
+                })
+            })
+            .unwrap_or_else(|| panic!("no live primary serves slot {slot}"))
+    }
+
+    /// Moves `slot` from its primary to the primary `to` by hand, as
+    /// `redis-cli --cluster reshard` does for each slot (`CLUSTER SETSLOT`
+    /// IMPORTING/MIGRATING, `MIGRATE` of its keys, `SETSLOT … NODE`), but
+    /// keeps it migrating for `hold` with its keys moved: meanwhile clients
+    /// get `ASK` for every key, and `TRYAGAIN` for scripts whose keys are
+    /// split. Blocking.
+    pub(crate) fn migrate_slot(&self, slot: u16, to: u16, hold: Duration) {
+        let from = self.owner(slot);
+        assert_ne!(from, to, "slot {slot} is already on {to}");
+        let (from_id, to_id) = (Self::id_of(from), Self::id_of(to));
+        let slot = slot.to_string();
+        let setslot = |port: u16, args: &[&str]| {
+            let reply = cli(port, &[&["CLUSTER", "SETSLOT", &slot][..], args].concat());
+            assert_eq!(
+                reply.as_deref(),
+                Some("OK"),
+                "SETSLOT {slot} {args:?} on {port}"
+            );
+        };
+        setslot(to, &["IMPORTING", &from_id]);
+        setslot(from, &["MIGRATING", &to_id]);
+        let move_keys = || loop {
+            let keys = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]).unwrap_or_default();
+            let keys: Vec<&str> = keys.lines().filter(|key| !key.is_empty()).collect();
+            if keys.is_empty() {
+                return;
+            }
+            let port = to.to_string();
+            let reply = cli(
+                from,
+                &[
+                    &[
+                        "MIGRATE",
+                        "127.0.0.1",
+                        &port,
+                        "",
+                        "0",
+                        "5000",
+                        "REPLACE",
+                        "KEYS",
+                    ][..],
+                    &keys,
+                ]
+                .concat(),
+            );
+            assert_eq!(reply.as_deref(), Some("OK"), "MIGRATE of slot {slot}");
+        };
+        move_keys();
+        std::thread::sleep(hold);
+        // Keys that existed on the source were still written there meanwhile.
+        move_keys();
+        setslot(to, &["NODE", &to_id]);
+        setslot(from, &["NODE", &to_id]);
+        for port in self.primaries() {
+            if port != from && port != to {
+                setslot(port, &["NODE", &to_id]);
+            }
+        }
+    }
+
+    pub(crate) fn node(&mut self, port: u16) -> &mut Node {
         self.nodes
             .iter_mut()
             .find(|node| node.port == port)
@@ -434,8 +529,7 @@ async fn slots_migrated_while_writes_and_reads_run_leave_every_replica_exact() {
         title(b, id).await;
     }
     let primaries = cluster.primaries();
-    let id_of = |port: u16| cli(port, &["CLUSTER", "MYID"]).expect("a node id");
-    let (from, to) = (id_of(primaries[0]), id_of(primaries[1]));
+    let (from, to) = (Cluster::id_of(primaries[0]), Cluster::id_of(primaries[1]));
     let mut reshard = Command::new("redis-cli");
     reshard
         .args([

@@ -3,7 +3,9 @@
 //! processes of the real `biblio` binary (so one can be SIGKILLed), and the
 //! database they share. Everything is killed and removed on drop, also when
 //! a test panics.
+use crate::cluster::Cluster as RedisCluster;
 use crate::helpers::TestDatabase;
+use crate::sentinel::SentinelGroup;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -262,14 +264,43 @@ fn biblio() -> Command {
     command
 }
 
-/// Three (or n) replicas of the real binary on one database and one Redis.
-/// Fields drop in order: replicas first, then Redis, then the database.
+/// The Redis deployment the replicas share: one server (which the faults
+/// pause, fill and restart), a Sentinel group or a Redis Cluster (both from
+/// their own tests' starters).
+pub enum Deployment {
+    Single(Redis),
+    Sentinel(SentinelGroup),
+    Cluster(RedisCluster),
+}
+
+impl Deployment {
+    /// The `--redis-url` the replicas are given.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Single(redis) => redis.url(),
+            Self::Sentinel(group) => group.url(),
+            Self::Cluster(cluster) => cluster.url(),
+        }
+    }
+}
+
+impl From<Redis> for Deployment {
+    fn from(redis: Redis) -> Self {
+        Self::Single(redis)
+    }
+}
+
+/// Three (or n) replicas of the real binary on one database and one Redis
+/// deployment. Fields drop in order: replicas first, then Redis, then the
+/// database.
 pub struct Cluster {
     /// A slot is `None` once its replica was killed.
     pub replicas: Vec<Option<Replica>>,
-    pub redis: Redis,
+    pub deployment: Deployment,
     pub database_url: String,
-    prefix: String,
+    /// The replicas' `--cache-prefix`: its hash tag names the slot of the
+    /// deployment's counters on a Redis Cluster.
+    pub prefix: String,
     logs: PathBuf,
     _database: TestDatabase,
 }
@@ -284,13 +315,13 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    pub async fn start(replicas: usize, redis: Redis) -> Self {
+    pub async fn start(replicas: usize, deployment: impl Into<Deployment>) -> Self {
         let (database, database_url) = TestDatabase::create().await;
         let logs = std::env::temp_dir().join(format!("biblio-history-logs-{}", Uuid::now_v7()));
         std::fs::create_dir_all(&logs).expect("a temp dir");
         let mut cluster = Self {
             replicas: Vec::new(),
-            redis,
+            deployment: deployment.into(),
             database_url,
             prefix: format!("history{}", Uuid::now_v7().simple()),
             logs,
@@ -313,7 +344,7 @@ impl Cluster {
             let log = self.logs.join(format!("replica-{slot}-{port}.log"));
             let process = biblio()
                 .args(["serve", "--database-url", &self.database_url])
-                .args(["--redis-url", &self.redis.url()])
+                .args(["--redis-url", &self.deployment.url()])
                 .args(["--bind", &format!("127.0.0.1:{port}")])
                 .args(["--cache-prefix", &self.prefix, "--no-demo-data"])
                 .env(
@@ -339,6 +370,30 @@ impl Cluster {
                 Err(log) if attempt < 2 && log.contains("in use") => continue,
                 Err(log) => panic!("replica {slot} did not become ready:\n{log}"),
             }
+        }
+    }
+
+    /// The single Redis server, for the faults that act on one.
+    pub fn redis(&mut self) -> &mut Redis {
+        match &mut self.deployment {
+            Deployment::Single(redis) => redis,
+            _ => panic!("this fault needs a single Redis server"),
+        }
+    }
+
+    /// The Sentinel group, for the faults that act on one.
+    pub fn sentinel(&mut self) -> &mut SentinelGroup {
+        match &mut self.deployment {
+            Deployment::Sentinel(group) => group,
+            _ => panic!("this fault needs a Sentinel group"),
+        }
+    }
+
+    /// The Redis Cluster, for the faults that act on one.
+    pub fn redis_cluster(&mut self) -> &mut RedisCluster {
+        match &mut self.deployment {
+            Deployment::Cluster(cluster) => cluster,
+            _ => panic!("this fault needs a Redis Cluster"),
         }
     }
 

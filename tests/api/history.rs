@@ -35,8 +35,10 @@
 //! replicas' logs there; `BIBLIO_HISTORY_LOG` is the replicas' `RUST_LOG`
 //! (default `warn`). The history's first line gives the wall-clock time of
 //! t=0, to line it up with the logs.
-use crate::faults::{graphql, Cluster, Redis};
+use crate::cluster::Cluster as RedisCluster;
+use crate::faults::{graphql, Cluster, Deployment, Redis};
 use crate::helpers::isbn;
+use crate::sentinel::{cli, wait_blocking, SentinelGroup, SERVICE};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -72,13 +74,42 @@ enum Fault {
     /// reading, and so does a replacement for replica 0 (cold L1, as after
     /// an orchestrator's restart); no more writes until the next cycle.
     WriterKilledDuringOutage,
+    /// A Sentinel group (a primary, a replica, three sentinels), no fault.
+    SentinelUp,
+    /// `SENTINEL FAILOVER`: the replica is promoted, the old primary
+    /// demoted once it has caught up.
+    SentinelFailover,
+    /// The Sentinel group's primary SIGKILLed: the sentinels notice (1 s
+    /// down-after) and promote the replica; a new replica of the new
+    /// primary replaces the dead one.
+    SentinelPrimaryKilled,
+    /// A Redis Cluster (three primaries, a replica each), no fault.
+    ClusterUp,
+    /// The Cluster primary holding the deployment's counters SIGKILLed: its
+    /// replica is promoted (1 s node timeout).
+    ClusterPrimaryKilled,
+    /// The slot of every book's entries moves to another primary, each
+    /// held migrating for a moment.
+    ClusterSlotsMigrated,
+    /// The slot of the deployment's counters (namespace, sequence,
+    /// generations, heartbeat) moves to another primary, held migrating
+    /// for a moment.
+    ClusterCountersSlotMigrated,
+}
+
+/// Which Redis deployment a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Topology {
+    Single,
+    Sentinel,
+    Cluster,
 }
 
 /// The README's bound table (section "The cache and its staleness bound",
 /// which so far states it in prose): how much later than a write's
 /// acknowledgement a read on any replica may start and still miss it, per
 /// fault, in milliseconds. Keep the two in step.
-const BOUNDS: [(Fault, u64); 8] = [
+const BOUNDS: [(Fault, u64); 15] = [
     (Fault::RedisUp, 500),
     (Fault::RedisPaused, 1000),
     (Fault::WritesPaused, 1000),
@@ -87,6 +118,13 @@ const BOUNDS: [(Fault, u64); 8] = [
     (Fault::SubscriberKilled, 1000),
     (Fault::RedisRestartedEmpty, 1000),
     (Fault::WriterKilledDuringOutage, 1000),
+    (Fault::SentinelUp, 500),
+    (Fault::SentinelFailover, 1000),
+    (Fault::SentinelPrimaryKilled, 1000),
+    (Fault::ClusterUp, 500),
+    (Fault::ClusterPrimaryKilled, 1000),
+    (Fault::ClusterSlotsMigrated, 1000),
+    (Fault::ClusterCountersSlotMigrated, 1000),
 ];
 
 /// The D's the stale counts are printed for, in milliseconds.
@@ -135,6 +173,39 @@ impl Fault {
             Self::WriterKilledDuringOutage => {
                 "writer killed during an outage (redis back with its data)"
             }
+            Self::SentinelUp => "sentinel, no fault",
+            Self::SentinelFailover => "sentinel, SENTINEL FAILOVER",
+            Self::SentinelPrimaryKilled => "sentinel, primary SIGKILLed (replica promoted)",
+            Self::ClusterUp => "cluster, no fault",
+            Self::ClusterPrimaryKilled => {
+                "cluster, the counters' primary SIGKILLed (replica promoted)"
+            }
+            Self::ClusterSlotsMigrated => "cluster, books' slots migrated (held 300 ms each)",
+            Self::ClusterCountersSlotMigrated => {
+                "cluster, the counters' slot migrated (held 300 ms)"
+            }
+        }
+    }
+
+    /// Whether `BIBLIO_HISTORY_SECS` may repeat the fault: a killed node
+    /// is not replaced, so a second kill would leave no replica to promote.
+    fn repeats(self) -> bool {
+        !matches!(
+            self,
+            Self::SentinelPrimaryKilled | Self::ClusterPrimaryKilled
+        )
+    }
+
+    fn topology(self) -> Topology {
+        match self {
+            Self::SentinelUp | Self::SentinelFailover | Self::SentinelPrimaryKilled => {
+                Topology::Sentinel
+            }
+            Self::ClusterUp
+            | Self::ClusterPrimaryKilled
+            | Self::ClusterSlotsMigrated
+            | Self::ClusterCountersSlotMigrated => Topology::Cluster,
+            _ => Topology::Single,
         }
     }
 }
@@ -177,6 +248,51 @@ async fn reads_are_never_staler_than_the_bound_when_redis_restarts_empty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_never_staler_than_the_bound_when_the_writer_dies_during_an_outage() {
     check(Fault::WriterKilledDuringOutage).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_sentinel_reads_are_never_staler_than_the_bound() {
+    check(Fault::SentinelUp).await;
+}
+
+// Fails about one run in three (SQLite): until the sentinels demote the old
+// primary (some 10 s after the promotion), a replica still on it trusts a
+// bus the others have left, and serves reads that stale (issue 18).
+#[ignore = "a manual SENTINEL FAILOVER can leave a replica on the old primary stale past the bound (issue 18)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_sentinel_reads_are_never_staler_than_the_bound_across_a_failover() {
+    check(Fault::SentinelFailover).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_sentinel_reads_are_never_staler_than_the_bound_when_the_primary_is_killed() {
+    check(Fault::SentinelPrimaryKilled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_reads_are_never_staler_than_the_bound() {
+    check(Fault::ClusterUp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_reads_are_never_staler_than_the_bound_when_a_primary_is_killed() {
+    check(Fault::ClusterPrimaryKilled).await;
+}
+
+// Fails: replicas read values far older than the cap, and still at the end
+// (a defect in src/, not fixed on this branch; `-- --ignored` shows it).
+#[ignore = "a migrating slot leaves replicas stale past the bound (issue 18)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_reads_are_never_staler_than_the_bound_while_slots_migrate() {
+    check(Fault::ClusterSlotsMigrated).await;
+}
+
+// Fails: replicas read values far older than the cap, and still at the end
+// (a defect in src/, not fixed on this branch; `-- --ignored` shows it).
+#[ignore = "a migrating slot leaves replicas stale past the bound (issue 18)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_reads_are_never_staler_than_the_bound_while_the_counters_slot_migrates() {
+    check(Fault::ClusterCountersSlotMigrated).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -559,8 +675,17 @@ fn scenario_length() -> Duration {
 
 async fn check(fault: Fault) {
     let started = Instant::now();
-    let redis = Redis::start(fault == Fault::WriterKilledDuringOutage);
-    let mut cluster = Cluster::start(REPLICAS, redis).await;
+    // The starters block (they poll redis-cli): off the runtime's threads.
+    let deployment = tokio::task::spawn_blocking(move || match fault.topology() {
+        Topology::Single => {
+            Deployment::from(Redis::start(fault == Fault::WriterKilledDuringOutage))
+        }
+        Topology::Sentinel => Deployment::Sentinel(SentinelGroup::start()),
+        Topology::Cluster => Deployment::Cluster(RedisCluster::start()),
+    })
+    .await
+    .expect("the Redis deployment starts");
+    let mut cluster = Cluster::start(REPLICAS, deployment).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(REQUEST_TIMEOUT)
@@ -656,7 +781,7 @@ async fn check(fault: Fault) {
     loop {
         cycle(fault, &mut cluster, &shared).await;
         cycles += 1;
-        if faulted.elapsed() >= length {
+        if faulted.elapsed() >= length || !fault.repeats() {
             break;
         }
         if fault == Fault::WriterKilledDuringOutage {
@@ -669,6 +794,9 @@ async fn check(fault: Fault) {
     while let Some(joined) = clients.join_next().await {
         joined.expect("a client task");
     }
+
+    tokio::time::sleep(Duration::from_millis(fault.bound())).await;
+    let disagreements = disagreements(&shared, &cluster.database_url).await;
 
     let history = std::mem::take(&mut *shared.history.lock().unwrap());
     let windows = shared.windows.lock().unwrap().clone();
@@ -702,6 +830,9 @@ async fn check(fault: Fault) {
         fault.describe()
     );
     let mut failures = String::new();
+    for disagreement in &disagreements {
+        writeln!(failures, "at the end, {disagreement}").unwrap();
+    }
     if kept == 0 {
         writeln!(failures, "the response tier answered no read").unwrap();
     }
@@ -752,19 +883,105 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
     let sleep = tokio::time::sleep;
     let began = shared.now();
     match fault {
-        Fault::RedisUp => sleep(Duration::from_secs(3)).await,
+        Fault::RedisUp | Fault::SentinelUp | Fault::ClusterUp => {
+            sleep(Duration::from_secs(3)).await
+        }
+        Fault::SentinelFailover => {
+            let group = cluster.sentinel();
+            let (old, new) = tokio::task::block_in_place(|| {
+                let (old, new) = sentinel_roles(group);
+                // After an earlier cycle's failover, the sentinels must know
+                // the demoted primary as a healthy replica again.
+                group.wait_until_settled(old, new);
+                (old, new)
+            });
+            let reply = tokio::task::block_in_place(|| {
+                cli(group.sentinels[0].port, &["SENTINEL", "FAILOVER", SERVICE])
+            });
+            shared.note(format!("SENTINEL FAILOVER ({old} -> {new}): {reply:?}"));
+            assert_eq!(reply.as_deref(), Some("OK"), "SENTINEL FAILOVER");
+            tokio::task::block_in_place(|| {
+                group.wait_for_primary(new);
+                wait_blocking("the old primary to follow the new one", || {
+                    cli(old, &["ROLE"]).is_some_and(|role| role.starts_with("slave"))
+                });
+            });
+            shared.note(format!("{new} promoted, {old} demoted"));
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+        Fault::SentinelPrimaryKilled => {
+            let group = cluster.sentinel();
+            let (old, new) = tokio::task::block_in_place(|| sentinel_roles(group));
+            shared.note(format!("sentinel primary {old} SIGKILL"));
+            tokio::task::block_in_place(|| {
+                let victim = group.servers.iter_mut().find(|node| node.port == old);
+                victim.expect("the primary's node").kill();
+            });
+            tokio::task::block_in_place(|| group.wait_for_primary(new));
+            shared.note(format!("the sentinels promoted {new}"));
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+        Fault::ClusterPrimaryKilled => {
+            let prefix = cluster.prefix.clone();
+            let nodes = cluster.redis_cluster();
+            let (slot, victim) = tokio::task::block_in_place(|| {
+                let slot = nodes.slot_of(&prefix);
+                (slot, nodes.owner(slot))
+            });
+            shared.note(format!(
+                "cluster primary {victim} (the counters' slot {slot}) SIGKILL"
+            ));
+            tokio::task::block_in_place(|| {
+                nodes.node(victim).kill();
+                nodes.wait_until_healthy(false);
+            });
+            let promoted = tokio::task::block_in_place(|| nodes.owner(slot));
+            shared.note(format!("its replica {promoted} promoted, cluster ok"));
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
+        Fault::ClusterSlotsMigrated | Fault::ClusterCountersSlotMigrated => {
+            let prefix = cluster.prefix.clone();
+            let nodes = cluster.redis_cluster();
+            tokio::task::block_in_place(|| {
+                let mut slots: Vec<(String, u16)> = Vec::new();
+                if fault == Fault::ClusterCountersSlotMigrated {
+                    slots.push(("the counters".into(), nodes.slot_of(&prefix)));
+                } else {
+                    for (book, id) in shared.books.iter().enumerate() {
+                        let slot = nodes.slot_of(&format!("{{book:{id}}}"));
+                        if slots.iter().all(|(_, taken)| *taken != slot) {
+                            slots.push((format!("b{book}"), slot));
+                        }
+                    }
+                }
+                for (what, slot) in slots {
+                    let primaries = nodes.primaries();
+                    let from = nodes.owner(slot);
+                    let next = primaries.iter().position(|port| *port == from).unwrap() + 1;
+                    let to = primaries[next % primaries.len()];
+                    shared.note(format!("slot {slot} ({what}) migrating {from} -> {to}"));
+                    nodes.migrate_slot(slot, to, Duration::from_millis(300));
+                    shared.note(format!("slot {slot} ({what}) on {to}"));
+                }
+            });
+            shared.window(began, shared.now() - began + Duration::from_secs(1));
+            sleep(RECOVERY).await;
+        }
         Fault::RedisPaused => {
             shared.note("redis SIGSTOP");
-            cluster.redis.pause();
+            cluster.redis().pause();
             sleep(Duration::from_secs(2)).await;
-            cluster.redis.resume();
+            cluster.redis().resume();
             shared.note("redis SIGCONT");
             shared.window(began, shared.now() - began + Duration::from_secs(1));
             sleep(RECOVERY).await;
         }
         Fault::WritesPaused => {
             let reply = cluster
-                .redis
+                .redis()
                 .command(&["CLIENT", "PAUSE", "1500", "WRITE"])
                 .await;
             shared.note(format!("redis CLIENT PAUSE 1500 WRITE: {reply}"));
@@ -778,10 +995,10 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
             // its data and serves it stale, read-only.
             let nowhere = crate::binary::free_port().to_string();
             let reply = cluster
-                .redis
+                .redis()
                 .command(&["REPLICAOF", "127.0.0.1", &nowhere])
                 .await;
-            let probe = cluster.redis.reply(&["SET", "history:probe", "1"]).await;
+            let probe = cluster.redis().reply(&["SET", "history:probe", "1"]).await;
             assert!(
                 probe.starts_with("-READONLY"),
                 "a write is refused: {probe}"
@@ -790,28 +1007,28 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
                 "redis REPLICAOF 127.0.0.1:{nowhere}: {reply}; a SET answers {probe}"
             ));
             sleep(Duration::from_millis(1500)).await;
-            let reply = cluster.redis.command(&["REPLICAOF", "NO", "ONE"]).await;
+            let reply = cluster.redis().command(&["REPLICAOF", "NO", "ONE"]).await;
             shared.note(format!("redis REPLICAOF NO ONE: {reply}; writes accepted"));
             shared.window(began, shared.now() - began + Duration::from_secs(1));
             sleep(RECOVERY).await;
         }
         Fault::RedisFull => {
             cluster
-                .redis
+                .redis()
                 .command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
                 .await;
             cluster
-                .redis
+                .redis()
                 .command(&["CONFIG", "SET", "maxmemory", "1"])
                 .await;
-            let probe = cluster.redis.reply(&["SET", "history:probe", "1"]).await;
+            let probe = cluster.redis().reply(&["SET", "history:probe", "1"]).await;
             assert!(probe.starts_with("-OOM"), "a write is refused: {probe}");
             shared.note(format!(
                 "redis maxmemory 1, noeviction; a SET answers {probe}"
             ));
             sleep(Duration::from_millis(1500)).await;
             let reply = cluster
-                .redis
+                .redis()
                 .command(&["CONFIG", "SET", "maxmemory", "0"])
                 .await;
             shared.note(format!("redis maxmemory 0: {reply}; writes accepted"));
@@ -820,7 +1037,7 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
         }
         Fault::SubscriberKilled => {
             let reply = cluster
-                .redis
+                .redis()
                 .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
                 .await;
             shared.note(format!("redis CLIENT KILL TYPE pubsub: {reply}"));
@@ -834,9 +1051,9 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
         }
         Fault::RedisRestartedEmpty => {
             shared.note("redis SIGKILL");
-            tokio::task::block_in_place(|| cluster.redis.kill());
+            tokio::task::block_in_place(|| cluster.redis().kill());
             sleep(Duration::from_secs(1)).await;
-            tokio::task::block_in_place(|| cluster.redis.restart());
+            tokio::task::block_in_place(|| cluster.redis().restart());
             shared.note("redis restarted, empty");
             shared.window(began, shared.now() - began + Duration::from_secs(1));
             sleep(RECOVERY).await;
@@ -850,7 +1067,7 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
             sleep(Duration::from_millis(300)).await;
             shared.writing.store(true, Ordering::Relaxed);
             shared.note("redis SIGKILL (its append-only file is kept); writes resume");
-            tokio::task::block_in_place(|| cluster.redis.kill());
+            tokio::task::block_in_place(|| cluster.redis().kill());
             // The writer acknowledges writes while Redis is down.
             let outage = shared.now();
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -886,7 +1103,7 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
             shared.note(format!("replica {slot} SIGKILL (the writer); writes stop"));
             let mut writer = cluster.replicas[slot].take().expect("the writer");
             tokio::task::block_in_place(|| writer.kill());
-            tokio::task::block_in_place(|| cluster.redis.restart());
+            tokio::task::block_in_place(|| cluster.redis().restart());
             shared.note("redis restarted with its data");
             // As an orchestrator would, start a replacement; it reads too.
             cluster.respawn(slot).await;
@@ -896,6 +1113,58 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
             sleep(RECOVERY).await;
         }
     }
+}
+
+/// The Sentinel group's (primary, replica) ports, as the first sentinel
+/// names the primary. Blocking.
+fn sentinel_roles(group: &SentinelGroup) -> (u16, u16) {
+    let primary = group
+        .primary_by(&group.sentinels[0])
+        .expect("the sentinels name a primary");
+    let replica = group
+        .servers
+        .iter()
+        .map(|node| node.port)
+        .find(|port| *port != primary)
+        .expect("a replica");
+    (primary, replica)
+}
+
+/// Once the workload has stopped and the bound has passed, every live
+/// replica reads every book as the database holds it; the disagreements.
+async fn disagreements(shared: &Shared, database_url: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let sql = sea_orm::Database::connect(database_url)
+        .await
+        .expect("a plain connection to the database");
+    let select = match sql.get_database_backend() {
+        DbBackend::Postgres => "SELECT title FROM books WHERE id = $1",
+        _ => "SELECT title FROM books WHERE id = ?",
+    };
+    let targets = shared.targets.read().unwrap().clone();
+    let mut found = Vec::new();
+    for (book, id) in shared.books.iter().enumerate() {
+        let uuid = uuid::Uuid::parse_str(id).expect("a book id");
+        let statement =
+            Statement::from_sql_and_values(sql.get_database_backend(), select, [uuid.into()]);
+        let row = sql
+            .query_one(statement)
+            .await
+            .expect("the select")
+            .expect("the book's row");
+        let stored: String = row.try_get("", "title").expect("a title");
+        for (slot, url) in targets.iter().enumerate() {
+            let Some(url) = url else { continue };
+            let read = shared.send(url, BOOK, json!({ "id": id })).await;
+            match read {
+                Ok(data) if data["book"]["title"] == stored.as_str() => {}
+                other => found.push(format!(
+                    "replica {slot} reads b{book} as {other:?}, the database holds {stored:?}"
+                )),
+            }
+        }
+    }
+    found
 }
 
 // ---------------------------------------------------------------------------

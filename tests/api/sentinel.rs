@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SERVICE: &str = "mymaster";
+pub(crate) const SERVICE: &str = "mymaster";
 pub(crate) const INSTALL: &str =
     "Install Redis (Debian: apt-get install redis-server redis-tools; \
                        macOS: brew install redis) so that redis-server and redis-cli are on PATH";
@@ -96,7 +96,11 @@ impl Node {
     /// A data node; a replica of `primary` if given; TLS only (replication
     /// too) with `certificates`. Whatever it writes (a replica stores the
     /// snapshot it syncs from) goes in a directory under `dir`.
-    fn server(dir: &Path, certificates: Option<&Certificates>, primary: Option<u16>) -> Self {
+    pub(crate) fn server(
+        dir: &Path,
+        certificates: Option<&Certificates>,
+        primary: Option<u16>,
+    ) -> Self {
         let port = free_port();
         let mut args: Vec<String> = match certificates {
             None => vec!["--port".into(), port.to_string()],
@@ -160,11 +164,11 @@ impl Drop for Node {
 /// A primary, a replica of it and three sentinels monitoring it (quorum 2)
 /// as `mymaster`, with a short `down-after-milliseconds`; all killed, and
 /// their directory removed, when dropped.
-struct SentinelGroup {
+pub(crate) struct SentinelGroup {
     /// Indexed by role at start: 0 the primary, 1 the replica.
-    servers: Vec<Node>,
-    sentinels: Vec<Node>,
-    dir: PathBuf,
+    pub(crate) servers: Vec<Node>,
+    pub(crate) sentinels: Vec<Node>,
+    pub(crate) dir: PathBuf,
     /// The CA every node's certificate chains to, when all speak TLS only.
     ca: Option<PathBuf>,
     _certificates: Option<Certificates>,
@@ -190,7 +194,7 @@ fn tls_options(certificates: &Certificates) -> Vec<(&'static str, String)> {
 }
 
 impl SentinelGroup {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_with(None)
     }
 
@@ -261,7 +265,7 @@ impl SentinelGroup {
     }
 
     /// The URL the service is given: every sentinel, comma-separated.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinels
             .iter()
@@ -278,7 +282,7 @@ impl SentinelGroup {
     }
 
     /// The primary's port as `sentinel` reports it.
-    fn primary_by(&self, sentinel: &Node) -> Option<u16> {
+    pub(crate) fn primary_by(&self, sentinel: &Node) -> Option<u16> {
         let reply = self.cli(
             sentinel.port,
             &["SENTINEL", "get-master-addr-by-name", SERVICE],
@@ -289,7 +293,7 @@ impl SentinelGroup {
     /// Waits until every sentinel names `primary` as the primary and knows
     /// `replica` as a healthy replica and the two other sentinels, and
     /// `primary` is one: only then can the group fail over.
-    fn wait_until_settled(&self, primary: u16, replica: u16) {
+    pub(crate) fn wait_until_settled(&self, primary: u16, replica: u16) {
         wait_blocking("the sentinel group to settle", || {
             self.cli(primary, &["ROLE"])
                 .is_some_and(|role| role.starts_with("master"))
@@ -310,7 +314,7 @@ impl SentinelGroup {
     }
 
     /// Waits until every sentinel names `port` as the primary and it says so.
-    fn wait_for_primary(&self, port: u16) {
+    pub(crate) fn wait_for_primary(&self, port: u16) {
         wait_blocking("the sentinels to promote the replica", || {
             self.cli(port, &["ROLE"])
                 .is_some_and(|role| role.starts_with("master"))
