@@ -358,6 +358,12 @@ pub struct Store {
     reads: Client,
     /// Fills, invalidations and heartbeats.
     writes: Client,
+    /// On Sentinel, a client per sentinel: which primary they name.
+    sentinels: Vec<Client>,
+    /// On Sentinel, the service the sentinels monitor.
+    service: String,
+    /// Keeps the connections' supervisors ([`keep_connected`]) going.
+    _alive: Arc<()>,
     keys: Keys,
     breaker: Breaker,
     metrics: Arc<Metrics>,
@@ -408,7 +414,19 @@ pub struct Connection {
 /// A fred config for `connection` with our timeouts and an endless reconnect
 /// policy.
 pub fn builder(connection: &Connection) -> Result<Builder, Error> {
-    let config = config(connection)?;
+    Ok(builder_for(config(connection)?, connection))
+}
+
+/// A fred builder for `config` with `connection`'s timeouts. One attempt per
+/// command (a command that fails is a miss, not something to wait for),
+/// except on a Cluster: following an `ASK` redirection (a slot being
+/// migrated) takes an attempt of its own, and fred ends the connection task
+/// when it finds none left.
+fn builder_for(config: Config, connection: &Connection) -> Builder {
+    let attempts = match topology_of(connection) {
+        Topology::Cluster => 3,
+        Topology::Single | Topology::Sentinel => 1,
+    };
     let mut builder = Builder::from_config(config);
     builder
         .with_config(|config| config.fail_fast = false)
@@ -419,10 +437,67 @@ pub fn builder(connection: &Connection) -> Result<Builder, Error> {
             conn.connection_timeout = connection.command_timeout.max(Duration::from_millis(200));
             conn.internal_command_timeout =
                 connection.command_timeout.max(Duration::from_millis(200));
-            conn.max_command_attempts = 1;
+            conn.max_command_attempts = attempts;
         })
         .set_policy(ReconnectPolicy::new_constant(0, 200));
-    Ok(builder)
+    builder
+}
+
+/// Connects `client`, and connects it again whenever its connection task
+/// ends other than by `QUIT`: fred ends it on errors it does not retry (a
+/// failed `ASKING` during resharding, for one), after which every call
+/// would fail until the process restarts. Stops once `alive` is gone.
+pub(super) fn keep_connected(client: Client, alive: std::sync::Weak<()>) {
+    tokio::spawn(async move {
+        loop {
+            let ended = client.connect().await;
+            if alive.strong_count() == 0 {
+                return;
+            }
+            match ended {
+                Ok(Ok(())) => return,
+                Ok(Err(err)) => tracing::warn!(
+                    error = %err,
+                    "redis: a connection task ended on an error; connecting again"
+                ),
+                Err(err) => tracing::warn!(
+                    error = %err,
+                    "redis: a connection task failed; connecting again"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+/// The sentinels of a Sentinel `connection`, each a client of its own, and
+/// the service they monitor: asked on every heartbeat which primary they
+/// name (see [`Store::primary_disputed`]). Empty for other topologies.
+fn sentinels(connection: &Connection) -> Result<(Vec<Client>, String), Error> {
+    let config = config(connection)?;
+    let fred::types::config::ServerConfig::Sentinel {
+        hosts,
+        service_name,
+        username,
+        password,
+    } = config.server.clone()
+    else {
+        return Ok((Vec::new(), String::new()));
+    };
+    let clients = hosts
+        .into_iter()
+        .map(|host| {
+            let sentinel = Config {
+                server: fred::types::config::ServerConfig::Centralized { server: host },
+                username: username.clone(),
+                password: password.clone(),
+                tls: config.tls.clone(),
+                ..Config::default()
+            };
+            builder_for(sentinel, connection).build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((clients, service_name))
 }
 
 /// The server and TLS settings of `connection`'s URL, for the topology its
@@ -509,11 +584,17 @@ impl Store {
     ) -> Result<Self, Error> {
         let reads = builder(connection)?.build()?;
         let writes = builder(connection)?.build()?;
-        reads.connect();
-        writes.connect();
+        let (sentinels, service) = sentinels(connection)?;
+        let alive = Arc::new(());
+        for client in [&reads, &writes].into_iter().chain(&sentinels) {
+            keep_connected(client.clone(), Arc::downgrade(&alive));
+        }
         Ok(Self {
             reads,
             writes,
+            sentinels,
+            service,
+            _alive: alive,
             keys,
             breaker: Breaker::new(connection.breaker_interval),
             metrics,
@@ -1105,6 +1186,49 @@ impl Store {
         primaries.sort();
         primaries.dedup();
         primaries
+    }
+
+    /// On Sentinel, whether this replica's connections disagree about the
+    /// primary, among themselves (reads, writes and `subscriber`, the bus
+    /// subscriber's node) or with a sentinel that answers. After a
+    /// `SENTINEL FAILOVER` the old primary keeps answering until the
+    /// sentinels demote it (seconds later): a replica still on it hears its
+    /// own heartbeats but not the events published on the new one. Always
+    /// `false` on other topologies, and when no sentinel answers (the
+    /// heartbeat tells whether Redis does).
+    pub(super) async fn primary_disputed(&self, subscriber: Option<String>) -> bool {
+        if self.topology != Topology::Sentinel {
+            return false;
+        }
+        let mut ours: Vec<String> = [&self.reads, &self.writes]
+            .into_iter()
+            .flat_map(Client::active_connections)
+            .map(|server| format!("{}:{}", server.host, server.port))
+            .chain(subscriber)
+            .collect();
+        ours.sort();
+        ours.dedup();
+        if ours.len() > 1 {
+            return true;
+        }
+        let asked = self
+            .sentinels
+            .iter()
+            .filter(|sentinel| sentinel.is_connected())
+            .map(|sentinel| {
+                sentinel.custom::<Vec<String>, _>(
+                    fred::types::CustomCommand::new_static("SENTINEL", None::<u16>, false),
+                    vec!["get-master-addr-by-name".to_owned(), self.service.clone()],
+                )
+            });
+        let named = futures_util::future::join_all(asked).await;
+        named.into_iter().any(|answer| match answer {
+            Ok(address) if address.len() == 2 => {
+                let named = format!("{}:{}", address[0], address[1]);
+                ours.first().is_some_and(|ours| *ours != named)
+            }
+            _ => false,
+        })
     }
 
     /// Every key matching `pattern`, page by page: on a Cluster, of every

@@ -10,7 +10,7 @@ use super::topology::Topology;
 use super::{l1, lock, Cache, Change, Group, Inner, Invalidation};
 use crate::db::{outbox, Db, Write};
 use crate::error::Result;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,22 @@ pub(super) struct State {
     /// Kept through an outage: what sign-in throttling divides its limits
     /// by while Redis cannot count for the whole deployment.
     replicas: AtomicU64,
+    /// On Sentinel, whether at the last heartbeat this replica's
+    /// connections and the sentinels disagreed about the primary (see
+    /// `l2::Store::primary_disputed`): the bus is not trusted meanwhile.
+    disputed: AtomicBool,
+}
+
+/// How a sweep of the outbox went.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Swept {
+    /// Everything old enough was published (or there was nothing).
+    Published,
+    /// The outbox could not be read: the database, not Redis, is in doubt.
+    Unread,
+    /// Redis did not take an invalidation another replica (or this one)
+    /// committed: one some replicas may not have heard of.
+    Refused,
 }
 
 impl State {
@@ -61,6 +77,7 @@ impl State {
             silence: settings.bus_silence,
             outbox_delay: settings.outbox_delay,
             replicas: AtomicU64::new(1),
+            disputed: AtomicBool::new(false),
         }
     }
 
@@ -275,31 +292,30 @@ impl Inner {
     }
 
     /// Publishes outbox entries recorded at least `age` ago: those whose
-    /// writer died, or could not reach Redis when others could. Returns
-    /// whether the outbox was read and everything in it published.
-    async fn sweep(&self, age: Duration) -> bool {
+    /// writer died, or could not reach Redis when others could.
+    async fn sweep(&self, age: Duration) -> Swept {
         /// Rows published per script call.
         const BATCH: u64 = 1000;
         let Some(db) = &self.sync.outbox else {
-            return true;
+            return Swept::Published;
         };
         loop {
             let rows = match outbox::older_than(db, age, BATCH).await {
                 Ok(rows) => rows,
                 Err(err) => {
                     tracing::warn!(error = %err, "could not read the cache outbox");
-                    return false;
+                    return Swept::Unread;
                 }
             };
             if rows.is_empty() {
-                return true;
+                return Swept::Published;
             }
             // Read after the rows: past the commit of every write they record.
             let lsn = match db.lsn_after_commit().await {
                 Ok(lsn) => lsn,
                 Err(err) => {
                     tracing::warn!(error = %err, "could not read the primary's WAL position");
-                    return false;
+                    return Swept::Unread;
                 }
             };
             let mut merged = Invalidation::default();
@@ -310,7 +326,7 @@ impl Inner {
                 }
             }
             if !self.replay(&merged, lsn).await {
-                return false;
+                return Swept::Refused;
             }
             tracing::info!(
                 entries = rows.len(),
@@ -322,10 +338,10 @@ impl Inner {
             if let Err(err) = outbox::remove(db, &ids).await {
                 tracing::warn!(error = %err, "could not delete published outbox entries");
                 lock(&self.sync.published).extend(ids);
-                return false;
+                return Swept::Unread;
             }
             if (rows.len() as u64) < BATCH {
-                return true;
+                return Swept::Published;
             }
         }
     }
@@ -353,12 +369,14 @@ impl Inner {
     /// have been published, so nothing a silent spell hid can be read from
     /// L2 afterwards.
     async fn follow_the_bus(&self, l1: &l1::Store) {
-        let fresh = self.subscriber_connected() && self.sync.bus_fresh();
+        let fresh = self.subscriber_connected()
+            && self.sync.bus_fresh()
+            && !self.sync.disputed.load(Ordering::Acquire);
         let trusted = l1.is_trusted();
         if fresh && !trusted {
             if self.replay_pending().await
                 && self.take_foreign_changes().await
-                && self.sweep(Duration::ZERO).await
+                && self.sweep(Duration::ZERO).await == Swept::Published
                 && self.settle_primary().await
             {
                 l1.set_trusted(true);
@@ -376,6 +394,18 @@ impl Inner {
 }
 
 impl Inner {
+    /// Stops trusting the bus at once, and forgets L1 (with it every kept
+    /// answer): unlike a silence, `why` means this replica may have filled
+    /// L1 from L2 entries a write should have removed, while it still heard
+    /// its heartbeats, so its entries' stamps prove nothing.
+    fn distrust(&self, l1: &l1::Store, why: &'static str) {
+        l1.set_trusted(false);
+        l1.clear();
+        *lock(&self.statistics) = None;
+        self.hear_bus(false);
+        tracing::warn!("{why}: skipping L2 and forgetting L1 until it is resolved");
+    }
+
     /// Before trusting the bus again: on Sentinel, a primary a failover
     /// promoted may lack invalidations the old one acknowledged, so the
     /// namespace moves (once, by whichever replica finds it first) and every
@@ -444,6 +474,18 @@ pub(super) async fn maintain(inner: Weak<Inner>) {
                 // primary only: one that stops answering may hold entries
                 // a write could not remove, whose event therefore waits,
                 // so the bus is not trusted until every primary answers.
+                let subscriber = lock(&inner.subscriber)
+                    .as_ref()
+                    .and_then(bus::Subscriber::node);
+                let disputed = l2.primary_disputed(subscriber).await;
+                inner.sync.disputed.store(disputed, Ordering::Release);
+                if disputed && l1.is_trusted() {
+                    inner.distrust(
+                        l1,
+                        "redis: the sentinels name another primary than this replica's \
+                         connections (a failover under way)",
+                    );
+                }
                 if l1.is_trusted()
                     && !inner.settle_primary().await
                     && l2.topology() == Topology::Cluster
@@ -458,7 +500,18 @@ pub(super) async fn maintain(inner: Weak<Inner>) {
             inner.follow_the_bus(l1).await;
             if Instant::now() >= next_sweep && l1.is_trusted() {
                 next_sweep = Instant::now() + sweep_every;
-                inner.sweep(inner.sync.outbox_delay).await;
+                // An invalidation older than the outbox delay that Redis
+                // refuses now (a slot migrating on a Cluster, a primary
+                // refusing writes to some replicas): others' heartbeats may
+                // still come back, so without this they would read the L2
+                // entries it should have removed.
+                if inner.sweep(inner.sync.outbox_delay).await == Swept::Refused {
+                    inner.distrust(
+                        l1,
+                        "redis refused an invalidation left in the outbox by a replica that \
+                         could not publish it",
+                    );
+                }
             }
             inner.forget_published().await;
         }
