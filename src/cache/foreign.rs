@@ -15,7 +15,10 @@
 //! then on it is an outbox row like any mutation's, so the existing
 //! machinery applies: published at once, kept pending while Redis does
 //! not take it, and published by any replica after the outbox delay if
-//! the taker dies first. Every other replica evicts on the event.
+//! the taker dies first. Every other replica evicts on the event. Since
+//! taking is a write, which on a busy SQLite waits behind the writers for
+//! the write lock, a replica first publishes what the rows it read
+//! invalidate, once per row; the take's publication is then a duplicate.
 //!
 //! # As precise as biblio's own writes
 //! A row carries the old and new values of the columns whose change moves
@@ -48,6 +51,7 @@ use crate::db::changes::{self, Taken};
 use crate::db::Db;
 use entity::{book, borrow_record};
 use serde::Deserialize;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -254,10 +258,11 @@ impl Inner {
                     return false;
                 }
             };
-            let Some(&last) = head.last() else {
+            let Some(&(last, _)) = head.last() else {
                 return true;
             };
             if head.len() as u64 <= CAP {
+                self.publish_early(db, &head).await;
                 let mut merged = None;
                 let taken = changes::take(db, last, |rows| {
                     let found = super::sync::for_database(invalidation(rows)?, db);
@@ -298,6 +303,32 @@ impl Inner {
                 return false;
             }
         }
+    }
+
+    /// Publishes the invalidation of `head` (rows just read) before they
+    /// are taken: taking them is a write, which on a busy SQLite waits for
+    /// the write lock behind the writers, for hundreds of milliseconds. The
+    /// take publishes again (a duplicate every replica evicts harmlessly),
+    /// and stays the record that makes the rows' publication certain. Each
+    /// row is published early at most once by each replica; a failure here
+    /// is left to the take.
+    async fn publish_early(&self, db: &Db, head: &[(i64, String)]) {
+        let Some(&(last, _)) = head.last() else {
+            return;
+        };
+        if self.sync.early_through.fetch_max(last, Ordering::AcqRel) >= last {
+            return;
+        }
+        let rows: Vec<String> = head.iter().map(|(_, change)| change.clone()).collect();
+        let Some(found) = invalidation(&rows) else {
+            return;
+        };
+        // Read after the rows: past the commits of the changes they record.
+        let Ok(lsn) = db.lsn_after_commit().await else {
+            return;
+        };
+        self.publish_copy(&super::sync::for_database(found, db), lsn)
+            .await;
     }
 
     /// Clears the cache for every change recorded so far, then deletes

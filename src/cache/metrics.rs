@@ -103,6 +103,9 @@ pub struct Metrics {
     /// Times a backlog of other programs' writes too long to name row by
     /// row made this replica clear the whole cache instead.
     foreign_clears: AtomicU64,
+    /// Invalidations of other programs' writes this replica published
+    /// before taking the rows (duplicates of the taker's; see `foreign`).
+    foreign_early: AtomicU64,
     /// Events' trips from their publisher to this replica.
     lag: Histogram,
     /// The same over the last minute, for the stats snapshots.
@@ -149,6 +152,7 @@ impl Default for Metrics {
             bus_dropped: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
             foreign_changes: AtomicU64::new(0),
+            foreign_early: AtomicU64::new(0),
             foreign_clears: AtomicU64::new(0),
             lag: Histogram::new(LAG_SECONDS),
             lag_window: Window::default(),
@@ -301,6 +305,18 @@ impl Metrics {
     /// Rows of other programs' writes this replica turned into invalidations.
     pub fn foreign_changes_taken(&self) -> u64 {
         self.foreign_changes.load(Ordering::Relaxed)
+    }
+
+    /// Records an invalidation of other programs' writes published before
+    /// they were taken.
+    pub fn foreign_published_early(&self) {
+        add(&self.foreign_early, 1);
+    }
+
+    /// Invalidations of other programs' writes published before they were
+    /// taken (each a duplicate of the taker's publication).
+    pub fn foreign_early(&self) -> u64 {
+        self.foreign_early.load(Ordering::Relaxed)
     }
 
     /// Backlogs of other programs' writes this replica answered with a clear.
@@ -626,6 +642,12 @@ impl Collector for Export {
             "biblio_cache_foreign_changes",
             "Rows changed by other programs (recorded by the database's triggers) this replica turned into invalidations",
             metrics.foreign_changes_taken(),
+        )?;
+        crate::metrics::counter(
+            &mut encoder,
+            "biblio_cache_foreign_published_early",
+            "Invalidations of other programs' changes published before the rows were taken (each a harmless duplicate of the taker's)",
+            metrics.foreign_early(),
         )?;
         crate::metrics::counter(
             &mut encoder,

@@ -10,7 +10,7 @@ use super::topology::Topology;
 use super::{l1, lock, Cache, Change, Group, Inner, Invalidation};
 use crate::db::{outbox, Db, Write};
 use crate::error::Result;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,9 @@ pub(super) struct State {
     /// connections and the sentinels disagreed about the primary (see
     /// `l2::Store::primary_disputed`): the bus is not trusted meanwhile.
     disputed: AtomicBool,
+    /// The newest of other programs' changes this replica published before
+    /// taking them (see `foreign`): each is published early once.
+    pub(super) early_through: AtomicI64,
 }
 
 /// How a sweep of the outbox went.
@@ -78,6 +81,7 @@ impl State {
             outbox_delay: settings.outbox_delay,
             replicas: AtomicU64::new(1),
             disputed: AtomicBool::new(false),
+            early_through: AtomicI64::new(0),
         }
     }
 
@@ -236,6 +240,21 @@ impl Inner {
         }
         tracing::warn!("the cache was cleared three times during one invalidation; retrying later");
         None
+    }
+
+    /// Publishes a copy of an invalidation of other programs' changes
+    /// before they are taken, which publishes it again (see `foreign`), and
+    /// evicts it here; nothing is kept if Redis does not take it.
+    pub(super) async fn publish_copy(&self, invalidation: &Invalidation, lsn: Option<u64>) {
+        let Some(l2) = &self.l2 else {
+            return;
+        };
+        let (local, unknown) = local_names(invalidation);
+        self.evict_locally(&local, &unknown, &invalidation.moves);
+        if let Some(generations) = self.invalidate_in_redis(l2, invalidation, lsn, false).await {
+            self.metrics.foreign_published_early();
+            self.evict_locally(&local, &known(generations), &invalidation.moves);
+        }
     }
 
     /// Publishes `invalidation` (gathered from elsewhere: this replica's

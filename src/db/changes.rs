@@ -15,17 +15,19 @@ pub const TABLE: &str = "cache_changes";
 /// The channel PostgreSQL's triggers notify.
 pub use migration::changes::CHANNEL;
 
-/// The ids of the oldest rows, at most `limit`: one read on the primary
-/// key, nothing when the table is empty.
-pub async fn head(db: &Db, limit: u64) -> Result<Vec<i64>, DbErr> {
+/// The oldest rows, at most `limit`, each its id and its change: one read
+/// on the primary key, nothing when the table is empty.
+pub async fn head(db: &Db, limit: u64) -> Result<Vec<(i64, String)>, DbErr> {
     let rows = db
         .conn()
         .query_all(Statement::from_string(
             db.backend(),
-            format!("SELECT id FROM {TABLE} ORDER BY id LIMIT {limit}"),
+            format!("SELECT id, change FROM {TABLE} ORDER BY id LIMIT {limit}"),
         ))
         .await?;
-    rows.iter().map(|row| row.try_get_by_index(0)).collect()
+    rows.iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
 }
 
 /// What [`take`] did.
