@@ -51,6 +51,17 @@
 //! not current as of less than the cap (1 s) ago; when it hears itself
 //! again, it first publishes every invalidation still in the outbox.
 //!
+//! A heartbeat proves only what went through the same Redis as it did.
+//! Two faults let a replica hear itself while others' events cannot reach
+//! it: on a Cluster, a migrating slot refuses the scripts whose keys it
+//! splits (the heartbeat's slot answers); on Sentinel, a failover leaves
+//! replicas on two primaries until the old one is demoted. So a replica
+//! also stops trusting the bus, and forgets L1 (which it may have filled
+//! from entries a write should have removed), when its outbox sweep finds
+//! an invalidation older than the outbox delay that Redis refuses, and
+//! while the sentinels name another primary than its connections use
+//! ([`sync`]).
+//!
 //! # Why a failover cannot bring back what a write deleted
 //! On Sentinel ([`topology`]), a promoted replica may lack invalidations
 //! the old primary acknowledged (replication is asynchronous), and the
