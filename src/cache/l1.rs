@@ -208,11 +208,16 @@ pub struct Store {
     stripes: Box<[Stripe]>,
     groups: Mutex<Groups>,
     /// Whether invalidation events are known to arrive (this process hears
-    /// its own heartbeats on the bus). While they are not (Redis paused or
-    /// gone, the subscriber disconnected, no Redis at all), entries current
-    /// as of longer ago than `untrusted_cap` are misses, which bounds
-    /// staleness then.
+    /// its own heartbeats on the bus), until `lease` runs out. While they
+    /// are not (Redis paused or gone, the subscriber disconnected, no Redis
+    /// at all), entries current as of longer ago than `untrusted_cap` are
+    /// misses, which bounds staleness then.
     trusted: AtomicBool,
+    /// When trust lapses unless a heartbeat heard renews it (nanoseconds
+    /// since `origin`): trust ends at the silence limit by itself, even
+    /// when the task that watches the bus is held up and has not noticed.
+    lease: AtomicU64,
+    origin: Instant,
     untrusted_cap: Duration,
     /// Every change seen here (a key evicted, a group moved, everything
     /// cleared), counted before the change itself is made; guards
@@ -259,6 +264,8 @@ impl Store {
                 floor: 0,
             }),
             trusted: AtomicBool::new(false),
+            lease: AtomicU64::new(0),
+            origin: Instant::now(),
             untrusted_cap,
             invalidations: AtomicU64::new(0),
             clears: AtomicU64::new(0),
@@ -277,7 +284,11 @@ impl Store {
     }
 
     fn fresh_enough(&self, current_as_of: Instant) -> bool {
-        self.trusted.load(Ordering::Acquire) || current_as_of.elapsed() <= self.untrusted_cap
+        self.is_trusted() || current_as_of.elapsed() <= self.untrusted_cap
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// `None` for a miss, including an entry older than the cap while the bus is
@@ -467,15 +478,43 @@ impl Store {
         self.cache.invalidate_all();
     }
 
-    /// Set by `sync` when the bus is heard or falls silent; while false, entries
-    /// are served only within the cap.
-    pub fn set_trusted(&self, trusted: bool) {
-        self.trusted.store(trusted, Ordering::Release);
+    /// Trusts the bus until `until` (see [`Store::renew_trust`]): set by
+    /// `sync` when the bus is heard again.
+    pub fn trust_until(&self, until: Instant) {
+        self.lease.store(self.nanos(until), Ordering::Release);
+        self.trusted.store(true, Ordering::Release);
+    }
+
+    /// Moves the end of a lease that has not run out to `until` (a
+    /// heartbeat heard); a lease that ran out stays out until `sync` has
+    /// published what the silence may have hidden and calls
+    /// [`Store::trust_until`].
+    pub fn renew_trust(&self, until: Instant) {
+        let until = self.nanos(until);
+        let now = self.nanos(Instant::now());
+        let _ = self
+            .lease
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |lease| {
+                (lease >= now && until > lease).then_some(until)
+            });
+    }
+
+    /// Set by `sync` when the bus falls silent or cannot be believed; entries
+    /// are then served only within the cap.
+    pub fn revoke_trust(&self) {
+        self.trusted.store(false, Ordering::Release);
     }
 
     /// Whether events are known to arrive: L2 is read and L1 served past the cap
     /// only then.
     pub fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+            && self.nanos(Instant::now()) <= self.lease.load(Ordering::Acquire)
+    }
+
+    /// Whether trust was given and not revoked, its lease run out or not:
+    /// `sync` revokes it (and says so) when it notices.
+    pub fn is_trust_claimed(&self) -> bool {
         self.trusted.load(Ordering::Acquire)
     }
 
@@ -586,7 +625,7 @@ mod tests {
     #[test]
     fn a_fill_that_began_before_an_invalidation_does_not_land() {
         let store = Store::new(1 << 20, Duration::from_secs(1));
-        store.set_trusted(true);
+        store.trust_until(Instant::now() + Duration::from_secs(3600));
         let ticket = store.ticket(&key("k"));
         store.invalidate(&key("k"));
         assert!(!store.insert(key("k"), ticket, entry(1)));
@@ -600,7 +639,7 @@ mod tests {
     fn a_move_evicts_the_watched_pages_it_meets_and_those_not_yet_filled() {
         use super::super::matching::{BookFields, Ranged};
         let store = Store::new(1 << 20, Duration::from_secs(1));
-        store.set_trusted(true);
+        store.trust_until(Instant::now() + Duration::from_secs(3600));
         let group = Group::BooksIn(Ranged::Title, BookFields::NONE);
         let t = |s: &str| SortKey::Title(s.into());
         let span = |a: &str, b: &str| Span::of([t(a), t(b)]);
@@ -658,14 +697,14 @@ mod tests {
             None,
             "older than the cap while untrusted"
         );
-        store.set_trusted(true);
+        store.trust_until(Instant::now() + Duration::from_secs(3600));
         assert_eq!(read(&store, "k"), Some(1), "trusted again: TTL rules");
     }
 
     #[test]
     fn generations_only_move_forward_and_clear_forgets_them() {
         let store = Store::new(1 << 20, Duration::from_secs(1));
-        store.set_trusted(true);
+        store.trust_until(Instant::now() + Duration::from_secs(3600));
         let authors = Group::Authors;
         store.learn_generation(authors, 5);
         store.learn_generation(authors, 3);
@@ -692,7 +731,7 @@ mod tests {
     #[test]
     fn a_forgotten_group_never_again_reads_a_counter_its_old_entries_used() {
         let store = Store::new(1 << 20, Duration::from_secs(1));
-        store.set_trusted(true);
+        store.trust_until(Instant::now() + Duration::from_secs(3600));
         let member = Group::UserBorrows(Uuid::now_v7());
         let mut used = vec![store.group_local(&member)];
         store.bump_group(member, Some(1));

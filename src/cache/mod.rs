@@ -49,7 +49,12 @@
 //! replica trusts L1 and reads L2. Otherwise (Redis paused, partitioned or
 //! gone, the subscriber dead) it reads neither L2 nor any L1 entry that is
 //! not current as of less than the cap (1 s) ago; when it hears itself
-//! again, it first publishes every invalidation still in the outbox.
+//! again, it first publishes every invalidation still in the outbox. Trust
+//! is a lease that each heartbeat heard renews to the silence limit after
+//! it was sent, so it ends on time by itself: the background task that
+//! notices a silence can be held up (a heartbeat call waiting out its
+//! timeout, a loaded machine), and L2 and L1 must not be believed
+//! meanwhile.
 //!
 //! A heartbeat proves only what went through the same Redis as it did.
 //! Two faults let a replica hear itself while others' events cannot reach

@@ -120,6 +120,12 @@ impl State {
         Duration::from_nanos(self.now().saturating_sub(heard))
     }
 
+    /// Until when the last heartbeat heard keeps the bus trusted: the
+    /// silence limit after it was sent.
+    fn lease_end(&self) -> Instant {
+        self.started + Duration::from_nanos(self.heard.load(Ordering::Acquire)) + self.silence
+    }
+
     /// Whether a heartbeat sent within the silence limit has come back.
     fn bus_fresh(&self) -> bool {
         let heard = self.heard.load(Ordering::Acquire);
@@ -398,12 +404,14 @@ impl Inner {
                 && self.sweep(Duration::ZERO).await == Swept::Published
                 && self.settle_primary().await
             {
-                l1.set_trusted(true);
+                l1.trust_until(self.sync.lease_end());
                 self.hear_bus(true);
                 tracing::info!("the invalidation bus is heard: L1 and L2 trusted");
             }
-        } else if !fresh && trusted {
-            l1.set_trusted(false);
+        } else if !fresh && l1.is_trust_claimed() {
+            // Its lease has run out already if the silence began more than
+            // the limit ago; this says so and tells the database.
+            l1.revoke_trust();
             self.hear_bus(false);
             tracing::warn!(
                 "the invalidation bus is silent: skipping L2, L1 entries served within the cap"
@@ -418,7 +426,7 @@ impl Inner {
     /// L1 from L2 entries a write should have removed, while it still heard
     /// its heartbeats, so its entries' stamps prove nothing.
     fn distrust(&self, l1: &l1::Store, why: &'static str) {
-        l1.set_trusted(false);
+        l1.revoke_trust();
         l1.clear();
         *lock(&self.statistics) = None;
         self.hear_bus(false);
@@ -509,7 +517,7 @@ pub(super) async fn maintain(inner: Weak<Inner>) {
                     && !inner.settle_primary().await
                     && l2.topology() == Topology::Cluster
                 {
-                    l1.set_trusted(false);
+                    l1.revoke_trust();
                     tracing::warn!(
                         "a Redis Cluster primary does not answer: skipping L2, L1 entries served \
                          within the cap"
@@ -568,6 +576,9 @@ impl bus::Sink for SinkHandle {
             // their script; the echo would only disturb fills in flight.
             if let Some(beat) = event.beat {
                 inner.sync.heard.fetch_max(beat, Ordering::AcqRel);
+                if let Some(l1) = &inner.l1 {
+                    l1.renew_trust(inner.sync.lease_end());
+                }
             }
             return;
         }
@@ -637,7 +648,7 @@ impl bus::Sink for SinkHandle {
             return;
         };
         if let Some(l1) = &inner.l1 {
-            l1.set_trusted(false);
+            l1.revoke_trust();
         }
         inner.hear_bus(false);
     }

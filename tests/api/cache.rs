@@ -523,3 +523,35 @@ async fn a_list_group_whose_counter_expired_never_serves_an_older_page() {
         "the page stored before the write was served after it"
     );
 }
+
+/// Trust in the bus is a lease that each heartbeat heard renews, not a flag
+/// that the background task clears when it notices the silence: that task
+/// can be held up (here in a heartbeat call that a paused Redis never
+/// answers, under a 5 s timeout; in production by a loaded machine or a slow
+/// database call), and meanwhile L2 and L1 were read as if every write had
+/// been heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_stops_being_trusted_at_the_silence_limit_even_while_the_task_watching_it_is_held_up(
+) {
+    let redis = TestRedis::start();
+    let app = TestApp::builder()
+        .shared_redis(&redis)
+        .configure(|config| {
+            config.cache.command_timeout = std::time::Duration::from_secs(5);
+        })
+        .spawn()
+        .await;
+    app.wait_for_cache().await;
+    assert!(app.cache.health().bus_trusted);
+
+    redis.signal("STOP");
+    // Past the silence limit (500 ms), well before the call's timeout.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let trusted = app.cache.health().bus_trusted;
+    redis.signal("CONT");
+    assert!(
+        !trusted,
+        "1.5 s after Redis stopped answering, the bus was still trusted"
+    );
+    app.wait_for_cache().await;
+}

@@ -234,6 +234,21 @@ impl TestRedis {
         keys
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the server, as `kill -SIGNAL` does.
+    pub fn signal(&self, signal: &str) {
+        let pid = self
+            .process
+            .as_ref()
+            .expect("the test redis-server runs")
+            .id();
+        let sent = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} redis-server failed");
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.process.take() {
             let _ = child.kill();
