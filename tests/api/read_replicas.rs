@@ -19,6 +19,15 @@ const BOOK: &str = "query($id: ID!) { book(id: $id) { title } }";
 const RETITLE: &str =
     "mutation($id: ID!, $title: String!) { updateBook(id: $id, input: { title: $title }) { title } }";
 
+/// The servers' superuser, which the tests use to look and to change
+/// settings.
+const SUPERUSER: &str = "postgres";
+
+/// The role biblio connects as: the owner of its database, not a superuser,
+/// as in production (a superuser passes every permission check, so a
+/// privilege the service lacks would go unnoticed).
+const SERVICE_ROLE: &str = "biblio";
+
 /// A primary and one streaming standby of it, each a `postgres` of the
 /// test's own on a free port, stopped and removed when dropped.
 struct Cluster {
@@ -93,18 +102,22 @@ impl Cluster {
         cluster
     }
 
+    /// The primary's `database`, as the superuser.
     fn primary_url(&self, database: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/{database}",
-            self.primary_port
-        )
+        self.primary_url_as(SUPERUSER, database)
     }
 
+    /// The standby's `database`, as the superuser.
     fn standby_url(&self, database: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/{database}",
-            self.standby_port
-        )
+        self.standby_url_as(SUPERUSER, database)
+    }
+
+    fn primary_url_as(&self, user: &str, database: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{database}", self.primary_port)
+    }
+
+    fn standby_url_as(&self, user: &str, database: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{database}", self.standby_port)
     }
 
     /// Holds back the standby's replay of each commit by `delay` from now
@@ -300,10 +313,15 @@ impl Deployment {
     async fn start(replicas: usize, max_lag: Duration) -> Self {
         let cluster = Cluster::start();
         let admin = connect(&cluster.primary_url("postgres")).await;
-        admin
-            .execute_unprepared("CREATE DATABASE biblio")
-            .await
-            .expect("the database is created");
+        for sql in [
+            format!("CREATE ROLE {SERVICE_ROLE} LOGIN"),
+            format!("CREATE DATABASE biblio OWNER {SERVICE_ROLE}"),
+        ] {
+            admin
+                .execute_unprepared(&sql)
+                .await
+                .unwrap_or_else(|err| panic!("{sql}: {err}"));
+        }
         let (primary_url, standby_url) =
             (cluster.primary_url("biblio"), cluster.standby_url("biblio"));
         // The standby has the new database once it has replayed its creation.
@@ -317,10 +335,10 @@ impl Deployment {
                 == 1
         })
         .await;
-        let read_url = standby_url.clone();
+        let read_url = cluster.standby_url_as(SERVICE_ROLE, "biblio");
         let (apps, redis) = TestApp::builder()
             .replicas(replicas)
-            .shared_database(&primary_url)
+            .shared_database(&cluster.primary_url_as(SERVICE_ROLE, "biblio"))
             .configure(move |config| {
                 config.database_read_urls = vec![read_url.clone()];
                 config.database_read_max_lag = max_lag;
@@ -522,6 +540,91 @@ async fn a_write_is_never_read_back_old_from_a_lagging_replica_by_any_tier_or_re
             "Changed elsewhere",
             "app {app}"
         );
+    }
+}
+
+/// A server where biblio's role may not read the primary's WAL position
+/// (`pg_current_wal_lsn()` revoked, as a hardened server may have it): the
+/// position cannot be read after a write commits. The write committed, so
+/// it answers success; its invalidation goes out with its position unknown,
+/// and no replica of biblio reads the lagging standby, which lacks the
+/// write, until a position read after it is known.
+#[tokio::test]
+async fn a_write_whose_wal_position_cannot_be_read_answers_success_and_no_standby_is_read_behind_it(
+) {
+    if !on_postgres() {
+        return;
+    }
+    let deployment = Deployment::start(2, Duration::from_secs(600)).await;
+    let cat = catalogue(&deployment.apps[0], 1).await;
+    let (token, book) = (cat.librarian.clone(), &cat.books[0]);
+    deployment.caught_up().await;
+    for app in 0..2 {
+        deployment.title(app, book).await;
+        deployment.title(app, book).await;
+    }
+    deployment.cluster.delay_replay("3s").await;
+    deployment
+        .primary
+        .execute_unprepared("REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC")
+        .await
+        .expect("the revoke");
+    let before: Vec<(u64, u64)> = (0..2).map(|app| deployment.reads(app)).collect();
+
+    let (status, body) = deployment.apps[0]
+        .post(
+            Some(&token),
+            RETITLE,
+            json!({ "id": book, "title": "Retitled" }),
+        )
+        .await;
+
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.get("errors").is_none(),
+        "the write committed: it answers success: {body}"
+    );
+    assert_eq!(body["data"]["updateBook"]["title"], "Retitled");
+    assert_ne!(
+        deployment.title_on_standby(book).await,
+        "Retitled",
+        "the standby lags: the test reaches the race it is about"
+    );
+    for app in 0..2 {
+        eventually(|| async { deployment.title(app, book).await == "Retitled" }).await;
+        for _ in 0..5 {
+            assert_eq!(deployment.title(app, book).await, "Retitled", "app {app}");
+        }
+        assert_eq!(
+            deployment.reads(app).0,
+            before[app].0,
+            "app {app} read nothing from the standby while the write's position was unknown"
+        );
+    }
+
+    // Allowed again: a position read after the write is learnt, and once
+    // the standby has replayed it, reads go to it again.
+    deployment
+        .primary
+        .execute_unprepared("GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
+        .await
+        .expect("the grant");
+    deployment.cluster.delay_replay("0").await;
+    deployment.caught_up().await;
+    for app in 0..2 {
+        // A page size never asked before, by either app: a miss in L1 and L2.
+        deployment.apps[app]
+            .data(
+                None,
+                "query($size: Int!) { books(pageSize: $size) { totalCount items { id } } }",
+                json!({ "size": 37 + app }),
+            )
+            .await;
+        assert!(
+            deployment.reads(app).0 > before[app].0,
+            "app {app} reads from the standby again"
+        );
+        assert_eq!(deployment.title(app, book).await, "Retitled", "app {app}");
     }
 }
 
