@@ -29,8 +29,9 @@ const SUPERUSER: &str = "postgres";
 const SERVICE_ROLE: &str = "biblio";
 
 /// A primary and one streaming standby of it, each a `postgres` of the
-/// test's own on a free port, stopped and removed when dropped.
-struct Cluster {
+/// test's own on a free port, stopped and removed when dropped. The history
+/// checker (`history.rs`) runs its replicas on one too.
+pub struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     primary_port: u16,
@@ -40,6 +41,47 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// The cluster with the database `biblio` on it, owned by
+    /// [`SERVICE_ROLE`], once the standby has it too.
+    pub async fn with_database() -> Self {
+        let cluster = tokio::task::spawn_blocking(Self::start)
+            .await
+            .expect("the PostgreSQL cluster starts");
+        let admin = connect(&cluster.primary_url("postgres")).await;
+        for sql in [
+            format!("CREATE ROLE {SERVICE_ROLE} LOGIN"),
+            format!("CREATE DATABASE biblio OWNER {SERVICE_ROLE}"),
+        ] {
+            admin
+                .execute_unprepared(&sql)
+                .await
+                .unwrap_or_else(|err| panic!("{sql}: {err}"));
+        }
+        // The standby has the new database once it has replayed its creation.
+        let standby_admin = connect(&cluster.standby_url("postgres")).await;
+        eventually(|| async {
+            scalar::<i64>(
+                &standby_admin,
+                "SELECT COUNT(*) FROM pg_database WHERE datname = 'biblio'",
+            )
+            .await
+                == 1
+        })
+        .await;
+        cluster
+    }
+
+    /// biblio's `--database-url`: the primary's database, as the service.
+    pub fn service_url(&self) -> String {
+        self.primary_url_as(SERVICE_ROLE, "biblio")
+    }
+
+    /// biblio's `--database-read-url`: the standby's database, as the
+    /// service.
+    pub fn service_read_url(&self) -> String {
+        self.standby_url_as(SERVICE_ROLE, "biblio")
+    }
+
     fn start() -> Self {
         let bin = postgres_bin();
         let dir = std::env::temp_dir().join(format!("biblio-replicas-{}", Uuid::now_v7().simple()));
@@ -103,12 +145,12 @@ impl Cluster {
     }
 
     /// The primary's `database`, as the superuser.
-    fn primary_url(&self, database: &str) -> String {
+    pub fn primary_url(&self, database: &str) -> String {
         self.primary_url_as(SUPERUSER, database)
     }
 
     /// The standby's `database`, as the superuser.
-    fn standby_url(&self, database: &str) -> String {
+    pub fn standby_url(&self, database: &str) -> String {
         self.standby_url_as(SUPERUSER, database)
     }
 
@@ -122,7 +164,7 @@ impl Cluster {
 
     /// Holds back the standby's replay of each commit by `delay` from now
     /// on (0 for none): `recovery_min_apply_delay`, reloaded.
-    async fn delay_replay(&self, delay: &str) {
+    pub async fn delay_replay(&self, delay: &str) {
         let auto = self.dir.join("standby/postgresql.auto.conf");
         let mut conf = std::fs::read_to_string(&auto).expect("the standby's auto.conf");
         conf.push_str(&format!("recovery_min_apply_delay = '{delay}'\n"));
@@ -136,6 +178,36 @@ impl Cluster {
             async move { scalar::<String>(conn, "SHOW recovery_min_apply_delay").await == *delay }
         })
         .await;
+    }
+
+    /// Waits until the standby has replayed everything the primary has.
+    pub async fn standby_caught_up(&self) {
+        let primary = connect(&self.primary_url("postgres")).await;
+        let target: i64 = scalar(&primary, "SELECT (pg_current_wal_lsn() - '0/0')::bigint").await;
+        let standby = connect(&self.standby_url("postgres")).await;
+        eventually(|| async {
+            scalar::<i64>(&standby, "SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint").await
+                >= target
+        })
+        .await;
+    }
+
+    /// Runs `sql` on the primary's database `biblio`, as the superuser.
+    pub async fn on_primary(&self, sql: &str) {
+        connect(&self.primary_url("biblio"))
+            .await
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// Runs `sql` on the standby, as the superuser.
+    pub async fn on_standby(&self, sql: &str) {
+        connect(&self.standby_url("postgres"))
+            .await
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
     }
 
     /// Stops the standby, as a crash or a network cut would take it away.
@@ -270,7 +342,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-async fn connect(url: &str) -> DatabaseConnection {
+pub async fn connect(url: &str) -> DatabaseConnection {
     sea_orm::Database::connect(url)
         .await
         .unwrap_or_else(|err| panic!("cannot connect to {url}: {err}"))
@@ -295,7 +367,7 @@ fn metric(text: &str, prefix: &str) -> f64 {
 }
 
 /// Whether the suite runs on PostgreSQL, which these tests need.
-fn on_postgres() -> bool {
+pub fn on_postgres() -> bool {
     std::env::var("BIBLIO_TEST_DATABASE").as_deref() == Ok("postgres")
 }
 
@@ -311,34 +383,13 @@ struct Deployment {
 
 impl Deployment {
     async fn start(replicas: usize, max_lag: Duration) -> Self {
-        let cluster = Cluster::start();
-        let admin = connect(&cluster.primary_url("postgres")).await;
-        for sql in [
-            format!("CREATE ROLE {SERVICE_ROLE} LOGIN"),
-            format!("CREATE DATABASE biblio OWNER {SERVICE_ROLE}"),
-        ] {
-            admin
-                .execute_unprepared(&sql)
-                .await
-                .unwrap_or_else(|err| panic!("{sql}: {err}"));
-        }
+        let cluster = Cluster::with_database().await;
         let (primary_url, standby_url) =
             (cluster.primary_url("biblio"), cluster.standby_url("biblio"));
-        // The standby has the new database once it has replayed its creation.
-        let standby_admin = connect(&cluster.standby_url("postgres")).await;
-        eventually(|| async {
-            scalar::<i64>(
-                &standby_admin,
-                "SELECT COUNT(*) FROM pg_database WHERE datname = 'biblio'",
-            )
-            .await
-                == 1
-        })
-        .await;
-        let read_url = cluster.standby_url_as(SERVICE_ROLE, "biblio");
+        let read_url = cluster.service_read_url();
         let (apps, redis) = TestApp::builder()
             .replicas(replicas)
-            .shared_database(&cluster.primary_url_as(SERVICE_ROLE, "biblio"))
+            .shared_database(&cluster.service_url())
             .configure(move |config| {
                 config.database_read_urls = vec![read_url.clone()];
                 config.database_read_max_lag = max_lag;
@@ -665,6 +716,60 @@ async fn a_miss_learns_the_highest_lsn_from_redis_before_it_picks_a_replica() {
     assert!(
         primary_after > primary_before,
         "the miss was read from the primary"
+    );
+}
+
+/// The same path for a write whose position is unknown: the MGET reads the
+/// unknown-position key beside the LSN key, and a token it has not seen
+/// keeps its reads on the primary until it has read the primary's position
+/// after it (here held off by the revoke, then allowed).
+#[tokio::test]
+async fn a_miss_that_finds_an_unknown_position_in_redis_reads_the_primary_until_it_learns_one() {
+    if !on_postgres() {
+        return;
+    }
+    let deployment = Deployment::start(1, Duration::from_secs(600)).await;
+    let app = &deployment.apps[0];
+    let cat = catalogue(app, 1).await;
+    let lsn_keys = deployment.redis.keys("*:lsn");
+    assert_eq!(lsn_keys.len(), 1, "the writes recorded their LSN: {lsn_keys:?}");
+    deployment.caught_up().await;
+    deployment
+        .primary
+        .execute_unprepared("REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC")
+        .await
+        .expect("the revoke");
+    // As if another replica had published a write whose position it could
+    // not read.
+    deployment.redis.command(&[
+        "SET",
+        &format!("{}:unknown", lsn_keys[0]),
+        "00000000deadbeef",
+    ]);
+    let (replica_before, primary_before) = deployment.reads(0);
+
+    deployment.title(0, &cat.books[0]).await;
+
+    let replicas = app.db.read_replicas().expect("replicas");
+    let (replica_after, primary_after) = deployment.reads(0);
+    assert_eq!(replica_after, replica_before, "the standby was not read");
+    assert!(primary_after > primary_before, "the miss was read from the primary");
+    assert!(
+        !replicas.serves_now(),
+        "no standby serves until a position after the unknown one is known"
+    );
+
+    deployment
+        .primary
+        .execute_unprepared("GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
+        .await
+        .expect("the grant");
+    eventually(|| async { replicas.serves_now() }).await;
+    app.data(None, "{ authors { totalCount items { name } } }", json!({}))
+        .await;
+    assert!(
+        deployment.reads(0).0 > replica_after,
+        "reads went to the standby again"
     );
 }
 
