@@ -33,9 +33,10 @@
 //! when it may (`--database-read-url`) and connects as a role that is not a
 //! superuser, so that revoking `pg_current_wal_lsn()` reaches it. The
 //! standby is paused, or the WAL position made unreadable, as the fault;
-//! each cycle ends with a quiet spell in which the standby catches up, and
-//! the page reader asks for pages of many sizes, so that some misses do go
-//! to the standby: the scenario fails if none did. On SQLite these
+//! each cycle begins with a quiet spell in which the standby catches up
+//! (so the fault starts with the standby qualifying for reads), and the
+//! page reader asks for pages of many sizes, so that some misses do go to
+//! the standby: the scenario fails if none did. On SQLite these
 //! scenarios say they are skipped and pass, as `read_replicas.rs` does.
 //!
 //! `cargo test --test api history -- --nocapture` shows the tables; each
@@ -113,11 +114,14 @@ enum Fault {
     /// catches up and serves the misses.
     StandbyLagging,
     /// As [`Fault::StandbyLagging`], and the standby's replay paused
-    /// (`pg_wal_replay_pause()`) for 1.5 s while the writes go on.
+    /// (`pg_wal_replay_pause()`) for 1.5 s from the end of a quiet spell,
+    /// while the writes go on.
     StandbyReplayPaused,
-    /// As [`Fault::StandbyLagging`], and for 1.5 s biblio's role may not
-    /// read the primary's WAL position (`pg_current_wal_lsn()` revoked):
-    /// every write's invalidation goes out with its position unknown.
+    /// As [`Fault::StandbyReplayPaused`], and meanwhile biblio's role may
+    /// not read the primary's WAL position (`pg_current_wal_lsn()`
+    /// revoked): every write's invalidation goes out with its position
+    /// unknown, and the standby, whose replay position is past every known
+    /// one, is 1.5 s behind them.
     PrimaryPositionUnreadable,
 }
 
@@ -218,7 +222,7 @@ impl Fault {
             Self::StandbyLagging => "read replica, replay 200 ms behind",
             Self::StandbyReplayPaused => "read replica, replay paused 1.5 s",
             Self::PrimaryPositionUnreadable => {
-                "read replica, the primary's WAL position unreadable 1.5 s"
+                "read replica paused, the primary's WAL position unreadable 1.5 s"
             }
         }
     }
@@ -989,36 +993,39 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
         Fault::StandbyLagging | Fault::StandbyReplayPaused | Fault::PrimaryPositionUnreadable => {
             const SPELL: Duration = Duration::from_millis(1500);
             let postgres = cluster.postgres();
-            match fault {
-                Fault::StandbyReplayPaused => {
-                    postgres.on_standby("SELECT pg_wal_replay_pause()").await;
-                    shared.note("standby: pg_wal_replay_pause()");
-                    sleep(SPELL).await;
-                    postgres.on_standby("SELECT pg_wal_replay_resume()").await;
-                    shared.note("standby: pg_wal_replay_resume()");
-                    shared.window(began, shared.now() - began + Duration::from_secs(1));
-                }
-                Fault::PrimaryPositionUnreadable => {
-                    postgres
-                        .on_primary("REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC")
-                        .await;
-                    shared.note("primary: pg_current_wal_lsn() revoked from biblio's role");
-                    sleep(SPELL).await;
-                    postgres
-                        .on_primary("GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
-                        .await;
-                    shared.note("primary: pg_current_wal_lsn() granted again");
-                    shared.window(began, shared.now() - began + Duration::from_secs(1));
-                }
-                _ => sleep(SPELL).await,
-            }
-            // A quiet spell: the standby replays every write, and the page
-            // reader's misses go to it; then the writes resume.
+            // A quiet spell first: the standby replays every write, so it
+            // qualifies for reads (the page reader's misses go to it), and
+            // the fault starts from there, where a gap in the horizon would
+            // let an old row through.
             shared.writing.store(false, Ordering::Relaxed);
             shared.note("writes pause");
             sleep(Duration::from_millis(1000)).await;
+            let unreadable = fault == Fault::PrimaryPositionUnreadable;
+            if unreadable {
+                postgres
+                    .on_primary("REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC")
+                    .await;
+                shared.note("primary: pg_current_wal_lsn() revoked from biblio's role");
+            }
+            if fault != Fault::StandbyLagging {
+                postgres.on_standby("SELECT pg_wal_replay_pause()").await;
+                shared.note("standby: pg_wal_replay_pause()");
+            }
+            let faulted = shared.now();
             shared.writing.store(true, Ordering::Relaxed);
             shared.note("writes resume");
+            sleep(SPELL).await;
+            if unreadable {
+                postgres
+                    .on_primary("GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
+                    .await;
+                shared.note("primary: pg_current_wal_lsn() granted again");
+            }
+            if fault != Fault::StandbyLagging {
+                postgres.on_standby("SELECT pg_wal_replay_resume()").await;
+                shared.note("standby: pg_wal_replay_resume()");
+                shared.window(faulted, shared.now() - faulted + Duration::from_secs(1));
+            }
             sleep(Duration::from_millis(1000)).await;
         }
         Fault::SentinelFailover => {
