@@ -860,8 +860,14 @@ impl Store {
         invalidation: &Invalidation,
         position: Option<Position>,
     ) -> Option<Invalidated> {
-        self.run_invalidate(Caller::Background, origin, namespace, invalidation, position)
-            .await
+        self.run_invalidate(
+            Caller::Background,
+            origin,
+            namespace,
+            invalidation,
+            position,
+        )
+        .await
     }
 
     /// Runs `INVALIDATE`: the groups a move names get new generations like

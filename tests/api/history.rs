@@ -49,8 +49,8 @@
 //! t=0, to line it up with the logs.
 use crate::cluster::Cluster as RedisCluster;
 use crate::faults::{graphql, Cluster, Database, Deployment, Redis};
-use crate::read_replicas::on_postgres;
 use crate::helpers::isbn;
+use crate::read_replicas::on_postgres;
 use crate::sentinel::{cli, wait_blocking, SentinelGroup, SERVICE};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -839,7 +839,11 @@ async fn check(fault: Fault) {
         ),
         writer: (fault == Fault::WriterKilledDuringOutage).then_some(0),
         writing: AtomicBool::new(true),
-        page_sizes: if standby { (BOOKS as u64, 100) } else { (20, 20) },
+        page_sizes: if standby {
+            (BOOKS as u64, 100)
+        } else {
+            (20, 20)
+        },
         killed: Mutex::new(HashSet::new()),
         history: Mutex::new(Vec::new()),
         windows: Mutex::new(Vec::new()),
