@@ -59,12 +59,28 @@ pub struct Event {
     /// (see `db::replicas`).
     #[serde(default)]
     pub lsn: Option<String>,
+    /// The token (16 hex digits) of a write whose WAL position could not be
+    /// read after it committed: receivers notice it before evicting, and
+    /// keep their reads on the primary until they have read a position
+    /// after it (see `db::replicas`).
+    #[serde(default)]
+    pub unknown: Option<String>,
 }
 
 impl Event {
     /// [`Event::lsn`] as a number.
     pub fn lsn(&self) -> Option<u64> {
         u64::from_str_radix(self.lsn.as_deref()?, 16).ok()
+    }
+
+    /// What the event says of its write's WAL position, with read replicas.
+    pub fn position(&self) -> Option<crate::db::replicas::Position> {
+        use crate::db::replicas::Position;
+        let token = self.unknown.as_deref();
+        match token.and_then(|token| u64::from_str_radix(token, 16).ok()) {
+            Some(token) => Some(Position::Unknown(token)),
+            None => self.lsn().map(Position::At),
+        }
     }
 
     /// `None` for a malformed payload, which the subscriber logs and skips.

@@ -276,16 +276,12 @@ impl Inner {
                     (Ok(Taken::Recorded { outbox, rows }), Some(invalidation)) => {
                         self.metrics.foreign_changes(rows as u64);
                         // Past the commits of the changes taken (theirs came
-                        // before the take's); unread, the outbox row waits
-                        // for the sweep, which reads one.
-                        let Ok(lsn) = db.lsn_after_commit().await else {
-                            tracing::warn!("could not read the primary's WAL position: the sweep publishes these changes");
-                            return false;
-                        };
+                        // before the take's), or unknown.
+                        let position = db.position_after_commit().await;
                         self.publish(Pending {
                             outbox: Some(outbox),
                             invalidation,
-                            lsn,
+                            position,
                         })
                         .await;
                         continue;
@@ -324,10 +320,8 @@ impl Inner {
             return;
         };
         // Read after the rows: past the commits of the changes they record.
-        let Ok(lsn) = db.lsn_after_commit().await else {
-            return;
-        };
-        self.publish_copy(&super::sync::for_database(found, db), lsn)
+        let position = db.position_after_commit().await;
+        self.publish_copy(&super::sync::for_database(found, db), position)
             .await;
     }
 
@@ -336,20 +330,10 @@ impl Inner {
     async fn clear_for_changes(&self, db: &Db) -> bool {
         let cleared = || async {
             // Readers after the clear must not fill from a replica that
-            // lacks the changes it clears for: the LSN goes first.
-            match db.lsn_after_commit().await {
-                Ok(None) => {}
-                Ok(Some(lsn)) => {
-                    let recorded = match &self.l2 {
-                        Some(l2) => l2.record_lsn(lsn).await,
-                        None => true,
-                    };
-                    if !recorded {
-                        return false;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not read the primary's WAL position");
+            // lacks the changes it clears for: the position (or the token
+            // of an unknown one) goes first.
+            if let (Some(position), Some(l2)) = (db.position_after_commit().await, &self.l2) {
+                if !l2.record_position(position).await {
                     return false;
                 }
             }

@@ -709,6 +709,14 @@ impl Keys {
         format!("{}lsn", self.control)
     }
 
+    /// The token (16 hex digits) of the last invalidation published with
+    /// its WAL position unknown: read with the LSN key, so a reader learns
+    /// of that write and keeps its reads on the primary until it has read
+    /// a position after it (see `db::replicas`).
+    pub fn unknown_position(&self) -> String {
+        format!("{}lsn:unknown", self.control)
+    }
+
     /// A fixed-window counter shared by the replicas (sign-in throttling):
     /// `{base}counter:{name}`.
     pub fn counter(&self, name: &str) -> String {

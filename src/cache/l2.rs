@@ -14,6 +14,7 @@ use super::changes::Invalidation;
 use super::keys::{Group, Keys};
 use super::metrics::{FillTier, Metrics, Outcome};
 use super::topology::{self, Scheme, Topology};
+use crate::db::replicas::Position;
 use fred::bytes::Bytes;
 use fred::prelude::*;
 use fred::types::scan::ScanResult;
@@ -70,11 +71,13 @@ end
 /// moves (JSON, passed through to the event as a string; empty for none),
 /// the publisher's wall clock (the event's `at`, microseconds since the
 /// Unix epoch, as a string: Lua's numbers would round it), the global
-/// invalidation sequence, the LSN key, then the primary's WAL position
-/// after the write (16 hex digits, so strings compare as positions; empty
-/// without read replicas), kept in the LSN key if higher and carried by
-/// the event. Returns the namespace and, if it was the caller's, the
-/// groups' new generations.
+/// invalidation sequence, the LSN key, the primary's WAL position after
+/// the write (16 hex digits, so strings compare as positions; empty without
+/// read replicas or when unknown), kept in the LSN key if higher and
+/// carried by the event, then the unknown-position key and the token of an
+/// unknown position (16 hex digits; empty when the position is known),
+/// kept in that key and carried by the event. Returns the namespace and,
+/// if it was the caller's, the groups' new generations.
 const INVALIDATE: &str = r"
 local n = tonumber(ARGV[1])
 local ns = namespace(KEYS[1], tonumber(ARGV[6]))
@@ -88,22 +91,26 @@ for i = 1, n do
   redis.call('PEXPIRE', KEYS[1 + n + i], ARGV[2])
   keys[i] = KEYS[1 + i]
 end
-local sequence = redis.call('INCR', ARGV[#ARGV - 2])
+local sequence = redis.call('INCR', ARGV[#ARGV - 4])
 local groups = {}
 for j = 2 * n + 2, #KEYS do
   redis.call('SET', KEYS[j], sequence, 'EX', ARGV[3])
   groups[#groups + 1] = { ARGV[6 + j - 2 * n - 1], sequence }
 end
-local event = { origin = ARGV[5], namespace = ns, at = ARGV[#ARGV - 3] }
+local event = { origin = ARGV[5], namespace = ns, at = ARGV[#ARGV - 5] }
 if n > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end
-if ARGV[#ARGV - 4] ~= '' then event.moves = ARGV[#ARGV - 4] end
-local lsn = ARGV[#ARGV]
+if ARGV[#ARGV - 6] ~= '' then event.moves = ARGV[#ARGV - 6] end
+local lsn = ARGV[#ARGV - 2]
 if lsn ~= '' then
-  if lsn > (redis.call('GET', ARGV[#ARGV - 1]) or '') then
-    redis.call('SET', ARGV[#ARGV - 1], lsn)
+  if lsn > (redis.call('GET', ARGV[#ARGV - 3]) or '') then
+    redis.call('SET', ARGV[#ARGV - 3], lsn)
   end
   event.lsn = lsn
+end
+if ARGV[#ARGV] ~= '' then
+  redis.call('SET', ARGV[#ARGV - 1], ARGV[#ARGV])
+  event.unknown = ARGV[#ARGV]
 end
 redis.call('PUBLISH', ARGV[4], cjson.encode(event))
 return { ns, cjson.encode(groups) }
@@ -131,9 +138,10 @@ return n
 /// the caller's during the removal too, and a replica that learns a newer
 /// one learns it after this check, so after the write committed: its loads
 /// read the written rows. KEYS: the namespace counter, the sequence, then
-/// the LSN key, then the groups' generation counters. ARGV: the number of
-/// groups, generation ttl (s), channel, origin, the entries' namespace, the
-/// moves (as in `INVALIDATE`), the publisher's wall clock, the LSN (as in
+/// the LSN key, the unknown-position key, then the groups' generation
+/// counters. ARGV: the number of groups, generation ttl (s), channel,
+/// origin, the entries' namespace, the moves (as in `INVALIDATE`), the
+/// publisher's wall clock, the LSN and the unknown position's token (as in
 /// `INVALIDATE`), the groups' names, then the removed entries' keys, for
 /// the event.
 const ANNOUNCE: &str = r"
@@ -145,11 +153,11 @@ end
 local sequence = redis.call('INCR', KEYS[2])
 local groups = {}
 for j = 1, g do
-  redis.call('SET', KEYS[3 + j], sequence, 'EX', ARGV[2])
-  groups[j] = { ARGV[8 + j], sequence }
+  redis.call('SET', KEYS[4 + j], sequence, 'EX', ARGV[2])
+  groups[j] = { ARGV[9 + j], sequence }
 end
 local keys = {}
-for i = 9 + g, #ARGV do keys[#keys + 1] = ARGV[i] end
+for i = 10 + g, #ARGV do keys[#keys + 1] = ARGV[i] end
 local event = { origin = ARGV[4], namespace = ns, at = ARGV[7] }
 if #keys > 0 then event.keys = keys end
 if #groups > 0 then event.groups = groups end
@@ -161,14 +169,21 @@ if lsn ~= '' then
   end
   event.lsn = lsn
 end
+if ARGV[9] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[9])
+  event.unknown = ARGV[9]
+end
 redis.call('PUBLISH', ARGV[3], cjson.encode(event))
 return { ns, cjson.encode(groups) }
 ";
 
-/// Keeps ARGV[1] (an LSN, 16 hex digits) in KEYS[1] if it is higher than
-/// the one there.
+/// Keeps ARGV[1] (an LSN, 16 hex digits) in KEYS[1] (the LSN key) if it
+/// is higher than the one there, or, when ARGV[1] is empty, ARGV[2] (an
+/// unknown position's token) in KEYS[2] (the unknown-position key).
 const RECORD_LSN: &str = r"
-if ARGV[1] > (redis.call('GET', KEYS[1]) or '') then
+if ARGV[1] == '' then
+  redis.call('SET', KEYS[2], ARGV[2])
+elseif ARGV[1] > (redis.call('GET', KEYS[1]) or '') then
   redis.call('SET', KEYS[1], ARGV[1])
 end
 return 1
@@ -621,28 +636,48 @@ impl Store {
         self
     }
 
-    /// Records `lsn` in the LSN key if it is higher than the one there: for
-    /// a clear, whose readers must not fill from a replica behind the
-    /// changes it clears for. Returns whether Redis answered.
-    pub async fn record_lsn(&self, lsn: u64) -> bool {
+    /// Records `position` in Redis as an invalidation would (a known LSN
+    /// in the LSN key if it is higher than the one there, an unknown one's
+    /// token in the unknown-position key): for a clear, whose readers must
+    /// not fill from a replica behind the changes it clears for. Returns
+    /// whether Redis answered.
+    pub async fn record_position(&self, position: Position) -> bool {
+        let (lsn, unknown) = position_texts(Some(position));
         let recorded: Option<i64> = self
             .background_write("record lsn", |writes| {
                 self.record_lsn.evalsha_with_reload(
                     writes,
-                    vec![self.keys.lsn()],
-                    vec![lsn_text(lsn)],
+                    vec![self.keys.lsn(), self.keys.unknown_position()],
+                    vec![lsn, unknown],
                 )
             })
             .await;
         recorded.is_some()
     }
 
-    /// Raises the horizon to the LSN key's value read with others.
-    fn learn_lsn(&self, value: Option<&Value>) {
-        if let (Some(db), Some(lsn)) = (&self.horizon, value.and_then(Value::as_str)) {
-            if let Ok(lsn) = u64::from_str_radix(&lsn, 16) {
-                db.learn_lsn(lsn);
-            }
+    /// The keys every MGET of versions (and read of the sequence) reads
+    /// after its own, with read replicas: the LSN key and the
+    /// unknown-position key.
+    fn position_keys(&self) -> [String; 2] {
+        [self.keys.lsn(), self.keys.unknown_position()]
+    }
+
+    /// Raises the horizon to the LSN key's value and notices the unknown
+    /// position named in the unknown-position key, both read with others.
+    fn learn_position(&self, lsn: Option<&Value>, unknown: Option<&Value>) {
+        let Some(db) = &self.horizon else {
+            return;
+        };
+        let number = |value: Option<&Value>| {
+            value
+                .and_then(Value::as_str)
+                .and_then(|text| u64::from_str_radix(&text, 16).ok())
+        };
+        if let Some(lsn) = number(lsn) {
+            db.learn_lsn(lsn);
+        }
+        if let Some(token) = number(unknown) {
+            db.notice_unknown_position(token);
         }
     }
 
@@ -773,13 +808,15 @@ impl Store {
             request.push(self.keys.version(key));
         }
         if self.horizon.is_some() {
-            request.push(self.keys.lsn());
+            request.extend(self.position_keys());
         }
         let mut values = self
             .call("mget", mget(self.topology, &self.reads, request))
             .await?;
         if self.horizon.is_some() {
-            self.learn_lsn(values.pop().as_ref());
+            let unknown = values.pop();
+            let lsn = values.pop();
+            self.learn_position(lsn.as_ref(), unknown.as_ref());
         }
         Some(
             values
@@ -849,13 +886,14 @@ impl Store {
     /// The global invalidation sequence, bumped by every invalidation.
     pub async fn sequence(&self) -> Option<Bytes> {
         if self.horizon.is_some() {
+            let [lsn, unknown] = self.position_keys();
             let values: Vec<Value> = self
                 .call(
                     "get sequence",
-                    self.reads.mget(vec![self.keys.sequence(), self.keys.lsn()]),
+                    self.reads.mget(vec![self.keys.sequence(), lsn, unknown]),
                 )
                 .await?;
-            self.learn_lsn(values.get(1));
+            self.learn_position(values.get(1), values.get(2));
             return Some(
                 values
                     .first()
@@ -889,9 +927,9 @@ impl Store {
         origin: &str,
         namespace: u64,
         invalidation: &Invalidation,
-        lsn: Option<u64>,
+        position: Option<Position>,
     ) -> Option<Invalidated> {
-        self.run_invalidate(Caller::Request, origin, namespace, invalidation, lsn)
+        self.run_invalidate(Caller::Request, origin, namespace, invalidation, position)
             .await
     }
 
@@ -901,10 +939,16 @@ impl Store {
         origin: &str,
         namespace: u64,
         invalidation: &Invalidation,
-        lsn: Option<u64>,
+        position: Option<Position>,
     ) -> Option<Invalidated> {
-        self.run_invalidate(Caller::Background, origin, namespace, invalidation, lsn)
-            .await
+        self.run_invalidate(
+            Caller::Background,
+            origin,
+            namespace,
+            invalidation,
+            position,
+        )
+        .await
     }
 
     /// Runs `INVALIDATE`: the groups a move names get new generations like
@@ -916,7 +960,7 @@ impl Store {
         origin: &str,
         namespace: u64,
         invalidation: &Invalidation,
-        lsn: Option<u64>,
+        position: Option<Position>,
     ) -> Option<Invalidated> {
         let entries = &invalidation.entries;
         let groups: Vec<Group> = invalidation
@@ -938,7 +982,7 @@ impl Store {
             let announced = Announced {
                 groups: &groups,
                 moves,
-                lsn,
+                position,
             };
             return self
                 .invalidate_by_slot(caller, origin, namespace, keys, announced)
@@ -962,8 +1006,11 @@ impl Store {
         args.push(Value::from(moves));
         args.push(Value::from(super::bus::wall_clock_micros().to_string()));
         args.push(Value::from(self.keys.sequence()));
+        let (lsn, unknown) = position_texts(position);
         args.push(Value::from(self.keys.lsn()));
-        args.push(Value::from(lsn.map(lsn_text).unwrap_or_default()));
+        args.push(Value::from(lsn));
+        args.push(Value::from(self.keys.unknown_position()));
+        args.push(Value::from(unknown));
         let (current, reply): (u64, String) = self
             .run(
                 caller,
@@ -993,7 +1040,12 @@ impl Store {
         keys: Vec<String>,
         announced: Announced<'_>,
     ) -> Option<Invalidated> {
-        let Announced { groups, moves, lsn } = announced;
+        let Announced {
+            groups,
+            moves,
+            position,
+        } = announced;
+        let (lsn, unknown) = position_texts(position);
         let ttl = Value::from(self.counter_ttl.as_millis() as i64);
         let removals = by_slot(self.topology, keys.clone(), |key| key)
             .into_iter()
@@ -1003,10 +1055,11 @@ impl Store {
                 self.remove
                     .evalsha_with_reload::<i64, _, _>(&self.writes, script_keys, ttl.clone())
             });
-        let mut script_keys: Vec<String> = Vec::with_capacity(3 + groups.len());
+        let mut script_keys: Vec<String> = Vec::with_capacity(4 + groups.len());
         script_keys.push(self.keys.namespace_counter());
         script_keys.push(self.keys.sequence());
         script_keys.push(self.keys.lsn());
+        script_keys.push(self.keys.unknown_position());
         script_keys.extend(groups.iter().map(|group| self.keys.generation(group)));
         let mut args: Vec<Value> = vec![
             Value::from(groups.len() as i64),
@@ -1016,7 +1069,8 @@ impl Store {
             Value::from(namespace as i64),
             Value::from(moves),
             Value::from(super::bus::wall_clock_micros().to_string()),
-            Value::from(lsn.map(lsn_text).unwrap_or_default()),
+            Value::from(lsn),
+            Value::from(unknown),
         ];
         args.extend(groups.iter().map(|group| Value::from(group.name())));
         args.extend(keys.into_iter().map(Value::from));
@@ -1328,13 +1382,24 @@ pub enum Invalidated {
 struct Announced<'a> {
     groups: &'a [Group],
     moves: String,
-    lsn: Option<u64>,
+    position: Option<Position>,
 }
 
 /// An LSN as the scripts compare it: 16 hex digits, so that the order of
-/// strings is the order of positions.
+/// strings is the order of positions. Unknown positions' tokens are written
+/// the same way.
 pub(super) fn lsn_text(lsn: u64) -> String {
     format!("{lsn:016x}")
+}
+
+/// The scripts' two arguments for `position`: the LSN and the unknown
+/// position's token, each empty when it does not apply.
+fn position_texts(position: Option<Position>) -> (String, String) {
+    match position {
+        None => (String::new(), String::new()),
+        Some(Position::At(lsn)) => (lsn_text(lsn), String::new()),
+        Some(Position::Unknown(token)) => (String::new(), lsn_text(token)),
+    }
 }
 
 /// The script's list of (group name, generation); Lua's cjson writes an

@@ -149,6 +149,12 @@
 //!   MGET of versions and read of the sequence raise the horizon to it, and
 //!   so does every event, before it evicts. A miss reads a standby only if
 //!   the standby has replayed the horizon ([`crate::db::replicas`]).
+//! - **unknown position** (with read replicas; Redis `{prefix}:v…:lsn:unknown`,
+//!   and `noticed`/`settled` in `db::replicas`): a random token an
+//!   invalidation carries instead of its LSN when the LSN could not be read
+//!   after the commit; kept by the script, read with the LSN key, carried by
+//!   the event. Noticed before eviction, it keeps every read on the primary
+//!   until a position of the primary read after the notice is learnt.
 //! - **primary marker** (Redis `{prefix}:primary`, Sentinel and Cluster):
 //!   the replication id of the primary the cache last worked on (on a
 //!   Cluster, of every primary); a different id found moves the namespace

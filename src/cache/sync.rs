@@ -8,6 +8,7 @@ use super::changes::Move;
 use super::l2::{self, Invalidated};
 use super::topology::Topology;
 use super::{l1, lock, Cache, Change, Group, Inner, Invalidation};
+use crate::db::replicas::Position;
 use crate::db::{outbox, Db, Write};
 use crate::error::Result;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -19,8 +20,9 @@ pub(super) struct Pending {
     pub(super) outbox: Option<i64>,
     pub(super) invalidation: Invalidation,
     /// The primary's WAL position after the write, with read replicas (see
-    /// `db::replicas`); this process's horizon already holds it.
-    pub(super) lsn: Option<u64>,
+    /// `db::replicas`), or the token of an unknown one; this process's
+    /// horizon already holds it, or has noticed the unknown one.
+    pub(super) position: Option<Position>,
 }
 
 /// What this replica knows of the bus and of its unpublished invalidations.
@@ -147,7 +149,7 @@ impl Cache {
             .publish(Pending {
                 outbox: committed.outbox,
                 invalidation,
-                lsn: committed.lsn,
+                position: committed.position,
             })
             .await;
         Ok(())
@@ -201,7 +203,7 @@ impl Inner {
             return;
         };
         match self
-            .invalidate_in_redis(l2, &pending.invalidation, pending.lsn, false)
+            .invalidate_in_redis(l2, &pending.invalidation, pending.position, false)
             .await
         {
             Some(generations) => {
@@ -227,16 +229,17 @@ impl Inner {
         &self,
         l2: &l2::Store,
         invalidation: &Invalidation,
-        lsn: Option<u64>,
+        position: Option<Position>,
         replay: bool,
     ) -> Option<Vec<(Group, u64)>> {
         // Only a clear between two tries sends this round again.
         for _ in 0..3 {
             let namespace = self.keys.namespace();
             let outcome = if replay {
-                l2.replay(&self.origin, namespace, invalidation, lsn).await
+                l2.replay(&self.origin, namespace, invalidation, position)
+                    .await
             } else {
-                l2.invalidate(&self.origin, namespace, invalidation, lsn)
+                l2.invalidate(&self.origin, namespace, invalidation, position)
                     .await
             };
             match outcome? {
@@ -251,13 +254,20 @@ impl Inner {
     /// Publishes a copy of an invalidation of other programs' changes
     /// before they are taken, which publishes it again (see `foreign`), and
     /// evicts it here; nothing is kept if Redis does not take it.
-    pub(super) async fn publish_copy(&self, invalidation: &Invalidation, lsn: Option<u64>) {
+    pub(super) async fn publish_copy(
+        &self,
+        invalidation: &Invalidation,
+        position: Option<Position>,
+    ) {
         let Some(l2) = &self.l2 else {
             return;
         };
         let (local, unknown) = local_names(invalidation);
         self.evict_locally(&local, &unknown, &invalidation.moves);
-        if let Some(generations) = self.invalidate_in_redis(l2, invalidation, lsn, false).await {
+        if let Some(generations) = self
+            .invalidate_in_redis(l2, invalidation, position, false)
+            .await
+        {
             self.metrics.foreign_published_early();
             self.evict_locally(&local, &known(generations), &invalidation.moves);
         }
@@ -266,11 +276,14 @@ impl Inner {
     /// Publishes `invalidation` (gathered from elsewhere: this replica's
     /// pending ones, or the outbox) and evicts it here. Returns whether Redis
     /// took it.
-    async fn replay(&self, invalidation: &Invalidation, lsn: Option<u64>) -> bool {
+    async fn replay(&self, invalidation: &Invalidation, position: Option<Position>) -> bool {
         let Some(l2) = &self.l2 else {
             return true;
         };
-        match self.invalidate_in_redis(l2, invalidation, lsn, true).await {
+        match self
+            .invalidate_in_redis(l2, invalidation, position, true)
+            .await
+        {
             Some(generations) => {
                 let (local, _) = local_names(invalidation);
                 self.evict_locally(&local, &known(generations), &invalidation.moves);
@@ -288,7 +301,7 @@ impl Inner {
         /// Writes merged into one script call.
         const BATCH: usize = 256;
         loop {
-            let (count, merged, ids, lsn) = {
+            let (count, merged, ids, position) = {
                 let pending = lock(&self.sync.pending);
                 let batch = &pending[..pending.len().min(BATCH)];
                 let mut merged = Invalidation::default();
@@ -296,13 +309,16 @@ impl Inner {
                     merged.merge(&p.invalidation);
                 }
                 let ids: Vec<i64> = batch.iter().filter_map(|p| p.outbox).collect();
-                let lsn = batch.iter().filter_map(|p| p.lsn).max();
-                (batch.len(), merged, ids, lsn)
+                let position = batch
+                    .iter()
+                    .filter_map(|p| p.position)
+                    .reduce(Position::merge);
+                (batch.len(), merged, ids, position)
             };
             if count == 0 {
                 return true;
             }
-            if !self.replay(&merged, lsn).await {
+            if !self.replay(&merged, position).await {
                 return false;
             }
             // Only this task removes entries, and new ones are appended, so
@@ -336,13 +352,7 @@ impl Inner {
                 return Swept::Published;
             }
             // Read after the rows: past the commit of every write they record.
-            let lsn = match db.lsn_after_commit().await {
-                Ok(lsn) => lsn,
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not read the primary's WAL position");
-                    return Swept::Unread;
-                }
-            };
+            let position = db.position_after_commit().await;
             let mut merged = Invalidation::default();
             for row in &rows {
                 match Invalidation::from_outbox(&row.payload) {
@@ -350,7 +360,7 @@ impl Inner {
                     None => tracing::error!(id = row.id, "ignoring a malformed cache outbox entry"),
                 }
             }
-            if !self.replay(&merged, lsn).await {
+            if !self.replay(&merged, position).await {
                 return Swept::Refused;
             }
             tracing::info!(
@@ -591,8 +601,8 @@ impl bus::Sink for SinkHandle {
         }
         // Before anything is evicted: a fill whose guard is taken after the
         // eviction must not read a replica that lacks the write.
-        if let (Some(lsn), Some(db)) = (event.lsn(), &inner.sync.outbox) {
-            db.learn_lsn(lsn);
+        if let (Some(position), Some(db)) = (event.position(), &inner.sync.outbox) {
+            db.learn_position(position);
         }
         let groups: Vec<(Group, Option<u64>)> = event
             .groups

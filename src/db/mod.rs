@@ -123,7 +123,7 @@ impl Db {
             return Err("--database-read-url needs a PostgreSQL --database-url".into());
         }
         let (statements, metrics) = (self.statements.clone(), self.metrics.clone());
-        let replicas = replicas::Replicas::connect(urls, max_lag, |conn| {
+        let replicas = replicas::Replicas::connect(self.conn.clone(), urls, max_lag, |conn| {
             instrument(conn, &statements, &metrics)
         })
         .await?;
@@ -149,14 +149,13 @@ impl Db {
 
     /// The primary's WAL position now, if reads may go to standbys (the
     /// position an invalidation of a write committed before carries), and
-    /// raises this process's horizon to it. `None` without standbys.
-    pub async fn lsn_after_commit(&self) -> Result<Option<u64>, DbErr> {
-        let Some(replicas) = &self.replicas else {
-            return Ok(None);
-        };
-        let lsn = replicas::current_lsn(&self.conn).await?;
-        replicas.learn(lsn);
-        Ok(Some(lsn))
+    /// raises this process's horizon to it; if it cannot be read, an
+    /// unknown position, which keeps this process's reads on the primary
+    /// until one is read (see [`replicas`]). Never fails: the write it
+    /// follows has committed. `None` without standbys.
+    pub async fn position_after_commit(&self) -> Option<replicas::Position> {
+        let replicas = self.replicas.as_ref()?;
+        Some(replicas.position_after_commit(&self.conn).await)
     }
 
     /// Whether the cache hears its invalidation bus: while it does not,
@@ -172,6 +171,23 @@ impl Db {
     pub fn learn_lsn(&self, lsn: u64) {
         if let Some(replicas) = &self.replicas {
             replicas.learn(lsn);
+        }
+    }
+
+    /// Learns of an invalidation whose position is unknown (its token, heard
+    /// from Redis): reads stay on the primary until a position read after
+    /// this call is known.
+    pub fn notice_unknown_position(&self, token: u64) {
+        if let Some(replicas) = &self.replicas {
+            replicas.notice_unknown(token);
+        }
+    }
+
+    /// Learns what an invalidation says of the primary's WAL position.
+    pub fn learn_position(&self, position: replicas::Position) {
+        match position {
+            replicas::Position::At(lsn) => self.learn_lsn(lsn),
+            replicas::Position::Unknown(token) => self.notice_unknown_position(token),
         }
     }
 

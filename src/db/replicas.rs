@@ -29,7 +29,22 @@
 //!   every MGET of versions (and every read of the sequence) reads that key
 //!   too and raises the horizon before the database is read.
 //!
-//! Either way the read reflects I. Standbys are polled in the background
+//! Either way the read reflects I.
+//!
+//! When the position cannot be read after a write committed (the primary
+//! stopped answering that query, or the role may not call
+//! `pg_current_wal_lsn()`), the write still answers success: it committed.
+//! Its invalidation then carries [`Position::Unknown`], a random token in
+//! place of the LSN, and whoever learns of it (the writer before it evicts,
+//! a receiver of the event before it evicts, a reader whose MGET finds the
+//! token in Redis's unknown-position key, written by the same script)
+//! *notices* it: until this process has read the primary's current LSN
+//! after the notice (the background poll does, see [`Replicas::settle`]),
+//! every read goes to the primary. That LSN, read after the notice, so after
+//! the script, so after the commit, is past the write: once it is learnt,
+//! the argument above holds for I with `I.lsn` = it.
+//!
+//! Standbys are polled in the background
 //! (every [`POLL`]) for `pg_last_wal_replay_lsn()`, never per read; until a
 //! standby's poll has caught up with the horizon, reads go to the primary.
 //!
@@ -41,8 +56,38 @@
 //! its last poll, is skipped and reported in `/readyz` and `/metrics`.
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Weak;
+use std::sync::{Mutex, Weak};
 use std::time::Duration;
+
+/// Where the primary's WAL stood after a write committed, as the write's
+/// invalidation carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// `pg_current_wal_lsn()` read after the commit: past its commit record.
+    At(u64),
+    /// The read failed. The token (random, never 0) names this unknown
+    /// position in Redis and in the event, so that every process notices it
+    /// once (see the module documentation).
+    Unknown(u64),
+}
+
+impl Position {
+    /// The position of several writes published as one: the highest, or
+    /// unknown if any is (readers then learn a position read after all of
+    /// them).
+    pub fn merge(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::At(a), Self::At(b)) => Self::At(a.max(b)),
+            (Self::Unknown(token), _) | (_, Self::Unknown(token)) => Self::Unknown(token),
+        }
+    }
+
+    /// A fresh unknown position.
+    fn unknown() -> Self {
+        use rand_core::{OsRng, RngCore};
+        Self::Unknown(OsRng.next_u64().max(1))
+    }
+}
 
 /// How often each standby's replay position and lag are read.
 pub const POLL: Duration = Duration::from_millis(20);
@@ -74,6 +119,11 @@ pub struct Replicas {
     /// invalidations may pass unheard and the horizon prove nothing: every
     /// read goes to the primary (see `cache::sync`).
     bus_heard: AtomicBool,
+    /// Invalidations of unknown position noticed here, and how far a
+    /// position read afterwards has settled them.
+    unknown: Unknowns,
+    /// The primary, where [`Replicas::settle`] reads the current LSN.
+    primary: DatabaseConnection,
     /// The next standby to try first (round-robin).
     next: AtomicUsize,
     /// Lag beyond which a standby is skipped (`--database-read-max-lag-ms`).
@@ -81,6 +131,25 @@ pub struct Replicas {
     /// Reads sent to a standby and to the primary, for `/metrics`.
     reads_to_standbys: AtomicU64,
     reads_to_primary: AtomicU64,
+}
+
+/// What this process knows of invalidations whose position is unknown.
+/// While `noticed > settled`, every read goes to the primary.
+#[derive(Debug, Default)]
+struct Unknowns {
+    /// The token of the last unknown position noticed: the same token read
+    /// again (from Redis, or in the event after its MGET) is no news.
+    last: AtomicU64,
+    /// Serialises notices, so that a token is counted before any reader
+    /// can see it as `last` and pass it as no news.
+    noticing: Mutex<()>,
+    /// How many distinct unknown positions were noticed.
+    noticed: AtomicU64,
+    /// `noticed` as it was before the last LSN that [`Replicas::settle`]
+    /// learnt was read: every unknown position up to it is behind that LSN.
+    settled: AtomicU64,
+    /// Whether the last attempt to settle failed (logged once per spell).
+    failing: AtomicBool,
 }
 
 /// One standby.
@@ -111,6 +180,7 @@ impl Replicas {
     /// Connects to each standby at `urls` and checks it is one (in
     /// recovery); the error says which URL is wrong and why.
     pub(super) async fn connect(
+        primary: DatabaseConnection,
         urls: &[String],
         max_lag: Duration,
         instrument: impl Fn(&mut DatabaseConnection),
@@ -146,6 +216,8 @@ impl Replicas {
             standbys,
             horizon: AtomicU64::new(0),
             bus_heard: AtomicBool::new(true),
+            unknown: Unknowns::default(),
+            primary,
             next: AtomicUsize::new(0),
             max_lag,
             reads_to_standbys: AtomicU64::new(0),
@@ -161,6 +233,63 @@ impl Replicas {
         self.horizon.fetch_max(lsn, Ordering::SeqCst);
     }
 
+    /// Notices an invalidation whose position is unknown, named by `token`
+    /// (a write here, an event, or Redis's unknown-position key): from now
+    /// on reads go to the primary until [`Replicas::settle`] has learnt a
+    /// position read after this call. A token already noticed last is no
+    /// news.
+    pub fn notice_unknown(&self, token: u64) {
+        let unknown = &self.unknown;
+        if token == 0 || unknown.last.load(Ordering::SeqCst) == token {
+            return;
+        }
+        let _noticing = crate::cache::lock(&unknown.noticing);
+        if unknown.last.load(Ordering::SeqCst) != token {
+            // Counted before it is shown as `last`: a reader that finds it
+            // there and returns finds it counted too.
+            unknown.noticed.fetch_add(1, Ordering::SeqCst);
+            unknown.last.store(token, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether an unknown position noticed here awaits a position read
+    /// after it. Read before the horizon (see [`Replicas::settle`]).
+    fn unsettled(&self) -> bool {
+        let noticed = self.unknown.noticed.load(Ordering::SeqCst);
+        self.unknown.settled.load(Ordering::SeqCst) < noticed
+    }
+
+    /// Settles the unknown positions noticed so far: reads the primary's
+    /// current LSN (past every commit whose unknown position was noticed
+    /// before the read) and raises the horizon to it, then marks them
+    /// settled. The horizon is raised first, so a reader that sees them
+    /// settled sees the horizon that settled them. If the primary does not
+    /// answer, reads stay on it.
+    async fn settle(&self) {
+        let noticed = self.unknown.noticed.load(Ordering::SeqCst);
+        if self.unknown.settled.load(Ordering::SeqCst) >= noticed {
+            return;
+        }
+        // Bounded as a poll is: the standbys' polls wait for this one.
+        let read = tokio::time::timeout(POLL_TIMEOUT, current_lsn(&self.primary))
+            .await
+            .unwrap_or_else(|_| Err(DbErr::Custom("the read timed out".into())));
+        match read {
+            Ok(lsn) => {
+                self.learn(lsn);
+                self.unknown.settled.fetch_max(noticed, Ordering::SeqCst);
+                if self.unknown.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the primary's WAL position is read again: reads may go to the read replicas");
+                }
+            }
+            Err(err) => {
+                if !self.unknown.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %err, "cannot read the primary's WAL position after a write whose position is unknown: reads go to the primary");
+                }
+            }
+        }
+    }
+
     /// Set by the cache when its invalidation bus is heard or falls silent.
     pub fn hear_bus(&self, heard: bool) {
         self.bus_heard.store(heard, Ordering::SeqCst);
@@ -174,12 +303,14 @@ impl Replicas {
     /// A standby that has replayed the horizon and lags within the limit,
     /// round-robin; `None`: read from the primary. Counts the read.
     pub(super) fn choose(&self) -> Option<&DatabaseConnection> {
+        // Unknown positions first, then the horizon (see `settle`).
+        let trusted = self.bus_heard.load(Ordering::SeqCst) && !self.unsettled();
         let horizon = self.horizon();
         let n = self.standbys.len();
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let chosen = (0..n)
             .map(|i| &self.standbys[(first + i) % n])
-            .filter(|_| self.bus_heard.load(Ordering::SeqCst))
+            .filter(|_| trusted)
             .find(|standby| standby.serves(horizon, self.max_lag));
         match chosen {
             Some(standby) => {
@@ -195,8 +326,9 @@ impl Replicas {
 
     /// Whether some standby would serve a read now.
     pub fn serves_now(&self) -> bool {
+        let trusted = self.bus_heard.load(Ordering::SeqCst) && !self.unsettled();
         let horizon = self.horizon();
-        self.bus_heard.load(Ordering::SeqCst)
+        trusted
             && self
                 .standbys
                 .iter()
@@ -234,14 +366,36 @@ impl Replicas {
         futures_util::future::join_all(self.standbys.iter().map(Standby::poll)).await;
     }
 
-    /// Polls the standbys every [`POLL`] until `replicas` is dropped.
+    /// Polls the standbys, and settles unknown positions, every [`POLL`]
+    /// until `replicas` is dropped.
     pub(super) async fn follow(replicas: Weak<Self>) {
         loop {
             tokio::time::sleep(POLL).await;
             let Some(replicas) = replicas.upgrade() else {
                 return;
             };
-            replicas.poll().await;
+            futures_util::future::join(replicas.poll(), replicas.settle()).await;
+        }
+    }
+
+    /// The primary's WAL position now, read after a write committed, as
+    /// its invalidation carries it; this process's horizon is raised to it
+    /// first. If it cannot be read, an unknown position, which this process
+    /// notices before returning it.
+    pub(super) async fn position_after_commit(&self, primary: &DatabaseConnection) -> Position {
+        match current_lsn(primary).await {
+            Ok(lsn) => {
+                self.learn(lsn);
+                Position::At(lsn)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the primary's WAL position after a commit: the invalidation goes out with its position unknown, and reads stay on the primary until one is read");
+                let position = Position::unknown();
+                if let Position::Unknown(token) = position {
+                    self.notice_unknown(token);
+                }
+                position
+            }
         }
     }
 }
@@ -379,6 +533,16 @@ mod tests {
         assert!(err.contains("is not a PostgreSQL URL"), "{err}");
         assert!(err.contains("mysql://"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn positions_published_together_are_the_highest_or_unknown_if_any_is() {
+        use Position::{At, Unknown};
+        assert_eq!(At(5).merge(At(9)), At(9));
+        assert_eq!(At(9).merge(At(5)), At(9));
+        assert_eq!(At(9).merge(Unknown(7)), Unknown(7));
+        assert_eq!(Unknown(7).merge(At(9)), Unknown(7));
+        assert!(matches!(Position::unknown(), Unknown(token) if token != 0));
     }
 
     #[test]

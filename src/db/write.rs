@@ -11,7 +11,7 @@ pub struct Committed {
     pub outbox: Option<i64>,
     /// The primary's WAL position after the commit, with read replicas
     /// (see [`super::replicas`]): the invalidation carries it.
-    pub lsn: Option<u64>,
+    pub position: Option<super::replicas::Position>,
 }
 
 pub struct Write {
@@ -106,8 +106,10 @@ impl Write {
             None => None,
         };
         self.txn.commit().await?;
-        // After the commit, so the position is past its commit record.
-        let lsn = self.db.lsn_after_commit().await?;
-        Ok(Committed { outbox, lsn })
+        // After the commit, so the position is past its commit record. It
+        // cannot fail the write, which has committed: a position that
+        // cannot be read is sent as unknown.
+        let position = self.db.position_after_commit().await;
+        Ok(Committed { outbox, position })
     }
 }

@@ -1,10 +1,12 @@
 //! The processes the history checker (`history.rs`) runs and breaks: a
 //! `redis-server` it can pause, stop and restart, replicas that are separate
 //! processes of the real `biblio` binary (so one can be SIGKILLed), and the
-//! database they share. Everything is killed and removed on drop, also when
-//! a test panics.
+//! database they share (the suite's, or a PostgreSQL primary with a
+//! streaming standby they read from). Everything is killed and removed on
+//! drop, also when a test panics.
 use crate::cluster::Cluster as RedisCluster;
 use crate::helpers::TestDatabase;
+use crate::read_replicas::Cluster as Postgres;
 use crate::sentinel::SentinelGroup;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -290,6 +292,15 @@ impl From<Redis> for Deployment {
     }
 }
 
+/// The database the replicas share.
+pub enum Database {
+    /// A fresh database on the suite's server (`BIBLIO_TEST_DATABASE`).
+    Fresh,
+    /// A PostgreSQL primary and a streaming standby of its own, which every
+    /// replica reads from (`--database-read-url`).
+    Replicated,
+}
+
 /// Three (or n) replicas of the real binary on one database and one Redis
 /// deployment. Fields drop in order: replicas first, then Redis, then the
 /// database.
@@ -298,11 +309,16 @@ pub struct Cluster {
     pub replicas: Vec<Option<Replica>>,
     pub deployment: Deployment,
     pub database_url: String,
+    /// Each replica's `--database-read-url`s.
+    read_urls: Vec<String>,
     /// The replicas' `--cache-prefix`: its hash tag names the slot of the
     /// deployment's counters on a Redis Cluster.
     pub prefix: String,
     logs: PathBuf,
-    _database: TestDatabase,
+    /// With [`Database::Fresh`]: kept until the end, dropping it removes it.
+    _database: Option<TestDatabase>,
+    /// With [`Database::Replicated`]: the primary and its standby.
+    postgres: Option<Postgres>,
 }
 
 impl Drop for Cluster {
@@ -316,16 +332,37 @@ impl Drop for Cluster {
 
 impl Cluster {
     pub async fn start(replicas: usize, deployment: impl Into<Deployment>) -> Self {
-        let (database, database_url) = TestDatabase::create().await;
+        Self::start_on(replicas, deployment, Database::Fresh).await
+    }
+
+    /// [`Cluster::start`] on `database`.
+    pub async fn start_on(
+        replicas: usize,
+        deployment: impl Into<Deployment>,
+        database: Database,
+    ) -> Self {
+        let (fresh, postgres, database_url, read_urls) = match database {
+            Database::Fresh => {
+                let (database, url) = TestDatabase::create().await;
+                (Some(database), None, url, Vec::new())
+            }
+            Database::Replicated => {
+                let postgres = Postgres::with_database().await;
+                let (url, read_url) = (postgres.service_url(), postgres.service_read_url());
+                (None, Some(postgres), url, vec![read_url])
+            }
+        };
         let logs = std::env::temp_dir().join(format!("biblio-history-logs-{}", Uuid::now_v7()));
         std::fs::create_dir_all(&logs).expect("a temp dir");
         let mut cluster = Self {
             replicas: Vec::new(),
             deployment: deployment.into(),
             database_url,
+            read_urls,
             prefix: format!("history{}", Uuid::now_v7().simple()),
             logs,
-            _database: database,
+            _database: fresh,
+            postgres,
         };
         // One at a time: the first applies the migrations.
         for slot in 0..replicas {
@@ -344,6 +381,11 @@ impl Cluster {
             let log = self.logs.join(format!("replica-{slot}-{port}.log"));
             let process = biblio()
                 .args(["serve", "--database-url", &self.database_url])
+                .args(
+                    self.read_urls
+                        .iter()
+                        .flat_map(|url| ["--database-read-url", url.as_str()]),
+                )
                 .args(["--redis-url", &self.deployment.url()])
                 .args(["--bind", &format!("127.0.0.1:{port}")])
                 .args(["--cache-prefix", &self.prefix, "--no-demo-data"])
@@ -395,6 +437,13 @@ impl Cluster {
             Deployment::Cluster(cluster) => cluster,
             _ => panic!("this fault needs a Redis Cluster"),
         }
+    }
+
+    /// The PostgreSQL primary and standby, for the faults that act on them.
+    pub fn postgres(&self) -> &Postgres {
+        self.postgres
+            .as_ref()
+            .expect("this fault needs a database with a standby")
     }
 
     pub fn replica(&self, slot: usize) -> &Replica {

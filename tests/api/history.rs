@@ -27,6 +27,18 @@
 //! failed (any status but 200, a GraphQL error, a transport error other than
 //! to a replica the test killed).
 //!
+//! With read replicas (`Topology::Standby`, PostgreSQL only) the database is
+//! a primary and a streaming standby the test starts (`read_replicas.rs`),
+//! replaying 200 ms behind; every replica reads its misses from the standby
+//! when it may (`--database-read-url`) and connects as a role that is not a
+//! superuser, so that revoking `pg_current_wal_lsn()` reaches it. The
+//! standby is paused, or the WAL position made unreadable, as the fault;
+//! each cycle begins with a quiet spell in which the standby catches up
+//! (so the fault starts with the standby qualifying for reads), and the
+//! page reader asks for pages of many sizes, so that some misses do go to
+//! the standby: the scenario fails if none did. On SQLite these
+//! scenarios say they are skipped and pass, as `read_replicas.rs` does.
+//!
 //! `cargo test --test api history -- --nocapture` shows the tables; each
 //! scenario runs one fault cycle (a few seconds).
 //! `BIBLIO_HISTORY_SECS=60` repeats the fault for at least that long per
@@ -36,8 +48,9 @@
 //! (default `warn`). The history's first line gives the wall-clock time of
 //! t=0, to line it up with the logs.
 use crate::cluster::Cluster as RedisCluster;
-use crate::faults::{graphql, Cluster, Deployment, Redis};
+use crate::faults::{graphql, Cluster, Database, Deployment, Redis};
 use crate::helpers::isbn;
+use crate::read_replicas::on_postgres;
 use crate::sentinel::{cli, wait_blocking, SentinelGroup, SERVICE};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -95,6 +108,21 @@ enum Fault {
     /// generations, heartbeat) moves to another primary, held migrating
     /// for a moment.
     ClusterCountersSlotMigrated,
+    /// PostgreSQL with a streaming standby every replica reads from, its
+    /// replay held 200 ms behind (`recovery_min_apply_delay`); no other
+    /// fault. Each cycle ends with a quiet spell in which the standby
+    /// catches up and serves the misses.
+    StandbyLagging,
+    /// As [`Fault::StandbyLagging`], and the standby's replay paused
+    /// (`pg_wal_replay_pause()`) for 1.5 s from the end of a quiet spell,
+    /// while the writes go on.
+    StandbyReplayPaused,
+    /// As [`Fault::StandbyReplayPaused`], and meanwhile biblio's role may
+    /// not read the primary's WAL position (`pg_current_wal_lsn()`
+    /// revoked): every write's invalidation goes out with its position
+    /// unknown, and the standby, whose replay position is past every known
+    /// one, is 1.5 s behind them.
+    PrimaryPositionUnreadable,
 }
 
 /// Which Redis deployment a scenario runs on.
@@ -103,13 +131,16 @@ enum Topology {
     Single,
     Sentinel,
     Cluster,
+    /// One Redis server; the database a PostgreSQL primary with a
+    /// streaming standby the replicas read from.
+    Standby,
 }
 
 /// The README's bound table (section "The cache and its staleness bound",
 /// which so far states it in prose): how much later than a write's
 /// acknowledgement a read on any replica may start and still miss it, per
 /// fault, in milliseconds. Keep the two in step.
-const BOUNDS: [(Fault, u64); 15] = [
+const BOUNDS: [(Fault, u64); 18] = [
     (Fault::RedisUp, 500),
     (Fault::RedisPaused, 1000),
     (Fault::WritesPaused, 1000),
@@ -125,6 +156,10 @@ const BOUNDS: [(Fault, u64); 15] = [
     (Fault::ClusterPrimaryKilled, 1000),
     (Fault::ClusterSlotsMigrated, 1000),
     (Fault::ClusterCountersSlotMigrated, 1000),
+    // Redis is healthy: a standby's lag must cost nothing.
+    (Fault::StandbyLagging, 500),
+    (Fault::StandbyReplayPaused, 500),
+    (Fault::PrimaryPositionUnreadable, 500),
 ];
 
 /// The D's the stale counts are printed for, in milliseconds.
@@ -148,7 +183,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const WARM_UP: Duration = Duration::from_secs(1);
 
 const BOOK: &str = "query($id: ID!) { book(id: $id) { id title } }";
-const PAGE: &str = "{ books(pageSize: 20) { items { id title } } }";
+const PAGE: &str = "query($size: Int!) { books(pageSize: $size) { items { id title } } }";
 const RENAME: &str =
     "mutation($id: ID!, $t: String!) { updateBook(id: $id, input: { title: $t }) { id title } }";
 
@@ -184,6 +219,11 @@ impl Fault {
             Self::ClusterCountersSlotMigrated => {
                 "cluster, the counters' slot migrated (held 300 ms)"
             }
+            Self::StandbyLagging => "read replica, replay 200 ms behind",
+            Self::StandbyReplayPaused => "read replica, replay paused 1.5 s",
+            Self::PrimaryPositionUnreadable => {
+                "read replica paused, the primary's WAL position unreadable 1.5 s"
+            }
         }
     }
 
@@ -205,6 +245,9 @@ impl Fault {
             | Self::ClusterPrimaryKilled
             | Self::ClusterSlotsMigrated
             | Self::ClusterCountersSlotMigrated => Topology::Cluster,
+            Self::StandbyLagging | Self::StandbyReplayPaused | Self::PrimaryPositionUnreadable => {
+                Topology::Standby
+            }
             _ => Topology::Single,
         }
     }
@@ -295,6 +338,23 @@ async fn on_a_cluster_reads_are_never_staler_than_the_bound_while_the_counters_s
     check(Fault::ClusterCountersSlotMigrated).await;
 }
 
+// PostgreSQL only (as `read_replicas.rs`): on SQLite these say so and pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_lagging_read_replica_reads_are_never_staler_than_the_bound() {
+    check(Fault::StandbyLagging).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_read_replica_reads_are_never_staler_than_the_bound_while_its_replay_is_paused() {
+    check(Fault::StandbyReplayPaused).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_read_replica_reads_are_never_staler_than_the_bound_while_the_wal_position_is_unreadable(
+) {
+    check(Fault::PrimaryPositionUnreadable).await;
+}
+
 // ---------------------------------------------------------------------------
 // The history.
 
@@ -373,6 +433,10 @@ struct Shared {
     writer: Option<usize>,
     /// Writers wait while this is false.
     writing: AtomicBool,
+    /// The page reader's page sizes: 20 only, or (with a standby) one of
+    /// many, so that its reads miss and reach the database, standby
+    /// included, in the quiet spells.
+    page_sizes: (u64, u64),
     /// URLs of replicas the test killed: transport errors there are expected.
     killed: Mutex<HashSet<String>>,
     history: Mutex<Vec<Op>>,
@@ -609,7 +673,9 @@ async fn reader(shared: Arc<Shared>, number: usize, page: bool) {
         };
         let start = shared.now();
         let result = if page {
-            shared.send(&url, PAGE, json!({})).await
+            let (least, most) = shared.page_sizes;
+            let size = least + rng.below(most - least + 1);
+            shared.send(&url, PAGE, json!({ "size": size })).await
         } else {
             let book = rng.below(BOOKS as u64) as usize;
             shared
@@ -674,10 +740,19 @@ fn scenario_length() -> Duration {
 }
 
 async fn check(fault: Fault) {
+    let standby = fault.topology() == Topology::Standby;
+    if standby && !on_postgres() {
+        eprintln!(
+            "{}: skipped: read replicas are PostgreSQL standbys; run with \
+             BIBLIO_TEST_DATABASE=postgres",
+            fault.describe()
+        );
+        return;
+    }
     let started = Instant::now();
     // The starters block (they poll redis-cli): off the runtime's threads.
     let deployment = tokio::task::spawn_blocking(move || match fault.topology() {
-        Topology::Single => {
+        Topology::Single | Topology::Standby => {
             Deployment::from(Redis::start(fault == Fault::WriterKilledDuringOutage))
         }
         Topology::Sentinel => Deployment::Sentinel(SentinelGroup::start()),
@@ -685,13 +760,25 @@ async fn check(fault: Fault) {
     })
     .await
     .expect("the Redis deployment starts");
-    let mut cluster = Cluster::start(REPLICAS, deployment).await;
+    let database = if standby {
+        Database::Replicated
+    } else {
+        Database::Fresh
+    };
+    let mut cluster = Cluster::start_on(REPLICAS, deployment, database).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(REQUEST_TIMEOUT)
         .build()
         .expect("a client");
     let token = cluster.librarian(&client).await;
+    if standby {
+        // `biblio user add` is another program: its write reaches the
+        // replicas through the triggers, within the bound, not at once. The
+        // workload starts once the standby has it, then the standby lags.
+        cluster.postgres().standby_caught_up().await;
+        cluster.postgres().delay_replay("200ms").await;
+    }
 
     let url = cluster.replica(0).graphql_url();
     let create = |query: &'static str, input: Value| {
@@ -752,6 +839,11 @@ async fn check(fault: Fault) {
         ),
         writer: (fault == Fault::WriterKilledDuringOutage).then_some(0),
         writing: AtomicBool::new(true),
+        page_sizes: if standby {
+            (BOOKS as u64, 100)
+        } else {
+            (20, 20)
+        },
         killed: Mutex::new(HashSet::new()),
         history: Mutex::new(Vec::new()),
         windows: Mutex::new(Vec::new()),
@@ -810,31 +902,47 @@ async fn check(fault: Fault) {
     );
     // The bound must hold with the response tier on (the default), and the
     // history covers it only if the tier answered reads: ask the replicas.
+    // With a standby, it covers reads through it only if some went there.
     let mut kept = 0;
+    let (mut to_standby, mut to_primary) = (0, 0);
     for slot in 0..REPLICAS {
         let url = format!("{}/metrics", cluster.replica(slot).address);
         let Ok(response) = shared.client.get(url).send().await else {
             continue; // a replica the fault killed
         };
         let text = response.text().await.unwrap_or_default();
-        kept += text
-            .lines()
-            .filter(|line| {
-                line.starts_with("biblio_cache_hits_total{") && line.contains("tier=\"response\"")
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64;
+        let sum = |wanted: &dyn Fn(&str) -> bool| {
+            text.lines()
+                .filter(|line| wanted(line))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64
+        };
+        kept += sum(&|line| {
+            line.starts_with("biblio_cache_hits_total{") && line.contains("tier=\"response\"")
+        });
+        to_standby += sum(&|line| line.starts_with("biblio_db_reads_total{target=\"replica\"}"));
+        to_primary += sum(&|line| line.starts_with("biblio_db_reads_total{target=\"primary\"}"));
     }
     eprintln!(
         "{}: {kept} reads answered by the response tier",
         fault.describe()
     );
+    if standby {
+        eprintln!(
+            "{}: database reads outside writes: {to_standby} from the standby, {to_primary} from \
+             the primary",
+            fault.describe()
+        );
+    }
     let mut failures = String::new();
     for disagreement in &disagreements {
         writeln!(failures, "at the end, {disagreement}").unwrap();
     }
     if kept == 0 {
         writeln!(failures, "the response tier answered no read").unwrap();
+    }
+    if standby && to_standby == 0 {
+        writeln!(failures, "no read went to the standby").unwrap();
     }
     if !report.errors.is_empty() {
         writeln!(
@@ -885,6 +993,44 @@ async fn cycle(fault: Fault, cluster: &mut Cluster, shared: &Shared) {
     match fault {
         Fault::RedisUp | Fault::SentinelUp | Fault::ClusterUp => {
             sleep(Duration::from_secs(3)).await
+        }
+        Fault::StandbyLagging | Fault::StandbyReplayPaused | Fault::PrimaryPositionUnreadable => {
+            const SPELL: Duration = Duration::from_millis(1500);
+            let postgres = cluster.postgres();
+            // A quiet spell first: the standby replays every write, so it
+            // qualifies for reads (the page reader's misses go to it), and
+            // the fault starts from there, where a gap in the horizon would
+            // let an old row through.
+            shared.writing.store(false, Ordering::Relaxed);
+            shared.note("writes pause");
+            sleep(Duration::from_millis(1000)).await;
+            let unreadable = fault == Fault::PrimaryPositionUnreadable;
+            if unreadable {
+                postgres
+                    .on_primary("REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC")
+                    .await;
+                shared.note("primary: pg_current_wal_lsn() revoked from biblio's role");
+            }
+            if fault != Fault::StandbyLagging {
+                postgres.on_standby("SELECT pg_wal_replay_pause()").await;
+                shared.note("standby: pg_wal_replay_pause()");
+            }
+            let faulted = shared.now();
+            shared.writing.store(true, Ordering::Relaxed);
+            shared.note("writes resume");
+            sleep(SPELL).await;
+            if unreadable {
+                postgres
+                    .on_primary("GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
+                    .await;
+                shared.note("primary: pg_current_wal_lsn() granted again");
+            }
+            if fault != Fault::StandbyLagging {
+                postgres.on_standby("SELECT pg_wal_replay_resume()").await;
+                shared.note("standby: pg_wal_replay_resume()");
+                shared.window(faulted, shared.now() - faulted + Duration::from_secs(1));
+            }
+            sleep(Duration::from_millis(1000)).await;
         }
         Fault::SentinelFailover => {
             let group = cluster.sentinel();

@@ -19,9 +19,19 @@ const BOOK: &str = "query($id: ID!) { book(id: $id) { title } }";
 const RETITLE: &str =
     "mutation($id: ID!, $title: String!) { updateBook(id: $id, input: { title: $title }) { title } }";
 
+/// The servers' superuser, which the tests use to look and to change
+/// settings.
+const SUPERUSER: &str = "postgres";
+
+/// The role biblio connects as: the owner of its database, not a superuser,
+/// as in production (a superuser passes every permission check, so a
+/// privilege the service lacks would go unnoticed).
+const SERVICE_ROLE: &str = "biblio";
+
 /// A primary and one streaming standby of it, each a `postgres` of the
-/// test's own on a free port, stopped and removed when dropped.
-struct Cluster {
+/// test's own on a free port, stopped and removed when dropped. The history
+/// checker (`history.rs`) runs its replicas on one too.
+pub struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     primary_port: u16,
@@ -31,6 +41,47 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// The cluster with the database `biblio` on it, owned by
+    /// [`SERVICE_ROLE`], once the standby has it too.
+    pub async fn with_database() -> Self {
+        let cluster = tokio::task::spawn_blocking(Self::start)
+            .await
+            .expect("the PostgreSQL cluster starts");
+        let admin = connect(&cluster.primary_url("postgres")).await;
+        for sql in [
+            format!("CREATE ROLE {SERVICE_ROLE} LOGIN"),
+            format!("CREATE DATABASE biblio OWNER {SERVICE_ROLE}"),
+        ] {
+            admin
+                .execute_unprepared(&sql)
+                .await
+                .unwrap_or_else(|err| panic!("{sql}: {err}"));
+        }
+        // The standby has the new database once it has replayed its creation.
+        let standby_admin = connect(&cluster.standby_url("postgres")).await;
+        eventually(|| async {
+            scalar::<i64>(
+                &standby_admin,
+                "SELECT COUNT(*) FROM pg_database WHERE datname = 'biblio'",
+            )
+            .await
+                == 1
+        })
+        .await;
+        cluster
+    }
+
+    /// biblio's `--database-url`: the primary's database, as the service.
+    pub fn service_url(&self) -> String {
+        self.primary_url_as(SERVICE_ROLE, "biblio")
+    }
+
+    /// biblio's `--database-read-url`: the standby's database, as the
+    /// service.
+    pub fn service_read_url(&self) -> String {
+        self.standby_url_as(SERVICE_ROLE, "biblio")
+    }
+
     fn start() -> Self {
         let bin = postgres_bin();
         let dir = std::env::temp_dir().join(format!("biblio-replicas-{}", Uuid::now_v7().simple()));
@@ -93,23 +144,33 @@ impl Cluster {
         cluster
     }
 
-    fn primary_url(&self, database: &str) -> String {
+    /// The primary's `database`, as the superuser.
+    pub fn primary_url(&self, database: &str) -> String {
+        self.primary_url_as(SUPERUSER, database)
+    }
+
+    /// The standby's `database`, as the superuser.
+    pub fn standby_url(&self, database: &str) -> String {
+        self.standby_url_as(SUPERUSER, database)
+    }
+
+    fn primary_url_as(&self, user: &str, database: &str) -> String {
         format!(
-            "postgres://postgres@127.0.0.1:{}/{database}",
+            "postgres://{user}@127.0.0.1:{}/{database}",
             self.primary_port
         )
     }
 
-    fn standby_url(&self, database: &str) -> String {
+    fn standby_url_as(&self, user: &str, database: &str) -> String {
         format!(
-            "postgres://postgres@127.0.0.1:{}/{database}",
+            "postgres://{user}@127.0.0.1:{}/{database}",
             self.standby_port
         )
     }
 
     /// Holds back the standby's replay of each commit by `delay` from now
     /// on (0 for none): `recovery_min_apply_delay`, reloaded.
-    async fn delay_replay(&self, delay: &str) {
+    pub async fn delay_replay(&self, delay: &str) {
         let auto = self.dir.join("standby/postgresql.auto.conf");
         let mut conf = std::fs::read_to_string(&auto).expect("the standby's auto.conf");
         conf.push_str(&format!("recovery_min_apply_delay = '{delay}'\n"));
@@ -123,6 +184,40 @@ impl Cluster {
             async move { scalar::<String>(conn, "SHOW recovery_min_apply_delay").await == *delay }
         })
         .await;
+    }
+
+    /// Waits until the standby has replayed everything the primary has.
+    pub async fn standby_caught_up(&self) {
+        let primary = connect(&self.primary_url("postgres")).await;
+        let target: i64 = scalar(&primary, "SELECT (pg_current_wal_lsn() - '0/0')::bigint").await;
+        let standby = connect(&self.standby_url("postgres")).await;
+        eventually(|| async {
+            scalar::<i64>(
+                &standby,
+                "SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint",
+            )
+            .await
+                >= target
+        })
+        .await;
+    }
+
+    /// Runs `sql` on the primary's database `biblio`, as the superuser.
+    pub async fn on_primary(&self, sql: &str) {
+        connect(&self.primary_url("biblio"))
+            .await
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// Runs `sql` on the standby, as the superuser.
+    pub async fn on_standby(&self, sql: &str) {
+        connect(&self.standby_url("postgres"))
+            .await
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
     }
 
     /// Stops the standby, as a crash or a network cut would take it away.
@@ -257,7 +352,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-async fn connect(url: &str) -> DatabaseConnection {
+pub async fn connect(url: &str) -> DatabaseConnection {
     sea_orm::Database::connect(url)
         .await
         .unwrap_or_else(|err| panic!("cannot connect to {url}: {err}"))
@@ -282,7 +377,7 @@ fn metric(text: &str, prefix: &str) -> f64 {
 }
 
 /// Whether the suite runs on PostgreSQL, which these tests need.
-fn on_postgres() -> bool {
+pub fn on_postgres() -> bool {
     std::env::var("BIBLIO_TEST_DATABASE").as_deref() == Ok("postgres")
 }
 
@@ -298,29 +393,13 @@ struct Deployment {
 
 impl Deployment {
     async fn start(replicas: usize, max_lag: Duration) -> Self {
-        let cluster = Cluster::start();
-        let admin = connect(&cluster.primary_url("postgres")).await;
-        admin
-            .execute_unprepared("CREATE DATABASE biblio")
-            .await
-            .expect("the database is created");
+        let cluster = Cluster::with_database().await;
         let (primary_url, standby_url) =
             (cluster.primary_url("biblio"), cluster.standby_url("biblio"));
-        // The standby has the new database once it has replayed its creation.
-        let standby_admin = connect(&cluster.standby_url("postgres")).await;
-        eventually(|| async {
-            scalar::<i64>(
-                &standby_admin,
-                "SELECT COUNT(*) FROM pg_database WHERE datname = 'biblio'",
-            )
-            .await
-                == 1
-        })
-        .await;
-        let read_url = standby_url.clone();
+        let read_url = cluster.service_read_url();
         let (apps, redis) = TestApp::builder()
             .replicas(replicas)
-            .shared_database(&primary_url)
+            .shared_database(&cluster.service_url())
             .configure(move |config| {
                 config.database_read_urls = vec![read_url.clone()];
                 config.database_read_max_lag = max_lag;
@@ -525,6 +604,91 @@ async fn a_write_is_never_read_back_old_from_a_lagging_replica_by_any_tier_or_re
     }
 }
 
+/// A server where biblio's role may not read the primary's WAL position
+/// (`pg_current_wal_lsn()` revoked, as a hardened server may have it): the
+/// position cannot be read after a write commits. The write committed, so
+/// it answers success; its invalidation goes out with its position unknown,
+/// and no replica of biblio reads the lagging standby, which lacks the
+/// write, until a position read after it is known.
+#[tokio::test]
+async fn a_write_whose_wal_position_cannot_be_read_answers_success_and_no_standby_is_read_behind_it(
+) {
+    if !on_postgres() {
+        return;
+    }
+    let deployment = Deployment::start(2, Duration::from_secs(600)).await;
+    let cat = catalogue(&deployment.apps[0], 1).await;
+    let (token, book) = (cat.librarian.clone(), &cat.books[0]);
+    deployment.caught_up().await;
+    for app in 0..2 {
+        deployment.title(app, book).await;
+        deployment.title(app, book).await;
+    }
+    deployment.cluster.delay_replay("3s").await;
+    deployment
+        .primary
+        .execute_unprepared("REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC")
+        .await
+        .expect("the revoke");
+    let standby_reads_before: Vec<u64> = (0..2).map(|app| deployment.reads(app).0).collect();
+
+    let (status, body) = deployment.apps[0]
+        .post(
+            Some(&token),
+            RETITLE,
+            json!({ "id": book, "title": "Retitled" }),
+        )
+        .await;
+
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.get("errors").is_none(),
+        "the write committed: it answers success: {body}"
+    );
+    assert_eq!(body["data"]["updateBook"]["title"], "Retitled");
+    assert_ne!(
+        deployment.title_on_standby(book).await,
+        "Retitled",
+        "the standby lags: the test reaches the race it is about"
+    );
+    for (app, &standby_reads) in standby_reads_before.iter().enumerate() {
+        eventually(|| async { deployment.title(app, book).await == "Retitled" }).await;
+        for _ in 0..5 {
+            assert_eq!(deployment.title(app, book).await, "Retitled", "app {app}");
+        }
+        assert_eq!(
+            deployment.reads(app).0,
+            standby_reads,
+            "app {app} read nothing from the standby while the write's position was unknown"
+        );
+    }
+
+    // Allowed again: a position read after the write is learnt, and once
+    // the standby has replayed it, reads go to it again.
+    deployment
+        .primary
+        .execute_unprepared("GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
+        .await
+        .expect("the grant");
+    deployment.cluster.delay_replay("0").await;
+    deployment.caught_up().await;
+    for (app, &standby_reads) in standby_reads_before.iter().enumerate() {
+        // A page size never asked before, by either app: a miss in L1 and L2.
+        deployment.apps[app]
+            .data(
+                None,
+                "query($size: Int!) { books(pageSize: $size) { totalCount items { id } } }",
+                json!({ "size": 37 + app }),
+            )
+            .await;
+        assert!(
+            deployment.reads(app).0 > standby_reads,
+            "app {app} reads from the standby again"
+        );
+        assert_eq!(deployment.title(app, book).await, "Retitled", "app {app}");
+    }
+}
+
 /// The path a replica takes when another one's invalidation reached Redis
 /// but its event has not reached this one yet: the MGET that reads the
 /// versions reads the highest LSN too, and the miss goes to the primary.
@@ -562,6 +726,67 @@ async fn a_miss_learns_the_highest_lsn_from_redis_before_it_picks_a_replica() {
     assert!(
         primary_after > primary_before,
         "the miss was read from the primary"
+    );
+}
+
+/// The same path for a write whose position is unknown: the MGET reads the
+/// unknown-position key beside the LSN key, and a token it has not seen
+/// keeps its reads on the primary until it has read the primary's position
+/// after it (here held off by the revoke, then allowed).
+#[tokio::test]
+async fn a_miss_that_finds_an_unknown_position_in_redis_reads_the_primary_until_it_learns_one() {
+    if !on_postgres() {
+        return;
+    }
+    let deployment = Deployment::start(1, Duration::from_secs(600)).await;
+    let app = &deployment.apps[0];
+    let cat = catalogue(app, 1).await;
+    let lsn_keys = deployment.redis.keys("*:lsn");
+    assert_eq!(
+        lsn_keys.len(),
+        1,
+        "the writes recorded their LSN: {lsn_keys:?}"
+    );
+    deployment.caught_up().await;
+    deployment
+        .primary
+        .execute_unprepared("REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC")
+        .await
+        .expect("the revoke");
+    // As if another replica had published a write whose position it could
+    // not read.
+    deployment.redis.command(&[
+        "SET",
+        &format!("{}:unknown", lsn_keys[0]),
+        "00000000deadbeef",
+    ]);
+    let (replica_before, primary_before) = deployment.reads(0);
+
+    deployment.title(0, &cat.books[0]).await;
+
+    let replicas = app.db.read_replicas().expect("replicas");
+    let (replica_after, primary_after) = deployment.reads(0);
+    assert_eq!(replica_after, replica_before, "the standby was not read");
+    assert!(
+        primary_after > primary_before,
+        "the miss was read from the primary"
+    );
+    assert!(
+        !replicas.serves_now(),
+        "no standby serves until a position after the unknown one is known"
+    );
+
+    deployment
+        .primary
+        .execute_unprepared("GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
+        .await
+        .expect("the grant");
+    eventually(|| async { replicas.serves_now() }).await;
+    app.data(None, "{ authors { totalCount items { name } } }", json!({}))
+        .await;
+    assert!(
+        deployment.reads(0).0 > replica_after,
+        "reads went to the standby again"
     );
 }
 
