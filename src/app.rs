@@ -53,7 +53,9 @@ impl Application {
         let cors = Origins::parse(&config.cors_origins)?;
         crate::db::replicas::check_urls(&config.database_url, &config.database_read_urls)?;
         let listener = startup::bind(config.bind).await?;
-        let db = startup::open_database(&config.database_url).await?;
+        let db =
+            startup::open_database_with_pool(&config.database_url, config.database_max_connections)
+                .await?;
         db.migrate().await?;
         let db = db
             .with_read_replicas(&config.database_read_urls, config.database_read_max_lag)

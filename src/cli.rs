@@ -133,6 +133,12 @@ pub struct ServeArgs {
     /// primary before it is skipped and reported in /readyz and /metrics.
     #[arg(long, env = "BIBLIO_DATABASE_READ_MAX_LAG_MS", default_value_t = 5000)]
     pub database_read_max_lag_ms: u64,
+    /// The most connections each replica keeps open to the database (and
+    /// to each read replica): size it so that every replica's pool, and
+    /// other programs', fit under PostgreSQL's max_connections. Default:
+    /// 20 on PostgreSQL, 8 on SQLite.
+    #[arg(long, env = "BIBLIO_DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub database_max_connections: Option<u32>,
     /// Redis: the shared cache tier and the invalidation bus between replicas.
     /// `redis://` is plaintext, `rediss://` TLS;
     /// `redis-sentinel://HOST:26379[,HOST:PORT...]?sentinelServiceName=NAME`
@@ -580,6 +586,7 @@ impl ServeArgs {
             database_url,
             database_read_urls: self.database_read_urls,
             database_read_max_lag: Duration::from_millis(self.database_read_max_lag_ms),
+            database_max_connections: self.database_max_connections,
             cache: Settings {
                 mode: self.cache_mode,
                 prefix: self.cache_prefix,

@@ -12,6 +12,9 @@ pub struct Config {
     pub database_read_urls: Vec<String>,
     /// Lag beyond which a standby is skipped (`--database-read-max-lag-ms`).
     pub database_read_max_lag: Duration,
+    /// The most connections in the database pool, and in each standby's
+    /// (`--database-max-connections`); `None`: 20 on PostgreSQL, 8 on SQLite.
+    pub database_max_connections: Option<u32>,
     /// The cache tiers; `cache.redis_url` is the shared tier and the
     /// invalidation bus.
     pub cache: crate::cache::Settings,

@@ -29,12 +29,21 @@ impl fmt::Display for Problem {
 
 impl std::error::Error for Problem {}
 
-/// Connects to the database at `url`, or says why it cannot.
+/// Connects to the database at `url` with the default pool size, or says
+/// why it cannot.
+pub async fn open_database(url: &str) -> Result<Db, Problem> {
+    open_database_with_pool(url, None).await
+}
+
+/// As [`open_database`], with at most `max_connections` in the pool.
 ///
 /// A PostgreSQL server is first reached with one plain connection, which
 /// fails at once with the server's reason; the pool would retry until its
 /// timeout and report only that it timed out.
-pub async fn open_database(url: &str) -> Result<Db, Problem> {
+pub async fn open_database_with_pool(
+    url: &str,
+    max_connections: Option<u32>,
+) -> Result<Db, Problem> {
     if !url.starts_with("sqlite:") && !is_postgres(url) {
         let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
         return Err(Problem(format!(
@@ -46,7 +55,7 @@ pub async fn open_database(url: &str) -> Result<Db, Problem> {
     if is_postgres(url) {
         reach_postgres(url).await?;
     }
-    match Db::connect(url).await {
+    match Db::connect_with_pool(url, max_connections).await {
         Ok(db) => Ok(db),
         Err(err) if url.starts_with("sqlite:") => Err(sqlite_problem(url, &err)),
         Err(err) => Err(Problem(format!(

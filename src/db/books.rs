@@ -3,7 +3,7 @@ use super::keyset::{fetch_slice, Sides, Sort};
 use super::tallies::Tally;
 use super::{fetch_page, now, Db, Total, Write};
 use crate::domain::cursor::{Cursor, Key, KeyKind, Listing};
-use crate::domain::{Isbn, Money, Page, PageRequest, SearchText, Slice, SliceRequest};
+use crate::domain::{Isbn, Keyset, Money, Page, PageRequest, SearchText, Slice, SliceRequest};
 use crate::error::{violation, Error, Result, Violation};
 use entity::{author, book, borrow_record, category};
 use migration::tally::kind;
@@ -429,28 +429,13 @@ pub async fn search_slice(
             }
         }
     };
-    let more = rows.len() as u64 >= request.limit();
-    let mut items: Vec<book::Model> = rows.into_iter().map(|row| row.model).collect();
-    if more {
-        if backward {
-            items.remove(0);
-        } else {
-            items.pop();
-        }
-    }
-    let cursor_given = request.cursor.is_some();
-    let (has_previous, has_next) = if backward {
-        (more, cursor_given && behind)
-    } else {
-        (cursor_given && behind, more)
+    let items: Vec<book::Model> = rows.into_iter().map(|row| row.model).collect();
+    let read = Keyset {
+        backward,
+        from_cursor: request.cursor.is_some(),
+        behind,
     };
-    Ok(Slice {
-        items,
-        total_count: total.max(0) as u64,
-        has_previous,
-        has_next,
-        changes_at: None,
-    })
+    Ok(Slice::from_keyset(items, request.limit(), read, total))
 }
 
 /// What [`counts`] groups books by.

@@ -17,7 +17,7 @@
 //! by the same index. A slice with no row has nothing to carry the total,
 //! and costs a second statement, as a page past the end does.
 use super::{Db, Keyed, Total};
-use crate::domain::{Direction, Slice, SliceRequest};
+use crate::domain::{Direction, Keyset, Slice, SliceRequest};
 use sea_orm::sea_query::{
     Alias, Asterisk, BinOper, Expr, IntoIden, NullOrdering, Order, Query, SelectStatement,
     SimpleExpr, SubQueryStatement, UnionType,
@@ -287,29 +287,13 @@ where
             }
         }
     };
-    let more = rows.len() as u64 >= limit;
-    let mut items: Vec<E::Model> = rows.into_iter().map(|row| row.model).collect();
-    if more {
-        // The extra row is the one farthest from the cursor.
-        if backward {
-            items.remove(0);
-        } else {
-            items.pop();
-        }
-    }
-    let cursor_given = position.is_some();
-    let (has_previous, has_next) = if backward {
-        (more, cursor_given && behind)
-    } else {
-        (cursor_given && behind, more)
+    let items: Vec<E::Model> = rows.into_iter().map(|row| row.model).collect();
+    let read = Keyset {
+        backward,
+        from_cursor: position.is_some(),
+        behind,
     };
-    Ok(Slice {
-        items,
-        total_count: total_count.max(0) as u64,
-        has_previous,
-        has_next,
-        changes_at: None,
-    })
+    Ok(Slice::from_keyset(items, limit, read, total_count))
 }
 
 /// The ids of the first `limit` rows of several ranges, each read in order

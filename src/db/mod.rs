@@ -69,6 +69,8 @@ pub struct Db {
     /// The standbys reads may go to (`--database-read-url`); `None`: every
     /// statement goes to the primary. See [`replicas`].
     replicas: Option<Arc<replicas::Replicas>>,
+    /// The most connections its pool (and each standby's) holds.
+    pool_size: u32,
 }
 
 /// When this process last finished applying the migrations, shared with
@@ -80,16 +82,25 @@ type Migrated = Arc<std::sync::Mutex<Option<std::time::Instant>>>;
 const COLLATION_PROBE: [&str; 10] = ["B", "a", "_x", "é", "e", "Z", "ab", "a b", "A", "ä"];
 
 impl Db {
-    /// Connects to `url` (`sqlite://...` or `postgres://...`). SQLite runs in
-    /// WAL mode with foreign keys on.
+    /// Connects to `url` (`sqlite://...` or `postgres://...`) with the
+    /// default pool size. SQLite runs in WAL mode with foreign keys on.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        Self::connect_with_pool(url, None).await
+    }
+
+    /// As [`Db::connect`], with at most `max_connections` in the pool (and
+    /// in each standby's, see [`Db::with_read_replicas`]); `None`: 20 on
+    /// PostgreSQL, 8 on SQLite.
+    pub async fn connect_with_pool(url: &str, max_connections: Option<u32>) -> Result<Self, DbErr> {
         let mut migrated = None;
-        let mut conn = if url.starts_with("sqlite:") {
+        let (mut conn, pool_size) = if url.starts_with("sqlite:") {
             let since = Migrated::default();
             migrated = Some(since.clone());
-            connect_sqlite(url, since).await?
+            let size = max_connections.unwrap_or(8);
+            (connect_sqlite(url, since, size).await?, size)
         } else {
-            connect_postgres(url).await?
+            let size = max_connections.unwrap_or(20);
+            (connect_postgres(url, size).await?, size)
         };
         // Before the statement counter is attached: no request asked for it.
         let text_by_bytes = probe_text_order(&conn).await?;
@@ -104,6 +115,7 @@ impl Db {
             text_by_bytes,
             migrated,
             replicas: None,
+            pool_size,
         })
     }
 
@@ -123,10 +135,11 @@ impl Db {
             return Err("--database-read-url needs a PostgreSQL --database-url".into());
         }
         let (statements, metrics) = (self.statements.clone(), self.metrics.clone());
-        let replicas = replicas::Replicas::connect(self.conn.clone(), urls, max_lag, |conn| {
-            instrument(conn, &statements, &metrics)
-        })
-        .await?;
+        let replicas =
+            replicas::Replicas::connect(self.conn.clone(), urls, max_lag, self.pool_size, |conn| {
+                instrument(conn, &statements, &metrics)
+            })
+            .await?;
         let replicas = Arc::new(replicas);
         tokio::spawn(replicas::Replicas::follow(Arc::downgrade(&replicas)));
         self.replicas = Some(replicas);
@@ -307,21 +320,21 @@ fn instrument(
     });
 }
 
-/// PostgreSQL's pool (20 connections), each session marked as biblio's.
-async fn connect_postgres(url: &str) -> Result<DatabaseConnection, DbErr> {
+/// PostgreSQL's pool (`size` connections), each session marked as biblio's.
+async fn connect_postgres(url: &str, size: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
-        .max_connections(20)
+        .max_connections(size)
         // Marks biblio's sessions, whose writes the triggers that
         // announce other programs' writes skip (see `changes`).
         .map_sqlx_postgres_opts(|opts| opts.options([(migration::changes::WRITER_SETTING, "on")]));
     sea_orm::Database::connect(options).await
 }
 
-/// SQLite's pool (8 connections, WAL, foreign keys on), built here rather
+/// SQLite's pool (`size` connections, WAL, foreign keys on), built here rather
 /// than by sea-orm for its connection hooks: each connection creates the
 /// TEMP trigger that keeps biblio's own writes out of `cache_changes` (see
 /// [`changes`]) when it opens, outside any transaction. (Inside a write
@@ -336,7 +349,11 @@ async fn connect_postgres(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// taken (a new one replaces it), and taking one costs no statement. (A
 /// connection that could not make the trigger only has its own writes
 /// announced twice, which is harmless.)
-async fn connect_sqlite(url: &str, migrated: Migrated) -> Result<DatabaseConnection, DbErr> {
+async fn connect_sqlite(
+    url: &str,
+    migrated: Migrated,
+    size: u32,
+) -> Result<DatabaseConnection, DbErr> {
     use sea_orm::sqlx::sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
     };
@@ -351,7 +368,7 @@ async fn connect_sqlite(url: &str, migrated: Migrated) -> Result<DatabaseConnect
         .busy_timeout(Duration::from_secs(10))
         .disable_statement_logging();
     let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(size)
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(|conn, _| {
             Box::pin(async move {

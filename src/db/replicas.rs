@@ -183,13 +183,14 @@ impl Replicas {
         primary: DatabaseConnection,
         urls: &[String],
         max_lag: Duration,
+        pool_size: u32,
         instrument: impl Fn(&mut DatabaseConnection),
     ) -> Result<Self, String> {
         let mut standbys = Vec::with_capacity(urls.len());
         debug_assert!(!urls.is_empty(), "connect is called with standbys only");
         for url in urls {
             let name = name_of(url);
-            let mut conn = super::connect_postgres(url)
+            let mut conn = super::connect_postgres(url, pool_size)
                 .await
                 .map_err(|err| format!("--database-read-url {name}: cannot connect: {err}"))?;
             let in_recovery = conn

@@ -16,7 +16,7 @@ pub use isbn::Isbn;
 pub use money::Money;
 pub use page::{Page, PageRequest, MAX_PAGE_SIZE};
 pub use search::SearchText;
-pub use slice::{Direction, Slice, SliceRequest, DEFAULT_SLICE_SIZE};
+pub use slice::{Direction, Keyset, Slice, SliceRequest, DEFAULT_SLICE_SIZE};
 pub use text::{optional_multiline_text, required_text};
 
 /// Strategies the domain's property tests share: client input as it may

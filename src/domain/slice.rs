@@ -108,7 +108,45 @@ pub struct Slice<T> {
     pub changes_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// Where a keyset read stood, for [`Slice::from_keyset`].
+#[derive(Debug, Clone, Copy)]
+pub struct Keyset {
+    /// Rows were read toward the start of the list (`last`/`before`).
+    pub backward: bool,
+    /// The read started after (or before) a cursor, not at an end.
+    pub from_cursor: bool,
+    /// Whether the list has items on the cursor's other side.
+    pub behind: bool,
+}
+
 impl<T> Slice<T> {
+    /// The slice of `rows`, read in list order with one row more than
+    /// `limit - 1` asked for when the list goes on: that extra row, the one
+    /// farthest from the cursor, is dropped and says that more lie beyond.
+    pub fn from_keyset(mut items: Vec<T>, limit: u64, read: Keyset, total_count: i64) -> Self {
+        let more = items.len() as u64 >= limit;
+        if more {
+            if read.backward {
+                items.remove(0);
+            } else {
+                items.pop();
+            }
+        }
+        let behind = read.from_cursor && read.behind;
+        let (has_previous, has_next) = if read.backward {
+            (more, behind)
+        } else {
+            (behind, more)
+        };
+        Slice {
+            items,
+            total_count: total_count.max(0) as u64,
+            has_previous,
+            has_next,
+            changes_at: None,
+        }
+    }
+
     /// The page this slice was made from by [`From<Page<T>>`], at `request`.
     pub fn into_page(self, request: PageRequest) -> Page<T> {
         Page {
@@ -193,5 +231,31 @@ mod tests {
         assert_eq!(before.cursor, Some(cursor.clone()));
         let zero = parse(Some(0), c, None, None).unwrap();
         assert_eq!((zero.size, zero.limit()), (0, 1));
+    }
+
+    #[test]
+    fn a_keyset_read_drops_the_extra_row_farthest_from_the_cursor_and_says_what_lies_around() {
+        let read = |backward, from_cursor, behind| Keyset {
+            backward,
+            from_cursor,
+            behind,
+        };
+        // Forward from the start, one row beyond the two asked for.
+        let first = Slice::from_keyset(vec![1, 2, 3], 3, read(false, false, true), 9);
+        assert_eq!(first.items, vec![1, 2]);
+        assert_eq!((first.has_previous, first.has_next), (false, true));
+        assert_eq!(first.total_count, 9);
+        // Forward after a cursor, the list's end reached.
+        let tail = Slice::from_keyset(vec![8, 9], 3, read(false, true, true), 9);
+        assert_eq!(tail.items, vec![8, 9]);
+        assert_eq!((tail.has_previous, tail.has_next), (true, false));
+        // Backward before a cursor: the extra row is the first.
+        let back = Slice::from_keyset(vec![3, 4, 5], 3, read(true, true, true), 9);
+        assert_eq!(back.items, vec![4, 5]);
+        assert_eq!((back.has_previous, back.has_next), (true, true));
+        // Backward from the end: nothing after it.
+        let last = Slice::from_keyset(vec![8, 9], 3, read(true, false, true), -1);
+        assert_eq!((last.has_previous, last.has_next), (false, false));
+        assert_eq!(last.total_count, 0, "a negative total reads as none");
     }
 }

@@ -112,7 +112,8 @@ async fn cached_answers_equal_the_uncached_oracle_on_a_random_workload() {
 }
 
 /// The random workload and its checks, with every cached replica on the
-/// Redis at `redis_url` (`cluster` runs it on a Redis Cluster).
+/// Redis at `redis_url` (`cluster` runs it on a Redis Cluster, `sentinel`
+/// through Sentinel).
 pub(crate) async fn cached_answers_equal_the_uncached_oracle(redis_url: &str) {
     let seed = seed();
     let ops = ops();

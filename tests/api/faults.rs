@@ -381,6 +381,9 @@ impl Cluster {
             let log = self.logs.join(format!("replica-{slot}-{port}.log"));
             let process = biblio()
                 .args(["serve", "--database-url", &self.database_url])
+                // Two scenarios at a time, each of four processes, share
+                // one PostgreSQL of 100 connections.
+                .args(["--database-max-connections", "6"])
                 .args(
                     self.read_urls
                         .iter()

@@ -434,6 +434,9 @@ impl TestAppBuilder {
         };
         let mut config = ServeArgs::default().into_config(database_url);
         config.bind = "127.0.0.1:0".parse().unwrap();
+        // Two tests at a time, some with seven replicas, share one
+        // PostgreSQL of 100 connections.
+        config.database_max_connections = Some(6);
         config.demo_data_when_empty = false;
         config.cache.redis_url = redis_url;
         // Each test owns its Redis, but a distinct prefix also keeps tests

@@ -772,3 +772,11 @@ async fn rediss_sentinel_caches_over_tls_to_the_sentinels_and_the_primary() {
     })
     .await;
 }
+
+/// The differential workload (cached answers equal the uncached oracle's)
+/// with every cached replica on a Sentinel-managed primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_sentinel_cached_answers_equal_the_uncached_oracle() {
+    let group = SentinelGroup::start();
+    crate::differential::cached_answers_equal_the_uncached_oracle(&group.url()).await;
+}
