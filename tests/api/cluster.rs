@@ -32,7 +32,11 @@ impl Cluster {
         let dir = std::env::temp_dir().join(format!("biblio-cluster-{}", uuid::Uuid::now_v7()));
         let nodes: Vec<Node> = (0..6)
             .map(|_| {
-                let port = free_port();
+                // A cluster node's bus listens 10,000 ports above it, so
+                // redis-server refuses a port above 55535.
+                let port = std::iter::repeat_with(free_port)
+                    .find(|port| *port <= 55535)
+                    .expect("a free port");
                 let node_dir = dir.join(format!("node-{port}"));
                 std::fs::create_dir_all(&node_dir).expect("a node's directory");
                 let args: Vec<String> = [
