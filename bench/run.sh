@@ -32,8 +32,12 @@
 # create`; biblio given `redis-cluster://`), all started from redis-server
 # on free ports under the run's temporary directory and kept up for the
 # whole run, so every topology is measured on the same machine state.
-# Within a mode the topologies run one after the other, and the table adds
-# each row's req/s as a ratio to `single`'s (same mode and workload).
+# Within a mode the topologies run one after the other, in TOPOLOGIES'
+# order (reverse it in a repeat run to see what the order costs), and the
+# table adds each row's req/s as a ratio to `single`'s (same mode and
+# workload), printed once the mode's topologies all ran. `off` and `l1`
+# never talk to Redis and run once, on the first topology. The fixed-rate
+# run and the memory figure are on the first topology too.
 # With `cluster` in TOPOLOGIES (and PUBSUB not 0), the run ends with the bus
 # on the Cluster: plain PUBLISH against sharded SPUBLISH (redis-benchmark,
 # PUBSUB_MESSAGES each, PUBSUB_SUBSCRIBERS subscribers), with the CPU every
@@ -453,6 +457,7 @@ for mode in $MODES; do
     # `off` and `l1` never talk to Redis: they run once, whatever TOPOLOGIES says.
     topologies=$TOPOLOGIES
     case ${mode%-no-tier} in off | l1) topologies=$FIRST_TOPOLOGY ;; esac
+    ROWS=()
     for TOPOLOGY in $topologies; do
         for bin in ${BEFORE_BIN:+"$BEFORE_BIN"} "$BIN"; do
             label=$mode
@@ -464,10 +469,6 @@ for mode in $MODES; do
                 read -r rps p50 p99 errors requests <<<"$(run "$workload" "$DURATION" 0 $PORT)"
                 ratio=$(python3 -c "print(f'{$rps/$BASE_RPS:.3f}')")
                 [ "$TOPOLOGY" != single ] || SINGLE_RPS[$label/$workload]=$rps
-                to_single=
-                if [ -n "${SINGLE_RPS[$label/$workload]:-}" ]; then
-                    to_single=$(python3 -c "print(f'{$rps/${SINGLE_RPS[$label/$workload]}:.3f}')")
-                fi
                 same= misses=
                 if [ "$workload" = listsearch ]; then
                     same=$(exact)
@@ -475,13 +476,24 @@ for mode in $MODES; do
 b0, s0 = map(int, '$loaded'.split()); b1, s1 = map(int, '$(loads)'.split())
 print(f'{(b1 - b0) / (0.45 * $requests):.0%} / {(s1 - s0) / (0.50 * $requests):.0%}')")
                 fi
-                echo "| $label | $TOPOLOGY | $workload | $rps | $ratio | $to_single | $p50 | $p99 | $errors | $same | $misses |"
+                ROWS+=("$label|$TOPOLOGY|$workload|$rps|$ratio|$p50|$p99|$errors|$same|$misses")
             done
             if [ "$mode" = both ] && [ "$bin" = "$BIN" ] && [ "$TOPOLOGY" = "$FIRST_TOPOLOGY" ]; then
                 RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$BIBLIO_PID/status)
             fi
             stop_biblio
         done
+    done
+    # The mode's rows once every topology ran (in TOPOLOGIES' order, which
+    # a repeat run can reverse), each with its ratio to single's.
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r label topology workload rps ratio p50 p99 errors same misses <<<"$row"
+        [ "$topologies" = "$TOPOLOGIES" ] || topology="none (no Redis)"
+        to_single=
+        if [ -n "${SINGLE_RPS[$label/$workload]:-}" ]; then
+            to_single=$(python3 -c "print(f'{$rps/${SINGLE_RPS[$label/$workload]}:.3f}')")
+        fi
+        echo "| $label | $topology | $workload | $rps | $ratio | $to_single | $p50 | $p99 | $errors | $same | $misses |"
     done
 done
 TOPOLOGY=$FIRST_TOPOLOGY
