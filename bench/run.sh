@@ -127,7 +127,8 @@ esac
 export RUST_LOG=warn
 
 echo "== database: $DATABASE"
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/ {print $2}') GiB"
+load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"; }
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/ {print $2}') GiB, $(load)"
 # One known password for every seeded account, so the inputs below can sign in.
 export BIBLIO_SEED_PASSWORD=bench-password
 $BIN seed --authors 2000 --books 10000 --members 1000 --borrows 30000 --seed 42 | head -1
@@ -497,6 +498,8 @@ print(f'{(b1 - b0) / (0.45 * $requests):.0%} / {(s1 - s0) / (0.50 * $requests):.
     done
 done
 TOPOLOGY=$FIRST_TOPOLOGY
+echo
+echo "== after the table: $(load)"
 
 if [[ " $MODES " == *" both "* ]]; then
     echo
@@ -665,6 +668,8 @@ pubsub_cluster() {
     PUBSUB_EVENT='{"origin":"0193c5e2-7a1b-7c3d-9e4f-5a6b7c8d9e0f","namespace":1,"at":"1765094400123456","keys":["bench1234both:v5:n1:{book:0193c5e2-8b2c-7d4e-8f5a-6b7c8d9e0f1a}"],"groups":[["books",48213]]}'
     echo
     echo "== the bus on the Cluster: $PUBSUB_MESSAGES messages of ${#PUBSUB_EVENT} bytes from redis-benchmark -c $PUBSUB_CLIENTS to the primary of bench-bus's slot ($slot, port $owner), $PUBSUB_SUBSCRIBERS subscribers"
+    echo
+    echo "($(load))"
     echo
     echo "| publish | messages/s | p50 ms | p99 ms | Redis CPU µs per message, all nodes | of which outside the publishing shard | delivered |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
