@@ -35,7 +35,10 @@
 # Within a mode the topologies run one after the other, in TOPOLOGIES'
 # order (reverse it in a repeat run to see what the order costs), and the
 # table adds each row's req/s as a ratio to `single`'s (same mode and
-# workload), printed once the mode's topologies all ran. `off` and `l1`
+# workload), printed once the mode's topologies all ran. TOPOLOGY_ROUNDS=N
+# runs them N times within each mode, every other round in reverse order,
+# and adds a table of the means (with each round's ratio to the same
+# round's single). `off` and `l1`
 # never talk to Redis and run once, on the first topology. The fixed-rate
 # run and the memory figure are on the first topology too.
 # With `cluster` in TOPOLOGIES (and PUBSUB not 0), the run ends with the bus
@@ -80,6 +83,7 @@ ORACLE_PORT=${ORACLE_PORT:-18182}
 REDIS_PORT=${REDIS_PORT:-18379}
 DATABASE=${DATABASE:-sqlite}
 TOPOLOGIES=${TOPOLOGIES:-single}
+TOPOLOGY_ROUNDS=${TOPOLOGY_ROUNDS:-1}
 PUBSUB=${PUBSUB:-1}
 PUBSUB_MESSAGES=${PUBSUB_MESSAGES:-200000}
 PUBSUB_SUBSCRIBERS=${PUBSUB_SUBSCRIBERS:-3}
@@ -459,7 +463,12 @@ for mode in $MODES; do
     topologies=$TOPOLOGIES
     case ${mode%-no-tier} in off | l1) topologies=$FIRST_TOPOLOGY ;; esac
     ROWS=()
-    for TOPOLOGY in $topologies; do
+    for round in $(seq 1 "$TOPOLOGY_ROUNDS"); do
+    order=$topologies
+    # Even rounds run the topologies in reverse order: drift in the
+    # machine's load then weighs on each alike.
+    [ $((round % 2)) = 1 ] || order=$(tr ' ' '\n' <<<"$topologies" | tac | xargs)
+    for TOPOLOGY in $order; do
         for bin in ${BEFORE_BIN:+"$BEFORE_BIN"} "$BIN"; do
             label=$mode
             [ "$bin" = "$BIN" ] || label="$mode (before)"
@@ -469,7 +478,7 @@ for mode in $MODES; do
                 loaded=$(loads)
                 read -r rps p50 p99 errors requests <<<"$(run "$workload" "$DURATION" 0 $PORT)"
                 ratio=$(python3 -c "print(f'{$rps/$BASE_RPS:.3f}')")
-                [ "$TOPOLOGY" != single ] || SINGLE_RPS[$label/$workload]=$rps
+                [ "$TOPOLOGY" != single ] || SINGLE_RPS[$label/$workload/$round]=$rps
                 same= misses=
                 if [ "$workload" = listsearch ]; then
                     same=$(exact)
@@ -477,7 +486,7 @@ for mode in $MODES; do
 b0, s0 = map(int, '$loaded'.split()); b1, s1 = map(int, '$(loads)'.split())
 print(f'{(b1 - b0) / (0.45 * $requests):.0%} / {(s1 - s0) / (0.50 * $requests):.0%}')")
                 fi
-                ROWS+=("$label|$TOPOLOGY|$workload|$rps|$ratio|$p50|$p99|$errors|$same|$misses")
+                ROWS+=("$label|$TOPOLOGY|$workload|$rps|$ratio|$p50|$p99|$errors|$same|$misses|$round")
             done
             if [ "$mode" = both ] && [ "$bin" = "$BIN" ] && [ "$TOPOLOGY" = "$FIRST_TOPOLOGY" ]; then
                 RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$BIBLIO_PID/status)
@@ -485,18 +494,42 @@ print(f'{(b1 - b0) / (0.45 * $requests):.0%} / {(s1 - s0) / (0.50 * $requests):.
             stop_biblio
         done
     done
+    done
     # The mode's rows once every topology ran (in TOPOLOGIES' order, which
     # a repeat run can reverse), each with its ratio to single's.
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r label topology workload rps ratio p50 p99 errors same misses <<<"$row"
+        IFS='|' read -r label topology workload rps ratio p50 p99 errors same misses round <<<"$row"
         [ "$topologies" = "$TOPOLOGIES" ] || topology="none (no Redis)"
         to_single=
-        if [ -n "${SINGLE_RPS[$label/$workload]:-}" ]; then
-            to_single=$(python3 -c "print(f'{$rps/${SINGLE_RPS[$label/$workload]}:.3f}')")
+        if [ -n "${SINGLE_RPS[$label/$workload/$round]:-}" ]; then
+            to_single=$(python3 -c "print(f'{$rps/${SINGLE_RPS[$label/$workload/$round]}:.3f}')")
+            echo "$label|$topology|$workload|$rps|$p99|$to_single" >>"$WORK/topologies.txt"
         fi
+        [ "$TOPOLOGY_ROUNDS" = 1 ] || topology="$topology, round $round"
         echo "| $label | $topology | $workload | $rps | $ratio | $to_single | $p50 | $p99 | $errors | $same | $misses |"
     done
 done
+# Over the rounds: each topology's mean req/s and median p99, and its
+# ratio to single's (of the same round) as a mean and a range.
+if [ "$TOPOLOGY_ROUNDS" != 1 ] && [ -s "$WORK/topologies.txt" ]; then
+    echo
+    echo "== over $TOPOLOGY_ROUNDS rounds (each round's ratio is to single's in the same round)"
+    echo
+    echo "| mode | topology | workload | req/s, mean | p99 ms, median | x single, mean | x single, range |"
+    echo "|---|---|---|---:|---:|---:|---:|"
+    python3 - "$WORK/topologies.txt" <<'PY2'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, topology, workload, rps, p99, ratio = line.strip().split("|")
+    rows.setdefault((label, topology, workload), []).append((float(rps), float(p99), float(ratio)))
+for (label, topology, workload), runs in rows.items():
+    ratios = [r[2] for r in runs]
+    print(f"| {label} | {topology} | {workload} | {statistics.mean(r[0] for r in runs):,.0f} | "
+          f"{statistics.median(r[1] for r in runs):.2f} | {statistics.mean(ratios):.3f} | "
+          f"{min(ratios):.3f} to {max(ratios):.3f} |")
+PY2
+fi
 TOPOLOGY=$FIRST_TOPOLOGY
 echo
 echo "== after the table: $(load)"
@@ -525,7 +558,12 @@ fi
 # `single` is the same on the single server. The CPU is what the Redis
 # processes spent during the run (/proc utime + stime), over every node
 # and over the nodes outside the publishing shard; `delivered` is what the
-# subscribers received, as a share of what they were sent.
+# subscribers received, as a share of what they were sent, counted once no
+# node has anything left to send (`drained after`: how long after the last
+# acknowledged publish that was) and before the subscribers are
+# disconnected; `still connected` counts the subscriber connections Redis
+# had not closed by then (a subscriber too slow for its output buffer
+# limit is disconnected, and loses what it had not read).
 cpu_ticks() { # cpu_ticks PID...: the processes' utime + stime, in clock ticks
     local total=0 pid fields
     for pid; do
@@ -553,26 +591,49 @@ pubsub_row() { # pubsub_row LABEL PUBLISH-PORT COMMAND SUBSCRIBE SUBSCRIBER-PORT
     [ ${#outside[@]} = 0 ] || outside_before=$(cpu_ticks "${outside[@]}")
     csv=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$PUBSUB_CLIENTS" -n "$PUBSUB_MESSAGES" --csv \
         "$command" bench-bus "$PUBSUB_EVENT" | tail -n1)
-    sleep 1 # the forwarding and the subscribers catch up
+    local drained
+    drained=$(drain "${CLUSTER_PORTS[*]} $REDIS_PORT")
     local ticks outside_ticks=0
     ticks=$(( $(cpu_ticks "${pids[@]}") - ticks_before ))
     [ ${#outside[@]} = 0 ] || outside_ticks=$(( $(cpu_ticks "${outside[@]}") - outside_before ))
+    local left
+    left=$(for p in $(printf '%s\n' "${sub_ports[@]}" | sort -u); do rcli "$p" CLIENT LIST TYPE pubsub; done | grep -c . || true)
     # Each subscriber's redis-cli dies with its connection: the node closes it.
     for sub_port in "${sub_ports[@]}"; do rcli "$sub_port" CLIENT KILL TYPE pubsub >/dev/null; done
     for sub in "${subs[@]}"; do wait "$sub" 2>/dev/null || true; done
     local delivered=0
     # Raw output: three lines per message, and three for the confirmation.
     for count in "${counts[@]}"; do delivered=$((delivered + $(cat "$count") / 3 - 1)); done
-    python3 - "$label" "$csv" "$ticks" "$outside_ticks" "$delivered" "${#sub_ports[@]}" "$(getconf CLK_TCK)" <<'PY2'
+    python3 - "$label" "$csv" "$ticks" "$outside_ticks" "$delivered" "${#sub_ports[@]}" "$(getconf CLK_TCK)" "$drained" "$left" <<'PY2'
 import sys
-label, row, ticks, outside, delivered, subscribers, hz = sys.argv[1:]
+label, row, ticks, outside, delivered, subscribers, hz, drained, left = sys.argv[1:]
 # The command (the event's JSON) holds commas and quotes: the figures are the last seven.
 rps, _, _, p50, _, p99, _ = (field.strip('"') for field in row.split(",")[-7:])
 messages = int(__import__("os").environ["PUBSUB_MESSAGES"])
 us = lambda t: 1e6 * int(t) / int(hz) / messages
 print(f"| {label} | {float(rps):,.0f} | {p50} | {p99} | {us(ticks):.1f} | {us(outside):.1f} | "
-      f"{int(delivered) / (messages * int(subscribers)):.1%} |")
+      f"{int(delivered) / (messages * int(subscribers)):.1%} | {drained} | {left}/{subscribers} |")
 PY2
+}
+# drain PORT...: waits (up to 20 s) until no node has a message left to
+# send, to a subscriber (CLIENT LIST's oll and omem) or to another node over
+# the cluster bus (CLUSTER LINKS' send-buffer-used); prints how long that
+# took after the last publish was acknowledged, in ms.
+drain() {
+    local started=$EPOCHREALTIME
+    for _ in $(seq 1 400); do
+        local busy=0
+        for p in $1; do
+            if rcli "$p" CLIENT LIST TYPE pubsub | grep -qvE 'oll=0 omem=0'; then busy=1; break; fi
+            if [ "$p" != "$REDIS_PORT" ] && rcli "$p" CLUSTER LINKS | grep -A1 -x send-buffer-used | grep -qvxE 'send-buffer-used|0|--'; then
+                busy=1
+                break
+            fi
+        done
+        [ $busy = 1 ] || break
+        sleep 0.05
+    done
+    python3 -c "print(round(1000 * ($EPOCHREALTIME - $started)))"
 }
 # pubsub_per_shard LABEL: sharded pub/sub with a channel per shard, each
 # event sent to all three (an invalidation whose entries are in every
@@ -606,21 +667,24 @@ pubsub_per_shard() {
     for bench in "${benches[@]}"; do wait "$bench"; done
     local elapsed ticks
     elapsed=$(python3 -c "import time; print(time.time() - $started)")
-    sleep 1
+    local drained left
+    drained=$(drain "${CLUSTER_PORTS[*]}")
     ticks=$(( $(cpu_ticks "${CLUSTER_PIDS[@]}") - ticks_before ))
+    left=$(for p in "${SHARD_PRIMARY[@]}"; do rcli "$p" CLIENT LIST TYPE pubsub; done | grep -c . || true)
     for port in "${SHARD_PRIMARY[@]}"; do rcli "$port" CLIENT KILL TYPE pubsub >/dev/null; done
     for sub in "${subs[@]}"; do wait "$sub" 2>/dev/null || true; done
     local delivered=0
     for count in "${counts[@]}"; do delivered=$((delivered + $(cat "$count") / 3 - 1)); done
-    python3 - "$label" "$elapsed" "$ticks" "$delivered" "$PUBSUB_SUBSCRIBERS" "$(getconf CLK_TCK)" "${csvs[@]}" <<'PY2'
+    python3 - "$label" "$elapsed" "$ticks" "$delivered" "$PUBSUB_SUBSCRIBERS" "$(getconf CLK_TCK)" "$drained" "$left" "${csvs[@]}" <<'PY2'
 import os, sys
-label, elapsed, ticks, delivered, subscribers, hz, *csvs = sys.argv[1:]
+label, elapsed, ticks, delivered, subscribers, hz, drained, left, *csvs = sys.argv[1:]
 messages = int(os.environ["PUBSUB_MESSAGES"])
 rows = [[f.strip('"') for f in open(c).read().strip().split(",")[-7:]] for c in csvs]
 p50 = max(float(r[3]) for r in rows)
 p99 = max(float(r[5]) for r in rows)
 print(f"| {label} | {messages / float(elapsed):,.0f} | {p50:.3f} | {p99:.3f} | "
-      f"{1e6 * int(ticks) / int(hz) / messages:.1f} | n/a | {int(delivered) / (3 * messages * int(subscribers)):.1%} |")
+      f"{1e6 * int(ticks) / int(hz) / messages:.1f} | n/a | {int(delivered) / (3 * messages * int(subscribers)):.1%} | "
+      f"{drained} | {left}/{3 * int(subscribers)} |")
 PY2
 }
 pubsub_cluster() {
@@ -671,8 +735,8 @@ pubsub_cluster() {
     echo
     echo "($(load))"
     echo
-    echo "| publish | messages/s | p50 ms | p99 ms | Redis CPU µs per message, all nodes | of which outside the publishing shard | delivered |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| publish | messages/s | p50 ms | p99 ms | Redis CPU µs per message, all nodes | of which outside the publishing shard | delivered | drained within, ms | subscribers still connected |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for round in $(seq 1 "${PUBSUB_ROUNDS:-2}"); do
         pubsub_row "single server: PUBLISH (round $round)" "$REDIS_PORT" PUBLISH SUBSCRIBE "${single[*]}" "$SINGLE_PID" ""
         pubsub_row "Cluster: PUBLISH (round $round)" "$owner" PUBLISH SUBSCRIBE "${spread[*]}" "${CLUSTER_PIDS[*]}" "${outside[*]}"
