@@ -39,7 +39,7 @@
 # runs them N times within each mode, every other round in reverse order,
 # and adds a table of the means (with each round's ratio to the same
 # round's single). `off` and `l1`
-# never talk to Redis and run once, on the first topology. The fixed-rate
+# never talk to Redis and run once (one round), on the first topology. The fixed-rate
 # run and the memory figure are on the first topology too.
 # With `cluster` in TOPOLOGIES (and PUBSUB not 0), the run ends with the bus
 # on the Cluster: plain PUBLISH against sharded SPUBLISH (redis-benchmark,
@@ -393,6 +393,16 @@ loads() {
         END { printf "%d %d\n", books, search }'
 }
 
+# counters -> "answers redis failures": the response tier's hits, the Redis
+# calls and the failed or timed-out ones of the replica under test so far.
+counters() {
+    curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+        /^biblio_cache_hits_total\{.*tier="response"/ { answers += $NF }
+        /^biblio_redis_commands_total/ { redis += $NF }
+        /^biblio_redis_(timeouts|errors)_total/ { failed += $NF }
+        END { printf "%d %d %d\n", answers, redis, failed }'
+}
+
 run() { # run WORKLOAD SECONDS [DELAY_MS] -> "rps p50 p99 errors requests"
     WORKLOAD=$1 DELAY_MS=${3:-0} wrk -t$THREADS -c$CONNECTIONS -d${2}s --latency -s "$WORK/workloads.lua" \
         "http://127.0.0.1:$4/graphql" 2>&1 | awk '/^RESULT/ {print $2, $3, $4, $5, $6}'
@@ -454,8 +464,8 @@ kill $BASE_PID; wait $BASE_PID 2>/dev/null || true
 printf "baseline: %s req/s, p50 %s ms, p99 %s ms\n" "$BASE_RPS" "$BASE_P50" "$BASE_P99"
 
 echo
-echo "| mode | topology | workload | req/s | x baseline | x single | p50 ms | p99 ms | errors | exact | loaded: pages / searches |"
-echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| mode | topology | workload | req/s | x baseline | x single | p50 ms | p99 ms | errors | exact | loaded: pages / searches | whole answers | Redis calls / req | Redis failures | load |"
+echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 declare -A SINGLE_RPS=()
 FIRST_TOPOLOGY=${TOPOLOGIES%% *}
 for mode in $MODES; do
@@ -463,7 +473,9 @@ for mode in $MODES; do
     topologies=$TOPOLOGIES
     case ${mode%-no-tier} in off | l1) topologies=$FIRST_TOPOLOGY ;; esac
     ROWS=()
-    for round in $(seq 1 "$TOPOLOGY_ROUNDS"); do
+    rounds=$TOPOLOGY_ROUNDS
+    [ "$topologies" = "$TOPOLOGIES" ] || rounds=1
+    for round in $(seq 1 "$rounds"); do
     order=$topologies
     # Even rounds run the topologies in reverse order: drift in the
     # machine's load then weighs on each alike.
@@ -476,7 +488,13 @@ for mode in $MODES; do
             for workload in $WORKLOADS; do
                 run "$workload" "$WARMUP" 0 $PORT >/dev/null
                 loaded=$(loads)
+                read -r answers0 redis0 failed0 <<<"$(counters)"
                 read -r rps p50 p99 errors requests <<<"$(run "$workload" "$DURATION" 0 $PORT)"
+                read -r answers1 redis1 failed1 <<<"$(counters)"
+                # What the run did: the share answered whole by the response
+                # tier, Redis calls per request, failed Redis calls, and the
+                # machine's load at its end (it is shared).
+                did=$(python3 -c "print(f'{($answers1 - $answers0) / max(1, $requests):.0%} | {($redis1 - $redis0) / max(1, $requests):.2f} | {$failed1 - $failed0} | {open(\"/proc/loadavg\").read().split()[0]}')")
                 ratio=$(python3 -c "print(f'{$rps/$BASE_RPS:.3f}')")
                 [ "$TOPOLOGY" != single ] || SINGLE_RPS[$label/$workload/$round]=$rps
                 same= misses=
@@ -486,7 +504,7 @@ for mode in $MODES; do
 b0, s0 = map(int, '$loaded'.split()); b1, s1 = map(int, '$(loads)'.split())
 print(f'{(b1 - b0) / (0.45 * $requests):.0%} / {(s1 - s0) / (0.50 * $requests):.0%}')")
                 fi
-                ROWS+=("$label|$TOPOLOGY|$workload|$rps|$ratio|$p50|$p99|$errors|$same|$misses|$round")
+                ROWS+=("$label|$TOPOLOGY|$workload|$rps|$ratio|$p50|$p99|$errors|$same|$misses|$round|$did")
             done
             if [ "$mode" = both ] && [ "$bin" = "$BIN" ] && [ "$TOPOLOGY" = "$FIRST_TOPOLOGY" ]; then
                 RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$BIBLIO_PID/status)
@@ -498,15 +516,15 @@ print(f'{(b1 - b0) / (0.45 * $requests):.0%} / {(s1 - s0) / (0.50 * $requests):.
     # The mode's rows once every topology ran (in TOPOLOGIES' order, which
     # a repeat run can reverse), each with its ratio to single's.
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r label topology workload rps ratio p50 p99 errors same misses round <<<"$row"
+        IFS='|' read -r label topology workload rps ratio p50 p99 errors same misses round did <<<"$row"
         [ "$topologies" = "$TOPOLOGIES" ] || topology="none (no Redis)"
         to_single=
-        if [ -n "${SINGLE_RPS[$label/$workload/$round]:-}" ]; then
+        if [ "$topologies" = "$TOPOLOGIES" ] && [ -n "${SINGLE_RPS[$label/$workload/$round]:-}" ]; then
             to_single=$(python3 -c "print(f'{$rps/${SINGLE_RPS[$label/$workload/$round]}:.3f}')")
             echo "$label|$topology|$workload|$rps|$p99|$to_single" >>"$WORK/topologies.txt"
         fi
-        [ "$TOPOLOGY_ROUNDS" = 1 ] || topology="$topology, round $round"
-        echo "| $label | $topology | $workload | $rps | $ratio | $to_single | $p50 | $p99 | $errors | $same | $misses |"
+        [ "$rounds" = 1 ] || topology="$topology, round $round"
+        echo "| $label | $topology | $workload | $rps | $ratio | $to_single | $p50 | $p99 | $errors | $same | $misses | $did |"
     done
 done
 # Over the rounds: each topology's mean req/s and median p99, and its
