@@ -23,7 +23,8 @@
 # which share of the page reads and of the search reads (by the mix's
 # proportions) loaded their list from the database.
 #
-#   TOPOLOGIES="single sentinel cluster" MODES="l2 both" WORKLOADS="book list" bash bench/run.sh
+#   TOPOLOGIES="single sentinel cluster" TOPOLOGY_ROUNDS=3 MODES="both l2-no-tier" \
+#       WORKLOADS="book list" bash bench/run.sh
 #
 # TOPOLOGIES runs every mode and workload on each Redis deployment
 # (issue 18): `single` (one redis-server), `sentinel` (a primary, a replica
@@ -31,21 +32,26 @@
 # (three primaries and three replicas joined with `redis-cli --cluster
 # create`; biblio given `redis-cluster://`), all started from redis-server
 # on free ports under the run's temporary directory and kept up for the
-# whole run, so every topology is measured on the same machine state.
-# Within a mode the topologies run one after the other, in TOPOLOGIES'
-# order (reverse it in a repeat run to see what the order costs), and the
-# table adds each row's req/s as a ratio to `single`'s (same mode and
-# workload), printed once the mode's topologies all ran. TOPOLOGY_ROUNDS=N
-# runs them N times within each mode, every other round in reverse order,
-# and adds a table of the means (with each round's ratio to the same
-# round's single). `off` and `l1`
-# never talk to Redis and run once (one round), on the first topology. The fixed-rate
-# run and the memory figure are on the first topology too.
+# whole run, so every topology is measured on the same machine state. A
+# replica is measured once its /readyz says its cache is up on that
+# topology. Within a mode the topologies run one after the other, in
+# TOPOLOGIES' order, and the table adds each row's req/s as a ratio to
+# `single`'s (same mode, workload and round), printed once the mode's
+# topologies all ran. TOPOLOGY_ROUNDS=N runs them N times within each
+# mode, every other round in reverse order, and adds a table of the means.
+# `off` and `l1` never talk to Redis and run once, on the first topology;
+# so do the fixed-rate run and the memory figure. `l2-no-tier` (like
+# `both-no-tier`) makes every read a Redis read. Each row also says what
+# the run did, from the replica's /metrics: the share answered whole by
+# the response tier, Redis calls per request, failed Redis calls, and the
+# load average at its end (the machine may be shared).
+#
 # With `cluster` in TOPOLOGIES (and PUBSUB not 0), the run ends with the bus
-# on the Cluster: plain PUBLISH against sharded SPUBLISH (redis-benchmark,
-# PUBSUB_MESSAGES each, PUBSUB_SUBSCRIBERS subscribers), with the CPU every
+# on the Cluster: plain PUBLISH against sharded SPUBLISH, on one channel
+# and on a channel per shard (redis-benchmark, PUBSUB_MESSAGES each,
+# PUBSUB_SUBSCRIBERS subscribers, PUBSUB_ROUNDS rounds), with the CPU every
 # node spent, to show what plain pub/sub's broadcast over the cluster bus
-# costs.
+# costs (docs/redis-topologies.md).
 #
 #   LOG_AB=1 bash bench/run.sh        # what the access log costs
 #   DATABASE=postgres bash bench/run.sh
