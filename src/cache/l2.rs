@@ -689,14 +689,68 @@ impl Store {
         if self.reads.is_connected() {
             return Ok(());
         }
-        tokio::select! {
+        let reason = tokio::select! {
             connected = tokio::time::timeout(within, self.reads.wait_for_connect()) => match connected {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(err)) => Err(err.to_string()),
-                Err(_) => Err(format!("no connection within {} ms", within.as_millis())),
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(err)) => err.to_string(),
+                Err(_) => format!("no connection within {} ms", within.as_millis()),
             },
-            Ok((err, _)) = errors.recv() => Err(err.to_string()),
+            Ok((err, _)) = errors.recv() => err.to_string(),
+        };
+        match self.sentinels_say().await {
+            Some(diagnosis) => Err(format!("{reason}; {diagnosis}")),
+            None => Err(reason),
         }
+    }
+
+    /// On Sentinel, what the sentinels say of the service, worded for the
+    /// operator: none answers, none monitors it, or the primary they name.
+    async fn sentinels_say(&self) -> Option<String> {
+        if self.sentinels.is_empty() {
+            return None;
+        }
+        let asked = self.sentinels.iter().map(|sentinel| {
+            sentinel.custom::<Option<Vec<String>>, _>(
+                fred::types::CustomCommand::new_static("SENTINEL", None::<u16>, false),
+                vec!["get-master-addr-by-name".to_owned(), self.service.clone()],
+            )
+        });
+        let answers = futures_util::future::join_all(asked).await;
+        let named = answers.iter().find_map(|answer| match answer {
+            Ok(Some(address)) if address.len() == 2 => {
+                Some(format!("{}:{}", address[0], address[1]))
+            }
+            _ => None,
+        });
+        let service = &self.service;
+        Some(match named {
+            Some(primary) => format!(
+                "the sentinels name {primary} as the primary of {service:?}, which does not \
+                 answer"
+            ),
+            None if answers.iter().any(Result::is_ok) => format!(
+                "the sentinels answer but monitor no service named {service:?}: check \
+                 sentinelServiceName= in --redis-url (the NAME of `sentinel monitor NAME ...`)"
+            ),
+            None => {
+                let hosts: Vec<String> = self
+                    .sentinels
+                    .iter()
+                    .filter_map(|sentinel| match &sentinel.client_config().server {
+                        fred::types::config::ServerConfig::Centralized { server } => {
+                            Some(format!("{}:{}", server.host, server.port))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                format!(
+                    "none of the sentinels ({}) answers: check their hosts and ports in \
+                     --redis-url (a sentinel listens on 26379 by default, not on the primary's \
+                     port) and sentinelPassword= if they require one",
+                    hosts.join(", ")
+                )
+            }
+        })
     }
 
     /// Whether Redis answered the last call.

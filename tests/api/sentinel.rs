@@ -780,3 +780,57 @@ async fn through_sentinel_cached_answers_equal_the_uncached_oracle() {
     let group = SentinelGroup::start();
     crate::differential::cached_answers_equal_the_uncached_oracle(&group.url()).await;
 }
+
+/// What `biblio serve` logs at start through `url`, once it has judged
+/// Redis, and its `/readyz`.
+async fn start_through(url: &str) -> (String, Value) {
+    use crate::binary::{biblio, Capture, Server};
+    let (_database, database_url) = crate::helpers::TestDatabase::create().await;
+    let stderr = Capture::new("stderr");
+    let mut command = biblio(&database_url);
+    command.stderr(stderr.stdio());
+    let mut server = Server::start(command, &["--redis-url", url]).await;
+    let log = stderr
+        .wait_for("the first contact", |log| {
+            log.contains("Redis answers") || log.contains("Redis is unreachable")
+        })
+        .await;
+    let ready = server.ready().await.expect("ready all the same");
+    (log, ready)
+}
+
+/// Sentinels that do not answer (a wrong port, the primary's port given
+/// instead of a sentinel's) are named at start, with what to check; the
+/// replica serves all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_sentinels_are_named_at_start_with_what_to_check() {
+    let port = free_port();
+    let url = format!("redis-sentinel://127.0.0.1:{port}?sentinelServiceName={SERVICE}");
+    let (log, ready) = start_through(&url).await;
+    assert!(log.contains("Redis is unreachable"), "{log}");
+    assert!(
+        log.contains(&format!("none of the sentinels (127.0.0.1:{port}) answers")),
+        "{log}"
+    );
+    assert!(log.contains("26379"), "the sentinels' default port: {log}");
+    assert_eq!(ready["checks"]["cache"]["status"], "degraded", "{ready}");
+}
+
+/// Sentinels that answer but monitor no such service: the name is the
+/// mistake, and the log says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_the_sentinels_do_not_monitor_is_named_at_start() {
+    let group = SentinelGroup::start();
+    let url = group.url().replace(
+        &format!("sentinelServiceName={SERVICE}"),
+        "sentinelServiceName=nosuch",
+    );
+    let (log, ready) = start_through(&url).await;
+    assert!(log.contains("Redis is unreachable"), "{log}");
+    assert!(
+        log.contains("the sentinels answer but monitor no service named \\\"nosuch\\\"")
+            || log.contains("the sentinels answer but monitor no service named \"nosuch\""),
+        "{log}"
+    );
+    assert_eq!(ready["checks"]["cache"]["status"], "degraded", "{ready}");
+}
