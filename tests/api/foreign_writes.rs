@@ -574,3 +574,46 @@ async fn frequent_readiness_probes_check_the_triggers_once_not_once_each() {
         "20 probes ran {statements} statements"
     );
 }
+
+/// Taking other programs' rows is a write, which can wait behind other
+/// writers (SQLite's write lock; here, on PostgreSQL, a lock held on the
+/// outbox the take records into). A replica publishes what the rows it read
+/// invalidate before taking them, so the change reaches every replica while
+/// the take waits, and through the trusted bus, not by entries aging out.
+#[tokio::test]
+async fn a_foreign_change_reaches_every_replica_while_taking_it_waits_for_a_lock() {
+    let d = Deployment::start(2).await;
+    if d.backend() != DbBackend::Postgres {
+        eprintln!(
+            "skipped: an outbox lock needs PostgreSQL (BIBLIO_TEST_DATABASE=postgres runs it)"
+        );
+        return;
+    }
+    let book = json!({ "id": d.cat.books[0] });
+    d.warm(&[(BOOK, book.clone(), None)]).await;
+    let blocker = d.foreign.begin().await.expect("a transaction");
+    blocker
+        .execute_unprepared("LOCK TABLE cache_outbox IN SHARE MODE")
+        .await
+        .expect("the outbox is locked against inserts");
+
+    d.foreign_write(&[(
+        "UPDATE books SET title = 'Under Lock' WHERE id = ?",
+        vec![uuid(&d.cat.books[0])],
+    )])
+    .await;
+    for replica in &d.replicas {
+        eventually(|| async {
+            replica.data(None, BOOK, book.clone()).await["book"]["title"] == "Under Lock"
+        })
+        .await;
+        assert!(
+            replica.cache.health().bus_trusted,
+            "seen through the bus, not by entries aging out of an untrusted cache"
+        );
+    }
+    assert_eq!(d.taken(), 0, "no replica could take the row meanwhile");
+
+    blocker.rollback().await.expect("the lock is released");
+    eventually(|| async { d.taken() == 1 }).await;
+}
