@@ -183,8 +183,8 @@ pub mod metrics;
 pub mod namespace;
 mod page;
 mod read;
-pub mod reads;
 pub mod settings;
+pub mod stamps;
 mod statistics;
 pub mod stats;
 mod sync;
@@ -197,8 +197,8 @@ pub use metrics::{
 };
 pub use page::{IdPage, Item};
 pub use read::FillPause;
-pub use reads::{Dependencies, Reads};
 pub use settings::{Health, Mode, Settings, Ttls};
+pub use stamps::{Dependencies, Recorder};
 
 use crate::db::users::Profile;
 use crate::db::Db;

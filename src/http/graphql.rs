@@ -11,16 +11,16 @@
 //!   JSON, in the `extensions` parameter of a GET) is resolved to its text
 //!   before anything else looks at the request ([`crate::graphql::persisted`]);
 //! - `If-None-Match` naming the current answer is 304 on GET and HEAD and
-//!   412 on POST, as RFC 9110 §13.1.2 says ([`caching::precondition`]).
+//!   412 on POST, as RFC 9110 §13.1.2 says ([`policy::precondition`]).
 use super::answered::Answered;
-use super::caching::{self, Policy, Precondition};
-use super::compression::{self, Encoding};
-use super::responses::{self, Answer, Flight, Operation};
 use super::AppState;
 use crate::auth::Viewer;
-use crate::cache::Reads;
 use crate::graphql::persisted::{Extension, Refusal};
 use crate::graphql::{Documents, Scope};
+use crate::responses::compression::{self, Encoding};
+use crate::responses::key::Operation;
+use crate::responses::policy::{self, Policy, Precondition};
+use crate::responses::{self, Answer, Flight, Reads};
 use async_graphql::parser::types::OperationType;
 use async_graphql::Variables;
 use axum::body::{Body, Bytes};
@@ -56,7 +56,7 @@ impl MediaType {
     fn etag(self, etag: HeaderValue) -> HeaderValue {
         match self {
             Self::GraphqlResponseJson => etag,
-            Self::Json => caching::variant(&etag, "json"),
+            Self::Json => policy::variant(&etag, "json"),
         }
     }
 
@@ -422,7 +422,7 @@ async fn execute(
 
     let client = super::client::address(peer, headers, state.client_address_header.as_ref());
     let reads = Arc::new(match tier {
-        Some(_) => state.services.cache.reads(),
+        Some(_) => Reads::start(&state.services.cache),
         None => Reads::none(),
     });
     let scope = Scope::new(state.services.clone(), viewer, Some(client), reads.clone());
@@ -472,7 +472,7 @@ async fn execute(
             ));
         }
     };
-    let etag = (policy != Policy::NoStore).then(|| caching::etag(&body));
+    let etag = (policy != Policy::NoStore).then(|| policy::etag(&body));
     let kept = match (tier, operation, &etag) {
         (Some(responses), Some(operation), Some(etag)) => {
             responses.keep(operation, viewer, body.clone(), etag.clone(), &reads)
@@ -498,7 +498,7 @@ async fn execute(
     };
     let etag = etag.map(|etag| media.etag(etag));
     if let Some(etag) = &etag {
-        match caching::precondition(method, headers, etag) {
+        match policy::precondition(method, headers, etag) {
             Precondition::Holds => {}
             Precondition::NotModified => {
                 return answered.attach(not_modified(policy, etag.clone()))
@@ -541,7 +541,7 @@ fn kept_answer(
     let (body, etag) = responses.in_encoding(answer, encoding);
     let etag = media.etag(etag);
     let answered = Answered::by_tier(&state.documents, request);
-    match caching::precondition(method, headers, &etag) {
+    match policy::precondition(method, headers, &etag) {
         Precondition::Holds => {}
         Precondition::NotModified => {
             responses.not_modified();

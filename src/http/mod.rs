@@ -4,26 +4,22 @@
 mod access_log;
 mod answered;
 mod assets;
-mod caching;
 mod client;
-mod compression;
 mod cors;
 mod dashboard;
 mod graphql;
 mod health;
 mod metrics;
-mod responses;
 
 use crate::graphql::{BiblioSchema, Documents, Services};
+use crate::responses::{policy, Responses};
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 
 pub use answered::{Answered, OperationKind};
-pub use caching::Settings as HttpCaching;
 pub use cors::Origins;
 pub use metrics::{Access as MetricsAuth, Requests as RequestMetrics, MAX_OPERATIONS, MAX_SERIES};
-pub use responses::Responses;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -39,7 +35,7 @@ pub struct AppState {
     /// `--response-cache off`.
     pub responses: Option<Arc<Responses>>,
     /// What `Cache-Control` lets shared caches do.
-    pub http_caching: caching::Settings,
+    pub http_caching: policy::Settings,
     /// Persisted queries: learnt ones and trusted documents.
     pub persisted: Arc<crate::graphql::persisted::Store>,
     /// Set while `serve --warm` warms the cache: `/readyz` answers 503
