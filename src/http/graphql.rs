@@ -18,9 +18,8 @@ use crate::auth::Viewer;
 use crate::graphql::persisted::{Extension, Refusal};
 use crate::graphql::{Documents, Scope};
 use crate::responses::compression::{self, Encoding};
-use crate::responses::key::Operation;
 use crate::responses::policy::{self, Policy, Precondition};
-use crate::responses::{self, Answer, Flight, Reads};
+use crate::responses::{self, Lookup, Served};
 use async_graphql::parser::types::OperationType;
 use async_graphql::Variables;
 use axum::body::{Body, Bytes};
@@ -30,7 +29,6 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -364,6 +362,7 @@ fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>)
         .is_some_and(|operation| operation.node.ty == OperationType::Mutation)
 }
 
+/// Runs `request`, or answers it from the response tier.
 async fn execute(
     state: &AppState,
     method: &Method,
@@ -372,60 +371,41 @@ async fn execute(
     request: async_graphql::Request,
     media: MediaType,
 ) -> Response {
-    let authorization = authorization(headers);
     let services = &state.services;
     // Before the response tier: a kept private answer is served only to a
     // token that is still the user's.
     let viewer = Viewer::authenticate(
-        authorization,
+        authorization(headers),
         &services.tokens,
         &services.cache,
         &services.db,
     )
     .await;
-    // Only query answers are ever kept, so a hit needs no look at the
-    // document: a mutation simply finds nothing.
-    let operation = state.responses.as_ref().map(|_| {
-        Operation::new(
-            &request.query,
-            request.operation_name.as_deref(),
-            &request.variables,
-        )
-    });
-    if let (Some(responses), Some(operation)) = (&state.responses, &operation) {
-        if let Some(answer) = responses.get(operation, viewer) {
-            return kept_answer(state, method, headers, &request, media, &answer);
+    let lookup = responses::lookup(
+        state.responses.as_deref(),
+        &state.http_caching,
+        headers,
+        viewer,
+        &request,
+        || {
+            is_mutation(
+                &state.documents,
+                &request.query,
+                request.operation_name.as_deref(),
+            )
+        },
+    )
+    .await;
+    let recorder = match lookup {
+        Lookup::Hit(served) => {
+            let answered = Answered::by_tier(&state.documents, &request);
+            return answered.attach(send(served, StatusCode::OK, method, headers, media));
         }
-    }
-    let mutation = is_mutation(
-        &state.documents,
-        &request.query,
-        request.operation_name.as_deref(),
-    );
-    let tier = state.responses.as_ref().filter(|_| !mutation);
-    // Concurrent misses of one query execute once; see `responses`.
-    let mut leader = None;
-    if let (Some(responses), Some(operation)) = (tier, &operation) {
-        match responses.flight(operation, viewer) {
-            Flight::Lead(lead) => {
-                responses.missed();
-                leader = Some(lead);
-            }
-            Flight::Wait(mut done) => {
-                let _ = done.changed().await;
-                if let Some(answer) = responses.joined(operation, viewer) {
-                    return kept_answer(state, method, headers, &request, media, &answer);
-                }
-            }
-        }
-    }
+        Lookup::Miss(recorder) => recorder,
+    };
 
     let client = super::client::address(peer, headers, state.client_address_header.as_ref());
-    let reads = Arc::new(match tier {
-        Some(_) => Reads::start(&state.services.cache),
-        None => Reads::none(),
-    });
-    let scope = Scope::new(state.services.clone(), viewer, Some(client), reads.clone());
+    let scope = Scope::new(services.clone(), viewer, Some(client), recorder.reads());
     let answered = Answered::executed(&state.documents, &request);
     let response =
         crate::graphql::execute(&state.schema, &state.documents, request.data(scope)).await;
@@ -453,14 +433,6 @@ async fn execute(
         (true, MediaType::GraphqlResponseJson) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let keepable = !mutation && status == StatusCode::OK && response.errors.is_empty();
-    let policy = if keepable {
-        state
-            .http_caching
-            .policy(authorization.is_some() || reads.is_private())
-    } else {
-        Policy::NoStore
-    };
     let body = match body {
         Ok(body) => Bytes::from(body),
         Err(err) => {
@@ -472,41 +444,9 @@ async fn execute(
             ));
         }
     };
-    let etag = (policy != Policy::NoStore).then(|| policy::etag(&body));
-    let kept = match (tier, operation, &etag) {
-        (Some(responses), Some(operation), Some(etag)) => {
-            responses.keep(operation, viewer, body.clone(), etag.clone(), &reads)
-        }
-        _ => None,
-    };
-    // Kept (or not): the requests waiting for this execution look now.
-    drop(leader);
-    let encoding = Encoding::choose(headers, body.len());
-    let (body, etag) = match (&kept, etag) {
-        (Some(answer), _) => {
-            let (body, etag) = tier
-                .expect("only the tier keeps answers")
-                .in_encoding(answer, encoding);
-            (body, Some(etag))
-        }
-        (None, Some(etag)) => {
-            let (body, etag) = responses::encode(&body, &etag, encoding);
-            (body, Some(etag))
-        }
-        (None, None) if encoding == Encoding::Identity => (body, None),
-        (None, None) => (Bytes::from(encoding.compress(&body)), None),
-    };
-    let etag = etag.map(|etag| media.etag(etag));
-    if let Some(etag) = &etag {
-        match policy::precondition(method, headers, etag) {
-            Precondition::Holds => {}
-            Precondition::NotModified => {
-                return answered.attach(not_modified(policy, etag.clone()))
-            }
-            Precondition::Failed => return answered.attach(precondition_failed(media)),
-        }
-    }
-    let mut http = answer_with(status, body, encoding, policy, etag, media);
+    let served = recorder.offer(body, status == StatusCode::OK && response.errors.is_empty());
+    // A 429 has no validator, so it is always sent whole.
+    let mut http = send(served, status, method, headers, media);
     if let Some(seconds) = retry_after {
         http.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -520,43 +460,34 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// The HTTP answer for a kept `answer`: found by the lookup, or kept by
-/// the execution this request waited for.
-fn kept_answer(
-    state: &AppState,
+/// `served` as `media`, answered with `status` unless the request's
+/// `If-None-Match` names it (304 on GET and HEAD, 412 on POST).
+fn send(
+    served: Served<'_>,
+    status: StatusCode,
     method: &Method,
     headers: &HeaderMap,
-    request: &async_graphql::Request,
     media: MediaType,
-    answer: &Answer,
 ) -> Response {
-    let responses = state
-        .responses
-        .as_ref()
-        .expect("only the response tier keeps answers");
-    let policy = state
-        .http_caching
-        .policy(answer.private || authorization(headers).is_some());
-    let encoding = Encoding::choose(headers, answer.body.len());
-    let (body, etag) = responses.in_encoding(answer, encoding);
-    let etag = media.etag(etag);
-    let answered = Answered::by_tier(&state.documents, request);
-    match policy::precondition(method, headers, &etag) {
-        Precondition::Holds => {}
-        Precondition::NotModified => {
-            responses.not_modified();
-            return answered.attach(not_modified(policy, etag));
+    let etag = served.etag.clone().map(|etag| media.etag(etag));
+    if let Some(etag) = &etag {
+        match policy::precondition(method, headers, etag) {
+            Precondition::Holds => {}
+            Precondition::NotModified => {
+                served.not_modified();
+                return not_modified(served.policy, etag.clone());
+            }
+            Precondition::Failed => return precondition_failed(media),
         }
-        Precondition::Failed => return answered.attach(precondition_failed(media)),
     }
-    answered.attach(answer_with(
-        StatusCode::OK,
-        body,
-        encoding,
-        policy,
-        Some(etag),
+    answer_with(
+        status,
+        served.body,
+        served.encoding,
+        served.policy,
+        etag,
         media,
-    ))
+    )
 }
 
 /// A 412: `If-None-Match` named the current answer of a POST.

@@ -38,7 +38,7 @@ pub struct Answer {
 }
 
 /// `body` and its validator in `encoding`.
-pub fn encode(body: &Bytes, etag: &HeaderValue, encoding: Encoding) -> (Bytes, HeaderValue) {
+pub(super) fn encode(body: &Bytes, etag: &HeaderValue, encoding: Encoding) -> (Bytes, HeaderValue) {
     if encoding == Encoding::Identity {
         return (body.clone(), etag.clone());
     }
@@ -78,7 +78,7 @@ pub struct Responses {
 }
 
 /// What a request that missed does: see [`Responses::flight`].
-pub enum Flight<'a> {
+pub(super) enum Flight<'a> {
     /// Execute, and keep the answer before dropping the leader.
     Lead(Leader<'a>),
     /// Wait for the execution in progress, then [`Responses::joined`].
@@ -87,7 +87,7 @@ pub enum Flight<'a> {
 
 /// The one request executing a query others may be waiting for: dropping
 /// it (after keeping the answer, or on any early return) wakes them.
-pub struct Leader<'a> {
+pub(super) struct Leader<'a> {
     flights: &'a Mutex<HashMap<Key, watch::Receiver<()>>>,
     key: Key,
     _done: watch::Sender<()>,
@@ -132,7 +132,7 @@ impl Responses {
     /// or waits for the one in progress. Waiting is as exact as a hit: the
     /// leader's answer is served to it only if kept and still valid when
     /// it wakes ([`Responses::joined`]).
-    pub fn flight(&self, operation: &Arc<Operation>, viewer: Viewer) -> Flight<'_> {
+    pub(super) fn flight(&self, operation: &Arc<Operation>, viewer: Viewer) -> Flight<'_> {
         let key = Key {
             operation: operation.clone(),
             viewer: self.private.contains_key(operation).then_some(viewer),
@@ -154,7 +154,7 @@ impl Responses {
     /// After waiting for a leader: the answer it kept for `viewer`, if
     /// still valid, counted as joined; `None` (counted as a miss) when
     /// the request must execute after all.
-    pub fn joined(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
+    pub(super) fn joined(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
         let shared = Key {
             operation: operation.clone(),
             viewer: None,
@@ -174,7 +174,7 @@ impl Responses {
     }
 
     /// The valid answer to `operation` for `viewer`, if one is kept.
-    pub fn get(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
+    pub(super) fn get(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
         let shared = Key {
             operation: operation.clone(),
             viewer: None,
@@ -192,9 +192,14 @@ impl Responses {
         Some(found)
     }
 
+    /// Starts recording an execution whose answer may be kept.
+    pub(super) fn reads(&self) -> Reads {
+        Reads::start(&self.cache)
+    }
+
     /// Counts a query executed because no valid answer was kept (a
     /// mutation's lookup is not one).
-    pub fn missed(&self) {
+    pub(super) fn missed(&self) {
         self.cache.metrics().response(ResponseEvent::Miss);
     }
 
@@ -209,7 +214,7 @@ impl Responses {
 
     /// Keeps a successful answer to a query, if what it read allows, and
     /// returns it.
-    pub fn keep(
+    pub(super) fn keep(
         &self,
         operation: Arc<Operation>,
         viewer: Viewer,
@@ -249,7 +254,7 @@ impl Responses {
 
     /// A kept answer's body in `encoding` and its validator: compressed on
     /// the first request for that coding, then kept with the answer.
-    pub fn in_encoding(&self, answer: &Answer, encoding: Encoding) -> (Bytes, HeaderValue) {
+    pub(super) fn in_encoding(&self, answer: &Answer, encoding: Encoding) -> (Bytes, HeaderValue) {
         match answer.coded.slot(encoding) {
             None => (answer.body.clone(), answer.etag.clone()),
             Some(slot) => slot
@@ -262,7 +267,7 @@ impl Responses {
     }
 
     /// Counts a revalidation answered 304 from a kept answer.
-    pub fn not_modified(&self) {
+    pub(super) fn not_modified(&self) {
         self.cache.metrics().response(ResponseEvent::NotModified);
     }
 }
