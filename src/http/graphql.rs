@@ -26,6 +26,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
+use mime::Mime;
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -58,23 +59,49 @@ impl MediaType {
         }
     }
 
-    /// The first type in `Accept` that we can produce. No header, or a
-    /// wildcard, means the specification's default, graphql-response+json.
+    /// The type `Accept` weighs highest among those we produce (RFC 9110
+    /// §12.5.1): each takes the weight of the most specific range naming
+    /// it, `q=0` refuses it, and among equal weights the one listed first
+    /// wins (the specification's default when one range names both). No
+    /// header means the specification's default, graphql-response+json.
     fn negotiate(headers: &HeaderMap) -> Option<Self> {
         let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
             return Some(Self::GraphqlResponseJson);
         };
-        accept.split(',').find_map(|range| {
-            let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or("").to_ascii_lowercase();
-            let refused = parts.any(|param| param.replace(' ', "") == "q=0");
-            match media.as_str() {
-                _ if refused => None,
-                GRAPHQL_RESPONSE_JSON | "application/*" | "*/*" => Some(Self::GraphqlResponseJson),
-                JSON => Some(Self::Json),
-                _ => None,
+        let ours = [Self::GraphqlResponseJson, Self::Json];
+        // Per type: (specificity, weight, position) of the range that names it.
+        let mut named: [Option<(u8, f32, usize)>; 2] = [None; 2];
+        let ranges = accept
+            .split(',')
+            .filter_map(|range| range.trim().parse::<Mime>().ok());
+        for (position, range) in ranges.enumerate() {
+            let weight = match range.get_param("q") {
+                None => 1.0,
+                Some(q) => match q.as_str().parse::<f32>() {
+                    Ok(q) if (0.0..=1.0).contains(&q) => q,
+                    _ => continue,
+                },
+            };
+            for (ty, slot) in ours.iter().zip(&mut named) {
+                let specificity = match (range.type_(), range.subtype()) {
+                    _ if range.essence_str() == ty.as_str() => 3,
+                    (mime::APPLICATION, mime::STAR) => 2,
+                    (mime::STAR, mime::STAR) => 1,
+                    _ => continue,
+                };
+                if slot.is_none_or(|(more, ..)| specificity > more) {
+                    *slot = Some((specificity, weight, position));
+                }
             }
-        })
+        }
+        ours.into_iter()
+            .zip(named)
+            .filter_map(|(ty, slot)| slot.map(|(_, weight, position)| (ty, weight, position)))
+            .filter(|&(_, weight, _)| weight > 0.0)
+            // max_by keeps the last of equals; reversed, graphql-response+json.
+            .rev()
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)))
+            .map(|(ty, ..)| ty)
     }
 }
 
@@ -335,20 +362,14 @@ fn is_utf8_json(headers: &HeaderMap) -> bool {
     let Some(content_type) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<Mime>().ok())
     else {
         return false;
     };
-    let mut parts = content_type.split(';').map(str::trim);
-    let is_json = parts
-        .next()
-        .is_some_and(|media| media.eq_ignore_ascii_case(JSON));
-    is_json
-        && parts.all(|param| match param.split_once('=') {
-            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
-                let value = value.trim().trim_matches('"');
-                value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
-            }
-            _ => true,
+    content_type.essence_str() == JSON
+        && content_type.get_param(mime::CHARSET).is_none_or(|charset| {
+            let charset = charset.as_str().trim_matches('"');
+            charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8")
         })
 }
 
@@ -568,7 +589,7 @@ mod tests {
     }
 
     #[test]
-    fn accept_negotiation_follows_the_first_producible_type() {
+    fn accept_negotiation_takes_the_highest_weight_then_the_first_listed() {
         assert_eq!(
             MediaType::negotiate(&HeaderMap::new()),
             Some(MediaType::GraphqlResponseJson)
@@ -589,6 +610,15 @@ mod tests {
         );
         assert_eq!(MediaType::negotiate(&accept("text/plain")), None);
         assert_eq!(MediaType::negotiate(&accept("application/json;q=0")), None);
+        assert_eq!(
+            MediaType::negotiate(&accept("application/json;q=0.1, */*")),
+            Some(MediaType::GraphqlResponseJson)
+        );
+        assert_eq!(
+            MediaType::negotiate(&accept("application/graphql-response+json;q=0, */*")),
+            Some(MediaType::Json)
+        );
+        assert_eq!(MediaType::negotiate(&accept("application/json;q=2")), None);
     }
 
     #[test]
