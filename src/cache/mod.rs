@@ -198,7 +198,7 @@ pub use metrics::{
 pub use page::{IdPage, Item};
 pub use read::FillPause;
 pub use settings::{Health, Mode, Settings, Ttls};
-pub use stamps::{Dependencies, Recorder};
+pub use stamps::{Dependencies, ReadLog};
 
 use crate::db::users::Profile;
 use crate::db::Db;

@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 /// Told of the list pages the cache serves, which only the cache can name
 /// (a ranged page by its L1 key): the response tier's recorder.
-pub trait Recorder: Sync {
+pub trait ReadLog: Sync {
     /// A page of `list` was read (its items are reported as entities by
     /// whoever resolves them).
     fn list(&self, list: &List<'_>);

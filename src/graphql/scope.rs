@@ -14,7 +14,7 @@
 use super::loaders::{Cached, Loaders};
 use crate::auth::throttle::Throttle;
 use crate::auth::{Hashers, Tokens, Viewer};
-use crate::cache::{self, Cache, Item, List, Of, Recorder};
+use crate::cache::{self, Cache, Item, List, Of, ReadLog};
 use crate::db::statistics::Statistics;
 use crate::db::users::Profile;
 use crate::db::Db;

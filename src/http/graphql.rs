@@ -3,7 +3,7 @@
 //!   `query`, `operationName` and `variables` in the URL, for queries only
 //!   (a mutation over GET is 405, so GET stays safe to cache and prefetch);
 //! - the response is `application/graphql-response+json` unless the client
-//!   accepts only `application/json`. With the former, a request error
+//!   weighs `application/json` higher ([`super::media`]). With the former, a request error
 //!   (unparsable, invalid, over a limit) is 400 with no `data`; with the
 //!   latter, every well-formed request gets 200, as the spec asks;
 //! - a browser asking for HTML at `GET /graphql` gets GraphiQL;
@@ -13,6 +13,7 @@
 //! - `If-None-Match` naming the current answer is 304 on GET and HEAD and
 //!   412 on POST, as RFC 9110 §13.1.2 says ([`policy::precondition`]).
 use super::answered::Answered;
+use super::media::{accepts_html, is_utf8_json, MediaType};
 use super::AppState;
 use crate::auth::Viewer;
 use crate::graphql::persisted::{Extension, Refusal};
@@ -26,91 +27,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
-use mime::Mime;
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
-
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
-const JSON: &str = "application/json";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MediaType {
-    GraphqlResponseJson,
-    Json,
-}
-
-impl MediaType {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
-            Self::Json => JSON,
-        }
-    }
-
-    /// The validator of an answer sent as this type, from the validator of
-    /// its bytes: the same bytes under two media types are two
-    /// representations, so they must not share a strong tag. The
-    /// specification's default keeps the bytes' own tag.
-    fn etag(self, etag: HeaderValue) -> HeaderValue {
-        match self {
-            Self::GraphqlResponseJson => etag,
-            Self::Json => policy::variant(&etag, "json"),
-        }
-    }
-
-    /// The type `Accept` weighs highest among those we produce (RFC 9110
-    /// §12.5.1): each takes the weight of the most specific range naming
-    /// it, `q=0` refuses it, and among equal weights the one listed first
-    /// wins (the specification's default when one range names both). No
-    /// header means the specification's default, graphql-response+json.
-    fn negotiate(headers: &HeaderMap) -> Option<Self> {
-        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-            return Some(Self::GraphqlResponseJson);
-        };
-        let ours = [Self::GraphqlResponseJson, Self::Json];
-        // Per type: (specificity, weight, position) of the range that names it.
-        let mut named: [Option<(u8, f32, usize)>; 2] = [None; 2];
-        let ranges = accept
-            .split(',')
-            .filter_map(|range| range.trim().parse::<Mime>().ok());
-        for (position, range) in ranges.enumerate() {
-            let weight = match range.get_param("q") {
-                None => 1.0,
-                Some(q) => match q.as_str().parse::<f32>() {
-                    Ok(q) if (0.0..=1.0).contains(&q) => q,
-                    _ => continue,
-                },
-            };
-            for (ty, slot) in ours.iter().zip(&mut named) {
-                let specificity = match (range.type_(), range.subtype()) {
-                    _ if range.essence_str() == ty.as_str() => 3,
-                    (mime::APPLICATION, mime::STAR) => 2,
-                    (mime::STAR, mime::STAR) => 1,
-                    _ => continue,
-                };
-                if slot.is_none_or(|(more, ..)| specificity > more) {
-                    *slot = Some((specificity, weight, position));
-                }
-            }
-        }
-        ours.into_iter()
-            .zip(named)
-            .filter_map(|(ty, slot)| slot.map(|(_, weight, position)| (ty, weight, position)))
-            .filter(|&(_, weight, _)| weight > 0.0)
-            // max_by keeps the last of equals; reversed, graphql-response+json.
-            .rev()
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)))
-            .map(|(ty, ..)| ty)
-    }
-}
-
-fn accepts_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"))
-}
 
 /// An error found before GraphQL execution (bad HTTP usage), in the
 /// response format the client negotiated.
@@ -356,23 +275,6 @@ fn persisted_refusal(refusal: &Refusal, media: MediaType) -> Response {
     response
 }
 
-/// Whether `Content-Type` is JSON with no charset, or UTF-8 named as one:
-/// JSON is UTF-8 (RFC 8259), so a body declared otherwise would be misread.
-fn is_utf8_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<Mime>().ok())
-    else {
-        return false;
-    };
-    content_type.essence_str() == JSON
-        && content_type.get_param(mime::CHARSET).is_none_or(|charset| {
-            let charset = charset.as_str().trim_matches('"');
-            charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8")
-        })
-}
-
 /// Whether the operation that would run is a mutation. An unparsable or
 /// refused document is not: execution reports why.
 fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>) -> bool {
@@ -581,61 +483,6 @@ fn refused_for_now(response: &async_graphql::Response) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn accept(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
-        headers
-    }
-
-    #[test]
-    fn accept_negotiation_takes_the_highest_weight_then_the_first_listed() {
-        assert_eq!(
-            MediaType::negotiate(&HeaderMap::new()),
-            Some(MediaType::GraphqlResponseJson)
-        );
-        assert_eq!(
-            MediaType::negotiate(&accept("application/json")),
-            Some(MediaType::Json)
-        );
-        assert_eq!(
-            MediaType::negotiate(&accept(
-                "application/graphql-response+json, application/json;q=0.9"
-            )),
-            Some(MediaType::GraphqlResponseJson)
-        );
-        assert_eq!(
-            MediaType::negotiate(&accept("*/*")),
-            Some(MediaType::GraphqlResponseJson)
-        );
-        assert_eq!(MediaType::negotiate(&accept("text/plain")), None);
-        assert_eq!(MediaType::negotiate(&accept("application/json;q=0")), None);
-        assert_eq!(
-            MediaType::negotiate(&accept("application/json;q=0.1, */*")),
-            Some(MediaType::GraphqlResponseJson)
-        );
-        assert_eq!(
-            MediaType::negotiate(&accept("application/graphql-response+json;q=0, */*")),
-            Some(MediaType::Json)
-        );
-        assert_eq!(MediaType::negotiate(&accept("application/json;q=2")), None);
-    }
-
-    #[test]
-    fn only_json_in_utf8_is_read() {
-        let content_type = |value: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
-            is_utf8_json(&headers)
-        };
-        assert!(content_type("application/json"));
-        assert!(content_type("Application/JSON; charset=UTF-8"));
-        assert!(content_type("application/json;charset=\"utf-8\""));
-        assert!(!content_type("application/json; charset=latin1"));
-        assert!(!content_type("application/json; charset=utf-16"));
-        assert!(!content_type("text/plain"));
-        assert!(!is_utf8_json(&HeaderMap::new()));
-    }
 
     #[test]
     fn only_a_selected_mutation_counts_as_one() {

@@ -9,7 +9,9 @@ mod cors;
 mod dashboard;
 mod graphql;
 mod health;
-mod metrics;
+mod media;
+mod requests;
+mod scrape;
 
 use crate::graphql::{BiblioSchema, Documents, Services};
 use crate::responses::{policy, Responses};
@@ -19,7 +21,8 @@ use std::sync::Arc;
 
 pub use answered::{Answered, OperationKind};
 pub use cors::Origins;
-pub use metrics::{Access as MetricsAuth, Requests as RequestMetrics, MAX_OPERATIONS, MAX_SERIES};
+pub use requests::{Requests as RequestMetrics, MAX_OPERATIONS, MAX_SERIES};
+pub use scrape::Access as MetricsAuth;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -76,9 +79,9 @@ pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
             "/graphql",
             get(graphql::get)
                 .post(graphql::post)
-                .layer(metrics::Layer(state.requests.clone())),
+                .layer(requests::Layer(state.requests.clone())),
         )
-        .route("/metrics", get(metrics::scrape))
+        .route("/metrics", get(scrape::scrape))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .merge(assets::routes())

@@ -41,10 +41,10 @@
 pub mod compression;
 mod key;
 pub mod policy;
-mod reads;
+mod recording;
 mod store;
 
-pub use reads::Reads;
+pub use recording::Reads;
 pub use store::Responses;
 
 use crate::auth::Viewer;

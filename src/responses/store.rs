@@ -4,7 +4,7 @@
 //! concurrent misses wait for ([`Responses::flight`]).
 use super::compression::{Coded, Encoding};
 use super::key::Operation;
-use super::reads::Reads;
+use super::recording::Reads;
 use crate::auth::Viewer;
 use crate::cache::{Cache, Dependencies, ResponseEvent};
 use axum::body::Bytes;

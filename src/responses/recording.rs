@@ -2,7 +2,7 @@
 //! kept and served only while nothing it was built from has changed. The
 //! cache stamps what is recorded here ([`crate::cache::stamps`], which also
 //! gives the argument why a kept answer is never older than the cache).
-use crate::cache::stamps::{Read, Recorder, Start};
+use crate::cache::stamps::{Read, ReadLog, Start};
 use crate::cache::{l1, lock, Cache, Dependencies, Kind, List};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -100,7 +100,7 @@ impl Reads {
     }
 }
 
-impl Recorder for Reads {
+impl ReadLog for Reads {
     fn list(&self, list: &List<'_>) {
         if self.is_recording() {
             let kind = list.kind();
