@@ -20,7 +20,7 @@
 //!   in bytes (`--response-cache`) evicts it; answers over 1 MiB are never
 //!   kept.
 //! - **Who gets it**: an answer is keyed by everything that makes it differ
-//!   ([`key`]): the query text, the operation name, the variables in a
+//!   (`key.rs`): the query text, the operation name, the variables in a
 //!   canonical form, and, for answers that depend on who asks, the viewer.
 //!   Which operations are private is learnt: an execution that read the
 //!   viewer or anything of one member's marks its operation private, and
