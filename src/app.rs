@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::BoxError;
 use crate::graphql::{build_schema, persisted, Documents, Services};
-use crate::http::{router, AppState, HttpCaching, MetricsAuth, Origins, RequestMetrics, Responses};
+use crate::http::{router, AppState, MetricsAuth, Origins, RequestMetrics};
+use crate::responses::{policy, Responses};
 use crate::warm::Warmer;
 use crate::{redact, seed, startup};
 use axum::Router;
@@ -118,7 +119,7 @@ impl Application {
                     .response_cache
                     .filter(|_| config.cache.mode.uses_l2())
                     .map(|bytes| Arc::new(Responses::new(cache.clone(), bytes))),
-                http_caching: HttpCaching::new(config.http_max_age),
+                http_caching: policy::Settings::new(config.http_max_age),
                 persisted: persisted.clone(),
                 warming,
                 triggers: Arc::default(),

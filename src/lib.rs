@@ -34,6 +34,7 @@ pub mod http;
 pub mod metrics;
 pub mod progress;
 pub mod redact;
+pub mod responses;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

@@ -14,10 +14,11 @@
 //! and cannot drift from them. An entry already in Redis is read, not
 //! replaced.
 use crate::auth::Viewer;
-use crate::cache::{Filled, Kind, Reads};
+use crate::cache::{Filled, Kind};
 use crate::db;
 use crate::error::BoxError;
 use crate::graphql::{build_schema, execute, BiblioSchema, Documents, Limits, Scope, Services};
+use crate::responses::Reads;
 use async_graphql::{Name, Request, Value, Variables};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

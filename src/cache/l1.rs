@@ -223,7 +223,7 @@ pub struct Store {
     /// cleared), counted before the change itself is made; guards
     /// [`Store::prime`], which cannot take per-key tickets because it learns
     /// its keys from the query, and tells a kept response at a glance that
-    /// nothing changed since it was built (see `cache::reads`).
+    /// nothing changed since it was built (see `cache::stamps`).
     invalidations: AtomicU64,
     /// How many times everything was cleared: a group this store has never
     /// seen has no counter of its own to move.

@@ -166,7 +166,7 @@ impl Default for Metrics {
     }
 }
 
-/// What the response tier (whole answers, `http::responses`) did.
+/// What the response tier (whole answers, `crate::responses`) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResponseCounts {
     /// Queries answered from a kept answer: executions skipped.

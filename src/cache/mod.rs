@@ -97,7 +97,7 @@
 //! says so. Its page carries the next such moment (`IdPage::changes_at`),
 //! and no tier keeps it past then: L1 and L2 cap the entry's TTL at it, a
 //! copy read after it (a tier's rounding, another replica's clock) is
-//! loaded afresh, and a kept answer that read it lives no longer ([`reads`]).
+//! loaded afresh, and a kept answer that read it lives no longer ([`stamps`]).
 //!
 //! # Clearing (`biblio cache clear`)
 //! Every entry's key carries the deployment's namespace; a clear moves it
@@ -124,7 +124,7 @@
 //!   every change seen here (a key evicted, a group moved, a clear), counted
 //!   before the change is made; guards rows primed into L1 from a list
 //!   query, whose keys are unknown before the query, and kept answers
-//!   ([`reads`]), which compare it, then their stripe epochs and group
+//!   ([`stamps`]), which compare it, then their stripe epochs and group
 //!   local counters, on every hit.
 //! - **clears** (`l1::Store`): how many times L1 forgot everything; part of
 //!   a kept answer's stamps, since a group never seen here has no local
@@ -183,8 +183,8 @@ pub mod metrics;
 pub mod namespace;
 mod page;
 mod read;
-pub mod reads;
 pub mod settings;
+pub mod stamps;
 mod statistics;
 pub mod stats;
 mod sync;
@@ -197,8 +197,8 @@ pub use metrics::{
 };
 pub use page::{IdPage, Item};
 pub use read::FillPause;
-pub use reads::{Dependencies, Reads};
 pub use settings::{Health, Mode, Settings, Ttls};
+pub use stamps::{Dependencies, ReadLog};
 
 use crate::db::users::Profile;
 use crate::db::Db;

@@ -8,7 +8,7 @@
 use super::codec::{self, Slot};
 use super::matching::{Ranged, Span};
 use super::read::CacheKey;
-use super::reads::Reads;
+use super::stamps::ReadLog;
 use super::{l1, l2, Cache, Group, Inner, List, Of, AUTHOR, BOOK, BORROW, CATEGORY};
 use crate::domain::cursor::Key as SortKey;
 use crate::domain::{Page, PageRequest, Slice};
@@ -108,7 +108,7 @@ impl Cache {
     pub async fn page<M, F, Fut, R, RFut>(
         &self,
         list: &List<'_>,
-        reads: &Reads,
+        reads: &dyn ReadLog,
         request: PageRequest,
         load: F,
         resolve: R,
@@ -134,7 +134,7 @@ impl Cache {
     pub async fn slice<M, F, Fut, R, RFut>(
         &self,
         list: &List<'_>,
-        reads: &Reads,
+        reads: &dyn ReadLog,
         load: F,
         resolve: R,
     ) -> Result<Slice<Arc<M>>>

@@ -14,13 +14,14 @@
 use super::loaders::{Cached, Loaders};
 use crate::auth::throttle::Throttle;
 use crate::auth::{Hashers, Tokens, Viewer};
-use crate::cache::{self, Cache, Item, List, Of, Reads};
+use crate::cache::{self, Cache, Item, List, Of, ReadLog};
 use crate::db::statistics::Statistics;
 use crate::db::users::Profile;
 use crate::db::Db;
 use crate::domain::{Page, PageRequest, Slice};
 use crate::error::LoadError;
 use crate::error::{Error, Result};
+use crate::responses::Reads;
 use async_graphql::dataloader::Loader;
 use entity::{author, book, borrow_record, category};
 use std::collections::HashMap;
@@ -248,7 +249,7 @@ impl Scope {
         let page = self
             .services
             .cache
-            .page(list, &self.reads, request, load, resolve)
+            .page(list, &*self.reads, request, load, resolve)
             .await?;
         self.record(&page.items, page.changes_at);
         Ok(page)
@@ -271,7 +272,7 @@ impl Scope {
         let slice = self
             .services
             .cache
-            .slice(list, &self.reads, load, resolve)
+            .slice(list, &*self.reads, load, resolve)
             .await?;
         self.record(&slice.items, slice.changes_at);
         Ok(slice)

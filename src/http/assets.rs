@@ -7,7 +7,7 @@
 //! update changes the path. Each file is compressed at most once per
 //! coding, on its first request, and kept: GraphiQL's bundle is 3.5 MB of
 //! text that a browser fetches as about a seventh of that.
-use super::compression::{Coded, Encoding};
+use crate::responses::compression::{Coded, Encoding};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};

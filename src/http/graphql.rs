@@ -3,7 +3,7 @@
 //!   `query`, `operationName` and `variables` in the URL, for queries only
 //!   (a mutation over GET is 405, so GET stays safe to cache and prefetch);
 //! - the response is `application/graphql-response+json` unless the client
-//!   accepts only `application/json`. With the former, a request error
+//!   weighs `application/json` higher ([`super::media`]). With the former, a request error
 //!   (unparsable, invalid, over a limit) is 400 with no `data`; with the
 //!   latter, every well-formed request gets 200, as the spec asks;
 //! - a browser asking for HTML at `GET /graphql` gets GraphiQL;
@@ -11,16 +11,16 @@
 //!   JSON, in the `extensions` parameter of a GET) is resolved to its text
 //!   before anything else looks at the request ([`crate::graphql::persisted`]);
 //! - `If-None-Match` naming the current answer is 304 on GET and HEAD and
-//!   412 on POST, as RFC 9110 §13.1.2 says ([`caching::precondition`]).
+//!   412 on POST, as RFC 9110 §13.1.2 says ([`policy::precondition`]).
 use super::answered::Answered;
-use super::caching::{self, Policy, Precondition};
-use super::compression::{self, Encoding};
-use super::responses::{self, Answer, Flight, Operation};
+use super::media::{accepts_html, is_utf8_json, MediaType};
 use super::AppState;
 use crate::auth::Viewer;
-use crate::cache::Reads;
 use crate::graphql::persisted::{Extension, Refusal};
 use crate::graphql::{Documents, Scope};
+use crate::responses::compression::{self, Encoding};
+use crate::responses::policy::{self, Policy, Precondition};
+use crate::responses::{self, Lookup, Served};
 use async_graphql::parser::types::OperationType;
 use async_graphql::Variables;
 use axum::body::{Body, Bytes};
@@ -30,62 +30,6 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::Arc;
-
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
-const JSON: &str = "application/json";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MediaType {
-    GraphqlResponseJson,
-    Json,
-}
-
-impl MediaType {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::GraphqlResponseJson => GRAPHQL_RESPONSE_JSON,
-            Self::Json => JSON,
-        }
-    }
-
-    /// The validator of an answer sent as this type, from the validator of
-    /// its bytes: the same bytes under two media types are two
-    /// representations, so they must not share a strong tag. The
-    /// specification's default keeps the bytes' own tag.
-    fn etag(self, etag: HeaderValue) -> HeaderValue {
-        match self {
-            Self::GraphqlResponseJson => etag,
-            Self::Json => caching::variant(&etag, "json"),
-        }
-    }
-
-    /// The first type in `Accept` that we can produce. No header, or a
-    /// wildcard, means the specification's default, graphql-response+json.
-    fn negotiate(headers: &HeaderMap) -> Option<Self> {
-        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-            return Some(Self::GraphqlResponseJson);
-        };
-        accept.split(',').find_map(|range| {
-            let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or("").to_ascii_lowercase();
-            let refused = parts.any(|param| param.replace(' ', "") == "q=0");
-            match media.as_str() {
-                _ if refused => None,
-                GRAPHQL_RESPONSE_JSON | "application/*" | "*/*" => Some(Self::GraphqlResponseJson),
-                JSON => Some(Self::Json),
-                _ => None,
-            }
-        })
-    }
-}
-
-fn accepts_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"))
-}
 
 /// An error found before GraphQL execution (bad HTTP usage), in the
 /// response format the client negotiated.
@@ -331,29 +275,6 @@ fn persisted_refusal(refusal: &Refusal, media: MediaType) -> Response {
     response
 }
 
-/// Whether `Content-Type` is JSON with no charset, or UTF-8 named as one:
-/// JSON is UTF-8 (RFC 8259), so a body declared otherwise would be misread.
-fn is_utf8_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let mut parts = content_type.split(';').map(str::trim);
-    let is_json = parts
-        .next()
-        .is_some_and(|media| media.eq_ignore_ascii_case(JSON));
-    is_json
-        && parts.all(|param| match param.split_once('=') {
-            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
-                let value = value.trim().trim_matches('"');
-                value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
-            }
-            _ => true,
-        })
-}
-
 /// Whether the operation that would run is a mutation. An unparsable or
 /// refused document is not: execution reports why.
 fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>) -> bool {
@@ -364,6 +285,7 @@ fn is_mutation(documents: &Documents, query: &str, operation_name: Option<&str>)
         .is_some_and(|operation| operation.node.ty == OperationType::Mutation)
 }
 
+/// Runs `request`, or answers it from the response tier.
 async fn execute(
     state: &AppState,
     method: &Method,
@@ -372,60 +294,41 @@ async fn execute(
     request: async_graphql::Request,
     media: MediaType,
 ) -> Response {
-    let authorization = authorization(headers);
     let services = &state.services;
     // Before the response tier: a kept private answer is served only to a
     // token that is still the user's.
     let viewer = Viewer::authenticate(
-        authorization,
+        authorization(headers),
         &services.tokens,
         &services.cache,
         &services.db,
     )
     .await;
-    // Only query answers are ever kept, so a hit needs no look at the
-    // document: a mutation simply finds nothing.
-    let operation = state.responses.as_ref().map(|_| {
-        Operation::new(
-            &request.query,
-            request.operation_name.as_deref(),
-            &request.variables,
-        )
-    });
-    if let (Some(responses), Some(operation)) = (&state.responses, &operation) {
-        if let Some(answer) = responses.get(operation, viewer) {
-            return kept_answer(state, method, headers, &request, media, &answer);
+    let lookup = responses::lookup(
+        state.responses.as_deref(),
+        &state.http_caching,
+        headers,
+        viewer,
+        &request,
+        || {
+            is_mutation(
+                &state.documents,
+                &request.query,
+                request.operation_name.as_deref(),
+            )
+        },
+    )
+    .await;
+    let recorder = match lookup {
+        Lookup::Hit(served) => {
+            let answered = Answered::by_tier(&state.documents, &request);
+            return answered.attach(send(served, StatusCode::OK, method, headers, media));
         }
-    }
-    let mutation = is_mutation(
-        &state.documents,
-        &request.query,
-        request.operation_name.as_deref(),
-    );
-    let tier = state.responses.as_ref().filter(|_| !mutation);
-    // Concurrent misses of one query execute once; see `responses`.
-    let mut leader = None;
-    if let (Some(responses), Some(operation)) = (tier, &operation) {
-        match responses.flight(operation, viewer) {
-            Flight::Lead(lead) => {
-                responses.missed();
-                leader = Some(lead);
-            }
-            Flight::Wait(mut done) => {
-                let _ = done.changed().await;
-                if let Some(answer) = responses.joined(operation, viewer) {
-                    return kept_answer(state, method, headers, &request, media, &answer);
-                }
-            }
-        }
-    }
+        Lookup::Miss(recorder) => recorder,
+    };
 
     let client = super::client::address(peer, headers, state.client_address_header.as_ref());
-    let reads = Arc::new(match tier {
-        Some(_) => state.services.cache.reads(),
-        None => Reads::none(),
-    });
-    let scope = Scope::new(state.services.clone(), viewer, Some(client), reads.clone());
+    let scope = Scope::new(services.clone(), viewer, Some(client), recorder.reads());
     let answered = Answered::executed(&state.documents, &request);
     let response =
         crate::graphql::execute(&state.schema, &state.documents, request.data(scope)).await;
@@ -453,14 +356,6 @@ async fn execute(
         (true, MediaType::GraphqlResponseJson) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let keepable = !mutation && status == StatusCode::OK && response.errors.is_empty();
-    let policy = if keepable {
-        state
-            .http_caching
-            .policy(authorization.is_some() || reads.is_private())
-    } else {
-        Policy::NoStore
-    };
     let body = match body {
         Ok(body) => Bytes::from(body),
         Err(err) => {
@@ -472,41 +367,9 @@ async fn execute(
             ));
         }
     };
-    let etag = (policy != Policy::NoStore).then(|| caching::etag(&body));
-    let kept = match (tier, operation, &etag) {
-        (Some(responses), Some(operation), Some(etag)) => {
-            responses.keep(operation, viewer, body.clone(), etag.clone(), &reads)
-        }
-        _ => None,
-    };
-    // Kept (or not): the requests waiting for this execution look now.
-    drop(leader);
-    let encoding = Encoding::choose(headers, body.len());
-    let (body, etag) = match (&kept, etag) {
-        (Some(answer), _) => {
-            let (body, etag) = tier
-                .expect("only the tier keeps answers")
-                .in_encoding(answer, encoding);
-            (body, Some(etag))
-        }
-        (None, Some(etag)) => {
-            let (body, etag) = responses::encode(&body, &etag, encoding);
-            (body, Some(etag))
-        }
-        (None, None) if encoding == Encoding::Identity => (body, None),
-        (None, None) => (Bytes::from(encoding.compress(&body)), None),
-    };
-    let etag = etag.map(|etag| media.etag(etag));
-    if let Some(etag) = &etag {
-        match caching::precondition(method, headers, etag) {
-            Precondition::Holds => {}
-            Precondition::NotModified => {
-                return answered.attach(not_modified(policy, etag.clone()))
-            }
-            Precondition::Failed => return answered.attach(precondition_failed(media)),
-        }
-    }
-    let mut http = answer_with(status, body, encoding, policy, etag, media);
+    let served = recorder.offer(body, status == StatusCode::OK && response.errors.is_empty());
+    // A 429 has no validator, so it is always sent whole.
+    let mut http = send(served, status, method, headers, media);
     if let Some(seconds) = retry_after {
         http.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -520,43 +383,34 @@ fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// The HTTP answer for a kept `answer`: found by the lookup, or kept by
-/// the execution this request waited for.
-fn kept_answer(
-    state: &AppState,
+/// `served` as `media`, answered with `status` unless the request's
+/// `If-None-Match` names it (304 on GET and HEAD, 412 on POST).
+fn send(
+    served: Served<'_>,
+    status: StatusCode,
     method: &Method,
     headers: &HeaderMap,
-    request: &async_graphql::Request,
     media: MediaType,
-    answer: &Answer,
 ) -> Response {
-    let responses = state
-        .responses
-        .as_ref()
-        .expect("only the response tier keeps answers");
-    let policy = state
-        .http_caching
-        .policy(answer.private || authorization(headers).is_some());
-    let encoding = Encoding::choose(headers, answer.body.len());
-    let (body, etag) = responses.in_encoding(answer, encoding);
-    let etag = media.etag(etag);
-    let answered = Answered::by_tier(&state.documents, request);
-    match caching::precondition(method, headers, &etag) {
-        Precondition::Holds => {}
-        Precondition::NotModified => {
-            responses.not_modified();
-            return answered.attach(not_modified(policy, etag));
+    let etag = served.etag.clone().map(|etag| media.etag(etag));
+    if let Some(etag) = &etag {
+        match policy::precondition(method, headers, etag) {
+            Precondition::Holds => {}
+            Precondition::NotModified => {
+                served.not_modified();
+                return not_modified(served.policy, etag.clone());
+            }
+            Precondition::Failed => return precondition_failed(media),
         }
-        Precondition::Failed => return answered.attach(precondition_failed(media)),
     }
-    answered.attach(answer_with(
-        StatusCode::OK,
-        body,
-        encoding,
-        policy,
-        Some(etag),
+    answer_with(
+        status,
+        served.body,
+        served.encoding,
+        served.policy,
+        etag,
         media,
-    ))
+    )
 }
 
 /// A 412: `If-None-Match` named the current answer of a POST.
@@ -629,52 +483,6 @@ fn refused_for_now(response: &async_graphql::Response) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn accept(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
-        headers
-    }
-
-    #[test]
-    fn accept_negotiation_follows_the_first_producible_type() {
-        assert_eq!(
-            MediaType::negotiate(&HeaderMap::new()),
-            Some(MediaType::GraphqlResponseJson)
-        );
-        assert_eq!(
-            MediaType::negotiate(&accept("application/json")),
-            Some(MediaType::Json)
-        );
-        assert_eq!(
-            MediaType::negotiate(&accept(
-                "application/graphql-response+json, application/json;q=0.9"
-            )),
-            Some(MediaType::GraphqlResponseJson)
-        );
-        assert_eq!(
-            MediaType::negotiate(&accept("*/*")),
-            Some(MediaType::GraphqlResponseJson)
-        );
-        assert_eq!(MediaType::negotiate(&accept("text/plain")), None);
-        assert_eq!(MediaType::negotiate(&accept("application/json;q=0")), None);
-    }
-
-    #[test]
-    fn only_json_in_utf8_is_read() {
-        let content_type = |value: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
-            is_utf8_json(&headers)
-        };
-        assert!(content_type("application/json"));
-        assert!(content_type("Application/JSON; charset=UTF-8"));
-        assert!(content_type("application/json;charset=\"utf-8\""));
-        assert!(!content_type("application/json; charset=latin1"));
-        assert!(!content_type("application/json; charset=utf-16"));
-        assert!(!content_type("text/plain"));
-        assert!(!is_utf8_json(&HeaderMap::new()));
-    }
 
     #[test]
     fn only_a_selected_mutation_counts_as_one() {

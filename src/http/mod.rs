@@ -4,26 +4,25 @@
 mod access_log;
 mod answered;
 mod assets;
-mod caching;
 mod client;
-mod compression;
 mod cors;
 mod dashboard;
 mod graphql;
 mod health;
-mod metrics;
-mod responses;
+mod media;
+mod requests;
+mod scrape;
 
 use crate::graphql::{BiblioSchema, Documents, Services};
+use crate::responses::{policy, Responses};
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 
 pub use answered::{Answered, OperationKind};
-pub use caching::Settings as HttpCaching;
 pub use cors::Origins;
-pub use metrics::{Access as MetricsAuth, Requests as RequestMetrics, MAX_OPERATIONS, MAX_SERIES};
-pub use responses::Responses;
+pub use requests::{Requests as RequestMetrics, MAX_OPERATIONS, MAX_SERIES};
+pub use scrape::Access as MetricsAuth;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -39,7 +38,7 @@ pub struct AppState {
     /// `--response-cache off`.
     pub responses: Option<Arc<Responses>>,
     /// What `Cache-Control` lets shared caches do.
-    pub http_caching: caching::Settings,
+    pub http_caching: policy::Settings,
     /// Persisted queries: learnt ones and trusted documents.
     pub persisted: Arc<crate::graphql::persisted::Store>,
     /// Set while `serve --warm` warms the cache: `/readyz` answers 503
@@ -80,9 +79,9 @@ pub fn router(state: AppState, cors: Option<&Origins>) -> Router {
             "/graphql",
             get(graphql::get)
                 .post(graphql::post)
-                .layer(metrics::Layer(state.requests.clone())),
+                .layer(requests::Layer(state.requests.clone())),
         )
-        .route("/metrics", get(metrics::scrape))
+        .route("/metrics", get(scrape::scrape))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .merge(assets::routes())

@@ -102,6 +102,47 @@ async fn malformed_bodies_and_wrong_content_types_are_refused() {
     assert_eq!(response.status(), 406);
 }
 
+/// `Accept` is read with its weights (RFC 9110 §12.5.1): the type weighed
+/// highest wins wherever it is listed, and `q=0` refuses a type.
+#[tokio::test]
+async fn accept_weights_choose_the_media_type_and_q_0_refuses_one() {
+    let app = spawn_app().await;
+    let send = |accept: &'static str| {
+        app.client
+            .post(app.graphql_url())
+            .header("accept", accept)
+            .json(&json!({ "query": "{ categories { name } }" }))
+            .send()
+    };
+    for (accept, chosen) in [
+        (
+            "application/json;q=0.1, application/graphql-response+json",
+            "application/graphql-response+json",
+        ),
+        ("*/*;q=0.5, application/json", "application/json"),
+        (
+            "application/graphql-response+json;q=0, application/json;q=0.2",
+            "application/json",
+        ),
+        (
+            "application/graphql-response+json, application/json",
+            "application/graphql-response+json",
+        ),
+        ("application/json, */*", "application/json"),
+    ] {
+        let response = send(accept).await.unwrap();
+        assert_eq!(response.status(), 200, "{accept}");
+        assert_eq!(response.headers()["content-type"], chosen, "{accept}");
+    }
+    for refused in [
+        "application/json;q=0",
+        "application/*;q=0",
+        "text/plain, */*;q=0",
+    ] {
+        assert_eq!(send(refused).await.unwrap().status(), 406, "{refused}");
+    }
+}
+
 #[tokio::test]
 async fn get_runs_queries_and_refuses_mutations() {
     let app = spawn_app().await;

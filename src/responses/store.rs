@@ -1,39 +1,17 @@
-//! The response tier: whole answers to queries, kept per replica as the
-//! bytes sent, so a repeated query skips execution (parsing the variables
-//! into values, running resolvers, building and serialising the response).
-//!
-//! An answer is keyed by everything that makes it differ: the query text,
-//! the operation name, the variables in a canonical form, and, for answers
-//! that depend on who asks, the viewer. It is kept only with what it was
-//! built from ([`Dependencies`]), and served only while
-//! [`Cache::still_valid`] says none of that has changed, which is exactly
-//! when the cache below would give the same values; the argument is in
-//! `cache::reads`. Answers with errors, answers of mutations and answers
-//! that read anything not through the cache are never kept.
-//!
-//! Which answers are private is learnt: an execution that read the viewer
-//! or anything of one member's marks its operation private, and from then on
-//! its answers are looked up and kept under the viewer. An answer kept as
-//! shared read nothing private, so it is the same for everyone while it is
-//! valid.
-//!
-//! Concurrent misses of one query execute once ([`Responses::flight`]): the
-//! first leads, the others wait for it and then look again, so they are
-//! answered by what it kept, checked exactly as a hit is, or, when it kept
-//! nothing (an error, an answer a write overtook, a private one), execute
-//! themselves. Without this a popular page that misses (after a write, or
-//! on a cold start) is executed by every request that arrives while it
-//! runs, which on a large catalogue is what keeps it from ever warming.
+//! The kept answers of this replica: bytes by operation (and viewer, for private ones), each with what it
+//! was built from, its validator and its compressed copies; which
+//! operations are known to be private; and the executions in progress that
+//! concurrent misses wait for ([`Responses::flight`]).
 use super::compression::{Coded, Encoding};
+use super::key::Operation;
+use super::recording::Reads;
 use crate::auth::Viewer;
-use crate::cache::{Cache, Dependencies, Reads, ResponseEvent};
-use async_graphql::{Name, Value, Variables};
+use crate::cache::{Cache, Dependencies, ResponseEvent};
 use axum::body::Bytes;
 use axum::http::HeaderValue;
 use moka::sync::Cache as Moka;
 use moka::Expiry;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -45,63 +23,6 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// What the operations known to be private may hold, in bytes of their
 /// texts: forgetting one only costs its next answer a lookup under shared.
 const PRIVATE_OPERATIONS_BYTES: u64 = 16 * 1024 * 1024;
-
-/// A query as the tier tells it apart from others.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Operation {
-    query: Box<str>,
-    name: Option<Box<str>>,
-    /// Canonical JSON: object keys sorted at every depth.
-    variables: Box<str>,
-}
-
-impl Operation {
-    pub fn new(query: &str, name: Option<&str>, variables: &Variables) -> Arc<Self> {
-        let mut canonical = String::new();
-        write_object(&mut canonical, variables.iter());
-        Arc::new(Self {
-            query: query.into(),
-            name: name.map(Into::into),
-            variables: canonical.into_boxed_str(),
-        })
-    }
-
-    fn weight(&self) -> usize {
-        self.query.len() + self.name.as_ref().map_or(0, |name| name.len()) + self.variables.len()
-    }
-}
-
-fn write_object<'a>(out: &mut String, fields: impl Iterator<Item = (&'a Name, &'a Value)>) {
-    let mut fields: Vec<_> = fields.collect();
-    fields.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    out.push('{');
-    for (i, (name, value)) in fields.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{:?}:", name.as_str());
-        write_value(out, value);
-    }
-    out.push('}');
-}
-
-fn write_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Object(fields) => write_object(out, fields.iter()),
-        Value::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(out, item);
-            }
-            out.push(']');
-        }
-        // Scalars and enums: their JSON is already one canonical form.
-        other => out.push_str(&serde_json::to_string(other).unwrap_or_default()),
-    }
-}
 
 /// One kept answer.
 pub struct Answer {
@@ -117,16 +38,17 @@ pub struct Answer {
 }
 
 /// `body` and its validator in `encoding`.
-pub fn encode(body: &Bytes, etag: &HeaderValue, encoding: Encoding) -> (Bytes, HeaderValue) {
+pub(super) fn encode(body: &Bytes, etag: &HeaderValue, encoding: Encoding) -> (Bytes, HeaderValue) {
     if encoding == Encoding::Identity {
         return (body.clone(), etag.clone());
     }
     (
         Bytes::from(encoding.compress(body)),
-        super::caching::etag_in(etag, encoding),
+        super::policy::etag_in(etag, encoding),
     )
 }
 
+/// Where an answer is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     operation: Arc<Operation>,
@@ -156,7 +78,7 @@ pub struct Responses {
 }
 
 /// What a request that missed does: see [`Responses::flight`].
-pub enum Flight<'a> {
+pub(super) enum Flight<'a> {
     /// Execute, and keep the answer before dropping the leader.
     Lead(Leader<'a>),
     /// Wait for the execution in progress, then [`Responses::joined`].
@@ -165,7 +87,7 @@ pub enum Flight<'a> {
 
 /// The one request executing a query others may be waiting for: dropping
 /// it (after keeping the answer, or on any early return) wakes them.
-pub struct Leader<'a> {
+pub(super) struct Leader<'a> {
     flights: &'a Mutex<HashMap<Key, watch::Receiver<()>>>,
     key: Key,
     _done: watch::Sender<()>,
@@ -210,7 +132,7 @@ impl Responses {
     /// or waits for the one in progress. Waiting is as exact as a hit: the
     /// leader's answer is served to it only if kept and still valid when
     /// it wakes ([`Responses::joined`]).
-    pub fn flight(&self, operation: &Arc<Operation>, viewer: Viewer) -> Flight<'_> {
+    pub(super) fn flight(&self, operation: &Arc<Operation>, viewer: Viewer) -> Flight<'_> {
         let key = Key {
             operation: operation.clone(),
             viewer: self.private.contains_key(operation).then_some(viewer),
@@ -232,7 +154,7 @@ impl Responses {
     /// After waiting for a leader: the answer it kept for `viewer`, if
     /// still valid, counted as joined; `None` (counted as a miss) when
     /// the request must execute after all.
-    pub fn joined(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
+    pub(super) fn joined(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
         let shared = Key {
             operation: operation.clone(),
             viewer: None,
@@ -252,7 +174,7 @@ impl Responses {
     }
 
     /// The valid answer to `operation` for `viewer`, if one is kept.
-    pub fn get(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
+    pub(super) fn get(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
         let shared = Key {
             operation: operation.clone(),
             viewer: None,
@@ -270,9 +192,14 @@ impl Responses {
         Some(found)
     }
 
+    /// Starts recording an execution whose answer may be kept.
+    pub(super) fn reads(&self) -> Reads {
+        Reads::start(&self.cache)
+    }
+
     /// Counts a query executed because no valid answer was kept (a
     /// mutation's lookup is not one).
-    pub fn missed(&self) {
+    pub(super) fn missed(&self) {
         self.cache.metrics().response(ResponseEvent::Miss);
     }
 
@@ -287,7 +214,7 @@ impl Responses {
 
     /// Keeps a successful answer to a query, if what it read allows, and
     /// returns it.
-    pub fn keep(
+    pub(super) fn keep(
         &self,
         operation: Arc<Operation>,
         viewer: Viewer,
@@ -298,14 +225,14 @@ impl Responses {
         if !reads.is_recording() {
             return None;
         }
-        let dependencies = match self.cache.dependencies(reads) {
+        let dependencies = match reads.dependencies(&self.cache) {
             Some(dependencies) if body.len() <= MAX_ANSWER_BYTES => dependencies,
             _ => {
                 self.cache.metrics().response(ResponseEvent::Refused);
                 return None;
             }
         };
-        let private = dependencies.private;
+        let private = reads.is_private();
         if private {
             self.private.insert(operation.clone(), ());
         }
@@ -327,7 +254,7 @@ impl Responses {
 
     /// A kept answer's body in `encoding` and its validator: compressed on
     /// the first request for that coding, then kept with the answer.
-    pub fn in_encoding(&self, answer: &Answer, encoding: Encoding) -> (Bytes, HeaderValue) {
+    pub(super) fn in_encoding(&self, answer: &Answer, encoding: Encoding) -> (Bytes, HeaderValue) {
         match answer.coded.slot(encoding) {
             None => (answer.body.clone(), answer.etag.clone()),
             Some(slot) => slot
@@ -340,52 +267,7 @@ impl Responses {
     }
 
     /// Counts a revalidation answered 304 from a kept answer.
-    pub fn not_modified(&self) {
+    pub(super) fn not_modified(&self) {
         self.cache.metrics().response(ResponseEvent::NotModified);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn variables(json: serde_json::Value) -> Variables {
-        Variables::from_json(json)
-    }
-
-    #[test]
-    fn variables_in_any_key_order_name_one_operation() {
-        let a = Operation::new(
-            "q",
-            None,
-            &variables(serde_json::json!({"b": {"y": 1, "x": [2, {"d": 3, "c": 4}]}, "a": "s"})),
-        );
-        let b = Operation::new(
-            "q",
-            None,
-            &variables(serde_json::json!({"a": "s", "b": {"x": [2, {"c": 4, "d": 3}], "y": 1}})),
-        );
-        assert_eq!(a, b);
-        assert_eq!(
-            &*a.variables,
-            r#"{"a":"s","b":{"x":[2,{"c":4,"d":3}],"y":1}}"#
-        );
-    }
-
-    #[test]
-    fn every_part_of_an_operation_tells_it_apart() {
-        let base = || Operation::new("q", Some("A"), &variables(serde_json::json!({"id": "1"})));
-        let others = [
-            Operation::new("q2", Some("A"), &variables(serde_json::json!({"id": "1"}))),
-            Operation::new("q", Some("B"), &variables(serde_json::json!({"id": "1"}))),
-            Operation::new("q", None, &variables(serde_json::json!({"id": "1"}))),
-            Operation::new("q", Some("A"), &variables(serde_json::json!({"id": "2"}))),
-            Operation::new("q", Some("A"), &variables(serde_json::json!({"id": 1}))),
-            Operation::new("q", Some("A"), &variables(serde_json::json!({}))),
-        ];
-        for other in others {
-            assert_ne!(base(), other);
-        }
-        assert_eq!(base(), base());
     }
 }

@@ -93,13 +93,8 @@ impl Policy {
 /// two answers share it only if they are the same bytes.
 pub fn etag(body: &[u8]) -> HeaderValue {
     let digest = Sha256::digest(body);
-    let mut tag = String::with_capacity(34);
-    tag.push('"');
-    for byte in &digest[..16] {
-        tag.push_str(&format!("{byte:02x}"));
-    }
-    tag.push('"');
-    HeaderValue::from_str(&tag).expect("hex digits are a valid header value")
+    HeaderValue::try_from(format!("\"{}\"", hex::encode(&digest[..16])))
+        .expect("hex digits are a valid header value")
 }
 
 /// The validator of an answer's bytes in `encoding`: a strong `ETag` names
