@@ -23,6 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+use groups::Groups;
+pub use groups::MAX_GROUPS;
+
 const STRIPES: usize = 1024;
 
 /// How L1 names an entry: entities by kind and id (no string to build or
@@ -109,73 +112,6 @@ impl Ticket {
 /// The count of all invalidations when a list query began; see [`Store::prime`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GlobalTicket(u64);
-
-/// What this process knows of a list group.
-#[derive(Clone, Copy)]
-struct GroupState {
-    /// Moved on every invalidation of the group seen here; part of L1 list
-    /// keys, so a move makes every older L1 entry of the group unreachable.
-    local: u64,
-    /// The group's Redis generation and when it was learned.
-    remote: Option<(u64, Instant)>,
-    /// When it was last read or moved: the least recent are forgotten first.
-    touched: Instant,
-}
-
-/// Groups whose state is kept at most. A member's borrows and an author's
-/// books are groups of their own, so without a bound the state would grow
-/// with every member and author ever seen.
-pub const MAX_GROUPS: usize = 65_536;
-
-/// The state of every group seen recently, bounded by [`MAX_GROUPS`].
-///
-/// A forgotten group must never read a local counter its old L1 entries or
-/// kept answers were stamped with, or they would be reachable again after
-/// the group moved past them. So counters are handed out from one sequence
-/// (every value new, across all groups), and a group with no state reads
-/// `floor`, which takes a new value every time groups are forgotten: higher
-/// than any counter a forgotten group ever had. The cost of forgetting is a
-/// miss for entries of groups with no state, never a stale hit.
-struct Groups {
-    states: HashMap<Group, GroupState>,
-    /// The last counter value handed out.
-    sequence: u64,
-    /// What a group without state reads as its local counter.
-    floor: u64,
-}
-
-impl Groups {
-    fn next(&mut self) -> u64 {
-        self.sequence += 1;
-        self.sequence
-    }
-
-    /// The group's state, made if it has none (reading `floor`), after
-    /// forgetting the least recently touched half if the bound is reached.
-    fn entry(&mut self, group: Group) -> &mut GroupState {
-        if self.states.len() >= MAX_GROUPS && !self.states.contains_key(&group) {
-            self.forget_least_recent();
-        }
-        let floor = self.floor;
-        let state = self.states.entry(group).or_insert(GroupState {
-            local: floor,
-            remote: None,
-            touched: Instant::now(),
-        });
-        state.touched = Instant::now();
-        state
-    }
-
-    fn forget_least_recent(&mut self) {
-        let mut touched: Vec<Instant> = self.states.values().map(|state| state.touched).collect();
-        let keep = MAX_GROUPS / 2;
-        let cut = touched.len() - keep;
-        let (_, threshold, _) = touched.select_nth_unstable(cut);
-        let threshold = *threshold;
-        self.states.retain(|_, state| state.touched >= threshold);
-        self.floor = self.next();
-    }
-}
 
 /// What a watched page of a ranged group (see `matching`) is known to hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -598,6 +534,8 @@ impl Store {
         self.cache.weighted_size()
     }
 }
+
+mod groups;
 
 #[cfg(test)]
 mod tests;
