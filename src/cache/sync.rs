@@ -140,19 +140,28 @@ impl Cache {
     /// makes every replica forget it: evict here, run the invalidation script
     /// (which publishes the event), evict here again. If Redis does not
     /// answer, the invalidation stays pending here and in the outbox.
+    ///
+    /// It runs to its end in a task of its own: a client that goes away
+    /// drops its request's future, and a write cut between its COMMIT and
+    /// its invalidation would wait for the outbox sweep to be published
+    /// (and leave PostgreSQL a COMMIT half-read on a pooled connection).
     pub async fn commit(&self, write: Write, change: Change) -> Result<()> {
-        let inner = &self.inner;
-        let invalidation = for_database(change.invalidation(), write.db());
-        let payload = inner.sync.outbox.as_ref().map(|_| invalidation.to_outbox());
-        let committed = write.commit(payload.as_deref()).await?;
-        inner
-            .publish(Pending {
-                outbox: committed.outbox,
-                invalidation,
-                position: committed.position,
-            })
-            .await;
-        Ok(())
+        let inner = std::sync::Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            let invalidation = for_database(change.invalidation(), write.db());
+            let payload = inner.sync.outbox.as_ref().map(|_| invalidation.to_outbox());
+            let committed = write.commit(payload.as_deref()).await?;
+            inner
+                .publish(Pending {
+                    outbox: committed.outbox,
+                    invalidation,
+                    position: committed.position,
+                })
+                .await;
+            Ok(())
+        })
+        .await
+        .map_err(crate::error::Error::internal)?
     }
 }
 
