@@ -20,7 +20,7 @@
 #   answered each new title.
 #
 # It exits nonzero when a read is stale at STALENESS_BOUND_MS (default 500,
-# the README's bound with Redis up), when a replica served an older title
+# docs/caching.md's bound with Redis up), when a replica served an older title
 # after a newer one, or when HAProxy kept the killed replica in rotation
 # longer than its check interval (`inter` in deploy/haproxy.cfg).
 #
@@ -120,7 +120,7 @@ pg_start() { # pg_start DATA PORT [SETTING...]
 }
 log "PostgreSQL primary on port $PG_PORT"
 # The C locale orders text by bytes, as biblio's range invalidation wants
-# (README, "Ranges"); any other works, with coarser invalidation.
+# (docs/caching.md, "How it stays exact"); any other works, with coarser invalidation.
 as_pg "$PGBIN/initdb" -D "$WORK/pg/primary" -U postgres --auth=trust --locale=C -E UTF8 >/dev/null
 pg_start "$WORK/pg/primary" "$PG_PORT" wal_level=replica max_wal_senders=4 max_connections=200
 as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres biblio

@@ -1,4 +1,8 @@
-//! The service's settings, resolved from flags and environment by `cli`.
+//! The service's settings, resolved from flags and environment by `cli`,
+//! and every default in one place: [`Config::default`] (which takes each
+//! component's own, such as `cache::Settings::default`) is what `--help`
+//! shows and what a flag left unset gets, and [`budgets`] are the memory
+//! bounds no flag sets.
 use crate::graphql::Limits;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -54,4 +58,55 @@ pub struct Config {
     pub operator_token: Option<crate::auth::operator::OperatorToken>,
     /// Who may read `/metrics` (`--metrics-auth`).
     pub metrics_auth: crate::http::MetricsAuth,
+}
+
+/// The database used when none is named: a SQLite file in the working
+/// directory, the only database demo data is ever put into unasked.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://biblio.db?mode=rwc";
+
+/// Memory bounds of the process's smaller caches, which no flag sets (L1
+/// and the response tier have flags: `--cache-l1-bytes`,
+/// `--response-cache-bytes`).
+pub mod budgets {
+    const MIB: u64 = 1024 * 1024;
+    /// Parsed and validated documents, by their text's hash.
+    pub const PARSED_DOCUMENTS: u64 = 16 * MIB;
+}
+
+impl Default for Config {
+    /// The service as `biblio` starts it with no flag and no environment.
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            database_read_urls: Vec::new(),
+            database_read_max_lag: Duration::from_secs(5),
+            database_max_connections: None,
+            cache: crate::cache::Settings::default(),
+            limits: Limits::default(),
+            body_limit: 1024 * 1024,
+            loan_period: chrono::Duration::days(14),
+            token_ttl: Duration::from_secs(24 * 3600),
+            token_signing_key: None,
+            throttle: crate::auth::throttle::Policy {
+                failures_per_email: 10,
+                email_window: Duration::from_secs(15 * 60),
+                attempts_per_address: 30,
+                address_window: Duration::from_secs(60),
+                ipv6_prefix: 64,
+            },
+            password_hashes: crate::auth::hashing::default_capacity(),
+            client_address_header: None,
+            cors_origins: Vec::new(),
+            response_cache: Some(64 * 1024 * 1024),
+            http_max_age: 0,
+            db_connections_per_request: 3,
+            loader_delay: Duration::ZERO,
+            demo_data_when_empty: true,
+            persisted_only: false,
+            warm: false,
+            operator_token: None,
+            metrics_auth: crate::http::MetricsAuth::Open,
+        }
+    }
 }

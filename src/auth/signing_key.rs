@@ -50,22 +50,18 @@ impl SigningKey {
                 "it is empty; at least {MIN_BYTES} bytes are needed"
             ));
         }
-        if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
+        let bytes = hex::decode(text).map_err(|_| {
+            format!(
                 "it is not hex (at least {MIN_BYTES} bytes are needed, as {} hex digits)",
                 2 * MIN_BYTES
-            ));
-        }
-        let bytes = (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("checked hex digits"))
-            .collect();
+            )
+        })?;
         Self::from_bytes(bytes)
     }
 
     /// The key as the `settings` table stores it.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(&self.0)
     }
 
     /// The key's bytes, for HMAC.

@@ -140,19 +140,28 @@ impl Cache {
     /// makes every replica forget it: evict here, run the invalidation script
     /// (which publishes the event), evict here again. If Redis does not
     /// answer, the invalidation stays pending here and in the outbox.
+    ///
+    /// It runs to its end in a task of its own: a client that goes away
+    /// drops its request's future, and a write cut between its COMMIT and
+    /// its invalidation would wait for the outbox sweep to be published
+    /// (and leave PostgreSQL a COMMIT half-read on a pooled connection).
     pub async fn commit(&self, write: Write, change: Change) -> Result<()> {
-        let inner = &self.inner;
-        let invalidation = for_database(change.invalidation(), write.db());
-        let payload = inner.sync.outbox.as_ref().map(|_| invalidation.to_outbox());
-        let committed = write.commit(payload.as_deref()).await?;
-        inner
-            .publish(Pending {
-                outbox: committed.outbox,
-                invalidation,
-                position: committed.position,
-            })
-            .await;
-        Ok(())
+        let inner = std::sync::Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            let invalidation = for_database(change.invalidation(), write.db());
+            let payload = inner.sync.outbox.as_ref().map(|_| invalidation.to_outbox());
+            let committed = write.commit(payload.as_deref()).await?;
+            inner
+                .publish(Pending {
+                    outbox: committed.outbox,
+                    invalidation,
+                    position: committed.position,
+                })
+                .await;
+            Ok(())
+        })
+        .await
+        .map_err(crate::error::Error::internal)?
     }
 }
 
@@ -474,222 +483,11 @@ fn known(generations: Vec<(Group, u64)>) -> Vec<(Group, Option<u64>)> {
         .collect()
 }
 
-/// The background task of a replica with Redis: heartbeats, trust, replays
-/// of its pending invalidations (every 25 ms while there are any), and the
-/// outbox sweep. Ends when the cache is dropped.
-pub(super) async fn maintain(inner: Weak<Inner>) {
-    let (beat, sweep_every) = match inner.upgrade() {
-        Some(inner) => (
-            (inner.sync.silence / 5).max(Duration::from_millis(10)),
-            (inner.sync.outbox_delay / 2).max(Duration::from_millis(10)),
-        ),
-        None => return,
-    };
-    let mut next_beat = Instant::now();
-    let mut next_sweep = Instant::now() + sweep_every;
-    loop {
-        {
-            let Some(inner) = inner.upgrade() else {
-                return;
-            };
-            let (Some(l1), Some(l2)) = (&inner.l1, &inner.l2) else {
-                return;
-            };
-            if inner.sync.has_pending() {
-                inner.replay_pending().await;
-            }
-            if Instant::now() >= next_beat {
-                next_beat = Instant::now() + beat;
-                let head = Event::heartbeat_head(&inner.origin, inner.sync.now());
-                if let Some(reached) = l2.heartbeat(head, inner.keys.namespace()).await {
-                    inner.sync.replicas.store(reached.max(1), Ordering::Relaxed);
-                }
-                // A failover quicker than the silence limit never costs the
-                // bus its trust, so the primary is also checked while
-                // trusted, every beat (on Sentinel and Cluster; nothing
-                // otherwise). On a Cluster the heartbeat reaches one
-                // primary only: one that stops answering may hold entries
-                // a write could not remove, whose event therefore waits,
-                // so the bus is not trusted until every primary answers.
-                let subscriber = lock(&inner.subscriber)
-                    .as_ref()
-                    .and_then(bus::Subscriber::node);
-                let disputed = l2.primary_disputed(subscriber).await;
-                inner.sync.disputed.store(disputed, Ordering::Release);
-                if disputed && l1.is_trusted() {
-                    inner.distrust(
-                        l1,
-                        "redis: the sentinels name another primary than this replica's \
-                         connections (a failover under way)",
-                    );
-                }
-                if l1.is_trusted()
-                    && !inner.settle_primary().await
-                    && l2.topology() == Topology::Cluster
-                {
-                    l1.revoke_trust();
-                    tracing::warn!(
-                        "a Redis Cluster primary does not answer: skipping L2, L1 entries served \
-                         within the cap"
-                    );
-                }
-            }
-            inner.follow_the_bus(l1).await;
-            if Instant::now() >= next_sweep && l1.is_trusted() {
-                next_sweep = Instant::now() + sweep_every;
-                // An invalidation older than the outbox delay that Redis
-                // refuses now (a slot migrating on a Cluster, a primary
-                // refusing writes to some replicas): others' heartbeats may
-                // still come back, so without this they would read the L2
-                // entries it should have removed.
-                if inner.sweep(inner.sync.outbox_delay).await == Swept::Refused {
-                    inner.distrust(
-                        l1,
-                        "redis refused an invalidation left in the outbox by a replica that \
-                         could not publish it",
-                    );
-                }
-            }
-            inner.forget_published().await;
-        }
-        let pending = inner
-            .upgrade()
-            .is_some_and(|inner| inner.sync.has_pending());
-        let tick = if pending {
-            beat.min(Duration::from_millis(25))
-        } else {
-            next_beat.saturating_duration_since(Instant::now())
-        };
-        tokio::time::sleep(tick).await;
-    }
-}
+mod bus_events;
+mod maintenance;
 
-/// Delivers the bus to the cache without keeping it alive.
-pub(super) struct SinkHandle(pub(super) Weak<Inner>);
-
-impl bus::Sink for SinkHandle {
-    fn event(&self, event: Event) {
-        let Some(inner) = self.0.upgrade() else {
-            return;
-        };
-        // From invalidations, clears and our own heartbeats (another
-        // replica's prove nothing here), and first, so that a heartbeat
-        // proves the namespace known before it proves anything else.
-        if event.beat.is_none() || event.origin == inner.origin {
-            if let Some(namespace) = event.namespace {
-                inner.learn_namespace(namespace);
-            }
-        }
-        if event.origin == inner.origin {
-            // Our heartbeat came back: everything published before it has
-            // arrived. Our own invalidations were evicted before and after
-            // their script; the echo would only disturb fills in flight.
-            if let Some(beat) = event.beat {
-                inner.sync.heard.fetch_max(beat, Ordering::AcqRel);
-                if let Some(l1) = &inner.l1 {
-                    l1.renew_trust(inner.sync.lease_end());
-                }
-            }
-            return;
-        }
-        if event.beat.is_some() {
-            return;
-        }
-        inner.metrics.event_received();
-        if let Some(lag) = event.lag() {
-            inner.metrics.lag(lag);
-        }
-        // Before anything is evicted: a fill whose guard is taken after the
-        // eviction must not read a replica that lacks the write.
-        if let (Some(position), Some(db)) = (event.position(), &inner.sync.outbox) {
-            db.learn_position(position);
-        }
-        let groups: Vec<(Group, Option<u64>)> = event
-            .groups
-            .iter()
-            .filter_map(|(name, generation)| Some((Group::parse(name)?, Some(*generation))))
-            .collect();
-        let entries: Vec<l1::Key> = event
-            .keys
-            .iter()
-            .filter_map(|key| inner.keys.parse_entity(key))
-            .map(|(kind, id)| l1::Key::Entity(kind, id))
-            .collect();
-        let moves: Vec<Move> = match event.moves.as_deref().map(serde_json::from_str) {
-            None => Vec::new(),
-            Some(Ok(moves)) => moves,
-            Some(Err(_)) => {
-                // Moves this build cannot read: their groups move whole.
-                tracing::warn!("ignoring the unreadable moves of an invalidation event");
-                Vec::new()
-            }
-        };
-        inner.evict_locally(&entries, &groups, &moves);
-    }
-
-    fn connected(&self) {
-        // Events sent while we were not subscribed are lost: forget all.
-        if let Some(l1) = self
-            .0
-            .upgrade()
-            .as_ref()
-            .and_then(|inner| inner.l1.as_ref())
-        {
-            l1.clear();
-        }
-    }
-
-    fn lagged(&self, dropped: u64) {
-        let Some(inner) = self.0.upgrade() else {
-            return;
-        };
-        inner.metrics.bus_lagged(dropped);
-        // Which events were dropped is unknown: forget all, as after a
-        // reconnect. Clearing L1 also ends every kept answer (their stamps
-        // include L1's clears).
-        if let Some(l1) = &inner.l1 {
-            l1.clear();
-        }
-        *lock(&inner.statistics) = None;
-    }
-
-    fn disconnected(&self) {
-        let Some(inner) = self.0.upgrade() else {
-            return;
-        };
-        if let Some(l1) = &inner.l1 {
-            l1.revoke_trust();
-        }
-        inner.hear_bus(false);
-    }
-}
+pub(super) use bus_events::SinkHandle;
+pub(super) use maintenance::maintain;
 
 #[cfg(test)]
-mod tests {
-    use super::super::{Mode, Settings};
-    use super::*;
-    use crate::cache::bus::Sink;
-    use std::sync::Arc;
-
-    #[test]
-    fn a_lagging_subscriber_clears_l1_and_the_kept_answers_and_is_counted() {
-        let cache = Cache::new(
-            &Settings {
-                mode: Mode::L1,
-                ..Settings::default()
-            },
-            "lag-test",
-            None,
-        )
-        .expect("an L1-only cache needs no Redis");
-        let l1 = cache.inner.l1.as_ref().expect("L1");
-        // Kept answers are stamped with L1's clears and its change count.
-        let (clears, ticket) = (l1.clears(), l1.global_ticket());
-
-        SinkHandle(Arc::downgrade(&cache.inner)).lagged(7);
-
-        assert_eq!(l1.clears(), clears + 1, "L1 forgot everything");
-        assert!(!l1.unchanged_since(ticket), "every kept answer is stale");
-        assert_eq!(cache.metrics().bus_lags(), (1, 7));
-    }
-}
+mod tests;

@@ -31,8 +31,8 @@
 //!   bounded by the catalogue's size: one pass over
 //!   `idx_books_author_title` (every book's author, title and id, the
 //!   smallest index that has them) joined with the authors by primary key,
-//!   the matches materialised once for both the total and the page. The
-//!   README's search section gives its cost.
+//!   the matches materialised once for both the total and the page. docs/api.md's
+//!   search section gives its cost.
 use super::tallies::Tally;
 use super::{Counted, Db};
 use crate::domain::{Page, PageRequest, SearchText};

@@ -8,7 +8,8 @@
 //! Both are done here rather than in an async-graphql extension: with any
 //! extension installed, async-graphql sends every field through the
 //! extension chain, a cost paid on every field of every request.
-use super::limits::{selected_operation, Limits};
+use super::limits::Limits;
+use super::operation::selected_operation;
 use async_graphql::parser::types::{ExecutableDocument, Type};
 use async_graphql::{ObjectType, Pos, Request, Response, Schema, ServerError, SubscriptionType};
 use futures_util::FutureExt;

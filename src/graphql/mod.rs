@@ -6,6 +6,7 @@ mod execute;
 mod limits;
 pub mod loaders;
 mod mutation;
+mod operation;
 mod order;
 pub mod persisted;
 pub(crate) mod query;
@@ -14,7 +15,8 @@ mod scope;
 mod types;
 
 pub use execute::{execute, Documents};
-pub use limits::{selected_named_operation, selected_operation, Limits, NESTING_CEILING};
+pub use limits::{Limits, NESTING_CEILING};
+pub use operation::{selected_named_operation, selected_operation};
 pub use schema::{build_schema, sdl, BiblioSchema};
 pub use scope::{Scope, Services};
 pub use types::MAX_NAME_CHARS;

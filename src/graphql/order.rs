@@ -28,7 +28,7 @@ pub fn restore(
     operation_name: Option<&str>,
     variables: &Variables,
 ) {
-    let Some(operation) = super::limits::selected_operation(document, operation_name) else {
+    let Some(operation) = super::operation::selected_operation(document, operation_name) else {
         return;
     };
     let operation = &operation.node;

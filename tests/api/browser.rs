@@ -294,7 +294,7 @@ async fn preflights_allow_what_frontends_send_and_are_cached() {
 /// the dashboard in Chromium: a librarian signs in on the page, it shows
 /// both replicas and, once the script's own load stops, the same totals
 /// as their `/metrics`. With `BIBLIO_UPDATE_SCREENSHOT=1`, the screenshot
-/// also replaces docs/dashboard.png, the README's (not on every run: a
+/// also replaces docs/dashboard.png, docs/monitoring.md's (not on every run: a
 /// test should not rewrite tracked files).
 #[tokio::test]
 async fn the_dashboard_signs_a_librarian_in_and_shows_every_replica_as_metrics_counts() {

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 /// The invalidation delivery bound this test states: once every write has
 /// been answered, each replica has received the writes' events within this
-/// time (README, "The bound": D is the event delivery time while Redis is up).
+/// time (docs/caching.md, "The bound": D is the event delivery time while Redis is up).
 /// It is not a tuning knob: an answer that differs after it is a defect, or a
 /// bound the service does not meet.
 const SETTLE: Duration = Duration::from_millis(300);

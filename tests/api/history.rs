@@ -136,8 +136,7 @@ enum Topology {
     Standby,
 }
 
-/// The README's bound table (section "The cache and its staleness bound",
-/// which so far states it in prose): how much later than a write's
+/// The bound table (docs/caching.md, "The bound"): how much later than a write's
 /// acknowledgement a read on any replica may start and still miss it, per
 /// fault, in milliseconds. Keep the two in step.
 const BOUNDS: [(Fault, u64); 18] = [

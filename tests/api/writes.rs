@@ -470,3 +470,63 @@ async fn writes_go_through_while_another_replica_commits() {
         &failures[..failures.len().min(3)]
     );
 }
+
+/// A client that goes away while its mutation commits drops the request's
+/// future. The write must still be finished as a whole: committed and then
+/// published at once, not cut between its COMMIT and its invalidation
+/// (which would leave the invalidation to the outbox sweep, here an hour
+/// away, and on PostgreSQL a COMMIT half-read on a pooled connection).
+#[tokio::test]
+async fn a_write_whose_caller_goes_away_during_its_commit_is_still_published_at_once() {
+    use biblio::cache::{Change, Listed};
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+    let app = crate::helpers::TestApp::builder()
+        .configure(|config| config.cache.outbox_delay = std::time::Duration::from_secs(3600))
+        .spawn()
+        .await;
+    app.wait_for_cache().await;
+    let cat = catalogue(&app, 1).await;
+    let id = Uuid::parse_str(&cat.books[0]).unwrap();
+    let before = entity::book::Entity::find_by_id(id)
+        .one(app.db.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    let write = app.db.begin_write().await.unwrap();
+    let mut renamed = before.clone().into_active_model();
+    renamed.title = Set("Renamed".into());
+    let after = renamed.update(write.conn()).await.unwrap();
+    let listed = |book| Listed {
+        book,
+        author: "the author".into(),
+    };
+    let published = app.cache.metrics().events_published();
+
+    let mut commit = Box::pin(app.cache.commit(
+        write,
+        Change::BookUpdated {
+            before: listed(before),
+            after: listed(after),
+        },
+    ));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let started = std::future::Future::poll(commit.as_mut(), &mut context);
+    assert!(started.is_pending(), "the commit waits for the database");
+    drop(commit);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.cache.metrics().events_published() == published {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write's invalidation was never published: it was cut off with its caller"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let title = entity::book::Entity::find_by_id(id)
+        .one(app.db.conn())
+        .await
+        .unwrap()
+        .unwrap()
+        .title;
+    assert_eq!(title, "Renamed", "the write committed");
+}

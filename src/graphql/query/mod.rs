@@ -11,8 +11,9 @@
 //! clock): a cold page of 100 books with their authors and categories (500
 //! units) took 18 ms, about 36 µs a unit; one uncached search 11 ms (24 ms
 //! for a term matching most titles); a page of `books`, filtered or not,
-//! 9 to 14 ms, since its total (`COUNT(*) OVER ()`) reads every matching
-//! row; a page of `authors` 2.5 ms; a page of `myBorrows` 0.17 ms. At the
+//! 9 to 14 ms, when its total (`COUNT(*) OVER ()`) still read every
+//! matching row (totals now come from tallies or an index walk, so the
+//! weight errs on the safe side); a page of `authors` 2.5 ms; a page of `myBorrows` 0.17 ms. At the
 //! default limit of 5,000 a request runs at most 16 searches or book pages.
 //! A connection costs what its page list costs, its size (`first` or
 //! `last`, 20 when neither) in place of `pageSize`: a slice is cheaper than
