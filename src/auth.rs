@@ -82,9 +82,10 @@ impl Tokens {
         if let Some(key) = given {
             return Ok(Self::new(key, ttl));
         }
-        let hex =
-            db::settings::get_or_init(db, SIGNING_KEY_SETTING, || SigningKey::generate().to_hex())
-                .await?;
+        let hex = db::deployment_settings::get_or_init(db, SIGNING_KEY_SETTING, || {
+            SigningKey::generate().to_hex()
+        })
+        .await?;
         let key = SigningKey::from_hex(&hex)
             .map_err(|why| SigningKey::stored_problem(&why, SIGNING_KEY_SETTING))?;
         Ok(Self::new(key, ttl))

@@ -18,7 +18,6 @@
 //! cache`), [`progress`] (their progress bar), [`telemetry`] (logs),
 //! [`redact`] (passwords out of URLs shown), and [`metrics`] (what `/metrics`
 //! shows; each layer keeps its own counters).
-pub mod accounts;
 pub mod app;
 pub mod auth;
 #[warn(missing_docs)]
@@ -38,4 +37,5 @@ pub mod responses;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;
+pub mod user_cli;
 pub mod warm;

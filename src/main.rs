@@ -2,7 +2,6 @@
 // recording reads added a level, past the default limit of 128.
 #![recursion_limit = "256"]
 
-use biblio::accounts::{self, Console, NewAccount};
 use biblio::app::{shutdown_signal, Application};
 use biblio::cli::{
     CacheCommand, Cli, Command, DocumentsCommand, MigrateArgs, SeedArgs, ServeArgs, UserCommand,
@@ -10,6 +9,7 @@ use biblio::cli::{
 use biblio::error::BoxError;
 use biblio::redact::Secrets;
 use biblio::telemetry::LogFormat;
+use biblio::user_cli::{self, Console, NewAccount};
 use biblio::{cache_cli, graphql, seed, startup, telemetry};
 use std::io::Write;
 
@@ -138,12 +138,12 @@ async fn user(database_url: &str, command: UserCommand) -> Result<(), BoxError> 
                 name,
                 role: role.map(Into::into),
             };
-            let user = accounts::add(&db, &console, account).await?;
+            let user = user_cli::add(&db, &console, account).await?;
             say!("added {} ({:?}) with id {}", user.email, user.role, user.id)?;
         }
         UserCommand::Role { email, role } => {
             let role = role.into();
-            let before = accounts::set_role(&db, &email, role).await?;
+            let before = user_cli::set_role(&db, &email, role).await?;
             if before.role == role {
                 say!("{} was already {role:?}", before.email)?;
             } else {
@@ -151,11 +151,11 @@ async fn user(database_url: &str, command: UserCommand) -> Result<(), BoxError> 
             }
         }
         UserCommand::Password { email } => {
-            let user = accounts::reset_password(&db, &console, &email).await?;
+            let user = user_cli::reset_password(&db, &console, &email).await?;
             say!("new password set for {}", user.email)?;
         }
         UserCommand::Remove { email } => {
-            let (user, loans) = accounts::remove(&db, &email).await?;
+            let (user, loans) = user_cli::remove(&db, &email).await?;
             say!(
                 "removed {} ({:?}) and {loans} returned loan{} of theirs",
                 user.email,

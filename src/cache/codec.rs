@@ -59,7 +59,7 @@ mod tests {
     /// miss in L2 on every read.
     #[test]
     fn the_statistics_round_trip_with_an_average_price() {
-        use crate::db::statistics::{Statistics, Totals};
+        use crate::db::aggregates::{Statistics, Totals};
         let statistics = Statistics {
             totals: Totals {
                 books: 3,

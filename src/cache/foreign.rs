@@ -1,5 +1,5 @@
 //! Writes from anywhere: other programs' changes, recorded by the
-//! database's triggers in `cache_changes` (see [`crate::db::changes`] and
+//! database's triggers in `cache_changes` (see [`crate::db::cache_changes`] and
 //! the migration that creates them), turned into invalidations and
 //! published like a mutation's.
 //!
@@ -47,7 +47,7 @@
 use super::changes::Listed;
 use super::sync::Pending;
 use super::{Change, Inner, Invalidation};
-use crate::db::changes::{self, Taken};
+use crate::db::cache_changes::{self, Taken};
 use crate::db::Db;
 use entity::{book, borrow_record};
 use serde::Deserialize;
@@ -251,7 +251,7 @@ impl Inner {
             return true;
         };
         loop {
-            let head = match changes::head(db, CAP + 1).await {
+            let head = match cache_changes::head(db, CAP + 1).await {
                 Ok(head) => head,
                 Err(err) => {
                     tracing::warn!(error = %err, "could not read other programs' changes");
@@ -264,7 +264,7 @@ impl Inner {
             if head.len() as u64 <= CAP {
                 self.publish_early(db, &head).await;
                 let mut merged = None;
-                let taken = changes::take(db, last, |rows| {
+                let taken = cache_changes::take(db, last, |rows| {
                     let found = super::sync::for_database(invalidation(rows)?, db);
                     let payload = found.to_outbox();
                     merged = Some(found);
@@ -339,7 +339,7 @@ impl Inner {
             }
             self.clear().await.is_some()
         };
-        match changes::remove_cleared(db, cleared).await {
+        match cache_changes::remove_cleared(db, cleared).await {
             Ok(Some(0)) => true,
             Ok(Some(rows)) => {
                 self.metrics.foreign_cleared();
@@ -394,7 +394,7 @@ pub(super) async fn listen(inner: Weak<Inner>, db: Db, wake: Arc<Notify>) {
     while inner.strong_count() > 0 {
         let listening = async {
             let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(changes::CHANNEL).await?;
+            listener.listen(cache_changes::CHANNEL).await?;
             Ok::<_, sea_orm::sqlx::Error>(listener)
         };
         let mut listener = match listening.await {

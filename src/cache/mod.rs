@@ -178,10 +178,10 @@ mod foreign;
 pub mod keys;
 pub mod l1;
 pub mod l2;
+mod lists;
 pub mod matching;
 pub mod metrics;
 pub mod namespace;
-mod page;
 mod read;
 pub mod settings;
 pub mod stamps;
@@ -192,10 +192,10 @@ pub mod topology;
 
 pub use changes::{Change, Invalidation, Listed};
 pub use keys::{Group, Kind, List};
+pub use lists::{IdPage, Item};
 pub use metrics::{
     Export, FillTier, Filled, Gauges, KindCounts, Metrics, ResponseCounts, ResponseEvent,
 };
-pub use page::{IdPage, Item};
 pub use read::FillPause;
 pub use settings::{Health, Mode, Settings, Ttls};
 pub use stamps::{Dependencies, ReadLog};

@@ -4,7 +4,7 @@
 //! waits for the single refresh, so a write is never hidden.
 use super::read::CacheKey;
 use super::{lock, Cache, Kind, List, Mode};
-use crate::db::statistics::Statistics;
+use crate::db::aggregates::Statistics;
 use crate::error::LoadError;
 use std::future::Future;
 use std::sync::atomic::Ordering;

@@ -6,7 +6,7 @@ mod ids;
 mod isbn;
 mod money;
 mod page;
-mod search;
+mod search_text;
 mod slice;
 mod text;
 
@@ -15,7 +15,7 @@ pub use ids::parse_id;
 pub use isbn::Isbn;
 pub use money::Money;
 pub use page::{Page, PageRequest, MAX_PAGE_SIZE};
-pub use search::SearchText;
+pub use search_text::SearchText;
 pub use slice::{Direction, Keyset, Slice, SliceRequest, DEFAULT_SLICE_SIZE};
 pub use text::{optional_multiline_text, required_text};
 

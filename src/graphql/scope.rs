@@ -15,7 +15,7 @@ use super::loaders::{Cached, Loaders};
 use crate::auth::throttle::Throttle;
 use crate::auth::{Hashers, Tokens, Viewer};
 use crate::cache::{self, Cache, Item, List, Of, ReadLog};
-use crate::db::statistics::Statistics;
+use crate::db::aggregates::Statistics;
 use crate::db::users::Profile;
 use crate::db::Db;
 use crate::domain::{Page, PageRequest, Slice};
@@ -298,7 +298,7 @@ impl Scope {
             .cache
             .statistics(move || {
                 let (db, gate) = (db.clone(), gate.clone());
-                async move { Ok(gate.run(crate::db::statistics::statistics(&db)).await?) }
+                async move { Ok(gate.run(crate::db::aggregates::statistics(&db)).await?) }
             })
             .await
     }

@@ -4,7 +4,7 @@
 //! cannot keep its bound, as when an outbox trigger is missing or
 //! disabled). The dashboard shows the same checks, from [`check`].
 use super::AppState;
-use crate::db::changes::{self, Bypasses};
+use crate::db::cache_changes::{self, Bypasses};
 use crate::db::Db;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -102,7 +102,7 @@ async fn database(db: &Db) -> Value {
 }
 
 /// The triggers that announce other programs' writes (see
-/// `db::changes`), as last read. A missing or disabled one means writes
+/// `db::cache_changes`), as last read. A missing or disabled one means writes
 /// the cache never hears of, stale on every replica for a whole TTL; no
 /// error shows it, so readiness does.
 #[derive(Default)]
@@ -123,7 +123,7 @@ impl Triggers {
                 return state.clone();
             }
         }
-        let state = match tokio::time::timeout(PROBE_TIMEOUT, changes::bypasses(db)).await {
+        let state = match tokio::time::timeout(PROBE_TIMEOUT, cache_changes::bypasses(db)).await {
             Ok(Ok(bypasses)) if bypasses.is_empty() => json!({ "status": "up" }),
             Ok(Ok(Bypasses { missing, disabled })) => {
                 tracing::warn!(

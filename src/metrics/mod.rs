@@ -4,7 +4,7 @@
 //! Each part of the service keeps its own counters where it counts them,
 //! as plain atomics on its hot path, and says once how they are exported:
 //! the cache in `cache::metrics` (tiers, invalidation, Redis), the database
-//! in `db::metrics`, requests in `http::requests`. This module holds the
+//! in `db::instrumentation`, requests in `http::requests`. This module holds the
 //! [`Registry`] they are gathered in, the one lock-free [`Histogram`] they
 //! all use, the last-minute [`Window`] behind the stats snapshots'
 //! percentiles, and the helpers that write a family from a collector.

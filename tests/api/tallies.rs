@@ -234,8 +234,8 @@ async fn random_write(app: &TestApp, rng: &mut Rng, world: &mut World) {
                     Role::Member
                 };
                 // Refused for an account removed earlier.
-                let _ = biblio::accounts::set_role(&app.db, &email, role).await;
-            } else if biblio::accounts::remove(&app.db, &email).await.is_ok() {
+                let _ = biblio::user_cli::set_role(&app.db, &email, role).await;
+            } else if biblio::user_cli::remove(&app.db, &email).await.is_ok() {
                 // Its index stays, so loans keep pointing at the right token;
                 // the token no longer signs anyone in.
             }
@@ -516,7 +516,7 @@ async fn recomputed_statistics(app: &TestApp) -> Value {
 async fn statistics_equal_a_full_recomputation_after_random_writes() {
     workload("statistics", |app, seed, point| {
         Box::pin(async move {
-            let kept = biblio::db::statistics::statistics(&app.db).await.unwrap();
+            let kept = biblio::db::aggregates::statistics(&app.db).await.unwrap();
             let kept = json!({
                 "books": kept.totals.books,
                 "authors": kept.totals.authors,

@@ -8,9 +8,9 @@
 //! specification asks of a nullable field, rather than leaving it out. A
 //! field that panics is answered the same way, as `INTERNAL`: otherwise the
 //! panic would replace the whole response, data committed before it too.
-mod account;
 mod borrowing;
-mod catalogue;
+mod cataloguing;
+mod sign_in;
 
 use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
@@ -28,8 +28,8 @@ use std::panic::AssertUnwindSafe;
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct Fields(
-    account::AccountMutation,
-    catalogue::CatalogueMutation,
+    sign_in::SignInMutation,
+    cataloguing::CataloguingMutation,
     borrowing::BorrowingMutation,
 );
 

@@ -18,9 +18,9 @@
 //! A connection costs what its page list costs, its size (`first` or
 //! `last`, 20 when neither) in place of `pageSize`: a slice is cheaper than
 //! a deep page, never dearer.
-mod account;
 mod catalogue;
 mod monitoring;
+mod viewer;
 
 use async_graphql::MergedObject;
 
@@ -39,6 +39,6 @@ pub(crate) const AUTHOR_BOOKS_COST: usize = 15;
 #[derive(MergedObject, Default)]
 pub struct Query(
     catalogue::CatalogueQuery,
-    account::AccountQuery,
+    viewer::ViewerQuery,
     monitoring::MonitoringQuery,
 );

@@ -7,7 +7,7 @@ mod cache_stats;
 mod category;
 mod connection;
 mod inputs;
-mod page;
+mod paged;
 mod statistics;
 mod user;
 
@@ -18,7 +18,7 @@ pub use cache_stats::CacheStats;
 pub use category::Category;
 pub use connection::{connection, Connected};
 pub use inputs::*;
-pub use page::Paged;
+pub use paged::Paged;
 pub use statistics::LibraryStatistics;
 pub use user::{AuthPayload, User};
 

@@ -1,5 +1,5 @@
 use super::Category;
-use crate::db::statistics::Statistics;
+use crate::db::aggregates::Statistics;
 use crate::error::Result;
 use crate::graphql::scope;
 use async_graphql::{Context, Object, SimpleObject};

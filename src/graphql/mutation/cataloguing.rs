@@ -13,10 +13,10 @@ use std::sync::Arc;
 /// Catalogue writes; every one needs the LIBRARIAN role. Each commits, then
 /// invalidates what it changed before it answers.
 #[derive(Default)]
-pub struct CatalogueMutation;
+pub struct CataloguingMutation;
 
 #[Object]
-impl CatalogueMutation {
+impl CataloguingMutation {
     /// Adds an author.
     async fn create_author(
         &self,

@@ -10,10 +10,10 @@ use entity::user::{self, Role};
 use std::sync::Arc;
 
 #[derive(Default)]
-pub struct AccountMutation;
+pub struct SignInMutation;
 
 #[Object]
-impl AccountMutation {
+impl SignInMutation {
     /// Creates a member account and signs it in.
     async fn register(
         &self,

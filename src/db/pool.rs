@@ -9,19 +9,19 @@ use sea_orm::ConnectOptions;
 pub(super) fn instrument(
     conn: &mut DatabaseConnection,
     statements: &Arc<AtomicU64>,
-    metrics: &Arc<metrics::Statements>,
+    metrics: &Arc<instrumentation::Statements>,
 ) {
     let (counter, recorder) = (statements.clone(), metrics.clone());
     conn.set_metric_callback(move |info| {
         let sql = &info.statement.sql;
         let purpose = if sql.contains(outbox::TABLE)
-            || sql.contains(changes::TABLE)
+            || sql.contains(cache_changes::TABLE)
             || replicas::is_bookkeeping(sql)
         {
-            metrics::Purpose::Outbox
+            instrumentation::Purpose::Outbox
         } else {
             counter.fetch_add(1, Ordering::Relaxed);
-            metrics::Purpose::Service
+            instrumentation::Purpose::Service
         };
         recorder.record(purpose, info.elapsed, info.failed);
     });

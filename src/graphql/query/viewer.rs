@@ -9,10 +9,10 @@ use crate::graphql::{current_user, scope, services, viewer};
 use async_graphql::{Context, Object};
 
 #[derive(Default)]
-pub struct AccountQuery;
+pub struct ViewerQuery;
 
 #[Object]
-impl AccountQuery {
+impl ViewerQuery {
     /// The signed-in user; null when anonymous.
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         if viewer(ctx)? == Viewer::Anonymous {
