@@ -67,25 +67,12 @@
 //! let through lands where nobody reads. Keys of other schema versions are
 //! left to their TTLs: during a rolling deploy an older build still reads
 //! them.
-use super::keys::Keys;
-use super::l2::NAMESPACE;
 use super::{lock, Cache, Inner};
+use crate::redis::Keys;
 use fred::prelude::*;
 use fred::types::scan::Scanner;
-use fred::types::scripts::Script;
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
-
-/// Moves the namespace one past the newest known (the counter, or the
-/// caller's knowledge if Redis lost the counter) and publishes the clear.
-/// KEYS: the namespace counter. ARGV: channel, origin, the namespace the
-/// caller knows. Returns the new namespace.
-const CLEAR: &str = r"
-local ns = namespace(KEYS[1], tonumber(ARGV[3])) + 1
-redis.call('SET', KEYS[1], ns)
-redis.call('PUBLISH', ARGV[1], cjson.encode({ origin = ARGV[2], namespace = ns }))
-return ns
-";
 
 /// Keys asked of each `SCAN` call and removed per `UNLINK`.
 const SCAN_BATCH: u32 = 1000;
@@ -132,7 +119,7 @@ impl Cache {
         let l2 = inner.l2.as_ref()?;
         let keys: &Keys = &inner.keys;
         let current = keys.namespace();
-        let mut pages = l2.scan(keys.namespaced_pattern(), SCAN_BATCH);
+        let mut pages = l2.redis().scan(keys.namespaced_pattern(), SCAN_BATCH);
         let mut removed = 0;
         while let Some(page) = pages.next().await {
             let mut page = match page {
@@ -153,7 +140,7 @@ impl Cache {
                 })
                 .collect();
             if !old.is_empty() {
-                removed += l2.unlink(old).await?;
+                removed += l2.redis().unlink(old).await?;
             }
             progress(removed);
             page.next();
@@ -167,16 +154,19 @@ impl Inner {
     pub(super) async fn clear(&self) -> Option<u64> {
         let inner = self;
         let l2 = inner.l2.as_ref()?;
-        let script = Script::from_lua(format!("{NAMESPACE}{CLEAR}"));
         let args: Vec<Value> = vec![
             Value::from(inner.keys.channel()),
             Value::from(inner.origin.as_str()),
             Value::from(inner.keys.namespace() as i64),
         ];
         let counter = vec![inner.keys.namespace_counter()];
-        let namespace: u64 = l2
+        let redis = l2.redis();
+        let namespace: u64 = redis
             .background_write("clear", |client| {
-                script.evalsha_with_reload(client, counter, args)
+                redis
+                    .scripts()
+                    .clear
+                    .evalsha_with_reload(client, counter, args)
             })
             .await?;
         inner.learn_namespace(namespace);
