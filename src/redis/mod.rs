@@ -28,6 +28,7 @@
 //! so a write held up (`CLIENT PAUSE … WRITE`) would otherwise hold up every
 //! read queued behind it.
 mod breaker;
+mod clearing;
 pub mod clients;
 pub mod keyspace;
 mod primaries;
