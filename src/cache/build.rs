@@ -76,7 +76,7 @@ impl Cache {
                 * 2;
             let redis = crate::redis::Gateway::connect(&connection, keys.clone(), metrics.clone())?;
             Some(
-                l2::Store::new(Arc::new(redis), keys.clone(), metrics.clone(), counter_ttl)
+                l2::Store::new(Arc::new(redis), metrics.clone(), counter_ttl)
                     .follow_lsns(outbox.clone()),
             )
         } else {

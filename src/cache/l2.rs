@@ -8,7 +8,6 @@ use super::keys::Group;
 use super::metrics::{FillTier, Metrics, Outcome};
 use crate::db::replicas::Position;
 use crate::redis::slots::{by_slot, mget};
-use crate::redis::Keys;
 use crate::redis::{self, value_bytes, Caller, Gateway, Topology};
 
 mod invalidations;
@@ -51,7 +50,6 @@ pub struct Found {
 pub struct Store {
     /// Connections, breaker and scripts, shared with the other callers.
     redis: Arc<Gateway>,
-    keys: Keys,
     metrics: Arc<Metrics>,
     /// How long version and generation counters outlive the entries they guard.
     counter_ttl: Duration,
@@ -80,16 +78,10 @@ impl redis::Observer for Metrics {
 }
 
 impl Store {
-    /// The L2 tier on `redis`, with the cache's `keys` and `metrics`.
-    pub fn new(
-        redis: Arc<Gateway>,
-        keys: Keys,
-        metrics: Arc<Metrics>,
-        counter_ttl: Duration,
-    ) -> Self {
+    /// The L2 tier on `redis` (and its keys), counted in `metrics`.
+    pub fn new(redis: Arc<Gateway>, metrics: Arc<Metrics>, counter_ttl: Duration) -> Self {
         Self {
             redis,
-            keys,
             metrics,
             counter_ttl,
             horizon: None,
@@ -121,7 +113,10 @@ impl Store {
             .background_write("record lsn", |writes| {
                 self.redis.scripts().record_lsn.evalsha_with_reload(
                     writes,
-                    vec![self.keys.lsn(), self.keys.unknown_position()],
+                    vec![
+                        self.redis.keys().lsn(),
+                        self.redis.keys().unknown_position(),
+                    ],
                     vec![lsn, unknown],
                 )
             })
@@ -133,7 +128,10 @@ impl Store {
     /// after its own, with read replicas: the LSN key and the
     /// unknown-position key.
     fn position_keys(&self) -> [String; 2] {
-        [self.keys.lsn(), self.keys.unknown_position()]
+        [
+            self.redis.keys().lsn(),
+            self.redis.keys().unknown_position(),
+        ]
     }
 
     /// Raises the horizon to the LSN key's value and notices the unknown
@@ -163,7 +161,7 @@ impl Store {
         let mut request: Vec<String> = Vec::with_capacity(keys.len() * 2 + 1);
         for key in keys {
             request.push((*key).to_owned());
-            request.push(self.keys.version(key));
+            request.push(self.redis.keys().version(key));
         }
         if self.horizon.is_some() {
             request.extend(self.position_keys());
@@ -258,7 +256,7 @@ impl Store {
                     "get sequence",
                     self.redis
                         .reads()
-                        .mget(vec![self.keys.sequence(), lsn, unknown]),
+                        .mget(vec![self.redis.keys().sequence(), lsn, unknown]),
                 )
                 .await?;
             self.learn_position(values.get(1), values.get(2));
@@ -272,7 +270,10 @@ impl Store {
         }
         let value: Option<Option<Bytes>> = self
             .redis
-            .call("get sequence", self.redis.reads().get(self.keys.sequence()))
+            .call(
+                "get sequence",
+                self.redis.reads().get(self.redis.keys().sequence()),
+            )
             .await;
         value.map(Option::unwrap_or_default)
     }
@@ -283,7 +284,7 @@ impl Store {
             .redis
             .call(
                 "get generation",
-                self.redis.reads().get(self.keys.generation(group)),
+                self.redis.reads().get(self.redis.keys().generation(group)),
             )
             .await;
         value.map(Option::unwrap_or_default)
@@ -295,7 +296,7 @@ impl Store {
     /// included), or `None` if Redis did not take it.
     pub async fn heartbeat(&self, head: String, namespace: u64) -> Option<u64> {
         let args: Vec<Value> = vec![
-            Value::from(self.keys.channel()),
+            Value::from(self.redis.keys().channel()),
             Value::from(head),
             Value::from(namespace as i64),
         ];
@@ -305,7 +306,10 @@ impl Store {
                 "heartbeat",
                 self.redis.scripts().heartbeat.evalsha_with_reload(
                     self.redis.writes(),
-                    vec![self.keys.namespace_counter(), self.keys.last_heartbeat()],
+                    vec![
+                        self.redis.keys().namespace_counter(),
+                        self.redis.keys().last_heartbeat(),
+                    ],
                     args,
                 ),
             )
@@ -332,7 +336,10 @@ impl Store {
                 "primary",
                 self.redis.scripts().primary.evalsha_with_reload(
                     self.redis.writes(),
-                    vec![self.keys.namespace_counter(), self.keys.primary_marker()],
+                    vec![
+                        self.redis.keys().namespace_counter(),
+                        self.redis.keys().primary_marker(),
+                    ],
                     args,
                 ),
             )

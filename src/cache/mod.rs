@@ -160,7 +160,7 @@
 //!   Cluster, of every primary); a different id found moves the namespace
 //!   (`redis::scripts` PRIMARY).
 //! - **token generation** (`users.token_generation`, cached in the user's
-//!   [`Profile`]): moved by a password or role change; a token carries the
+//!   [`Profile`](crate::db::users::Profile)): moved by a password or role change; a token carries the
 //!   one it was issued under and is refused once the cached profile, evicted
 //!   by that change, shows another ([`crate::auth`]).
 //! - **namespace** (Redis `{prefix}:v…:namespace`, and the highest learnt in

@@ -119,13 +119,13 @@ pub(super) fn config(connection: &Connection) -> Result<Config, Error> {
     Ok(config)
 }
 
-/// The topology `connection`'s URL names; `Single` for a URL [`config`]
+/// The topology `connection`'s URL names; `Single` for a URL `config`
 /// refuses (which start-up has refused already).
 pub fn topology_of(connection: &Connection) -> Topology {
     Scheme::of(&connection.url).map_or(Topology::Single, |scheme| scheme.topology)
 }
 
-/// Refuses, without connecting, what [`config`] would refuse: for start-up,
+/// Refuses, without connecting, what `config` would refuse: for start-up,
 /// so a malformed `--redis-url` is reported before anything is touched.
 pub fn check(connection: &Connection) -> Result<(), Error> {
     config(connection).map(drop)

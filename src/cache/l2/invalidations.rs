@@ -87,7 +87,7 @@ impl Store {
         };
         let keys: Vec<String> = entries
             .iter()
-            .map(|(kind, id)| self.keys.entity_in(namespace, *kind, *id))
+            .map(|(kind, id)| self.redis.keys().entity_in(namespace, *kind, *id))
             .collect();
         if self.redis.topology() == Topology::Cluster {
             let announced = Announced {
@@ -99,17 +99,24 @@ impl Store {
                 .invalidate_by_slot(caller, origin, namespace, keys, announced)
                 .await;
         }
-        let versions: Vec<String> = keys.iter().map(|key| self.keys.version(key)).collect();
+        let versions: Vec<String> = keys
+            .iter()
+            .map(|key| self.redis.keys().version(key))
+            .collect();
         let mut script_keys: Vec<String> = Vec::with_capacity(1 + keys.len() * 2 + groups.len());
-        script_keys.push(self.keys.namespace_counter());
+        script_keys.push(self.redis.keys().namespace_counter());
         script_keys.extend(keys);
         script_keys.extend(versions);
-        script_keys.extend(groups.iter().map(|group| self.keys.generation(group)));
+        script_keys.extend(
+            groups
+                .iter()
+                .map(|group| self.redis.keys().generation(group)),
+        );
         let mut args: Vec<Value> = vec![
             Value::from(entries.len() as i64),
             Value::from(self.counter_ttl.as_millis() as i64),
             Value::from(self.counter_ttl.as_secs().max(1) as i64),
-            Value::from(self.keys.channel()),
+            Value::from(self.redis.keys().channel()),
             Value::from(origin),
             Value::from(namespace as i64),
         ];
@@ -118,11 +125,11 @@ impl Store {
         args.push(Value::from(
             crate::cache::bus::wall_clock_micros().to_string(),
         ));
-        args.push(Value::from(self.keys.sequence()));
+        args.push(Value::from(self.redis.keys().sequence()));
         let (lsn, unknown) = position_texts(position);
-        args.push(Value::from(self.keys.lsn()));
+        args.push(Value::from(self.redis.keys().lsn()));
         args.push(Value::from(lsn));
-        args.push(Value::from(self.keys.unknown_position()));
+        args.push(Value::from(self.redis.keys().unknown_position()));
         args.push(Value::from(unknown));
         let (current, reply): (u64, String) = self
             .redis
@@ -167,7 +174,7 @@ impl Store {
         let removals = by_slot(self.redis.topology(), keys.clone(), |key| key)
             .into_iter()
             .map(|entries| {
-                let versions = entries.iter().map(|key| self.keys.version(key));
+                let versions = entries.iter().map(|key| self.redis.keys().version(key));
                 let script_keys: Vec<String> = entries.iter().cloned().chain(versions).collect();
                 self.redis
                     .scripts()
@@ -175,15 +182,19 @@ impl Store {
                     .evalsha_with_reload::<i64, _, _>(self.redis.writes(), script_keys, ttl.clone())
             });
         let mut script_keys: Vec<String> = Vec::with_capacity(4 + groups.len());
-        script_keys.push(self.keys.namespace_counter());
-        script_keys.push(self.keys.sequence());
-        script_keys.push(self.keys.lsn());
-        script_keys.push(self.keys.unknown_position());
-        script_keys.extend(groups.iter().map(|group| self.keys.generation(group)));
+        script_keys.push(self.redis.keys().namespace_counter());
+        script_keys.push(self.redis.keys().sequence());
+        script_keys.push(self.redis.keys().lsn());
+        script_keys.push(self.redis.keys().unknown_position());
+        script_keys.extend(
+            groups
+                .iter()
+                .map(|group| self.redis.keys().generation(group)),
+        );
         let mut args: Vec<Value> = vec![
             Value::from(groups.len() as i64),
             Value::from(self.counter_ttl.as_secs().max(1) as i64),
-            Value::from(self.keys.channel()),
+            Value::from(self.redis.keys().channel()),
             Value::from(origin),
             Value::from(namespace as i64),
             Value::from(moves),

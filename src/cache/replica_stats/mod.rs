@@ -7,9 +7,9 @@
 //! request of every replica, not an average of percentiles.
 //!
 //! Here: the figures and how they add up, taking and publishing this
-//! replica's snapshot, and reading the deployment's; [`report`] works out
-//! rates and percentiles for `--json`, [`table`] renders them for people.
-//! (Not to be confused with [`super::catalogue_statistics`], the cache of
+//! replica's snapshot, and reading the deployment's; `report` works out
+//! rates and percentiles for `--json`, `table` renders them for people.
+//! (Not to be confused with `catalogue_statistics`, the cache of
 //! the catalogue's `statistics` answer.)
 mod report;
 mod table;
