@@ -2,10 +2,11 @@
 //! the L2 value encoding (postcard against the alternatives it was chosen
 //! over), and one warm loader batch. `cargo bench --bench cache`
 use biblio::cache::codec::{self, Slot};
-use biblio::cache::keys::{Group, Keys};
+use biblio::cache::keys::Group;
 use biblio::cache::{Cache, Kind, List, Mode, Settings};
 use biblio::db::books::{Filter, SortOrder};
 use biblio::domain::PageRequest;
+use biblio::redis::Keys;
 use chrono::Utc;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use entity::book;

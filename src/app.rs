@@ -86,7 +86,7 @@ impl Application {
             db: db.clone(),
             cache: cache.clone(),
             tokens,
-            throttle: Throttle::new(config.throttle, cache.clone()),
+            throttle: Throttle::new(config.throttle, cache.redis(), cache.replica_counter()),
             hashers: Hashers::new(config.password_hashes),
             loan_period: config.loan_period,
             loader_delay: config.loader_delay,
@@ -100,7 +100,7 @@ impl Application {
             (warmer, warming.clone())
         });
         let persisted = Arc::new(persisted::Store::new(
-            cache.clone(),
+            cache.redis(),
             db.clone(),
             config.persisted_only,
         ));

@@ -8,6 +8,7 @@
 //! It publishes no outbox entries either; serving replicas do that.
 use crate::auth::throttle::Throttle;
 use crate::auth::{Hashers, SigningKey, Tokens};
+use crate::cache::replica_stats::bytes;
 use crate::cache::{Cache, Mode};
 use crate::cli::{ClearArgs, StatsArgs, WarmArgs};
 use crate::config::Config;
@@ -36,7 +37,7 @@ pub async fn warm(database_url: &str, args: WarmArgs) -> Result<(), BoxError> {
         db: db.clone(),
         cache: cache.clone(),
         tokens: Tokens::new(key, config.token_ttl),
-        throttle: Throttle::new(config.throttle, cache.clone()),
+        throttle: Throttle::new(config.throttle, cache.redis(), cache.replica_counter()),
         hashers: Hashers::new(1),
         loan_period: config.loan_period,
         loader_delay: config.loader_delay,
@@ -108,13 +109,13 @@ pub async fn stats(database_url: &str, args: StatsArgs) -> Result<(), BoxError> 
     let config = args.cache.into_config(database_url.to_owned());
     let settings = operator_settings(&config)?;
     let prefix = prefix(&settings, &config, None).await?;
-    let connection = crate::cache::l2::Connection {
+    let connection = crate::redis::Connection {
         url: settings.redis_url.clone(),
         ca_file: settings.redis_ca_file.clone(),
         command_timeout: settings.command_timeout,
         breaker_interval: settings.breaker_interval,
     };
-    let deployment = crate::cache::stats::read(&connection, &prefix).await?;
+    let deployment = crate::cache::replica_stats::read(&connection, &prefix).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(
@@ -174,33 +175,4 @@ async fn connect(config: &Config, db: Option<&Db>) -> Result<Cache, BoxError> {
         .into());
     }
     Ok(cache)
-}
-
-/// `bytes` for people: B, KiB, MiB or GiB with one decimal.
-fn bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn byte_counts_read_as_people_write_them() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1023), "1023 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
-    }
 }

@@ -7,6 +7,10 @@
 //!   ([`graphql::loaders`]).
 //! - [`cache`]: the tiers below the loaders, L1 (moka) and L2 (Redis), and
 //!   the invalidation that keeps every replica's copies honest.
+//! - [`redis`]: the Redis gateway every Redis call goes through (the
+//!   cache's L2 and bus, the sign-in throttle, persisted documents, stats
+//!   snapshots): connections and TLS, the topology, the breaker, the Lua
+//!   scripts and every key format.
 //! - [`db`]: every SQL statement, one module per table, on SQLite or
 //!   PostgreSQL via sea-orm.
 //!
@@ -33,6 +37,7 @@ pub mod http;
 pub mod metrics;
 pub mod progress;
 pub mod redact;
+pub mod redis;
 pub mod responses;
 pub mod seed;
 pub mod startup;

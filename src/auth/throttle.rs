@@ -8,7 +8,7 @@
 //! is judged: between the two, every concurrent attempt would read the
 //! same count, and 30 guesses at once would all be judged under a limit of
 //! 10. Instead an attempt *reserves* its place before hashing, in one step
-//! that judges and counts together ([`Cache::reserve`], one Redis script):
+//! that judges and counts together ([`Gateway::reserve`], one Redis script):
 //! the attempt takes one of the e-mail's failures and one of the
 //! address's attempts, or is refused. A sign-in that succeeds gives its
 //! e-mail reservation back ([`Throttle::refund`]); one that fails keeps it,
@@ -28,7 +28,8 @@
 //! N replicas would each allow the whole limit, N times it in all; so each
 //! allows its share instead, the limit divided by the number of replicas
 //! it last saw alive (how many subscribers its last heartbeat on the bus
-//! reached, [`Cache::replicas_seen`]), rounded down and never below 1. The
+//! reached, `Cache::replicas_seen`, which the throttle is given as
+//! `replicas`), rounded down and never below 1. The
 //! deployment-wide limit then holds as long as the load balancer spreads
 //! an attacker's guesses; one that pins them to one replica gets only that
 //! replica's share.
@@ -44,12 +45,13 @@
 //! correlate them, or find a known account's lines by hashing its e-mail
 //! (`biblio user email-hash EMAIL`). It is not a secret: anyone holding a
 //! candidate e-mail can compute it.
-use crate::cache::counters::{Count, Counter};
-use crate::cache::lock;
-use crate::cache::{keys::text_hash, Cache};
 use crate::error::{Error, Result};
+use crate::redis::keyspace::text_hash;
+use crate::redis::windows::{address_attempts, email_failures, Count, Counter};
+use crate::redis::Gateway;
+use parking_lot::Mutex;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The limits, from the command line.
@@ -75,9 +77,13 @@ const LOCAL_COUNTERS: u64 = 100_000;
 /// The throttle, shared by every request of the process.
 pub struct Throttle {
     policy: Policy,
-    cache: Cache,
-    /// This process's own counts, by counter name. A std `Mutex` per
-    /// window: held for a few arithmetic steps, never across an `await`.
+    /// The deployment's shared counts; `None` without Redis.
+    redis: Option<Arc<Gateway>>,
+    /// How many replicas this one last saw alive, for its share of a limit
+    /// while Redis does not answer.
+    replicas: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// This process's own counts, by counter name. A `Mutex` per window:
+    /// held for a few arithmetic steps, never across an `await`.
     local: moka::sync::Cache<String, Arc<Mutex<Window>>>,
     /// Held while an attempt is judged in process, which reads every one
     /// of its windows before it counts in any: two attempts judged at once
@@ -114,11 +120,18 @@ pub struct Reservation {
 }
 
 impl Throttle {
-    pub fn new(policy: Policy, cache: Cache) -> Self {
+    /// A throttle counting in `redis` (and in process), that divides a
+    /// limit by `replicas()` while Redis does not answer.
+    pub fn new(
+        policy: Policy,
+        redis: Option<Arc<Gateway>>,
+        replicas: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Self {
         let longest = policy.email_window.max(policy.address_window);
         Self {
             policy,
-            cache,
+            redis,
+            replicas: Box::new(replicas),
             local: moka::sync::Cache::builder()
                 .max_capacity(LOCAL_COUNTERS)
                 .time_to_idle(longest.max(Duration::from_secs(1)))
@@ -147,10 +160,7 @@ impl Throttle {
         }
         if let Some(address) = client {
             limits.push(Limit {
-                name: format!(
-                    "signin:address:{}",
-                    counted_client(address, self.policy.ipv6_prefix)
-                ),
+                name: address_attempts(&counted_client(address, self.policy.ipv6_prefix)),
                 window: self.policy.address_window,
                 limit: u64::from(self.policy.attempts_per_address),
                 counts_refused: true,
@@ -190,11 +200,11 @@ impl Throttle {
             return;
         };
         if let Some(window) = self.local.get(&name) {
-            let mut window = lock(&window);
+            let mut window = window.lock();
             window.n = window.n.saturating_sub(1);
         }
-        if reservation.shared {
-            self.cache.release(&name).await;
+        if let Some(redis) = self.redis.as_ref().filter(|_| reservation.shared) {
+            redis.release(&name).await;
         }
     }
 
@@ -205,7 +215,7 @@ impl Throttle {
         let now = Instant::now();
         let floors: Vec<(u64, Duration)> = limits
             .iter()
-            .map(|limit| current(&mut lock(&self.window(limit)), limit, now))
+            .map(|limit| current(&mut self.window(limit).lock(), limit, now))
             .collect();
         let counters: Vec<Counter<'_>> = limits
             .iter()
@@ -219,7 +229,11 @@ impl Throttle {
                 floor_resets_in,
             })
             .collect();
-        match self.cache.reserve(&counters).await {
+        let shared = match &self.redis {
+            Some(redis) => redis.reserve(&counters).await,
+            None => None,
+        };
+        match shared {
             Some(shared) => {
                 let allowed = !shared.iter().any(|count| count.refused);
                 self.count_locally(limits, Some(allowed));
@@ -234,7 +248,7 @@ impl Throttle {
     /// last saw alive, rounded down so the shares add up to no more than
     /// the limit, and never below 1.
     fn share(&self, limit: u64) -> u64 {
-        (limit / self.cache.replicas_seen()).max(1)
+        (limit / (self.replicas)().max(1)).max(1)
     }
 
     /// Counts an attempt in process: as Redis judged it (`Some(allowed)`),
@@ -242,14 +256,14 @@ impl Throttle {
     /// replica's [`share`](Self::share) of each limit, every window read
     /// before any is counted in.
     fn count_locally(&self, limits: &[Limit], allowed: Option<bool>) -> Vec<Count> {
-        let _judging = lock(&self.judging);
+        let _judging = self.judging.lock();
         let windows: Vec<_> = limits.iter().map(|limit| self.window(limit)).collect();
         let now = Instant::now();
         let over: Vec<bool> = windows
             .iter()
             .zip(limits)
             .map(|(window, limit)| {
-                let n = current(&mut lock(window), limit, now).0;
+                let n = current(&mut window.lock(), limit, now).0;
                 match allowed {
                     Some(_) => n >= limit.limit,
                     None => n >= self.share(limit.limit),
@@ -262,7 +276,7 @@ impl Throttle {
             .zip(limits)
             .zip(over)
             .map(|((window, limit), over)| {
-                let mut window = lock(window);
+                let mut window = window.lock();
                 if allowed || limit.counts_refused {
                     window.n += 1;
                 }
@@ -324,20 +338,14 @@ pub fn counted_client(address: IpAddr, ipv6_prefix: u8) -> String {
 /// The counter of an e-mail's failures: named by its hash, so that Redis
 /// holds no one's e-mail.
 fn email_counter(email: &str) -> String {
-    format!("signin:email:{}", email_hash(email))
+    email_failures(&email_hash(email))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::{Mode, Settings};
 
     fn throttle(failures: u32, attempts: u32) -> Throttle {
-        let settings = Settings {
-            mode: Mode::L1,
-            ..Settings::default()
-        };
-        let cache = Cache::new(&settings, "throttle-test", None).unwrap();
         Throttle::new(
             Policy {
                 failures_per_email: failures,
@@ -346,7 +354,8 @@ mod tests {
                 address_window: Duration::from_secs(60),
                 ipv6_prefix: 64,
             },
-            cache,
+            None,
+            || 1,
         )
     }
 

@@ -18,7 +18,8 @@
 //! in between were lost). A subscriber that falls behind, so that messages
 //! are dropped before it reads them, is a gap of the same kind: L1 (and with
 //! it every kept answer) is cleared and the gap counted.
-use super::l2::{builder, Connection};
+use crate::redis::clients::builder;
+use crate::redis::Connection;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use serde::Deserialize;

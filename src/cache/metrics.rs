@@ -92,7 +92,7 @@ pub struct Metrics {
     bus_lagged: AtomicU64,
     bus_dropped: AtomicU64,
     /// Times this replica found a Redis primary a failover had promoted and
-    /// moved the namespace for it (Sentinel; see `l2::PRIMARY`).
+    /// moved the namespace for it (Sentinel; see `redis::scripts` PRIMARY).
     failovers: AtomicU64,
     /// Rows of `cache_changes` (other programs' writes) this replica
     /// turned into invalidations.

@@ -1,7 +1,7 @@
 //! The read-through cache: request DataLoader -> L1 (this process, moka) ->
 //! L2 (Redis, shared) -> database, and the invalidation that keeps it honest.
 //!
-//! # Reading (`read`, `page`, `statistics`)
+//! # Reading (`read`, `page`, `catalogue_statistics`)
 //! A batch of keys makes one pass over L1, sends all L1 misses to Redis in one
 //! MGET, loads all L2 misses with one database query, fills L2 with one script
 //! call, then fills L1. Concurrent misses of the same key in this process
@@ -68,12 +68,12 @@
 //! ([`sync`]).
 //!
 //! # Why a failover cannot bring back what a write deleted
-//! On Sentinel ([`topology`]), a promoted replica may lack invalidations
+//! On Sentinel ([`crate::redis::topology`]), a promoted replica may lack invalidations
 //! the old primary acknowledged (replication is asynchronous), and the
 //! outbox row of an acknowledged invalidation is gone. So before a replica
 //! trusts the bus again it compares the primary's replication id with the
 //! one the dataset records, and if a failover changed it, moves the
-//! namespace as a clear does (`l2::PRIMARY`): nothing filled before the
+//! namespace as a clear does (`redis::scripts` PRIMARY): nothing filled before the
 //! failover is read again. See `docs/redis-topologies.md`.
 //!
 //! # Why an invalidation is never lost
@@ -109,12 +109,12 @@
 //! background. Why no fill or write that straddles a clear breaks the bound
 //! is argued in [`namespace`].
 //!
-//! # Watching it (`metrics`, `stats`)
+//! # Watching it (`metrics`, `replica_stats`)
 //! Every tier counts its hits, misses and loads per kind, and the race
 //! guards, the bus and Redis count what they did, in relaxed atomics
 //! ([`Metrics`]) that `/metrics` exports when scraped ([`Export`]). Each
 //! replica also publishes a snapshot of them to Redis every few seconds
-//! ([`stats`]), so any replica, or `biblio cache stats`, can show them all.
+//! ([`replica_stats`]), so any replica, or `biblio cache stats`, can show them all.
 //!
 //! # Glossary: every counter that guards a race
 //! - **stripe epoch** (`l1::Store`): per stripe of L1 keys, bumped by every
@@ -158,21 +158,22 @@
 //! - **primary marker** (Redis `{prefix}:primary`, Sentinel and Cluster):
 //!   the replication id of the primary the cache last worked on (on a
 //!   Cluster, of every primary); a different id found moves the namespace
-//!   (`l2::PRIMARY`).
+//!   (`redis::scripts` PRIMARY).
 //! - **token generation** (`users.token_generation`, cached in the user's
-//!   [`Profile`]): moved by a password or role change; a token carries the
+//!   [`Profile`](crate::db::users::Profile)): moved by a password or role change; a token carries the
 //!   one it was issued under and is refused once the cached profile, evicted
 //!   by that change, shows another ([`crate::auth`]).
 //! - **namespace** (Redis `{prefix}:v…:namespace`, and the highest learnt in
-//!   [`keys::Keys`]): bumped by a clear; part of every entry's key (and so
+//!   [`crate::redis::Keys`]): bumped by a clear; part of every entry's key (and so
 //!   of its version's), never of a counter's. Learnt from every
 //!   invalidation and clear event and from the replica's own heartbeats;
 //!   the invalidation script refuses to run under an older one, so a write
 //!   always deletes where readers look ([`namespace`]).
+mod build;
 pub mod bus;
+mod catalogue_statistics;
 pub mod changes;
 pub mod codec;
-pub mod counters;
 mod flight;
 mod foreign;
 pub mod keys;
@@ -183,15 +184,17 @@ pub mod matching;
 pub mod metrics;
 pub mod namespace;
 mod read;
+pub mod replica_stats;
 pub mod settings;
 pub mod stamps;
-mod statistics;
-pub mod stats;
+mod status;
 mod sync;
-pub mod topology;
 
 pub use changes::{Change, Invalidation, Listed};
-pub use keys::{Group, Kind, List};
+pub use keys::{
+    Group, Kind, List, Of, AUTHOR, AUTHOR_BOOK_COUNT, BOOK, BORROW, CATEGORY, CATEGORY_BOOK_COUNT,
+    USER,
+};
 pub use lists::{IdPage, Item};
 pub use metrics::{
     Export, FillTier, Filled, Gauges, KindCounts, Metrics, ResponseCounts, ResponseEvent,
@@ -200,51 +203,9 @@ pub use read::FillPause;
 pub use settings::{Health, Mode, Settings, Ttls};
 pub use stamps::{Dependencies, ReadLog};
 
-use crate::db::users::Profile;
-use crate::db::Db;
-use entity::{author, book, borrow_record, category};
-use keys::Keys;
-use std::marker::PhantomData;
+use crate::redis::Keys;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use uuid::Uuid;
-
-/// A kind of entity or count together with the type of its values. Reads
-/// name one of the constants below, so reading a kind as the wrong type does
-/// not compile (and the `Any` values of L1 and of single flight always
-/// downcast).
-pub struct Of<V>(Kind, PhantomData<fn() -> V>);
-
-impl<V> Clone for Of<V> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<V> Copy for Of<V> {}
-
-impl<V> Of<V> {
-    /// The kind, for keys and metrics.
-    pub fn kind(self) -> Kind {
-        self.0
-    }
-}
-
-/// Books by id.
-pub const BOOK: Of<book::Model> = Of(Kind::Book, PhantomData);
-/// Authors by id.
-pub const AUTHOR: Of<author::Model> = Of(Kind::Author, PhantomData);
-/// Categories by id.
-pub const CATEGORY: Of<category::Model> = Of(Kind::Category, PhantomData);
-/// Borrow records by id.
-pub const BORROW: Of<borrow_record::Model> = Of(Kind::Borrow, PhantomData);
-/// Users are cached as profiles: never the password hash.
-pub const USER: Of<Profile> = Of(Kind::User, PhantomData);
-/// An author's book count, by author id: `Author.bookCount` asks it of every
-/// author on a page, so it is cached rather than counted each time.
-pub const AUTHOR_BOOK_COUNT: Of<i64> = Of(Kind::AuthorBookCount, PhantomData);
-/// A category's book count, by category id, for the same reason.
-pub const CATEGORY_BOOK_COUNT: Of<i64> = Of(Kind::CategoryBookCount, PhantomData);
 
 /// The state every clone of a [`Cache`] shares.
 struct Inner {
@@ -266,7 +227,7 @@ struct Inner {
     flights: flight::Flights,
     /// The last `statistics` value and the group state it was loaded under,
     /// served while one request refreshes an expired entry.
-    statistics: Mutex<Option<statistics::Snapshot>>,
+    statistics: Mutex<Option<catalogue_statistics::Snapshot>>,
     /// Whether a `statistics` refresh is running (at most one at a time).
     refreshing_statistics: AtomicBool,
     /// Trust, pending invalidations and the outbox (see [`sync`]).
@@ -293,113 +254,6 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// The cache of the deployment whose database is `db`: the key prefix
-    /// holds the database's deployment id unless `settings.prefix` is set.
-    /// Redis is connected in the background: if it is down, the cache starts
-    /// degraded and recovers by itself.
-    pub async fn connect(settings: &Settings, db: &Db) -> Result<Self, crate::error::BoxError> {
-        let prefix = match &settings.prefix {
-            Some(prefix) => prefix.clone(),
-            None => settings.key_prefix(&db.deployment_id().await?),
-        };
-        Ok(Self::new(settings, &prefix, Some(db.clone()))?)
-    }
-
-    /// Refuses, without connecting, a Redis URL or CA file this cache could
-    /// not use, so that start-up reports it before touching anything.
-    pub fn check(settings: &Settings) -> Result<(), fred::error::Error> {
-        if !settings.mode.uses_l2() {
-            return Ok(());
-        }
-        l2::check(&l2::Connection {
-            url: settings.redis_url.clone(),
-            ca_file: settings.redis_ca_file.clone(),
-            command_timeout: settings.command_timeout,
-            breaker_interval: settings.breaker_interval,
-        })
-    }
-
-    /// Waits up to `within` for Redis to be reached for the first time;
-    /// the reason when it is not. `Ok` in modes without Redis.
-    pub async fn redis_first_contact(&self, within: std::time::Duration) -> Result<(), String> {
-        match &self.inner.l2 {
-            Some(l2) => l2.first_contact(within).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Builds the tiers `settings.mode` asks for under `prefix`. `outbox` is
-    /// the database whose outbox this replica publishes; without it (unit
-    /// tests) writes record nothing there.
-    pub fn new(
-        settings: &Settings,
-        prefix: &str,
-        outbox: Option<Db>,
-    ) -> Result<Self, fred::error::Error> {
-        let metrics = Arc::new(Metrics::default());
-        let connection = l2::Connection {
-            url: settings.redis_url.clone(),
-            ca_file: settings.redis_ca_file.clone(),
-            command_timeout: settings.command_timeout,
-            breaker_interval: settings.breaker_interval,
-        };
-        let keys = Keys::for_topology(prefix, l2::topology_of(&connection))
-            .map_err(|message| fred::error::Error::new(fred::error::ErrorKind::Config, message))?;
-        let l1 = (settings.mode != Mode::Off)
-            .then(|| l1::Store::new(settings.l1_max_bytes, settings.untrusted_cap));
-        let l2 = if settings.mode.uses_l2() {
-            let counter_ttl = settings
-                .ttls
-                .entity
-                .max(settings.ttls.list)
-                .max(settings.ttls.statistics)
-                * 2;
-            Some(
-                l2::Store::connect(&connection, keys.clone(), metrics.clone(), counter_ttl)?
-                    .follow_lsns(outbox.clone()),
-            )
-        } else {
-            None
-        };
-        let mut ttls = settings.ttls;
-        ttls.l1_max = ttls.l1_max.min(ttls.entity);
-        let inner = Arc::new(Inner {
-            mode: settings.mode,
-            keys: keys.clone(),
-            l1,
-            l2,
-            metrics,
-            ttls,
-            origin: Uuid::now_v7().to_string(),
-            flights: flight::Flights::default(),
-            statistics: Mutex::new(None),
-            refreshing_statistics: AtomicBool::new(false),
-            sync: sync::State::new(settings, outbox.filter(|_| settings.mode.uses_l2())),
-            pause: Mutex::new(None),
-            subscriber: Mutex::new(None),
-        });
-        if inner.l2.is_some() {
-            // Until the bus is first heard, as when it falls silent.
-            inner.hear_bus(false);
-            let sink = Arc::new(sync::SinkHandle(Arc::downgrade(&inner)));
-            let subscriber = bus::Subscriber::start(&connection, keys.channel().to_owned(), sink)?;
-            *lock(&inner.subscriber) = Some(subscriber);
-            tokio::spawn(sync::maintain(Arc::downgrade(&inner)));
-            if let Some(db) = inner.sync.outbox.clone() {
-                let wake = Arc::new(tokio::sync::Notify::new());
-                tokio::spawn(foreign::watch(Arc::downgrade(&inner), wake.clone()));
-                tokio::spawn(foreign::listen(Arc::downgrade(&inner), db, wake));
-            }
-            if settings.publishes_stats {
-                tokio::spawn(stats::publish(
-                    Arc::downgrade(&inner),
-                    settings.stats_interval,
-                ));
-            }
-        }
-        Ok(Self { inner })
-    }
-
     /// The tiers this cache was built with.
     pub fn mode(&self) -> Mode {
         self.inner.mode
@@ -415,41 +269,6 @@ impl Cache {
         Export(self.clone())
     }
 
-    /// What the cache holds and how it hears the bus, as of now.
-    pub fn gauges(&self) -> Gauges {
-        let inner = &self.inner;
-        let l1 = inner.l1_entries();
-        Gauges {
-            l1_entries: l1.map_or(0, l1::Store::entry_count),
-            l1_bytes: l1.map_or(0, l1::Store::weighted_size),
-            pending_invalidations: inner.sync.pending_count() as u64,
-            heartbeat_age: inner.l2.as_ref().map(|_| inner.sync.heartbeat_age()),
-            subscriber_connected: lock(&inner.subscriber)
-                .as_ref()
-                .map(bus::Subscriber::is_connected),
-            trusted: inner.l1.as_ref().is_some_and(l1::Store::is_trusted),
-            breaker_open: inner.l2.as_ref().map(l2::Store::breaker_open),
-        }
-    }
-
-    /// L1 entries that remember an absent id. Counted by walking L1, so
-    /// only when scraped.
-    pub fn negative_entries(&self) -> u64 {
-        self.inner
-            .l1_entries()
-            .map_or(0, l1::Store::negative_entries)
-    }
-
-    /// The mode, as `--cache-mode` spells it.
-    pub fn mode_name(&self) -> &'static str {
-        match self.inner.mode {
-            Mode::Off => "off",
-            Mode::L1 => "l1",
-            Mode::L2 => "l2",
-            Mode::Both => "both",
-        }
-    }
-
     /// This replica's id on the bus, and in the stats snapshots.
     pub fn origin(&self) -> &str {
         &self.inner.origin
@@ -460,38 +279,24 @@ impl Cache {
         self.inner.keys.prefix()
     }
 
-    /// What `/readyz` reports: whether the tiers answer and the bus is trusted.
-    pub fn health(&self) -> Health {
-        let inner = &self.inner;
-        let (subscriber, subscriber_node) = match &*lock(&inner.subscriber) {
-            Some(subscriber) if subscriber.is_connected() => ("connected", subscriber.node()),
-            Some(_) => ("disconnected", None),
-            None => ("none", None),
-        };
-        let trusted = inner.l1.as_ref().is_some_and(l1::Store::is_trusted);
-        let status = match &inner.l2 {
-            None if inner.mode == Mode::Off => "disabled",
-            None => "up",
-            Some(l2) if l2.is_up() && trusted => "up",
-            Some(_) => "degraded",
-        };
-        Health {
-            mode: format!("{:?}", inner.mode).to_lowercase(),
-            status,
-            prefix: inner.keys.prefix().to_owned(),
-            l1_bytes: inner.l1.as_ref().map_or(0, l1::Store::weighted_size),
-            subscriber,
-            topology: inner.l2.as_ref().map(|l2| l2.topology().as_str()),
-            primaries: inner
-                .l2
-                .as_ref()
-                .map(l2::Store::primary_addresses)
-                .unwrap_or_default(),
-            subscriber_node,
-            bus_trusted: trusted,
-            pending_invalidations: inner.sync.pending_count(),
-            namespace: inner.keys.namespace(),
-        }
+    /// The Redis gateway this cache's L2 tier uses, for the other callers
+    /// of Redis (the throttle, persisted documents); `None` in modes
+    /// without Redis.
+    pub fn redis(&self) -> Option<Arc<crate::redis::Gateway>> {
+        self.inner.l2.as_ref().map(|l2| l2.redis().clone())
+    }
+
+    /// How many replicas of the deployment this one last saw alive: the
+    /// subscribers its last heartbeat reached, kept while Redis is away;
+    /// 1 without Redis or before the first heartbeat.
+    pub fn replicas_seen(&self) -> u64 {
+        self.inner.sync.replicas()
+    }
+
+    /// [`Cache::replicas_seen`] as a function to keep (the throttle's).
+    pub fn replica_counter(&self) -> impl Fn() -> u64 + Send + Sync + 'static {
+        let cache = self.clone();
+        move || cache.replicas_seen()
     }
 }
 

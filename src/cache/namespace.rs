@@ -67,28 +67,8 @@
 //! let through lands where nobody reads. Keys of other schema versions are
 //! left to their TTLs: during a rolling deploy an older build still reads
 //! them.
-use super::keys::Keys;
-use super::l2::NAMESPACE;
 use super::{lock, Cache, Inner};
-use fred::prelude::*;
-use fred::types::scan::Scanner;
-use fred::types::scripts::Script;
-use futures_util::StreamExt;
 use std::time::{Duration, Instant};
-
-/// Moves the namespace one past the newest known (the counter, or the
-/// caller's knowledge if Redis lost the counter) and publishes the clear.
-/// KEYS: the namespace counter. ARGV: channel, origin, the namespace the
-/// caller knows. Returns the new namespace.
-const CLEAR: &str = r"
-local ns = namespace(KEYS[1], tonumber(ARGV[3])) + 1
-redis.call('SET', KEYS[1], ns)
-redis.call('PUBLISH', ARGV[1], cjson.encode({ origin = ARGV[2], namespace = ns }))
-return ns
-";
-
-/// Keys asked of each `SCAN` call and removed per `UNLINK`.
-const SCAN_BATCH: u32 = 1000;
 
 impl Cache {
     /// The namespace this replica reads and fills under.
@@ -127,59 +107,23 @@ impl Cache {
     /// removed, or `None` if there is no Redis tier or Redis stopped
     /// answering (what was removed stays removed; running it again
     /// finishes the job).
-    pub async fn remove_old_namespaces(&self, mut progress: impl FnMut(u64)) -> Option<u64> {
-        let inner = &self.inner;
-        let l2 = inner.l2.as_ref()?;
-        let keys: &Keys = &inner.keys;
-        let current = keys.namespace();
-        let mut pages = l2.scan(keys.namespaced_pattern(), SCAN_BATCH);
-        let mut removed = 0;
-        while let Some(page) = pages.next().await {
-            let mut page = match page {
-                Ok(page) => page,
-                Err(err) => {
-                    tracing::warn!(error = %err, "scanning for old cache entries failed");
-                    return None;
-                }
-            };
-            let old: Vec<String> = page
-                .take_results()
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|key| key.into_string())
-                .filter(|key| {
-                    keys.namespace_of(key)
-                        .is_some_and(|namespace| namespace < current)
-                })
-                .collect();
-            if !old.is_empty() {
-                removed += l2.unlink(old).await?;
-            }
-            progress(removed);
-            page.next();
-        }
-        Some(removed)
+    pub async fn remove_old_namespaces(&self, progress: impl FnMut(u64)) -> Option<u64> {
+        let l2 = self.inner.l2.as_ref()?;
+        l2.redis()
+            .remove_namespaces_before(self.inner.keys.namespace(), progress)
+            .await
     }
 }
 
 impl Inner {
     /// See [`Cache::clear`].
     pub(super) async fn clear(&self) -> Option<u64> {
-        let inner = self;
-        let l2 = inner.l2.as_ref()?;
-        let script = Script::from_lua(format!("{NAMESPACE}{CLEAR}"));
-        let args: Vec<Value> = vec![
-            Value::from(inner.keys.channel()),
-            Value::from(inner.origin.as_str()),
-            Value::from(inner.keys.namespace() as i64),
-        ];
-        let counter = vec![inner.keys.namespace_counter()];
-        let namespace: u64 = l2
-            .background_write("clear", |client| {
-                script.evalsha_with_reload(client, counter, args)
-            })
+        let l2 = self.l2.as_ref()?;
+        let namespace = l2
+            .redis()
+            .clear(&self.origin, self.keys.namespace())
             .await?;
-        inner.learn_namespace(namespace);
+        self.learn_namespace(namespace);
         Some(namespace)
     }
 

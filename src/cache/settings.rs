@@ -1,6 +1,7 @@
 //! What an operator chooses about the cache ([`Settings`], [`Mode`],
 //! [`Ttls`]) and what it reports back ([`Health`]).
-use super::keys::{text_hash, Kind};
+use super::keys::Kind;
+use crate::redis::keyspace::text_hash;
 use std::time::Duration;
 
 /// Which tiers serve reads.

@@ -6,11 +6,11 @@
 use super::bus::{self, Event};
 use super::changes::Move;
 use super::l2::{self, Invalidated};
-use super::topology::Topology;
 use super::{l1, lock, Cache, Change, Group, Inner, Invalidation};
 use crate::db::replicas::Position;
 use crate::db::{outbox, Db, Write};
 use crate::error::Result;
+use crate::redis::Topology;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ pub(super) struct State {
     replicas: AtomicU64,
     /// On Sentinel, whether at the last heartbeat this replica's
     /// connections and the sentinels disagreed about the primary (see
-    /// `l2::Store::primary_disputed`): the bus is not trusted meanwhile.
+    /// `redis::Gateway::primary_disputed`): the bus is not trusted meanwhile.
     disputed: AtomicBool,
     /// The newest of other programs' changes this replica published before
     /// taking them (see `foreign`): each is published early once.

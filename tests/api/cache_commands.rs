@@ -4,8 +4,8 @@
 //! the races a clear can meet.
 use crate::binary::{biblio, finish_within_10s};
 use crate::helpers::{catalogue, eventually, TestApp, TestRedis};
-use biblio::cache::keys::SCHEMA_VERSION;
 use biblio::cache::{Cache, Change, Kind, Settings};
+use biblio::redis::keyspace::SCHEMA_VERSION;
 use serde_json::{json, Value};
 
 const PAGE: &str =

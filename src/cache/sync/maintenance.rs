@@ -43,7 +43,7 @@ pub(in crate::cache) async fn maintain(inner: Weak<Inner>) {
                 let subscriber = lock(&inner.subscriber)
                     .as_ref()
                     .and_then(bus::Subscriber::node);
-                let disputed = l2.primary_disputed(subscriber).await;
+                let disputed = l2.redis().primary_disputed(subscriber).await;
                 inner.sync.disputed.store(disputed, Ordering::Release);
                 if disputed && l1.is_trusted() {
                     inner.distrust(
@@ -54,7 +54,7 @@ pub(in crate::cache) async fn maintain(inner: Weak<Inner>) {
                 }
                 if l1.is_trusted()
                     && !inner.settle_primary().await
-                    && l2.topology() == Topology::Cluster
+                    && l2.redis().topology() == Topology::Cluster
                 {
                     l1.revoke_trust();
                     tracing::warn!(

@@ -31,9 +31,9 @@
 pub mod manifest;
 
 use super::Documents;
-use crate::cache::keys::Persisted;
-use crate::cache::Cache;
 use crate::db::Db;
+use crate::redis::keyspace::Persisted;
+use crate::redis::Gateway;
 use async_graphql::Value;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -252,9 +252,9 @@ pub struct Store {
     /// Texts by id: an APQ hit costs no round trip, and APQ works without
     /// Redis. Bounded by the bytes of ids and texts.
     l1: moka::sync::Cache<String, Arc<str>>,
-    /// The Redis tier, through the cache's connection, breaker and
-    /// round-trip counter.
-    cache: Cache,
+    /// The Redis tier, through the gateway's connection, breaker and
+    /// round-trip counter; `None` without Redis.
+    redis: Option<Arc<Gateway>>,
     /// Where trusted documents are kept.
     db: Db,
     /// Run only registered documents, and learn nothing.
@@ -263,9 +263,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// A store on `cache`'s Redis and `db`; with `persisted_only`, trusted
+    /// A store on `redis` and `db`; with `persisted_only`, trusted
     /// documents only.
-    pub fn new(cache: Cache, db: Db, persisted_only: bool) -> Self {
+    pub fn new(redis: Option<Arc<Gateway>>, db: Db, persisted_only: bool) -> Self {
         Self {
             l1: moka::sync::Cache::builder()
                 .max_capacity(L1_BYTES)
@@ -273,7 +273,7 @@ impl Store {
                     u32::try_from(id.len() + text.len() + 64).unwrap_or(u32::MAX)
                 })
                 .build(),
-            cache,
+            redis,
             db,
             persisted_only,
             counters: Counters::default(),
@@ -366,12 +366,14 @@ impl Store {
             return Ok(Some(text));
         }
         let trusted = Persisted::Trusted(id.as_str());
-        let found = if self.persisted_only {
-            self.cache.persisted(&[trusted]).await
-        } else {
-            self.cache
-                .persisted(&[trusted, Persisted::Learnt(id.as_str())])
-                .await
+        let found = match &self.redis {
+            Some(redis) if self.persisted_only => redis.documents(&[trusted]).await,
+            Some(redis) => {
+                redis
+                    .documents(&[trusted, Persisted::Learnt(id.as_str())])
+                    .await
+            }
+            None => None,
         };
         let from_redis = found
             .unwrap_or_default()
@@ -385,9 +387,9 @@ impl Store {
         match crate::db::documents::body(&self.db, id.as_str()).await {
             Ok(Some(text)) => {
                 bump(&self.counters.db_hits);
-                self.cache
-                    .store_persisted(trusted, &text, TRUSTED_TTL)
-                    .await;
+                if let Some(redis) = &self.redis {
+                    redis.store_document(trusted, &text, TRUSTED_TTL).await;
+                }
                 Ok(Some(self.remember(id, text)))
             }
             Ok(None) => Ok(None),
@@ -411,9 +413,11 @@ impl Store {
     /// Stores a learnt query here and in Redis. Redis not taking it only
     /// means other replicas will ask the client for the text too.
     async fn register(&self, id: DocumentId, text: &str) {
-        self.cache
-            .store_persisted(Persisted::Learnt(id.as_str()), text, LEARNT_TTL)
-            .await;
+        if let Some(redis) = &self.redis {
+            redis
+                .store_document(Persisted::Learnt(id.as_str()), text, LEARNT_TTL)
+                .await;
+        }
         self.l1.insert(id.0, text.into());
         bump(&self.counters.registered);
     }

@@ -1,6 +1,6 @@
-//! `cacheStats`'s types: a deployment's stats snapshots (`cache::stats`)
+//! `cacheStats`'s types: a deployment's stats snapshots (`cache::replica_stats`)
 //! as GraphQL, with hit rates and percentiles worked out.
-use crate::cache::stats::{self, Deployment, Figures, KindFigures, Snapshot, TierFigures};
+use crate::cache::replica_stats::{self, Deployment, Figures, KindFigures, Snapshot, TierFigures};
 use async_graphql::{Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -180,7 +180,7 @@ impl From<&TierFigures> for TierStats {
             tier: tier.tier.clone(),
             hits,
             misses,
-            hit_rate: stats::hit_rate(hits, misses),
+            hit_rate: replica_stats::hit_rate(hits, misses),
             kinds: tier.kinds.iter().map(KindStats::from).collect(),
         }
     }
@@ -205,7 +205,7 @@ impl From<&KindFigures> for KindStats {
             kind: kind.kind.clone(),
             hits: kind.hits,
             misses: kind.misses,
-            hit_rate: stats::hit_rate(kind.hits, kind.misses),
+            hit_rate: replica_stats::hit_rate(kind.hits, kind.misses),
         }
     }
 }

@@ -1,14 +1,27 @@
 //! Fixed-window counters shared by every replica through Redis, for limits
-//! that must hold across replicas (sign-in throttling). Like every L2 call,
+//! that must hold across replicas (sign-in throttling). Like every gateway call,
 //! a failed one is an answer of `None`, never a failed request: the caller
 //! keeps its own count in process for that case.
 //!
-//! A limit is judged and counted in one script call ([`Cache::reserve`]),
+//! A limit is judged and counted in one script call ([`Gateway::reserve`]),
 //! so concurrent attempts cannot all read a count below the limit before
 //! any of them adds to it: Redis runs one script at a time, and the n-th
 //! attempt of a window sees the n - 1 before it.
-use super::Cache;
+use super::Gateway;
+use fred::prelude::*;
 use std::time::Duration;
+
+/// The name of the counter of an e-mail's failed sign-ins, by the e-mail's
+/// hash: Redis holds no one's e-mail.
+pub fn email_failures(email_hash: &str) -> String {
+    format!("signin:email:{email_hash}")
+}
+
+/// The name of the counter of a client's sign-in attempts, by its address
+/// (or IPv6 network) as counted.
+pub fn address_attempts(client: &str) -> String {
+    format!("signin:address:{client}")
+}
 
 /// One counter of an attempt.
 pub struct Counter<'a> {
@@ -43,21 +56,21 @@ pub struct Count {
     pub refused: bool,
 }
 
-impl Cache {
+impl Gateway {
     /// Judges an attempt against `counters` and counts it, in Redis, in one
-    /// script call: refused if any counter has reached its limit; then
-    /// every counter adds one if it was let through, and only those that
-    /// count refusals if it was not. `None` when this cache has no Redis
-    /// tier or Redis did not answer.
+    /// script call (`RESERVE`): refused if any counter has reached its
+    /// limit; then every counter adds one if it was let through, and only
+    /// those that count refusals if it was not. `None` when Redis did not
+    /// answer.
     pub async fn reserve(&self, counters: &[Counter<'_>]) -> Option<Vec<Count>> {
-        let l2 = self.inner.l2.as_ref()?;
-        let keys = counters
+        let keys: Vec<String> = counters
             .iter()
-            .map(|counter| self.inner.keys.counter(counter.name))
+            .map(|counter| self.keys.counter(counter.name))
             .collect();
-        let args: Vec<[u64; 5]> = counters
+        let number = |n: u64| Value::from(i64::try_from(n).unwrap_or(i64::MAX));
+        let args: Vec<Value> = counters
             .iter()
-            .map(|counter| {
+            .flat_map(|counter| {
                 [
                     counter.window.as_millis().max(1) as u64,
                     counter.limit,
@@ -66,35 +79,44 @@ impl Cache {
                     counter.floor_resets_in.as_millis() as u64,
                 ]
             })
+            .map(number)
             .collect();
-        let counts = l2.reserve(keys, &args).await?;
+        let reply: Vec<i64> = self
+            .call(
+                "count",
+                self.scripts
+                    .reserve
+                    .evalsha_with_reload(&self.writes, keys, args),
+            )
+            .await?;
         Some(
-            counts
-                .into_iter()
-                .map(|(n, resets_in, refused)| Count {
-                    n,
-                    resets_in,
-                    refused,
+            reply
+                .chunks(3)
+                .map(|triple| {
+                    let at = |i: usize| triple.get(i).copied().unwrap_or(0).max(0) as u64;
+                    Count {
+                        n: at(0),
+                        resets_in: Duration::from_millis(at(1)),
+                        refused: at(2) == 1,
+                    }
                 })
                 .collect(),
         )
     }
 
-    /// How many replicas of the deployment this one last saw alive: the
-    /// subscribers its last heartbeat reached, kept while Redis is away;
-    /// 1 without Redis or before the first heartbeat. While Redis cannot
-    /// count for the deployment, each replica counts alone, and a limit
-    /// divided by this keeps their sum within it.
-    pub fn replicas_seen(&self) -> u64 {
-        self.inner.sync.replicas()
-    }
-
-    /// Gives back one count of the counter `name` (a reservation the
-    /// attempt turned out not to need); `false` when Redis did not answer.
+    /// Gives back one count of the counter `name` (`RELEASE`: a reservation
+    /// the attempt turned out not to need), never below zero; `false` when
+    /// Redis did not answer.
     pub async fn release(&self, name: &str) -> bool {
-        let Some(l2) = self.inner.l2.as_ref() else {
-            return false;
-        };
-        l2.release(self.inner.keys.counter(name)).await
+        self.call::<i64, _>(
+            "count",
+            self.scripts.release.evalsha_with_reload(
+                &self.writes,
+                vec![self.keys.counter(name)],
+                Vec::<Value>::new(),
+            ),
+        )
+        .await
+        .is_some()
     }
 }

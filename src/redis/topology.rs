@@ -1,6 +1,7 @@
 //! Which Redis deployment `--redis-url` names: the one place that decides
-//! between a single server and a Sentinel-managed primary. The rest of the
-//! cache asks [`Topology`], never the URL.
+//! between a single server, a Sentinel-managed primary and a Cluster. The
+//! rest of the service asks [`Topology`] (or [`super::Gateway::topology`]),
+//! never the URL.
 //!
 //! - `redis://` and `rediss://` (TLS): one server.
 //! - `redis-sentinel://` and `rediss-sentinel://` (TLS to the sentinels and
@@ -14,7 +15,7 @@
 //! - `redis-cluster://` and `rediss-cluster://` (TLS): a Redis Cluster,
 //!   found from the seed nodes the URL names (`HOST:PORT`, more as
 //!   `?node=HOST:PORT`). Keys then carry hash tags so that every script's
-//!   keys share a slot (see `keys` and `docs/redis-topologies.md`).
+//!   keys share a slot (see [`super::keyspace`] and `docs/redis-topologies.md`).
 //!
 //! Any other scheme is refused rather than guessed at.
 use fred::prelude::{Error, ErrorKind};
