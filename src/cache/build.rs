@@ -4,12 +4,13 @@
 //! sweeps, the foreign-change watch, the stats publisher). Every task holds
 //! the cache weakly and ends when the last clone is dropped.
 use super::{
-    bus, flight, foreign, l1, l2, lock, replica_stats, sync, Cache, Inner, Metrics, Mode, Settings,
+    bus, flight, foreign, l1, l2, replica_stats, sync, Cache, Inner, Metrics, Mode, Settings,
 };
 use crate::db::Db;
 use crate::redis::Keys;
+use parking_lot::Mutex;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use uuid::Uuid;
 
 impl Cache {
@@ -104,7 +105,7 @@ impl Cache {
             inner.hear_bus(false);
             let sink = Arc::new(sync::SinkHandle(Arc::downgrade(&inner)));
             let subscriber = bus::Subscriber::start(&connection, keys.channel().to_owned(), sink)?;
-            *lock(&inner.subscriber) = Some(subscriber);
+            *inner.subscriber.lock() = Some(subscriber);
             tokio::spawn(sync::maintain(Arc::downgrade(&inner)));
             if let Some(db) = inner.sync.outbox.clone() {
                 let wake = Arc::new(tokio::sync::Notify::new());

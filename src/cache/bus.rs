@@ -266,18 +266,18 @@ mod tests {
     /// Counts what the subscriber reports.
     #[derive(Default)]
     struct Recorder {
-        events: std::sync::Mutex<Vec<Event>>,
-        lagged: std::sync::Mutex<Vec<u64>>,
+        events: parking_lot::Mutex<Vec<Event>>,
+        lagged: parking_lot::Mutex<Vec<u64>>,
     }
 
     impl Sink for Recorder {
         fn event(&self, event: Event) {
-            self.events.lock().unwrap().push(event);
+            self.events.lock().push(event);
         }
         fn connected(&self) {}
         fn disconnected(&self) {}
         fn lagged(&self, dropped: u64) {
-            self.lagged.lock().unwrap().push(dropped);
+            self.lagged.lock().push(dropped);
         }
     }
 
@@ -303,11 +303,10 @@ mod tests {
 
         deliver(rx, recorder.clone()).await;
 
-        assert_eq!(*recorder.lagged.lock().unwrap(), vec![3], "three dropped");
+        assert_eq!(*recorder.lagged.lock(), vec![3], "three dropped");
         let origins: Vec<String> = recorder
             .events
             .lock()
-            .unwrap()
             .iter()
             .map(|event| event.origin.clone())
             .collect();

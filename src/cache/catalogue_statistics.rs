@@ -3,7 +3,7 @@
 //! readers cause one aggregate, not a stampede. After a write, the next read
 //! waits for the single refresh, so a write is never hidden.
 use super::read::CacheKey;
-use super::{lock, Cache, Kind, List, Mode};
+use super::{Cache, Kind, List, Mode};
 use crate::db::aggregates::Statistics;
 use crate::error::LoadError;
 use std::future::Future;
@@ -57,7 +57,9 @@ impl Cache {
                 return Ok(value);
             }
         }
-        let previous = lock(&inner.statistics)
+        let previous = inner
+            .statistics
+            .lock()
             .as_ref()
             .filter(|snapshot| {
                 snapshot.local == local
@@ -96,7 +98,7 @@ impl Cache {
             .inner
             .read_one(Kind::Statistics, key, (|_| None, |_| None), load)
             .await?;
-        *lock(&self.inner.statistics) = Some(Snapshot {
+        *self.inner.statistics.lock() = Some(Snapshot {
             value: value.clone(),
             local,
             current_as_of,

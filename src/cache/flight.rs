@@ -4,11 +4,11 @@
 //! flights of its keys, so no reader that starts after a write joins a load
 //! that began before it.
 use super::l1;
-use super::lock;
 use crate::error::LoadError;
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// What a flight ends with: `None` while it runs, then the value (or its
@@ -35,7 +35,7 @@ pub(super) enum Joined<V> {
 impl Flights {
     /// Joins the flight of each key, or starts one.
     pub(super) fn join<V: Send + Sync + 'static>(&self, keys: &[&l1::Key]) -> Vec<Joined<V>> {
-        let mut flights = lock(&self.0);
+        let mut flights = self.0.lock();
         keys.iter()
             .map(|key| {
                 let running = flights
@@ -55,7 +55,7 @@ impl Flights {
 
     /// Forgets the flights of `keys`: later readers start their own load.
     pub(super) fn cancel(&self, keys: &[l1::Key]) {
-        let mut flights = lock(&self.0);
+        let mut flights = self.0.lock();
         for key in keys {
             flights.remove(key);
         }
@@ -64,7 +64,7 @@ impl Flights {
     /// Removes the flights `owned` started, unless an invalidation already
     /// replaced them. Called when their owner ends, even by cancellation.
     fn finish<V>(&self, owned: &[(l1::Key, Sender<V>)]) {
-        let mut flights = lock(&self.0);
+        let mut flights = self.0.lock();
         for (key, sender) in owned {
             let ours = flights.get(key).is_some_and(|flight| {
                 std::ptr::eq(

@@ -10,16 +10,16 @@
 //! anything and inserts only if the epoch is unchanged, under the same lock.
 //! A stripe shared by unrelated keys only costs a skipped fill.
 use super::keys::{Group, Kind};
-use super::lock;
 use super::matching::Span;
 use crate::domain::cursor::Key as SortKey;
 use moka::sync::Cache;
 use moka::Expiry;
+use parking_lot::Mutex;
 use std::any::Any;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -252,7 +252,7 @@ impl Store {
     /// invalidation lands either before the check or after the insert.
     fn insert_if(&self, key: Key, entry: Entry, unchanged: impl FnOnce(&Stripe) -> bool) -> bool {
         let stripe = &self.stripes[Self::stripe_of(&key)];
-        let _guard = lock(&stripe.lock);
+        let _guard = stripe.lock.lock();
         if !unchanged(stripe) {
             return false;
         }
@@ -277,7 +277,7 @@ impl Store {
     /// first: whoever sees the new epoch sees the new count too.
     pub fn invalidate(&self, key: &Key) {
         let stripe = &self.stripes[Self::stripe_of(key)];
-        let _guard = lock(&stripe.lock);
+        let _guard = stripe.lock.lock();
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         stripe.epoch.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate(key);
@@ -288,7 +288,7 @@ impl Store {
     /// evicts it.
     pub fn watch(&self, group: Group, key: &Key) {
         let dropped: Vec<Key> = {
-            let mut ranges = lock(&self.ranges);
+            let mut ranges = self.ranges.lock();
             let watched = ranges.entry(group).or_default();
             if watched.contains_key(key) {
                 return;
@@ -319,11 +319,11 @@ impl Store {
         span: Option<Span>,
     ) -> bool {
         let stripe = &self.stripes[Self::stripe_of(&key)];
-        let _guard = lock(&stripe.lock);
+        let _guard = stripe.lock.lock();
         if stripe.epoch.load(Ordering::Acquire) != ticket.epoch {
             return false;
         }
-        let mut ranges = lock(&self.ranges);
+        let mut ranges = self.ranges.lock();
         let Some(reach) = ranges.get_mut(&group).and_then(|keys| keys.get_mut(&key)) else {
             return false;
         };
@@ -338,7 +338,7 @@ impl Store {
     pub fn move_range(&self, groups: &[Group], from: &SortKey, to: &SortKey) -> Vec<Key> {
         let mut met = Vec::new();
         {
-            let mut ranges = lock(&self.ranges);
+            let mut ranges = self.ranges.lock();
             for group in groups {
                 if let Some(watched) = ranges.get_mut(group) {
                     watched.retain(|key, reach| {
@@ -363,7 +363,7 @@ impl Store {
 
     /// How many pages of ranged groups are watched (for tests).
     pub fn watched(&self) -> usize {
-        lock(&self.ranges).values().map(HashMap::len).sum()
+        self.ranges.lock().values().map(HashMap::len).sum()
     }
 
     /// Taken before a list query whose rows will be primed: the **invalidation
@@ -394,9 +394,9 @@ impl Store {
     pub fn clear(&self) {
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.clears.fetch_add(1, Ordering::AcqRel);
-        let mut groups = lock(&self.groups);
+        let mut groups = self.groups.lock();
         for stripe in self.stripes.iter() {
-            let _guard = lock(&stripe.lock);
+            let _guard = stripe.lock.lock();
             stripe.epoch.fetch_add(1, Ordering::AcqRel);
         }
         for state in groups.states.values_mut() {
@@ -410,7 +410,7 @@ impl Store {
             }
         }
         groups.floor = groups.next();
-        lock(&self.ranges).clear();
+        self.ranges.lock().clear();
         self.cache.invalidate_all();
     }
 
@@ -457,7 +457,7 @@ impl Store {
     /// The group's local counter and, if known and fresh enough, its Redis
     /// generation.
     pub fn group(&self, group: &Group) -> (u64, Option<u64>) {
-        let mut groups = lock(&self.groups);
+        let mut groups = self.groups.lock();
         let floor = groups.floor;
         let Some(state) = groups.states.get_mut(group) else {
             return (floor, None);
@@ -472,7 +472,7 @@ impl Store {
 
     /// The group's local counter alone: what a kept response compares.
     pub fn group_local(&self, group: &Group) -> u64 {
-        let groups = lock(&self.groups);
+        let groups = self.groups.lock();
         groups
             .states
             .get(group)
@@ -481,13 +481,13 @@ impl Store {
 
     /// How many groups have state here (at most [`MAX_GROUPS`]).
     pub fn group_count(&self) -> usize {
-        lock(&self.groups).states.len()
+        self.groups.lock().states.len()
     }
 
     /// Records a Redis generation read or announced; generations only move
     /// forward, so a late, older answer never replaces a newer one.
     pub fn learn_generation(&self, group: Group, generation: u64) {
-        let mut groups = lock(&self.groups);
+        let mut groups = self.groups.lock();
         let state = groups.entry(group);
         let newest = state
             .remote
@@ -497,14 +497,14 @@ impl Store {
 
     /// Invalidates a group here: older L1 entries of it become unreachable.
     pub fn bump_group(&self, group: Group, remote: Option<u64>) {
-        let mut groups = lock(&self.groups);
+        let mut groups = self.groups.lock();
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         let local = groups.next();
         let state = groups.entry(group);
         state.local = local;
         // Its pages' keys named the old counter: nothing watches them now.
         if group.ranged().is_some() {
-            lock(&self.ranges).remove(&group);
+            self.ranges.lock().remove(&group);
         }
         if let Some(generation) = remote {
             let newest = state

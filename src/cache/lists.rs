@@ -14,12 +14,13 @@ use crate::domain::cursor::Key as SortKey;
 use crate::domain::{Page, PageRequest, Slice};
 use crate::error::{LoadError, Result};
 use entity::{author, book, borrow_record, category};
+use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -165,7 +166,7 @@ impl Cache {
             let ids = items.iter().map(|item| item.id()).collect();
             let span = ranged
                 .and_then(|order| Span::of(items.iter().filter_map(|item| item.sort_key(order))));
-            *super::lock(&loaded) = Some((items, ticket));
+            *loaded.lock() = Some((items, ticket));
             Ok(IdPage {
                 ids,
                 total: slice.total_count,
@@ -183,7 +184,7 @@ impl Cache {
             inner.metrics.loaded(list.kind(), 1);
             return Ok(slice.map(Arc::new));
         }
-        let loaded = super::lock(&loaded).take();
+        let loaded = loaded.lock().take();
         let items = match loaded {
             Some((items, ticket)) => {
                 inner.prime(ticket, &items).await;

@@ -204,8 +204,9 @@ pub use settings::{Health, Mode, Settings, Ttls};
 pub use stamps::{Dependencies, ReadLog};
 
 use crate::redis::Keys;
+use parking_lot::Mutex;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The state every clone of a [`Cache`] shares.
 struct Inner {
@@ -352,13 +353,4 @@ impl Inner {
         }
         self.flights.cancel(&evicted);
     }
-}
-
-/// Locks a mutex, recovering it if a panic poisoned it: every value the
-/// cache guards stays consistent between statements, so a panicked holder
-/// leaves nothing half-done.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

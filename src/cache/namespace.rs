@@ -67,7 +67,7 @@
 //! let through lands where nobody reads. Keys of other schema versions are
 //! left to their TTLs: during a rolling deploy an older build still reads
 //! them.
-use super::{lock, Cache, Inner};
+use super::{Cache, Inner};
 use std::time::{Duration, Instant};
 
 impl Cache {
@@ -138,7 +138,7 @@ impl Inner {
         if let Some(l1) = &self.l1 {
             l1.clear();
         }
-        *lock(&self.statistics) = None;
+        *self.statistics.lock() = None;
         tracing::info!(namespace, "the cache was cleared: L1 dropped");
     }
 }

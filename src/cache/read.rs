@@ -3,7 +3,7 @@
 use super::codec::{self, Slot};
 use super::flight::{self, Joined, Outcome};
 use super::matching::Span;
-use super::{l1, l2, lock, Cache, FillTier, Group, Inner, Kind, Mode, Of};
+use super::{l1, l2, Cache, FillTier, Group, Inner, Kind, Mode, Of};
 use crate::error::LoadError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -69,7 +69,7 @@ impl Cache {
             reached: tokio::sync::Notify::new(),
             release: tokio::sync::Semaphore::new(0),
         });
-        *lock(&self.inner.pause) = Some(pause.clone());
+        *self.inner.pause.lock() = Some(pause.clone());
         pause
     }
 
@@ -396,7 +396,7 @@ impl Inner {
 
     async fn hold_if_paused(&self, keys: &[CacheKey], indices: &[usize]) {
         let pause = {
-            let mut slot = lock(&self.pause);
+            let mut slot = self.pause.lock();
             let matches = slot.as_ref().is_some_and(|pause| {
                 indices.iter().any(|i| {
                     keys[*i]

@@ -1,6 +1,6 @@
 //! What the cache reports of itself, as of now: the gauges `/metrics`
 //! shows and the state `/readyz` reports.
-use super::{bus, l1, lock, Cache, Gauges, Health, Mode};
+use super::{bus, l1, Cache, Gauges, Health, Mode};
 
 impl Cache {
     /// What the cache holds and how it hears the bus, as of now.
@@ -12,7 +12,9 @@ impl Cache {
             l1_bytes: l1.map_or(0, l1::Store::weighted_size),
             pending_invalidations: inner.sync.pending_count() as u64,
             heartbeat_age: inner.l2.as_ref().map(|_| inner.sync.heartbeat_age()),
-            subscriber_connected: lock(&inner.subscriber)
+            subscriber_connected: inner
+                .subscriber
+                .lock()
                 .as_ref()
                 .map(bus::Subscriber::is_connected),
             trusted: inner.l1.as_ref().is_some_and(l1::Store::is_trusted),
@@ -41,7 +43,7 @@ impl Cache {
     /// What `/readyz` reports: whether the tiers answer and the bus is trusted.
     pub fn health(&self) -> Health {
         let inner = &self.inner;
-        let (subscriber, subscriber_node) = match &*lock(&inner.subscriber) {
+        let (subscriber, subscriber_node) = match &*inner.subscriber.lock() {
             Some(subscriber) if subscriber.is_connected() => ("connected", subscriber.node()),
             Some(_) => ("disconnected", None),
             None => ("none", None),

@@ -6,13 +6,14 @@
 use super::bus::{self, Event};
 use super::changes::Move;
 use super::l2::{self, Invalidated};
-use super::{l1, lock, Cache, Change, Group, Inner, Invalidation};
+use super::{l1, Cache, Change, Group, Inner, Invalidation};
 use crate::db::replicas::Position;
 use crate::db::{outbox, Db, Write};
 use crate::error::Result;
 use crate::redis::Topology;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 /// One committed write's invalidation, and its outbox row if it has one.
@@ -94,11 +95,11 @@ impl State {
     }
 
     pub(super) fn has_pending(&self) -> bool {
-        !lock(&self.pending).is_empty()
+        !self.pending.lock().is_empty()
     }
 
     pub(super) fn pending_count(&self) -> usize {
-        lock(&self.pending).len()
+        self.pending.lock().len()
     }
 
     fn now(&self) -> u64 {
@@ -218,12 +219,12 @@ impl Inner {
             Some(generations) => {
                 self.metrics.event_published();
                 self.evict_locally(&local, &known(generations), moves);
-                lock(&self.sync.published).extend(pending.outbox);
+                self.sync.published.lock().extend(pending.outbox);
             }
             None => {
                 self.evict_locally(&local, &unknown, moves);
                 tracing::warn!("an invalidation could not reach redis: kept pending, L2 skipped until it is published");
-                lock(&self.sync.pending).push(pending);
+                self.sync.pending.lock().push(pending);
             }
         }
     }
@@ -311,7 +312,7 @@ impl Inner {
         const BATCH: usize = 256;
         loop {
             let (count, merged, ids, position) = {
-                let pending = lock(&self.sync.pending);
+                let pending = self.sync.pending.lock();
                 let batch = &pending[..pending.len().min(BATCH)];
                 let mut merged = Invalidation::default();
                 for p in batch {
@@ -332,8 +333,8 @@ impl Inner {
             }
             // Only this task removes entries, and new ones are appended, so
             // the first `count` are the ones just published.
-            lock(&self.sync.pending).drain(..count);
-            lock(&self.sync.published).extend(ids);
+            self.sync.pending.lock().drain(..count);
+            self.sync.published.lock().extend(ids);
             tracing::info!(
                 writes = count,
                 "redis answers again: published the invalidations it missed"
@@ -381,7 +382,7 @@ impl Inner {
             let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
             if let Err(err) = outbox::remove(db, &ids).await {
                 tracing::warn!(error = %err, "could not delete published outbox entries");
-                lock(&self.sync.published).extend(ids);
+                self.sync.published.lock().extend(ids);
                 return Swept::Unread;
             }
             if (rows.len() as u64) < BATCH {
@@ -395,15 +396,16 @@ impl Inner {
         let Some(db) = &self.sync.outbox else {
             return;
         };
-        let ids = std::mem::take(&mut *lock(&self.sync.published));
+        let ids = std::mem::take(&mut *self.sync.published.lock());
         if let Err(err) = outbox::remove(db, &ids).await {
             tracing::debug!(error = %err, "could not delete published outbox entries; retrying");
-            lock(&self.sync.published).extend(ids);
+            self.sync.published.lock().extend(ids);
         }
     }
 
     fn subscriber_connected(&self) -> bool {
-        lock(&self.subscriber)
+        self.subscriber
+            .lock()
             .as_ref()
             .is_some_and(bus::Subscriber::is_connected)
     }
@@ -447,7 +449,7 @@ impl Inner {
     fn distrust(&self, l1: &l1::Store, why: &'static str) {
         l1.revoke_trust();
         l1.clear();
-        *lock(&self.statistics) = None;
+        *self.statistics.lock() = None;
         self.hear_bus(false);
         tracing::warn!("{why}: skipping L2 and forgetting L1 until it is resolved");
     }

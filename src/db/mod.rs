@@ -76,7 +76,7 @@ pub struct Db {
 
 /// When this process last finished applying the migrations, shared with
 /// SQLite's connection hooks.
-type Migrated = Arc<std::sync::Mutex<Option<std::time::Instant>>>;
+type Migrated = Arc<parking_lot::Mutex<Option<std::time::Instant>>>;
 
 /// Strings whose order by bytes differs from their order under any
 /// linguistic collation (case, accents, punctuation, spaces).
@@ -231,7 +231,7 @@ impl Db {
 
     fn note_migrated(&self) {
         if let Some(migrated) = &self.migrated {
-            *crate::cache::lock(migrated) = Some(std::time::Instant::now());
+            *migrated.lock() = Some(std::time::Instant::now());
         }
     }
 

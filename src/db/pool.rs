@@ -84,7 +84,7 @@ pub(super) async fn connect_sqlite(
             })
         })
         .before_acquire(move |conn, meta| {
-            let since = *crate::cache::lock(&migrated);
+            let since = *migrated.lock();
             Box::pin(async move {
                 let Some(since) = since else {
                     let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;

@@ -54,9 +54,10 @@
 //! one standby while the others idle. A standby whose replay lags the
 //! primary by more than `--database-read-max-lag-ms`, or that did not answer
 //! its last poll, is skipped and reported in `/readyz` and `/metrics`.
+use parking_lot::Mutex;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
 /// Where the primary's WAL stood after a write committed, as the write's
@@ -244,7 +245,7 @@ impl Replicas {
         if token == 0 || unknown.last.load(Ordering::SeqCst) == token {
             return;
         }
-        let _noticing = crate::cache::lock(&unknown.noticing);
+        let _noticing = unknown.noticing.lock();
         if unknown.last.load(Ordering::SeqCst) != token {
             // Counted before it is shown as `last`: a reader that finds it
             // there and returns finds it counted too.

@@ -39,6 +39,7 @@ use crate::metrics::histogram::{Histogram, REQUEST_SECONDS};
 use crate::metrics::Registry;
 use axum::http::Request;
 use axum::response::Response;
+use parking_lot::RwLock;
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -46,7 +47,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -234,19 +235,13 @@ impl Requests {
             return record(&self.anonymous);
         };
         {
-            let operations = self
-                .operations
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let operations = self.operations.read();
             if let Some(operation) = operations.get(name) {
                 return record(operation);
             }
         }
         let operation = {
-            let mut operations = self
-                .operations
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut operations = self.operations.write();
             match operations.get(name) {
                 Some(operation) => operation.clone(),
                 None if operations.len() < MAX_OPERATIONS => {

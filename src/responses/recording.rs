@@ -3,9 +3,9 @@
 //! cache stamps what is recorded here ([`crate::cache::stamps`], which also
 //! gives the argument why a kept answer is never older than the cache).
 use crate::cache::stamps::{Read, ReadLog, Start};
-use crate::cache::{l1, lock, Cache, Dependencies, Kind, List};
+use crate::cache::{l1, Cache, Dependencies, Kind, List};
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use uuid::Uuid;
 
 /// One execution's reads, recorded by the request's `Scope` (and, for list
@@ -59,7 +59,7 @@ impl Reads {
     pub fn entity(&self, kind: Kind, id: Uuid, found: bool) {
         if self.is_recording() {
             self.private_if(kind);
-            lock(&self.read).entities.push((kind, id, found));
+            self.read.lock().entities.push((kind, id, found));
         }
     }
 
@@ -67,7 +67,7 @@ impl Reads {
     /// the answer is not kept past it.
     pub fn changes_at(&self, at: chrono::DateTime<chrono::Utc>) {
         if self.is_recording() {
-            let mut read = lock(&self.read);
+            let mut read = self.read.lock();
             read.changes_at = Some(read.changes_at.map_or(at, |earlier| earlier.min(at)));
         }
     }
@@ -90,7 +90,7 @@ impl Reads {
         if !self.is_recording() {
             return None;
         }
-        cache.dependencies(self.start.as_ref()?, &lock(&self.read))
+        cache.dependencies(self.start.as_ref()?, &self.read.lock())
     }
 
     fn private_if(&self, kind: Kind) {
@@ -105,13 +105,13 @@ impl ReadLog for Reads {
         if self.is_recording() {
             let kind = list.kind();
             self.private_if(kind);
-            lock(&self.read).lists.push((kind, list.group()));
+            self.read.lock().lists.push((kind, list.group()));
         }
     }
 
     fn page(&self, key: &l1::Key) {
         if self.is_recording() {
-            lock(&self.read).pages.push(key.clone());
+            self.read.lock().pages.push(key.clone());
         }
     }
 }

@@ -11,8 +11,9 @@ use axum::body::Bytes;
 use axum::http::HeaderValue;
 use moka::sync::Cache as Moka;
 use moka::Expiry;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -95,7 +96,7 @@ pub(super) struct Leader<'a> {
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        crate::cache::lock(self.flights).remove(&self.key);
+        self.flights.lock().remove(&self.key);
     }
 }
 
@@ -137,7 +138,7 @@ impl Responses {
             operation: operation.clone(),
             viewer: self.private.contains_key(operation).then_some(viewer),
         };
-        let mut flights = crate::cache::lock(&self.flights);
+        let mut flights = self.flights.lock();
         if let Some(done) = flights.get(&key) {
             self.cache.metrics().response(ResponseEvent::Waited);
             return Flight::Wait(done.clone());

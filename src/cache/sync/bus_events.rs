@@ -88,7 +88,7 @@ impl bus::Sink for SinkHandle {
         if let Some(l1) = &inner.l1 {
             l1.clear();
         }
-        *lock(&inner.statistics) = None;
+        *inner.statistics.lock() = None;
     }
 
     fn disconnected(&self) {

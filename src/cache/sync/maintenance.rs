@@ -40,7 +40,9 @@ pub(in crate::cache) async fn maintain(inner: Weak<Inner>) {
                 // primary only: one that stops answering may hold entries
                 // a write could not remove, whose event therefore waits,
                 // so the bus is not trusted until every primary answers.
-                let subscriber = lock(&inner.subscriber)
+                let subscriber = inner
+                    .subscriber
+                    .lock()
                     .as_ref()
                     .and_then(bus::Subscriber::node);
                 let disputed = l2.redis().primary_disputed(subscriber).await;
