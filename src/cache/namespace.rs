@@ -8,7 +8,7 @@
 //! publishes an event carrying the new value. A replica that learns a newer
 //! namespace builds its keys under it from then on and drops its L1 at
 //! once, which also ends every answer the response tier keeps
-//! ([`super::reads`] compares L1's clears count). Readers delete nothing
+//! ([`super::stamps`] compares L1's clears count). Readers delete nothing
 //! and wait for nothing; the command then removes the old namespaces' keys
 //! with `SCAN` and `UNLINK` and reports how many. The counters that guard
 //! races (group generations, the sequence) and the sign-in windows carry no
