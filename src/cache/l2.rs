@@ -5,7 +5,7 @@
 //! breaker and timeouts apply: callers treat "no answer" as a miss, and
 //! nothing here ever fails a request.
 use super::keys::Group;
-use super::metrics::{FillTier, Metrics, Outcome};
+use super::metrics::{FillTier, Metrics};
 use crate::db::replicas::Position;
 use crate::redis::slots::{by_slot, mget};
 use crate::redis::{self, value_bytes, Caller, Gateway, Topology};
@@ -66,14 +66,7 @@ impl redis::Observer for Metrics {
     }
 
     fn call(&self, what: &str, outcome: redis::Outcome) {
-        self.redis_call(
-            what,
-            match outcome {
-                redis::Outcome::Answered => Outcome::Answered,
-                redis::Outcome::TimedOut => Outcome::TimedOut,
-                redis::Outcome::Failed => Outcome::Failed,
-            },
-        );
+        self.redis_call(what, outcome);
     }
 }
 

@@ -43,16 +43,8 @@ fn command_index(what: &str) -> usize {
         .unwrap_or(COMMANDS.len() - 1)
 }
 
-/// How one Redis call ended, for [`Metrics::redis_call`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Redis answered.
-    Answered,
-    /// The call timed out.
-    TimedOut,
-    /// Anything else: the connection failed, or Redis refused the command.
-    Failed,
-}
+/// How one Redis call ended, as the gateway reports it.
+pub use crate::redis::Outcome;
 
 /// A tier whose fills a race guard may refuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
