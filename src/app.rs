@@ -185,7 +185,17 @@ impl Application {
 /// standard error, and are kept where passwords should not be).
 async fn seed_demo_data(db: &Db) -> Result<(), BoxError> {
     let passwords = seed::Passwords::random();
-    let report = seed::run(db, &seed::Plan::demo(), seed::Existing::Refuse, &passwords).await?;
+    let report = match seed::run(db, &seed::Plan::demo(), seed::Existing::Refuse, &passwords).await
+    {
+        Ok(report) => report,
+        // Another replica, started at the same time on the same empty
+        // database, seeded it first: its accounts were printed there.
+        Err(_) if !seed::is_empty(db).await? => {
+            tracing::info!("another replica seeded the demo catalogue first");
+            return Ok(());
+        }
+        Err(err) => return Err(err),
+    };
     report.log();
     // Written with errors ignored: whoever started us may not read stdout.
     let _ = writeln!(

@@ -10,23 +10,74 @@
 //! failed or interrupted migration leaves nothing behind.
 use migration::{Migrator, MigratorTrait, SchemaManager};
 use sea_orm::sea_query::{Alias, Expr, Query, Table};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
+};
 use std::collections::HashSet;
 
 /// Applies every pending migration, each with its record in one transaction.
 /// A database left half-migrated is refused with the way out named.
 pub(super) async fn apply(conn: &DatabaseConnection) -> Result<(), DbErr> {
+    let turn = take_turn(conn).await?;
     let leftovers = leftovers(conn).await?;
     if !leftovers.is_empty() {
         return Err(DbErr::Migration(half_migrated(&leftovers)));
     }
-    let pending = Migrator::get_pending_migrations(conn).await?.len();
-    for _ in 0..pending {
+    let mut stale = 0;
+    while !Migrator::get_pending_migrations(conn).await?.is_empty() {
         let transaction = conn.begin().await?;
-        Migrator::up(&transaction, Some(1)).await?;
-        transaction.commit().await?;
+        let step = match Migrator::up(&transaction, Some(1)).await {
+            Ok(()) => transaction.commit().await,
+            Err(err) => Err(err),
+        };
+        match step {
+            Ok(()) => stale = 0,
+            // SQLite: another replica is migrating the same file (busy,
+            // or it committed after this transaction read); read again
+            // what is pending.
+            Err(err)
+                if stale < STALE_ATTEMPTS
+                    && super::write::sqlite_code(&err).is_some_and(|c| c == "5" || c == "517") =>
+            {
+                stale += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(err) => return Err(err),
+        }
     }
+    drop(turn);
     Ok(())
+}
+
+/// How many times a migration step SQLite refused as locked is tried again
+/// (20 ms apart).
+const STALE_ATTEMPTS: u32 = 500;
+
+/// The advisory lock replicas migrating one PostgreSQL database take turns
+/// by (any constant; this one spells "biblio").
+const MIGRATION_LOCK: i64 = 0x6269_626c_696f;
+
+/// On PostgreSQL, waits for this process's turn to migrate, held until the
+/// returned transaction ends: replicas of a new deployment start together,
+/// and two `CREATE TABLE`s of one name at once fail there (one with
+/// `duplicate key value violates unique constraint "pg_type_typname_nsp_index"`).
+/// The later replicas then find nothing pending. SQLite's own write lock
+/// serialises the steps (see [`STALE_ATTEMPTS`]). A pool of one connection
+/// has none to spare for the lock and takes no turn.
+async fn take_turn(conn: &DatabaseConnection) -> Result<Option<DatabaseTransaction>, DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres
+        || conn
+            .get_postgres_connection_pool()
+            .options()
+            .get_max_connections()
+            < 2
+    {
+        return Ok(None);
+    }
+    let turn = conn.begin().await?;
+    turn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        .await?;
+    Ok(Some(turn))
 }
 
 /// Drops the tables of migrations that are not recorded as applied, when

@@ -74,29 +74,45 @@ pub(super) async fn connect_sqlite(
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
         .disable_statement_logging();
-    let pool = SqlitePoolOptions::new()
-        .max_connections(size)
-        .acquire_timeout(Duration::from_secs(5))
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
-                Ok(())
-            })
-        })
-        .before_acquire(move |conn, meta| {
-            let since = *migrated.lock();
-            Box::pin(async move {
-                let Some(since) = since else {
+    // Opening sets the journal mode, which the first connections to a new
+    // file race for (replicas started together): SQLite answers busy at
+    // once, without its busy timeout. Tried again, 20 ms apart.
+    let mut attempt = 0;
+    let pool = loop {
+        let migrated = migrated.clone();
+        let opened = SqlitePoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
                     let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
-                    return Ok(true);
-                };
-                let opened = std::time::Instant::now().checked_sub(meta.age);
-                Ok(opened.is_some_and(|opened| opened > since))
+                    Ok(())
+                })
             })
-        })
-        .connect_with(options)
-        .await
-        .map_err(sqlx_error)?;
+            .before_acquire(move |conn, meta| {
+                let since = *migrated.lock();
+                Box::pin(async move {
+                    let Some(since) = since else {
+                        let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
+                        return Ok(true);
+                    };
+                    let opened = std::time::Instant::now().checked_sub(meta.age);
+                    Ok(opened.is_some_and(|opened| opened > since))
+                })
+            })
+            .connect_with(options.clone())
+            .await
+            .map_err(sqlx_error);
+        match opened {
+            Err(err)
+                if attempt < 250 && super::write::sqlite_code(&err).as_deref() == Some("5") =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            opened => break opened?,
+        }
+    };
     Ok(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
 }
 

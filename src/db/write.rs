@@ -74,14 +74,21 @@ impl Db {
 /// connection committed in between. A plain busy database (5) has waited
 /// out the busy timeout already and is not retried.
 fn is_stale_snapshot(err: &DbErr) -> bool {
+    sqlite_code(err).is_some_and(|code| code == "517")
+}
+
+/// The SQLite result code of a failed statement (`5` busy, `517` a stale
+/// snapshot, ...), if it is one.
+pub(super) fn sqlite_code(err: &DbErr) -> Option<String> {
     let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx))
-    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(sqlx))) = err
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(sqlx))
+    | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx))) = err
     else {
-        return false;
+        return None;
     };
     sqlx.as_database_error()
         .and_then(|db| db.code())
-        .is_some_and(|code| code == "517")
+        .map(|code| code.into_owned())
 }
 
 impl Write {

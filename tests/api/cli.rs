@@ -6,6 +6,7 @@ use crate::binary::{biblio, finish_within_10s, free_port, Capture, Server};
 use crate::helpers::{TestDatabase, TestRedis};
 use serde_json::json;
 use std::path::PathBuf;
+use std::process::Stdio;
 
 #[test]
 fn help_never_shows_a_password_from_the_environment() {
@@ -310,4 +311,40 @@ async fn seed_reset_refuses_over_an_account_added_by_hand_unless_told_to_include
     );
     assert!(stderr.contains("--include-users"), "{stderr}");
     assert!(included.status.success(), "{included:?}");
+}
+
+/// Two replicas started at once on one empty default database: one seeds
+/// the demo catalogue, the other finds it seeded and serves it too (before,
+/// it exited, told to pass a `--reset` that `serve` does not take).
+#[tokio::test]
+async fn two_replicas_started_at_once_on_an_empty_default_database_both_serve_one_demo_catalogue() {
+    let dir = WorkingDirectory::new();
+    let command = |port: u16| {
+        let mut command = biblio("unused");
+        command
+            .env_remove("DATABASE_URL")
+            .current_dir(&dir.0)
+            .args([
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--cache-mode",
+                "off",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    };
+    let (a, b) = (free_port(), free_port());
+    // Both spawned at the first poll of the join, before either is ready.
+    let (first, second) = tokio::join!(
+        Server::start_exactly(command(a), a),
+        Server::start_exactly(command(b), b)
+    );
+    for server in [&first, &second] {
+        assert_eq!(
+            server.query("{ books { totalCount } }").await["data"]["books"]["totalCount"],
+            200,
+            "one demo catalogue, seeded once"
+        );
+    }
 }

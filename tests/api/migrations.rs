@@ -171,3 +171,22 @@ async fn each_migration_declares_exactly_the_tables_it_creates() {
     }
     assert_eq!(applied_migrations(&url).await, all_migrations());
 }
+
+/// Replicas of a new deployment start together (compose, a Deployment of
+/// three): each migrates the same empty database at once. Every one must
+/// come up with the schema applied once, whichever applies each migration.
+#[tokio::test]
+async fn three_replicas_migrating_one_empty_database_at_once_all_succeed() {
+    let (_database, url) = TestDatabase::create().await;
+    let (a, b, c) = tokio::join!(Db::connect(&url), Db::connect(&url), Db::connect(&url));
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+
+    let (ra, rb, rc) = tokio::join!(a.migrate(), b.migrate(), c.migrate());
+
+    for (replica, result) in [("first", ra), ("second", rb), ("third", rc)] {
+        if let Err(err) = result {
+            panic!("the {replica} replica's migration failed: {err}");
+        }
+    }
+    assert_eq!(applied_migrations(&url).await, all_migrations());
+}
