@@ -67,13 +67,13 @@ pub const NESTING_CEILING: usize = 128;
 
 /// A request refused by a limit: which one, what was found, what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct LimitExceeded {
     pub limit: &'static str,
     pub message: String,
     pub pos: Option<Pos>,
 }
 
-impl Refusal {
+impl LimitExceeded {
     fn new(limit: &'static str, message: String) -> Self {
         Self {
             limit,
@@ -95,10 +95,10 @@ impl Refusal {
 impl Limits {
     /// The checks on the query text, before it is parsed; the count of its
     /// lexical tokens when it passes.
-    pub fn check_text(&self, query: &str) -> Result<usize, Refusal> {
+    pub fn check_text(&self, query: &str) -> Result<usize, LimitExceeded> {
         let scan = scan(query, self.max_nesting.min(NESTING_CEILING));
         if scan.too_deep {
-            return Err(Refusal::new(
+            return Err(LimitExceeded::new(
                 "maxNesting",
                 format!(
                     "the query nests brackets deeper than {} levels",
@@ -107,7 +107,7 @@ impl Limits {
             ));
         }
         if scan.tokens > self.max_tokens {
-            return Err(Refusal::new(
+            return Err(LimitExceeded::new(
                 "maxTokens",
                 format!(
                     "the query has {} tokens; at most {} are accepted",
@@ -119,9 +119,9 @@ impl Limits {
     }
 
     /// The checks on the parsed document, each fragment measured once.
-    pub fn check_document(&self, document: &ExecutableDocument) -> Result<(), Refusal> {
+    pub fn check_document(&self, document: &ExecutableDocument) -> Result<(), LimitExceeded> {
         if document.fragments.len() > self.max_fragments {
-            return Err(Refusal::new(
+            return Err(LimitExceeded::new(
                 "maxFragments",
                 format!(
                     "the query defines {} fragments; at most {} are accepted",
@@ -144,7 +144,7 @@ impl Limits {
             text.count(&operation.node.selection_set, self.max_directives, false)?;
         }
         if text.aliases > self.max_aliases {
-            return Err(Refusal::new(
+            return Err(LimitExceeded::new(
                 "maxAliases",
                 format!(
                     "the query has {} aliases; at most {} are accepted",
@@ -161,7 +161,7 @@ impl Limits {
             fields = fields.saturating_add(self.check_operation(&mut expansion, &operation.node)?);
         }
         if fields > self.max_fields {
-            return Err(Refusal::new(
+            return Err(LimitExceeded::new(
                 "maxFields",
                 format!(
                     "the query selects {fields} fields once its fragments are expanded; \
@@ -179,10 +179,10 @@ impl Limits {
         &self,
         expansion: &mut Expansion<'a>,
         operation: &'a OperationDefinition,
-    ) -> Result<usize, Refusal> {
+    ) -> Result<usize, LimitExceeded> {
         let size = expansion.measure(&operation.selection_set)?;
         if size.depth > self.max_depth {
-            return Err(Refusal::new(
+            return Err(LimitExceeded::new(
                 "maxDepth",
                 format!(
                     "the query nests selections {} deep; at most {} is accepted",
@@ -191,7 +191,7 @@ impl Limits {
             ));
         }
         if size.introspection_depth > INTROSPECTION_DEPTH {
-            return Err(Refusal::new(
+            return Err(LimitExceeded::new(
                 "maxDepth",
                 format!(
                     "the query nests introspection {} deep; at most {INTROSPECTION_DEPTH} is accepted",
@@ -205,7 +205,7 @@ impl Limits {
         schema_keys.sort_unstable();
         schema_keys.dedup();
         if schema_keys.len() > 1 {
-            return Err(Refusal::new(
+            return Err(LimitExceeded::new(
                 "introspection",
                 "the query asks for __schema more than once".to_owned(),
             ));
@@ -215,7 +215,10 @@ impl Limits {
 
     /// The checks on the variables: as deep as the text may nest, and no
     /// larger than [`Limits::max_variables_bytes`] written as JSON.
-    pub fn check_variables(&self, variables: &async_graphql::Variables) -> Result<(), Refusal> {
+    pub fn check_variables(
+        &self,
+        variables: &async_graphql::Variables,
+    ) -> Result<(), LimitExceeded> {
         let limit = self.max_nesting.min(NESTING_CEILING);
         // `{}` and, per variable, its quoted name and a colon and comma.
         let mut bytes = 2usize;
@@ -226,7 +229,7 @@ impl Limits {
         }
         while let Some((value, depth)) = stack.pop() {
             if depth > limit {
-                return Err(Refusal::new(
+                return Err(LimitExceeded::new(
                     "maxNesting",
                     format!("the variables nest deeper than {limit} levels"),
                 ));
@@ -247,7 +250,7 @@ impl Limits {
                 Value::Boolean(_) | Value::Null => 5,
             });
             if bytes > self.max_variables_bytes {
-                return Err(Refusal::new(
+                return Err(LimitExceeded::new(
                     "maxVariablesBytes",
                     format!(
                         "the variables are larger than {} bytes",
@@ -302,12 +305,12 @@ impl TextCounts {
         set: &Positioned<SelectionSet>,
         max_directives: usize,
         introspection: bool,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), LimitExceeded> {
         for selection in &set.node.items {
             match &selection.node {
                 Selection::Field(field) => {
                     if let (true, Some(alias)) = (introspection, &field.node.alias) {
-                        return Err(Refusal {
+                        return Err(LimitExceeded {
                             limit: "introspection",
                             message: "aliases inside __schema and __type are not accepted"
                                 .to_owned(),
@@ -342,9 +345,9 @@ impl TextCounts {
     }
 }
 
-fn check_directives<T>(directives: &[Positioned<T>], max: usize) -> Result<(), Refusal> {
+fn check_directives<T>(directives: &[Positioned<T>], max: usize) -> Result<(), LimitExceeded> {
     if directives.len() > max {
-        return Err(Refusal {
+        return Err(LimitExceeded {
             limit: "maxDirectives",
             message: format!(
                 "{} directives in one place; at most {max} are accepted",
@@ -384,7 +387,7 @@ struct Expansion<'a> {
 }
 
 impl<'a> Expansion<'a> {
-    fn measure(&mut self, set: &'a Positioned<SelectionSet>) -> Result<Size, Refusal> {
+    fn measure(&mut self, set: &'a Positioned<SelectionSet>) -> Result<Size, LimitExceeded> {
         let mut total = Size::default();
         for selection in &set.node.items {
             let size = match &selection.node {
@@ -418,11 +421,11 @@ impl<'a> Expansion<'a> {
         Ok(total)
     }
 
-    fn fragment(&mut self, name: &'a Name, pos: Pos) -> Result<Size, Refusal> {
+    fn fragment(&mut self, name: &'a Name, pos: Pos) -> Result<Size, LimitExceeded> {
         match self.measured.get(name) {
             Some(Measured::Done(size)) => return Ok(*size),
             Some(Measured::InProgress) => {
-                return Err(Refusal {
+                return Err(LimitExceeded {
                     limit: "fragmentCycle",
                     message: format!("fragment {name} spreads itself"),
                     pos: Some(pos),
