@@ -5,7 +5,7 @@
 //! either replica of biblio, while the standby lags; the lag is reported;
 //! once the standby has caught up, reads go to it. PostgreSQL only: these
 //! tests run when the suite does (`BIBLIO_TEST_DATABASE=postgres`).
-use crate::helpers::{catalogue, eventually, TestApp, TestRedis};
+use crate::helpers::{catalogue, eventually, Catalogue, TestApp, TestRedis};
 use biblio::app::Application;
 use biblio::cli::ServeArgs;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -689,6 +689,22 @@ async fn a_write_whose_wal_position_cannot_be_read_answers_success_and_no_standb
     }
 }
 
+/// One replica over a standby that has caught up with a catalogue of one
+/// book, and the Redis key its writes recorded their LSN in.
+async fn one_replica_caught_up() -> (Deployment, Catalogue, String) {
+    let deployment = Deployment::start(1, Duration::from_secs(600)).await;
+    let cat = catalogue(&deployment.apps[0], 1).await;
+    let lsn_keys = deployment.redis.keys("*:lsn");
+    assert_eq!(
+        lsn_keys.len(),
+        1,
+        "the writes recorded their LSN: {lsn_keys:?}"
+    );
+    deployment.caught_up().await;
+    let lsn_key = lsn_keys[0].clone();
+    (deployment, cat, lsn_key)
+}
+
 /// The path a replica takes when another one's invalidation reached Redis
 /// but its event has not reached this one yet: the MGET that reads the
 /// versions reads the highest LSN too, and the miss goes to the primary.
@@ -697,21 +713,13 @@ async fn a_miss_learns_the_highest_lsn_from_redis_before_it_picks_a_replica() {
     if !on_postgres() {
         return;
     }
-    let deployment = Deployment::start(1, Duration::from_secs(600)).await;
+    let (deployment, cat, lsn_key) = one_replica_caught_up().await;
     let app = &deployment.apps[0];
-    let cat = catalogue(app, 1).await;
-    let lsn_keys = deployment.redis.keys("*:lsn");
-    assert_eq!(
-        lsn_keys.len(),
-        1,
-        "the writes recorded their LSN: {lsn_keys:?}"
-    );
-    deployment.caught_up().await;
     // As if some replica had published a write far ahead of the standby.
     let ahead = u64::MAX >> 1;
     deployment
         .redis
-        .command(&["SET", &lsn_keys[0], &format!("{ahead:016x}")]);
+        .command(&["SET", &lsn_key, &format!("{ahead:016x}")]);
     let (replica_before, primary_before) = deployment.reads(0);
 
     deployment.title(0, &cat.books[0]).await;
@@ -738,16 +746,8 @@ async fn a_miss_that_finds_an_unknown_position_in_redis_reads_the_primary_until_
     if !on_postgres() {
         return;
     }
-    let deployment = Deployment::start(1, Duration::from_secs(600)).await;
+    let (deployment, cat, lsn_key) = one_replica_caught_up().await;
     let app = &deployment.apps[0];
-    let cat = catalogue(app, 1).await;
-    let lsn_keys = deployment.redis.keys("*:lsn");
-    assert_eq!(
-        lsn_keys.len(),
-        1,
-        "the writes recorded their LSN: {lsn_keys:?}"
-    );
-    deployment.caught_up().await;
     deployment
         .primary
         .execute_unprepared("REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC")
@@ -755,11 +755,9 @@ async fn a_miss_that_finds_an_unknown_position_in_redis_reads_the_primary_until_
         .expect("the revoke");
     // As if another replica had published a write whose position it could
     // not read.
-    deployment.redis.command(&[
-        "SET",
-        &format!("{}:unknown", lsn_keys[0]),
-        "00000000deadbeef",
-    ]);
+    deployment
+        .redis
+        .command(&["SET", &format!("{lsn_key}:unknown"), "00000000deadbeef"]);
     let (replica_before, primary_before) = deployment.reads(0);
 
     deployment.title(0, &cat.books[0]).await;
