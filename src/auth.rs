@@ -29,7 +29,6 @@ pub mod throttle;
 pub use hashing::{hash_password, verify_password, Hashers, Permit};
 pub use signing_key::SigningKey;
 
-use crate::cache::Cache;
 use crate::db::{self, Db};
 use crate::error::{BoxError, Error, LoadError, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -156,17 +155,21 @@ impl Viewer {
     /// The viewer of a request: `User` only if the token is genuine,
     /// unexpired, and carries the user's current token generation, read
     /// through the cache (an L1 hit when warm; see the module docs).
-    pub async fn authenticate(
+    /// `current_generation` reads it (`Cache::token_generation`): a
+    /// user's profile is the cache's to keep, not this module's.
+    pub async fn authenticate<Generation>(
         header: Option<&str>,
         tokens: &Tokens,
-        cache: &Cache,
-        db: &Db,
-    ) -> Self {
+        current_generation: impl FnOnce(Uuid) -> Generation,
+    ) -> Self
+    where
+        Generation: std::future::Future<Output = Result<Option<i64>, LoadError>>,
+    {
         let claim = match Self::presented(header, tokens) {
             Ok(viewer) => return viewer,
             Err(claim) => claim,
         };
-        match current_generation(cache, db, claim.user).await {
+        match current_generation(claim.user).await {
             Ok(Some(generation)) if generation == claim.generation => Self::User(claim.user),
             Ok(_) => Self::InvalidToken,
             Err(err) => {
@@ -203,21 +206,6 @@ impl Viewer {
             Self::Unchecked => Err(Error::internal("the access token could not be checked")),
         }
     }
-}
-
-/// The user's current token generation, through the cache with their
-/// profile; `None` when there is no such user.
-async fn current_generation(cache: &Cache, db: &Db, id: Uuid) -> Result<Option<i64>, LoadError> {
-    let profile = match cache.peek(crate::cache::USER, id) {
-        Some(hit) => hit,
-        None => cache
-            .entities(crate::cache::USER, &[id], |missing| async move {
-                Ok(db::users::profiles(db, missing).await?)
-            })
-            .await?
-            .remove(&id),
-    };
-    Ok(profile.map(|profile| profile.token_generation))
 }
 
 #[cfg(test)]

@@ -255,6 +255,28 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
+    /// A user's current token generation, read with their profile (an L1
+    /// hit when warm), for checking an access token on every request;
+    /// `None` when there is no such user.
+    pub async fn token_generation(
+        &self,
+        db: &crate::db::Db,
+        id: uuid::Uuid,
+    ) -> Result<Option<i64>, crate::error::LoadError> {
+        let profile = match self.peek(USER, id) {
+            Some(hit) => hit,
+            None => self
+                .entities(USER, &[id], |missing| async move {
+                    Ok(crate::db::users::profiles(db, missing).await?)
+                })
+                .await?
+                .remove(&id),
+        };
+        Ok(profile.map(|profile| profile.token_generation))
+    }
+}
+
+impl Cache {
     /// The tiers this cache was built with.
     pub fn mode(&self) -> Mode {
         self.inner.mode

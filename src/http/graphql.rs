@@ -297,12 +297,9 @@ async fn execute(
     let services = &state.services;
     // Before the response tier: a kept private answer is served only to a
     // token that is still the user's.
-    let viewer = Viewer::authenticate(
-        authorization(headers),
-        &services.tokens,
-        &services.cache,
-        &services.db,
-    )
+    let viewer = Viewer::authenticate(authorization(headers), &services.tokens, |user| {
+        services.cache.token_generation(&services.db, user)
+    })
     .await;
     let lookup = responses::lookup(
         state.responses.as_deref(),
