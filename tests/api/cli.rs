@@ -118,6 +118,14 @@ impl Drop for WorkingDirectory {
 async fn serve_default_database(dir: &WorkingDirectory) -> (Server, Capture, Capture) {
     let (stdout, stderr) = (Capture::new("stdout"), Capture::new("stderr"));
     let port = free_port();
+    let mut command = on_default_database(dir, port);
+    command.stdout(stdout.stdio()).stderr(stderr.stdio());
+    (Server::start_exactly(command, port).await, stdout, stderr)
+}
+
+/// `biblio --bind 127.0.0.1:PORT --cache-mode off` in `dir`, on the
+/// default database.
+fn on_default_database(dir: &WorkingDirectory, port: u16) -> std::process::Command {
     let mut command = biblio("unused");
     command
         .env_remove("DATABASE_URL")
@@ -127,10 +135,8 @@ async fn serve_default_database(dir: &WorkingDirectory) -> (Server, Capture, Cap
             &format!("127.0.0.1:{port}"),
             "--cache-mode",
             "off",
-        ])
-        .stdout(stdout.stdio())
-        .stderr(stderr.stdio());
-    (Server::start_exactly(command, port).await, stdout, stderr)
+        ]);
+    command
 }
 
 async fn sign_in(server: &Server, email: &str, password: &str) -> serde_json::Value {
@@ -320,18 +326,8 @@ async fn seed_reset_refuses_over_an_account_added_by_hand_unless_told_to_include
 async fn two_replicas_started_at_once_on_an_empty_default_database_both_serve_one_demo_catalogue() {
     let dir = WorkingDirectory::new();
     let command = |port: u16| {
-        let mut command = biblio("unused");
-        command
-            .env_remove("DATABASE_URL")
-            .current_dir(&dir.0)
-            .args([
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--cache-mode",
-                "off",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut command = on_default_database(&dir, port);
+        command.stdout(Stdio::null()).stderr(Stdio::null());
         command
     };
     let (a, b) = (free_port(), free_port());
