@@ -93,7 +93,10 @@ impl Application {
             db_connections_per_request: config.db_connections_per_request,
         });
         let schema = build_schema(config.limits);
-        let documents = Arc::new(Documents::new(16 * 1024 * 1024, config.limits));
+        let documents = Arc::new(Documents::new(
+            crate::config::budgets::PARSED_DOCUMENTS,
+            config.limits,
+        ));
         let warming = Arc::new(AtomicBool::new(config.warm));
         let warm = config.warm.then(|| {
             let warmer = Warmer::new(services.clone());

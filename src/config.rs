@@ -71,6 +71,16 @@ pub mod budgets {
     const MIB: u64 = 1024 * 1024;
     /// Parsed and validated documents, by their text's hash.
     pub const PARSED_DOCUMENTS: u64 = 16 * MIB;
+    /// This replica's copies of persisted documents.
+    pub const PERSISTED_DOCUMENTS: u64 = 8 * MIB;
+    /// The operations the response tier knows to be private, in bytes of
+    /// their texts: forgetting one only costs its next answer a lookup
+    /// under shared.
+    pub const PRIVATE_OPERATIONS: u64 = 16 * MIB;
+    /// The largest answer the response tier keeps: larger ones are rare
+    /// (the biggest page of the schema is a few hundred KB) and would crowd
+    /// out many small ones.
+    pub const LARGEST_KEPT_ANSWER: usize = MIB as usize;
 }
 
 impl Default for Config {

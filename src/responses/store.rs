@@ -17,13 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The largest answer kept: larger ones are rare (the biggest page of the
-/// schema is a few hundred KB) and would crowd out many small ones.
-const MAX_ANSWER_BYTES: usize = 1024 * 1024;
-
-/// What the operations known to be private may hold, in bytes of their
-/// texts: forgetting one only costs its next answer a lookup under shared.
-const PRIVATE_OPERATIONS_BYTES: u64 = 16 * 1024 * 1024;
+use crate::config::budgets::{LARGEST_KEPT_ANSWER, PRIVATE_OPERATIONS};
 
 /// One kept answer.
 pub struct Answer {
@@ -119,7 +113,7 @@ impl Responses {
                 .build_with_hasher(foldhash::fast::RandomState::default()),
             // Bounded in bytes too: an operation holds its query text.
             private: Moka::builder()
-                .max_capacity(PRIVATE_OPERATIONS_BYTES)
+                .max_capacity(PRIVATE_OPERATIONS)
                 .weigher(|operation: &Arc<Operation>, _: &()| {
                     u32::try_from(operation.weight() + 64).unwrap_or(u32::MAX)
                 })
@@ -227,7 +221,7 @@ impl Responses {
             return None;
         }
         let dependencies = match reads.dependencies(&self.cache) {
-            Some(dependencies) if body.len() <= MAX_ANSWER_BYTES => dependencies,
+            Some(dependencies) if body.len() <= LARGEST_KEPT_ANSWER => dependencies,
             _ => {
                 self.cache.metrics().response(ResponseEvent::Refused);
                 return None;

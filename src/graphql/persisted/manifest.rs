@@ -216,7 +216,7 @@ pub async fn add(db: &Db, json: &str) -> Result<Report, crate::error::BoxError> 
     let manifest = parse(json)?;
     let limits = Limits::default();
     let schema = build_schema(limits);
-    let documents = Documents::new(16 * 1024 * 1024, limits);
+    let documents = Documents::new(crate::config::budgets::PARSED_DOCUMENTS, limits);
     let mut errors = Vec::new();
     for document in &manifest.documents {
         if let Err(message) = validate(&schema, &documents, &document.body).await {

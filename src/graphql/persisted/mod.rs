@@ -50,7 +50,7 @@ pub const LEARNT_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const TRUSTED_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// The bound on this replica's copies of persisted documents, in bytes.
-const L1_BYTES: u64 = 8 * 1024 * 1024;
+const L1_BYTES: u64 = crate::config::budgets::PERSISTED_DOCUMENTS;
 
 /// The longest id accepted. A SHA-256 in hex is 64 characters; manifests
 /// with ids of their own rarely come near this.
