@@ -23,7 +23,7 @@ pub(super) async fn apply(conn: &DatabaseConnection) -> Result<(), DbErr> {
     if !leftovers.is_empty() {
         return Err(DbErr::Migration(half_migrated(&leftovers)));
     }
-    let mut stale = 0;
+    let give_up = std::time::Instant::now() + LOCKED_FOR_AT_MOST;
     while !Migrator::get_pending_migrations(conn).await?.is_empty() {
         let transaction = conn.begin().await?;
         let step = match Migrator::up(&transaction, Some(1)).await {
@@ -31,15 +31,14 @@ pub(super) async fn apply(conn: &DatabaseConnection) -> Result<(), DbErr> {
             Err(err) => Err(err),
         };
         match step {
-            Ok(()) => stale = 0,
+            Ok(()) => {}
             // SQLite: another replica is migrating the same file (busy,
             // or it committed after this transaction read); read again
             // what is pending.
             Err(err)
-                if stale < STALE_ATTEMPTS
+                if std::time::Instant::now() < give_up
                     && super::write::sqlite_code(&err).is_some_and(|c| c == "5" || c == "517") =>
             {
-                stale += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             Err(err) => return Err(err),
@@ -49,9 +48,10 @@ pub(super) async fn apply(conn: &DatabaseConnection) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// How many times a migration step SQLite refused as locked is tried again
-/// (20 ms apart).
-const STALE_ATTEMPTS: u32 = 500;
+/// How long migrating keeps trying steps SQLite refuses as locked (20 ms
+/// apart): a time, not a count, since a plain busy answer may itself have
+/// waited out the 10 s busy timeout.
+pub(super) const LOCKED_FOR_AT_MOST: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The advisory lock replicas migrating one PostgreSQL database take turns
 /// by (any constant; this one spells "biblio").
@@ -62,7 +62,7 @@ const MIGRATION_LOCK: i64 = 0x6269_626c_696f;
 /// and two `CREATE TABLE`s of one name at once fail there (one with
 /// `duplicate key value violates unique constraint "pg_type_typname_nsp_index"`).
 /// The later replicas then find nothing pending. SQLite's own write lock
-/// serialises the steps (see [`STALE_ATTEMPTS`]). A pool of one connection
+/// serialises the steps (see [`LOCKED_FOR_AT_MOST`]). A pool of one connection
 /// has none to spare for the lock and takes no turn.
 async fn take_turn(conn: &DatabaseConnection) -> Result<Option<DatabaseTransaction>, DbErr> {
     if conn.get_database_backend() != DbBackend::Postgres

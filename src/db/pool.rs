@@ -76,8 +76,9 @@ pub(super) async fn connect_sqlite(
         .disable_statement_logging();
     // Opening sets the journal mode, which the first connections to a new
     // file race for (replicas started together): SQLite answers busy at
-    // once, without its busy timeout. Tried again, 20 ms apart.
-    let mut attempt = 0;
+    // once, without its busy timeout. Tried again, 20 ms apart, for
+    // at most `LOCKED_FOR_AT_MOST`.
+    let give_up = std::time::Instant::now() + super::migrations::LOCKED_FOR_AT_MOST;
     let pool = loop {
         let migrated = migrated.clone();
         let opened = SqlitePoolOptions::new()
@@ -105,9 +106,9 @@ pub(super) async fn connect_sqlite(
             .map_err(sqlx_error);
         match opened {
             Err(err)
-                if attempt < 250 && super::write::sqlite_code(&err).as_deref() == Some("5") =>
+                if std::time::Instant::now() < give_up
+                    && super::write::sqlite_code(&err).as_deref() == Some("5") =>
             {
-                attempt += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             opened => break opened?,
