@@ -505,6 +505,10 @@ for mode in $MODES; do
                 [ "$TOPOLOGY" != single ] || SINGLE_RPS[$label/$workload/$round]=$rps
                 same= misses=
                 if [ "$workload" = listsearch ]; then
+                    # METRICS_DIR=DIR keeps each listsearch run's /metrics, to see
+                    # where its misses came from (loads, refusals, flights).
+                    [ -z "${METRICS_DIR:-}" ] || curl -s "http://127.0.0.1:$PORT/metrics" \
+                        >"$METRICS_DIR/listsearch-${label// /_}-$TOPOLOGY-$round.prom"
                     same=$(exact)
                     misses=$(python3 -c "
 b0, s0 = map(int, '$loaded'.split()); b1, s1 = map(int, '$(loads)'.split())
