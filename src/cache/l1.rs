@@ -26,7 +26,10 @@ use uuid::Uuid;
 use groups::Groups;
 pub use groups::MAX_GROUPS;
 
-const STRIPES: usize = 1024;
+/// Many, so that an unrelated key's eviction rarely moves the stripe of a
+/// kept answer's read (each answer stamps dozens of keys; each write evicts
+/// a few): about 400 KiB.
+const STRIPES: usize = 16_384;
 
 /// How L1 names an entry: entities by kind and id (no string to build or
 /// hash on the hot path), lists by their full key.
@@ -93,6 +96,9 @@ impl Expiry<Key, Entry> for PerEntryTtl {
 struct Stripe {
     lock: Mutex<()>,
     epoch: AtomicU64,
+    /// The invalidation count just after the stripe's last eviction (see
+    /// [`Store::stamp`]): set before the epoch moves.
+    moved_at: AtomicU64,
 }
 
 /// The state of a stripe when a fill began.
@@ -189,6 +195,7 @@ impl Store {
             .map(|_| Stripe {
                 lock: Mutex::new(()),
                 epoch: AtomicU64::new(0),
+                moved_at: AtomicU64::new(0),
             })
             .collect();
         Self {
@@ -198,6 +205,7 @@ impl Store {
                 states: HashMap::new(),
                 sequence: 0,
                 floor: 0,
+                forgot_at: 0,
             }),
             trusted: AtomicBool::new(false),
             lease: AtomicU64::new(0),
@@ -274,13 +282,39 @@ impl Store {
 
     /// Evicts `key` and moves its stripe's epoch under the stripe lock, so no fill
     /// that began before this lands afterwards. The change count moves
-    /// first: whoever sees the new epoch sees the new count too.
+    /// first: whoever sees the new epoch sees the new count too. It moves
+    /// again once the entry is gone, and that count is the stripe's
+    /// `moved_at`, stored before the epoch moves: so a reader that saw the
+    /// old entry (after the first count, before the eviction) began before
+    /// the second count, and whoever sees the new epoch sees a `moved_at`
+    /// later than that reader's start ([`Store::stamp`]).
     pub fn invalidate(&self, key: &Key) {
         let stripe = &self.stripes[Self::stripe_of(key)];
         let _guard = stripe.lock.lock();
+        self.evict_under_lock(stripe, key);
+    }
+
+    /// [`Store::invalidate`] with the stripe's lock held.
+    fn evict_under_lock(&self, stripe: &Stripe, key: &Key) {
         self.invalidations.fetch_add(1, Ordering::AcqRel);
-        stripe.epoch.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate(key);
+        let after = self.invalidations.fetch_add(1, Ordering::AcqRel) + 1;
+        stripe.moved_at.store(after, Ordering::Release);
+        stripe.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The stamp of `key` for something built from reads that began at
+    /// `since`: its stripe's epoch, or `None` if the stripe moved after
+    /// `since` (an eviction landed while the reads ran, or was under way
+    /// when they began), so what was read of it may be older than its stamp.
+    pub fn stamp(&self, key: &Key, since: GlobalTicket) -> Option<Ticket> {
+        let index = Self::stripe_of(key);
+        let stripe = &self.stripes[index];
+        let epoch = stripe.epoch.load(Ordering::Acquire);
+        (stripe.moved_at.load(Ordering::Acquire) <= since.0).then_some(Ticket {
+            stripe: index,
+            epoch,
+        })
     }
 
     /// Starts watching `key`, a page of the ranged `group`, before it is
@@ -395,6 +429,9 @@ impl Store {
         self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.clears.fetch_add(1, Ordering::AcqRel);
         let mut groups = self.groups.lock();
+        // Counted under the groups' lock: a reader of an old local counter
+        // read it before this (see `invalidate`).
+        let moved_at = self.invalidations.fetch_add(1, Ordering::AcqRel) + 1;
         for stripe in self.stripes.iter() {
             let _guard = stripe.lock.lock();
             stripe.epoch.fetch_add(1, Ordering::AcqRel);
@@ -407,11 +444,20 @@ impl Store {
             let local = groups.next();
             if let Some(state) = groups.states.get_mut(&group) {
                 state.local = local;
+                state.moved_at = moved_at;
             }
         }
         groups.floor = groups.next();
+        groups.forgot_at = moved_at;
         self.ranges.lock().clear();
         self.cache.invalidate_all();
+        // Once every entry is gone, as `invalidate` does for one key.
+        let after = self.invalidations.fetch_add(1, Ordering::AcqRel) + 1;
+        for stripe in self.stripes.iter() {
+            let _guard = stripe.lock.lock();
+            stripe.moved_at.store(after, Ordering::Release);
+            stripe.epoch.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Trusts the bus until `until` (see [`Store::renew_trust`]): set by
@@ -479,6 +525,20 @@ impl Store {
             .map_or(groups.floor, |state| state.local)
     }
 
+    /// The group's local counter as a stamp for reads that began at
+    /// `since` (see [`Store::stamp`]): `None` if it moved after `since`,
+    /// or may have (its state was forgotten since).
+    pub fn group_stamp(&self, group: &Group, since: GlobalTicket) -> Option<u64> {
+        let groups = self.groups.lock();
+        let (local, moved_at) = groups
+            .states
+            .get(group)
+            .map_or((groups.floor, groups.forgot_at), |state| {
+                (state.local, state.moved_at)
+            });
+        (moved_at <= since.0).then_some(local)
+    }
+
     /// How many groups have state here (at most [`MAX_GROUPS`]).
     pub fn group_count(&self) -> usize {
         self.groups.lock().states.len()
@@ -488,7 +548,7 @@ impl Store {
     /// forward, so a late, older answer never replaces a newer one.
     pub fn learn_generation(&self, group: Group, generation: u64) {
         let mut groups = self.groups.lock();
-        let state = groups.entry(group);
+        let state = groups.entry(group, self.invalidations.load(Ordering::Acquire));
         let newest = state
             .remote
             .map_or(generation, |(known, _)| known.max(generation));
@@ -498,10 +558,11 @@ impl Store {
     /// Invalidates a group here: older L1 entries of it become unreachable.
     pub fn bump_group(&self, group: Group, remote: Option<u64>) {
         let mut groups = self.groups.lock();
-        self.invalidations.fetch_add(1, Ordering::AcqRel);
+        let moved_at = self.invalidations.fetch_add(1, Ordering::AcqRel) + 1;
         let local = groups.next();
-        let state = groups.entry(group);
+        let state = groups.entry(group, moved_at);
         state.local = local;
+        state.moved_at = moved_at;
         // Its pages' keys named the old counter: nothing watches them now.
         if group.ranged().is_some() {
             self.ranges.lock().remove(&group);

@@ -161,6 +161,46 @@ async fn an_answer_that_a_write_overtook_between_its_reads_and_its_store_is_not_
 }
 
 #[tokio::test]
+async fn an_answer_is_kept_when_a_write_during_its_execution_changed_nothing_it_read() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 3).await;
+    let (warm, cold, other) = (&cat.books[0], &cat.books[1], &cat.books[2]);
+    title(&app, warm).await;
+
+    // As above, but the write retitles a third book: under a steady stream
+    // of writes, an answer that waited for no write of its own reads must
+    // still be kept, or slow answers would never be.
+    let pause = app.cache.pause_next_fill(&format!("book:{cold}"));
+    let (client, url) = (app.client.clone(), app.graphql_url());
+    let body = json!({ "query": TWO_BOOKS, "variables": { "a": warm, "b": cold } });
+    let reader = tokio::spawn(async move {
+        let response = client.post(url).json(&body).send().await.unwrap();
+        response.json::<Value>().await.unwrap()
+    });
+    pause.reached().await;
+    let before = responses(&app);
+    app.data(
+        Some(&cat.librarian),
+        UPDATE_TITLE,
+        json!({ "id": other, "t": "Renamed" }),
+    )
+    .await;
+    pause.release();
+    let first = reader.await.unwrap();
+    let after = responses(&app);
+    assert_eq!(after.refused - before.refused, 0);
+    assert_eq!(after.stored - before.stored, 1, "the answer was kept");
+
+    let (sql, reads) = (app.statements(), book_reads(&app));
+    let again = app
+        .data(None, TWO_BOOKS, json!({ "a": warm, "b": cold }))
+        .await;
+    assert_eq!(again, first["data"]);
+    assert_eq!(responses(&app).hits - after.hits, 1, "a hit");
+    assert_eq!((app.statements() - sql, book_reads(&app) - reads), (0, 0));
+}
+
+#[tokio::test]
 async fn a_members_answers_are_kept_for_that_member_alone() {
     let app = spawn_app().await;
     let cat = catalogue(&app, 2).await;

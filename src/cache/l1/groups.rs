@@ -15,6 +15,8 @@ pub(super) struct GroupState {
     pub(super) remote: Option<(u64, Instant)>,
     /// When it was last read or moved: the least recent are forgotten first.
     pub(super) touched: Instant,
+    /// The invalidation count when `local` last moved (see `Store::group_stamp`).
+    pub(super) moved_at: u64,
 }
 
 /// Groups whose state is kept at most. A member's borrows and an author's
@@ -37,6 +39,9 @@ pub(super) struct Groups {
     pub(super) sequence: u64,
     /// What a group without state reads as its local counter.
     pub(super) floor: u64,
+    /// The invalidation count when groups were last forgotten: a group
+    /// without state may have moved up to then.
+    pub(super) forgot_at: u64,
 }
 
 impl Groups {
@@ -46,22 +51,25 @@ impl Groups {
     }
 
     /// The group's state, made if it has none (reading `floor`), after
-    /// forgetting the least recently touched half if the bound is reached.
-    pub(super) fn entry(&mut self, group: Group) -> &mut GroupState {
+    /// forgetting the least recently touched half if the bound is reached;
+    /// `count` is the invalidation count now.
+    pub(super) fn entry(&mut self, group: Group, count: u64) -> &mut GroupState {
         if self.states.len() >= MAX_GROUPS && !self.states.contains_key(&group) {
-            self.forget_least_recent();
+            self.forget_least_recent(count);
         }
-        let floor = self.floor;
+        let (floor, forgot_at) = (self.floor, self.forgot_at);
         let state = self.states.entry(group).or_insert(GroupState {
             local: floor,
             remote: None,
             touched: Instant::now(),
+            moved_at: forgot_at,
         });
         state.touched = Instant::now();
         state
     }
 
-    fn forget_least_recent(&mut self) {
+    fn forget_least_recent(&mut self, count: u64) {
+        self.forgot_at = count;
         let mut touched: Vec<Instant> = self.states.values().map(|state| state.touched).collect();
         let keep = MAX_GROUPS / 2;
         let cut = touched.len() - keep;
