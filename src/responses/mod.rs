@@ -29,8 +29,9 @@
 //!   everyone while it is valid.
 //! - **Concurrent misses of one query execute once**: the first leads, the
 //!   others wait for it and then look again, so they are answered by what
-//!   it kept, checked exactly as a hit is, or, when it kept nothing, execute
-//!   themselves. Without this a popular page that misses (after a write, or
+//!   it kept, checked exactly as a hit is; when it kept nothing, one of
+//!   them leads in turn (up to three leaders), then each
+//!   executes itself. Without this a popular page that misses (after a write, or
 //!   on a cold start) is executed by every request that arrives while it
 //!   runs, which on a large catalogue is what keeps it from ever warming.
 //! - **Downstream caches** ([`policy`]): a strong `ETag` per
@@ -55,6 +56,10 @@ use key::Operation;
 use policy::Policy;
 use std::sync::Arc;
 use store::{encode, Answer, Flight, Leader};
+
+/// How many executions of one query a request waits for, each kept
+/// nothing it could serve, before it executes the query itself.
+const LEADS_AWAITED: usize = 3;
 
 /// What the tier has for a request: see [`lookup`].
 pub enum Lookup<'a> {
@@ -157,15 +162,32 @@ pub async fn lookup<'a>(
     let keeping = store.filter(|_| !mutation).zip(operation);
     let mut leader = None;
     if let Some((store, operation)) = &keeping {
-        match store.flight(operation, viewer) {
-            Flight::Lead(lead) => {
-                store.missed();
-                leader = Some(lead);
-            }
-            Flight::Wait(mut done) => {
-                let _ = done.changed().await;
-                if let Some(answer) = store.joined(operation, viewer) {
+        // A leader that kept nothing (a write overtook it) hands the lead
+        // on: one waiter executes and the others wait for it, a few times
+        // over before each executes itself, so a popular query that misses
+        // under a stream of writes is not executed by every request at once.
+        for waits in 0..LEADS_AWAITED {
+            if waits > 0 {
+                // Another waiter may have led and kept an answer already.
+                if let Some(answer) = store.get(operation, viewer) {
                     return Lookup::Hit(asking.serve(store, &answer));
+                }
+            }
+            match store.flight(operation, viewer) {
+                Flight::Lead(lead) => {
+                    // A request that waited was counted a miss when its wait
+                    // found nothing.
+                    if waits == 0 {
+                        store.missed();
+                    }
+                    leader = Some(lead);
+                    break;
+                }
+                Flight::Wait(mut done) => {
+                    let _ = done.changed().await;
+                    if let Some(answer) = store.joined(operation, viewer) {
+                        return Lookup::Hit(asking.serve(store, &answer));
+                    }
                 }
             }
         }
