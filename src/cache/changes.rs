@@ -287,15 +287,47 @@ impl Invalidation {
     /// author names as they were or are), so whose results a change of
     /// them can change.
     fn search_matching(&mut self, texts: &[&str]) -> &mut Self {
-        let mut buckets = Vec::new();
-        for text in texts {
-            SearchBucket::moved_by(text, &mut buckets);
-        }
-        for bucket in buckets {
-            self.group(Group::Search(bucket));
+        for bucket in buckets_of(texts) {
+            self.group(Group::Search(bucket))
+                .group(Group::SearchIn(bucket));
         }
         self
     }
+
+    /// A retitle from `was` to `is` of a book by `author`: the terms the
+    /// titles can match change whole (the book may enter or leave their
+    /// results); for those only the author's name can match, the book is in
+    /// the results before and after alike, so their pages (title ordered)
+    /// change only where the move from the old title to the new meets them.
+    /// Their slices, which a cursor places, move whole.
+    fn search_retitled(&mut self, was: &str, is: &str, author: &str) {
+        let titles = buckets_of(&[was, is]);
+        self.search_matching(&[was, is]);
+        let mut within = Vec::new();
+        for bucket in buckets_of(&[author]) {
+            self.group(Group::Search(bucket));
+            if !titles.contains(&bucket) {
+                within.push(Group::SearchIn(bucket));
+            }
+        }
+        if !within.is_empty() {
+            self.moves.push(Move {
+                order: Ranged::Title,
+                from: Key::Title(was.to_owned()),
+                to: Key::Title(is.to_owned()),
+                groups: within,
+            });
+        }
+    }
+}
+
+/// The search buckets of every term that can match one of `texts`.
+fn buckets_of(texts: &[&str]) -> Vec<SearchBucket> {
+    let mut buckets = Vec::new();
+    for text in texts {
+        SearchBucket::moved_by(text, &mut buckets);
+    }
+    buckets
 }
 
 impl Change {
@@ -383,7 +415,9 @@ impl Change {
                 // author's name too (they are ordered by title); a book
                 // moved to another author leaves one name's results for
                 // the other's, and keeps its place in its title's.
-                if title {
+                if title && !author && before.author == after.author {
+                    inv.search_retitled(&was.title, &is.title, &after.author);
+                } else if title {
                     inv.search_matching(&[&was.title, &is.title, &before.author, &after.author]);
                 } else if author {
                     inv.search_matching(&[&before.author, &after.author]);

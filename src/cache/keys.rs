@@ -132,10 +132,15 @@ pub enum Group {
     /// `books` pages with the `available` filter (they move on every borrow
     /// and return, so they are kept apart from the rest).
     BooksByAvailability,
-    /// Search result pages, by their term's first trigram: a write moves
-    /// only the buckets its changed titles and names can match (see
-    /// [`super::matching`]).
+    /// Search result connection slices, by their term's first trigram: a
+    /// write moves only the buckets its changed titles and names can match
+    /// (see [`super::matching`]).
     Search(SearchBucket),
+    /// Search result pages (not connection slices), by the same buckets;
+    /// in title order, so a retitle that changes only where a book stands
+    /// among a term's results moves a range of them, not all (see
+    /// [`super::matching`]).
+    SearchIn(SearchBucket),
     /// `authors` pages.
     Authors,
     /// The category list.
@@ -161,6 +166,7 @@ impl Group {
     pub fn ranged(&self) -> Option<Ranged> {
         match self {
             Group::BooksIn(order, _) => Some(*order),
+            Group::SearchIn(_) => Some(Ranged::Title),
             _ => None,
         }
     }
@@ -178,6 +184,9 @@ impl Group {
         }
         if let Some(bucket) = name.strip_prefix("search:") {
             return SearchBucket::parse(bucket).map(Group::Search);
+        }
+        if let Some(bucket) = name.strip_prefix("search_in:") {
+            return SearchBucket::parse(bucket).map(Group::SearchIn);
         }
         Some(match name {
             "books_available" => Group::BooksByAvailability,
@@ -211,6 +220,10 @@ impl Group {
             Group::BooksByAvailability => out.push_str("books_available"),
             Group::Search(bucket) => {
                 out.push_str("search:");
+                out.push_str(&bucket.name());
+            }
+            Group::SearchIn(bucket) => {
+                out.push_str("search_in:");
                 out.push_str(&bucket.name());
             }
             Group::Authors => out.push_str("authors"),
@@ -340,9 +353,9 @@ impl List<'_> {
             List::BookSlice { filter, order, .. } => {
                 Group::Books(BookFields::read_by(filter, *order))
             }
-            List::Search { text, .. } | List::SearchSlice { text, .. } => {
-                Group::Search(SearchBucket::of_term(text))
-            }
+            // Pages by range, slices (which a cursor also places) whole.
+            List::Search { text, .. } => Group::SearchIn(SearchBucket::of_term(text)),
+            List::SearchSlice { text, .. } => Group::Search(SearchBucket::of_term(text)),
             List::Authors { .. } => Group::Authors,
             List::AuthorBooks { author, .. } | List::AuthorBooksSlice { author, .. } => {
                 Group::AuthorBooks(*author)

@@ -38,6 +38,16 @@
 //! ([`SearchBucket::moved_by`]). Terms shorter than three characters have
 //! one bucket, which every such write moves.
 //!
+//! A retitle changes what a term matches only through the titles: for a
+//! bucket of the author's name that no trigram of either title reaches, no
+//! term of it matches either title, so the book is in its results before
+//! and after alike (or in neither), and only its place in their title
+//! order moves. Search result pages are then ranged like title pages
+//! (`Group::SearchIn`): the retitle is sent as a move from the old title to
+//! the new, and evicts only the pages whose span it meets. Connection
+//! slices of search results (`Group::Search`), which a cursor places,
+//! move whole.
+//!
 //! The trigrams of a changed string must cover every folding a database
 //! may apply, or a match in the database would miss its bucket:
 //! - ASCII only: SQLite's `lower()`, and PostgreSQL's under the C locale;

@@ -556,3 +556,87 @@ async fn a_retitle_reloads_only_the_title_pages_it_moves_through() {
         );
     }
 }
+
+/// Search pages are title ordered too: a retitle that keeps a book in a
+/// term's results (the term is in its author's name) reloads only the
+/// pages of those results it moves through; a term of the titles reloads
+/// every page, since the book may enter or leave its results.
+#[tokio::test]
+async fn a_retitle_reloads_only_the_search_pages_it_moves_through_for_its_authors_name() {
+    use biblio::cache::Kind;
+    let (r, _redis) = TestApp::builder().replicas(2).spawn_replicas().await;
+    let librarian = r[0].librarian().await;
+    let author = r[0].create_author(&librarian, "Ursula K. Le Guin").await;
+    let category = r[0].create_category(&librarian, "Science Fiction").await;
+    let mut titles: Vec<(String, String)> = Vec::new();
+    for n in 0..12u64 {
+        let title = format!("Book {n:02}");
+        let book = NewBook {
+            title: &title,
+            n,
+            author: &author,
+            category: &category,
+            copies: 1,
+        };
+        titles.push((title.clone(), r[0].create_book(&librarian, book).await));
+    }
+    let page = "query($q: String!, $p: Int!) { searchBooks(query: $q, page: $p, pageSize: 3) { totalCount items { title } } }";
+    let loads = || r[1].cache.metrics().kind(Kind::SearchPage).loads;
+    let reader = &r[1];
+    let read_all = |term: &'static str| async move {
+        let mut seen = Vec::new();
+        for p in 1..=4 {
+            let data = reader.data(None, page, json!({ "q": term, "p": p })).await;
+            assert_eq!(data["searchBooks"]["totalCount"], 12);
+            for item in data["searchBooks"]["items"].as_array().unwrap() {
+                seen.push(item["title"].as_str().unwrap().to_owned());
+            }
+        }
+        seen
+    };
+    crate::helpers::eventually(|| async {
+        let before = loads();
+        read_all("guin").await;
+        read_all("book").await;
+        loads() == before
+    })
+    .await;
+
+    // (book, new title, "guin" pages it moves through, "book" pages)
+    let retitles = [
+        ("Book 04", "Book 045", 1, 4), // within page 2
+        ("Book 01", "Book 10a", 4, 4), // from page 1 across to page 4
+    ];
+    for (from, to, by_name, by_title) in retitles {
+        let id = titles
+            .iter()
+            .find(|(title, _)| title == from)
+            .unwrap()
+            .1
+            .clone();
+        let events = r[1].cache.metrics().events_received();
+        r[0].data(
+            Some(&librarian),
+            "mutation($id: ID!, $t: String!) { updateBook(id: $id, input: { title: $t }) { id } }",
+            json!({ "id": id, "t": to }),
+        )
+        .await;
+        crate::helpers::eventually(|| async { r[1].cache.metrics().events_received() > events })
+            .await;
+        for entry in titles.iter_mut().filter(|(title, _)| title == from) {
+            entry.0 = to.to_owned();
+        }
+        let mut expected: Vec<String> = titles.iter().map(|(title, _)| title.clone()).collect();
+        expected.sort();
+        let before = loads();
+        assert_eq!(read_all("guin").await, expected, "after {from} became {to}");
+        assert_eq!(
+            loads() - before,
+            by_name,
+            "{from} to {to}: the author's name's results reload the pages it passes through"
+        );
+        let before = loads();
+        assert_eq!(read_all("book").await, expected);
+        assert_eq!(loads() - before, by_title, "a title's term reloads whole");
+    }
+}

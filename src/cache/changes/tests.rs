@@ -33,12 +33,20 @@ fn updated(before: book::Model, after: book::Model) -> Invalidation {
     .invalidation()
 }
 
-/// The title and price page groups an invalidation moves whole.
+/// The title and price `books` page groups an invalidation moves whole.
 fn ordered_groups(inv: &Invalidation) -> Vec<Group> {
     inv.groups
         .iter()
         .copied()
-        .filter(|group| group.ranged().is_some())
+        .filter(|group| matches!(group, Group::BooksIn(..)))
+        .collect()
+}
+
+/// The moves of `books` pages (not of search pages).
+fn book_moves(inv: &Invalidation) -> Vec<&Move> {
+    inv.moves
+        .iter()
+        .filter(|moved| matches!(moved.groups[0], Group::BooksIn(..)))
         .collect()
 }
 
@@ -49,8 +57,8 @@ fn a_retitle_moves_a_range_of_every_title_page_group_and_no_title_group_whole() 
     after.title = "Return from the Stars".into();
     let inv = updated(before, after);
     assert!(ordered_groups(&inv).is_empty(), "{:?}", inv.groups);
-    assert_eq!(inv.moves.len(), 1, "no price moved");
-    let moved = &inv.moves[0];
+    assert_eq!(book_moves(&inv).len(), 1, "no price moved");
+    let moved = book_moves(&inv)[0];
     assert_eq!(moved.order, Ranged::Title);
     assert_eq!(moved.from, Key::Title("Solaris".into()));
     assert_eq!(moved.to, Key::Title("Return from the Stars".into()));
@@ -59,6 +67,50 @@ fn a_retitle_moves_a_range_of_every_title_page_group_and_no_title_group_whole() 
         BookFields::filter_sets().count(),
         "every filter keeps a retitled book in or out"
     );
+}
+
+#[test]
+fn a_retitle_moves_a_range_of_the_search_pages_of_terms_only_the_authors_name_matches() {
+    let before = book();
+    let mut after = before.clone();
+    after.title = "Return from the Stars".into();
+    let inv = updated(before, after);
+    let bucket = |term: &str| SearchBucket::of_term(&SearchText::parse(term).unwrap());
+    // "lem" is in the name alone: the book stays in its results, so its
+    // pages move by range and its slices whole.
+    let lem = bucket("lem");
+    assert!(inv.groups.contains(&Group::Search(lem)));
+    assert!(!inv.groups.contains(&Group::SearchIn(lem)));
+    let moved: Vec<&Move> = inv
+        .moves
+        .iter()
+        .filter(|moved| moved.groups.contains(&Group::SearchIn(lem)))
+        .collect();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].order, Ranged::Title);
+    assert_eq!(
+        (&moved[0].from, &moved[0].to),
+        (
+            &Key::Title("Solaris".into()),
+            &Key::Title("Return from the Stars".into())
+        )
+    );
+    // Terms of either title: the book may enter or leave, so whole.
+    for term in ["solaris", "stars", "so"] {
+        assert!(
+            inv.groups.contains(&Group::SearchIn(bucket(term))),
+            "{term}"
+        );
+        assert!(inv.groups.contains(&Group::Search(bucket(term))), "{term}");
+    }
+    let whole: std::collections::HashSet<Group> = inv.groups.iter().copied().collect();
+    assert!(inv.ranged_groups().all(|group| !whole.contains(&group)));
+    // Whatever reaches a term's pages moves its slices whole.
+    for group in inv.groups.iter().copied().chain(inv.ranged_groups()) {
+        if let Group::SearchIn(bucket) = group {
+            assert!(whole.contains(&Group::Search(bucket)), "{bucket:?}");
+        }
+    }
 }
 
 #[test]
@@ -125,7 +177,7 @@ fn hardened_title_moves_become_whole_groups() {
     inv.harden(Ranged::Title);
     assert!(inv.moves.iter().all(|moved| moved.order == Ranged::Price));
     assert!(
-        inv.groups
+        ordered_groups(&inv)
             .iter()
             .filter(|group| group.ranged() == Some(Ranged::Title))
             .count()

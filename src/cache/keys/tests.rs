@@ -350,14 +350,21 @@ fn a_slice_lives_under_the_group_and_kind_of_its_pages() {
         assert_eq!(pair[0].group(), pair[1].group());
         assert_eq!(pair[0].kind(), pair[1].kind());
     }
+    // Search pages are ranged (see `matching`): they live in the ranged
+    // twin of their slices' group, which every write that reaches them by
+    // range or whole moves whole (`changes`).
+    let (pages, slices_of) = (
+        List::Search {
+            text: &text,
+            page: request,
+        },
+        List::SearchSlice { text: &text, slice },
+    );
+    let bucket = SearchBucket::of_term(&text);
+    assert_eq!(pages.group(), Group::SearchIn(bucket));
+    assert_eq!(slices_of.group(), Group::Search(bucket));
+    assert_eq!(pages.kind(), slices_of.kind());
     let pairs = [
-        (
-            List::Search {
-                text: &text,
-                page: request,
-            },
-            List::SearchSlice { text: &text, slice },
-        ),
         (
             List::AuthorBooks {
                 author: user,
@@ -410,6 +417,8 @@ fn group_names_round_trip() {
         Group::BooksByAvailability,
         Group::Search(SearchBucket::Short),
         Group::Search(SearchBucket::Trigram(4095)),
+        Group::SearchIn(SearchBucket::Short),
+        Group::SearchIn(SearchBucket::Trigram(7)),
         Group::Authors,
         Group::Categories,
         Group::Statistics,
