@@ -122,8 +122,9 @@ pub struct GlobalTicket(u64);
 /// What a watched page of a ranged group (see `matching`) is known to hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reach {
-    /// Not yet known (its fill has not landed): every move evicts it.
-    Unknown,
+    /// Not yet known (its fill has not landed): the moves heard since the
+    /// watch began, which its fill checks against the span it loaded.
+    Loading(Vec<(SortKey, SortKey)>),
     /// Books from one sort key to another: moves that meet them evict it.
     Span(Span),
     /// No book (a page past the end): no move changes it.
@@ -134,17 +135,26 @@ enum Reach {
 /// group's watches are dropped and their pages evicted.
 const MAX_WATCHED: usize = 4096;
 
+/// How many moves a loading page remembers; one more evicts it.
+const MAX_PENDING_MOVES: usize = 64;
+
 /// L1, and the counters and trust that guard its fills (see the module docs).
 ///
 /// # Ranged pages
 /// Pages of a ranged group are not made unreachable when a book moves
 /// within their order; the move evicts, by key, those whose span it meets.
-/// So each such page is **watched** from before it is read (its span
-/// unknown, so any move evicts it) until its fill records its span; a fill
-/// lands only if its page is still watched and its stripe unmoved, and a
-/// move evicts (moving the stripe's epoch) every watched page it can
-/// change and forgets the watch. A kept answer stamps the page's stripe
-/// like an entity's, so the same eviction invalidates it.
+/// So each such page is **watched** from before it is read until its fill
+/// records its span; a move evicts (moving the stripe's epoch) every filled
+/// page it can change and forgets the watch. A move heard while a page
+/// loads is remembered with the watch, and the fill lands only if its page
+/// is still watched, its stripe unmoved and none of those moves meets the
+/// span it loaded; else the fill evicts the page instead. That is exact
+/// whenever the write committed: before the load read (then the load saw
+/// it) or after (then, meeting none of the page's span, it changed nothing
+/// there). Under a stream of writes, evicting every loading page on any
+/// move would keep the pages of a busy group from ever filling. A kept
+/// answer stamps the page's stripe like an entity's, so the same eviction
+/// invalidates it.
 pub struct Store {
     cache: Cache<Key, Entry, foldhash::fast::RandomState>,
     stripes: Box<[Stripe]>,
@@ -332,7 +342,7 @@ impl Store {
             } else {
                 Vec::new()
             };
-            watched.insert(key.clone(), Reach::Unknown);
+            watched.insert(key.clone(), Reach::Loading(Vec::new()));
             dropped
         };
         // An unwatched page must not be served, nor a kept answer built on it.
@@ -358,26 +368,54 @@ impl Store {
             return false;
         }
         let mut ranges = self.ranges.lock();
-        let Some(reach) = ranges.get_mut(&group).and_then(|keys| keys.get_mut(&key)) else {
+        let Some(watched) = ranges.get_mut(&group) else {
             return false;
         };
+        let Some(reach) = watched.get_mut(&key) else {
+            return false;
+        };
+        let moved_over = match (&*reach, &span) {
+            (Reach::Loading(moves), Some(span)) => {
+                moves.iter().any(|(from, to)| span.meets(from, to))
+            }
+            // No book: no move changes it.
+            (Reach::Loading(_), None) => false,
+            // Filled already by a load of its own: its span holds.
+            (Reach::Span(_) | Reach::Nothing, _) => false,
+        };
+        if moved_over {
+            // A write this load may not have seen reached it: a reader that
+            // read it while it loaded must not keep an answer built on it.
+            watched.remove(&key);
+            drop(ranges);
+            self.evict_under_lock(stripe, &key);
+            return false;
+        }
         *reach = span.map_or(Reach::Nothing, Reach::Span);
         self.cache.insert(key, entry);
         true
     }
 
     /// A book moved from `from` to `to` within the lists of `groups`:
-    /// evicts the watched pages it can change (and forgets their watch);
-    /// returns their keys, whose loads in flight must not be joined.
+    /// evicts the filled pages it can change (and forgets their watch), and
+    /// tells each loading page of it (see the type's docs); returns the
+    /// keys of both, whose loads in flight must not be joined by readers
+    /// that begin after the write.
     pub fn move_range(&self, groups: &[Group], from: &SortKey, to: &SortKey) -> Vec<Key> {
         let mut met = Vec::new();
+        let mut loading = Vec::new();
         {
             let mut ranges = self.ranges.lock();
             for group in groups {
                 if let Some(watched) = ranges.get_mut(group) {
                     watched.retain(|key, reach| {
                         let meets = match reach {
-                            Reach::Unknown => true,
+                            Reach::Loading(moves) if moves.len() < MAX_PENDING_MOVES => {
+                                moves.push((from.clone(), to.clone()));
+                                loading.push(key.clone());
+                                false
+                            }
+                            Reach::Loading(_) => true,
                             Reach::Span(span) => span.meets(from, to),
                             Reach::Nothing => false,
                         };
@@ -392,6 +430,7 @@ impl Store {
         for key in &met {
             self.invalidate(key);
         }
+        met.extend(loading);
         met
     }
 

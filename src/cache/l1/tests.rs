@@ -62,15 +62,60 @@ fn a_move_evicts_the_watched_pages_it_meets_and_those_not_yet_filled() {
         evicted,
         [format!("{:?}", key("a-c")), format!("{:?}", key("loading"))]
     );
-    // The load that began before the move does not land, and its page
-    // is watched no more: a fill must watch again first.
-    assert!(!store.insert_ranged(key("loading"), loading, entry(2), group, span("X", "Y")));
+    // The load that began before the move lands only if the move meets
+    // none of what it loaded (here it does): a write it may have missed.
+    let stamp = store.stamp(&key("loading"), store.global_ticket());
+    assert!(stamp.is_some());
+    assert!(!store.insert_ranged(key("loading"), loading, entry(2), group, span("A", "C")));
+    assert_eq!(read(&store, "loading"), None);
+    assert!(
+        !store.holds(stamp.unwrap()),
+        "an answer that read it while it loaded is not kept"
+    );
+    // The refused page is watched no more: a fill must watch again first.
+    let unwatched = store.ticket(&key("loading"));
+    assert!(!store.insert_ranged(key("loading"), unwatched, entry(2), group, span("X", "Y")));
     let unwatched = store.ticket(&key("a-c"));
     assert!(!store.insert_ranged(key("a-c"), unwatched, entry(2), group, span("A", "C")));
     // Moving the group whole forgets its watches.
     store.bump_group(group, None);
     assert_eq!(store.watched(), 0);
     assert!(store.move_range(&[group], &t("A"), &t("Z")).is_empty());
+}
+
+#[test]
+fn a_page_that_loads_while_moves_arrive_lands_if_none_meets_what_it_loaded() {
+    use super::super::matching::{BookFields, Ranged};
+    let store = Store::new(1 << 20, Duration::from_secs(1));
+    store.trust_until(Instant::now() + Duration::from_secs(3600));
+    let group = Group::BooksIn(Ranged::Title, BookFields::NONE);
+    let t = |s: &str| SortKey::Title(s.into());
+    store.watch(group, &key("page 1"));
+    let ticket = store.ticket(&key("page 1"));
+    let since = store.global_ticket();
+    // A stream of retitles far past the page, heard while it loads.
+    for n in 0..10 {
+        let moved = store.move_range(&[group], &t(&format!("R{n}")), &t(&format!("S{n}")));
+        assert_eq!(
+            moved,
+            [key("page 1")],
+            "its flight is not joined after a write"
+        );
+    }
+    let span = Span::of([t("A"), t("B")]);
+    assert!(store.insert_ranged(key("page 1"), ticket, entry(1), group, span));
+    assert_eq!(read(&store, "page 1"), Some(1));
+    assert!(
+        store.stamp(&key("page 1"), since).is_some(),
+        "an answer built on it while the moves arrived is kept"
+    );
+    // Filled, it is evicted by the moves that meet it alone.
+    assert!(store.move_range(&[group], &t("R"), &t("S")).is_empty());
+    assert_eq!(
+        store.move_range(&[group], &t("Aa"), &t("Z")),
+        [key("page 1")]
+    );
+    assert_eq!(read(&store, "page 1"), None);
 }
 
 #[test]
