@@ -530,3 +530,28 @@ async fn a_write_whose_caller_goes_away_during_its_commit_is_still_published_at_
         .title;
     assert_eq!(title, "Renamed", "the write committed");
 }
+
+/// A retitle reads the book and takes its lock in one statement, changes
+/// it and reads it back in another, and reads its author's name: three of
+/// the service's statements (the outbox row is bookkeeping, not counted).
+/// Each statement is a round trip inside the write's transaction, so they
+/// set what a write costs: the row used to be locked by a no-op UPDATE
+/// (which fired the table's triggers and wrote a row version), then read,
+/// changed, and read again.
+#[tokio::test]
+async fn a_retitle_costs_three_statements() {
+    let app = spawn_app().await;
+    let cat = catalogue(&app, 1).await;
+    let token = Some(cat.librarian.as_str());
+    let book = &cat.books[0];
+    let before = app.statements();
+    let updated = app
+        .data(
+            token,
+            "mutation($id: ID!) { updateBook(id: $id, input: { title: \"Retitled\" }) { id title } }",
+            json!({ "id": book }),
+        )
+        .await;
+    assert_eq!(updated["updateBook"]["title"], "Retitled");
+    assert_eq!(app.statements() - before, 3);
+}

@@ -1,6 +1,7 @@
 //! Creating, updating and deleting books, each with the tallies it moves,
 //! in the caller's write transaction.
 use super::*;
+use sea_orm::sea_query::LockType;
 
 /// A new book's fields, validated.
 pub struct NewBook {
@@ -69,11 +70,7 @@ pub async fn update(
 ) -> Result<(book::Model, book::Model)> {
     use book::Column::*;
     // Lock the row first, so `before` is what this update replaces.
-    lock(write, id).await?;
-    let before = book::Entity::find_by_id(id)
-        .one(write.conn())
-        .await?
-        .ok_or_else(|| Error::not_found("book not found"))?;
+    let before = locked(write, id).await?;
     let mut update = book::Entity::update_many()
         .col_expr(UpdatedAt, Expr::value(now()))
         .filter(Id.eq(id));
@@ -104,29 +101,27 @@ pub async fn update(
             .col_expr(CopiesTotal, Expr::value(total))
             .filter(Expr::expr(available_after).gte(0));
     }
-    let result = update.exec(write.conn()).await;
-    let rows = match result {
-        Ok(result) => result.rows_affected,
+    match update.exec_with_returning(write.conn()).await {
+        Ok(mut rows) => match rows.pop() {
+            Some(after) => Ok((before, after)),
+            // The row is locked, so only the availability check can have
+            // left it as it was.
+            None => Err(Error::conflict(format!(
+                "copiesTotal cannot go below the {} copies on loan",
+                before.copies_total - before.copies_available
+            ))),
+        },
         Err(err) => {
             let isbn = changes.isbn.as_ref();
-            return Err(write_error(
+            Err(write_error(
                 write.db(),
                 err,
                 isbn,
                 changes.author_id,
                 changes.category_id,
             )
-            .await);
+            .await)
         }
-    };
-    let book = book::Entity::find_by_id(id).one(write.conn()).await?;
-    match (rows, book) {
-        (0, None) | (_, None) => Err(Error::not_found("book not found")),
-        (0, Some(book)) => Err(Error::conflict(format!(
-            "copiesTotal cannot go below the {} copies on loan",
-            book.copies_total - book.copies_available
-        ))),
-        (_, Some(book)) => Ok((before, book)),
     }
 }
 
@@ -142,11 +137,7 @@ pub struct Deleted {
 /// can slip in between listing the records and deleting them.
 pub async fn delete(write: &Write, id: Uuid) -> Result<Deleted> {
     let txn = write.conn();
-    lock(write, id).await?;
-    let book = book::Entity::find_by_id(id)
-        .one(txn)
-        .await?
-        .ok_or_else(|| Error::not_found("book not found"))?;
+    let book = locked(write, id).await?;
     if book.copies_available != book.copies_total {
         return Err(Error::conflict("the book has copies on loan"));
     }
@@ -162,19 +153,16 @@ pub async fn delete(write: &Write, id: Uuid) -> Result<Deleted> {
     Ok(Deleted { book, borrows })
 }
 
-/// Takes the book's row lock (on SQLite, the database's write lock) with a
-/// no-op UPDATE, so what the write reads next cannot change under it.
-async fn lock(write: &Write, id: Uuid) -> Result<()> {
-    use book::Column::*;
-    let locked = book::Entity::update_many()
-        .col_expr(UpdatedAt, Expr::col(UpdatedAt).into())
-        .filter(Id.eq(id))
-        .exec(write.conn())
-        .await?;
-    if locked.rows_affected == 0 {
-        return Err(Error::not_found("book not found"));
-    }
-    Ok(())
+/// Reads the book and takes its row lock (`FOR NO KEY UPDATE`, as an
+/// UPDATE of it would; on SQLite the write already holds the database's
+/// write lock), so what the write reads and changes next cannot change
+/// under it.
+async fn locked(write: &Write, id: Uuid) -> Result<book::Model> {
+    book::Entity::find_by_id(id)
+        .lock(LockType::NoKeyUpdate)
+        .one(write.conn())
+        .await?
+        .ok_or_else(|| Error::not_found("book not found"))
 }
 
 /// Turns a failed book write into what the client should see: a duplicate
