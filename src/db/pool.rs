@@ -1,7 +1,6 @@
 //! Opening the pool: PostgreSQL or SQLite settings, statement counting, and
 //! the probe of the database's text order.
 use super::*;
-use sea_orm::ConnectOptions;
 
 /// Counts and times every statement sent through `conn`: all of them for
 /// `/metrics`, the service's own (not the cache's bookkeeping) in
@@ -27,18 +26,45 @@ pub(super) fn instrument(
     });
 }
 
-/// PostgreSQL's pool (`size` connections), each session marked as biblio's.
+/// A pooled PostgreSQL connection idle for at least this long is pinged
+/// before it is handed out (one that fails is closed and another taken);
+/// one used more recently is handed out as it is. sqlx's default pings
+/// every connection taken, a round trip before every write and every miss:
+/// a busy replica's connections are never idle that long, and a connection
+/// broken within the last second (a restarted server) fails one statement.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// PostgreSQL's pool (`size` connections), each session marked as biblio's,
+/// built here rather than by sea-orm for when to ping ([`PING_IF_IDLE_FOR`]).
 pub(super) async fn connect_postgres(url: &str, size: u32) -> Result<DatabaseConnection, DbErr> {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
-        .max_connections(size)
+    use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+    let sqlx_error = |err| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(err));
+    let options = url
+        .parse::<PgConnectOptions>()
+        .map_err(sqlx_error)?
         // Marks biblio's sessions, whose writes the triggers that
         // announce other programs' writes skip (see `changes`).
-        .map_sqlx_postgres_opts(|opts| opts.options([(migration::changes::WRITER_SETTING, "on")]));
-    sea_orm::Database::connect(options).await
+        .options([(migration::changes::WRITER_SETTING, "on")])
+        .disable_statement_logging();
+    let pool = PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(sqlx_error)?;
+    Ok(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(
+        pool,
+    ))
 }
 
 /// SQLite's pool (`size` connections, WAL, foreign keys on), built here rather
@@ -84,6 +110,9 @@ pub(super) async fn connect_sqlite(
         let opened = SqlitePoolOptions::new()
             .max_connections(size)
             .acquire_timeout(Duration::from_secs(5))
+            // A connection to a file does not break as a socket does, and
+            // a ping is a round trip to the connection's worker thread.
+            .test_before_acquire(false)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     let _ = conn.execute(migration::changes::SQLITE_OWN_WRITES).await;
