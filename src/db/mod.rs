@@ -72,6 +72,9 @@ pub struct Db {
     replicas: Option<Arc<replicas::Replicas>>,
     /// The most connections its pool (and each standby's) holds.
     pool_size: u32,
+    /// SQLite: this process's writes take turns here before they take a
+    /// connection (see [`write`]).
+    write_turns: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// When this process last finished applying the migrations, shared with
@@ -108,6 +111,9 @@ impl Db {
         let statements = Arc::new(AtomicU64::new(0));
         let metrics = Arc::new(instrumentation::Statements::default());
         instrument(&mut conn, &statements, &metrics);
+        let write_turns = migrated
+            .is_some()
+            .then(|| Arc::new(tokio::sync::Mutex::new(())));
         Ok(Self {
             conn,
             statements,
@@ -117,6 +123,7 @@ impl Db {
             migrated,
             replicas: None,
             pool_size,
+            write_turns,
         })
     }
 

@@ -17,7 +17,14 @@ pub struct Committed {
 pub struct Write {
     db: Db,
     txn: DatabaseTransaction,
+    /// SQLite: this process's turn to write, held until the write ends.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
+
+/// How long a write waits for its turn before it goes on without one (and
+/// meets SQLite's busy timeout as before): only a write begun while one of
+/// the same task is open could wait that long.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How many times a write retries taking SQLite's write lock when the
 /// snapshot it began with went stale (each after a pause of a millisecond
@@ -32,12 +39,25 @@ impl Db {
     /// `SQLITE_BUSY_SNAPSHOT`, which no busy timeout waits out. On
     /// PostgreSQL each statement locks the rows it changes, so write
     /// functions begin with the UPDATE of the row they are about.
+    ///
+    /// SQLite has one writer at a time, and a connection that finds the
+    /// lock taken sleeps in its busy handler (1, 2, 5, 10 ... 100 ms) while
+    /// holding a connection of the pool. So this process's writes first
+    /// take turns in memory, before they take a connection: under a stream
+    /// of writes each waits for the writes ahead of it, not for sleeps, and
+    /// reads keep their connections.
     pub async fn begin_write(&self) -> Result<Write, DbErr> {
         let mut attempt = 0;
+        let mut turn = match &self.write_turns {
+            Some(turns) => tokio::time::timeout(TURN_WAIT, turns.clone().lock_owned())
+                .await
+                .ok(),
+            None => None,
+        };
         loop {
             let txn = self.conn().begin().await?;
             if self.backend() != sea_orm::DbBackend::Sqlite {
-                return Ok(self.write(txn));
+                return Ok(self.write(txn, None));
             }
             // A write that changes nothing, to take the lock; it names the
             // outbox, so it is counted as bookkeeping, not as the service's
@@ -46,7 +66,7 @@ impl Db {
                 .execute_unprepared(&format!("DELETE FROM {} WHERE 0 = 1", outbox::TABLE))
                 .await;
             match locked {
-                Ok(_) => return Ok(self.write(txn)),
+                Ok(_) => return Ok(self.write(txn, turn.take())),
                 Err(err) if is_stale_snapshot(&err) && attempt < LOCK_ATTEMPTS => {
                     attempt += 1;
                     txn.rollback().await?;
@@ -60,10 +80,15 @@ impl Db {
         }
     }
 
-    fn write(&self, txn: DatabaseTransaction) -> Write {
+    fn write(
+        &self,
+        txn: DatabaseTransaction,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Write {
         Write {
             db: self.clone(),
             txn,
+            _turn: turn,
         }
     }
 }
