@@ -135,6 +135,12 @@ enum Reach {
 /// group's watches are dropped and their pages evicted.
 const MAX_WATCHED: usize = 4096;
 
+/// How many pages of all ranged groups together are watched at most (search
+/// buckets are ranged groups, thousands of them); past it the group with
+/// the most watches has them dropped and its pages evicted. A watch holds
+/// its key and the two titles its page spans: a few hundred bytes.
+const MAX_WATCHED_IN_ALL: usize = 65_536;
+
 /// How many moves a loading page remembers; one more evicts it.
 const MAX_PENDING_MOVES: usize = 64;
 
@@ -327,22 +333,60 @@ impl Store {
         })
     }
 
+    /// [`Store::stamp`] of `key`, a page of the ranged `group`: `None`
+    /// unless its fill has landed (its watch knows what it spans). Moves
+    /// heard while a page loads are only remembered, moving no stamp, so an
+    /// answer built on a page that never landed (its fill refused, or
+    /// dropped) could not learn of them.
+    pub fn page_stamp(&self, group: &Group, key: &Key, since: GlobalTicket) -> Option<Ticket> {
+        let landed = self
+            .ranges
+            .lock()
+            .get(group)
+            .and_then(|watched| watched.get(key))
+            .is_some_and(|reach| !matches!(reach, Reach::Loading(_)));
+        if landed {
+            self.stamp(key, since)
+        } else {
+            None
+        }
+    }
+
     /// Starts watching `key`, a page of the ranged `group`, before it is
     /// read: until its fill says what it spans, every move in the group
     /// evicts it.
     pub fn watch(&self, group: Group, key: &Key) {
         let dropped: Vec<Key> = {
             let mut ranges = self.ranges.lock();
-            let watched = ranges.entry(group).or_default();
-            if watched.contains_key(key) {
+            if ranges
+                .get(&group)
+                .is_some_and(|watched| watched.contains_key(key))
+            {
                 return;
             }
-            let dropped = if watched.len() >= MAX_WATCHED {
+            // A new watch is a page about to load from the database, so
+            // counting every group's here costs little next to it.
+            let total: usize = ranges.values().map(HashMap::len).sum();
+            let full = if total >= MAX_WATCHED_IN_ALL {
+                ranges
+                    .iter()
+                    .max_by_key(|(_, watched)| watched.len())
+                    .map(|(group, _)| *group)
+            } else {
+                None
+            };
+            let watched = ranges.entry(group).or_default();
+            let mut dropped: Vec<Key> = if watched.len() >= MAX_WATCHED {
                 watched.drain().map(|(key, _)| key).collect()
             } else {
                 Vec::new()
             };
             watched.insert(key.clone(), Reach::Loading(Vec::new()));
+            if let Some(full) = full.filter(|full| *full != group) {
+                if let Some(watched) = ranges.get_mut(&full) {
+                    dropped.extend(watched.drain().map(|(key, _)| key));
+                }
+            }
             dropped
         };
         // An unwatched page must not be served, nor a kept answer built on it.

@@ -152,7 +152,7 @@ impl Cache {
         let (key, _) = inner.list_key(list).await;
         if key.ranged.is_some() {
             // Moves evict it by this key: see `l1`.
-            reads.page(&key.l1);
+            reads.page(list.group(), &key.l1);
         }
         let ranged = list.group().ranged();
         let shape = (
@@ -213,7 +213,8 @@ impl Inner {
     /// The keys of a list entry, and the group's local counter.
     pub(super) async fn list_key(&self, list: &List<'_>) -> (CacheKey, u64) {
         let group = list.group();
-        if let (Some(l1), Some(_)) = (&self.l1, group.ranged()) {
+        // Watched only where L1 holds pages: see `evict_locally`.
+        if let (Some(l1), Some(_)) = (self.l1_entries(), group.ranged()) {
             return self.ranged_key(l1, list, group).await;
         }
         let (local, mut remote) = self.l1.as_ref().map_or((0, None), |l1| l1.group(&group));

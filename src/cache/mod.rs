@@ -355,12 +355,15 @@ impl Inner {
         moves: &[changes::Move],
     ) {
         let mut evicted = keys.to_vec();
+        // Pages are watched, and moves followed by range, only where L1
+        // holds them; otherwise (mode `l2`) a move moves its groups whole.
+        let by_range = self.l1_entries().is_some();
         if let Some(l1) = &self.l1 {
             for key in keys {
                 l1.invalidate(key);
             }
             for (group, generation) in groups {
-                let ranged = moves.iter().any(|moved| moved.groups.contains(group));
+                let ranged = by_range && moves.iter().any(|moved| moved.groups.contains(group));
                 match (ranged, generation) {
                     (true, Some(generation)) => l1.learn_generation(*group, *generation),
                     (true, None) => {}
@@ -369,7 +372,7 @@ impl Inner {
             }
             // After the generations: a reader whose watch began after this
             // eviction reads L2 under them.
-            for moved in moves {
+            for moved in moves.iter().filter(|_| by_range) {
                 evicted.extend(l1.move_range(&moved.groups, &moved.from, &moved.to));
             }
         }

@@ -44,7 +44,7 @@ pub trait ReadLog: Sync {
     fn list(&self, list: &List<'_>);
     /// A page of a ranged group (see `l1`) was read: a move that reaches it
     /// evicts it by key, as a write evicts an entity.
-    fn page(&self, key: &l1::Key);
+    fn page(&self, group: Group, key: &l1::Key);
 }
 
 /// The state when an execution began; see the module docs.
@@ -64,8 +64,8 @@ pub struct Read {
     pub entities: Vec<(Kind, Uuid, bool)>,
     /// List pages and the statistics, by the group that moves them.
     pub lists: Vec<(Kind, Group)>,
-    /// Pages of ranged groups, by their L1 key, which a move evicts.
-    pub pages: Vec<l1::Key>,
+    /// Pages of ranged groups, by group and L1 key, which a move evicts.
+    pub pages: Vec<(Group, l1::Key)>,
     /// The first moment something read changes with time alone.
     pub changes_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -124,8 +124,8 @@ impl Cache {
             ttl = ttl.min(ttls.l1(*kind, !found));
             entities.push(l1.stamp(&l1::Key::Entity(*kind, *id), since)?);
         }
-        for key in &read.pages {
-            entities.push(l1.stamp(key, since)?);
+        for (group, key) in &read.pages {
+            entities.push(l1.page_stamp(group, key, since)?);
         }
         let mut groups: Vec<(Group, u64)> = Vec::with_capacity(read.lists.len());
         for (kind, group) in &read.lists {

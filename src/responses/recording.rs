@@ -3,7 +3,7 @@
 //! cache stamps what is recorded here ([`crate::cache::stamps`], which also
 //! gives the argument why a kept answer is never older than the cache).
 use crate::cache::stamps::{Read, ReadLog, Start};
-use crate::cache::{l1, Cache, Dependencies, Kind, List};
+use crate::cache::{l1, Cache, Dependencies, Group, Kind, List};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
@@ -109,9 +109,9 @@ impl ReadLog for Reads {
         }
     }
 
-    fn page(&self, key: &l1::Key) {
+    fn page(&self, group: Group, key: &l1::Key) {
         if self.is_recording() {
-            self.read.lock().pages.push(key.clone());
+            self.read.lock().pages.push((group, key.clone()));
         }
     }
 }

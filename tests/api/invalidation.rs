@@ -640,3 +640,54 @@ async fn a_retitle_reloads_only_the_search_pages_it_moves_through_for_its_author
         assert_eq!(loads() - before, by_title, "a title's term reloads whole");
     }
 }
+
+/// With L1 holding no entries (`--cache-mode l2`), a ranged page's watch
+/// never lands (no fill records its span), so a move heard while it is
+/// "loading" must still invalidate answers kept on it: a retitle that
+/// moves a book out of page 1 shifts page 2, and the kept page 2 must not
+/// be served again. (Found by review: the move was only remembered, and the
+/// kept answer served until its TTL.)
+#[tokio::test]
+async fn with_l1_holding_no_entries_a_kept_page_shifted_by_a_retitle_is_not_served() {
+    let app = TestApp::builder()
+        .cache_mode(biblio::cache::Mode::L2)
+        .spawn()
+        .await;
+    let librarian = app.librarian().await;
+    let author = app.create_author(&librarian, "Ursula K. Le Guin").await;
+    let category = app.create_category(&librarian, "Science Fiction").await;
+    let mut ids = Vec::new();
+    for n in 0..9u64 {
+        let title = format!("Book {n:02}");
+        let book = NewBook {
+            title: &title,
+            n,
+            author: &author,
+            category: &category,
+            copies: 1,
+        };
+        ids.push(app.create_book(&librarian, book).await);
+    }
+    let page = "query { books(orderBy: TITLE_ASC, page: 2, pageSize: 3) { items { title } } }";
+    let titles = |data: &Value| -> Vec<String> {
+        data["books"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Kept by the response tier: the second read is answered from it.
+    for _ in 0..2 {
+        let data = app.data(None, page, json!({})).await;
+        assert_eq!(titles(&data), ["Book 03", "Book 04", "Book 05"]);
+    }
+    app.data(
+        Some(&librarian),
+        "mutation($id: ID!) { updateBook(id: $id, input: { title: \"Zed\" }) { id } }",
+        json!({ "id": ids[1] }),
+    )
+    .await;
+    let data = app.data(None, page, json!({})).await;
+    assert_eq!(titles(&data), ["Book 04", "Book 05", "Book 06"]);
+}

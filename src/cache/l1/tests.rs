@@ -201,3 +201,38 @@ fn the_byte_bound_evicts() {
     }
     assert!(store.weighted_size() <= 10_000, "{}", store.weighted_size());
 }
+
+#[test]
+fn the_watches_of_all_ranged_groups_together_stay_bounded() {
+    use super::super::matching::{BookFields, Ranged};
+    let store = Store::new(1 << 20, Duration::from_secs(1));
+    let fields = [
+        BookFields::TITLE,
+        BookFields::PRICE,
+        BookFields::YEAR,
+        BookFields::AUTHOR,
+        BookFields::CATEGORY,
+    ];
+    // 2 orders x 32 field sets: 64 groups, each watched up to its own cap.
+    let mut groups = Vec::new();
+    for ranged in [Ranged::Title, Ranged::Price] {
+        for set in 0..32u8 {
+            let chosen = fields
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| set & (1 << bit) != 0)
+                .fold(BookFields::NONE, |all, (_, field)| all.with(*field));
+            groups.push(Group::BooksIn(ranged, chosen));
+        }
+    }
+    for (g, group) in groups.iter().enumerate() {
+        for page in 0..MAX_WATCHED - 1 {
+            store.watch(*group, &key(&format!("{g}:{page}")));
+        }
+    }
+    assert!(
+        store.watched() <= MAX_WATCHED_IN_ALL + MAX_WATCHED,
+        "{} watches",
+        store.watched()
+    );
+}
