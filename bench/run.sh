@@ -60,11 +60,20 @@
 # database of its own on $PGHOST:$PGPORT (default 127.0.0.1:5432, user
 # postgres), created for the run and dropped after it.
 #
+# Every replica runs the default start, as users run it: RUST_LOG unset, so
+# the access log is on, its lines going to a file under the run's
+# directory. BENCH_LOG=warn starts them with RUST_LOG=warn instead (how
+# figures before 2026-12-07 were taken).
+#
 # LOG_AB=1 measures logging instead of the table: book by id, answered by
 # the response tier, with the default start (RUST_LOG unset: the access
 # log at info) against RUST_LOG=warn (no access log), alternated twice
 # (ROUNDS), each replica's stderr going to a file as a log collector's
 # would. With BEFORE_BIN, that build's default start joins each round.
+# LOG_SINK=null sends the replicas' stderr to /dev/null instead, which
+# leaves out what the kernel spends putting the lines in a file (the page
+# cache and its writeback to disk): the difference between the two is what
+# the file costs, not biblio.
 #
 # Needs: redis-server, redis-cli and redis-benchmark (Debian: apt-get
 # install redis-server redis-tools; Redis 7 for the cluster's SPUBLISH),
@@ -245,13 +254,17 @@ gql() { # gql QUERY-JSON [TOKEN]
 }
 
 start_biblio() { # start_biblio MODE [BINARY] (the inputs sign in 101 users from one address: lift that throttle)
-    # With DEFAULT_LOG=1, RUST_LOG is unset for the replica: the default start.
-    local cache=${1%-no-tier} tier=on bin=${2:-$BIN} unset=()
+    # The default start (RUST_LOG unset: the access log on), as users run
+    # it, unless BENCH_LOG=warn; stderr to REPLICA_STDERR (a file, as a log
+    # collector would take it, emptied at each start).
+    local cache=${1%-no-tier} tier=on bin=${2:-$BIN} log=(env -u RUST_LOG)
+    local stderr=${REPLICA_STDERR:-$WORK/replica.log}
     [ "$1" = "$cache" ] || tier=off
-    [ -z "${DEFAULT_LOG:-}" ] || unset=(env -u RUST_LOG)
+    [ "${BENCH_LOG:-default}" = default ] || log=(env RUST_LOG="$BENCH_LOG")
+    [ "$stderr" = /dev/null ] || : >"$stderr"
     BIBLIO_LOGIN_ATTEMPTS_PER_ADDRESS=100000 BIBLIO_CACHE_MODE=$cache BIBLIO_RESPONSE_CACHE=$tier \
         BIBLIO_CACHE_PREFIX="bench$RANDOM$cache" BIBLIO_BIND=127.0.0.1:$PORT \
-        REDIS_URL=$(redis_url "${TOPOLOGY:-single}") "${unset[@]}" $bin serve &
+        REDIS_URL=$(redis_url "${TOPOLOGY:-single}") "${log[@]}" $bin serve 2>>"$stderr" &
     BIBLIO_PID=$!
     wait_for "http://127.0.0.1:$PORT/healthz"
     # Measured only once the replica trusts the bus (on a Sentinel group or
@@ -416,7 +429,7 @@ run() { # run WORKLOAD SECONDS [DELAY_MS] -> "rps p50 p99 errors requests"
 
 if [ -n "${LOG_AB:-}" ]; then
     echo
-    echo "== the access log: default start vs RUST_LOG=warn, book by id from the response tier, $THREADS wrk threads, $CONNECTIONS connections, ${DURATION}s each"
+    echo "== the access log: default start vs RUST_LOG=warn, book by id from the response tier, $THREADS wrk threads, $CONNECTIONS connections, ${DURATION}s each, stderr to ${LOG_SINK:-file}"
     echo
     echo "| round | start | req/s | p50 ms | p99 ms | errors | log written |"
     echo "|---|---|---:|---:|---:|---:|---:|"
@@ -425,17 +438,18 @@ if [ -n "${LOG_AB:-}" ]; then
             bin=$BIN log=info
             [ "$variant" = before ] && bin=$BEFORE_BIN
             [ "$variant" = warn ] && log=warn
-            : >"$WORK/stderr.log"
+            sink=$WORK/stderr.log
+            [ "${LOG_SINK:-file}" = null ] && sink=/dev/null
             # RUST_LOG unset is the default start; warn leaves the access log out.
             if [ "$log" = warn ]; then
-                start_biblio both "$bin" 2>>"$WORK/stderr.log"
+                BENCH_LOG=warn REPLICA_STDERR=$sink start_biblio both "$bin"
             else
-                DEFAULT_LOG=1 start_biblio both "$bin" 2>>"$WORK/stderr.log"
+                BENCH_LOG=default REPLICA_STDERR=$sink start_biblio both "$bin"
             fi
             run book "$WARMUP" 0 $PORT >/dev/null
-            before_bytes=$(stat -c %s "$WORK/stderr.log")
+            before_bytes=$(stat -c %s "$sink")
             read -r rps p50 p99 errors _ <<<"$(run book "$DURATION" 0 $PORT)"
-            written=$(( $(stat -c %s "$WORK/stderr.log") - before_bytes ))
+            written=$(( $(stat -c %s "$sink") - before_bytes ))
             dropped=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^biblio_log_lines_dropped_total/ {print $2}')
             stop_biblio
             label=$variant
