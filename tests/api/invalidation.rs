@@ -486,20 +486,7 @@ async fn a_retitle_reloads_only_the_title_pages_it_moves_through() {
     use biblio::cache::Kind;
     let (r, _redis) = TestApp::builder().replicas(2).spawn_replicas().await;
     let librarian = r[0].librarian().await;
-    let author = r[0].create_author(&librarian, "Ursula K. Le Guin").await;
-    let category = r[0].create_category(&librarian, "Science Fiction").await;
-    let mut titles: Vec<(String, String)> = Vec::new();
-    for n in 0..12u64 {
-        let title = format!("Book {n:02}");
-        let book = NewBook {
-            title: &title,
-            n,
-            author: &author,
-            category: &category,
-            copies: 1,
-        };
-        titles.push((title.clone(), r[0].create_book(&librarian, book).await));
-    }
+    let mut titles = numbered_books(&r[0], &librarian, 12).await;
     let page = "query($p: Int!) { books(orderBy: TITLE_ASC, page: $p, pageSize: 3) { totalCount items { id title } } }";
     let loads = || r[1].cache.metrics().kind(Kind::BookPage).loads;
     let read_all = || async {
@@ -566,20 +553,7 @@ async fn a_retitle_reloads_only_the_search_pages_it_moves_through_for_its_author
     use biblio::cache::Kind;
     let (r, _redis) = TestApp::builder().replicas(2).spawn_replicas().await;
     let librarian = r[0].librarian().await;
-    let author = r[0].create_author(&librarian, "Ursula K. Le Guin").await;
-    let category = r[0].create_category(&librarian, "Science Fiction").await;
-    let mut titles: Vec<(String, String)> = Vec::new();
-    for n in 0..12u64 {
-        let title = format!("Book {n:02}");
-        let book = NewBook {
-            title: &title,
-            n,
-            author: &author,
-            category: &category,
-            copies: 1,
-        };
-        titles.push((title.clone(), r[0].create_book(&librarian, book).await));
-    }
+    let mut titles = numbered_books(&r[0], &librarian, 12).await;
     let page = "query($q: String!, $p: Int!) { searchBooks(query: $q, page: $p, pageSize: 3) { totalCount items { title } } }";
     let loads = || r[1].cache.metrics().kind(Kind::SearchPage).loads;
     let reader = &r[1];
@@ -654,20 +628,11 @@ async fn with_l1_holding_no_entries_a_kept_page_shifted_by_a_retitle_is_not_serv
         .spawn()
         .await;
     let librarian = app.librarian().await;
-    let author = app.create_author(&librarian, "Ursula K. Le Guin").await;
-    let category = app.create_category(&librarian, "Science Fiction").await;
-    let mut ids = Vec::new();
-    for n in 0..9u64 {
-        let title = format!("Book {n:02}");
-        let book = NewBook {
-            title: &title,
-            n,
-            author: &author,
-            category: &category,
-            copies: 1,
-        };
-        ids.push(app.create_book(&librarian, book).await);
-    }
+    let ids: Vec<String> = numbered_books(&app, &librarian, 9)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
     let page = "query { books(orderBy: TITLE_ASC, page: 2, pageSize: 3) { items { title } } }";
     let titles = |data: &Value| -> Vec<String> {
         data["books"]["items"]
@@ -690,4 +655,24 @@ async fn with_l1_holding_no_entries_a_kept_page_shifted_by_a_retitle_is_not_serv
     .await;
     let data = app.data(None, page, json!({})).await;
     assert_eq!(titles(&data), ["Book 04", "Book 05", "Book 06"]);
+}
+
+/// `count` books titled "Book 00", "Book 01", … by one author in one
+/// category, as (title, id) in title order.
+async fn numbered_books(app: &TestApp, librarian: &str, count: u64) -> Vec<(String, String)> {
+    let author = app.create_author(librarian, "Ursula K. Le Guin").await;
+    let category = app.create_category(librarian, "Science Fiction").await;
+    let mut books = Vec::new();
+    for n in 0..count {
+        let title = format!("Book {n:02}");
+        let book = NewBook {
+            title: &title,
+            n,
+            author: &author,
+            category: &category,
+            copies: 1,
+        };
+        books.push((title.clone(), app.create_book(librarian, book).await));
+    }
+    books
 }
