@@ -68,8 +68,10 @@
 # LOG_AB=1 measures logging instead of the table: book by id, answered by
 # the response tier, with the default start (RUST_LOG unset: the access
 # log at info) against RUST_LOG=warn (no access log), alternated twice
-# (ROUNDS), each replica's stderr going to a file as a log collector's
-# would. With BEFORE_BIN, that build's default start joins each round.
+# (ROUNDS; even rounds in reverse order), each replica's stderr going to a
+# file as a log collector's would, then each start's cost per round
+# against that round's RUST_LOG=warn, with their mean and median. With
+# BEFORE_BIN, that build's default start joins each round.
 # LOG_SINK=null sends the replicas' stderr to /dev/null instead, which
 # leaves out what the kernel spends putting the lines in a file (the page
 # cache and its writeback to disk): the difference between the two is what
@@ -433,8 +435,14 @@ if [ -n "${LOG_AB:-}" ]; then
     echo
     echo "| round | start | req/s | p50 ms | p99 ms | errors | log written |"
     echo "|---|---|---:|---:|---:|---:|---:|"
+    declare -A AB_RPS=()
     for round in $(seq 1 "${ROUNDS:-2}"); do
-        for variant in ${BEFORE_BIN:+before} default warn; do
+        # Even rounds run the starts in reverse order, so that drift in the
+        # machine's speed, and the kernel writing the previous start's log
+        # out to disk, weigh on each alike.
+        order="${BEFORE_BIN:+before} default warn"
+        [ $((round % 2)) = 1 ] || order=$(tr ' ' '\n' <<<"$order" | tac | xargs)
+        for variant in $order; do
             bin=$BIN log=info
             [ "$variant" = before ] && bin=$BEFORE_BIN
             [ "$variant" = warn ] && log=warn
@@ -459,7 +467,24 @@ if [ -n "${LOG_AB:-}" ]; then
                 before) label="default, BEFORE_BIN" ;;
             esac
             echo "| $round | $label | $rps | $p50 | $p99 | $errors | $((written / 1048576)) MiB${dropped:+, $dropped dropped} |"
+            AB_RPS[$round/$variant]=$rps
         done
+    done
+    # Each round's cost is its own start against its own RUST_LOG=warn,
+    # run minutes apart at most: the machine's drift between rounds cancels.
+    echo
+    echo "| start | cost per round (1 - req/s / warn's) | mean | median |"
+    echo "|---|---|---:|---:|"
+    for variant in ${BEFORE_BIN:+before} default; do
+        costs=$(for round in $(seq 1 "${ROUNDS:-2}"); do
+            python3 -c "print(f'{1 - ${AB_RPS[$round/$variant]} / ${AB_RPS[$round/warn]}:.4f}')"
+        done | xargs)
+        python3 - "$variant" $costs <<'PY'
+import statistics, sys
+variant, costs = sys.argv[1], [float(c) for c in sys.argv[2:]]
+label = {"default": "default (RUST_LOG unset)", "before": "default, BEFORE_BIN"}[variant]
+print(f"| {label} | {' / '.join(f'{c:.1%}' for c in costs)} | {statistics.mean(costs):.1%} | {statistics.median(costs):.1%} |")
+PY
     done
     exit 0
 fi

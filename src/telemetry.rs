@@ -7,20 +7,19 @@
 //! Lines are written off the request path. At `info` every request logs an
 //! access line, and a synchronous write to stderr per line cost about a
 //! fifth of the throughput of answers from the response tier. So a line is
-//! formatted where it is logged, then handed to a bounded queue that one
-//! writer thread drains (tracing-appender's `non_blocking`) into a buffer,
-//! written out whenever the queue is empty or the buffer full, with a rest
-//! of a few milliseconds after each write ([`Paced`]): one write for many
-//! lines, and no wake-up per line. The queue is lossy: a line that finds it full is dropped and
-//! counted ([`dropped_lines`], exported as `biblio_log_lines_dropped_total`),
-//! so a slow or stuck stderr never holds a request up or grows memory.
+//! formatted where it is logged, then appended to a buffer that one writer
+//! thread takes whole every few milliseconds ([`writer`]): one write for
+//! many lines, and no allocation, message or wake-up per line. It is
+//! lossy: past a few megabytes behind, a line is dropped and counted
+//! ([`dropped_lines`], exported as `biblio_log_lines_dropped_total`), so a
+//! slow or stuck stderr never holds a request up or grows memory.
 //!
 //! That alone left most of the cost: formatting the access line through the
 //! subscriber (its field visitor escapes every string character by
 //! character, its timestamp is worked out from the epoch for every line)
 //! took most of the fifth. So the access line, the one event logged for
 //! every request, is written by [`access_line`] straight into the same
-//! queue, in exactly the form the subscriber gives it (a test holds the
+//! buffer, in exactly the form the subscriber gives it (a test holds the
 //! two side by side), with the parts that do not change from line to line
 //! done once: the timestamp's date and time to the second once a second,
 //! strings copied as they are unless they need escaping. It is still
@@ -28,28 +27,18 @@
 //! colours (a terminal: a person reading, not a collector) it goes through
 //! the subscriber as every other line does.
 //!
-//! Lines still queued when the process ends would be lost, so [`init`]
+//! Lines still pending when the process ends would be lost, so [`init`]
 //! returns a [`Guard`] that `main` keeps for the life of the process and
 //! drops before it exits, on every path: dropping it writes out every line
 //! logged before.
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::OnceLock;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use writer::Lines;
 
-/// Lines the queue holds before new ones are dropped: at a few hundred
-/// bytes each, a few megabytes at most, and a second or more of a busy
-/// replica's access lines while stderr is slow.
-const QUEUED_LINES: usize = 16 * 1024;
-
-/// The writer thread's buffer: many lines per write.
-const BUFFER_BYTES: usize = 64 * 1024;
-
-/// How long the writer thread rests after writing out what it drained, so
-/// that the next lines gather in the queue: see [`Paced`].
-const PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+mod writer;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -61,11 +50,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Keeps the writer thread; dropping it writes out every line queued so
+/// Keeps the writer thread; dropping it writes out every line logged so
 /// far (waiting a second at most, if stderr does not take them).
 #[must_use = "dropping the guard stops writing log lines"]
 pub struct Guard {
-    _writer: Option<WorkerGuard>,
+    _writer: Option<writer::Stop>,
 }
 
 /// The subscriber [`init`] installs, writing to `writer`.
@@ -81,8 +70,8 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        // The queue never refuses a write (a full one drops the line and
-        // counts it), and `Quiet` never fails; this stays off so that no
+        // The writer never refuses a write (when it is behind it drops the
+        // line and counts it); this stays off so that no
         // future writer can make the subscriber report a failure with
         // `eprintln!`, which panics on a closed stderr.
         .log_internal_errors(false);
@@ -112,19 +101,14 @@ where
     }
 }
 
-/// The queue's count of dropped lines, once [`init`] installed it.
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+/// Where lines go, once [`init`] installed the subscriber, and whether
+/// [`access_line`] writes there itself (not when lines are coloured).
+static LINES: OnceLock<(Lines, Option<LogFormat>)> = OnceLock::new();
 
-/// Where [`access_line`] writes, and in which format; set by [`init`]
-/// unless lines are coloured.
-static DIRECT: OnceLock<(NonBlocking, LogFormat)> = OnceLock::new();
-
-/// Lines dropped because the queue was full, since the start; 0 when
+/// Lines dropped because the writer was behind, since the start; 0 when
 /// logging was not installed (as in tests that build the app in-process).
 pub fn dropped_lines() -> u64 {
-    DROPPED
-        .get()
-        .map_or(0, |counter| counter.dropped_lines() as u64)
+    LINES.get().map_or(0, |(lines, _)| lines.dropped())
 }
 
 /// Installs the subscriber (once; later calls do nothing, and their guard
@@ -135,38 +119,36 @@ pub fn init(format: LogFormat) -> Guard {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("biblio-log")
-        .finish(Paced(std::io::BufWriter::with_capacity(
-            BUFFER_BYTES,
-            Quiet(std::io::stderr()),
-        )));
-    let dropped = writer.error_counter();
-    let direct = (format == LogFormat::Json || !ansi).then(|| (writer.clone(), format));
+    let Ok((lines, stop)) = Lines::start(std::io::stderr()) else {
+        // No thread for the writer: lines are written as they are logged.
+        let _ = tracing::subscriber::set_global_default(subscriber(
+            format,
+            ansi,
+            std::io::stderr,
+            filter,
+        ));
+        return Guard { _writer: None };
+    };
+    let direct = (format == LogFormat::Json || !ansi).then_some(format);
     let installed =
-        tracing::subscriber::set_global_default(subscriber(format, ansi, writer, filter));
+        tracing::subscriber::set_global_default(subscriber(format, ansi, lines.clone(), filter));
     if installed.is_err() {
         return Guard { _writer: None };
     }
-    let _ = DROPPED.set(dropped);
-    if let Some(direct) = direct {
-        let _ = DIRECT.set(direct);
-    }
+    let _ = LINES.set((lines, direct));
     Guard {
-        _writer: Some(guard),
+        _writer: Some(stop),
     }
 }
 
 /// Writes one `info` line of `target` with `message` and the fields
 /// `fields` adds, as the subscriber would format that event outside any
-/// span, straight into the writer thread's queue (see the module docs).
+/// span, straight into the writer's buffer (see the module docs).
 /// Returns `false`, having written nothing, when there is no such path
 /// (logging not installed, or coloured): the caller then logs the event
 /// through `tracing`. The caller checks that the line is enabled.
 pub fn access_line(target: &str, message: &str, fields: impl FnOnce(&mut Fields<'_>)) -> bool {
-    let Some((writer, format)) = DIRECT.get() else {
+    let Some((lines, Some(format))) = LINES.get() else {
         return false;
     };
     thread_local! {
@@ -185,7 +167,7 @@ pub fn access_line(target: &str, message: &str, fields: impl FnOnce(&mut Fields<
             message,
             fields,
         );
-        let _ = writer.clone().write_all(line.as_bytes());
+        lines.push(line.as_bytes());
         true
     })
 }
@@ -287,12 +269,16 @@ impl Fields<'_> {
 
     pub fn u64(&mut self, name: &str, value: u64) {
         self.name(name);
-        let _ = write!(self.out, "{value}");
+        self.out.push_str(itoa::Buffer::new().format(value));
     }
 
-    pub fn f64(&mut self, name: &str, value: f64) {
+    /// `micros` microseconds in milliseconds, written as the subscriber
+    /// writes the `f64` `micros as f64 / 1000.0` (`12.5`, `3.0`), without
+    /// formatting a float: `Debug` of an `f64` was a tenth of the line's
+    /// cost.
+    pub fn millis(&mut self, name: &str, micros: u64) {
         self.name(name);
-        let _ = write!(self.out, "{value:?}");
+        millis(self.out, micros);
     }
 
     fn name(&mut self, name: &str) {
@@ -308,14 +294,42 @@ impl Fields<'_> {
     }
 }
 
+/// See [`Fields::millis`]. The same text below 2^40 microseconds (12
+/// days, far past any request): there the shortest decimal that reads back
+/// as the `f64` nearest `micros / 1000` is that quotient's own decimal.
+/// Beyond, the float would drop digits this keeps.
+fn millis(out: &mut String, micros: u64) {
+    out.push_str(itoa::Buffer::new().format(micros / 1000));
+    out.push('.');
+    let fraction = micros % 1000;
+    if fraction == 0 {
+        out.push('0');
+        return;
+    }
+    let digits = [fraction / 100, fraction / 10 % 10, fraction % 10];
+    let used = if digits[2] != 0 {
+        3
+    } else if digits[1] != 0 {
+        2
+    } else {
+        1
+    };
+    for digit in &digits[..used] {
+        out.push(char::from(b'0' + *digit as u8));
+    }
+}
+
 /// `value` in quotes: copied as it is when nothing in it needs escaping
 /// (printable ASCII but quote and backslash), else escaped as the
 /// subscriber escapes it (`Debug` in text, JSON's rules in JSON).
 fn quoted(out: &mut String, value: &str, json: bool) {
-    let plain = value
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
-    if plain {
+    // Every byte looked at, without stopping at the first bad one: the
+    // compiler then checks many bytes per instruction.
+    let escaped = value.bytes().fold(false, |escaped, b| {
+        escaped | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')
+    });
+    if !escaped {
+        out.reserve(value.len() + 2);
         out.push('"');
         out.push_str(value);
         out.push('"');
@@ -377,59 +391,11 @@ fn timestamp(out: &mut String, now: std::time::SystemTime) {
         }
         out.push_str(&second.1);
     });
-    let _ = write!(out, ".{:06}Z", since.subsec_micros());
-}
-
-/// The writer thread's writer: a buffer, written out when the thread has
-/// drained the queue (it flushes then) and followed by a short rest.
-///
-/// Without the rest, a busy replica's writer thread would wake for every
-/// line or two: a system call to write them, and another, on the logging
-/// side, to wake the thread that sleeps on the empty queue, for every
-/// request. Both cost the CPU the requests need (on two cores, as much as
-/// writing synchronously did). Resting [`PAUSE`] after each write lets the
-/// lines of the next few milliseconds gather, so a busy replica writes a
-/// few hundred lines at once, and a thread that logs rarely finds the
-/// writer asleep on the queue. A line waits [`PAUSE`] at most before it
-/// is written; the queue holds far more than a pause's worth of lines.
-struct Paced<W: Write>(std::io::BufWriter<W>);
-
-impl<W: Write> Write for Paced<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let flushed = self.0.flush();
-        std::thread::sleep(PAUSE);
-        flushed
-    }
-}
-
-/// Standard error with write errors swallowed: a line that cannot be
-/// written (stderr closed, as by `biblio serve 2>&1 | head`) is dropped.
-/// The writer thread would otherwise see the error, and its last flush
-/// reports a failure with `eprintln!`, which panics on that same closed
-/// stderr.
-struct Quiet(std::io::Stderr);
-
-impl Write for Quiet {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.write(buf) {
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => Err(err),
-            Err(_) => Ok(buf.len()),
-            written => written,
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let _ = self.0.flush();
-        Ok(())
-    }
+    // Six digits, zeros first: 1,000,000 + micros without its leading 1.
+    let micros = 1_000_000 + since.subsec_micros();
+    out.push('.');
+    out.push_str(&itoa::Buffer::new().format(micros)[1..]);
+    out.push('Z');
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ fn log(
 ) {
     let status = response.status().as_u16();
     // Microseconds as a decimal of milliseconds: a number in JSON.
-    let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let request_id = id.to_str().unwrap_or_default();
     let answered = response.extensions().get::<Answered>();
     // The same line as below, written without the subscriber's formatting
@@ -100,12 +100,13 @@ fn log(
             fields.str("tier", tier(answered));
         }
         fields.u64("status", u64::from(status));
-        fields.f64("duration_ms", duration_ms);
+        fields.millis("duration_ms", duration_us);
         fields.str("request_id", request_id);
     });
     if written {
         return;
     }
+    let duration_ms = duration_us as f64 / 1000.0;
     match answered {
         Some(answered) => tracing::info!(
             target: "biblio::access",

@@ -112,7 +112,7 @@ impl Collector for Process {
         counter(
             &mut encoder,
             "biblio_log_lines_dropped",
-            "Log lines dropped because the queue to the writer thread was full (stderr slower than the lines logged)",
+            "Log lines dropped because the log writer was 4 MiB behind (stderr slower than the lines logged)",
             crate::telemetry::dropped_lines(),
         )
     }

@@ -1,4 +1,5 @@
 use super::*;
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 /// What a subscriber wrote, for comparison.
@@ -94,7 +95,7 @@ fn directly(format: LogFormat, path: &str, id: &str) -> String {
             fields.str("path", path);
             fields.str("operation", "Book");
             fields.u64("status", 200);
-            fields.f64("duration_ms", 0.125);
+            fields.millis("duration_ms", 125);
             fields.str("request_id", id);
         },
     );
@@ -135,5 +136,17 @@ fn timestamps_are_rfc3339_in_utc_with_microseconds() {
         let expected = chrono::DateTime::<chrono::Utc>::from(at)
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         assert_eq!(out, expected);
+    }
+}
+
+#[test]
+fn milliseconds_are_written_as_the_subscriber_writes_the_float() {
+    let samples = (0..200_000u64)
+        .chain((0..40).map(|bit| 1u64 << bit))
+        .chain([999_999_999, 1_234_567_891_011 % (1 << 40), (1 << 40) - 1]);
+    for micros in samples {
+        let mut out = String::new();
+        millis(&mut out, micros);
+        assert_eq!(out, format!("{:?}", micros as f64 / 1000.0), "{micros}");
     }
 }

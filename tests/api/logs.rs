@@ -319,7 +319,7 @@ fn text_logs_are_coloured_on_a_terminal() {
 /// Lines are written by a thread of their own: the ones logged just before
 /// the process ends (the last requests' access lines, the shutdown line)
 /// are written out all the same, and `/metrics` says how many lines were
-/// dropped because the queue to that thread was full (none here).
+/// dropped because the writer fell behind (none here).
 #[tokio::test]
 async fn every_line_logged_before_a_graceful_stop_is_written_and_drops_are_counted() {
     let (_database, url) = TestDatabase::create().await;
