@@ -175,15 +175,14 @@ pub async fn lookup<'a>(
             }
             match store.flight(operation, viewer) {
                 Flight::Lead(lead) => {
-                    // A request that waited was counted a miss when its wait
-                    // found nothing.
-                    if waits == 0 {
-                        store.missed();
-                    }
                     leader = Some(lead);
                     break;
                 }
                 Flight::Wait(mut done) => {
+                    // Counted once, however many executions it waits for.
+                    if waits == 0 {
+                        store.waited();
+                    }
                     let _ = done.changed().await;
                     if let Some(answer) = store.joined(operation, viewer) {
                         return Lookup::Hit(asking.serve(store, &answer));
@@ -191,6 +190,9 @@ pub async fn lookup<'a>(
                 }
             }
         }
+        // It executes: one miss, whether it leads or waited for executions
+        // that kept nothing it could serve.
+        store.missed();
     }
     let reads = Arc::new(match &keeping {
         Some((store, _)) => store.reads(),

@@ -134,7 +134,6 @@ impl Responses {
         };
         let mut flights = self.flights.lock();
         if let Some(done) = flights.get(&key) {
-            self.cache.metrics().response(ResponseEvent::Waited);
             return Flight::Wait(done.clone());
         }
         let (done, waiting) = watch::channel(());
@@ -147,8 +146,8 @@ impl Responses {
     }
 
     /// After waiting for a leader: the answer it kept for `viewer`, if
-    /// still valid, counted as joined; `None` (counted as a miss) when
-    /// the request must execute after all.
+    /// still valid, counted as joined; `None` (not counted: the caller
+    /// waits again or executes) if there is none.
     pub(super) fn joined(&self, operation: &Arc<Operation>, viewer: Viewer) -> Option<Arc<Answer>> {
         let shared = Key {
             operation: operation.clone(),
@@ -160,12 +159,15 @@ impl Responses {
                 viewer: Some(viewer),
             })
         });
-        let event = match found {
-            Some(_) => ResponseEvent::Joined,
-            None => ResponseEvent::Miss,
-        };
-        self.cache.metrics().response(event);
+        if found.is_some() {
+            self.cache.metrics().response(ResponseEvent::Joined);
+        }
         found
+    }
+
+    /// Counts a query that waits for an execution of the same query.
+    pub(super) fn waited(&self) {
+        self.cache.metrics().response(ResponseEvent::Waited);
     }
 
     /// The valid answer to `operation` for `viewer`, if one is kept.
