@@ -10,6 +10,7 @@ mod m20261207_000001_create_tallies;
 mod m20261207_000002_page_indexes;
 mod m20261207_000003_search_index;
 mod m20261207_000004_cache_changes;
+mod m20261207_000005_search_titles;
 
 pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
 
@@ -27,10 +28,18 @@ pub mod tally {
     pub use crate::m20261207_000001_create_tallies::{kind, nil, recount, SHARDS};
 }
 
-/// The search index (an FTS5 table on SQLite, trigram indexes on
-/// PostgreSQL), and how to fill it from the tables.
+/// The search index (an FTS5 table on SQLite, a table of titles and
+/// trigram indexes on PostgreSQL), and how to fill it from the tables.
 pub mod search {
-    pub use crate::m20261207_000003_search_index::rebuild;
+    use sea_orm_migration::sea_orm::DbBackend;
+
+    /// The statements that fill the search index from the tables, for a
+    /// database filled while their triggers were not there.
+    pub fn rebuild(backend: DbBackend) -> Vec<String> {
+        let mut statements = crate::m20261207_000003_search_index::rebuild(backend);
+        statements.extend(crate::m20261207_000005_search_titles::rebuild(backend));
+        statements
+    }
 }
 
 pub struct Migrator;
@@ -76,6 +85,10 @@ fn steps() -> Vec<Step> {
             migration: Box::new(m20261207_000004_cache_changes::Migration),
             creates: |_| m20261207_000004_cache_changes::TABLES,
         },
+        Step {
+            migration: Box::new(m20261207_000005_search_titles::Migration),
+            creates: m20261207_000005_search_titles::tables,
+        },
     ]
 }
 
@@ -109,4 +122,5 @@ pub const REGENERATED_TABLES: &[&str] = &[
     "book_search_idx",
     "book_search_docsize",
     "book_search_config",
+    "book_titles",
 ];
