@@ -53,13 +53,14 @@ const POSTGRES: &[&str] = &[
      EXECUTE FUNCTION book_titles_keep()",
     "INSERT INTO book_titles (id, title, title_lower) SELECT id, title, lower(title) FROM books",
     "CREATE INDEX idx_book_titles_trgm ON book_titles USING gin (title_lower gin_trgm_ops)",
+    "ANALYZE book_titles",
     "DROP INDEX IF EXISTS idx_books_title_trgm",
 ];
 
 /// The statements that fill `book_titles` from `books`, for a database
 /// filled while the triggers were not there (`biblio seed` drops them while
 /// it loads). The index is built after the rows, as the seed builds every
-/// other. Nothing on SQLite.
+/// other, then the table analysed. Nothing on SQLite.
 pub fn rebuild(backend: DbBackend) -> Vec<String> {
     match backend {
         DbBackend::Postgres => [
@@ -67,6 +68,9 @@ pub fn rebuild(backend: DbBackend) -> Vec<String> {
             "TRUNCATE book_titles",
             "INSERT INTO book_titles (id, title, title_lower) SELECT id, title, lower(title) FROM books",
             "CREATE INDEX idx_book_titles_trgm ON book_titles USING gin (title_lower gin_trgm_ops)",
+            // The planner's statistics of the new rows (the seed analyses
+            // the tables it writes, which this one is not).
+            "ANALYZE book_titles",
         ]
         .map(str::to_owned)
         .to_vec(),

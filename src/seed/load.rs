@@ -17,7 +17,7 @@
 //!   catalogue, so the seed repeats no migration; building an index from
 //!   sorted rows costs a fraction of inserting into it row by row. The
 //!   tallies the triggers would have kept are then counted once
-//!   ([`migration::tally::recount`]), and SQLite's search index filled
+//!   ([`migration::tally::recount`]), and the search's own tables filled
 //!   once ([`migration::search::rebuild`]). DDL is transactional on both
 //!   databases: a failed seed leaves indexes, triggers and rows as they
 //!   were;
@@ -447,9 +447,10 @@ impl Load {
         Ok(())
     }
 
-    /// Fills the search index from the rows (SQLite's FTS5 table: see
-    /// [`migration::search::rebuild`]; PostgreSQL's trigram indexes are
-    /// among the indexes [`Self::restore`] builds).
+    /// Fills the search index from the rows (SQLite's FTS5 table,
+    /// PostgreSQL's table of titles and its trigram index: see
+    /// [`migration::search::rebuild`]; the authors' trigram index is among
+    /// the indexes [`Self::restore`] builds).
     pub async fn rebuild_search(&mut self) -> Result<(), sqlx::Error> {
         for statement in migration::search::rebuild(self.backend()) {
             self.execute(&statement).await?;

@@ -325,12 +325,9 @@ pub async fn run_with_progress(
         return Err("the database already has data; pass --reset to replace it".into());
     }
     let suspended = load.suspend().await?;
-    // The tallies count every book; SQLite's search index is filled with
-    // them afterwards (PostgreSQL's is among the suspended indexes).
-    let search = match load.backend() {
-        sea_orm::DbBackend::Postgres => 0,
-        _ => plan.books,
-    };
+    // The tallies count every book, and the search's own table (FTS5 on
+    // SQLite, the titles on PostgreSQL) is filled with them afterwards.
+    let search = plan.books;
     let total = rows
         + suspended
             .iter()
