@@ -33,6 +33,20 @@ pub mod tally {
 pub mod search {
     use sea_orm_migration::sea_orm::DbBackend;
 
+    /// The triggers that keep the search's own tables, as `(table,
+    /// trigger)`: what `/readyz` checks is still there and enabled, since a
+    /// write they miss leaves search answering from old titles.
+    pub fn triggers(backend: DbBackend) -> Vec<(&'static str, String)> {
+        let names: &[(&str, &str)] = match backend {
+            DbBackend::Postgres => crate::m20261207_000005_search_titles::TRIGGERS,
+            _ => crate::m20261207_000003_search_index::TRIGGERS,
+        };
+        names
+            .iter()
+            .map(|(table, trigger)| (*table, (*trigger).to_owned()))
+            .collect()
+    }
+
     /// The statements that fill the search index from the tables, for a
     /// database filled while their triggers were not there.
     pub fn rebuild(backend: DbBackend) -> Vec<String> {

@@ -54,6 +54,14 @@ pub fn tables(backend: DbBackend) -> &'static [&'static str] {
     }
 }
 
+/// The triggers `up` creates on SQLite, as `(table, trigger)`.
+pub const TRIGGERS: &[(&str, &str)] = &[
+    ("books", "search_books_insert"),
+    ("books", "search_books_update"),
+    ("books", "search_books_delete"),
+    ("authors", "search_authors_update"),
+];
+
 /// PostgreSQL: the extension and the two indexes.
 const POSTGRES: &[&str] = &[
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",

@@ -120,7 +120,9 @@ where
     Ok(Some(deleted))
 }
 
-/// The announcing triggers a write could get past, each as `table.trigger`.
+/// The triggers a write could get past, each as `table.trigger`: those
+/// that announce writes to the caches, and those that keep the search's
+/// own tables.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Bypasses {
     /// Triggers the migration created that are gone (dropped by hand, or
@@ -140,9 +142,9 @@ impl Bypasses {
     }
 }
 
-/// Which of the triggers that announce other programs' writes are missing
-/// or disabled: one read of the catalogue (`pg_trigger` on PostgreSQL,
-/// `sqlite_master` on SQLite).
+/// Which of the triggers that announce other programs' writes, or keep
+/// the search's tables, are missing or disabled: one read of the catalogue
+/// (`pg_trigger` on PostgreSQL, `sqlite_master` on SQLite).
 pub async fn bypasses(db: &Db) -> Result<Bypasses, DbErr> {
     // `tgenabled`: 'O' fires in ordinary sessions, 'A' always, 'R' only in
     // replica mode, 'D' never. `pg_table_is_visible`: the tables biblio
@@ -167,7 +169,10 @@ pub async fn bypasses(db: &Db) -> Result<Bypasses, DbErr> {
         present.insert(format!("{table}.{trigger}"), fires);
     }
     let mut bypasses = Bypasses::default();
-    for (table, trigger) in migration::changes::triggers() {
+    let expected = migration::changes::triggers()
+        .into_iter()
+        .chain(migration::search::triggers(db.backend()));
+    for (table, trigger) in expected {
         let name = format!("{table}.{trigger}");
         match present.get(&name) {
             None => bypasses.missing.push(name),

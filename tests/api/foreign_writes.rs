@@ -483,6 +483,40 @@ async fn readiness_names_an_outbox_trigger_that_was_dropped() {
     assert_eq!(triggers["disabled"], json!([]), "{body}");
 }
 
+/// The triggers that keep the search's own tables (an FTS5 table on
+/// SQLite, the titles on PostgreSQL) are checked as the announcing ones.
+#[tokio::test]
+async fn readiness_names_a_search_trigger_that_was_dropped_or_disabled() {
+    let app = crate::helpers::spawn_app().await;
+    assert_eq!(readiness(&app).await.0, 200);
+    let (change, missing, disabled) = match app.db.backend() {
+        DbBackend::Postgres => (
+            "ALTER TABLE books DISABLE TRIGGER book_titles_update",
+            json!([]),
+            json!(["books.book_titles_update"]),
+        ),
+        _ => (
+            "DROP TRIGGER search_books_update",
+            json!(["books.search_books_update"]),
+            json!([]),
+        ),
+    };
+
+    run_foreign(&app, change).await;
+
+    eventually(|| async { readiness(&app).await.1["checks"]["triggers"]["status"] == "down" })
+        .await;
+    let (status, body) = readiness(&app).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("degraded")),
+        "{body}"
+    );
+    let triggers = &body["checks"]["triggers"];
+    assert_eq!(triggers["missing"], missing, "{body}");
+    assert_eq!(triggers["disabled"], disabled, "{body}");
+}
+
 /// Runs only against PostgreSQL (`BIBLIO_TEST_DATABASE=postgres`, as CI's
 /// second run does): SQLite's triggers cannot be disabled, only dropped.
 #[tokio::test]

@@ -161,6 +161,56 @@ async fn search_answers_equal_a_like_scan_after_a_seed_rebuilt_the_index() {
     }
 }
 
+/// Another program empties `books` at once (PostgreSQL's TRUNCATE fires no
+/// row trigger; SQLite has none, so a DELETE) and loads the same rows again:
+/// the search's own tables follow, with no duplicate left to refuse the
+/// reload and no old title left to count.
+#[tokio::test]
+async fn search_answers_equal_a_like_scan_after_books_are_emptied_and_loaded_again() {
+    let app = uncached_app().await;
+    biblio::seed::run(
+        &app.db,
+        &biblio::seed::Plan {
+            authors: 20,
+            books: 200,
+            members: 5,
+            borrows: 20,
+            seed: 12,
+        },
+        biblio::seed::Existing::Refuse,
+        &biblio::seed::Passwords::same("same-for-all"),
+    )
+    .await
+    .unwrap();
+    let emptied = match app.db.backend() {
+        sea_orm::DbBackend::Postgres => "TRUNCATE books, borrow_records",
+        _ => "DELETE FROM borrow_records; DELETE FROM books",
+    };
+    // Another program's connection, as an import's would be.
+    let conn = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("a plain connection to the database");
+    conn.execute_unprepared("CREATE TABLE saved_books AS SELECT * FROM books")
+        .await
+        .unwrap();
+    for statement in emptied.split("; ") {
+        conn.execute_unprepared(statement)
+            .await
+            .unwrap_or_else(|err| panic!("{statement}: {err}"));
+    }
+    for query in ["garden", "the"] {
+        check(&app, 0, "after books were emptied", query, 50).await;
+    }
+    conn.execute_unprepared("INSERT INTO books SELECT * FROM saved_books WHERE title < 'M'")
+        .await
+        .expect("the same rows load again");
+    for query in ["garden", "the", "of the"] {
+        for size in [7, 50] {
+            check(&app, 0, "after books were loaded again", query, size).await;
+        }
+    }
+}
+
 /// A service with every cache off: each search reaches the database.
 async fn uncached_app() -> TestApp {
     TestApp::builder()
