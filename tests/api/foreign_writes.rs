@@ -455,6 +455,21 @@ async fn run_foreign(app: &TestApp, sql: &str) {
     foreign.close().await.expect("the connection closes");
 }
 
+/// Waits until `/readyz` says a trigger is down, checks that the replica
+/// stays in rotation (200, "degraded": every replica alike would go), and
+/// returns the body.
+async fn degraded_by_triggers(app: &TestApp) -> Json {
+    eventually(|| async { readiness(app).await.1["checks"]["triggers"]["status"] == "down" }).await;
+    let (status, body) = readiness(app).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("degraded")),
+        "{body}"
+    );
+    assert_eq!(body["checks"]["triggers"]["status"], "down", "{body}");
+    body
+}
+
 #[tokio::test]
 async fn readiness_names_an_outbox_trigger_that_was_dropped() {
     let app = crate::helpers::spawn_app().await;
@@ -466,15 +481,9 @@ async fn readiness_names_an_outbox_trigger_that_was_dropped() {
 
     run_foreign(&app, drop).await;
 
-    eventually(|| async { readiness(&app).await.1["checks"]["triggers"]["status"] == "down" })
-        .await;
-    // Said, not a reason to leave rotation: every replica alike would go.
-    let (status, body) = readiness(&app).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "degraded", "{body}");
+    let body = degraded_by_triggers(&app).await;
     assert_eq!(body["checks"]["database"]["status"], "up", "{body}");
     let triggers = &body["checks"]["triggers"];
-    assert_eq!(triggers["status"], "down", "{body}");
     assert_eq!(
         triggers["missing"],
         json!(["books.announce_books_update"]),
@@ -504,14 +513,7 @@ async fn readiness_names_a_search_trigger_that_was_dropped_or_disabled() {
 
     run_foreign(&app, change).await;
 
-    eventually(|| async { readiness(&app).await.1["checks"]["triggers"]["status"] == "down" })
-        .await;
-    let (status, body) = readiness(&app).await;
-    assert_eq!(
-        (status, &body["status"]),
-        (200, &json!("degraded")),
-        "{body}"
-    );
+    let body = degraded_by_triggers(&app).await;
     let triggers = &body["checks"]["triggers"];
     assert_eq!(triggers["missing"], missing, "{body}");
     assert_eq!(triggers["disabled"], disabled, "{body}");
@@ -533,16 +535,8 @@ async fn readiness_names_a_disabled_outbox_trigger_until_it_is_enabled_again() {
     )
     .await;
 
-    eventually(|| async { readiness(&app).await.1["checks"]["triggers"]["status"] == "down" })
-        .await;
-    let (status, body) = readiness(&app).await;
-    assert_eq!(
-        (status, &body["status"]),
-        (200, &json!("degraded")),
-        "{body}"
-    );
+    let body = degraded_by_triggers(&app).await;
     let triggers = &body["checks"]["triggers"];
-    assert_eq!(triggers["status"], "down", "{body}");
     assert_eq!(
         triggers["disabled"],
         json!(["books.announce_books_update"]),
