@@ -4,7 +4,6 @@
 //! Entries spread over every primary, every write still reaches every
 //! replica, `cache clear` and the stats cover every primary, and a primary
 //! killed (its replica promoted) is survived.
-use crate::binary::free_port;
 use crate::helpers::{catalogue, TestApp};
 use crate::sentinel::{
     cache_status, cli, eventually_within, retitle, title, wait_blocking, Node, INSTALL,
@@ -32,41 +31,37 @@ impl Cluster {
         let dir = std::env::temp_dir().join(format!("biblio-cluster-{}", uuid::Uuid::now_v7()));
         let nodes: Vec<Node> = (0..6)
             .map(|_| {
-                // A cluster node's bus listens 10,000 ports above it, so
-                // redis-server refuses a port above 55535.
-                let port = std::iter::repeat_with(free_port)
-                    .find(|port| *port <= 55535)
-                    .expect("a free port");
-                let node_dir = dir.join(format!("node-{port}"));
-                std::fs::create_dir_all(&node_dir).expect("a node's directory");
-                let args: Vec<String> = [
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "1000",
-                    // A replica whose primary dies always takes over (the
-                    // default refuses if the link was down too long, which
-                    // a loaded CI machine can cause), and syncs at once.
-                    "--cluster-replica-validity-factor",
-                    "0",
-                    "--repl-diskless-sync-delay",
-                    "0",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    &node_dir.display().to_string(),
-                ]
-                .map(String::from)
-                .to_vec();
-                Node::spawn(None, port, &args)
+                Node::spawn(None, |port| {
+                    let node_dir = dir.join(format!("node-{port}"));
+                    std::fs::create_dir_all(&node_dir).expect("a node's directory");
+                    [
+                        "--port",
+                        &port.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "1000",
+                        // A replica whose primary dies always takes over (the
+                        // default refuses if the link was down too long, which
+                        // a loaded CI machine can cause), and syncs at once.
+                        "--cluster-replica-validity-factor",
+                        "0",
+                        "--repl-diskless-sync-delay",
+                        "0",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        &node_dir.display().to_string(),
+                    ]
+                    .map(String::from)
+                    .to_vec()
+                })
             })
             .collect();
         let addresses: Vec<String> = nodes

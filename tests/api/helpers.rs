@@ -102,17 +102,24 @@ pub struct TestRedis {
 
 impl TestRedis {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|address| address.port())
-            .expect("a free port");
-        let mut redis = Self {
-            port,
-            process: None,
-            dir: None,
-        };
-        redis.restart();
-        redis
+        // Another process can take the port between this probe and the
+        // server's bind (the suites start many servers at once); the server
+        // then exits at once, and another port is tried.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .map(|address| address.port())
+                .expect("a free port");
+            let mut redis = Self {
+                port,
+                process: None,
+                dir: None,
+            };
+            if redis.launch() {
+                return redis;
+            }
+        }
+        panic!("redis-server exited at once on five free ports in a row");
     }
 
     pub fn start_persistent() -> Self {
@@ -131,6 +138,15 @@ impl TestRedis {
 
     /// Starts the server (again) on the same port, empty, and waits until it answers.
     pub fn restart(&mut self) {
+        assert!(
+            self.launch(),
+            "redis-server exited at once on port {}",
+            self.port
+        );
+    }
+
+    /// Starts the server and waits until it answers (true) or exits (false).
+    fn launch(&mut self) -> bool {
         let mut args: Vec<String> = [
             "--port",
             &self.port.to_string(),
@@ -161,8 +177,9 @@ impl TestRedis {
                      macOS: brew install redis) so that redis-server is on PATH"
                 )
             });
-        self.process = Some(child);
-        for _ in 0..200 {
+        let child = self.process.insert(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
             if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
                 let mut reply = [0u8; 7];
@@ -170,8 +187,12 @@ impl TestRedis {
                     && stream.read_exact(&mut reply).is_ok()
                     && &reply == b"+PONG\r\n"
                 {
-                    return;
+                    return true;
                 }
+            }
+            if child.try_wait().expect("the server's status").is_some() {
+                self.process = None;
+                return false;
             }
             std::thread::sleep(Duration::from_millis(10));
         }

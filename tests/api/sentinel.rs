@@ -71,26 +71,43 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub(crate) fn spawn(ca: Option<&Path>, port: u16, args: &[String]) -> Self {
-        let process = Command::new("redis-server")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start redis-server ({err}). {INSTALL}"));
-        let node = Self {
-            port,
-            process: Some(process),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while cli_with(ca, port, &["PING"]).as_deref() != Some("PONG") {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
+    /// Starts `redis-server` with the arguments `args(port)` on a free
+    /// port and waits until it answers. Another process can take the port
+    /// between the probe that found it free and the server's bind (the
+    /// suites start many servers at once); the server then exits at once,
+    /// and another port is tried.
+    pub(crate) fn spawn(ca: Option<&Path>, mut args: impl FnMut(u16) -> Vec<String>) -> Self {
+        for _ in 0..5 {
+            // A cluster node's bus listens 10,000 ports above it, so
+            // redis-server refuses a port above 55535.
+            let port = std::iter::repeat_with(free_port)
+                .find(|port| *port <= 55535)
+                .expect("a free port");
+            let mut process = Command::new("redis-server")
+                .args(args(port))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|err| panic!("cannot start redis-server ({err}). {INSTALL}"));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if cli_with(ca, port, &["PING"]).as_deref() == Some("PONG") {
+                    return Self {
+                        port,
+                        process: Some(process),
+                    };
+                }
+                if process.try_wait().expect("the node's status").is_some() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server did not answer on port {port}"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
-        node
+        panic!("redis-server exited at once on five free ports in a row");
     }
 
     /// A data node; a replica of `primary` if given; TLS only (replication
@@ -101,36 +118,39 @@ impl Node {
         certificates: Option<&Certificates>,
         primary: Option<u16>,
     ) -> Self {
-        let port = free_port();
-        let mut args: Vec<String> = match certificates {
-            None => vec!["--port".into(), port.to_string()],
-            Some(certificates) => {
-                let mut args: Vec<String> = vec![
-                    "--port".into(),
-                    "0".into(),
-                    "--tls-port".into(),
-                    port.to_string(),
-                ];
-                args.extend(
-                    tls_options(certificates)
-                        .iter()
-                        .flat_map(|(name, value)| [format!("--{name}"), value.clone()]),
-                );
-                args
+        Self::spawn(ca(certificates).as_deref(), |port| {
+            let mut args: Vec<String> = match certificates {
+                None => vec!["--port".into(), port.to_string()],
+                Some(certificates) => {
+                    let mut args: Vec<String> = vec![
+                        "--port".into(),
+                        "0".into(),
+                        "--tls-port".into(),
+                        port.to_string(),
+                    ];
+                    args.extend(
+                        tls_options(certificates)
+                            .iter()
+                            .flat_map(|(name, value)| [format!("--{name}"), value.clone()]),
+                    );
+                    args
+                }
+            };
+            args.extend(
+                ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from),
+            );
+            let dir = dir.join(format!("node-{port}"));
+            std::fs::create_dir_all(&dir).expect("a node's directory");
+            args.extend(["--dir".into(), dir.display().to_string()]);
+            if let Some(primary) = primary {
+                args.extend([
+                    "--replicaof".into(),
+                    "127.0.0.1".into(),
+                    primary.to_string(),
+                ]);
             }
-        };
-        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
-        let dir = dir.join(format!("node-{port}"));
-        std::fs::create_dir_all(&dir).expect("a node's directory");
-        args.extend(["--dir".into(), dir.display().to_string()]);
-        if let Some(primary) = primary {
-            args.extend([
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                primary.to_string(),
-            ]);
-        }
-        Self::spawn(ca(certificates).as_deref(), port, &args)
+            args
+        })
     }
 
     fn signal(&self, signal: &str) {
@@ -217,36 +237,33 @@ impl SentinelGroup {
         });
         let mut sentinels = Vec::new();
         for _ in 0..3 {
-            let port = free_port();
-            let conf = dir.join(format!("sentinel-{port}.conf"));
-            let listen = match &certificates {
-                None => format!("port {port}\n"),
-                Some(certificates) => {
-                    let mut listen = format!("port 0\ntls-port {port}\n");
-                    for (name, value) in tls_options(certificates) {
-                        listen.push_str(&format!("{name} {value}\n"));
+            sentinels.push(Node::spawn(ca.as_deref(), |port| {
+                let conf = dir.join(format!("sentinel-{port}.conf"));
+                let listen = match &certificates {
+                    None => format!("port {port}\n"),
+                    Some(certificates) => {
+                        let mut listen = format!("port 0\ntls-port {port}\n");
+                        for (name, value) in tls_options(certificates) {
+                            listen.push_str(&format!("{name} {value}\n"));
+                        }
+                        listen
                     }
-                    listen
-                }
-            };
-            std::fs::write(
-                &conf,
-                format!(
-                    "{listen}bind 127.0.0.1\ndir {}\n\
+                };
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "{listen}bind 127.0.0.1\ndir {}\n\
                      sentinel monitor {SERVICE} 127.0.0.1 {} 2\n\
                      sentinel down-after-milliseconds {SERVICE} 1000\n\
                      sentinel failover-timeout {SERVICE} 4000\n\
                      sentinel parallel-syncs {SERVICE} 1\n",
-                    dir.display(),
-                    primary.port
-                ),
-            )
-            .expect("the sentinel's config is written");
-            sentinels.push(Node::spawn(
-                ca.as_deref(),
-                port,
-                &[conf.display().to_string(), "--sentinel".into()],
-            ));
+                        dir.display(),
+                        primary.port
+                    ),
+                )
+                .expect("the sentinel's config is written");
+                vec![conf.display().to_string(), "--sentinel".into()]
+            }));
         }
         let group = Self {
             servers: vec![primary, replica],
