@@ -121,6 +121,7 @@ requests = [
     ("`booksConnection(first: 20, after, orderBy: PUBLISHED_DESC)`, 40% depth", f"query($c: String) {{ booksConnection(first: 20, after: $c, orderBy: PUBLISHED_DESC) {{ {EDGES} }} }}", {"c": published_cursor}, None),
     ("`books(filter: {minPrice: \"50.00\", available: true}, orderBy: PRICE_ASC)`", f"{{ books(filter: {{minPrice: \"50.00\", available: true}}, orderBy: PRICE_ASC) {{ {ITEMS} }} }}", {}, None),
     ("`searchBooks(\"garden\")`", f"{{ searchBooks(query: \"garden\") {{ {ITEMS} }} }}", {}, None),
+    ("`searchBooks(\"umarov\")` (a surname: its matches are by author)", f"{{ searchBooks(query: \"umarov\") {{ {ITEMS} }} }}", {}, None),
     ("`searchBooks(\"zqx\")` (no match)", f"{{ searchBooks(query: \"zqx\") {{ {ITEMS} }} }}", {}, None),
     ("`searchBooks(\"ar\")` (two characters: the scan)", f"{{ searchBooks(query: \"ar\") {{ {ITEMS} }} }}", {}, None),
     ("`statistics`", "{ statistics { totalBooks totalAuthors totalCategories totalMembers activeBorrows averagePrice booksByCategory { category { name } count } } }", {}, None),

@@ -11,6 +11,7 @@ mod m20261207_000002_page_indexes;
 mod m20261207_000003_search_index;
 mod m20261207_000004_cache_changes;
 mod m20261207_000005_search_titles;
+mod m20261208_000001_author_search;
 
 pub use m20261122_000001_create_cache_outbox::DEPLOYMENT_ID;
 
@@ -37,12 +38,16 @@ pub mod search {
     /// trigger)`: what `/readyz` checks is still there and enabled, since a
     /// write they miss leaves search answering from old titles.
     pub fn triggers(backend: DbBackend) -> Vec<(&'static str, String)> {
-        let names: &[(&str, &str)] = match backend {
-            DbBackend::Postgres => crate::m20261207_000005_search_titles::TRIGGERS,
-            _ => crate::m20261207_000003_search_index::TRIGGERS,
+        let names: &[&[(&str, &str)]] = match backend {
+            DbBackend::Postgres => &[crate::m20261207_000005_search_titles::TRIGGERS],
+            _ => &[
+                crate::m20261207_000003_search_index::TRIGGERS,
+                crate::m20261208_000001_author_search::TRIGGERS,
+            ],
         };
         names
             .iter()
+            .flat_map(|names| names.iter())
             .map(|(table, trigger)| (*table, (*trigger).to_owned()))
             .collect()
     }
@@ -52,6 +57,7 @@ pub mod search {
     pub fn rebuild(backend: DbBackend) -> Vec<String> {
         let mut statements = crate::m20261207_000003_search_index::rebuild(backend);
         statements.extend(crate::m20261207_000005_search_titles::rebuild(backend));
+        statements.extend(crate::m20261208_000001_author_search::rebuild(backend));
         statements
     }
 }
@@ -103,6 +109,10 @@ fn steps() -> Vec<Step> {
             migration: Box::new(m20261207_000005_search_titles::Migration),
             creates: m20261207_000005_search_titles::tables,
         },
+        Step {
+            migration: Box::new(m20261208_000001_author_search::Migration),
+            creates: m20261208_000001_author_search::tables,
+        },
     ]
 }
 
@@ -137,4 +147,10 @@ pub const REGENERATED_TABLES: &[&str] = &[
     "book_search_docsize",
     "book_search_config",
     "book_titles",
+    "author_search_keys",
+    "author_search",
+    "author_search_data",
+    "author_search_idx",
+    "author_search_docsize",
+    "author_search_config",
 ];

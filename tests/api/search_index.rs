@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Between rounds, random writes through the API (new books, retitles,
-//! moves to another author, deletions, author renames) exercise the
+//! moves to another author, deletions, new authors, author renames) exercise the
 //! triggers that keep the index.
 //!
 //! `BIBLIO_SEARCH_SEED=S` replays a seed (printed at the start and on
@@ -64,7 +64,11 @@ async fn search_answers_equal_a_like_scan_on_random_titles_names_queries_and_wri
     for round in 0..4 {
         check_random_queries(&app, &mut rng, seed, &format!("round {round}"), 40).await;
         for _ in 0..12 {
-            match rng.below(5) {
+            match rng.below(6) {
+                5 => {
+                    let name = text(&mut rng, 4);
+                    authors.push(app.create_author(&librarian, &name).await);
+                }
                 0 => {
                     let title = text(&mut rng, 5);
                     let author = rng.pick(&authors).clone();
