@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load test: seeds the 10,000-book data set, starts a release build of biblio
+# Load test: seeds the 10,000-book data set (BOOKS), starts a release build of biblio
 # in each cache mode next to the raw-axum baseline, warms it, and runs each
 # workload with wrk. Prints a markdown table (requests/s, p50, p99, and the
 # ratio to the baseline), a fixed-rate latency run, and resident memory.
@@ -93,6 +93,7 @@ WARMUP=${WARMUP:-3}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 RATE=${RATE:-10000}
+BOOKS=${BOOKS:-10000}
 WORKLOADS=${WORKLOADS:-"book list search statistics borrows mixed revalidate listsearch"}
 PORT=${PORT:-18180}
 BASELINE_PORT=${BASELINE_PORT:-18181}
@@ -152,7 +153,9 @@ load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"; }
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/ {print $2}') GiB, $(load)"
 # One known password for every seeded account, so the inputs below can sign in.
 export BIBLIO_SEED_PASSWORD=bench-password
-$BIN seed --authors 2000 --books 10000 --members 1000 --borrows 30000 --seed 42 | head -1
+# BOOKS sets the data set's size (issue 16's million-book mix: BOOKS=1000000
+# CONNECTIONS=16); authors, members and borrows scale with it as in scale.sh.
+$BIN seed --authors $((BOOKS / 5)) --books "$BOOKS" --members $((BOOKS / 10)) --borrows $((BOOKS * 3)) --seed 42 | head -1
 
 redis-server --port $REDIS_PORT --save "" --appendonly no --daemonize no >/dev/null &
 SINGLE_PID=$!
@@ -546,8 +549,8 @@ for mode in $MODES; do
                 if [ "$workload" = listsearch ]; then
                     # METRICS_DIR=DIR keeps each listsearch run's /metrics, to see
                     # where its misses came from (loads, refusals, flights).
-                    [ -z "${METRICS_DIR:-}" ] || curl -s "http://127.0.0.1:$PORT/metrics" \
-                        >"$METRICS_DIR/listsearch-${label// /_}-$TOPOLOGY-$round.prom"
+                    [ -z "${METRICS_DIR:-}" ] || { mkdir -p "$METRICS_DIR" && curl -s "http://127.0.0.1:$PORT/metrics" \
+                        >"$METRICS_DIR/listsearch-${label// /_}-$TOPOLOGY-$round.prom"; }
                     same=$(exact)
                     misses=$(python3 -c "
 b0, s0 = map(int, '$loaded'.split()); b1, s1 = map(int, '$(loads)'.split())
