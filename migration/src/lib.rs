@@ -133,24 +133,12 @@ pub fn created_tables(backend: DbBackend) -> Vec<(String, &'static [&'static str
         .collect()
 }
 
-/// Tables whose rows the service generates again when they are missing (the
-/// deployment id, the token signing key; the tallies, which their migration
-/// counts again; the search index, which its migration fills again), so
-/// that dropping them loses no one's data.
-pub const REGENERATED_TABLES: &[&str] = &[
-    "settings",
-    "tallies",
-    "book_search_keys",
-    "book_search",
-    "book_search_data",
-    "book_search_idx",
-    "book_search_docsize",
-    "book_search_config",
-    "book_titles",
-    "author_search_keys",
-    "author_search",
-    "author_search_data",
-    "author_search_idx",
-    "author_search_docsize",
-    "author_search_config",
-];
+/// Whether `table` is one whose rows the service generates again when they
+/// are missing (the deployment id, the token signing key; the tallies,
+/// which their migration counts again; the search indexes, which their
+/// migrations fill again), so that dropping it loses no one's data.
+pub fn is_regenerated(table: &str) -> bool {
+    ["settings", "tallies", "book_titles"].contains(&table)
+        || m20261207_000003_search_index::TABLES.contains(&table)
+        || m20261208_000001_author_search::TABLES.contains(&table)
+}

@@ -100,7 +100,7 @@ pub(super) async fn repair(conn: &DatabaseConnection) -> Result<(), DbErr> {
     let mut holding = Vec::new();
     for leftover in &leftovers {
         for &table in &leftover.tables {
-            if migration::REGENERATED_TABLES.contains(&table) {
+            if migration::is_regenerated(table) {
                 continue;
             }
             let rows = count_rows(conn, table).await?;
