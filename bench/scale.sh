@@ -28,6 +28,7 @@ if [ -z "${BIN:-}" ]; then
     cargo build --release --quiet --bin biblio
     BIN=target/release/biblio
 fi
+# Quiet migrations and seeds; the service itself logs as by default (below).
 export RUST_LOG=warn
 export BIBLIO_SEED_PASSWORD=bench-password
 
@@ -65,8 +66,12 @@ for database in $DATABASES; do
         "$BIN" --database-url "$url" seed --authors $((size / 5)) --books "$size" \
             --members $((size / 10)) --borrows $((size * 3)) --seed 42 >/dev/null
         seconds=$(python3 -c "print(($(date +%s%N) - $started) / 1e9)")
-        BIBLIO_CACHE_MODE=off BIBLIO_RESPONSE_CACHE=off BIBLIO_BIND=127.0.0.1:$PORT \
-            REDIS_URL=redis://127.0.0.1:$REDIS_PORT DATABASE_URL="$url" "$BIN" serve &
+        # Served as users run it: the access log on (RUST_LOG unset), its
+        # lines to a file; BENCH_LOG=warn starts it with RUST_LOG=warn.
+        env -u RUST_LOG ${BENCH_LOG:+RUST_LOG=$BENCH_LOG} \
+            BIBLIO_CACHE_MODE=off BIBLIO_RESPONSE_CACHE=off BIBLIO_BIND=127.0.0.1:$PORT \
+            REDIS_URL=redis://127.0.0.1:$REDIS_PORT DATABASE_URL="$url" "$BIN" serve \
+            2>"$WORK/serve-$database-$size.log" &
         pid=$!
         wait_for "http://127.0.0.1:$PORT/healthz"
         python3 - "$PORT" "$size" "$RUNS" "$seconds" >"$WORK/$database-$size.json" <<'PY'
