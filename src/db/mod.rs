@@ -30,6 +30,7 @@ pub mod outbox;
 mod pool;
 pub mod replicas;
 mod search;
+pub use search::short_text_page;
 pub mod tallies;
 pub mod users;
 mod write;

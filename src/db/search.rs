@@ -189,23 +189,8 @@ async fn materialised(
     matches: Matches,
 ) -> Result<Page<book::Model>> {
     let backend = db.backend();
-    let (pattern, limit, offset) = match backend {
-        DbBackend::Postgres => ("$1", "$2", "$3"),
-        _ => ("?1", "?2", "?3"),
-    };
-    let matches = matches.cte(backend, pattern);
-    let page = format!(
-        "{matches} SELECT books.*, (SELECT COUNT(*) FROM matches) AS n FROM books \
-         WHERE books.id IN (SELECT id FROM matches ORDER BY title, id LIMIT {limit} OFFSET {offset}) \
-         ORDER BY books.title, books.id"
-    );
-    let values = [
-        text.like_pattern().into(),
-        (request.limit() as i64).into(),
-        (request.offset() as i64).into(),
-    ];
-    let rows = Counted::<book::Model>::find_by_statement(Statement::from_sql_and_values(
-        backend, &page, values,
+    let rows = Counted::<book::Model>::find_by_statement(materialised_page(
+        backend, text, request, matches,
     ))
     .all(db.reader())
     .await?;
@@ -213,9 +198,17 @@ async fn materialised(
         Some(row) => row.n,
         None if request.page == 1 => 0,
         None => {
+            let pattern = if backend == DbBackend::Postgres {
+                "$1"
+            } else {
+                "?1"
+            };
             let count = Statement::from_sql_and_values(
                 backend,
-                format!("{matches} SELECT COUNT(*) FROM matches"),
+                format!(
+                    "{} SELECT COUNT(*) FROM matches",
+                    matches.cte(backend, pattern)
+                ),
                 [text.like_pattern().into()],
             );
             count_of(db.reader(), count).await?
@@ -227,6 +220,38 @@ async fn materialised(
         request,
         changes_at: None,
     })
+}
+
+/// The one statement of a [`materialised`] page: the page's books, each
+/// with the total as `n`.
+fn materialised_page(
+    backend: DbBackend,
+    text: &SearchText,
+    request: PageRequest,
+    matches: Matches,
+) -> Statement {
+    let (pattern, limit, offset) = match backend {
+        DbBackend::Postgres => ("$1", "$2", "$3"),
+        _ => ("?1", "?2", "?3"),
+    };
+    let page = format!(
+        "{} SELECT books.*, (SELECT COUNT(*) FROM matches) AS n FROM books \
+         WHERE books.id IN (SELECT id FROM matches ORDER BY title, id LIMIT {limit} OFFSET {offset}) \
+         ORDER BY books.title, books.id",
+        matches.cte(backend, pattern)
+    );
+    let values = [
+        text.like_pattern().into(),
+        (request.limit() as i64).into(),
+        (request.offset() as i64).into(),
+    ];
+    Statement::from_sql_and_values(backend, page, values)
+}
+
+/// The statement a search of one or two characters runs for a page (the
+/// scan), for tests that check how the database plans it.
+pub fn short_text_page(backend: DbBackend, text: &SearchText, request: PageRequest) -> Statement {
+    materialised_page(backend, text, request, Matches::Scan)
 }
 
 /// SQLite, three characters or more, in one read transaction (so the page
