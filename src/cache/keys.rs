@@ -52,12 +52,15 @@ pub enum Kind {
     Statistics,
     /// A page of one user's borrows (`myBorrows`), under that user's group.
     BorrowPage,
+    /// How many books a search matches, kept in L1 apart from its pages
+    /// ([`SearchTotal`]).
+    SearchTotal,
 }
 
 impl Kind {
     /// Every kind in declaration order, so [`Kind::index`] is a position in it;
     /// sizes the per-kind metrics and is what [`Kind::parse`] searches.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Book,
         Kind::Author,
         Kind::Category,
@@ -72,6 +75,7 @@ impl Kind {
         Kind::CategoryList,
         Kind::Statistics,
         Kind::BorrowPage,
+        Kind::SearchTotal,
     ];
 
     /// The kind's segment in keys and its metrics label. Renaming one only
@@ -92,6 +96,7 @@ impl Kind {
             Kind::CategoryList => "categories",
             Kind::Statistics => "statistics",
             Kind::BorrowPage => "my_borrows",
+            Kind::SearchTotal => "search_total",
         }
     }
 
@@ -515,6 +520,33 @@ impl Segment for Group {
 
     fn parse(name: &str) -> Option<Self> {
         Group::parse(name)
+    }
+}
+
+/// The total of a search's results, kept in L1 apart from its pages
+/// (`Cache::search_page`): under the pages' group, whose local counter
+/// moves only when a write may change which books match (a book moving
+/// within the results' title order evicts pages, never the total).
+pub struct SearchTotal<'a>(pub &'a SearchText);
+
+impl SearchTotal<'_> {
+    /// The group whose local counter its L1 key names.
+    pub fn group(&self) -> Group {
+        Group::SearchIn(SearchBucket::of_term(self.0))
+    }
+}
+
+impl Listing for SearchTotal<'_> {
+    fn write_kind(&self, key: &mut String) {
+        key.push_str(Kind::SearchTotal.as_str());
+    }
+
+    fn write_group(&self, key: &mut String) {
+        self.group().write_name(key);
+    }
+
+    fn write_params(&self, key: &mut String) {
+        key.push_str(self.0.as_str());
     }
 }
 

@@ -79,6 +79,7 @@ impl Ttls {
             | Kind::CategoryBookCount => self.entity,
             Kind::BookPage
             | Kind::SearchPage
+            | Kind::SearchTotal
             | Kind::AuthorPage
             | Kind::AuthorBooksPage
             | Kind::CategoryList => self.list,

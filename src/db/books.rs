@@ -325,8 +325,15 @@ pub async fn by_author(
 
 /// Books whose title or author's name contains `text`, case-insensitively:
 /// a page in title order and the total ([`super::search`] has the plans).
-pub async fn search(db: &Db, text: &SearchText, request: PageRequest) -> Result<Page<book::Model>> {
-    super::search::books(db, text, request).await
+/// `known` is the total when the caller has it (the cache keeps it apart
+/// from the pages): a plan that counts on its own then does not.
+pub async fn search(
+    db: &Db,
+    text: &SearchText,
+    request: PageRequest,
+    known: Option<u64>,
+) -> Result<Page<book::Model>> {
+    super::search::books(db, text, request, known).await
 }
 
 /// The list of search results for `text`, for cursors (by title, then id).

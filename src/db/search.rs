@@ -53,9 +53,17 @@ use sea_orm::{
 const TRIGRAM: usize = 3;
 
 /// Books matching `text`, one page of them in title order, and their total.
-pub async fn books(db: &Db, text: &SearchText, request: PageRequest) -> Result<Page<book::Model>> {
+/// `known`, the total if the caller has it, spares the count where it is
+/// a statement of its own (SQLite's FTS5 plan); elsewhere it is counted
+/// with the page, from the same matches, and `known` is not needed.
+pub async fn books(
+    db: &Db,
+    text: &SearchText,
+    request: PageRequest,
+    known: Option<u64>,
+) -> Result<Page<book::Model>> {
     match db.backend() {
-        DbBackend::Sqlite if text.chars() >= TRIGRAM => fts(db, text, request).await,
+        DbBackend::Sqlite if text.chars() >= TRIGRAM => fts(db, text, request, known).await,
         DbBackend::Postgres if pg_trgm_finds(text) => {
             materialised(db, text, request, Matches::TrigramUnion).await
         }
@@ -277,19 +285,30 @@ pub fn short_text_page(backend: DbBackend, text: &SearchText, request: PageReque
 /// The walk reads about `(offset + limit) * books / total` entries, the
 /// sort every match at a few times the cost of an entry: the walk is taken
 /// when it reads fewer than twice the matches.
-async fn fts(db: &Db, text: &SearchText, request: PageRequest) -> Result<Page<book::Model>> {
+///
+/// With the total `known`, the count is skipped: the page alone is cut,
+/// its plan chosen by that total.
+async fn fts(
+    db: &Db,
+    text: &SearchText,
+    request: PageRequest,
+    known: Option<u64>,
+) -> Result<Page<book::Model>> {
     let phrase = text.fts5_phrase();
     let txn = db.conn().begin().await?;
-    let total = count_of(
-        &txn,
-        Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "SELECT COUNT(*) FROM book_search WHERE book_search MATCH ?1",
-            [phrase.clone().into()],
-        ),
-    )
-    .await?
-    .max(0) as u64;
+    let total = match known {
+        Some(total) => total,
+        None => count_of(
+            &txn,
+            Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) FROM book_search WHERE book_search MATCH ?1",
+                [phrase.clone().into()],
+            ),
+        )
+        .await?
+        .max(0) as u64,
+    };
     let (offset, limit) = (request.offset(), request.limit());
     let items = if offset >= total {
         Vec::new()

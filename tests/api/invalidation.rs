@@ -546,8 +546,9 @@ async fn a_retitle_reloads_only_the_title_pages_it_moves_through() {
 
 /// Search pages are title ordered too: a retitle that keeps a book in a
 /// term's results (the term is in its author's name) reloads only the
-/// pages of those results it moves through; a term of the titles reloads
-/// every page, since the book may enter or leave its results.
+/// pages of those results it moves through, and keeps their total, so
+/// they are not counted again; a term of the titles reloads every page,
+/// since the book may enter or leave its results, and counts them once.
 #[tokio::test]
 async fn a_retitle_reloads_only_the_search_pages_it_moves_through_for_its_authors_name() {
     use biblio::cache::Kind;
@@ -556,6 +557,7 @@ async fn a_retitle_reloads_only_the_search_pages_it_moves_through_for_its_author
     let mut titles = numbered_books(&r[0], &librarian, 12).await;
     let page = "query($q: String!, $p: Int!) { searchBooks(query: $q, page: $p, pageSize: 3) { totalCount items { title } } }";
     let loads = || r[1].cache.metrics().kind(Kind::SearchPage).loads;
+    let counts = || r[1].cache.metrics().kind(Kind::SearchTotal).loads;
     let reader = &r[1];
     let read_all = |term: &'static str| async move {
         let mut seen = Vec::new();
@@ -602,16 +604,26 @@ async fn a_retitle_reloads_only_the_search_pages_it_moves_through_for_its_author
         }
         let mut expected: Vec<String> = titles.iter().map(|(title, _)| title.clone()).collect();
         expected.sort();
-        let before = loads();
+        let (before, counted) = (loads(), counts());
         assert_eq!(read_all("guin").await, expected, "after {from} became {to}");
         assert_eq!(
             loads() - before,
             by_name,
             "{from} to {to}: the author's name's results reload the pages it passes through"
         );
-        let before = loads();
+        assert_eq!(
+            counts(),
+            counted,
+            "{from} to {to}: the book moved within the name's results, whose total was kept"
+        );
+        let (before, counted) = (loads(), counts());
         assert_eq!(read_all("book").await, expected);
         assert_eq!(loads() - before, by_title, "a title's term reloads whole");
+        assert_eq!(
+            counts() - counted,
+            1,
+            "a title's term counts its results once, for its first page reloaded"
+        );
     }
 }
 

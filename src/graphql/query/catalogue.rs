@@ -114,7 +114,11 @@ impl CatalogueQuery {
             .page(
                 &list,
                 request,
-                || scope.on_db(db::books::search(&services.db, &text, request)),
+                || {
+                    scope.on_db(services.cache.search_page(&text, |known| {
+                        db::books::search(&services.db, &text, request, known)
+                    }))
+                },
                 |ids| scope.books(ids),
             )
             .await?;
