@@ -147,10 +147,32 @@ impl Cache {
         R: FnOnce(Vec<Uuid>) -> RFut,
         RFut: Future<Output = std::result::Result<HashMap<Uuid, Arc<M>>, LoadError>>,
     {
+        self.slice_in(list, reads, load, resolve, Tiers::Both).await
+    }
+
+    /// [`Cache::slice`], through `tiers` (see [`Cache::search_page`]).
+    async fn slice_in<M, F, Fut, R, RFut>(
+        &self,
+        list: &List<'_>,
+        reads: &dyn ReadLog,
+        load: F,
+        resolve: R,
+        tiers: Tiers,
+    ) -> Result<Slice<Arc<M>>>
+    where
+        M: Item,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Slice<M>>>,
+        R: FnOnce(Vec<Uuid>) -> RFut,
+        RFut: Future<Output = std::result::Result<HashMap<Uuid, Arc<M>>, LoadError>>,
+    {
         let inner = &self.inner;
         let loaded: Mutex<Option<(Vec<Arc<M>>, PrimeTicket)>> = Mutex::new(None);
         reads.list(list);
-        let (key, _) = inner.list_key(list).await;
+        let (mut key, _) = inner.list_key(list).await;
+        if tiers == Tiers::L1 {
+            key.l2 = None;
+        }
         if key.ranged.is_some() {
             // Moves evict it by this key: see `l1`.
             reads.page(list.group(), &key.l1);
@@ -211,54 +233,83 @@ impl Cache {
 }
 
 impl Cache {
-    /// Runs `load`, a search page's query, with the total of its results
-    /// when L1 has it, so the page is cut without counting them again. A
-    /// book that moves within the results' title order (a retitle that
+    /// Reads a page of search results (`list`) as [`Cache::page`] does,
+    /// with the total of its results kept in L1 apart from its pages, for
+    /// the plans that count in a statement of their own: `load` is given
+    /// the total when it is kept, and then cuts the page without counting.
+    /// A book that moves within the results' title order (a retitle that
     /// only its author's name makes match) evicts the pages it passes but
-    /// changes no total, so the page reloads at the cost of the page alone
-    /// (at a million books, a surname's 34,000 matches take SQLite 5-11 ms
-    /// to count and 1-7 ms to page). The total lives under the pages'
-    /// group's local counter, which only a change of which books match
-    /// moves ([`SearchTotal`]); it is never in L2, whose keys a move
-    /// changes. `load` is given `None` when the total is not known, and
-    /// then counts it, which fills it.
-    pub async fn search_page<M, F, Fut>(&self, text: &SearchText, load: F) -> Result<Page<M>>
+    /// changes no total: at a million books a surname's 34,000 matches take
+    /// SQLite 5-11 ms to count and 1-7 ms to page.
+    ///
+    /// The total is kept under the pages' group's local counter, which
+    /// only a change of which books match advances ([`SearchTotal`]), and
+    /// only while the bus is trusted: then every change heard of has
+    /// advanced it, and one not yet heard of is within the bound, as for
+    /// any L1 entry. (Untrusted, an entry is served for the cap after it
+    /// was filled, and a page cut now with an older total would outlive
+    /// it.) A page cut with a kept total is never stored in Redis: another
+    /// replica's write may have moved the group's generation there before
+    /// its event moved the counter here, and the page would then outlive
+    /// the event under the new generation.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn search_page<M, F, Fut, R, RFut>(
+        &self,
+        text: &SearchText,
+        list: &List<'_>,
+        reads: &dyn ReadLog,
+        request: PageRequest,
+        load: F,
+        resolve: R,
+    ) -> Result<Page<Arc<M>>>
     where
+        M: Item,
         F: Fn(Option<u64>) -> Fut,
         Fut: Future<Output = Result<Page<M>>>,
+        R: FnOnce(Vec<Uuid>) -> RFut,
+        RFut: Future<Output = std::result::Result<HashMap<Uuid, Arc<M>>, LoadError>>,
     {
         let inner = &self.inner;
-        let Some(l1) = inner.l1_entries() else {
-            return load(None).await;
+        let counting = || {
+            inner.metrics.loaded(Kind::SearchTotal, 1);
+            load(None)
+        };
+        let Some(l1) = inner.l1_entries().filter(|l1| l1.is_trusted()) else {
+            return self.page(list, reads, request, counting, resolve).await;
         };
         let total = SearchTotal(text);
-        // Read before the count runs: a change of the matches after it
-        // moves the counter, and this fill lands under a key no one reads.
+        // Read before the page: a change of the matches after it advances
+        // the counter, and the total filled below lands where no one reads.
         let (local, _) = l1.group(&total.group());
-        let key = CacheKey {
-            l1: l1::Key::List(format!("{}#{local}", inner.keys.list(&total, 0)).into_boxed_str()),
-            l2: None,
-            ranged: None,
-        };
-        let counted: Mutex<Option<Page<M>>> = Mutex::new(None);
-        let no_shape = (
-            (|_| None) as fn(&u64) -> Option<Duration>,
-            (|_| None) as fn(&u64) -> Option<Span>,
-        );
-        let known = inner
-            .read_one(Kind::SearchTotal, key, no_shape, || async {
-                let page = load(None).await?;
-                let total = page.total_count;
-                *counted.lock() = Some(page);
-                Ok(total)
-            })
-            .await?;
-        let counted = counted.lock().take();
-        match counted {
-            Some(page) => Ok(page),
-            None => load(Some(*known)).await,
+        let shared = inner.keys.list(&total, 0);
+        let key = l1::Key::List(format!("{shared}#{local}").into_boxed_str());
+        if let Some(Some(kept)) = l1.get(&key).and_then(super::read::downcast::<u64>) {
+            let cut = || {
+                let page = load(Some(*kept));
+                async move { page.await.map(Slice::from) }
+            };
+            let slice = self.slice_in(list, reads, cut, resolve, Tiers::L1).await?;
+            return Ok(slice.into_page(request));
         }
+        let ticket = l1.ticket(&key);
+        let current_as_of = inner.sync.current_as_of();
+        let page = self.page(list, reads, request, counting, resolve).await?;
+        let ttl = inner
+            .ttls
+            .jittered(inner.ttls.l1(Kind::SearchTotal, false), &shared);
+        let value: l1::Value = Some(Arc::new(page.total_count) as Arc<dyn Any + Send + Sync>);
+        l1.insert(key, ticket, l1::Entry::new(value, 8, ttl, current_as_of));
+        Ok(page)
     }
+}
+
+/// The tiers a list read may use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tiers {
+    /// L1 and L2, as every read does.
+    Both,
+    /// L1 alone: the value is kept in this process only.
+    L1,
 }
 
 impl Inner {

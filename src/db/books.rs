@@ -336,6 +336,12 @@ pub async fn search(
     super::search::books(db, text, request, known).await
 }
 
+/// Whether [`search`] counts `text`'s matches in a statement apart from
+/// the page, so that a known total spares it: SQLite's FTS5 plan.
+pub fn search_counts_apart(db: &Db, text: &SearchText) -> bool {
+    super::search::counts_apart(db, text)
+}
+
 /// The list of search results for `text`, for cursors (by title, then id).
 pub fn search_listing(text: &SearchText) -> Listing {
     Listing::new(&format!("search|q={}", text.as_str()), KeyKind::Title)

@@ -18,7 +18,7 @@ use crate::cache::{self, Cache, Item, List, Of, ReadLog};
 use crate::db::aggregates::Statistics;
 use crate::db::users::Profile;
 use crate::db::Db;
-use crate::domain::{Page, PageRequest, Slice};
+use crate::domain::{Page, PageRequest, SearchText, Slice};
 use crate::error::LoadError;
 use crate::error::{Error, Result};
 use crate::responses::Reads;
@@ -250,6 +250,33 @@ impl Scope {
             .services
             .cache
             .page(list, &*self.reads, request, load, resolve)
+            .await?;
+        self.record(&page.items, page.changes_at);
+        Ok(page)
+    }
+
+    /// A page of search results for `text` through the cache, its total
+    /// kept apart from its pages ([`crate::cache::Cache::search_page`]):
+    /// `load` is given the total when it is kept.
+    pub async fn search_page<M, F, Fut, R, RFut>(
+        &self,
+        text: &SearchText,
+        list: &List<'_>,
+        request: PageRequest,
+        load: F,
+        resolve: R,
+    ) -> Result<Page<Arc<M>>>
+    where
+        M: Item,
+        F: Fn(Option<u64>) -> Fut,
+        Fut: Future<Output = Result<Page<M>>>,
+        R: FnOnce(Vec<Uuid>) -> RFut,
+        RFut: Future<Output = Result<HashMap<Uuid, Arc<M>>, LoadError>>,
+    {
+        let page = self
+            .services
+            .cache
+            .search_page(text, list, &*self.reads, request, load, resolve)
             .await?;
         self.record(&page.items, page.changes_at);
         Ok(page)

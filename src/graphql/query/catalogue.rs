@@ -110,18 +110,16 @@ impl CatalogueQuery {
             text: &text,
             page: request,
         };
-        let books = scope
-            .page(
-                &list,
-                request,
-                || {
-                    scope.on_db(services.cache.search_page(&text, |known| {
-                        db::books::search(&services.db, &text, request, known)
-                    }))
-                },
-                |ids| scope.books(ids),
-            )
-            .await?;
+        let search = |known| scope.on_db(db::books::search(&services.db, &text, request, known));
+        let books = if db::books::search_counts_apart(&services.db, &text) {
+            scope
+                .search_page(&text, &list, request, search, |ids| scope.books(ids))
+                .await?
+        } else {
+            scope
+                .page(&list, request, || search(None), |ids| scope.books(ids))
+                .await?
+        };
         Ok(Paged::new(books.map(Book)))
     }
 
