@@ -252,7 +252,6 @@ impl Cache {
     /// replica's write may have moved the group's generation there before
     /// its event moved the counter here, and the page would then outlive
     /// the event under the new generation.
-    #[allow(clippy::too_many_arguments)]
     pub async fn search_page<M, F, Fut, R, RFut>(
         &self,
         text: &SearchText,
